@@ -1,0 +1,427 @@
+// Command vidgen turns one still image and one audio file into an MP4 through a small HTTP API.
+// See README.md.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "vidgen:", err)
+		os.Exit(1)
+	}
+}
+
+// run is the whole program: it parses args (with env for the VIDGEN_* variables) and runs the
+// command until ctx is done.
+func run(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		cfg, err := parseServeFlags(args, env, stderr)
+		if err != nil {
+			return err
+		}
+		return serve(ctx, cfg, stderr)
+	case "keys":
+		return runKeys(ctx, args, stdout, stderr, env, rand.Reader, time.Now)
+	case "version":
+		fs := flag.NewFlagSet("version", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		ffmpeg := fs.String("ffmpeg", "ffmpeg", "path of ffmpeg")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "vidgen %s (%s)\n", version, runtime.Version())
+		if v, err := toolVersion(ctx, *ffmpeg); err != nil {
+			fmt.Fprintf(stdout, "ffmpeg: not found (%v)\n", err)
+		} else {
+			fmt.Fprintf(stdout, "ffmpeg: %s\n", v)
+		}
+		return nil
+	case "help", "-h", "-help", "--help":
+		fmt.Fprintln(stdout, "usage: vidgen [serve] [flags] | vidgen keys create|list|deactivate|rotate-secret | vidgen version\nRun `vidgen serve -h` for the flags.")
+		return nil
+	}
+	return fmt.Errorf("unknown command %q (want serve, keys or version)", cmd)
+}
+
+// config is serve's configuration, from flags and VIDGEN_* variables.
+type config struct {
+	Addr                string
+	DataDir             string
+	PublicURL           string
+	Workers             int
+	FFmpeg, FFprobe     string
+	TrustProxy          []netip.Prefix
+	WebhookAllowPrivate bool
+	WebhookPorts        []string
+	RateAPI, RateSubmit int
+	MaxDuration         time.Duration
+	ShutdownGrace       time.Duration
+	Retention           time.Duration
+	MinFree             int64
+}
+
+func envOr(env func(string) string, name, def string) string {
+	if v := env(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (config, error) {
+	var cfg config
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	atoi := func(name string, def int) int {
+		if n, err := strconv.Atoi(env(name)); err == nil {
+			return n
+		}
+		return def
+	}
+	boolEnv := func(name string) bool { b, _ := strconv.ParseBool(env(name)); return b }
+	durEnv := func(name string, def time.Duration) time.Duration {
+		if d, err := time.ParseDuration(env(name)); err == nil {
+			return d
+		}
+		return def
+	}
+	fs.StringVar(&cfg.Addr, "addr", envOr(env, "VIDGEN_ADDR", ":8080"), "listen address [VIDGEN_ADDR]")
+	fs.StringVar(&cfg.DataDir, "data", envOr(env, "VIDGEN_DATA", "./data"), "directory for the database, uploads and outputs [VIDGEN_DATA]")
+	fs.StringVar(&cfg.PublicURL, "public-url", envOr(env, "VIDGEN_PUBLIC_URL", "http://localhost:8080"), "base of outputVideo and outputShareLink URLs [VIDGEN_PUBLIC_URL]")
+	fs.IntVar(&cfg.Workers, "workers", atoi("VIDGEN_WORKERS", runtime.NumCPU()), "most renders at once [VIDGEN_WORKERS]")
+	fs.StringVar(&cfg.FFmpeg, "ffmpeg", envOr(env, "VIDGEN_FFMPEG", "ffmpeg"), "path of ffmpeg [VIDGEN_FFMPEG]")
+	fs.StringVar(&cfg.FFprobe, "ffprobe", envOr(env, "VIDGEN_FFPROBE", "ffprobe"), "path of ffprobe [VIDGEN_FFPROBE]")
+	trust := fs.String("trust-proxy", env("VIDGEN_TRUST_PROXY"), "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed [VIDGEN_TRUST_PROXY]")
+	fs.BoolVar(&cfg.WebhookAllowPrivate, "webhook-allow-private", boolEnv("VIDGEN_WEBHOOK_ALLOW_PRIVATE"), "allow webhooks to loopback/private addresses, local testing only [VIDGEN_WEBHOOK_ALLOW_PRIVATE]")
+	ports := fs.String("webhook-ports", envOr(env, "VIDGEN_WEBHOOK_PORTS", "443"), "comma-separated ports webhook URLs may use [VIDGEN_WEBHOOK_PORTS]")
+	fs.IntVar(&cfg.RateAPI, "rate-api", atoi("VIDGEN_RATE_API", 600), "requests a minute per client IP on /api/*, 0 for no limit [VIDGEN_RATE_API]")
+	fs.IntVar(&cfg.RateSubmit, "rate-submit", atoi("VIDGEN_RATE_SUBMIT", 30), "submissions a minute per client IP, 0 for no limit [VIDGEN_RATE_SUBMIT]")
+	fs.DurationVar(&cfg.MaxDuration, "max-duration", durEnv("VIDGEN_MAX_DURATION", time.Hour), "longest audio accepted [VIDGEN_MAX_DURATION]")
+	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", durEnv("VIDGEN_SHUTDOWN_GRACE", 20*time.Second), "how long running renders may finish on shutdown [VIDGEN_SHUTDOWN_GRACE]")
+	fs.DurationVar(&cfg.Retention, "retention", durEnv("VIDGEN_RETENTION", 30*24*time.Hour), "how long outputs are kept, 0 for ever [VIDGEN_RETENTION]")
+	minFree := fs.Int64("min-free", int64(atoi("VIDGEN_MIN_FREE", 1<<30)), "bytes of free disk below which submissions get 507 [VIDGEN_MIN_FREE]")
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+	cfg.MinFree = *minFree
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	if cfg.Workers < 1 {
+		return config{}, errors.New("serve: -workers must be at least 1")
+	}
+	for _, s := range strings.Split(*trust, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, err2 := netip.ParseAddr(s)
+			if err2 != nil {
+				return config{}, fmt.Errorf("serve: -trust-proxy: %q is not a CIDR", s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		cfg.TrustProxy = append(cfg.TrustProxy, p.Masked())
+	}
+	for _, p := range strings.Split(*ports, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			cfg.WebhookPorts = append(cfg.WebhookPorts, p)
+		}
+	}
+	return cfg, nil
+}
+
+// server owns everything one running vidgen has: tests start many side by side.
+type server struct {
+	cfg      config
+	log      *slog.Logger
+	now      func() time.Time
+	rand     io.Reader
+	store    *Store
+	renderer *renderer
+	hooks    *webhookSender
+	clients  clientIPs
+
+	apiLimit, submitLimit *limitPolicy
+	ratePolicyHeader      string
+	diskFree              func(path string) (int64, error)
+}
+
+func (s *server) limitAPI(h http.Handler) http.Handler    { return s.limit(s.apiLimit)(h) }
+func (s *server) limitSubmit(h http.Handler) http.Handler { return s.limit(s.submitLimit)(h) }
+
+func (s *server) newDeliveryID() (string, error) {
+	id, err := randomString(s.rand, 24, base36)
+	return "msg_" + id, err
+}
+
+// openData creates the data directory's layout and opens its database.
+func openData(ctx context.Context, dir string, now func() time.Time) (*Store, error) {
+	for _, sub := range []string{"", "tmp", "inputs", "outputs"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o750); err != nil {
+			return nil, fmt.Errorf("data directory: %w", err)
+		}
+	}
+	return OpenStore(ctx, filepath.Join(dir, "vidgen.db"), now)
+}
+
+// newServer opens the data directory and wires the parts together; nothing runs until start.
+func newServer(ctx context.Context, cfg config, log *slog.Logger, now func() time.Time) (*server, error) {
+	if !filepath.IsAbs(cfg.DataDir) {
+		abs, err := filepath.Abs(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		cfg.DataDir = abs
+	}
+	st, err := openData(ctx, cfg.DataDir, now)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{cfg: cfg, log: log, now: now, rand: rand.Reader, store: st, clients: clientIPs{trusted: cfg.TrustProxy}, diskFree: diskFree}
+	if cfg.RateAPI > 0 {
+		s.apiLimit = newLimitPolicy("requests", cfg.RateAPI, now)
+	}
+	if cfg.RateSubmit > 0 {
+		s.submitLimit = newLimitPolicy("submissions", cfg.RateSubmit, now)
+	}
+	s.ratePolicyHeader = ratePolicy(s.apiLimit, s.submitLimit)
+	s.hooks = newWebhookSender(st, log, now, cfg.WebhookAllowPrivate, cfg.WebhookPorts, nil)
+	s.renderer = &renderer{
+		store: st, log: log, now: now, ffmpeg: cfg.FFmpeg, dataDir: cfg.DataDir, workers: cfg.Workers,
+		payload: s.webhookPayload, deliveryID: s.mustDeliveryID, ended: s.jobEnded,
+		newToken: func() (string, error) { return randomHex(s.rand, 16) },
+		wake:     make(chan struct{}, 1), progress: map[string]*jobProgress{},
+	}
+	return s, nil
+}
+
+// mustDeliveryID is newDeliveryID for the store's transactions; crypto/rand does not fail.
+func (s *server) mustDeliveryID() string {
+	id, err := s.newDeliveryID()
+	if err != nil {
+		panic(err)
+	}
+	return id
+}
+
+// jobEnded runs once a job reaches a final state through the renderer.
+func (s *server) jobEnded(j Job) {
+	s.removeInputs(j)
+	if j.WebhookURL != "" {
+		s.hooks.Notify()
+	}
+}
+
+// checkDiskSpace refuses new work with 507 when the data directory's disk is nearly full, so a
+// job never fails half-way for want of space.
+func (s *server) checkDiskSpace() error {
+	if s.cfg.MinFree <= 0 {
+		return nil
+	}
+	free, err := s.diskFree(s.cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("free disk space: %w", err)
+	}
+	if free < s.cfg.MinFree {
+		s.log.Warn("refusing submission: low disk space", "free", free, "min", s.cfg.MinFree)
+		return errorf(http.StatusInsufficientStorage, "The server is low on disk space and cannot take new jobs right now; try again later")
+	}
+	return nil
+}
+
+func diskFree(path string) (int64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(path, &st); err != nil {
+		return 0, err
+	}
+	return int64(st.Bavail) * int64(st.Bsize), nil
+}
+
+// toolVersion returns the first line of `tool -version`, which also proves the tool runs.
+func toolVersion(ctx context.Context, tool string) (string, error) {
+	out, err := exec.CommandContext(ctx, tool, "-version").Output()
+	if err != nil {
+		return "", err
+	}
+	line, _, _ := strings.Cut(string(out), "\n")
+	return strings.TrimSpace(line), nil
+}
+
+// checkTools makes sure ffmpeg and ffprobe run, with the fix in the error when they do not.
+func checkTools(ctx context.Context, cfg config) (string, error) {
+	var v string
+	for _, tool := range []string{cfg.FFmpeg, cfg.FFprobe} {
+		line, err := toolVersion(ctx, tool)
+		if err != nil {
+			return "", fmt.Errorf("cannot run %s (%v): install it with `sudo apt-get install -y ffmpeg` (or point -ffmpeg/-ffprobe at it)", tool, err)
+		}
+		if v == "" {
+			v = line
+		}
+	}
+	return v, nil
+}
+
+// ensureDefaultKey creates a key named "default" the first time the service starts with no keys,
+// and prints it once, so the quick start needs nothing else.
+func (s *server) ensureDefaultKey(ctx context.Context, stderr io.Writer) error {
+	n, err := s.store.CountKeys(ctx)
+	if err != nil || n > 0 {
+		return err
+	}
+	k, apiKey, err := createKey(ctx, s.store, "default", s.rand, s.now())
+	if errors.Is(err, ErrNameTaken) {
+		return nil // a concurrent `keys create -name default` won
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "\nCreated the first API key (shown only this once; vidgen keeps only its hash):\n\n  X-API-Key:      %s\n  webhook secret: %s\n\nMake more with `vidgen keys create -name NAME`.\n\n", apiKey, k.WebhookSecret)
+	return nil
+}
+
+// start recovers from a previous run and starts the renderer, the webhook sender and the sweeper.
+// The returned function stops them, renders last (see stop).
+func (s *server) start(ctx context.Context) (stop func(context.Context), err error) {
+	ended, err := recoverJobs(ctx, s.store, s.cfg.DataDir, s.webhookPayload, s.mustDeliveryID, s.log)
+	if err != nil {
+		return nil, fmt.Errorf("recover jobs: %w", err)
+	}
+	for _, j := range ended {
+		s.removeInputs(j)
+	}
+	if err := sweepInputs(ctx, s.store, s.cfg.DataDir); err != nil {
+		return nil, fmt.Errorf("sweep inputs: %w", err)
+	}
+	if s.cfg.WebhookAllowPrivate {
+		s.log.Warn("webhooks may reach loopback and private addresses (-webhook-allow-private): for local development only")
+	}
+	s.renderer.Start()
+	bg, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{}, 2)
+	go func() { s.hooks.Run(bg); done <- struct{}{} }()
+	go func() { s.sweepLoop(bg); done <- struct{}{} }()
+	return func(grace context.Context) {
+		s.renderer.Stop(grace)
+		cancel()
+		<-done
+		<-done
+	}, nil
+}
+
+// sweepLoop deletes outputs past retention, hourly.
+func (s *server) sweepLoop(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if s.cfg.Retention > 0 {
+			if n, err := sweepOutputs(ctx, s.store, s.cfg.DataDir, s.now().Add(-s.cfg.Retention)); err != nil && ctx.Err() == nil {
+				s.log.Error("sweep outputs", "err", err)
+			} else if n > 0 {
+				s.log.Info("deleted expired outputs", "files", n)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// httpServer returns the HTTP server with timeouts sized for a 50 MB upload on a slow link
+// (ReadTimeout) while cutting clients that dawdle over their headers (ReadHeaderTimeout).
+func (s *server) httpServer() *http.Server {
+	return &http.Server{
+		Addr:              s.cfg.Addr,
+		Handler:           s.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       10 * time.Minute,
+		WriteTimeout:      30 * time.Minute, // large video downloads on slow links
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+}
+
+func serve(ctx context.Context, cfg config, stderr io.Writer) error {
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	ffv, err := checkTools(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	s, err := newServer(ctx, cfg, log, time.Now)
+	if err != nil {
+		return err
+	}
+	defer s.store.Close()
+	if err := s.ensureDefaultKey(ctx, stderr); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	stop, err := s.start(ctx)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	hs := s.httpServer()
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info("vidgen listening", "addr", ln.Addr().String(), "data", s.cfg.DataDir, "public_url", cfg.PublicURL, "workers", cfg.Workers, "ffmpeg", ffv, "version", version)
+
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+	}
+	// Shutdown order: stop taking requests and finish those in flight; then give renders their grace
+	// and requeue what is left; then stop the webhook sender (its outbox survives).
+	log.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if serr := hs.Shutdown(shutCtx); serr != nil {
+		hs.Close()
+	}
+	graceCtx, cancelGrace := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	defer cancelGrace()
+	stop(graceCtx)
+	log.Info("stopped")
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,468 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// The render pipeline. A still image over audio needs one encoded picture, not one per frame:
+//
+//  1. The image is decoded once (EXIF orientation applied by ffmpeg), scaled to fit maxSide with even
+//     dimensions, flattened over a white background, converted to BT.709 and encoded as a short
+//     clip of clipFrames frames at clipFPS: one keyframe and near-empty P-frames. A JPEG poster for
+//     the share page comes out of the same run.
+//  2. The clip is repeated by stream copy for exactly the audio's duration (the looped input is
+//     bounded with -t, which is exact where -shortest is not at low frame rates) and muxed with the
+//     audio, copied when it is already AAC-LC and encoded once otherwise, with the index first.
+//
+// Step 2 costs about what encoding the audio alone costs; see bench/render.sh.
+const (
+	maxSide    = 1920
+	clipFPS    = 20 // the video ends within 1/clipFPS s of the audio
+	clipFrames = 80 // a keyframe every clipFrames/clipFPS = 4 s, so seeking works
+	audioRate  = "192k"
+	// clipShare is the part of the progress bar the image step stands for.
+	clipShare = 10
+)
+
+// audioCodecTag records what the render needs to know about the audio: "codec/profile/channels/rate".
+func audioCodecTag(info audioInfo) string {
+	return fmt.Sprintf("%s/%s/%d/%d", info.Codec, info.Profile, info.Channels, info.SampleRate)
+}
+
+// audioArgs returns the ffmpeg output options for the audio of a job whose codec tag is tag: a copy
+// when the audio already plays everywhere (AAC-LC, stereo or mono, at most 48 kHz), else AAC.
+func audioArgs(tag string) []string {
+	f := strings.Split(tag, "/")
+	for len(f) < 4 {
+		f = append(f, "")
+	}
+	channels, _ := strconv.Atoi(f[2])
+	rate, _ := strconv.Atoi(f[3])
+	if f[0] == "aac" && f[1] == "LC" && channels <= 2 && rate <= 48000 {
+		return []string{"-c:a", "copy"}
+	}
+	args := []string{"-c:a", "aac", "-b:a", audioRate}
+	if channels > 2 {
+		args = append(args, "-ac", "2")
+	}
+	if rate > 48000 {
+		args = append(args, "-ar", "48000")
+	}
+	return args
+}
+
+// renderer runs PENDING jobs, oldest first, at most workers at a time, each in its own goroutine.
+type renderer struct {
+	store   *Store
+	log     *slog.Logger
+	now     func() time.Time
+	ffmpeg  string
+	dataDir string
+	workers int
+	// finish builds the job's webhook body and delivery id; ended is told of every job that ends.
+	payload    Payload
+	deliveryID func() string
+	ended      func(Job)
+	newToken   func() (string, error)
+
+	wake chan struct{}
+
+	mu       sync.Mutex
+	progress map[string]*jobProgress
+
+	stopClaiming context.CancelFunc // stops taking new jobs
+	killRenders  context.CancelFunc // stops running ffmpeg processes
+	done         chan struct{}      // closed when the loop and every job have returned
+}
+
+type jobProgress struct {
+	pct     int
+	started time.Time
+}
+
+// Notify tells the renderer a job may be waiting. It never blocks.
+func (rd *renderer) Notify() {
+	select {
+	case rd.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Progress returns a PROCESSING job's progress (0-100, never decreasing) and its estimated seconds
+// left, nil when unknown.
+func (rd *renderer) Progress(id string) (int, *int) {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	p := rd.progress[id]
+	if p == nil {
+		return 0, nil
+	}
+	if p.pct < 3 {
+		return p.pct, nil
+	}
+	elapsed := rd.now().Sub(p.started).Seconds()
+	eta := int(elapsed*float64(100-p.pct)/float64(p.pct) + 0.5)
+	return p.pct, &eta
+}
+
+func (rd *renderer) setProgress(id string, pct int) {
+	pct = max(0, min(pct, 99)) // 100 is COMPLETED's, not a running job's
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	if p := rd.progress[id]; p != nil && pct > p.pct {
+		p.pct = pct
+	}
+}
+
+// Start runs the dispatch loop until Stop.
+func (rd *renderer) Start() {
+	claimCtx, stopClaiming := context.WithCancel(context.Background())
+	killCtx, killRenders := context.WithCancel(context.Background())
+	rd.stopClaiming, rd.killRenders = stopClaiming, killRenders
+	rd.done = make(chan struct{})
+	go rd.loop(claimCtx, killCtx)
+}
+
+// Stop stops taking jobs, lets running renders finish until ctx is done, then kills them; their jobs
+// go back to PENDING without counting a retry. It returns when every render has ended.
+func (rd *renderer) Stop(ctx context.Context) {
+	rd.stopClaiming()
+	select {
+	case <-rd.done:
+	case <-ctx.Done():
+		rd.killRenders()
+		<-rd.done
+	}
+	rd.killRenders()
+}
+
+func (rd *renderer) loop(claimCtx, killCtx context.Context) {
+	var wg sync.WaitGroup
+	defer close(rd.done)
+	defer wg.Wait()
+	slots := make(chan struct{}, rd.workers)
+	tick := time.NewTicker(5 * time.Second) // a safety net; Notify is what normally wakes the loop
+	defer tick.Stop()
+	for {
+	claim:
+		for claimCtx.Err() == nil {
+			select {
+			case slots <- struct{}{}:
+			default:
+				break claim
+			}
+			job, err := rd.store.ClaimJob(claimCtx)
+			if err != nil {
+				<-slots
+				if !errors.Is(err, ErrNotFound) && claimCtx.Err() == nil {
+					rd.log.Error("claim job", "err", err)
+				}
+				break
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-slots; rd.Notify() }()
+				rd.run(killCtx, job)
+			}()
+		}
+		select {
+		case <-claimCtx.Done():
+			return
+		case <-rd.wake:
+		case <-tick.C:
+		}
+	}
+}
+
+// run renders one claimed job and records the outcome.
+func (rd *renderer) run(killCtx context.Context, job Job) {
+	rd.mu.Lock()
+	rd.progress[job.ID] = &jobProgress{started: rd.now()}
+	rd.mu.Unlock()
+	defer func() {
+		rd.mu.Lock()
+		delete(rd.progress, job.ID)
+		rd.mu.Unlock()
+	}()
+
+	start := time.Now()
+	out := rd.render(killCtx, job)
+	if killCtx.Err() != nil && out.Status != StatusCompleted {
+		out = Outcome{Status: StatusPending} // shutdown: not the job's fault, not a retry
+	}
+	// The job's end must be recorded even though killCtx may be done.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stored, err := rd.store.FinishAttempt(ctx, job.ID, out, rd.payload, rd.deliveryID)
+	if err != nil {
+		rd.log.Error("record render outcome", "job", job.ID, "err", err)
+		return
+	}
+	rd.log.Info("render ended", "job", job.ID, "status", stored.Status, "retries", stored.Retries, "seconds", time.Since(start).Seconds())
+	if !stored.Active() {
+		rd.ended(stored)
+	}
+}
+
+// renderFailure is a failed render step: bad says whether the input is at fault (fail at once) or
+// the cause is passing (try again).
+type renderFailure struct {
+	bad bool
+	msg string // for the user when bad
+	err error  // for the log
+}
+
+func (f *renderFailure) Error() string { return f.err.Error() }
+
+// render produces the job's video and poster in outputs/ and says how it went.
+func (rd *renderer) render(killCtx context.Context, job Job) Outcome {
+	// A hung ffmpeg is killed after a generous multiple of the work, so it cannot hold a slot forever.
+	timeout := 2*time.Minute + time.Duration(job.AudioDuration*float64(time.Second))
+	ctx, cancel := context.WithTimeout(killCtx, timeout)
+	defer cancel()
+	token, err := rd.renderFiles(ctx, job)
+	if err == nil {
+		return Outcome{Status: StatusCompleted, OutputToken: token}
+	}
+	var rf *renderFailure
+	if errors.As(err, &rf) && rf.bad {
+		rd.log.Warn("render failed: bad input", "job", job.ID, "err", err)
+		return Outcome{Status: StatusFailed, ErrorMessage: rf.msg}
+	}
+	rd.log.Warn("render failed, will retry", "job", job.ID, "err", err)
+	return Outcome{Status: StatusPending, CountRetry: true}
+}
+
+// renderFiles runs both steps and publishes the output under a new token, which it returns.
+func (rd *renderer) renderFiles(ctx context.Context, job Job) (string, error) {
+	token, err := rd.newToken()
+	if err != nil {
+		return "", err
+	}
+	tmp, err := os.MkdirTemp(filepath.Join(rd.dataDir, "tmp"), "render-"+job.ID+"-")
+	if err != nil {
+		return "", fmt.Errorf("render dir: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	clip, poster, video := filepath.Join(tmp, "clip.mp4"), filepath.Join(tmp, "poster.jpg"), filepath.Join(tmp, "video.mp4")
+
+	err = rd.ffmpegRun(ctx, job.ID, 0, clipArgs(job, clip, poster)...)
+	if err != nil {
+		return "", classify(err, "image", "The image could not be decoded; it may be damaged. Export it again as JPEG or PNG and submit a new job.")
+	}
+	rd.setProgress(job.ID, clipShare)
+	err = rd.ffmpegRun(ctx, job.ID, job.AudioDuration, muxArgs(job, clip, video)...)
+	if err != nil {
+		return "", classify(err, "audio", "The audio could not be decoded; it may be damaged. Export it again and submit a new job.")
+	}
+	for src, dst := range map[string]string{video: outputPath(rd.dataDir, token, "mp4"), poster: outputPath(rd.dataDir, token, "jpg")} {
+		if err := syncFile(src); err != nil {
+			return "", err
+		}
+		// Rename is atomic: a URL never serves a half-written file.
+		if err := os.Rename(src, dst); err != nil {
+			return "", fmt.Errorf("publish output: %w", err)
+		}
+	}
+	if err := syncDir(filepath.Join(rd.dataDir, "outputs")); err != nil {
+		return "", err
+	}
+	return token, nil
+}
+
+func outputPath(dataDir, token, kind string) string {
+	return filepath.Join(dataDir, "outputs", token+"."+kind)
+}
+
+// clipArgs are ffmpeg's arguments for step 1: image to clip and poster.
+func clipArgs(job Job, clip, poster string) []string {
+	fit := fmt.Sprintf("2*trunc(%%s*min(1\\,%d/max(iw\\,ih))/2)", maxSide)
+	graph := fmt.Sprintf("[0:v]scale=w='max(2\\,%s)':h='max(2\\,%s)':flags=lanczos,format=rgba[fg];"+
+		"color=c=white:s=2x2,format=rgba[bg0];[bg0][fg]scale2ref[bg][fg2];[bg][fg2]overlay=shortest=1:format=auto,"+
+		"scale=out_color_matrix=bt709:out_range=tv,format=yuv420p,split[v0][p];"+
+		"[v0]loop=loop=%d:size=1:start=0,setpts=N/%d/TB[v];[p]scale=out_range=pc,format=yuvj420p[pj]",
+		fmt.Sprintf(fit, "iw"), fmt.Sprintf(fit, "ih"), clipFrames-1, clipFPS)
+	return []string{
+		"-f", demuxer[job.ImageType], "-i", "file:" + job.ImagePath,
+		"-filter_complex", graph,
+		"-map", "[v]", "-r", strconv.Itoa(clipFPS), "-c:v", "libx264", "-preset", "veryfast", "-tune", "stillimage",
+		"-crf", "20", "-g", strconv.Itoa(clipFrames), "-bf", "0",
+		"-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
+		"-f", "mp4", "file:" + clip,
+		"-map", "[pj]", "-frames:v", "1", "-q:v", "3", "-f", "image2", "file:" + poster,
+	}
+}
+
+// muxArgs are ffmpeg's arguments for step 2: the clip repeated for the audio's duration, plus audio.
+func muxArgs(job Job, clip, video string) []string {
+	args := []string{
+		"-stream_loop", "-1", "-t", strconv.FormatFloat(job.AudioDuration, 'f', 3, 64), "-f", "mp4", "-i", "file:" + clip,
+		"-f", demuxer[job.AudioType], "-i", "file:" + job.AudioPath,
+		"-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
+	}
+	args = append(args, audioArgs(job.AudioCodec)...)
+	return append(args, "-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", "file:"+video)
+}
+
+// classify turns a failed ffmpeg run of the step that reads input into a renderFailure. ffmpeg
+// exiting with an error on its own means it could not read that input, which will not change on a
+// retry; being killed, timing out or a full disk are passing causes.
+func classify(err error, input, msg string) error {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.Exited() && ee.ExitCode() != 0 && !strings.Contains(err.Error(), "No space left") {
+		return &renderFailure{bad: true, msg: msg, err: fmt.Errorf("%s: %w", input, err)}
+	}
+	return &renderFailure{err: fmt.Errorf("%s: %w", input, err)}
+}
+
+// ffmpegRun runs ffmpeg with args, in its own process group at a lower CPU priority, restricted to
+// local files. When duration is positive it maps ffmpeg's progress onto the job's progress bar past
+// the image step. The error holds the tail of ffmpeg's log (for the server log only).
+func (rd *renderer) ffmpegRun(ctx context.Context, jobID string, duration float64, args ...string) error {
+	full := append([]string{"-nostdin", "-hide_banner", "-v", "error", "-y", "-protocol_whitelist", "file",
+		"-progress", "pipe:1", "-nostats"}, args...)
+	cmd := exec.CommandContext(ctx, rd.ffmpeg, full...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Setpgid:   true,            // so the whole group can be killed
+		Pdeathsig: syscall.SIGKILL, // and it dies with vidgen even on kill -9
+	}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	var stderr tailBuffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start ffmpeg: %w", err)
+	}
+	// Renders yield the CPU to the API: a status poll must not wait behind an encode.
+	syscall.Setpriority(syscall.PRIO_PROCESS, cmd.Process.Pid, 10)
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		v, ok := strings.CutPrefix(sc.Text(), "out_time_us=")
+		if !ok || duration <= 0 {
+			continue
+		}
+		if us, err := strconv.ParseInt(v, 10, 64); err == nil && us > 0 {
+			frac := float64(us) / 1e6 / duration
+			rd.setProgress(jobID, clipShare+int(frac*float64(100-clipShare)))
+		}
+	}
+	io.Copy(io.Discard, stdout)
+	if err := cmd.Wait(); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("ffmpeg stopped: %w", ctx.Err())
+		}
+		return fmt.Errorf("ffmpeg: %w: %s", err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	return nil
+}
+
+// tailBuffer keeps the last 4 KB written to it.
+type tailBuffer struct{ b []byte }
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if len(t.b) > 4096 {
+		t.b = t.b[len(t.b)-4096:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) Bytes() []byte { return t.b }
+
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", filepath.Base(path), err)
+	}
+	return nil
+}
+
+func syncDir(path string) error { return syncFile(path) }
+
+// recoverJobs puts back to PENDING (counting a retry) every job a dead process left PROCESSING, and
+// empties tmp/ of its partial files. It runs at start-up, before the renderer.
+func recoverJobs(ctx context.Context, st *Store, dataDir string, payload Payload, deliveryID func() string, log *slog.Logger) ([]Job, error) {
+	jobs, err := st.ProcessingJobs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var ended []Job
+	for _, j := range jobs {
+		stored, err := st.FinishAttempt(ctx, j.ID, Outcome{Status: StatusPending, CountRetry: true}, payload, deliveryID)
+		if err != nil {
+			return nil, err
+		}
+		log.Warn("job was interrupted by a crash", "job", j.ID, "status", stored.Status, "retries", stored.Retries)
+		if !stored.Active() {
+			ended = append(ended, stored)
+		}
+	}
+	entries, err := os.ReadDir(filepath.Join(dataDir, "tmp"))
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		os.RemoveAll(filepath.Join(dataDir, "tmp", e.Name()))
+	}
+	return ended, nil
+}
+
+// sweepInputs deletes uploaded files that no PENDING or PROCESSING job needs: inputs of ended jobs
+// and orphans of a crash between upload and commit.
+func sweepInputs(ctx context.Context, st *Store, dataDir string) error {
+	keep, err := st.ActiveInputs(ctx)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(dataDir, "inputs")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if p := filepath.Join(dir, e.Name()); !keep[p] {
+			os.Remove(p)
+		}
+	}
+	return nil
+}
+
+// sweepOutputs deletes the files of outputs older than retention; their URLs then answer 410.
+func sweepOutputs(ctx context.Context, st *Store, dataDir string, cutoff time.Time) (int, error) {
+	tokens, err := st.ExpiredOutputs(ctx, cutoff)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, t := range tokens {
+		for _, kind := range []string{"mp4", "jpg"} {
+			if err := os.Remove(outputPath(dataDir, t, kind)); err == nil {
+				n++
+			}
+		}
+	}
+	return n, nil
+}

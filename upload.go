@@ -1,0 +1,248 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+const (
+	// maxFileSize is the most one uploaded file may hold: 50 MB, counted in MiB.
+	maxFileSize = 50 << 20
+	// maxParts bounds the multipart parts read from one request.
+	maxParts = 4
+	// sniffLen is how much of a file the type detection reads.
+	sniffLen = 64 << 10
+)
+
+// upload is one file part, streamed to a temporary file in the data directory.
+type upload struct {
+	path string
+	size int64
+	head []byte
+}
+
+// handleSubmit implements POST /api/jobs. The body is streamed part by part to disk, so memory
+// stays flat whatever the upload's size, and every file is checked from its bytes before the job
+// exists. Nothing a rejected request wrote stays behind.
+func (s *server) handleSubmit(w http.ResponseWriter, r *http.Request) {
+	key := keyFrom(r)
+	// Answer 409 before reading 100 MB that would be thrown away; CreateJob enforces it for real.
+	if active, err := s.store.HasActiveJob(r.Context(), key.ID); err != nil {
+		s.writeError(w, r, err)
+		return
+	} else if active {
+		s.writeError(w, r, ErrActiveJob)
+		return
+	}
+	if err := s.checkDiskSpace(); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	files := map[string]*upload{}
+	defer func() {
+		for _, u := range files {
+			os.Remove(u.path)
+		}
+	}()
+	webhookURL, err := s.readParts(w, r, files)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	job, err := s.validateSubmission(r, files, webhookURL)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	job.KeyID = key.ID
+	if job.ID, err = newJobID(s.now(), s.rand); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	job.CreatedAt = s.now().UTC()
+	job.ImagePath = filepath.Join(s.cfg.DataDir, "inputs", job.ID+".image")
+	job.AudioPath = filepath.Join(s.cfg.DataDir, "inputs", job.ID+".audio")
+	// The files are in place (and on disk) before the row that names them is committed; a crash in
+	// between leaves only orphans, which the start-up sweep deletes.
+	for path, u := range map[string]*upload{job.ImagePath: files["image"], job.AudioPath: files["audio"]} {
+		if err := os.Rename(u.path, path); err != nil {
+			s.writeError(w, r, fmt.Errorf("place upload: %w", err))
+			return
+		}
+		u.path = path // so the deferred cleanup removes it if the job is refused
+	}
+	if err := s.store.CreateJob(r.Context(), job); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	clear(files)
+	s.renderer.Notify()
+	s.log.Info("job created", "job", job.ID, "key", key.ID, "audio", job.AudioType, "image", job.ImageType, "duration", job.AudioDuration)
+	w.Header().Set("Location", "/api/status/"+job.ID)
+	writeJSON(w, http.StatusCreated, map[string]string{"message": "Job created", "jobId": job.ID})
+}
+
+// readParts streams the multipart body: image and audio to temporary files (recorded in files),
+// webhookUrl into the returned string. Other parts are read and ignored.
+func (s *server) readParts(w http.ResponseWriter, r *http.Request, files map[string]*upload) (string, error) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/form-data" {
+		return "", errorf(http.StatusBadRequest, "Send the job as multipart/form-data with the parts image and audio")
+	}
+	// Two full files plus room for the small parts and multipart framing.
+	r.Body = http.MaxBytesReader(w, r.Body, 2*maxFileSize+1<<20)
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return "", errorf(http.StatusBadRequest, "Malformed multipart body: %v", err)
+	}
+	var webhookURL string
+	var sawWebhook bool
+	for n := 0; ; n++ {
+		p, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return "", multipartError(err)
+		}
+		if n >= maxParts {
+			return "", errorf(http.StatusBadRequest, "Too many parts: send image, audio and optionally webhookUrl")
+		}
+		name := p.FormName()
+		switch name {
+		case "image", "audio":
+			if files[name] != nil {
+				return "", errorf(http.StatusBadRequest, "The %s part was sent twice", name)
+			}
+			u, err := s.saveUpload(p, name)
+			if u != nil {
+				files[name] = u
+			}
+			if err != nil {
+				return "", err
+			}
+		case "webhookUrl":
+			if sawWebhook {
+				return "", errorf(http.StatusBadRequest, "The webhookUrl part was sent twice")
+			}
+			b, err := io.ReadAll(io.LimitReader(p, 2049))
+			if err != nil {
+				return "", multipartError(err)
+			}
+			if len(b) > 2048 {
+				return "", errorf(http.StatusBadRequest, "webhookUrl is longer than 2048 characters")
+			}
+			webhookURL, sawWebhook = strings.TrimSpace(string(b)), true
+		default:
+			if _, err := io.Copy(io.Discard, p); err != nil {
+				return "", multipartError(err)
+			}
+		}
+	}
+	for _, name := range []string{"image", "audio"} {
+		if files[name] == nil {
+			return "", errorf(http.StatusBadRequest, "Missing file part %q", name)
+		}
+	}
+	return webhookURL, nil
+}
+
+// multipartError turns a failure to read the body into the client's error: 413 past the size cap,
+// 400 for a malformed body.
+func multipartError(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return err
+	}
+	return errorf(http.StatusBadRequest, "Malformed multipart body: %v", err)
+}
+
+// saveUpload copies one file part to a new temporary file, at most maxFileSize bytes of it. It
+// returns the upload even with an error, so the caller can remove the file.
+func (s *server) saveUpload(p io.Reader, name string) (*upload, error) {
+	f, err := os.CreateTemp(filepath.Join(s.cfg.DataDir, "tmp"), "upload-*")
+	if err != nil {
+		return nil, fmt.Errorf("create upload file: %w", err)
+	}
+	defer f.Close()
+	u := &upload{path: f.Name()}
+	u.size, err = io.Copy(f, io.LimitReader(p, maxFileSize+1))
+	if err != nil {
+		return u, multipartError(err)
+	}
+	if u.size > maxFileSize {
+		return u, errorf(http.StatusRequestEntityTooLarge, "The %s file is larger than %d MB", name, maxFileSize>>20)
+	}
+	if u.size == 0 {
+		return u, errorf(http.StatusBadRequest, "The %s file is empty", name)
+	}
+	// The job's row will promise this file exists; make that true across a power cut.
+	if err := f.Sync(); err != nil {
+		return u, fmt.Errorf("sync upload: %w", err)
+	}
+	u.head = make([]byte, min(u.size, sniffLen))
+	if _, err := f.ReadAt(u.head, 0); err != nil {
+		return u, fmt.Errorf("read upload: %w", err)
+	}
+	return u, nil
+}
+
+// validateSubmission checks the webhook URL and both files' types and contents, and returns the job
+// they describe (without id, key or paths).
+func (s *server) validateSubmission(r *http.Request, files map[string]*upload, webhookURL string) (Job, error) {
+	if webhookURL != "" {
+		if err := s.hooks.CheckURL(r.Context(), webhookURL); err != nil {
+			return Job{}, err
+		}
+	}
+	img, aud := files["image"], files["audio"]
+	imgType := sniffImage(img.head)
+	if imgType == "" {
+		return Job{}, unsupportedMedia("image: the file is %s; send a JPEG, PNG or WebP image", describe(img.head))
+	}
+	if err := checkImage(img.path, imgType); err != nil {
+		return Job{}, err
+	}
+	audType := sniffAudio(aud.head)
+	if audType == "" {
+		return Job{}, unsupportedMedia("audio: the file is %s; send MP3, WAV, M4A (AAC) or Ogg (Vorbis, Opus) audio", describe(aud.head))
+	}
+	info, err := probeAudio(r.Context(), s.cfg.FFprobe, s.cfg.FFmpeg, aud.path, audType)
+	if err != nil {
+		return Job{}, err
+	}
+	if s.cfg.MaxDuration > 0 && info.Duration > s.cfg.MaxDuration.Seconds() {
+		return Job{}, badMedia("audio: it lasts %s; the most accepted is %s", fmtDuration(info.Duration), fmtDuration(s.cfg.MaxDuration.Seconds()))
+	}
+	return Job{ImageType: imgType, AudioType: audType, AudioCodec: audioCodecTag(info), AudioDuration: info.Duration, WebhookURL: webhookURL}, nil
+}
+
+func fmtDuration(sec float64) string {
+	s := int(sec + 0.5)
+	return fmt.Sprintf("%d:%02d:%02d", s/3600, s/60%60, s%60)
+}
+
+// validWebhookSyntax checks the shape of a webhook URL: absolute https with a host, no credentials.
+func validWebhookSyntax(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.Hostname() == "" {
+		return nil, errorf(http.StatusBadRequest, "webhookUrl must be an absolute https:// URL")
+	}
+	if u.User != nil {
+		return nil, errorf(http.StatusBadRequest, "webhookUrl must not contain credentials")
+	}
+	if p := u.Port(); p != "" {
+		if _, err := net.LookupPort("tcp", p); err != nil {
+			return nil, errorf(http.StatusBadRequest, "webhookUrl has an invalid port")
+		}
+	}
+	return u, nil
+}

@@ -1,0 +1,399 @@
+package main
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// retrySchedule is the wait before each retry of a failed delivery (the first attempt is at once);
+// after the last one the delivery is given up. Each wait gets ±10% jitter.
+var retrySchedule = []time.Duration{
+	5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour,
+	10 * time.Hour, 14 * time.Hour, 20 * time.Hour, 24 * time.Hour,
+}
+
+const (
+	webhookTimeout   = 15 * time.Second
+	webhookMaxRead   = 64 << 10
+	webhookInFlight  = 8 // deliveries sent at once
+	maxRetryAfter    = 24 * time.Hour
+	webhookUserAgent = "vidgen-webhook/1"
+)
+
+// blockedNets are the address ranges a webhook may never reach: everything that is not the public
+// internet, including ranges that embed an IPv4 address (NAT64, 6to4) and could smuggle a private one.
+var blockedNets = func() []netip.Prefix {
+	var ps []netip.Prefix
+	for _, s := range []string{
+		"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+		"192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24",
+		"203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+		"::/128", "::1/128", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64", "2001::/32", "2001:db8::/32",
+		"2002::/16", "fc00::/7", "fe80::/10", "ff00::/8",
+	} {
+		ps = append(ps, netip.MustParsePrefix(s))
+	}
+	return ps
+}()
+
+// isBlockedAddr reports whether a webhook must not connect to ip.
+func isBlockedAddr(ip netip.Addr) bool {
+	if !ip.IsValid() {
+		return true
+	}
+	ip = ip.Unmap() // ::ffff:127.0.0.1 is 127.0.0.1
+	for _, p := range blockedNets {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// webhookSender delivers the outbox: each pending delivery, signed, with retries on the schedule.
+type webhookSender struct {
+	store        *Store
+	log          *slog.Logger
+	now          func() time.Time
+	jitter       func() float64 // in [0,1); injectable so tests can pin the schedule
+	allowPrivate bool
+	ports        map[string]bool // ports a webhook URL may name
+	// lookup resolves a host to addresses; injectable so tests can play DNS rebinding.
+	lookup func(ctx context.Context, host string) ([]netip.Addr, error)
+	client *http.Client
+	wake   chan struct{}
+}
+
+func newWebhookSender(st *Store, log *slog.Logger, now func() time.Time, allowPrivate bool, ports []string, roots *tls.Config) *webhookSender {
+	ws := &webhookSender{
+		store: st, log: log, now: now, allowPrivate: allowPrivate,
+		jitter: rand.Float64,
+		ports:  map[string]bool{},
+		lookup: func(ctx context.Context, host string) ([]netip.Addr, error) {
+			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		},
+		wake: make(chan struct{}, 1),
+	}
+	for _, p := range ports {
+		ws.ports[p] = true
+	}
+	transport := &http.Transport{
+		Proxy:                 nil, // never HTTPS_PROXY: the address checks must see the real peer
+		DialContext:           ws.dial,
+		TLSClientConfig:       roots,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: webhookTimeout,
+		MaxIdleConnsPerHost:   2,
+		IdleConnTimeout:       30 * time.Second,
+		ForceAttemptHTTP2:     true,
+	}
+	ws.client = &http.Client{
+		Transport: transport,
+		Timeout:   webhookTimeout,
+		// A redirect is a failed delivery, never followed: it could point anywhere.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return ws
+}
+
+// addrAllowed is the one rule every connection passes: a public address on an allowed port.
+func (ws *webhookSender) addrAllowed(ip netip.Addr, port string) error {
+	if !ws.ports[port] {
+		return fmt.Errorf("port %s is not allowed for webhooks", port)
+	}
+	if !ws.allowPrivate && isBlockedAddr(ip) {
+		return fmt.Errorf("address %s is not a public address", ip)
+	}
+	return nil
+}
+
+// dial resolves the host itself, skips every address the rule refuses, and checks again, on the
+// socket, the address actually connected to; so DNS rebinding between look-ups gains nothing.
+func (ws *webhookSender) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	ips, err := ws.resolve(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	d := net.Dialer{Timeout: 10 * time.Second, Control: func(_, address string, _ syscall.RawConn) error {
+		ap, err := netip.ParseAddrPort(address)
+		if err != nil {
+			return err
+		}
+		return ws.addrAllowed(ap.Addr(), strconv.Itoa(int(ap.Port())))
+	}}
+	var lastErr error = fmt.Errorf("%s has no address", host)
+	for _, ip := range ips {
+		if lastErr = ws.addrAllowed(ip, port); lastErr != nil {
+			continue
+		}
+		conn, err := d.DialContext(ctx, network, net.JoinHostPort(ip.Unmap().String(), port))
+		if err == nil {
+			return conn, nil
+		}
+		lastErr = err
+	}
+	return nil, lastErr
+}
+
+func (ws *webhookSender) resolve(ctx context.Context, host string) ([]netip.Addr, error) {
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return []netip.Addr{ip}, nil
+	}
+	return ws.lookup(ctx, host)
+}
+
+// CheckURL validates a webhook URL at submission: https, a port allowed, and a host that is a public
+// IP address or a name with at least one public address. Errors are 400s for the client.
+func (ws *webhookSender) CheckURL(ctx context.Context, raw string) error {
+	u, err := validWebhookSyntax(raw)
+	if err != nil {
+		return err
+	}
+	port := u.Port()
+	if port == "" {
+		port = "443"
+	}
+	if !ws.ports[port] {
+		return errorf(http.StatusBadRequest, "webhookUrl must use port 443")
+	}
+	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
+	if ws.allowPrivate {
+		return nil
+	}
+	refused := errorf(http.StatusBadRequest, "webhookUrl must point to a public internet address")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return refused
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if isBlockedAddr(ip) {
+			return refused
+		}
+		return nil
+	}
+	// A last label of digits (or 0x...) is an IPv4 address in a legacy spelling (127.1, 0177.0.0.1,
+	// 2130706433, 0x7f.1) that some resolvers accept; no real domain ends that way.
+	labels := strings.Split(host, ".")
+	last := labels[len(labels)-1]
+	if strings.Trim(last, "0123456789") == "" || strings.HasPrefix(last, "0x") {
+		return refused
+	}
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ips, err := ws.lookup(lctx, host)
+	if err != nil || len(ips) == 0 {
+		return errorf(http.StatusBadRequest, "webhookUrl host %q could not be resolved", host)
+	}
+	for _, ip := range ips {
+		if !isBlockedAddr(ip) {
+			return nil
+		}
+	}
+	return refused
+}
+
+// Notify wakes the sender: a delivery is waiting.
+func (ws *webhookSender) Notify() {
+	select {
+	case ws.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers due deliveries until ctx is done. Deliveries survive restarts in the outbox, so
+// stopping mid-way loses nothing: an interrupted attempt is not recorded and is made again.
+func (ws *webhookSender) Run(ctx context.Context) {
+	for {
+		if _, err := ws.DeliverDue(ctx); err != nil && ctx.Err() == nil {
+			ws.log.Error("webhook deliveries", "err", err)
+		}
+		wait := time.Minute
+		if next, err := ws.store.NextDeliveryAt(ctx); err == nil && !next.IsZero() {
+			wait = min(wait, max(next.Sub(ws.now()), 0))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-ws.wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// DeliverDue makes one attempt at every delivery due now, a few at a time, and returns how many it
+// attempted.
+func (ws *webhookSender) DeliverDue(ctx context.Context) (int, error) {
+	total := 0
+	for ctx.Err() == nil {
+		ds, err := ws.store.DueDeliveries(ctx, ws.now(), 64)
+		if err != nil || len(ds) == 0 {
+			return total, err
+		}
+		sem := make(chan struct{}, webhookInFlight)
+		var wg sync.WaitGroup
+		for _, d := range ds {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				ws.attempt(ctx, d)
+			}()
+		}
+		wg.Wait()
+		total += len(ds)
+	}
+	return total, ctx.Err()
+}
+
+// signatures returns the headers that sign body for delivery id at ts with the account's secrets.
+func signatures(k Key, id string, ts time.Time, body []byte, now time.Time) http.Header {
+	h := http.Header{}
+	mac := hmac.New(sha256.New, []byte(k.WebhookSecret))
+	mac.Write(body)
+	h.Set("X-Webhook-Signature", hex.EncodeToString(mac.Sum(nil)))
+	unix := strconv.FormatInt(ts.Unix(), 10)
+	h.Set("webhook-id", id)
+	h.Set("webhook-timestamp", unix)
+	secrets := []string{k.WebhookSecret}
+	if k.PrevSecret != "" && now.Before(k.PrevUntil) {
+		secrets = append(secrets, k.PrevSecret)
+	}
+	var sigs []string
+	for _, s := range secrets {
+		sigs = append(sigs, "v1,"+standardSignature(s, id, unix, body))
+	}
+	h.Set("webhook-signature", strings.Join(sigs, " "))
+	return h
+}
+
+// standardSignature is the Standard Webhooks v1 signature: base64 HMAC-SHA256, keyed with the
+// base64-decoded part of the secret after "whsec_", of "id.timestamp.body".
+func standardSignature(secret, id, ts string, body []byte) string {
+	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
+	if err != nil {
+		key = []byte(secret)
+	}
+	mac := hmac.New(sha256.New, key)
+	fmt.Fprintf(mac, "%s.%s.", id, ts)
+	mac.Write(body)
+	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// attempt makes one try at d and records the result with the next step.
+func (ws *webhookSender) attempt(ctx context.Context, d Delivery) {
+	k, err := ws.store.FindKey(ctx, d.KeyID)
+	if err != nil {
+		ws.log.Error("webhook key", "delivery", d.ID, "err", err)
+		return
+	}
+	now := ws.now()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, strings.NewReader(string(d.Payload)))
+	if err != nil {
+		ws.record(ctx, d, Attempt{At: now, Error: "invalid URL"}, nil)
+		return
+	}
+	for name, v := range signatures(k, d.ID, now, d.Payload, now) {
+		req.Header[name] = v
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", webhookUserAgent)
+	resp, err := ws.client.Do(req)
+	if ctx.Err() != nil {
+		return // shutting down: the attempt is made again after the restart
+	}
+	if err != nil {
+		ws.record(ctx, d, Attempt{At: now, Error: describeSendError(err)}, nil)
+		return
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, webhookMaxRead))
+	resp.Body.Close()
+	a := Attempt{At: now, StatusCode: resp.StatusCode}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		a.Error = fmt.Sprintf("HTTP %d", resp.StatusCode)
+	}
+	ws.record(ctx, d, a, resp)
+}
+
+// describeSendError says why no response came, without internals.
+func describeSendError(err error) string {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case strings.Contains(err.Error(), "not a public address"), strings.Contains(err.Error(), "is not allowed"):
+		return "address refused: not a public address or port"
+	case strings.Contains(err.Error(), "certificate"), strings.Contains(err.Error(), "tls"):
+		return "TLS error"
+	case strings.Contains(err.Error(), "no such host"):
+		return "host not found"
+	}
+	return "connection failed"
+}
+
+func (ws *webhookSender) record(ctx context.Context, d Delivery, a Attempt, resp *http.Response) {
+	state, next := ws.nextStep(d, a, resp)
+	if err := ws.store.RecordAttempt(ctx, d.ID, a, state, next); err != nil {
+		ws.log.Error("record webhook attempt", "delivery", d.ID, "err", err)
+		return
+	}
+	ws.log.Info("webhook attempt", "delivery", d.ID, "job", d.JobID, "status", a.StatusCode, "error", a.Error, "state", state)
+}
+
+// nextStep decides what follows an attempt: delivered on a 2xx; failed on 410 Gone or when the
+// schedule is used up; otherwise pending at the next slot of the schedule, or later if the receiver
+// asked for that with Retry-After on a 429 or 503.
+func (ws *webhookSender) nextStep(d Delivery, a Attempt, resp *http.Response) (string, time.Time) {
+	if a.Error == "" {
+		return "delivered", time.Time{}
+	}
+	if a.StatusCode == http.StatusGone || d.Attempts >= len(retrySchedule) {
+		return "failed", time.Time{}
+	}
+	wait := retrySchedule[d.Attempts]
+	wait += time.Duration((ws.jitter()*0.2 - 0.1) * float64(wait))
+	if resp != nil && (a.StatusCode == http.StatusTooManyRequests || a.StatusCode == http.StatusServiceUnavailable) {
+		if ra, ok := parseRetryAfter(resp.Header.Get("Retry-After"), ws.now()); ok && ra > wait {
+			wait = min(ra, maxRetryAfter)
+		}
+	}
+	return "pending", a.At.Add(wait)
+}
+
+// parseRetryAfter reads a Retry-After header in either form: delay seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
+}
