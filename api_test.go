@@ -1,0 +1,555 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"hash/crc32"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// hangConfig is a test config whose renders never finish, so jobs stay PROCESSING (or PENDING
+// behind them) for as long as a test needs.
+func hangConfig(t testing.TB, workers int) *config {
+	cfg := testConfig(t.TempDir())
+	abs, err := filepath.Abs("testdata/ffmpeg-hang")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.FFmpeg, cfg.Workers = abs, workers
+	return &cfg
+}
+
+// pngHeader returns a PNG signature and IHDR chunk claiming w×h, with a valid CRC, and no pixels.
+func pngHeader(w, h uint32) []byte {
+	var ihdr bytes.Buffer
+	ihdr.WriteString("IHDR")
+	binary.Write(&ihdr, binary.BigEndian, w)
+	binary.Write(&ihdr, binary.BigEndian, h)
+	ihdr.Write([]byte{8, 2, 0, 0, 0})
+	var b bytes.Buffer
+	b.WriteString("\x89PNG\r\n\x1a\n")
+	binary.Write(&b, binary.BigEndian, uint32(ihdr.Len()-4))
+	b.Write(ihdr.Bytes())
+	binary.Write(&b, binary.BigEndian, crc32.ChecksumIEEE(ihdr.Bytes()))
+	return b.Bytes()
+}
+
+// dirFiles lists the regular files under dir.
+func dirFiles(t testing.TB, dir string) []string {
+	t.Helper()
+	var files []string
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files = append(files, path)
+		}
+		return nil
+	})
+	return files
+}
+
+func TestBadInputs(t *testing.T) {
+	e := newTestEnv(t, nil)
+	jpg := readFile(t, fixture(t, "img.jpg"))
+	random := make([]byte, 64<<10)
+	for i := range random {
+		random[i] = byte(i*7919 + i/13)
+	}
+	big := writeFixture(t, "big.wav", make([]byte, 51<<20))
+	cases := []struct {
+		name         string
+		image, audio string
+		fields       map[string]string
+		status       int
+		mention      string // a word the error must contain
+	}{
+		{"text named .jpg", writeFixture(t, "text.jpg", []byte("hello, this is not a picture\n")), fixture(t, "tone.mp3"), nil, 415, "image"},
+		{"empty image", writeFixture(t, "empty.jpg", nil), fixture(t, "tone.mp3"), nil, 400, "image"},
+		{"empty audio", fixture(t, "img.jpg"), writeFixture(t, "empty.mp3", nil), nil, 400, "audio"},
+		{"51 MB audio", fixture(t, "img.jpg"), big, nil, 413, "50 MB"},
+		{"PNG claiming 60000x60000", writeFixture(t, "huge.png", pngHeader(60000, 60000)), fixture(t, "tone.mp3"), nil, 400, "megapixels"},
+		{"truncated JPEG", writeFixture(t, "cut.jpg", jpg[:len(jpg)/2]), fixture(t, "tone.mp3"), nil, 400, "image"},
+		{"random bytes named .mp3", fixture(t, "img.jpg"), writeFixture(t, "noise.mp3", random), nil, 415, "audio"},
+		{"image sent as audio", fixture(t, "img.jpg"), fixture(t, "img.png"), nil, 415, "PNG image"},
+		{"audio sent as image", fixture(t, "tone.mp3"), fixture(t, "tone.mp3"), nil, 415, "image"},
+		{"HLS playlist named .mp3", fixture(t, "img.jpg"), writeFixture(t, "list.mp3", []byte("#EXTM3U\n#EXTINF:1,\nhttp://127.0.0.1:1/x.ts\n")), nil, 415, "audio"},
+		{"missing audio", fixture(t, "img.jpg"), "", nil, 400, "audio"},
+		{"missing image", "", fixture(t, "tone.mp3"), nil, 400, "image"},
+		{"http webhook", fixture(t, "img.jpg"), fixture(t, "tone.mp3"), map[string]string{"webhookUrl": "http://example.com/hook"}, 400, "https"},
+		{"relative webhook", fixture(t, "img.jpg"), fixture(t, "tone.mp3"), map[string]string{"webhookUrl": "/hook"}, 400, "https"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			files := map[string]string{}
+			if c.image != "" {
+				files["image"] = c.image
+			}
+			if c.audio != "" {
+				files["audio"] = c.audio
+			}
+			body, ctype := multipartBody(t, files, c.fields)
+			resp, b := e.do("POST", "/api/jobs", e.key, body, "Content-Type", ctype)
+			msg := errorBody(t, resp, b, c.status)
+			if !strings.Contains(msg, c.mention) {
+				t.Errorf("error %q does not mention %q", msg, c.mention)
+			}
+		})
+	}
+	t.Run("not multipart", func(t *testing.T) {
+		resp, b := e.do("POST", "/api/jobs", e.key, strings.NewReader(`{"image":"x"}`), "Content-Type", "application/json")
+		errorBody(t, resp, b, 400)
+	})
+	t.Run("malformed multipart", func(t *testing.T) {
+		resp, b := e.do("POST", "/api/jobs", e.key, strings.NewReader("--x\r\nnonsense"), "Content-Type", "multipart/form-data; boundary=x")
+		errorBody(t, resp, b, 400)
+	})
+	// No rejected upload leaves a file behind, and none became a job.
+	if files := dirFiles(t, filepath.Join(e.srv.cfg.DataDir, "tmp")); len(files) != 0 {
+		t.Errorf("files left in tmp: %v", files)
+	}
+	if files := dirFiles(t, filepath.Join(e.srv.cfg.DataDir, "inputs")); len(files) != 0 {
+		t.Errorf("files left in inputs: %v", files)
+	}
+	resp, b := e.do("GET", "/api/jobs", e.key, nil)
+	if list := decodeJSON(t, resp, b); len(list["jobs"].([]any)) != 0 {
+		t.Errorf("rejected submissions made jobs: %s", b)
+	}
+}
+
+// TestOneActiveJobRace sends 40 submissions for one key at the same instant: the database's
+// partial unique index lets exactly one through.
+func TestOneActiveJobRace(t *testing.T) {
+	e := newTestEnv(t, hangConfig(t, 1))
+	const n = 40
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			code, body := e.submit(e.key, fixture(t, "img.png"), fixture(t, "tone.wav"), nil)
+			codes[i] = code
+			if code != 201 && code != 409 {
+				t.Errorf("submission %d: %d %v", i, code, body)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	count := map[int]int{}
+	for _, c := range codes {
+		count[c]++
+	}
+	if count[201] != 1 || count[409] != n-1 {
+		t.Errorf("got %v, want one 201 and %d 409s", count, n-1)
+	}
+}
+
+func TestCancel(t *testing.T) {
+	e := newTestEnv(t, hangConfig(t, 1))
+	running := e.mustSubmit(e.key, fixture(t, "img.jpg"), fixture(t, "tone.wav"))
+	e.wait(e.key, running, StatusProcessing)
+	bob := e.newKey("bob")
+	queued := e.mustSubmit(bob, fixture(t, "img.jpg"), fixture(t, "tone.wav"))
+	if st := e.status(bob, queued); st["status"] != StatusPending || st["progress"].(float64) != 0 {
+		t.Fatalf("second job with one worker busy: %v", st)
+	}
+
+	// Another key cannot cancel (or see) bob's job.
+	resp, b := e.do("POST", "/api/jobs/"+queued+"/cancel", e.key, nil)
+	errorBody(t, resp, b, 404)
+
+	resp, b = e.do("POST", "/api/jobs/"+queued+"/cancel", bob, nil)
+	if resp.StatusCode != 200 || strings.TrimSpace(string(b)) != `{"message":"Job cancelled successfully","success":true}` {
+		t.Fatalf("cancel: %d %s", resp.StatusCode, b)
+	}
+	if st := e.status(bob, queued); st["status"] != StatusCancelled {
+		t.Errorf("after cancel: %v", st)
+	}
+	resp, b = e.do("POST", "/api/jobs/"+queued+"/cancel", bob, nil)
+	errorBody(t, resp, b, 409)
+	resp, b = e.do("DELETE", "/api/jobs/"+running, e.key, nil)
+	errorBody(t, resp, b, 409) // PROCESSING can no longer be cancelled
+	resp, b = e.do("POST", "/api/jobs/cnotarealjobid00000000000/cancel", bob, nil)
+	errorBody(t, resp, b, 404)
+
+	// The key is free again: a new job, cancelled with DELETE.
+	again := e.mustSubmit(bob, fixture(t, "img.jpg"), fixture(t, "tone.wav"))
+	resp, b = e.do("DELETE", "/api/jobs/"+again, bob, nil)
+	if resp.StatusCode != 200 {
+		t.Errorf("DELETE: %d %s", resp.StatusCode, b)
+	}
+	// The cancelled jobs' inputs are deleted; only the running job's remain.
+	if files := dirFiles(t, filepath.Join(e.srv.cfg.DataDir, "inputs")); len(files) != 2 {
+		t.Errorf("inputs: %v, want the running job's two", files)
+	}
+}
+
+// insertJobs puts n finished jobs for key straight into the database, one millisecond apart.
+func insertJobs(t testing.TB, e *testEnv, apiKey string, n int, statuses ...string) []string {
+	t.Helper()
+	ctx := context.Background()
+	k, err := e.srv.store.KeyByHash(ctx, hashKey(apiKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Now().Add(-time.Hour)
+	var ids []string
+	for i := range n {
+		at := base.Add(time.Duration(i) * time.Millisecond)
+		id, err := newJobID(at, e.srv.rand)
+		if err != nil {
+			t.Fatal(err)
+		}
+		status := statuses[i%len(statuses)]
+		_, err = e.srv.store.db.ExecContext(ctx, `INSERT INTO jobs (id, key_id, status, image_path, image_type, audio_path,
+			audio_type, audio_codec, audio_duration, error_message, retries, created_at, updated_at, finished_at)
+			VALUES (?, ?, ?, '/nonexistent', 'jpeg', '/nonexistent', 'mp3', 'mp3', 1, ?, 0, ?, ?, ?)`,
+			id, k.ID, status, map[bool]any{true: "boom", false: nil}[status == StatusFailed], at.UnixMilli(), at.UnixMilli(), at.UnixMilli())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+func TestListPagination(t *testing.T) {
+	e := newTestEnv(t, nil)
+	ids := insertJobs(t, e, e.key, 25, StatusCompleted, StatusFailed, StatusCancelled)
+	bob := e.newKey("bob")
+	insertJobs(t, e, bob, 3, StatusCompleted)
+
+	list := func(query string) map[string]any {
+		resp, b := e.do("GET", "/api/jobs"+query, e.key, nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("list %s: %d %s", query, resp.StatusCode, b)
+		}
+		return decodeJSON(t, resp, b)
+	}
+	// Walk all pages of 10: newest first, no repeats, every job once.
+	var got []string
+	cursor := ""
+	for page := 0; ; page++ {
+		q := "?limit=10"
+		if cursor != "" {
+			q += "&cursor=" + cursor
+		}
+		res := list(q)
+		pg := res["pagination"].(map[string]any)
+		for _, j := range res["jobs"].([]any) {
+			item := j.(map[string]any)
+			for _, f := range []string{"id", "status", "outputVideo", "outputShareLink", "errorMessage", "retries", "createdAt", "updatedAt", "webhookUrl"} {
+				if _, ok := item[f]; !ok {
+					t.Errorf("list item lacks %s: %v", f, item)
+				}
+			}
+			got = append(got, item["id"].(string))
+		}
+		if pg["limit"].(float64) != 10 {
+			t.Errorf("pagination.limit %v", pg["limit"])
+		}
+		if !pg["hasNextPage"].(bool) {
+			if pg["nextCursor"] != nil {
+				t.Errorf("last page has nextCursor %v", pg["nextCursor"])
+			}
+			break
+		}
+		cursor = pg["nextCursor"].(string)
+		if page > 5 {
+			t.Fatal("pagination does not end")
+		}
+	}
+	if len(got) != 25 {
+		t.Fatalf("walked %d jobs, want 25", len(got))
+	}
+	for i, id := range got {
+		if id != ids[len(ids)-1-i] {
+			t.Fatalf("job %d is %s, want %s (newest first)", i, id, ids[len(ids)-1-i])
+		}
+	}
+	// Default limit, and a status filter across pages.
+	if res := list(""); len(res["jobs"].([]any)) != 20 {
+		t.Errorf("default page has %d jobs, want 20", len(res["jobs"].([]any)))
+	}
+	failed := list("?status=FAILED&limit=5")
+	for _, j := range failed["jobs"].([]any) {
+		if j.(map[string]any)["status"] != StatusFailed || j.(map[string]any)["errorMessage"] != "boom" {
+			t.Errorf("filtered item %v", j)
+		}
+	}
+	next := failed["pagination"].(map[string]any)["nextCursor"].(string)
+	rest := list("?status=FAILED&limit=5&cursor=" + next)
+	if n := len(failed["jobs"].([]any)) + len(rest["jobs"].([]any)); n != 8 {
+		t.Errorf("FAILED jobs across pages: %d, want 8", n)
+	}
+	for _, q := range []string{"?limit=0", "?limit=101", "?limit=abc", "?status=DONE", "?cursor=nope", "?limit=5&limit=6"} {
+		resp, b := e.do("GET", "/api/jobs"+q, e.key, nil)
+		errorBody(t, resp, b, 400)
+	}
+}
+
+func TestKeysAreIsolated(t *testing.T) {
+	e := newTestEnv(t, nil)
+	mine := insertJobs(t, e, e.key, 2, StatusCompleted)
+	bob := e.newKey("bob")
+	insertJobs(t, e, bob, 1, StatusCompleted)
+	for _, path := range []string{"/api/status/" + mine[0], "/api/jobs/" + mine[0], "/api/jobs/" + mine[0] + "/deliveries"} {
+		resp, b := e.do("GET", path, bob, nil)
+		errorBody(t, resp, b, 404)
+	}
+	resp, b := e.do("GET", "/api/jobs", bob, nil)
+	res := decodeJSON(t, resp, b)
+	if jobs := res["jobs"].([]any); len(jobs) != 1 || jobs[0].(map[string]any)["id"] == mine[0] || jobs[0].(map[string]any)["id"] == mine[1] {
+		t.Errorf("bob's list: %s", b)
+	}
+}
+
+// TestKeyNotStoredInClear checks every file of the data directory for the API key.
+func TestKeyNotStoredInClear(t *testing.T) {
+	e := newTestEnv(t, nil)
+	id := e.mustSubmit(e.key, fixture(t, "img.jpg"), fixture(t, "tone.wav"))
+	e.wait(e.key, id, StatusCompleted)
+	e.close()
+	for _, path := range dirFiles(t, e.srv.cfg.DataDir) {
+		if bytes.Contains(readFile(t, path), []byte(e.key)) {
+			t.Errorf("%s holds the API key in clear", path)
+		}
+	}
+}
+
+// TestRestartKeepsJobs stops the service and starts a new one on the same data directory.
+func TestRestartKeepsJobs(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	e := newTestEnv(t, &cfg)
+	id := e.mustSubmit(e.key, fixture(t, "img.jpg"), fixture(t, "tone.m4a"))
+	before := e.wait(e.key, id, StatusCompleted)
+	video, _ := download(t, before["outputVideo"].(string))
+	e.close()
+
+	cfg2 := testConfig(cfg.DataDir)
+	e2 := newTestEnv(t, &cfg2)
+	after := e2.status(e.key, id)
+	if after["status"] != StatusCompleted || after["createdAt"] != before["createdAt"] || after["updatedAt"] != before["updatedAt"] {
+		t.Errorf("after restart: %v, before: %v", after, before)
+	}
+	video2, _ := download(t, after["outputVideo"].(string))
+	if !bytes.Equal(video, video2) {
+		t.Error("video changed across the restart")
+	}
+}
+
+func TestCLI(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	env := func(name string) string {
+		if name == "VIDGEN_DATA" {
+			return dir
+		}
+		return ""
+	}
+	cli := func(args ...string) (string, error) {
+		var out, errOut bytes.Buffer
+		err := run(ctx, args, env, &out, &errOut)
+		return out.String() + errOut.String(), err
+	}
+	out, err := cli("keys", "create", "-name", "ci", "-json")
+	if err != nil {
+		t.Fatalf("keys create: %v %s", err, out)
+	}
+	var created map[string]string
+	if err := json.Unmarshal([]byte(out), &created); err != nil || len(created) != 4 {
+		t.Fatalf("keys create -json printed %q", out)
+	}
+	for _, f := range []string{"id", "name", "apiKey", "webhookSecret"} {
+		if created[f] == "" {
+			t.Errorf("keys create -json lacks %s", f)
+		}
+	}
+	if _, err := cli("keys", "create", "-name", "ci"); err == nil {
+		t.Error("a second key with the same name was accepted")
+	}
+	out, err = cli("keys", "list", "-json")
+	if err != nil || !strings.Contains(out, `"name":"ci"`) || !strings.Contains(out, `"active":true`) || strings.Contains(out, created["apiKey"]) {
+		t.Errorf("keys list: %v %s", err, out)
+	}
+	out, err = cli("keys", "rotate-secret", "ci", "-json")
+	if err != nil || !strings.Contains(out, "whsec_") || strings.Contains(out, created["webhookSecret"]) {
+		t.Errorf("rotate-secret: %v %s", err, out)
+	}
+	// Flags after the positional argument work too.
+	if out, err := cli("keys", "deactivate", created["id"], "-data", dir); err != nil {
+		t.Errorf("deactivate: %v %s", err, out)
+	}
+	out, _ = cli("keys", "list")
+	if !strings.Contains(out, "false") {
+		t.Errorf("deactivated key still listed active: %s", out)
+	}
+	if _, err := cli("keys", "deactivate", "nobody"); err == nil {
+		t.Error("deactivating a missing key succeeded")
+	}
+	out, err = cli("version")
+	if err != nil || !strings.Contains(out, "vidgen") || !strings.Contains(out, "ffmpeg version") {
+		t.Errorf("version: %v %s", err, out)
+	}
+	_, err = cli("serve", "-ffmpeg", "/nonexistent/ffmpeg", "-addr", "127.0.0.1:0")
+	if err == nil || !strings.Contains(err.Error(), "apt-get install -y ffmpeg") {
+		t.Errorf("serve without ffmpeg: %v", err)
+	}
+	if _, err := cli("bogus"); err == nil {
+		t.Error("unknown command accepted")
+	}
+}
+
+// TestServeFirstStart runs the real serve command: it creates and prints the default key, serves
+// the API with it, and exits cleanly on cancel.
+func TestServeFirstStart(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	var stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "-addr", "127.0.0.1:0", "-data", dir}, func(string) string { return "" }, &stderr, &stderr)
+	}()
+	var key, addr string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && (key == "" || addr == ""); time.Sleep(20 * time.Millisecond) {
+		for _, line := range strings.Split(stderr.String(), "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "X-API-Key:"); ok {
+				key = strings.TrimSpace(v)
+			}
+			if i := strings.Index(line, "addr="); i >= 0 && strings.Contains(line, "vidgen listening") {
+				addr = strings.Fields(line[i+5:])[0]
+			}
+		}
+	}
+	if key == "" || addr == "" {
+		t.Fatalf("no key or address printed:\n%s", stderr.String())
+	}
+	req, _ := http.NewRequest("GET", "http://"+addr+"/api/jobs", nil)
+	req.Header.Set("X-API-Key", key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("printed key: %d", resp.StatusCode)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("serve returned %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+	if strings.Count(stderr.String(), key) != 1 {
+		t.Error("the key was printed more than once")
+	}
+}
+
+func TestMigrations(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "m.db")
+	st, err := OpenStore(ctx, path, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	migs := []string{`ALTER TABLE jobs ADD COLUMN note TEXT`, `CREATE TABLE extra (x INTEGER)`}
+	for range 2 { // a second run must apply nothing again
+		if err := st.init(ctx, migs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var versions int
+	st.db.QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&versions)
+	if versions != 2 {
+		t.Errorf("%d migrations recorded, want 2", versions)
+	}
+	// A failing migration leaves nothing half-applied.
+	bad := append(migs, `CREATE TABLE half (x INTEGER); SELECT nope FROM nowhere`)
+	if err := st.init(ctx, bad); err == nil {
+		t.Fatal("bad migration succeeded")
+	}
+	var n int
+	st.db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE name = 'half'`).Scan(&n)
+	if n != 0 {
+		t.Error("a failed migration left its table behind")
+	}
+}
+
+func TestJobIDs(t *testing.T) {
+	seen := map[string]bool{}
+	var prev string
+	for i := range 1000 {
+		id, err := newJobID(time.UnixMilli(1_800_000_000_000+int64(i)), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !isJobID(id) || seen[id] {
+			t.Fatalf("bad or repeated id %q", id)
+		}
+		if id[:10] < prev {
+			t.Fatalf("ids not time ordered: %s after %s", id, prev)
+		}
+		prev, seen[id] = id[:10], true
+	}
+	for _, bad := range []string{"", "c", "C" + strings.Repeat("a", 24), "c" + strings.Repeat("A", 24), "c" + strings.Repeat("a", 25), "c" + strings.Repeat("-", 24)} {
+		if isJobID(bad) {
+			t.Errorf("isJobID(%q)", bad)
+		}
+	}
+}
+
+func TestRetryAfterCrash(t *testing.T) {
+	// A fake ffmpeg that dies from a signal on its first run and is the real one after.
+	dir := t.TempDir()
+	script := filepath.Join(dir, "ffmpeg")
+	marker := filepath.Join(dir, "crashed")
+	os.WriteFile(script, []byte(fmt.Sprintf("#!/bin/sh\nif [ ! -e %q ]; then touch %q; kill -9 $$; fi\nexec ffmpeg \"$@\"\n", marker, marker)), 0o755)
+	cfg := testConfig(t.TempDir())
+	cfg.FFmpeg = script
+	e := newTestEnv(t, &cfg)
+	id := e.mustSubmit(e.key, fixture(t, "img.jpg"), fixture(t, "tone.wav"))
+	e.wait(e.key, id, StatusCompleted)
+	resp, b := e.do("GET", "/api/jobs", e.key, nil)
+	if item := decodeJSON(t, resp, b)["jobs"].([]any)[0].(map[string]any); item["retries"].(float64) != 1 {
+		t.Errorf("retries %v, want 1", item["retries"])
+	}
+}
+
+func TestCrashEveryTimeFails(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	abs, _ := filepath.Abs("testdata/ffmpeg-crash")
+	cfg.FFmpeg = abs
+	e := newTestEnv(t, &cfg)
+	id := e.mustSubmit(e.key, fixture(t, "img.jpg"), fixture(t, "tone.wav"))
+	st := e.wait(e.key, id, StatusFailed)
+	if msg, _ := st["errorMessage"].(string); !strings.Contains(msg, "submit the job again") || strings.Contains(msg, "ffmpeg") {
+		t.Errorf("errorMessage %q", msg)
+	}
+	resp, b := e.do("GET", "/api/jobs", e.key, nil)
+	if item := decodeJSON(t, resp, b)["jobs"].([]any)[0].(map[string]any); item["retries"].(float64) != MaxAttempts-1 {
+		t.Errorf("retries %v, want %d", item["retries"], MaxAttempts-1)
+	}
+	// The key is not locked out.
+	code, _ := e.submit(e.key, fixture(t, "img.jpg"), fixture(t, "tone.wav"), nil)
+	if code != 201 {
+		t.Errorf("next submission: %d", code)
+	}
+}
+

@@ -1,0 +1,576 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// fixtureDir holds media generated once per test run by fixture.
+var fixtureDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "vidgen-fixtures-")
+	if err != nil {
+		panic(err)
+	}
+	fixtureDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// fixtureRecipes are ffmpeg arguments (before the output path) that make each fixture.
+var fixtureRecipes = map[string][]string{
+	"img.jpg":   {"-f", "lavfi", "-i", "testsrc2=s=320x240", "-frames:v", "1"},
+	"img.png":   {"-f", "lavfi", "-i", "testsrc2=s=320x240", "-frames:v", "1"},
+	"img.webp":  {"-f", "lavfi", "-i", "testsrc2=s=320x240", "-frames:v", "1", "-c:v", "libwebp"},
+	"odd.png":   {"-f", "lavfi", "-i", "testsrc2=s=333x201", "-frames:v", "1"},
+	"big.jpg":   {"-f", "lavfi", "-i", "testsrc2=s=3000x2000", "-frames:v", "1"},
+	"tone.mp3":  {"-f", "lavfi", "-i", "sine=f=440:d=2.5", "-ac", "2", "-c:a", "libmp3lame", "-b:a", "128k"},
+	"tone.wav":  {"-f", "lavfi", "-i", "sine=f=440:d=2.5", "-ac", "2"},
+	"tone.m4a":  {"-f", "lavfi", "-i", "sine=f=440:d=2.5", "-ac", "2", "-c:a", "aac", "-b:a", "128k"},
+	"tone.ogg":  {"-f", "lavfi", "-i", "sine=f=440:d=2.5", "-ac", "2", "-c:a", "libvorbis"},
+	"tone.opus": {"-f", "lavfi", "-i", "sine=f=440:d=2.5", "-ac", "2", "-c:a", "libopus", "-f", "ogg"},
+	"long.wav":  {"-f", "lavfi", "-i", "sine=f=440:d=30", "-ac", "1", "-ar", "8000"},
+}
+
+var fixtureMu sync.Mutex
+
+// fixture returns the path of a generated media file, making it on first use.
+func fixture(t testing.TB, name string) string {
+	t.Helper()
+	fixtureMu.Lock()
+	defer fixtureMu.Unlock()
+	path := filepath.Join(fixtureDir, name)
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	recipe, ok := fixtureRecipes[name]
+	if !ok {
+		t.Fatalf("no recipe for fixture %s", name)
+	}
+	args := append([]string{"-v", "error", "-y"}, recipe...)
+	if out, err := exec.Command("ffmpeg", append(args, path)...).CombinedOutput(); err != nil {
+		t.Fatalf("make fixture %s: %v\n%s", name, err, out)
+	}
+	return path
+}
+
+// writeFixture writes data to a new file in the test's temp dir and returns its path.
+func writeFixture(t testing.TB, name string, data []byte) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func readFile(t testing.TB, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// testEnv is one running vidgen: the real handler over httptest, a real SQLite file in a temp dir,
+// and the real renderer and webhook sender.
+type testEnv struct {
+	t    testing.TB
+	srv  *server
+	hs   *httptest.Server
+	key  string // API key of account "alice"
+	stop func(context.Context)
+	logs *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func testConfig(dataDir string) config {
+	return config{
+		DataDir: dataDir, FFmpeg: "ffmpeg", FFprobe: "ffprobe", Workers: 2,
+		WebhookPorts: []string{"443"}, MaxDuration: time.Hour, ShutdownGrace: 5 * time.Second,
+		Retention: 30 * 24 * time.Hour,
+	}
+}
+
+// newTestEnv starts a vidgen on cfg (testConfig of a fresh temp dir when nil), with account "alice".
+// edit, when given, adjusts the server before it starts.
+func newTestEnv(t testing.TB, cfg *config, edit ...func(*server)) *testEnv {
+	t.Helper()
+	if cfg == nil {
+		c := testConfig(t.TempDir())
+		cfg = &c
+	}
+	logs := &syncBuffer{}
+	ctx := context.Background()
+	hs := httptest.NewUnstartedServer(nil)
+	cfg.PublicURL = "http://" + hs.Listener.Addr().String()
+	srv, err := newServer(ctx, *cfg, slog.New(slog.NewTextHandler(logs, nil)), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range edit {
+		f(srv)
+	}
+	hs.Config.Handler = srv.routes()
+	hs.Start()
+	stop, err := srv.start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &testEnv{t: t, srv: srv, hs: hs, stop: stop, logs: logs}
+	e.key = e.newKey(fmt.Sprintf("alice-%d", accountSeq.Add(1)))
+	t.Cleanup(func() {
+		e.close()
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs.String())
+		}
+	})
+	return e
+}
+
+var (
+	closeOnce  sync.Map
+	accountSeq atomic.Int64
+)
+
+// close stops the server as serve does: HTTP first, then renders (short grace), then webhooks.
+func (e *testEnv) close() {
+	if _, done := closeOnce.LoadOrStore(e, true); done {
+		return
+	}
+	e.hs.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	e.stop(ctx)
+	e.srv.store.Close()
+}
+
+// newKey creates an account and returns its API key.
+func (e *testEnv) newKey(name string) string {
+	e.t.Helper()
+	_, apiKey, err := createKey(context.Background(), e.srv.store, name, e.srv.rand, time.Now())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return apiKey
+}
+
+// do sends a request with the API key (none when key is "") and returns the response and its body.
+func (e *testEnv) do(method, path, key string, body io.Reader, header ...string) (*http.Response, []byte) {
+	e.t.Helper()
+	req, err := http.NewRequest(method, e.hs.URL+path, body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("X-API-Key", key)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return resp, b
+}
+
+// multipartBody builds a submission: files maps part names to paths; fields are plain values.
+func multipartBody(t testing.TB, files map[string]string, fields map[string]string) (io.Reader, string) {
+	t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for name, path := range files {
+		h := make(map[string][]string)
+		h["Content-Disposition"] = []string{fmt.Sprintf(`form-data; name=%q; filename=%q`, name, filepath.Base(path))}
+		h["Content-Type"] = []string{"application/octet-stream"} // the server must sniff, not trust this
+		w, err := mw.CreatePart(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(readFile(t, path))
+	}
+	for k, v := range fields {
+		mw.WriteField(k, v)
+	}
+	mw.Close()
+	return &buf, mw.FormDataContentType()
+}
+
+// submit posts a job and returns the status code and decoded JSON body.
+func (e *testEnv) submit(key, image, audio string, fields map[string]string) (int, map[string]any) {
+	e.t.Helper()
+	files := map[string]string{}
+	if image != "" {
+		files["image"] = image
+	}
+	if audio != "" {
+		files["audio"] = audio
+	}
+	body, ctype := multipartBody(e.t, files, fields)
+	resp, b := e.do("POST", "/api/jobs", key, body, "Content-Type", ctype)
+	return resp.StatusCode, decodeJSON(e.t, resp, b)
+}
+
+func decodeJSON(t testing.TB, resp *http.Response, b []byte) map[string]any {
+	t.Helper()
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Fatalf("%s %s: Content-Type %q, body %s", resp.Request.Method, resp.Request.URL.Path, ct, b)
+	}
+	var v map[string]any
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("decode %s: %v", b, err)
+	}
+	return v
+}
+
+// mustSubmit submits a job that must be accepted and returns its id.
+func (e *testEnv) mustSubmit(key, image, audio string) string {
+	e.t.Helper()
+	code, body := e.submit(key, image, audio, nil)
+	if code != http.StatusCreated {
+		e.t.Fatalf("submit %s + %s: %d %v", filepath.Base(image), filepath.Base(audio), code, body)
+	}
+	return body["jobId"].(string)
+}
+
+func (e *testEnv) status(key, id string) map[string]any {
+	e.t.Helper()
+	resp, b := e.do("GET", "/api/status/"+id, key, nil)
+	if resp.StatusCode != http.StatusOK {
+		e.t.Fatalf("status %s: %d %s", id, resp.StatusCode, b)
+	}
+	return decodeJSON(e.t, resp, b)
+}
+
+// wait polls the job until its status is one of want, and fails on any other final status.
+func (e *testEnv) wait(key, id string, want ...string) map[string]any {
+	e.t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		st := e.status(key, id)
+		s := st["status"].(string)
+		for _, w := range want {
+			if s == w {
+				return st
+			}
+		}
+		if s == StatusCompleted || s == StatusFailed || s == StatusCancelled {
+			e.t.Fatalf("job %s ended %s, want %v: %v", id, s, want, st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e.t.Fatalf("job %s did not reach %v", id, want)
+	return nil
+}
+
+// download fetches a URL the API returned and fails unless it answers 200.
+func download(t testing.TB, url string) ([]byte, *http.Response) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
+	}
+	return b, resp
+}
+
+// probe is what ffprobe says of a media file.
+type probe struct {
+	VideoCodec, PixFmt, AudioCodec, ColorSpace string
+	Width, Height                              int
+	Duration                                   float64
+}
+
+func ffprobe(t testing.TB, path string) probe {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries",
+		"stream=codec_type,codec_name,pix_fmt,width,height,color_space:format=duration", "-of", "json", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", path, err)
+	}
+	var res struct {
+		Streams []struct {
+			CodecType, CodecName, PixFmt, ColorSpace string
+			Width, Height                            int
+		}
+		Format struct{ Duration string }
+	}
+	// ffprobe's keys are snake_case; map them onto the struct's fields.
+	out = []byte(strings.NewReplacer(`"codec_type"`, `"CodecType"`, `"codec_name"`, `"CodecName"`, `"pix_fmt"`, `"PixFmt"`, `"color_space"`, `"ColorSpace"`).Replace(string(out)))
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatal(err)
+	}
+	var p probe
+	for _, s := range res.Streams {
+		switch s.CodecType {
+		case "video":
+			p.VideoCodec, p.PixFmt, p.ColorSpace, p.Width, p.Height = s.CodecName, s.PixFmt, s.ColorSpace, s.Width, s.Height
+		case "audio":
+			p.AudioCodec = s.CodecName
+		}
+	}
+	p.Duration, _ = strconv.ParseFloat(res.Format.Duration, 64)
+	return p
+}
+
+// mediaDuration is the container duration of a media file, per ffprobe.
+func mediaDuration(t testing.TB, path string) float64 {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", path).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// checkVideo asserts the output plays everywhere: H.264 yuv420p + AAC, even dimensions, fast start,
+// and the audio's duration within 0.1 s.
+func checkVideo(t testing.TB, video []byte, audioPath string) probe {
+	t.Helper()
+	path := writeFixture(t, "out.mp4", video)
+	p := ffprobe(t, path)
+	if p.VideoCodec != "h264" || p.PixFmt != "yuv420p" || p.AudioCodec != "aac" {
+		t.Errorf("streams: %+v, want h264 yuv420p + aac", p)
+	}
+	if p.Width%2 != 0 || p.Height%2 != 0 || p.Width > 1920 || p.Height > 1920 {
+		t.Errorf("dimensions %dx%d: want even, long side at most 1920", p.Width, p.Height)
+	}
+	if want := mediaDuration(t, audioPath); p.Duration < want-0.1 || p.Duration > want+0.1 {
+		t.Errorf("duration %.3f s, audio is %.3f s", p.Duration, want)
+	}
+	moov, mdat := bytes.Index(video, []byte("moov")), bytes.Index(video, []byte("mdat"))
+	if moov < 0 || mdat < 0 || moov > mdat {
+		t.Errorf("moov at %d, mdat at %d: want the index first (fast start)", moov, mdat)
+	}
+	return p
+}
+
+// errorBody asserts a JSON error response with the given status and returns its message.
+func errorBody(t testing.TB, resp *http.Response, b []byte, status int) string {
+	t.Helper()
+	if resp.StatusCode != status {
+		t.Fatalf("%s %s: status %d, want %d: %s", resp.Request.Method, resp.Request.URL.Path, resp.StatusCode, status, b)
+	}
+	v := decodeJSON(t, resp, b)
+	msg, ok := v["error"].(string)
+	if !ok || msg == "" {
+		t.Fatalf("no error message in %s", b)
+	}
+	return msg
+}
+
+func TestHealth(t *testing.T) {
+	e := newTestEnv(t, nil)
+	for _, path := range []string{"/health", "/api/health"} {
+		resp, b := e.do("GET", path, "", nil)
+		if resp.StatusCode != 200 || strings.TrimSpace(string(b)) != `{"status":"ok"}` {
+			t.Errorf("GET %s: %d %s", path, resp.StatusCode, b)
+		}
+	}
+}
+
+func TestAuth(t *testing.T) {
+	e := newTestEnv(t, nil)
+	resp, b := e.do("GET", "/api/jobs", "", nil)
+	if msg := errorBody(t, resp, b, 401); msg != "Missing X-API-Key header" {
+		t.Errorf("missing key: %q", msg)
+	}
+	resp, b = e.do("GET", "/api/jobs", "vg_nope", nil)
+	if msg := errorBody(t, resp, b, 401); msg != "API key not recognized or has been deactivated" {
+		t.Errorf("unknown key: %q", msg)
+	}
+	resp, b = e.do("GET", "/api/jobs", e.key, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("valid key: %d %s", resp.StatusCode, b)
+	}
+	k, err := e.srv.store.KeyByHash(context.Background(), hashKey(e.key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.srv.store.DeactivateKey(context.Background(), k.ID); err != nil {
+		t.Fatal(err)
+	}
+	resp, b = e.do("GET", "/api/jobs", e.key, nil)
+	if msg := errorBody(t, resp, b, 401); msg != "API key not recognized or has been deactivated" {
+		t.Errorf("deactivated key: %q", msg)
+	}
+}
+
+func TestUnknownRouteAndMethod(t *testing.T) {
+	e := newTestEnv(t, nil)
+	resp, b := e.do("GET", "/api/nope", e.key, nil)
+	errorBody(t, resp, b, 404)
+	resp, b = e.do("PUT", "/api/jobs", e.key, nil)
+	errorBody(t, resp, b, 405)
+	resp, b = e.do("GET", "/api/status/cnotarealjobid00000000000", e.key, nil)
+	errorBody(t, resp, b, 404)
+	resp, b = e.do("GET", "/api/status/../../etc", e.key, nil)
+	if resp.StatusCode != 404 {
+		t.Errorf("odd job id: %d %s", resp.StatusCode, b)
+	}
+	resp, b = e.do("GET", "/v/0123456789abcdef0123456789abcdef.mp4", "", nil)
+	errorBody(t, resp, b, 404)
+}
+
+// TestQuickStart is the README's path: submit, poll, download a video that plays, open the share page.
+func TestQuickStart(t *testing.T) {
+	e := newTestEnv(t, nil)
+	body, ctype := multipartBody(t, map[string]string{"image": fixture(t, "img.jpg"), "audio": fixture(t, "tone.mp3")}, nil)
+	resp, b := e.do("POST", "/api/jobs", e.key, body, "Content-Type", ctype)
+	if resp.StatusCode != 201 {
+		t.Fatalf("submit: %d %s", resp.StatusCode, b)
+	}
+	created := decodeJSON(t, resp, b)
+	id, _ := created["jobId"].(string)
+	if created["message"] != "Job created" || !isJobID(id) {
+		t.Fatalf("created: %s", b)
+	}
+	if loc := resp.Header.Get("Location"); loc != "/api/status/"+id {
+		t.Errorf("Location %q", loc)
+	}
+	st := e.status(e.key, id)
+	for _, f := range []string{"jobId", "status", "progress", "outputVideo", "outputShareLink", "errorMessage", "createdAt", "updatedAt"} {
+		if _, ok := st[f]; !ok {
+			t.Errorf("status body lacks %s: %v", f, st)
+		}
+	}
+	st = e.wait(e.key, id, StatusCompleted)
+	if st["progress"].(float64) != 100 || st["errorMessage"] != nil {
+		t.Errorf("completed status: %v", st)
+	}
+	created2, _ := time.Parse("2006-01-02T15:04:05.000Z", st["createdAt"].(string))
+	if created2.IsZero() {
+		t.Errorf("createdAt %q is not UTC with milliseconds", st["createdAt"])
+	}
+	video, vresp := download(t, st["outputVideo"].(string))
+	if ct := vresp.Header.Get("Content-Type"); ct != "video/mp4" {
+		t.Errorf("video Content-Type %q", ct)
+	}
+	p := checkVideo(t, video, fixture(t, "tone.mp3"))
+	if p.Width != 320 || p.Height != 240 {
+		t.Errorf("size %dx%d, want the image's 320x240", p.Width, p.Height)
+	}
+	if p.ColorSpace != "bt709" {
+		t.Errorf("color space %q, want bt709", p.ColorSpace)
+	}
+
+	req, _ := http.NewRequest("GET", st["outputVideo"].(string), nil)
+	req.Header.Set("Range", "bytes=0-99")
+	rresp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part, _ := io.ReadAll(rresp.Body)
+	rresp.Body.Close()
+	if rresp.StatusCode != 206 || !bytes.Equal(part, video[:100]) {
+		t.Errorf("range request: %d, %d bytes", rresp.StatusCode, len(part))
+	}
+
+	page, presp := download(t, st["outputShareLink"].(string))
+	if !strings.HasPrefix(presp.Header.Get("Content-Type"), "text/html") {
+		t.Errorf("share page Content-Type %q", presp.Header.Get("Content-Type"))
+	}
+	for _, want := range []string{`property="og:video" content="` + st["outputVideo"].(string) + `"`, `property="og:title"`, "<video"} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("share page lacks %s", want)
+		}
+	}
+	// The poster the page names is served too.
+	poster, _ := download(t, strings.TrimSuffix(st["outputVideo"].(string), ".mp4")+".jpg")
+	if sniffImage(poster) != typeJPEG {
+		t.Errorf("poster is not a JPEG")
+	}
+	// The job's inputs are gone once it has ended.
+	if entries, _ := os.ReadDir(filepath.Join(e.srv.cfg.DataDir, "inputs")); len(entries) != 0 {
+		t.Errorf("inputs left after the job ended: %v", entries)
+	}
+}
+
+// TestFormatMatrix renders every accepted image type with every accepted audio type.
+func TestFormatMatrix(t *testing.T) {
+	e := newTestEnv(t, nil)
+	for _, img := range []string{"img.jpg", "img.png", "img.webp"} {
+		for _, aud := range []string{"tone.mp3", "tone.wav", "tone.m4a", "tone.ogg", "tone.opus"} {
+			t.Run(img+"+"+aud, func(t *testing.T) {
+				t.Parallel()
+				key := e.newKey(img + aud)
+				id := e.mustSubmit(key, fixture(t, img), fixture(t, aud))
+				st := e.wait(key, id, StatusCompleted)
+				video, _ := download(t, st["outputVideo"].(string))
+				p := checkVideo(t, video, fixture(t, aud))
+				if p.Width != 320 || p.Height != 240 {
+					t.Errorf("size %dx%d, want 320x240", p.Width, p.Height)
+				}
+			})
+		}
+	}
+}
+
+func TestOddAndLargeImages(t *testing.T) {
+	e := newTestEnv(t, nil)
+	for img, want := range map[string][2]int{"odd.png": {332, 200}, "big.jpg": {1920, 1280}} {
+		t.Run(img, func(t *testing.T) {
+			t.Parallel()
+			key := e.newKey(img)
+			id := e.mustSubmit(key, fixture(t, img), fixture(t, "tone.wav"))
+			st := e.wait(key, id, StatusCompleted)
+			video, _ := download(t, st["outputVideo"].(string))
+			p := checkVideo(t, video, fixture(t, "tone.wav"))
+			if p.Width != want[0] || p.Height != want[1] {
+				t.Errorf("size %dx%d, want %dx%d", p.Width, p.Height, want[0], want[1])
+			}
+		})
+	}
+}
