@@ -552,4 +552,3 @@ func TestCrashEveryTimeFails(t *testing.T) {
 		t.Errorf("next submission: %d", code)
 	}
 }
-
