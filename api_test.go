@@ -552,3 +552,17 @@ func TestCrashEveryTimeFails(t *testing.T) {
 		t.Errorf("next submission: %d", code)
 	}
 }
+
+// TestInternalErrorHidesDetails breaks the database under a running server: the client gets a bare
+// 500, and the details go to the log.
+func TestInternalErrorHidesDetails(t *testing.T) {
+	e := newTestEnv(t, nil)
+	e.srv.store.db.Close()
+	resp, b := e.do("GET", "/api/jobs", e.key, nil)
+	if msg := errorBody(t, resp, b, 500); msg != "Internal server error" {
+		t.Errorf("500 says %q", msg)
+	}
+	if !strings.Contains(e.logs.String(), "request failed") || !strings.Contains(e.logs.String(), "database is closed") {
+		t.Errorf("the cause was not logged: %s", e.logs.String())
+	}
+}
