@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -461,6 +460,6 @@ func (s *server) handleShare(w http.ResponseWriter, r *http.Request) {
 		"Duration": int(j.AudioDuration + 0.5),
 	})
 	if err != nil {
-		slog.Debug("share page", "err", err) // the client went away mid-write
+		s.log.Debug("share page", "err", err) // the client went away mid-write
 	}
 }
