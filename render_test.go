@@ -8,12 +8,18 @@ import (
 	"image/color"
 	"image/jpeg"
 	"image/png"
+	"maps"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // The fidelity matrix: every picture is generated here, rendered by the real service, and one frame
@@ -618,5 +624,404 @@ func TestAudioFidelity(t *testing.T) {
 			w, h, rgb := decodeFrame(t, path)
 			comparePicture(t, quad(64, 32), 64, 32, w, h, rgb, 40)
 		})
+	}
+}
+
+// TestPlaylistsNeverRead uploads playlists posing as audio (and as an image) that point at a local
+// canary file and at an HTTP listener: each is refused at upload, no job exists, the listener is never
+// connected to and the canary never opened (watched with inotify). A control run of ffprobe without
+// vidgen's restrictions shows the same playlist would reach both.
+func TestPlaylistsNeverRead(t *testing.T) {
+	t.Parallel()
+	var conns atomic.Int64
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			c.Close()
+		}
+	}()
+	url := "http://" + ln.Addr().String() + "/segment.mp3"
+	canary := filepath.Join(t.TempDir(), "canary.mp3")
+	if err := os.WriteFile(canary, readFile(t, fixture(t, "tone.mp3")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ino, err := syscall.InotifyInit1(syscall.IN_NONBLOCK | syscall.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(ino)
+	if _, err := syscall.InotifyAddWatch(ino, canary, syscall.IN_OPEN|syscall.IN_ACCESS); err != nil {
+		t.Fatal(err)
+	}
+	canaryOpened := func() bool {
+		buf := make([]byte, 4096)
+		n, _ := syscall.Read(ino, buf)
+		return n > 0
+	}
+	hls := "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:3\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:2.5,\n" + url +
+		"\n#EXTINF:2.5,\n" + canary + "\n#EXT-X-ENDLIST\n"
+	id3 := []byte("ID3\x04\x00\x00\x00\x00\x00\x00") // an empty ID3v2 tag: the file sniffs as MP3
+	playlists := []struct {
+		name   string
+		body   string
+		status int
+	}{
+		{"hls.mp3", hls, 415},
+		{"bom-hls.mp3", "\ufeff" + hls, 415},
+		{"plain.m3u.mp3", canary + "\n" + url + "\n", 415},
+		{"concat.mp3", "ffconcat version 1.0\nfile '" + canary + "'\nfile '" + url + "'\n", 415},
+		{"sdp.mp3", "v=0\no=- 0 0 IN IP4 127.0.0.1\ns=x\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio " + strings.Split(ln.Addr().String(), ":")[1] + " RTP/AVP 0\n", 415},
+		// Sniffed as MP3 by its tag; the mp3 demuxer, forced, finds no audio in it.
+		{"id3-hls.mp3", string(id3) + hls, 400},
+	}
+	e := newTestEnv(t, nil)
+	dir := t.TempDir()
+	for _, p := range playlists {
+		path := filepath.Join(dir, p.name)
+		os.WriteFile(path, []byte(p.body), 0o644)
+		if code, body := e.submit(e.key, fixture(t, "img.jpg"), path, nil); code != p.status {
+			t.Errorf("%s as audio: %d %v, want %d", p.name, code, body, p.status)
+		}
+		img := filepath.Join(dir, strings.TrimSuffix(p.name, ".mp3")+".jpg")
+		os.WriteFile(img, []byte(p.body), 0o644)
+		if code, body := e.submit(e.key, img, fixture(t, "tone.mp3"), nil); code != 415 {
+			t.Errorf("%s as image: %d %v, want 415", p.name, code, body)
+		}
+	}
+	if n := conns.Load(); n != 0 {
+		t.Errorf("the HTTP listener got %d connections", n)
+	}
+	if canaryOpened() {
+		t.Error("the canary file was opened")
+	}
+	resp, b := e.do("GET", "/api/jobs", e.key, nil)
+	if jobs := decodeJSON(t, resp, b)["jobs"].([]any); len(jobs) != 0 {
+		t.Errorf("playlists made jobs: %s", b)
+	}
+	// Control: unrestricted and left to guess the format (which ffmpeg 5.1 does for HLS only from an
+	// .m3u8 name), ffprobe follows the playlist to both.
+	control := filepath.Join(dir, "control.m3u8")
+	os.WriteFile(control, []byte(hls), 0o644)
+	exec.Command("ffprobe", "-v", "quiet", "-protocol_whitelist", "file,http,tcp", control).Run()
+	if conns.Load() == 0 || !canaryOpened() {
+		t.Errorf("control: unrestricted ffprobe did not reach the listener (%d) or the canary; the test proves nothing", conns.Load())
+	}
+}
+
+// TestFFmpegInvocations records every ffmpeg and ffprobe run of an upload and a render: each has
+// -protocol_whitelist file, an explicit input format before every input, ffmpeg has -nostdin, and
+// every path is a server-made one inside the data directory (outputs written under tmp/).
+func TestFFmpegInvocations(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "calls")
+	wrap := func(tool string) string {
+		real, err := exec.LookPath(tool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, tool)
+		script := fmt.Sprintf("#!/bin/sh\n{ echo '@@ %s'; for a; do printf '%%s\\n' \"$a\"; done; } >> %q\nexec %q \"$@\"\n", tool, log, real)
+		if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	cfg := testConfig(t.TempDir())
+	cfg.FFmpeg, cfg.FFprobe = wrap("ffmpeg"), wrap("ffprobe")
+	e := newTestEnv(t, &cfg)
+	for _, audio := range []string{"tone.mp3", "tone.m4a"} {
+		key := e.newKey(audio)
+		id := e.mustSubmit(key, fixture(t, "img.png"), fixture(t, audio))
+		e.wait(key, id, StatusCompleted)
+	}
+	var calls [][]string
+	for _, line := range strings.Split(string(readFile(t, log)), "\n") {
+		if strings.HasPrefix(line, "@@ ") {
+			calls = append(calls, []string{strings.TrimPrefix(line, "@@ ")})
+		} else if len(calls) > 0 && line != "" {
+			calls[len(calls)-1] = append(calls[len(calls)-1], line)
+		}
+	}
+	if len(calls) < 6 {
+		t.Fatalf("%d calls recorded", len(calls))
+	}
+	dataDir := e.srv.cfg.DataDir + "/"
+	for _, c := range calls {
+		tool, args := c[0], c[1:]
+		joined := strings.Join(args, " ")
+		if !strings.Contains(joined, "-protocol_whitelist file ") {
+			t.Errorf("%s without -protocol_whitelist file: %q", tool, joined)
+		}
+		if tool == "ffmpeg" && !slices.Contains(args, "-nostdin") {
+			t.Errorf("ffmpeg without -nostdin: %q", joined)
+		}
+		inputs := 0
+		for i, a := range args {
+			if a == "-i" {
+				inputs++
+				if i < 2 || args[i-2] != "-f" || !slices.Contains(append(slices.Collect(maps.Values(demuxer)), "mp4"), args[i-1]) {
+					t.Errorf("%s input %q without an explicit format just before it: %q", tool, args[i+1], joined)
+				}
+			}
+			if strings.Contains(a, "://") || strings.HasPrefix(a, "http") {
+				t.Errorf("%s argument %q names a URL", tool, a)
+			}
+			if p, ok := strings.CutPrefix(a, "file:"); ok {
+				if !strings.HasPrefix(p, dataDir) {
+					t.Errorf("%s opens %q, outside the data directory", tool, p)
+				}
+				if i > 0 && args[i-1] != "-i" && tool == "ffmpeg" && !strings.HasPrefix(p, dataDir+"tmp/") {
+					t.Errorf("ffmpeg writes %q, not under tmp/", p)
+				}
+			}
+		}
+		if tool == "ffprobe" && (!slices.Contains(args, "-f") || !strings.HasPrefix(args[len(args)-1], "file:")) {
+			t.Errorf("ffprobe without an explicit format or server path: %q", joined)
+		}
+		if tool == "ffmpeg" && inputs == 0 {
+			t.Errorf("ffmpeg with no input: %q", joined)
+		}
+	}
+}
+
+// hangScript writes a stand-in for ffmpeg into dir that records its pid and its child's in dir/pids
+// and never finishes: a render that hangs, with a child of its own like ffmpeg's threads.
+func hangScript(t testing.TB, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "ffmpeg")
+	script := fmt.Sprintf("#!/bin/sh\nsleep 3600 &\necho $$ $! >> %q\nwait\n", filepath.Join(dir, "pids"))
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// hangPids waits until dir/pids lists at least n processes and returns them.
+func hangPids(t testing.TB, dir string, n int) []int {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		b, _ := os.ReadFile(filepath.Join(dir, "pids"))
+		var pids []int
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+		if len(pids) >= n {
+			return pids
+		}
+	}
+	t.Fatalf("the stand-in ffmpeg did not record %d pids", n)
+	return nil
+}
+
+// procStat returns a process's state letter, parent pid and nice value, ok false when it is gone.
+func procStat(pid int) (state byte, ppid, nice int, ok bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, 0, false
+	}
+	// pid (comm) state ppid ... ; comm may hold spaces, so split after its ')'.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	ppid, _ = strconv.Atoi(f[1])
+	nice, _ = strconv.Atoi(f[16])
+	return f[0][0], ppid, nice, true
+}
+
+// checkGone fails for each pid still running, or left a zombie of this process.
+func checkGone(t testing.TB, pids []int) {
+	t.Helper()
+	for _, pid := range pids {
+		var state byte
+		var ppid int
+		var ok bool
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if state, ppid, _, ok = procStat(pid); !ok || state == 'Z' && ppid != os.Getpid() {
+				break // gone, or dead and reparented (reaping it is init's job)
+			}
+		}
+		if ok && (state != 'Z' || ppid == os.Getpid()) {
+			t.Errorf("process %d left behind: state %c, parent %d (we are %d)", pid, state, ppid, os.Getpid())
+		}
+	}
+}
+
+// TestRenderKilledOnShutdown: a hung render runs at lower priority, with its children, writes only
+// into tmp/, and on shutdown its whole process group is killed and reaped.
+func TestRenderKilledOnShutdown(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := testConfig(t.TempDir())
+	cfg.FFmpeg, cfg.Workers = hangScript(t, dir), 1
+	e := newTestEnv(t, &cfg)
+	id := e.mustSubmit(e.key, fixture(t, "img.jpg"), fixture(t, "tone.wav"))
+	e.wait(e.key, id, StatusProcessing)
+	pids := hangPids(t, dir, 2)
+	for _, pid := range pids {
+		if _, _, nice, ok := procStat(pid); !ok || nice != renderNice {
+			t.Errorf("process %d: nice %d (running %v), want %d", pid, nice, ok, renderNice)
+		}
+	}
+	if files := dirFiles(t, filepath.Join(cfg.DataDir, "outputs")); len(files) != 0 {
+		t.Errorf("outputs before the render completed: %v", files)
+	}
+	start := time.Now()
+	e.close() // one second of grace, then the renders are killed
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("shutdown took %v", d)
+	}
+	checkGone(t, pids)
+}
+
+// TestRenderTimeout: a render that outlives its timeout is killed with its process group, retried,
+// and the job fails after the last attempt with a message for the user.
+func TestRenderTimeout(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := testConfig(t.TempDir())
+	cfg.FFmpeg, cfg.Workers = hangScript(t, dir), 1
+	e := newTestEnv(t, &cfg, func(s *server) {
+		s.renderer.timeout = func(float64) time.Duration { return 300 * time.Millisecond }
+	})
+	if d := renderTimeout(600); d < 10*time.Minute || d > time.Hour {
+		t.Errorf("the timeout for 10 minutes of audio is %v", d)
+	}
+	id := e.mustSubmit(e.key, fixture(t, "img.jpg"), fixture(t, "tone.wav"))
+	st := e.wait(e.key, id, StatusFailed)
+	if msg, _ := st["errorMessage"].(string); msg == "" || strings.Contains(msg, "ffmpeg") || strings.Contains(msg, "/") {
+		t.Errorf("errorMessage %q", msg)
+	}
+	checkGone(t, hangPids(t, dir, 2*MaxAttempts))
+	if files := dirFiles(t, filepath.Join(cfg.DataDir, "tmp")); len(files) != 0 {
+		t.Errorf("files left in tmp: %v", files)
+	}
+}
+
+// TestMaxDuration: audio longer than -max-duration is refused at upload with 400.
+func TestMaxDuration(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t.TempDir())
+	cfg.MaxDuration = 10 * time.Second
+	e := newTestEnv(t, &cfg)
+	code, body := e.submit(e.key, fixture(t, "img.jpg"), fixture(t, "long.wav"), nil)
+	if msg, _ := body["error"].(string); code != 400 || !strings.Contains(msg, "0:00:30") || !strings.Contains(msg, "0:00:10") {
+		t.Errorf("30 s of audio with a 10 s limit: %d %v", code, body)
+	}
+	if code, body := e.submit(e.key, fixture(t, "img.jpg"), fixture(t, "tone.wav"), nil); code != 201 {
+		t.Errorf("2.5 s of audio: %d %v", code, body)
+	}
+}
+
+// TestProgress polls a render slowed to a few seconds (ffmpeg reads its inputs at 10× realtime):
+// progress never goes down, passes through intermediate values, and etaSeconds is an integer or null.
+func TestProgress(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	real, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := filepath.Join(dir, "ffmpeg")
+	os.WriteFile(slow, []byte("#!/bin/sh\nfor a do\n  shift\n  [ \"$a\" = -i ] && set -- \"$@\" -readrate 10\n  set -- \"$@\" \"$a\"\ndone\nexec "+real+" \"$@\"\n"), 0o755)
+	cfg := testConfig(t.TempDir())
+	cfg.FFmpeg = slow
+	e := newTestEnv(t, &cfg)
+	id := e.mustSubmit(e.key, fixture(t, "img.jpg"), fixture(t, "long.wav"))
+	last, seen, etas := -1, map[int]bool{}, 0
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(40 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the job did not complete")
+		}
+		st := e.status(e.key, id)
+		p := int(st["progress"].(float64))
+		if p < last {
+			t.Errorf("progress went down from %d to %d", last, p)
+		}
+		last = p
+		eta, present := st["etaSeconds"]
+		if !present {
+			t.Fatalf("status body without etaSeconds: %v", st)
+		}
+		if eta != nil {
+			f, ok := eta.(float64)
+			if !ok || f != float64(int(f)) || f < 0 {
+				t.Errorf("etaSeconds %v: want a non-negative integer or null", eta)
+			}
+			etas++
+		}
+		if st["status"] == StatusCompleted {
+			if p != 100 || eta != nil {
+				t.Errorf("completed: progress %d, etaSeconds %v", p, eta)
+			}
+			break
+		}
+		if st["status"] != StatusProcessing && st["status"] != StatusPending {
+			t.Fatalf("job ended %v", st)
+		}
+		if p > 0 && p < 100 {
+			seen[p] = true
+		}
+	}
+	if len(seen) < 5 {
+		t.Errorf("progress took %d intermediate values (%v); want a bar that moves", len(seen), seen)
+	}
+	if etas == 0 {
+		t.Error("etaSeconds was never known while processing")
+	}
+}
+
+// TestProgressModel drives the progress bar with a fake clock: it creeps through each step's span
+// with time, jumps with ffmpeg's reported position, never goes down, stays below 100 while running,
+// and has an ETA once past 3 %.
+func TestProgressModel(t *testing.T) {
+	now := time.Unix(1000, 0)
+	rd := &renderer{now: func() time.Time { return now }, progress: map[string]*jobProgress{}}
+	const id = "job"
+	rd.progress[id] = &jobProgress{started: now}
+	last := 0
+	check := func(what string, lo, hi int) {
+		t.Helper()
+		p, eta := rd.Progress(id)
+		if p < last || p < lo || p > hi {
+			t.Errorf("%s: progress %d, want %d-%d and not below %d", what, p, lo, hi, last)
+		}
+		if (p < 3) != (eta == nil) || eta != nil && *eta < 0 {
+			t.Errorf("%s: progress %d with eta %v", what, p, eta)
+		}
+		last = p
+	}
+	check("claimed", 0, 0)
+	clipEst, muxEst := renderEstimates(Job{AudioCodec: "aac/LC/2/44100", AudioDuration: 600})
+	if clipEst <= 0 || muxEst <= 0 {
+		t.Fatalf("estimates %v %v", clipEst, muxEst)
+	}
+	rd.startStep(id, setupShare, 40, 1.0)
+	check("image step started", setupShare, setupShare)
+	now = now.Add(500 * time.Millisecond)
+	check("half the image step's estimate", 10, 25)
+	now = now.Add(30 * time.Second) // a much slower image than estimated
+	check("image step overdue", 38, 39)
+	rd.startStep(id, 40, 100, 2.0)
+	check("mux step started", 40, 40)
+	rd.stepDone(id, 0.5)
+	check("ffmpeg halfway", 70, 70)
+	rd.stepDone(id, 0.2) // an earlier position arriving late
+	check("stale position", 70, 70)
+	rd.stepDone(id, 1.5)
+	check("past the end", 99, 99)
+	now = now.Add(time.Hour)
+	check("long after", 99, 99)
+	if p, eta := rd.Progress("unknown"); p != 0 || eta != nil {
+		t.Errorf("unknown job: %d %v", p, eta)
 	}
 }
