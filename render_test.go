@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -147,6 +148,16 @@ func overWhite(img image.Image) image.Image {
 		}
 	}
 	return out
+}
+
+// withTRNS inserts a tRNS chunk holding key (the transparent colour, 16 bits a sample) after the IHDR
+// of a PNG made by image/png.
+func withTRNS(png []byte, key []byte) []byte {
+	c := binary.BigEndian.AppendUint32(nil, uint32(len(key)))
+	c = append(append(c, "tRNS"...), key...)
+	c = binary.BigEndian.AppendUint32(c, crc32.ChecksumIEEE(c[4:]))
+	const afterIHDR = 8 + 4 + 4 + 13 + 4
+	return append(append(append([]byte{}, png[:afterIHDR]...), c...), png[afterIHDR:]...)
 }
 
 // cmykJPEG writes a baseline 4-component JPEG of solid 8×8 blocks, as Photoshop does: Adobe APP14
@@ -432,6 +443,13 @@ func TestPictureFidelity(t *testing.T) {
 	cases = append(cases,
 		fidelityCase{name: "png-paletted", file: bytesFile("pal.png", encodePNG(t, paletted)), want: base, wantW: 64, wantH: 32},
 		fidelityCase{name: "png-paletted-transparent", file: bytesFile("palt.png", encodePNG(t, palAlpha)), want: overWhite(palAlpha), wantW: 64, wantH: 32},
+	)
+	// Colour-key transparency (tRNS) in truecolour and grey PNGs: red, and black, are transparent.
+	keyed := quadrants(64, 32, white, green, blue, yellow)
+	grayKeyed := quadrants(64, 32, white, color.Gray{85}, color.Gray{170}, color.Gray{255})
+	cases = append(cases,
+		fidelityCase{name: "png-rgb-trns", file: bytesFile("rgbkey.png", withTRNS(encodePNG(t, base), []byte{0, 255, 0, 0, 0, 0})), want: keyed, wantW: 64, wantH: 32},
+		fidelityCase{name: "png-gray-trns", file: bytesFile("graykey.png", withTRNS(encodePNG(t, grayImg), []byte{0, 0})), want: grayKeyed, wantW: 64, wantH: 32},
 	)
 	// WebP from the PNGs above, made by ffmpeg's libwebp.
 	webp := func(name, src string, args ...string) func(*testing.T, string) string {
