@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // maxPixels caps the images vidgen accepts, checked from the header before anything is decoded.
@@ -331,6 +332,9 @@ func webpSize(f *os.File) (int, int, error) {
 	return 0, 0, broken
 }
 
+// probeTimeout bounds the upload's look at the audio (ffprobe, then the packet count of an MP3).
+const probeTimeout = time.Minute
+
 // audioInfo is what vidgen needs to know about an audio input.
 type audioInfo struct {
 	Codec      string
@@ -343,12 +347,16 @@ type audioInfo struct {
 // probeAudio reads the audio at path, of sniffed type typ, with ffprobe restricted to that demuxer
 // and to local files. Bad or unsupported audio is a *mediaError.
 func probeAudio(ctx context.Context, ffprobe, ffmpeg, path, typ string) (audioInfo, error) {
-	cmd := exec.CommandContext(ctx, ffprobe, "-v", "error", "-protocol_whitelist", "file", "-f", demuxer[typ],
+	// A file that makes a tool hang must not hold the upload forever (reading 50 MB takes well under
+	// a second); it is then as broken as one the tool refuses.
+	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(pctx, ffprobe, "-v", "error", "-protocol_whitelist", "file", "-f", demuxer[typ],
 		"-select_streams", "a:0", "-show_entries", "stream=codec_name,profile,channels,sample_rate:format=duration",
 		"-of", "json", "file:"+path)
 	out, err := cmd.Output()
 	if ctx.Err() != nil {
-		return audioInfo{}, ctx.Err()
+		return audioInfo{}, ctx.Err() // the client went away
 	}
 	broken := badMedia("audio: the %s could not be decoded; check that the file plays and upload it again", strings.ToUpper(typ))
 	if err != nil {
@@ -383,7 +391,7 @@ func probeAudio(ctx context.Context, ffprobe, ffmpeg, path, typ string) (audioIn
 	if typ == typeMP3 {
 		// An MP3 without a Xing/VBRI header has its duration guessed from the first frame's bitrate,
 		// which is wrong for VBR. Counting the packets is exact and costs ~0.1 s for 10 minutes.
-		d, err := scanDuration(ctx, ffmpeg, path, typ)
+		d, err := scanDuration(pctx, ffmpeg, path, typ)
 		if err != nil {
 			return audioInfo{}, broken
 		}

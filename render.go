@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,8 +36,8 @@ const (
 	clipFPS    = 20 // the video ends within 1/clipFPS s of the audio
 	clipFrames = 80 // a keyframe every clipFrames/clipFPS = 4 s, so seeking works
 	audioRate  = "192k"
-	// clipShare is the part of the progress bar the image step stands for.
-	clipShare = 10
+	// setupShare is the part of the progress bar the steps before ffmpeg stand for.
+	setupShare = 2
 )
 
 // audioCodecTag records what the render needs to know about the audio: "codec/profile/channels/rate".
@@ -73,6 +75,8 @@ type renderer struct {
 	ffmpeg  string
 	dataDir string
 	workers int
+	// timeout is how long a render of audio lasting audioSeconds may take before it is killed.
+	timeout func(audioSeconds float64) time.Duration
 	// finish builds the job's webhook body and delivery id; ended is told of every job that ends.
 	payload    Payload
 	deliveryID func() string
@@ -89,9 +93,27 @@ type renderer struct {
 	done         chan struct{}      // closed when the loop and every job have returned
 }
 
+// jobProgress is a running job's progress bar. Each step (image, then mux) owns a span [from, to)
+// of it, sized by the step's expected duration; within a step the bar advances with ffmpeg's
+// reported position when there is one, and with the time spent against the estimate otherwise
+// (approaching the span's end without reaching it), so even a fast render moves smoothly.
 type jobProgress struct {
 	pct     int
 	started time.Time
+
+	from, to  int
+	stepStart time.Time
+	est       float64 // seconds the step is expected to take
+}
+
+// timeBased is where the bar would be from the time spent in the current step alone: 63 % of the
+// step's span at its estimate, never past 90 %, the last stretch being ffmpeg's to report.
+func (p *jobProgress) timeBased(now time.Time) int {
+	if p.est <= 0 || p.to <= p.from {
+		return p.pct
+	}
+	f := 1 - math.Exp(-now.Sub(p.stepStart).Seconds()/p.est)
+	return p.from + int(0.9*f*float64(p.to-p.from))
 }
 
 // Notify tells the renderer a job may be waiting. It never blocks.
@@ -111,6 +133,7 @@ func (rd *renderer) Progress(id string) (int, *int) {
 	if p == nil {
 		return 0, nil
 	}
+	p.pct = max(p.pct, min(p.timeBased(rd.now()), 99))
 	if p.pct < 3 {
 		return p.pct, nil
 	}
@@ -119,13 +142,44 @@ func (rd *renderer) Progress(id string) (int, *int) {
 	return p.pct, &eta
 }
 
-func (rd *renderer) setProgress(id string, pct int) {
-	pct = max(0, min(pct, 99)) // 100 is COMPLETED's, not a running job's
+// startStep gives the next step of job id the span [from, to) of the bar and its expected seconds.
+func (rd *renderer) startStep(id string, from, to int, est float64) {
+	rd.mu.Lock()
+	if p := rd.progress[id]; p != nil {
+		p.pct = max(p.pct, p.timeBased(rd.now()), min(from, 99))
+		p.from, p.to, p.stepStart, p.est = from, to, rd.now(), est
+	}
+	rd.mu.Unlock()
+}
+
+// stepDone reports the fraction (0-1) of the current step that ffmpeg says it has done.
+func (rd *renderer) stepDone(id string, frac float64) {
 	rd.mu.Lock()
 	defer rd.mu.Unlock()
-	if p := rd.progress[id]; p != nil && pct > p.pct {
-		p.pct = pct
+	if p := rd.progress[id]; p != nil {
+		pct := p.from + int(min(frac, 1)*float64(p.to-p.from))
+		p.pct = max(p.pct, min(pct, p.to-1, 99))
 	}
+}
+
+// renderEstimates are the expected seconds of a job's two steps, to size their parts of the bar:
+// the image step grows with the image file, the mux step with the audio, much faster when copied.
+func renderEstimates(job Job) (clip, mux float64) {
+	clip = 0.4
+	if fi, err := os.Stat(job.ImagePath); err == nil {
+		clip += float64(fi.Size()) / 20e6
+	}
+	speed := 80.0 // times realtime, encoding the audio
+	if a := audioArgs(job.AudioCodec); len(a) > 1 && a[1] == "copy" {
+		speed = 1000
+	}
+	return clip, 0.2 + job.AudioDuration/speed
+}
+
+// renderTimeout is how long a render may take: a generous multiple of the work, so a hung ffmpeg
+// cannot hold a slot forever.
+func renderTimeout(audioSeconds float64) time.Duration {
+	return 2*time.Minute + time.Duration(audioSeconds*float64(time.Second))
 }
 
 // Start runs the dispatch loop until Stop.
@@ -231,9 +285,11 @@ func (f *renderFailure) Error() string { return f.err.Error() }
 
 // render produces the job's video and poster in outputs/ and says how it went.
 func (rd *renderer) render(killCtx context.Context, job Job) Outcome {
-	// A hung ffmpeg is killed after a generous multiple of the work, so it cannot hold a slot forever.
-	timeout := 2*time.Minute + time.Duration(job.AudioDuration*float64(time.Second))
-	ctx, cancel := context.WithTimeout(killCtx, timeout)
+	timeout := renderTimeout
+	if rd.timeout != nil {
+		timeout = rd.timeout
+	}
+	ctx, cancel := context.WithTimeout(killCtx, timeout(job.AudioDuration))
 	defer cancel()
 	token, err := rd.renderFiles(ctx, job)
 	if err == nil {
@@ -261,11 +317,14 @@ func (rd *renderer) renderFiles(ctx context.Context, job Job) (string, error) {
 	defer os.RemoveAll(tmp)
 	clip, poster, video := filepath.Join(tmp, "clip.mp4"), filepath.Join(tmp, "poster.jpg"), filepath.Join(tmp, "video.mp4")
 
+	clipEst, muxEst := renderEstimates(job)
+	clipEnd := min(setupShare+int(float64(100-setupShare)*clipEst/(clipEst+muxEst)), 90)
+	rd.startStep(job.ID, setupShare, clipEnd, clipEst)
 	err = rd.ffmpegRun(ctx, job.ID, 0, clipArgs(job, clip, poster)...)
 	if err != nil {
 		return "", classify(err, "image", "The image could not be decoded; it may be damaged. Export it again as JPEG or PNG and submit a new job.")
 	}
-	rd.setProgress(job.ID, clipShare)
+	rd.startStep(job.ID, clipEnd, 100, muxEst)
 	err = rd.ffmpegRun(ctx, job.ID, job.AudioDuration, muxArgs(job, clip, video)...)
 	if err != nil {
 		return "", classify(err, "audio", "The audio could not be decoded; it may be damaged. Export it again and submit a new job.")
@@ -331,11 +390,11 @@ func classify(err error, input, msg string) error {
 }
 
 // ffmpegRun runs ffmpeg with args, in its own process group at a lower CPU priority, restricted to
-// local files. When duration is positive it maps ffmpeg's progress onto the job's progress bar past
-// the image step. The error holds the tail of ffmpeg's log (for the server log only).
+// local files. When duration is positive it reports ffmpeg's position as the fraction of the job's
+// current step done. The error holds the tail of ffmpeg's log (for the server log only).
 func (rd *renderer) ffmpegRun(ctx context.Context, jobID string, duration float64, args ...string) error {
 	full := append([]string{"-nostdin", "-hide_banner", "-v", "error", "-y", "-protocol_whitelist", "file",
-		"-progress", "pipe:1", "-nostats"}, args...)
+		"-progress", "pipe:1", "-stats_period", "0.25", "-nostats"}, args...)
 	cmd := exec.CommandContext(ctx, rd.ffmpeg, full...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setpgid:   true,            // so the whole group can be killed
@@ -349,11 +408,11 @@ func (rd *renderer) ffmpegRun(ctx context.Context, jobID string, duration float6
 	if err != nil {
 		return err
 	}
-	if err := cmd.Start(); err != nil {
+	release, err := startNice(cmd, renderNice)
+	if err != nil {
 		return fmt.Errorf("start ffmpeg: %w", err)
 	}
-	// Renders yield the CPU to the API: a status poll must not wait behind an encode.
-	syscall.Setpriority(syscall.PRIO_PROCESS, cmd.Process.Pid, 10)
+	defer release() // after Wait
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
 		v, ok := strings.CutPrefix(sc.Text(), "out_time_us=")
@@ -361,8 +420,7 @@ func (rd *renderer) ffmpegRun(ctx context.Context, jobID string, duration float6
 			continue
 		}
 		if us, err := strconv.ParseInt(v, 10, 64); err == nil && us > 0 {
-			frac := float64(us) / 1e6 / duration
-			rd.setProgress(jobID, clipShare+int(frac*float64(100-clipShare)))
+			rd.stepDone(jobID, float64(us)/1e6/duration)
 		}
 	}
 	io.Copy(io.Discard, stdout)
@@ -373,6 +431,31 @@ func (rd *renderer) ffmpegRun(ctx context.Context, jobID string, duration float6
 		return fmt.Errorf("ffmpeg: %w: %s", err, bytes.TrimSpace(stderr.Bytes()))
 	}
 	return nil
+}
+
+// renderNice is ffmpeg's CPU priority: renders yield the CPU to the API, so a status poll does not
+// wait behind an encode.
+const renderNice = 10
+
+// startNice starts cmd at CPU priority nice from its first instruction, so every thread and child it
+// makes inherits it (setting it on the pid after Start races with ffmpeg's threads, which keep the
+// priority they were born with). On Linux the priority belongs to a thread and a child inherits its
+// forking thread's, so a thread of its own is lowered and forks it. That thread lives until the
+// caller has waited for cmd (the release func): Pdeathsig fires when the forking thread ends, not
+// the process. It is then discarded, never reused at the lower priority.
+func startNice(cmd *exec.Cmd, nice int) (release func(), err error) {
+	started, done := make(chan error, 1), make(chan struct{})
+	go func() {
+		runtime.LockOSThread()                             // never unlocked: the thread exits with this goroutine
+		syscall.Setpriority(syscall.PRIO_PROCESS, 0, nice) // 0: the calling thread
+		started <- cmd.Start()
+		<-done
+	}()
+	if err := <-started; err != nil {
+		close(done)
+		return nil, err
+	}
+	return func() { close(done) }, nil
 }
 
 // tailBuffer keeps the last 4 KB written to it.

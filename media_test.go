@@ -1,0 +1,239 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"hash/crc32"
+	"image/color"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func init() {
+	for name, recipe := range map[string][]string{
+		"noid3.mp3":  {"-f", "lavfi", "-i", "sine=f=440:d=1", "-c:a", "libmp3lame", "-id3v2_version", "0", "-write_xing", "0"},
+		"xing.mp3":   {"-f", "lavfi", "-i", "sine=f=440:d=1", "-c:a", "libmp3lame", "-id3v2_version", "0"},
+		"mpeg2.mp3":  {"-f", "lavfi", "-i", "sine=f=440:d=1", "-ar", "22050", "-c:a", "libmp3lame", "-id3v2_version", "0"},
+		"mpeg25.mp3": {"-f", "lavfi", "-i", "sine=f=440:d=1", "-ar", "8000", "-c:a", "libmp3lame", "-id3v2_version", "0", "-write_xing", "0"},
+		"mp2.mp3":    {"-f", "lavfi", "-i", "sine=f=440:d=1", "-c:a", "mp2", "-f", "mp2"},
+		"flac.ogg":   {"-f", "lavfi", "-i", "sine=f=440:d=1", "-c:a", "flac", "-f", "ogg"},
+		"tone.flac":  {"-f", "lavfi", "-i", "sine=f=440:d=1"},
+		"video.avi":  {"-f", "lavfi", "-i", "testsrc2=s=64x32:d=0.2", "-c:v", "mjpeg"},
+		"tone.mp4":   {"-f", "lavfi", "-i", "sine=f=440:d=1", "-c:a", "aac", "-f", "mp4"},
+		"anim.webp":  {"-f", "lavfi", "-i", "testsrc2=s=32x16:r=5:d=0.6", "-c:v", "libwebp_anim", "-loop", "0"},
+	} {
+		fixtureRecipes[name] = recipe
+	}
+}
+
+func head(b []byte) []byte { return b[:min(len(b), sniffLen)] }
+
+func TestSniff(t *testing.T) {
+	t.Parallel()
+	jpg := encodeJPEG(t, quad(16, 16))
+	cases := []struct {
+		name       string
+		data       []byte
+		image, aud string
+	}{
+		{"jpeg", jpg, typeJPEG, ""},
+		{"png", encodePNG(t, quad(16, 16)), typePNG, ""},
+		{"webp lossy", readFile(t, fixture(t, "img.webp")), typeWebP, ""},
+		{"wav", readFile(t, fixture(t, "tone.wav")), "", typeWAV},
+		{"m4a", readFile(t, fixture(t, "tone.m4a")), "", typeM4A},
+		{"mp4 with AAC", readFile(t, fixture(t, "tone.mp4")), "", typeM4A},
+		{"ogg vorbis", readFile(t, fixture(t, "tone.ogg")), "", typeOgg},
+		{"ogg opus", readFile(t, fixture(t, "tone.opus")), "", typeOgg},
+		{"ogg flac", readFile(t, fixture(t, "flac.ogg")), "", ""},
+		{"mp3 with ID3", readFile(t, fixture(t, "tone.mp3")), "", typeMP3},
+		{"mp3 with Xing, no ID3", readFile(t, fixture(t, "xing.mp3")), "", typeMP3},
+		{"mp3 bare frames", readFile(t, fixture(t, "noid3.mp3")), "", typeMP3},
+		{"mp3 MPEG-2 22 kHz", readFile(t, fixture(t, "mpeg2.mp3")), "", typeMP3},
+		{"mp3 MPEG-2.5 8 kHz", readFile(t, fixture(t, "mpeg25.mp3")), "", typeMP3},
+		{"mp3 after 1 KB of junk", append(bytes.Repeat([]byte{0}, 1024), readFile(t, fixture(t, "noid3.mp3"))...), "", typeMP3},
+		{"mp2 (layer II)", readFile(t, fixture(t, "mp2.mp3")), "", ""},
+		{"flac", readFile(t, fixture(t, "tone.flac")), "", ""},
+		{"avi (RIFF, not WAVE)", readFile(t, fixture(t, "video.avi")), "", ""},
+		{"hls playlist", []byte("#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nhttp://example.com/a.ts\n#EXT-X-ENDLIST\n"), "", ""},
+		{"hls playlist with BOM", []byte("\ufeff#EXTM3U\n#EXTINF:10,\n/etc/passwd\n"), "", ""},
+		{"ffconcat", []byte("ffconcat version 1.0\nfile '/etc/passwd'\n"), "", ""},
+		{"text", []byte("hello, this is not media\n"), "", ""},
+		{"html", []byte("<!doctype html><html><body>hi</body></html>"), "", ""},
+		{"empty", nil, "", ""},
+		{"jpeg magic only", []byte("\xff\xd8"), "", ""},
+		{"RIFF header only", []byte("RIFF"), "", ""},
+		{"OggS header only", []byte("OggS"), "", ""},
+	}
+	for _, c := range cases {
+		if got := sniffImage(head(c.data)); got != c.image {
+			t.Errorf("%s: sniffImage = %q, want %q", c.name, got, c.image)
+		}
+		if got := sniffAudio(head(c.data)); got != c.aud {
+			t.Errorf("%s: sniffAudio = %q, want %q", c.name, got, c.aud)
+		}
+	}
+	// Random bytes are neither, however many tries (an MP3 needs three chained frame headers).
+	r := rand.New(rand.NewPCG(1, 2))
+	buf := make([]byte, sniffLen)
+	for i := range 300 {
+		for j := range buf {
+			buf[j] = byte(r.Uint32())
+		}
+		if img, aud := sniffImage(buf), sniffAudio(buf); img != "" || aud != "" {
+			t.Fatalf("random buffer %d sniffed as %q/%q", i, img, aud)
+		}
+	}
+	if d := describe(head(readFile(t, fixture(t, "img.png")))); d != "a PNG image" {
+		t.Errorf("describe(png) = %q", d)
+	}
+	if d := describe(nil); d != "empty" {
+		t.Errorf("describe(nil) = %q", d)
+	}
+}
+
+func TestJPEGComplete(t *testing.T) {
+	t.Parallel()
+	jpg := encodeJPEG(t, quad(64, 32))
+	ok := func(b []byte) bool { return jpegComplete(bufio.NewReader(bytes.NewReader(b))) }
+	if !ok(jpg) {
+		t.Fatal("a whole JPEG is incomplete")
+	}
+	mp4 := readFile(t, fixture(t, "tone.m4a"))
+	for name, b := range map[string][]byte{
+		"motion photo (MP4 appended)": append(append([]byte{}, jpg...), mp4...),
+		"trailing zeros":              append(append([]byte{}, jpg...), make([]byte, 4096)...),
+		"second JPEG appended":        append(append([]byte{}, jpg...), jpg...),
+		"Exif orientation segment":    withOrientation(jpg, 6, binary.BigEndian),
+		"fill bytes before a marker":  append([]byte{0xff, 0xd8, 0xff, 0xff, 0xff}, jpg[3:]...),
+		"CMYK (Adobe, 4 components)":  cmykJPEG(64, 32, 0, func(x, y int) [4]byte { return [4]byte{byte(x), byte(y), 0, 0} }),
+		"grayscale":                   encodeJPEG(t, quadrants(16, 8, white, red, green, blue)),
+		"ffmpeg's JPEG":               readFile(t, fixture(t, "img.jpg")),
+	} {
+		if !ok(b) {
+			t.Errorf("%s: reported incomplete", name)
+		}
+	}
+	// Cut anywhere before the end-of-image marker, it is incomplete.
+	for i := 1; i < 16; i++ {
+		if n := len(jpg) * i / 16; ok(jpg[:n]) {
+			t.Errorf("cut at %d of %d bytes: reported complete", n, len(jpg))
+		}
+	}
+	if ok(jpg[:len(jpg)-2]) {
+		t.Error("without its end-of-image marker: reported complete")
+	}
+	if ok([]byte("\xff\xd8\xff\xe0\xff\xff")) {
+		t.Error("a segment longer than the file: reported complete")
+	}
+	if ok([]byte("not a jpeg")) {
+		t.Error("not a JPEG: reported complete")
+	}
+}
+
+func TestPNGComplete(t *testing.T) {
+	t.Parallel()
+	b := encodePNG(t, quad(64, 32))
+	if !pngComplete(bufio.NewReader(bytes.NewReader(b))) {
+		t.Fatal("a whole PNG is incomplete")
+	}
+	for i := 1; i < 8; i++ {
+		if n := len(b) * i / 8; pngComplete(bufio.NewReader(bytes.NewReader(b[:n]))) {
+			t.Errorf("cut at %d of %d bytes: reported complete", n, len(b))
+		}
+	}
+}
+
+func TestWebPSize(t *testing.T) {
+	t.Parallel()
+	size := func(b []byte) (int, int, error) {
+		path := writeFixture(t, "x.webp", b)
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		return webpSize(f)
+	}
+	// Odd sizes (testsrc2 would round them to even): from Go's PNGs, lossless, and lossy with alpha.
+	dir := t.TempDir()
+	odd, alpha := filepath.Join(dir, "odd.png"), filepath.Join(dir, "alpha.png")
+	os.WriteFile(odd, encodePNG(t, quad(33, 17)), 0o644)
+	os.WriteFile(alpha, encodePNG(t, quadrants(31, 19, red, color.NRGBA{0, 0, 255, 100}, blue, white)), 0o644)
+	lossless, lossyAlpha := filepath.Join(dir, "lossless.webp"), filepath.Join(dir, "alpha.webp")
+	ffmpegMake(t, "-i", odd, "-pix_fmt", "bgra", "-c:v", "libwebp", "-lossless", "1", lossless)
+	ffmpegMake(t, "-i", alpha, "-pix_fmt", "yuva420p", "-c:v", "libwebp", lossyAlpha)
+	for _, c := range []struct {
+		path, chunk string
+		w, h        int
+	}{{fixture(t, "img.webp"), "VP8 ", 320, 240}, {lossless, "VP8L", 33, 17}, {lossyAlpha, "VP8X", 31, 19}} {
+		b := readFile(t, c.path)
+		if got := string(b[12:16]); got != c.chunk {
+			t.Errorf("%s starts with chunk %q, want %q: the case proves less than meant", filepath.Base(c.path), got, c.chunk)
+		}
+		if sniffImage(b) != typeWebP {
+			t.Errorf("%s: not sniffed as WebP", filepath.Base(c.path))
+		}
+		w, h, err := size(b)
+		if err != nil || w != c.w || h != c.h {
+			t.Errorf("%s: %dx%d %v, want %dx%d", filepath.Base(c.path), w, h, err, c.w, c.h)
+		}
+		if _, _, err := size(b[:len(b)-10]); err == nil || err.(*mediaError).status != 400 {
+			t.Errorf("%s truncated: %v", filepath.Base(c.path), err)
+		}
+	}
+	_, _, err := size(readFile(t, fixture(t, "anim.webp")))
+	if me, ok := err.(*mediaError); !ok || me.status != 415 || !strings.Contains(me.msg, "animated") {
+		t.Errorf("animated WebP: %v", err)
+	}
+	junk := append([]byte("RIFF\x20\x00\x00\x00WEBPJUNK"), make([]byte, 32)...)
+	if _, _, err := size(junk); err == nil {
+		t.Error("an unknown first chunk was accepted")
+	}
+}
+
+// pngWith returns a PNG signature, an IHDR claiming w×h and an IEND: complete, with no pixels.
+func pngWith(w, h uint32) []byte {
+	b := pngHeader(w, h)
+	b = binary.BigEndian.AppendUint32(b, 0)
+	b = append(b, "IEND"...)
+	return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE([]byte("IEND")))
+}
+
+// TestCheckImagePixelCap: the cap is 100 megapixels, checked from the header, for every type.
+func TestCheckImagePixelCap(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	check := func(name string, b []byte) error {
+		path := filepath.Join(dir, name)
+		os.WriteFile(path, b, 0o644)
+		return checkImage(path, sniffImage(b))
+	}
+	if err := check("cap.png", pngWith(10000, 10000)); err != nil {
+		t.Errorf("exactly 100 MP: %v", err)
+	}
+	if err := check("over.png", pngWith(10001, 10000)); err == nil || !strings.Contains(err.Error(), "megapixels") {
+		t.Errorf("just over 100 MP: %v", err)
+	}
+	if err := check("zero.png", pngWith(0, 10)); err == nil {
+		t.Error("a PNG with no pixels was accepted")
+	}
+	// A WebP (VP8X) canvas of 16384×16384 = 268 MP.
+	vp8x := []byte("RIFF\x00\x00\x00\x00WEBPVP8X\x0a\x00\x00\x00\x00\x00\x00\x00\xff\x3f\x00\xff\x3f\x00")
+	binary.LittleEndian.PutUint32(vp8x[4:], uint32(len(vp8x)-8))
+	if err := check("huge.webp", vp8x); err == nil || !strings.Contains(err.Error(), "megapixels") {
+		t.Errorf("268 MP WebP: %v", err)
+	}
+	// A JPEG's SOF claiming 65535×65535.
+	jpg := encodeJPEG(t, quad(16, 16))
+	i := bytes.Index(jpg, []byte{0xff, 0xc0})
+	huge := append([]byte{}, jpg...)
+	binary.BigEndian.PutUint16(huge[i+5:], 65535)
+	binary.BigEndian.PutUint16(huge[i+7:], 65535)
+	if err := check("huge.jpg", huge); err == nil || !strings.Contains(err.Error(), "megapixels") {
+		t.Errorf("4 GP JPEG: %v", err)
+	}
+}
