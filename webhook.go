@@ -11,10 +11,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -182,7 +184,8 @@ func (ws *webhookSender) CheckURL(ctx context.Context, raw string) error {
 		port = "443"
 	}
 	if !ws.ports[port] {
-		return errorf(http.StatusBadRequest, "webhookUrl must use port 443")
+		allowed := slices.Sorted(maps.Keys(ws.ports))
+		return errorf(http.StatusBadRequest, "webhookUrl must use port %s", strings.Join(allowed, " or "))
 	}
 	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
 	if ws.allowPrivate {
