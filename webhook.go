@@ -11,10 +11,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,10 +45,12 @@ var blockedNets = func() []netip.Prefix {
 	var ps []netip.Prefix
 	for _, s := range []string{
 		"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
-		"192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24",
-		"203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
-		"::/128", "::1/128", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64", "2001::/32", "2001:db8::/32",
-		"2002::/16", "fc00::/7", "fe80::/10", "ff00::/8",
+		"192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15",
+		"198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+		// ::/96 also holds the deprecated IPv4-compatible form (::127.0.0.1), ::ffff:0:0:0/96 the
+		// IPv4-translated one; ::ffff:0:0/96 (IPv4-mapped) is unmapped and checked as IPv4.
+		"::/96", "::1/128", "::ffff:0:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64", "2001::/32",
+		"2001:db8::/32", "2002::/16", "fc00::/7", "fe80::/10", "ff00::/8",
 	} {
 		ps = append(ps, netip.MustParsePrefix(s))
 	}
@@ -55,7 +59,9 @@ var blockedNets = func() []netip.Prefix {
 
 // isBlockedAddr reports whether a webhook must not connect to ip.
 func isBlockedAddr(ip netip.Addr) bool {
-	if !ip.IsValid() {
+	// A zoned address (fe80::1%eth0) is link-scoped, never public; netip.Prefix.Contains is false
+	// for every zoned address, so without this check it would pass as public.
+	if !ip.IsValid() || ip.Zone() != "" {
 		return true
 	}
 	ip = ip.Unmap() // ::ffff:127.0.0.1 is 127.0.0.1
@@ -79,6 +85,9 @@ type webhookSender struct {
 	lookup func(ctx context.Context, host string) ([]netip.Addr, error)
 	client *http.Client
 	wake   chan struct{}
+	// deliverMu makes DeliverDue calls take turns, so two callers (the Run loop and a test, say)
+	// never make the same attempt twice.
+	deliverMu sync.Mutex
 }
 
 func newWebhookSender(st *Store, log *slog.Logger, now func() time.Time, allowPrivate bool, ports []string, roots *tls.Config) *webhookSender {
@@ -175,7 +184,8 @@ func (ws *webhookSender) CheckURL(ctx context.Context, raw string) error {
 		port = "443"
 	}
 	if !ws.ports[port] {
-		return errorf(http.StatusBadRequest, "webhookUrl must use port 443")
+		allowed := slices.Sorted(maps.Keys(ws.ports))
+		return errorf(http.StatusBadRequest, "webhookUrl must use port %s", strings.Join(allowed, " or "))
 	}
 	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
 	if ws.allowPrivate {
@@ -229,7 +239,12 @@ func (ws *webhookSender) Run(ctx context.Context) {
 		}
 		wait := time.Minute
 		if next, err := ws.store.NextDeliveryAt(ctx); err == nil && !next.IsZero() {
-			wait = min(wait, max(next.Sub(ws.now()), 0))
+			wait = min(wait, next.Sub(ws.now()))
+		}
+		if wait <= 0 {
+			// Still due after DeliverDue: an attempt could not be recorded (database trouble). Wait
+			// a little instead of spinning; new deliveries wake the loop at once anyway.
+			wait = time.Second
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -244,13 +259,27 @@ func (ws *webhookSender) Run(ctx context.Context) {
 }
 
 // DeliverDue makes one attempt at every delivery due now, a few at a time, and returns how many it
-// attempted.
+// attempted. It makes at most one attempt per delivery per call, so a delivery whose attempt could
+// not be recorded does not make it spin.
 func (ws *webhookSender) DeliverDue(ctx context.Context) (int, error) {
+	ws.deliverMu.Lock()
+	defer ws.deliverMu.Unlock()
 	total := 0
+	tried := map[string]bool{}
 	for ctx.Err() == nil {
-		ds, err := ws.store.DueDeliveries(ctx, ws.now(), 64)
-		if err != nil || len(ds) == 0 {
+		due, err := ws.store.DueDeliveries(ctx, ws.now(), 64)
+		if err != nil {
 			return total, err
+		}
+		var ds []Delivery
+		for _, d := range due {
+			if !tried[d.ID] {
+				tried[d.ID] = true
+				ds = append(ds, d)
+			}
+		}
+		if len(ds) == 0 {
+			return total, nil
 		}
 		sem := make(chan struct{}, webhookInFlight)
 		var wg sync.WaitGroup
