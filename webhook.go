@@ -173,7 +173,8 @@ func (ws *webhookSender) resolve(ctx context.Context, host string) ([]netip.Addr
 }
 
 // CheckURL validates a webhook URL at submission: https, a port allowed, and a host that is a public
-// IP address or a name with at least one public address. Errors are 400s for the client.
+// IP address or a name that does not resolve only to non-public ones (one that does not resolve at
+// all is accepted; the dial checks again). Errors are 400s for the client.
 func (ws *webhookSender) CheckURL(ctx context.Context, raw string) error {
 	u, err := validWebhookSyntax(raw)
 	if err != nil {
@@ -212,7 +213,9 @@ func (ws *webhookSender) CheckURL(ctx context.Context, raw string) error {
 	defer cancel()
 	ips, err := ws.lookup(lctx, host)
 	if err != nil || len(ips) == 0 {
-		return errorf(http.StatusBadRequest, "webhookUrl host %q could not be resolved", host)
+		// A name that does not resolve now (a DNS hiccup, a receiver not yet deployed, the docs'
+		// own https://your.app example) is accepted: the dial checks every address it gets later.
+		return nil
 	}
 	for _, ip := range ips {
 		if !isBlockedAddr(ip) {
