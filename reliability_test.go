@@ -206,11 +206,11 @@ func TestClientAddress(t *testing.T) {
 		want string
 	}{
 		{"203.0.113.9:1", nil, "203.0.113.9/32"},
-		{"203.0.113.9:1", []string{"198.51.100.1"}, "203.0.113.9/32"},                  // untrusted peer: XFF ignored
-		{"10.0.0.2:1", []string{"198.51.100.1"}, "198.51.100.1/32"},                    // proxy
-		{"10.0.0.2:1", []string{"6.6.6.6, 198.51.100.1"}, "198.51.100.1/32"},           // left-most is the client's to forge
+		{"203.0.113.9:1", []string{"198.51.100.1"}, "203.0.113.9/32"},                    // untrusted peer: XFF ignored
+		{"10.0.0.2:1", []string{"198.51.100.1"}, "198.51.100.1/32"},                      // proxy
+		{"10.0.0.2:1", []string{"6.6.6.6, 198.51.100.1"}, "198.51.100.1/32"},             // left-most is the client's to forge
 		{"10.0.0.2:1", []string{"6.6.6.6", "198.51.100.1, 10.0.0.3"}, "198.51.100.1/32"}, // two proxies, two headers
-		{"10.0.0.2:1", nil, "10.0.0.2/32"},                                             // proxy without XFF
+		{"10.0.0.2:1", nil, "10.0.0.2/32"},                                               // proxy without XFF
 		{"10.0.0.2:1", []string{"6.6.6.6, garbage, 198.51.100.1"}, "198.51.100.1/32"},
 		{"10.0.0.2:1", []string{"6.6.6.6, garbage"}, "10.0.0.2/32"}, // nothing left of a bad hop is believed
 		{"10.0.0.2:1", []string{"::ffff:198.51.100.1"}, "198.51.100.1/32"},
