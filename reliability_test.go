@@ -585,3 +585,15 @@ func TestShutdownTiming(t *testing.T) {
 		t.Errorf("trusted proxies by default: %s", b)
 	}
 }
+
+// TestShortMP3Header: an upload of a few bytes that start like an MP3 frame is a 415, not a panic
+// (mp3FrameChain once sliced past the end of a short file; found by FuzzSniff).
+func TestShortMP3Header(t *testing.T) {
+	e := newTestEnv(t, hangConfig(t, 1))
+	for _, audio := range []string{"\xff\xfb\x90\x00", "\xff\xfb\x90\x64" + strings.Repeat("\x00", 413) + "\xff\xfb"} {
+		code, body := e.submit(e.key, fixture(t, "img.png"), writeFixture(t, "short.mp3", []byte(audio)), nil)
+		if code != http.StatusUnsupportedMediaType {
+			t.Errorf("%d-byte MP3-like audio: %d %v", len(audio), code, body)
+		}
+	}
+}
