@@ -30,6 +30,8 @@ var version = "dev"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal starts a graceful shutdown; a second one kills at once (the default action).
+	go func() { <-ctx.Done(); stop() }()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "vidgen:", err)
 		os.Exit(1)
@@ -176,6 +178,29 @@ type server struct {
 	apiLimit, submitLimit *limitPolicy
 	ratePolicyHeader      string
 	diskFree              func(path string) (int64, error)
+	headerTimeout         time.Duration // ReadHeaderTimeout; a field so tests can shorten it
+}
+
+// HTTP limits. A request without an upload must be read within requestReadTimeout; a submission's
+// read deadline is extended by uploadDeadline, sized for its length on a slow link.
+const (
+	headerTimeout      = 10 * time.Second
+	requestReadTimeout = 30 * time.Second
+	idleTimeout        = 2 * time.Minute
+	maxHeaderBytes     = 64 << 10
+	// uploadMinRate is the slowest link an upload is waited for, in bytes a second (512 kbit/s):
+	// a 50 MB file gets about 14 minutes, the largest submission about 27.
+	uploadMinRate = 64 << 10
+	// httpDrain is how long shutdown waits for requests in flight.
+	httpDrain = 10 * time.Second
+)
+
+// uploadDeadline is how long reading a submission of contentLength bytes (-1: unknown) may take.
+func uploadDeadline(contentLength int64) time.Duration {
+	if contentLength < 0 || contentLength > maxBodySize {
+		contentLength = maxBodySize
+	}
+	return time.Minute + time.Duration(contentLength/uploadMinRate)*time.Second
 }
 
 func (s *server) limitAPI(h http.Handler) http.Handler    { return s.limit(s.apiLimit)(h) }
@@ -209,7 +234,8 @@ func newServer(ctx context.Context, cfg config, log *slog.Logger, now func() tim
 	if err != nil {
 		return nil, err
 	}
-	s := &server{cfg: cfg, log: log, now: now, rand: rand.Reader, store: st, clients: clientIPs{trusted: cfg.TrustProxy}, diskFree: diskFree}
+	s := &server{cfg: cfg, log: log, now: now, rand: rand.Reader, store: st, clients: clientIPs{trusted: cfg.TrustProxy}, diskFree: diskFree,
+		headerTimeout: headerTimeout}
 	if cfg.RateAPI > 0 {
 		s.apiLimit = newLimitPolicy("requests", cfg.RateAPI, now)
 	}
@@ -325,6 +351,9 @@ func (s *server) start(ctx context.Context) (stop func(context.Context), err err
 	if err := sweepInputs(ctx, s.store, s.cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("sweep inputs: %w", err)
 	}
+	if err := sweepOrphanOutputs(ctx, s.store, s.cfg.DataDir); err != nil {
+		return nil, fmt.Errorf("sweep outputs: %w", err)
+	}
 	if s.cfg.WebhookAllowPrivate {
 		s.log.Warn("webhooks may reach loopback and private addresses (-webhook-allow-private): for local development only")
 	}
@@ -341,7 +370,29 @@ func (s *server) start(ctx context.Context) (stop func(context.Context), err err
 	}, nil
 }
 
-// sweepLoop deletes outputs past retention, hourly.
+// sweepOrphanOutputs deletes output files no job names: a crash between publishing a render's files
+// and recording the job's end leaves them, and the job renders again under a new token. It runs at
+// start-up, before the renderer.
+func sweepOrphanOutputs(ctx context.Context, st *Store, dataDir string) error {
+	tokens, err := st.OutputTokens(ctx)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(dataDir, "outputs")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		token, _, _ := strings.Cut(e.Name(), ".")
+		if !tokens[token] {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+	return nil
+}
+
+// sweepLoop deletes outputs past retention and truncates the WAL, hourly.
 func (s *server) sweepLoop(ctx context.Context) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
@@ -353,6 +404,9 @@ func (s *server) sweepLoop(ctx context.Context) {
 				s.log.Info("deleted expired outputs", "files", n)
 			}
 		}
+		if err := s.store.Checkpoint(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("checkpoint", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -361,17 +415,19 @@ func (s *server) sweepLoop(ctx context.Context) {
 	}
 }
 
-// httpServer returns the HTTP server with timeouts sized for a 50 MB upload on a slow link
-// (ReadTimeout) while cutting clients that dawdle over their headers (ReadHeaderTimeout).
+// httpServer returns the HTTP server. Clients that dawdle over their headers are cut at
+// ReadHeaderTimeout (slowloris), bodies must arrive within ReadTimeout except a submission's, whose
+// deadline handleSubmit extends to fit a 50 MB upload on a slow link (uploadDeadline); idle
+// keep-alive connections are closed after IdleTimeout; headers are capped at MaxHeaderBytes (431).
 func (s *server) httpServer() *http.Server {
 	return &http.Server{
 		Addr:              s.cfg.Addr,
 		Handler:           s.routes(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       10 * time.Minute,
+		ReadHeaderTimeout: s.headerTimeout,
+		ReadTimeout:       requestReadTimeout,
 		WriteTimeout:      30 * time.Minute, // large video downloads on slow links
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 }
@@ -408,17 +464,21 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 	case err = <-errc:
 	case <-ctx.Done():
 	}
-	// Shutdown order: stop taking requests and finish those in flight; then give renders their grace
-	// and requeue what is left; then stop the webhook sender (its outbox survives).
-	log.Info("shutting down")
-	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// Shutdown: stop taking connections and finish the requests in flight (up to httpDrain); at the
+	// same time stop claiming jobs and give running renders ShutdownGrace, then stop them and put
+	// their jobs back to PENDING without counting a retry; then stop the webhook sender (its outbox
+	// survives). Both run at once, so exit comes within max(httpDrain, ShutdownGrace) plus a moment.
+	log.Info("shutting down", "grace", cfg.ShutdownGrace)
+	graceCtx, cancelGrace := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	defer cancelGrace()
+	stopped := make(chan struct{})
+	go func() { stop(graceCtx); close(stopped) }()
+	shutCtx, cancel := context.WithTimeout(context.Background(), httpDrain)
 	defer cancel()
 	if serr := hs.Shutdown(shutCtx); serr != nil {
 		hs.Close()
 	}
-	graceCtx, cancelGrace := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
-	defer cancelGrace()
-	stop(graceCtx)
+	<-stopped
 	log.Info("stopped")
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil

@@ -146,7 +146,10 @@ func mp3FrameChain(head []byte) bool {
 		}
 		p, ok := i, true
 		for n := 0; n < 3 && ok; n++ {
-			l := mp3FrameLen(head[p:])
+			l := 0
+			if p < len(head) { // a frame may claim to run past the end of a short file
+				l = mp3FrameLen(head[p:])
+			}
 			ok = l > 0
 			p += l
 		}

@@ -69,8 +69,10 @@ func (p *limitPolicy) take(client netip.Prefix) (ok bool, remaining int, reset, 
 	return ok, remaining, reset, retryAfter
 }
 
-// sweep drops buckets idle long enough to have refilled (forgetting them changes nothing), then, if
-// the table is still at its cap, arbitrary ones.
+// sweep drops buckets idle long enough to have refilled (forgetting them changes nothing); then, if
+// the table is still at its cap, arbitrary ones down to 90% of it. Evicting a tenth at a time keeps
+// a flood of fresh addresses at one pass over the table per maxBuckets/10 new clients, instead of
+// one pass per request once the table is full.
 func (p *limitPolicy) sweep(now time.Time) {
 	p.swept = now
 	for k, b := range p.buckets {
@@ -78,8 +80,11 @@ func (p *limitPolicy) sweep(now time.Time) {
 			delete(p.buckets, k)
 		}
 	}
+	if len(p.buckets) < maxBuckets {
+		return
+	}
 	for k := range p.buckets {
-		if len(p.buckets) < maxBuckets {
+		if len(p.buckets) <= maxBuckets*9/10 {
 			break
 		}
 		delete(p.buckets, k)

@@ -96,6 +96,10 @@ func OpenStore(ctx context.Context, path string, now func() time.Time) (*Store, 
 	v.Add("_pragma", "busy_timeout(10000)")
 	v.Add("_pragma", "foreign_keys(1)")
 	v.Add("_pragma", "synchronous(FULL)")
+	//   journal_size_limit: after a checkpoint the WAL file is truncated back to at most 64 MB, so
+	//   one burst of writes does not leave a huge file behind (wal_autocheckpoint stays at its
+	//   default of 1000 pages, about 4 MB, so the WAL is normally far smaller).
+	v.Add("_pragma", "journal_size_limit(67108864)")
 	v.Set("_txlock", "immediate")
 	db, err := sql.Open("sqlite", "file:"+path+"?"+v.Encode())
 	if err != nil {
@@ -717,6 +721,36 @@ var (
 	ErrNotFinal  = errors.New("job has not reached COMPLETED or FAILED")
 	ErrNoWebhook = errors.New("job has no webhookUrl")
 )
+
+// Checkpoint copies the WAL into the database and truncates it to zero bytes; it gives up quietly on
+// frames a reader still needs (they go at the next one).
+func (s *Store) Checkpoint(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return nil
+}
+
+// OutputTokens returns the output token of every job that has one.
+func (s *Store) OutputTokens(ctx context.Context) (map[string]bool, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT output_token FROM jobs WHERE output_token IS NOT NULL`)
+	if err != nil {
+		return nil, fmt.Errorf("output tokens: %w", err)
+	}
+	defer rows.Close()
+	tokens := map[string]bool{}
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return nil, fmt.Errorf("output tokens: %w", err)
+		}
+		tokens[t] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("output tokens: %w", err)
+	}
+	return tokens, nil
+}
 
 // IntegrityCheck runs PRAGMA integrity_check and returns its verdict ("ok" when sound).
 func (s *Store) IntegrityCheck(ctx context.Context) (string, error) {

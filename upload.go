@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 const (
@@ -20,6 +21,9 @@ const (
 	maxParts = 4
 	// sniffLen is how much of a file the type detection reads.
 	sniffLen = 64 << 10
+	// maxBodySize is the most a submission's body may hold: two full files plus room for the small
+	// parts and the multipart framing.
+	maxBodySize = 2*maxFileSize + 1<<20
 )
 
 // upload is one file part, streamed to a temporary file in the data directory.
@@ -46,6 +50,13 @@ func (s *server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// The server reads other requests within requestReadTimeout; an upload gets time for its size on
+	// a slow link, and no more, so a client trickling its body cannot hold the connection for ever.
+	// (A ResponseRecorder in tests does not support deadlines; that is fine.)
+	rc := http.NewResponseController(w)
+	d := uploadDeadline(r.ContentLength)
+	rc.SetReadDeadline(time.Now().Add(d))
+	rc.SetWriteDeadline(time.Now().Add(d + 5*time.Minute))
 	files := map[string]*upload{}
 	defer func() {
 		for _, u := range files {
@@ -97,8 +108,7 @@ func (s *server) readParts(w http.ResponseWriter, r *http.Request, files map[str
 	if err != nil || mt != "multipart/form-data" {
 		return "", errorf(http.StatusBadRequest, "Send the job as multipart/form-data with the parts image and audio")
 	}
-	// Two full files plus room for the small parts and multipart framing.
-	r.Body = http.MaxBytesReader(w, r.Body, 2*maxFileSize+1<<20)
+	r.Body = http.MaxBytesReader(w, r.Body, maxBodySize)
 	mr, err := r.MultipartReader()
 	if err != nil {
 		return "", errorf(http.StatusBadRequest, "Malformed multipart body: %v", err)

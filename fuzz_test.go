@@ -1,0 +1,213 @@
+package main
+
+// Fuzz targets for the code that reads what clients send. Seeds are in testdata/fuzz/<Name>/ (Go's
+// corpus format) besides the f.Add calls; `make -f Makefile.fuzz fuzz` runs each for a few seconds.
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// FuzzUpload sends arbitrary multipart bodies to POST /api/jobs. Whatever arrives, the answer is a
+// JSON 2xx or 4xx (never a 5xx), and nothing a refused request wrote stays on disk.
+func FuzzUpload(f *testing.F) {
+	f.Add("multipart/form-data; boundary=X", []byte("--X\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\n\x89PNG\r\n\x1a\n\r\n--X--\r\n"))
+	f.Add("multipart/form-data; boundary=X", []byte("--X\r\nContent-Disposition: form-data; name=\"webhookUrl\"\r\n\r\nhttps://example.com/h\r\n--X\r\nContent-Disposition: form-data; name=\"audio\"\r\n\r\nRIFF\x00\x00\x00\x00WAVEfmt \r\n--X--\r\n"))
+	f.Add("multipart/form-data; boundary=X", []byte("--X\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--X\r\nContent-Disposition: form-data; name=\"b\"\r\n\r\n2\r\n--X\r\nContent-Disposition: form-data; name=\"c\"\r\n\r\n3\r\n--X\r\nContent-Disposition: form-data; name=\"d\"\r\n\r\n4\r\n--X\r\nContent-Disposition: form-data; name=\"e\"\r\n\r\n5\r\n--X--\r\n"))
+	f.Add("multipart/form-data", []byte("--\r\n"))
+	f.Add("text/plain", []byte("hello"))
+
+	cfg := *hangConfig(f, 1)
+	s, err := newServer(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { s.store.Close() })
+	k, apiKey, err := createKey(context.Background(), s.store, "fuzz", s.rand, time.Now())
+	if err != nil {
+		f.Fatal(err)
+	}
+	s.hooks.lookup = func(context.Context, string) ([]netip.Addr, error) { // no DNS in a fuzz run
+		return []netip.Addr{netip.MustParseAddr("93.184.215.14")}, nil
+	}
+	h := s.routes()
+	f.Fuzz(func(t *testing.T, ctype string, body []byte) {
+		req := httptest.NewRequest("POST", "/api/jobs", strings.NewReader(string(body)))
+		req.RemoteAddr = "198.51.100.1:1234"
+		req.Header.Set("X-API-Key", apiKey)
+		req.Header.Set("Content-Type", ctype)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code >= 500 || !strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") {
+			t.Fatalf("%d %s: %s", w.Code, w.Header().Get("Content-Type"), w.Body)
+		}
+		if w.Code == 201 {
+			// Free the key for the next input; the cancel deletes the inputs, as the API does.
+			list, _ := s.store.ListJobs(context.Background(), k.ID, StatusPending, "", 10)
+			for _, j := range list {
+				if cj, err := s.store.CancelJob(context.Background(), k.ID, j.ID); err == nil {
+					s.removeInputs(cj)
+				}
+			}
+		}
+		for _, sub := range []string{"tmp", "inputs"} {
+			if files := dirFiles(t, filepath.Join(cfg.DataDir, sub)); len(files) != 0 {
+				t.Fatalf("%d left files in %s: %v", w.Code, sub, files)
+			}
+		}
+	})
+}
+
+// FuzzSniff feeds arbitrary bytes to the type detection: it never panics, names only supported
+// types, and an image type always matches its magic number.
+func FuzzSniff(f *testing.F) {
+	for _, seed := range []string{"\xff\xd8\xff\xe0", "\x89PNG\r\n\x1a\n", "RIFF\x00\x00\x00\x00WEBPVP8 ", "RIFF\x00\x00\x00\x00WAVEfmt ",
+		"\x00\x00\x00\x20ftypM4A ", "OggS\x00\x02" + strings.Repeat("\x00", 20) + "\x01\x1e\x01vorbis", "ID3\x04", "\xff\xfb\x90\x00", ""} {
+		f.Add([]byte(seed))
+	}
+	images := map[string]string{typeJPEG: "\xff\xd8\xff", typePNG: "\x89PNG\r\n\x1a\n", typeWebP: "RIFF"}
+	audio := map[string]bool{"": true, typeMP3: true, typeWAV: true, typeM4A: true, typeOgg: true}
+	f.Fuzz(func(t *testing.T, head []byte) {
+		img, aud := sniffImage(head), sniffAudio(head)
+		if img != "" && !strings.HasPrefix(string(head), images[img]) {
+			t.Fatalf("sniffImage = %q for %q", img, head)
+		}
+		if !audio[aud] {
+			t.Fatalf("sniffAudio = %q", aud)
+		}
+		if describe(head) == "" {
+			t.Fatal("describe is empty")
+		}
+		if img != "" && aud != "" && aud != typeMP3 {
+			t.Fatalf("both an image (%s) and audio (%s)", img, aud)
+		}
+	})
+}
+
+// FuzzParseListQuery checks GET /api/jobs's parameters: either a 400 or values that are safe to
+// hand to the database.
+func FuzzParseListQuery(f *testing.F) {
+	for _, seed := range []string{"", "limit=10", "limit=0", "limit=101", "limit=+5", "limit=1e2", "limit=5&limit=6",
+		"cursor=c0mx1lxt7f9t05cuqeg43v99d", "cursor=nope", "cursor=C0MX1LXT7F9T05CUQEG43V99D", "status=FAILED", "status=failed",
+		"status=PENDING&limit=100&cursor=c0000000000000000000000000", "limit=%00", "cursor=c0mx1lxt7f9t05cuqeg43v99%27", "x=1"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		limit, cursor, status, err := parseListQuery(q)
+		if err != nil {
+			var he *httpError
+			if !errors.As(err, &he) || he.status != http.StatusBadRequest {
+				t.Fatalf("%q: error %v is not a 400", raw, err)
+			}
+			return
+		}
+		if limit < 1 || limit > 100 {
+			t.Fatalf("%q: limit %d", raw, limit)
+		}
+		if cursor != "" && !isJobID(cursor) {
+			t.Fatalf("%q: cursor %q", raw, cursor)
+		}
+		if status != "" && !validStatus[status] {
+			t.Fatalf("%q: status %q", raw, status)
+		}
+	})
+}
+
+// FuzzWebhookURL checks the webhook URL rule with a fake resolver: an accepted URL is https on port
+// 443, has no credentials, is one Go's client can request, and never names a loopback, private or
+// otherwise blocked address, whether as a literal or through DNS.
+func FuzzWebhookURL(f *testing.F) {
+	for _, seed := range []string{"https://example.com/hook", "http://example.com/", "https://127.0.0.1/", "https://[::1]/",
+		"https://[::ffff:127.0.0.1]/", "https://0x7f.1/", "https://2130706433/", "https://localhost./", "https://a.localhost/",
+		"https://user:pw@example.com/", "https://example.com:8443/", "https://example.com:443/", "https://[fe80::1%25eth0]/",
+		"https://10.0.0.1/", "https://169.254.169.254/latest", "https://example.com:/", "https:///x", "//example.com", "https://ex ample.com/",
+		"HTTPS://EXAMPLE.COM/", "https://example.com#frag", "https://[64:ff9b::7f00:1]/", "https://0177.0.0.1/"} {
+		f.Add(seed, false)
+		f.Add(seed, true)
+	}
+	ws := newWebhookSender(nil, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now, false, []string{"443"}, nil)
+	f.Fuzz(func(t *testing.T, raw string, resolvesPrivate bool) {
+		ws := *ws
+		ws.lookup = func(ctx context.Context, host string) ([]netip.Addr, error) {
+			if resolvesPrivate {
+				return []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("10.1.2.3")}, nil
+			}
+			return []netip.Addr{netip.MustParseAddr("93.184.215.14")}, nil
+		}
+		err := ws.CheckURL(context.Background(), raw)
+		_, synErr := validWebhookSyntax(raw)
+		if err != nil {
+			var he *httpError
+			if !errors.As(err, &he) || he.status != http.StatusBadRequest {
+				t.Fatalf("%q: error %v is not a 400", raw, err)
+			}
+			return
+		}
+		if synErr != nil {
+			t.Fatalf("%q: CheckURL accepts what validWebhookSyntax refuses: %v", raw, synErr)
+		}
+		u, _ := url.Parse(raw)
+		if u.Scheme != "https" || u.User != nil || (u.Port() != "" && u.Port() != "443") {
+			t.Fatalf("%q accepted: scheme %q, user %v, port %q", raw, u.Scheme, u.User, u.Port())
+		}
+		host := u.Hostname()
+		if ip, err := netip.ParseAddr(host); err == nil && isBlockedAddr(ip) {
+			t.Fatalf("%q accepted: %s is blocked", raw, ip)
+		} else if err != nil && resolvesPrivate {
+			t.Fatalf("%q accepted though %q resolves only to private addresses", raw, host)
+		}
+		if _, err := http.NewRequest("POST", raw, nil); err != nil {
+			t.Fatalf("%q accepted but cannot be requested: %v", raw, err)
+		}
+	})
+}
+
+// FuzzClientIP checks that X-Forwarded-For only matters when the peer is a trusted proxy, and that
+// the key is always a valid prefix of the right length.
+func FuzzClientIP(f *testing.F) {
+	f.Add("203.0.113.9:1", "198.51.100.1")
+	f.Add("10.0.0.2:1", "6.6.6.6, 198.51.100.1")
+	f.Add("10.0.0.2:1", "garbage,,, ::ffff:1.2.3.4")
+	f.Add("[2001:db8::1]:1", "")
+	f.Add("[fe80::1%eth0]:1", "fe80::2%eth1")
+	c := clientIPs{trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}
+	f.Fuzz(func(t *testing.T, peer, xff string) {
+		r := httptest.NewRequest("GET", "/api/jobs", nil)
+		r.RemoteAddr = peer
+		r.Header.Set("X-Forwarded-For", xff)
+		k := c.key(r)
+		if k.IsValid() && k.Bits() != 32 && k.Bits() != 64 {
+			t.Fatalf("peer %q xff %q: key %v", peer, xff, k)
+		}
+		if ap, err := netip.ParseAddrPort(peer); err == nil && !c.isTrusted(ap.Addr().Unmap()) {
+			r.Header.Del("X-Forwarded-For")
+			if k2 := c.key(r); k2 != k {
+				t.Fatalf("untrusted peer %q: X-Forwarded-For %q changed the key from %v to %v", peer, xff, k2, k)
+			}
+		}
+	})
+}
+
+// TestFuzzSeedsExist keeps the checked-in corpus from going missing.
+func TestFuzzSeedsExist(t *testing.T) {
+	for _, name := range []string{"FuzzUpload", "FuzzSniff", "FuzzParseListQuery", "FuzzWebhookURL", "FuzzClientIP"} {
+		if entries, err := os.ReadDir(filepath.Join("testdata", "fuzz", name)); err != nil || len(entries) == 0 {
+			t.Errorf("no seed corpus for %s: %v", name, err)
+		}
+	}
+}

@@ -1,0 +1,545 @@
+package main
+
+// Process-level tests: the real binary, built once per test run, killed with SIGKILL or stopped with
+// SIGTERM, then started again on the same data directory.
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// vidgenBinary builds the real binary once per test run, into the run's fixture directory.
+func vidgenBinary(t testing.TB) string {
+	t.Helper()
+	binOnce.Do(func() {
+		binPath = filepath.Join(fixtureDir, "vidgen")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// cliKey is what `vidgen keys create -json` prints.
+type cliKey struct {
+	ID, Name, APIKey, WebhookSecret string
+}
+
+func createKeyCLI(t testing.TB, dataDir, name string) cliKey {
+	t.Helper()
+	out, err := exec.Command(vidgenBinary(t), "keys", "create", "-name", name, "-json", "-data", dataDir).Output()
+	if err != nil {
+		t.Fatalf("keys create: %v", err)
+	}
+	var k cliKey
+	if err := json.Unmarshal(out, &k); err != nil || k.APIKey == "" || k.ID == "" {
+		t.Fatalf("keys create printed %q (%v)", out, err)
+	}
+	return k
+}
+
+// vidgenProc is one running vidgen process.
+type vidgenProc struct {
+	t      testing.TB
+	cmd    *exec.Cmd
+	url    string
+	logs   *syncBuffer
+	exited chan struct{}
+	client *http.Client
+}
+
+// startVidgen runs `vidgen serve` on dataDir with ffmpeg, on a free loopback port, with rate limits
+// and the disk check off unless args (later flags win) say otherwise, and waits until it listens.
+func startVidgen(t testing.TB, dataDir, ffmpeg string, env []string, args ...string) *vidgenProc {
+	t.Helper()
+	all := append([]string{"serve", "-data", dataDir, "-addr", "127.0.0.1:0", "-ffmpeg", ffmpeg, "-workers", "1",
+		"-rate-api", "0", "-rate-submit", "0", "-min-free", "0"}, args...)
+	cmd := exec.Command(vidgenBinary(t), all...)
+	cmd.Env = append(os.Environ(), env...)
+	p := &vidgenProc{t: t, cmd: cmd, logs: &syncBuffer{}, exited: make(chan struct{}), client: &http.Client{Timeout: 20 * time.Second}}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			p.logs.Write([]byte(line + "\n"))
+			if i := strings.Index(line, " addr="); i >= 0 && strings.Contains(line, "vidgen listening") {
+				select {
+				case addr <- strings.Fields(line[i+6:])[0]:
+				default:
+				}
+			}
+		}
+		cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Signal(syscall.SIGKILL)
+		<-p.exited
+		if t.Failed() {
+			t.Logf("vidgen log:\n%s", p.logs.String())
+		}
+	})
+	select {
+	case a := <-addr:
+		p.url = "http://" + a
+	case <-p.exited:
+		t.Fatalf("vidgen exited at start-up:\n%s", p.logs.String())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("vidgen did not start listening:\n%s", p.logs.String())
+	}
+	return p
+}
+
+// kill9 kills the process with SIGKILL and waits for it to be gone.
+func (p *vidgenProc) kill9() {
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.exited
+}
+
+// do sends a request; err is non-nil when no response came (the process may be dead).
+func (p *vidgenProc) do(method, path, key string, body io.Reader, ctype string) (int, []byte, error) {
+	req, err := http.NewRequest(method, p.url+path, body)
+	if err != nil {
+		return 0, nil, err
+	}
+	if key != "" {
+		req.Header.Set("X-API-Key", key)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+func (p *vidgenProc) mustDo(method, path, key string, body io.Reader, ctype string, want int) map[string]any {
+	p.t.Helper()
+	code, b, err := p.do(method, path, key, body, ctype)
+	if err != nil || code != want {
+		p.t.Fatalf("%s %s: %d %s (%v), want %d", method, path, code, b, err, want)
+	}
+	var v map[string]any
+	if err := json.Unmarshal(b, &v); err != nil {
+		p.t.Fatalf("%s %s: %s: %v", method, path, b, err)
+	}
+	return v
+}
+
+func (p *vidgenProc) submit(key string) string {
+	p.t.Helper()
+	body, ctype := multipartBody(p.t, map[string]string{"image": fixture(p.t, "img.png"), "audio": fixture(p.t, "tone.wav")}, nil)
+	return p.mustDo("POST", "/api/jobs", key, body, ctype, 201)["jobId"].(string)
+}
+
+// waitStatus polls a job until it reaches want.
+func (p *vidgenProc) waitStatus(key, id, want string) map[string]any {
+	p.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var st map[string]any
+	for time.Now().Before(deadline) {
+		st = p.mustDo("GET", "/api/status/"+id, key, nil, "", 200)
+		if st["status"] == want {
+			return st
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+	p.t.Fatalf("job %s did not reach %s: %v", id, want, st)
+	return nil
+}
+
+// listItem returns the job's entry in the key's list (which carries retries).
+func (p *vidgenProc) listItem(key, id string) map[string]any {
+	p.t.Helper()
+	res := p.mustDo("GET", "/api/jobs?limit=100", key, nil, "", 200)
+	for _, j := range res["jobs"].([]any) {
+		if item := j.(map[string]any); item["id"] == id {
+			return item
+		}
+	}
+	p.t.Fatalf("job %s not in the list", id)
+	return nil
+}
+
+// processGone reports whether pid has exited (a zombie counts: it runs nothing).
+func processGone(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// pid (comm) state ...: the state follows the last ')'.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(f) == 0 || f[0] == "Z" || f[0] == "X"
+}
+
+func readPids(t testing.TB, path string) []int {
+	b, _ := os.ReadFile(path)
+	var pids []int
+	for _, f := range strings.Fields(string(b)) {
+		if n, err := strconv.Atoi(f); err == nil {
+			pids = append(pids, n)
+		}
+	}
+	return pids
+}
+
+func waitGone(t testing.TB, pids []int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for _, pid := range pids {
+		for !processGone(pid) {
+			if time.Now().After(deadline) {
+				t.Fatalf("ffmpeg pid %d outlived the server", pid)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// openStoreAfter opens the data directory's database once no process uses it.
+func openStoreAfter(t testing.TB, dataDir string) *Store {
+	t.Helper()
+	st, err := OpenStore(context.Background(), filepath.Join(dataDir, "vidgen.db"), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func requireIntegrity(t testing.TB, st *Store) {
+	t.Helper()
+	res, err := st.IntegrityCheck(context.Background())
+	if err != nil || res != "ok" {
+		t.Fatalf("integrity_check: %q %v", res, err)
+	}
+}
+
+// TestKill9DuringRender: SIGKILL while ffmpeg renders. The render dies with the server, and the
+// restarted server puts the job back (retries 1), cleans the partial output and completes it.
+func TestKill9DuringRender(t *testing.T) {
+	dir := t.TempDir()
+	pids := filepath.Join(t.TempDir(), "pids")
+	k := createKeyCLI(t, dir, "x")
+	block, _ := filepath.Abs("testdata/ffmpeg-block")
+	p := startVidgen(t, dir, block, []string{"FAKE_FFMPEG_PIDS=" + pids})
+	id := p.submit(k.APIKey)
+	p.waitStatus(k.APIKey, id, StatusProcessing)
+	for len(readPids(t, pids)) == 0 {
+		time.Sleep(10 * time.Millisecond) // the render has started when the fake ffmpeg wrote its pid
+	}
+	if partial, _ := os.ReadDir(filepath.Join(dir, "tmp")); len(partial) == 0 {
+		t.Fatal("no render directory in tmp/ while rendering")
+	}
+	p.kill9()
+	waitGone(t, readPids(t, pids)) // Pdeathsig: no ffmpeg outlives a killed server
+
+	p2 := startVidgen(t, dir, "ffmpeg", nil)
+	st := p2.waitStatus(k.APIKey, id, StatusCompleted)
+	if item := p2.listItem(k.APIKey, id); item["retries"].(float64) != 1 {
+		t.Errorf("retries %v, want 1", item["retries"])
+	}
+	if code, _, err := p2.do("GET", strings.TrimPrefix(st["outputVideo"].(string), "http://localhost:8080"), "", nil, ""); err != nil || code != 200 {
+		t.Errorf("video: %d %v", code, err)
+	}
+	if left := dirFiles(t, filepath.Join(dir, "tmp")); len(left) != 0 {
+		t.Errorf("partial files left in tmp/: %v", left)
+	}
+	if left := dirFiles(t, filepath.Join(dir, "inputs")); len(left) != 0 {
+		t.Errorf("inputs left after the job ended: %v", left)
+	}
+	if !strings.Contains(p2.logs.String(), "interrupted by a crash") {
+		t.Error("recovery not logged")
+	}
+}
+
+// TestSIGTERMRequeues: SIGTERM with one job rendering, one queued and an upload in flight. The
+// upload still gets its 201, the running render gets -shutdown-grace and is then stopped, the
+// process exits 0 soon after, and a restart completes all three jobs, none counted as a retry.
+func TestSIGTERMRequeues(t *testing.T) {
+	dir := t.TempDir()
+	pids := filepath.Join(t.TempDir(), "pids")
+	a, b, c := createKeyCLI(t, dir, "a"), createKeyCLI(t, dir, "b"), createKeyCLI(t, dir, "c")
+	block, _ := filepath.Abs("testdata/ffmpeg-block")
+	const grace = time.Second
+	p := startVidgen(t, dir, block, []string{"FAKE_FFMPEG_PIDS=" + pids}, "-shutdown-grace", grace.String())
+	running := p.submit(a.APIKey)
+	p.waitStatus(a.APIKey, running, StatusProcessing)
+	queued := p.submit(b.APIKey)
+	if st := p.mustDo("GET", "/api/status/"+queued, b.APIKey, nil, "", 200); st["status"] != StatusPending {
+		t.Fatalf("queued job: %v", st)
+	}
+
+	// Half an upload is on the wire when the signal comes.
+	body, ctype := multipartBody(t, map[string]string{"image": fixture(t, "img.png"), "audio": fixture(t, "tone.wav")}, nil)
+	raw, _ := io.ReadAll(body)
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest("POST", p.url+"/api/jobs", pr)
+	req.ContentLength = int64(len(raw))
+	req.Header.Set("Content-Type", ctype)
+	req.Header.Set("X-API-Key", c.APIKey)
+	type result struct {
+		code int
+		body []byte
+		err  error
+	}
+	res := make(chan result, 1)
+	go func() {
+		resp, err := p.client.Do(req)
+		if err != nil {
+			res <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		res <- result{code: resp.StatusCode, body: b}
+	}()
+	pw.Write(raw[:len(raw)/2])
+	time.Sleep(200 * time.Millisecond)
+
+	start := time.Now()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(300 * time.Millisecond)
+	if code, _, err := p.do("GET", "/api/health", "", nil, ""); err == nil {
+		t.Errorf("a new request was served during shutdown: %d", code)
+	}
+	pw.Write(raw[len(raw)/2:])
+	pw.Close()
+	r := <-res
+	if r.err != nil || r.code != 201 {
+		t.Fatalf("upload in flight at SIGTERM: %d %s %v", r.code, r.body, r.err)
+	}
+	var created map[string]string
+	json.Unmarshal(r.body, &created)
+	inflight := created["jobId"]
+
+	select {
+	case <-p.exited:
+	case <-time.After(grace + 10*time.Second):
+		t.Fatal("vidgen did not exit after SIGTERM")
+	}
+	took := time.Since(start)
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM", code)
+	}
+	if took < grace || took > grace+5*time.Second {
+		t.Errorf("exited %v after SIGTERM, want the grace (%v) and little more", took, grace)
+	}
+	waitGone(t, readPids(t, pids))
+
+	// All three are waiting, and the stopped render did not count as a retry.
+	st := openStoreAfter(t, dir)
+	for key, id := range map[string]string{a.ID: running, b.ID: queued, c.ID: inflight} {
+		j, err := st.Job(context.Background(), key, id)
+		if err != nil || j.Status != StatusPending || j.Retries != 0 {
+			t.Errorf("job %s after shutdown: %s retries %d (%v)", id, j.Status, j.Retries, err)
+		}
+	}
+	st.Close()
+
+	p2 := startVidgen(t, dir, "ffmpeg", nil, "-workers", "2")
+	for key, id := range map[string]string{a.APIKey: running, b.APIKey: queued, c.APIKey: inflight} {
+		p2.waitStatus(key, id, StatusCompleted)
+		if item := p2.listItem(key, id); item["retries"].(float64) != 0 {
+			t.Errorf("job %s: retries %v, want 0", id, item["retries"])
+		}
+	}
+}
+
+// kill9Cycles is how many times TestKill9Cycles kills the server: 100 with VIDGEN_SOAK=1, else 20.
+// A cycle takes 0.7-2 s on a 2-CPU machine (start-up alone runs ffmpeg and ffprobe -version, and
+// every submission runs ffprobe), so 100 cycles take about two minutes: too long for every run.
+func kill9Cycles() int {
+	if os.Getenv("VIDGEN_SOAK") == "1" {
+		return 100
+	}
+	return 20
+}
+
+// TestKill9Cycles starts the server, loads it with submissions, polls, lists and cancels from
+// several keys, and kills it with SIGKILL at a random moment, again and again. Afterwards the
+// database passes integrity_check, every job that got a 201 is there, no response was a 5xx, and
+// once the server has drained no job is left PENDING or PROCESSING.
+func TestKill9Cycles(t *testing.T) {
+	dir := t.TempDir()
+	const nKeys = 8
+	var keys []cliKey
+	lastJob := make([]string, nKeys) // each key's latest accepted job, kept across cycles
+	for i := range nKeys {
+		keys = append(keys, createKeyCLI(t, dir, fmt.Sprintf("load%d", i)))
+	}
+	body, ctype := multipartBody(t, map[string]string{"image": fixture(t, "img.png"), "audio": fixture(t, "tone.wav")}, nil)
+	submission, _ := io.ReadAll(body)
+
+	var mu sync.Mutex
+	accepted := map[string]string{} // job id -> key id
+	var fivexx, requests atomic.Int64
+	cycles := kill9Cycles()
+	for cycle := range cycles {
+		p := startVidgen(t, dir, "ffmpeg", nil, "-workers", "2")
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		for ki, k := range keys {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				last := lastJob[ki]
+				defer func() { lastJob[ki] = last }()
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					var code int
+					var b []byte
+					var err error
+					// Each key submits, polls, lists and cancels in turn: cancelling a PENDING job frees
+					// the key for the next submission.
+					switch {
+					case last == "" || i%4 == 0:
+						code, b, err = p.do("POST", "/api/jobs", k.APIKey, strings.NewReader(string(submission)), ctype)
+						if err == nil && code == 201 {
+							var v map[string]string
+							json.Unmarshal(b, &v)
+							last = v["jobId"]
+							mu.Lock()
+							accepted[last] = k.ID
+							mu.Unlock()
+						}
+					case i%4 == 3:
+						code, _, err = p.do("POST", "/api/jobs/"+last+"/cancel", k.APIKey, nil, "")
+					case i%4 == 2:
+						code, _, err = p.do("GET", "/api/jobs?limit=5", k.APIKey, nil, "")
+					default:
+						code, _, err = p.do("GET", "/api/status/"+last, k.APIKey, nil, "")
+					}
+					if err != nil {
+						continue // the server is being killed
+					}
+					requests.Add(1)
+					if code >= 500 {
+						fivexx.Add(1)
+						t.Errorf("cycle %d: %d %s", cycle, code, b)
+					}
+				}
+			}()
+		}
+		time.Sleep(time.Duration(200+rand.IntN(500)) * time.Millisecond)
+		p.kill9()
+		close(stop)
+		wg.Wait()
+	}
+
+	// A last run drains every job, then stops cleanly.
+	p := startVidgen(t, dir, "ffmpeg", nil, "-workers", "2")
+	deadline := time.Now().Add(60 * time.Second)
+	for _, k := range keys {
+		for _, status := range []string{StatusPending, StatusProcessing} {
+			for {
+				res := p.mustDo("GET", "/api/jobs?status="+status, k.APIKey, nil, "", 200)
+				if len(res["jobs"].([]any)) == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("jobs still %s: %v", status, res["jobs"])
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	<-p.exited
+
+	st := openStoreAfter(t, dir)
+	requireIntegrity(t, st)
+	counts := map[string]int{}
+	for id, keyID := range accepted {
+		j, err := st.Job(context.Background(), keyID, id)
+		if err != nil {
+			t.Errorf("accepted job %s lost: %v", id, err)
+			continue
+		}
+		counts[j.Status]++
+	}
+	if counts[StatusPending]+counts[StatusProcessing] != 0 {
+		t.Errorf("stuck jobs: %v", counts)
+	}
+	t.Logf("%d kill -9 cycles: %d requests answered, %d jobs accepted (%v), %d 5xx, integrity ok",
+		cycles, requests.Load(), len(accepted), counts, fivexx.Load())
+	if len(accepted) < cycles/4 {
+		t.Errorf("only %d jobs accepted in %d cycles: the load did not run", len(accepted), cycles)
+	}
+}
+
+// TestSoakVerify is bench/soak.sh's checker when the sqlite3 CLI is missing; it is skipped unless
+// VIDGEN_SOAK_DATA names a soak's data directory (the server stopped) and VIDGEN_SOAK_IDS a file of
+// accepted job ids, one a line. It prints the figures and fails on a lost or stuck job or a damaged
+// database.
+func TestSoakVerify(t *testing.T) {
+	dir, idsFile := os.Getenv("VIDGEN_SOAK_DATA"), os.Getenv("VIDGEN_SOAK_IDS")
+	if dir == "" || idsFile == "" {
+		t.Skip("VIDGEN_SOAK_DATA and VIDGEN_SOAK_IDS not set: run by bench/soak.sh")
+	}
+	st := openStoreAfter(t, dir)
+	integrity, err := st.IntegrityCheck(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := os.ReadFile(idsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost, stuck, total := 0, 0, 0
+	for _, id := range strings.Fields(string(ids)) {
+		total++
+		var status string
+		if err := st.db.QueryRow(`SELECT status FROM jobs WHERE id = ?`, id).Scan(&status); err != nil {
+			lost++
+			continue
+		}
+	}
+	st.db.QueryRow(`SELECT count(*) FROM jobs WHERE status IN ('PENDING','PROCESSING')`).Scan(&stuck)
+	fmt.Printf("accepted=%d lost=%d stuck=%d integrity=%s\n", total, lost, stuck, integrity)
+	if lost != 0 || stuck != 0 || integrity != "ok" {
+		t.Fail()
+	}
+}
