@@ -140,9 +140,9 @@ func FuzzWebhookURL(f *testing.F) {
 		f.Add(seed, false)
 		f.Add(seed, true)
 	}
-	ws := newWebhookSender(nil, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now, false, []string{"443"}, nil)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	f.Fuzz(func(t *testing.T, raw string, resolvesPrivate bool) {
-		ws := *ws
+		ws := newWebhookSender(nil, log, time.Now, false, []string{"443"}, nil)
 		ws.lookup = func(ctx context.Context, host string) ([]netip.Addr, error) {
 			if resolvesPrivate {
 				return []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("10.1.2.3")}, nil
