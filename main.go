@@ -464,21 +464,21 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 	case err = <-errc:
 	case <-ctx.Done():
 	}
-	// Shutdown: stop taking connections and finish the requests in flight (up to httpDrain); at the
-	// same time stop claiming jobs and give running renders ShutdownGrace, then stop them and put
-	// their jobs back to PENDING without counting a retry; then stop the webhook sender (its outbox
-	// survives). Both run at once, so exit comes within max(httpDrain, ShutdownGrace) plus a moment.
+	// Shutdown, in order: HTTP first (stop taking connections, finish the requests in flight, up to
+	// httpDrain); then the renderer, whose running renders get what is left of ShutdownGrace, counted
+	// from the signal, before they are stopped and their jobs go back to PENDING without counting a
+	// retry; then the webhook sender, whose outbox survives. No render starts once the signal came,
+	// so exit comes within max(httpDrain, ShutdownGrace) plus a moment.
 	log.Info("shutting down", "grace", cfg.ShutdownGrace)
 	graceCtx, cancelGrace := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancelGrace()
-	stopped := make(chan struct{})
-	go func() { stop(graceCtx); close(stopped) }()
+	s.renderer.stopClaiming()
 	shutCtx, cancel := context.WithTimeout(context.Background(), httpDrain)
 	defer cancel()
 	if serr := hs.Shutdown(shutCtx); serr != nil {
 		hs.Close()
 	}
-	<-stopped
+	stop(graceCtx)
 	log.Info("stopped")
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
