@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# Benchmark of the render path (issue 4).
+#
+# Renders a 1920x1080 JPEG with 60 s and 600 s of MP3 and of M4A through a real `vidgen serve`
+# (submit over HTTP, poll until COMPLETED) and, in the same run and on the same files, through the
+# tutorial command and the audio-only floor (the audio alone encoded to AAC 192k). Prints a table
+# and PASS/MISS per target. Every vidgen output is checked with ffprobe.
+#
+#   bench/render.sh                 everything (the 600 s tutorial runs take ~3 minutes each)
+#   BENCH_QUICK=1 bench/render.sh   skip the 600 s tutorial runs
+#   BENCH_RUNS=N                    vidgen and floor runs per case, median reported (default 3)
+#   FFMPEG=... FFPROBE=...          other binaries (default: from PATH)
+set -euo pipefail
+
+FFMPEG=${FFMPEG:-ffmpeg}
+FFPROBE=${FFPROBE:-ffprobe}
+RUNS=${BENCH_RUNS:-3}
+QUICK=${BENCH_QUICK:-0}
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(git -C "$here" rev-parse --show-toplevel 2>/dev/null || dirname "$here")
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vidgen-bench.XXXXXX")
+server_pid=
+cleanup() {
+	if [[ -n $server_pid ]]; then
+		kill "$server_pid" 2>/dev/null || true
+		wait "$server_pid" 2>/dev/null || true
+	fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() { printf '%s\n' "$*" >&2; }
+die() { say "bench: $*"; exit 1; }
+now() { printf '%s' "${EPOCHREALTIME/,/.}"; }
+sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
+div() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+# time_cmd CMD...: runs CMD quietly and prints its wall time in seconds.
+time_cmd() {
+	local t0
+	t0=$(now)
+	"$@" >/dev/null 2>"$tmp/cmd.err" || { cat "$tmp/cmd.err" >&2; die "failed: $*"; }
+	sub "$(now)" "$t0"
+}
+
+# --- build and fixtures --------------------------------------------------------------------------
+
+say "building vidgen from $root"
+(cd "$root" && go build -o "$tmp/vidgen" .)
+
+say "generating fixtures"
+fx=$tmp/fixtures
+mkdir -p "$fx"
+ff() { "$FFMPEG" -nostdin -hide_banner -v error -y "$@"; }
+ff -f lavfi -i testsrc2=s=1920x1080:r=1 -frames:v 1 -q:v 2 "$fx/image.jpg"
+for d in 60 600; do
+	# Pink noise with a quiet 440 Hz tone, stereo 44.1 kHz: harder to code than a pure tone.
+	ff -f lavfi -i "anoisesrc=c=pink:r=44100:a=0.08:d=$d:seed=1" -f lavfi -i "sine=f=440:r=44100:d=$d" \
+		-filter_complex "[1]volume=0.3[t];[0][t]amix=inputs=2:duration=shortest,aformat=channel_layouts=stereo" \
+		-c:a libmp3lame -b:a 192k "$fx/$d.mp3"
+	ff -i "$fx/$d.mp3" -c:a aac -b:a 192k "$fx/$d.m4a"
+done
+
+# --- server --------------------------------------------------------------------------------------
+
+key_json=$("$tmp/vidgen" keys create -name bench -json -data "$tmp/data")
+api_key=$(printf '%s' "$key_json" | sed -n 's/.*"apiKey":"\([^"]*\)".*/\1/p')
+[[ -n $api_key ]] || die "no API key in: $key_json"
+
+port=
+for _ in $(seq 20); do
+	p=$((20000 + RANDOM % 20000))
+	if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
+done
+[[ -n $port ]] || die "no free port"
+base=http://127.0.0.1:$port
+
+"$tmp/vidgen" serve -data "$tmp/data" -addr "127.0.0.1:$port" -public-url "$base" \
+	-rate-api 0 -rate-submit 0 -workers 1 -ffmpeg "$FFMPEG" -ffprobe "$FFPROBE" 2>"$tmp/server.log" &
+server_pid=$!
+for _ in $(seq 100); do
+	curl -fsS "$base/health" >/dev/null 2>&1 && break
+	kill -0 "$server_pid" 2>/dev/null || { cat "$tmp/server.log" >&2; die "server exited"; }
+	sleep 0.05
+done
+curl -fsS "$base/health" >/dev/null || die "server did not come up"
+
+json_field() { sed -n "s/.*\"$1\":\"\\([^\"]*\\)\".*/\\1/p"; }
+
+# vidgen_run AUDIO OUT: submits a job, polls until it ends, downloads the video to OUT and prints
+# the seconds from submit to COMPLETED.
+vidgen_run() {
+	local audio=$1 out=$2 t0 resp id st body
+	t0=$(now)
+	resp=$(curl -sS -H "X-API-Key: $api_key" -F "image=@$fx/image.jpg" -F "audio=@$audio" "$base/api/jobs")
+	id=$(printf '%s' "$resp" | json_field jobId)
+	[[ -n $id ]] || die "submit failed: $resp"
+	while :; do
+		# One process per poll (no parsing subshells), so polling steals little CPU from the render.
+		body=$(curl -sS -H "X-API-Key: $api_key" "$base/api/status/$id")
+		case $body in
+		*'"status":"COMPLETED"'*) break ;;
+		*'"status":"FAILED"'* | *'"status":"CANCELLED"'*) die "job $id: $body" ;;
+		esac
+		sleep 0.05
+	done
+	sub "$(now)" "$t0"
+	curl -fsS -o "$out" "$(printf '%s' "$body" | json_field outputVideo)"
+}
+
+# top_boxes FILE: prints the types of FILE's top-level MP4 boxes, in order.
+top_boxes() {
+	local f=$1 off=0 end h sz types=()
+	end=$(stat -c %s "$f")
+	while ((off + 8 <= end)); do
+		h=$(od -An -tx1 -j "$off" -N 16 "$f" | tr -d ' \n')
+		sz=$((16#${h:0:8}))
+		((sz == 1)) && sz=$((16#${h:16:16}))
+		((sz == 0)) && sz=$((end - off))
+		((sz >= 8)) || break
+		types+=("$(printf "\\x${h:8:2}\\x${h:10:2}\\x${h:12:2}\\x${h:14:2}")")
+		off=$((off + sz))
+	done
+	printf '%s' "${types[*]}"
+}
+
+# check VIDEO AUDIO: prints "ok" when VIDEO keeps the output rules, else what is wrong.
+check() {
+	local v=$1 a=$2 bad=() vs as ad vd gap moov mdat
+	vs=$("$FFPROBE" -v error -select_streams v:0 -show_entries stream=codec_name,pix_fmt,color_space,color_primaries,color_transfer -of csv=p=0 "$v")
+	[[ $vs == "h264,yuv420p,bt709,bt709,bt709" ]] || bad+=("video:$vs")
+	as=$("$FFPROBE" -v error -select_streams a:0 -show_entries stream=codec_name,profile -of csv=p=0 "$v")
+	[[ $as == "aac,LC" ]] || bad+=("audio:$as")
+	ad=$("$FFMPEG" -nostdin -v error -i "$a" -map 0:a:0 -c copy -f null -progress pipe:1 - | sed -n 's/^out_time_us=//p' | tail -1)
+	vd=$("$FFPROBE" -v error -show_entries format=duration -of csv=p=0 "$v")
+	awk -v a="$ad" -v v="$vd" 'BEGIN { d = a / 1e6 - v; exit !(d < 0.1 && d > -0.1) }' || bad+=("duration:$vd/$(div "$ad" 1000000)")
+	gap=$("$FFPROBE" -v error -select_streams v:0 -show_entries packet=pts_time,flags -of csv=p=0 "$v" |
+		awk -F, -v end="$vd" '$2 ~ /K/ { if (n++ && $1 - last > g) g = $1 - last; last = $1 }
+			END { if (end - last > g) g = end - last; printf "%.2f", g }')
+	awk -v g="$gap" 'BEGIN { exit !(g <= 5) }' || bad+=("keyframe-gap:${gap}s")
+	[[ $(top_boxes "$v") == *moov*mdat* ]] || bad+=("moov-after-mdat:$(top_boxes "$v")")
+	if ((${#bad[@]})); then printf '%s' "${bad[*]}"; else printf 'ok'; fi
+}
+
+# --- cases ---------------------------------------------------------------------------------------
+
+rows=()
+declare -A vid tut flo
+for c in 60.mp3 60.m4a 600.mp3 600.m4a; do
+	audio=$fx/$c
+	secs=${c%%.*}
+	say "case $c: vidgen x$RUNS"
+	ts=()
+	for ((i = 0; i < RUNS; i++)); do ts+=("$(vidgen_run "$audio" "$tmp/out-$c.mp4")"); done
+	vid[$c]=$(median "${ts[@]}")
+	ok=$(check "$tmp/out-$c.mp4" "$audio")
+	say "case $c: floor x$RUNS"
+	fs=()
+	for ((i = 0; i < RUNS; i++)); do
+		fs+=("$(time_cmd "$FFMPEG" -nostdin -y -i "$audio" -c:a aac -b:a 192k "$tmp/floor.m4a")")
+	done
+	flo[$c]=$(median "${fs[@]}")
+	if [[ $QUICK == 1 && $secs == 600 ]]; then
+		tut[$c]=-
+	else
+		say "case $c: tutorial"
+		tut[$c]=$(time_cmd "$FFMPEG" -nostdin -y -loop 1 -i "$fx/image.jpg" -i "$audio" -c:v libx264 -tune stillimage \
+			-c:a aac -b:a 192k -pix_fmt yuv420p -shortest "$tmp/tutorial.mp4")
+	fi
+	rows+=("$(printf '%-9s %8s %9s %8s %9s %8s %9s  %s' "$c" "${vid[$c]}" "${tut[$c]}" \
+		"$( [[ ${tut[$c]} == - ]] && echo - || div "${tut[$c]}" "${vid[$c]}")" \
+		"$(div "$secs" "${vid[$c]}")x" "${flo[$c]}" "$(div "${vid[$c]}" "${flo[$c]}")" "$ok")")
+done
+
+echo
+echo "vidgen $(git -C "$root" describe --always --dirty 2>/dev/null || echo '?'), ffmpeg $("$FFMPEG" -version | awk 'NR == 1 { print $3 }'), $(nproc) cores; vidgen and floor: median of $RUNS"
+printf '%-9s %8s %9s %8s %9s %8s %9s  %s\n' case vidgen_s tutorial_s ratio realtime floor_s vid/floor check
+printf '%s\n' "${rows[@]}"
+echo
+
+result() { # NAME PASS? DETAIL
+	printf '%-5s %s (%s)\n' "$([[ $2 == 1 ]] && echo PASS || { [[ $2 == skip ]] && echo SKIP || echo MISS; })" "$1" "$3"
+}
+c=600.mp3
+if [[ ${tut[$c]} == - ]]; then
+	result "600 s MP3 >= 25x faster than the tutorial command" skip "BENCH_QUICK"
+else
+	r=$(div "${tut[$c]}" "${vid[$c]}")
+	result "600 s MP3 >= 25x faster than the tutorial command" "$(awk -v r="$r" 'BEGIN { print (r >= 25) }')" "${r}x"
+fi
+r=$(div "${vid[$c]}" "${flo[$c]}")
+result "600 s MP3 within 1.3x of the audio-only floor" "$(awk -v r="$r" 'BEGIN { print (r <= 1.3) }')" "${r}x"
+result "600 s M4A under 1.5 s" "$(awk -v t="${vid[600.m4a]}" 'BEGIN { print (t < 1.5) }')" "${vid[600.m4a]} s"
+nok=0
+for r in "${rows[@]}"; do [[ ${r##* } == ok ]] || nok=1; done
+result "every output keeps the output rules" "$((1 - nok))" "ffprobe: h264 yuv420p bt709, AAC-LC, duration ±0.1 s, keyframes ≤5 s, moov first"
