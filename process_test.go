@@ -7,10 +7,13 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -541,5 +544,113 @@ func TestSoakVerify(t *testing.T) {
 	fmt.Printf("accepted=%d lost=%d stuck=%d integrity=%s\n", total, lost, stuck, integrity)
 	if lost != 0 || stuck != 0 || integrity != "ok" {
 		t.Fail()
+	}
+}
+
+// TestWebhookSurvivesKill9: SIGKILL while a webhook attempt is in flight (the job's end and its
+// outbox row committed, the receiver holding the request unanswered). The attempt was never
+// recorded, so the restarted server makes it again at once: the same webhook-id, both signatures
+// valid with the account's secret, and the delivery then shows as delivered.
+func TestWebhookSurvivesKill9(t *testing.T) {
+	first := make(chan hookRequest, 1)
+	later := make(chan hookRequest, 8)
+	release := make(chan struct{})
+	var n atomic.Int64
+	recv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		req := hookRequest{Header: r.Header.Clone(), Body: body}
+		if n.Add(1) == 1 {
+			first <- req
+			<-release // never answered: the server is killed with this attempt in flight
+			return
+		}
+		select {
+		case later <- req:
+		default:
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(recv.Close)
+	t.Cleanup(func() { close(release) }) // runs before recv.Close, which waits for the handler
+
+	certFile := filepath.Join(t.TempDir(), "receiver.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: recv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(recv.Listener.Addr().(*net.TCPAddr).Port)
+	hookURL := "https://127.0.0.1:" + port + "/hook"
+	env := []string{"SSL_CERT_FILE=" + certFile}
+	args := []string{"-webhook-allow-private", "-webhook-ports", port}
+
+	dir := t.TempDir()
+	k := createKeyCLI(t, dir, "x")
+	p := startVidgen(t, dir, "ffmpeg", env, args...)
+	body, ctype := multipartBody(t, map[string]string{"image": fixture(t, "img.jpg"), "audio": fixture(t, "tone.wav")},
+		map[string]string{"webhookUrl": hookURL})
+	id := p.mustDo("POST", "/api/jobs", k.APIKey, body, ctype, 201)["jobId"].(string)
+
+	var blocked hookRequest
+	select {
+	case blocked = <-first:
+	case <-p.exited:
+		t.Fatal("vidgen exited before the webhook was sent")
+	case <-time.After(30 * time.Second):
+		t.Fatal("the webhook did not arrive at the receiver")
+	}
+	p.kill9()
+
+	p2 := startVidgen(t, dir, "ffmpeg", env, args...)
+	var got hookRequest
+	select {
+	case got = <-later:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("no delivery within 15 s of the restart (%d requests seen)", n.Load())
+	}
+
+	wantID := blocked.Header.Get("webhook-id")
+	if wantID == "" || got.Header.Get("webhook-id") != wantID {
+		t.Errorf("webhook-id %q after the restart, %q before", got.Header.Get("webhook-id"), wantID)
+	}
+	for _, r := range []hookRequest{blocked, got} {
+		if !seedVerify(k.WebhookSecret, r.Header, r.Body) {
+			t.Errorf("X-Webhook-Signature %q does not verify", r.Header.Get("X-Webhook-Signature"))
+		}
+		if err := standardVerify(k.WebhookSecret, r.Header, r.Body, time.Now()); err != nil {
+			t.Errorf("webhook-signature %q: %v", r.Header.Get("webhook-signature"), err)
+		}
+	}
+	var payload statusBody
+	if err := json.Unmarshal(got.Body, &payload); err != nil || payload.JobID != id || payload.Status != StatusCompleted {
+		t.Errorf("payload %s (%v), want job %s COMPLETED", got.Body, err, id)
+	}
+	if string(got.Body) != string(blocked.Body) {
+		t.Errorf("payload changed across the restart:\n%s\n%s", blocked.Body, got.Body)
+	}
+
+	// The attempt is recorded just after the receiver answered: poll for it.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		res := p2.mustDo("GET", "/api/jobs/"+id+"/deliveries", k.APIKey, nil, "", 200)
+		ds := res["deliveries"].([]any)
+		if len(ds) != 1 {
+			t.Fatalf("deliveries: %v", res)
+		}
+		d := ds[0].(map[string]any)
+		if d["state"] == "delivered" {
+			if d["id"] != wantID {
+				t.Errorf("delivery id %v, want %s", d["id"], wantID)
+			}
+			if atts := d["attempts"].([]any); len(atts) != 1 {
+				t.Errorf("attempts %v, want the one that reached a response", atts)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("delivery not marked delivered: %v", d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := n.Load(); n != 2 {
+		t.Errorf("%d requests reached the receiver, want 2", n)
 	}
 }
