@@ -66,6 +66,12 @@ func TestBadInputs(t *testing.T) {
 		random[i] = byte(i*7919 + i/13)
 	}
 	big := writeFixture(t, "big.wav", make([]byte, 51<<20))
+	// A PNG whose chunks are all there but whose compressed pixels are damaged.
+	damaged := readFile(t, fixture(t, "img.png"))
+	idat := bytes.Index(damaged, []byte("IDAT"))
+	for i := idat + 20; i < idat+60; i++ {
+		damaged[i] ^= 0x5a
+	}
 	cases := []struct {
 		name         string
 		image, audio string
@@ -78,6 +84,7 @@ func TestBadInputs(t *testing.T) {
 		{"empty audio", fixture(t, "img.jpg"), writeFixture(t, "empty.mp3", nil), nil, 400, "audio"},
 		{"51 MB audio", fixture(t, "img.jpg"), big, nil, 413, "50 MB"},
 		{"PNG claiming 60000x60000", writeFixture(t, "huge.png", pngHeader(60000, 60000)), fixture(t, "tone.mp3"), nil, 400, "megapixels"},
+		{"PNG with damaged pixels", writeFixture(t, "damaged.png", damaged), fixture(t, "tone.mp3"), nil, 400, "image"},
 		{"truncated JPEG", writeFixture(t, "cut.jpg", jpg[:len(jpg)/2]), fixture(t, "tone.mp3"), nil, 400, "image"},
 		{"random bytes named .mp3", fixture(t, "img.jpg"), writeFixture(t, "noise.mp3", random), nil, 415, "audio"},
 		{"image sent as audio", fixture(t, "img.jpg"), fixture(t, "img.png"), nil, 415, "PNG image"},

@@ -338,6 +338,23 @@ func webpSize(f *os.File) (int, int, error) {
 // probeTimeout bounds the upload's look at the audio (ffprobe, then the packet count of an MP3).
 const probeTimeout = time.Minute
 
+// decodeImage decodes the image at path, of sniffed type typ, once with ffmpeg (in its own process,
+// so a large image costs vidgen no memory) and stops at the first decoding error: a file whose
+// structure is sound but whose pixels are damaged is refused at upload, not found out by a render.
+func decodeImage(ctx context.Context, ffmpeg, path, typ string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, ffmpeg, "-nostdin", "-v", "error", "-xerror", "-protocol_whitelist", "file",
+		"-f", demuxer[typ], "-i", "file:"+path, "-frames:v", "1", "-f", "null", "-")
+	if err := cmd.Run(); err != nil {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return ctx.Err()
+		}
+		return badMedia("image: the %s could not be decoded; it may be damaged. Export it again and upload it", strings.ToUpper(typ))
+	}
+	return nil
+}
+
 // audioInfo is what vidgen needs to know about an audio input.
 type audioInfo struct {
 	Codec      string

@@ -363,7 +363,9 @@ func clipArgs(job Job, clip, poster string) []string {
 	fit := fmt.Sprintf("2*trunc(%%s*min(1\\,%d/max(iw\\,ih))/2)", maxSide)
 	// Transparency is flattened over white; a JPEG has none, so it skips the RGBA overlay (~0.07 s
 	// CPU of ~0.55 s for 1920x1080). Either way the picture goes through RGB to BT.709.
-	flatten := "format=rgba[fg];color=c=white:s=2x2,format=rgba[bg0];[bg0][fg]scale2ref[bg][fg2];" +
+	// The white source is bounded (d=1) so that an image that yields no frame cannot keep the graph
+	// producing background frames for ever.
+	flatten := "format=rgba[fg];color=c=white:s=2x2:d=1,format=rgba[bg0];[bg0][fg]scale2ref[bg][fg2];" +
 		"[bg][fg2]overlay=shortest=1:format=auto,"
 	if job.ImageType == typeJPEG {
 		flatten = "format=rgb24,"
@@ -373,9 +375,10 @@ func clipArgs(job Job, clip, poster string) []string {
 		"[v0]loop=loop=%d:size=1:start=0,setpts=N/%d/TB[v];[p]scale=out_range=pc,format=yuvj420p[pj]",
 		fmt.Sprintf(fit, "iw"), fmt.Sprintf(fit, "ih"), flatten, clipFrames-1, clipFPS)
 	return []string{
+		"-xerror", // a decoding error is the image's fault: stop at once, never render a partial picture
 		"-f", demuxer[job.ImageType], "-i", "file:" + job.ImagePath,
 		"-filter_complex", graph,
-		"-map", "[v]", "-r", strconv.Itoa(clipFPS), "-c:v", "libx264", "-preset", clipPreset, "-tune", "stillimage",
+		"-map", "[v]", "-frames:v", strconv.Itoa(clipFrames), "-r", strconv.Itoa(clipFPS), "-c:v", "libx264", "-preset", clipPreset, "-tune", "stillimage",
 		"-crf", "20", "-g", strconv.Itoa(clipFrames), "-bf", "0",
 		"-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
 		"-f", "mp4", "file:" + clip,

@@ -221,6 +221,9 @@ func (s *server) validateSubmission(r *http.Request, files map[string]*upload, w
 	if err := checkImage(img.path, imgType); err != nil {
 		return Job{}, err
 	}
+	if err := decodeImage(r.Context(), s.cfg.FFmpeg, img.path, imgType); err != nil {
+		return Job{}, err
+	}
 	audType := sniffAudio(aud.head)
 	if audType == "" {
 		return Job{}, unsupportedMedia("audio: the file is %s; send MP3, WAV, M4A (AAC) or Ogg (Vorbis, Opus) audio", describe(aud.head))
