@@ -8,8 +8,8 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -79,36 +79,54 @@ func (s *server) routes() http.Handler {
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
 	r.HandleMethodNotAllowed = true
-	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	r.HandleOPTIONS = false // no CORS here: OPTIONS is a 405 like any other method a route lacks
+	// Unknown routes and methods under /api/ spend from the client's bucket like any API request.
+	r.NotFound = s.limitUnderAPI(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		s.writeError(w, req, errorf(http.StatusNotFound, "Not found"))
-	})
-	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	}))
+	r.MethodNotAllowed = s.limitUnderAPI(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		s.writeError(w, req, errorf(http.StatusMethodNotAllowed, "Method %s not allowed for %s", req.Method, req.URL.Path))
-	})
+	}))
 	r.PanicHandler = func(w http.ResponseWriter, req *http.Request, v any) {
 		s.writeError(w, req, fmt.Errorf("panic: %v", v))
 	}
 
 	// api wraps a handler that needs a key: rate limit first, so unauthenticated floods are limited too.
 	api := func(h http.HandlerFunc) http.Handler { return s.limitAPI(s.authenticate(h)) }
+	// get registers a GET route and its HEAD (monitors and link unfurlers send HEAD).
+	get := func(path string, h http.Handler) {
+		r.Handler(http.MethodGet, path, h)
+		r.Handler(http.MethodHead, path, h)
+	}
 
 	health := http.HandlerFunc(s.handleHealth)
-	r.Handler("GET", "/health", health)
-	r.Handler("GET", "/api/health", health)
+	get("/health", health)
+	get("/api/health", health)
 
 	r.Handler("POST", "/api/jobs", s.limitAPI(s.limitSubmit(s.authenticate(http.HandlerFunc(s.handleSubmit)))))
-	r.Handler("GET", "/api/jobs", api(s.handleList))
-	r.Handler("GET", "/api/status/:jobId", api(s.handleStatus))
-	r.Handler("GET", "/api/jobs/:jobId", api(s.handleStatus))
+	get("/api/jobs", api(s.handleList))
+	get("/api/status/:jobId", api(s.handleStatus))
+	get("/api/jobs/:jobId", api(s.handleStatus))
 	r.Handler("POST", "/api/jobs/:jobId/cancel", api(s.handleCancel))
 	r.Handler("DELETE", "/api/jobs/:jobId", api(s.handleCancel))
-	r.Handler("GET", "/api/jobs/:jobId/deliveries", api(s.handleDeliveries))
+	get("/api/jobs/:jobId/deliveries", api(s.handleDeliveries))
 	r.Handler("POST", "/api/jobs/:jobId/deliveries/redeliver", api(s.handleRedeliver))
 
-	r.Handler("GET", "/v/:file", http.HandlerFunc(s.handleVideo))
-	r.Handler("HEAD", "/v/:file", http.HandlerFunc(s.handleVideo))
-	r.Handler("GET", "/s/:token", http.HandlerFunc(s.handleShare))
+	get("/v/:file", http.HandlerFunc(s.handleVideo))
+	get("/s/:token", http.HandlerFunc(s.handleShare))
 	return r
+}
+
+// limitUnderAPI applies the API rate limit to requests under /api/ only.
+func (s *server) limitUnderAPI(h http.Handler) http.Handler {
+	limited := s.limitAPI(h)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/api/") {
+			limited.ServeHTTP(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 type keyCtxKey struct{}
@@ -265,7 +283,12 @@ func parseListQuery(q map[string][]string) (limit int, cursor, status string, er
 }
 
 func (s *server) handleList(w http.ResponseWriter, r *http.Request) {
-	limit, cursor, status, err := parseListQuery(r.URL.Query())
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		s.writeError(w, r, errorf(http.StatusBadRequest, "Malformed query string"))
+		return
+	}
+	limit, cursor, status, err := parseListQuery(q)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -379,11 +402,6 @@ func (s *server) handleRedeliver(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, map[string]any{"success": true, "message": "Delivery queued", "deliveryId": id})
 }
 
-// outputFile returns the path of an output named by token and kind ("mp4" or "jpg").
-func (s *server) outputFile(token, kind string) string {
-	return filepath.Join(s.cfg.DataDir, "outputs", token+"."+kind)
-}
-
 // outputJob resolves an output token to its finished job: 404 for no such output, 410 once it has
 // passed the retention period.
 func (s *server) outputJob(r *http.Request, token string) (Job, error) {
@@ -416,7 +434,7 @@ func (s *server) handleVideo(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	f, err := os.Open(s.outputFile(token, kind))
+	f, err := os.Open(outputPath(s.cfg.DataDir, token, kind))
 	if errors.Is(err, os.ErrNotExist) {
 		s.writeError(w, r, errorf(http.StatusGone, "This video has expired and was deleted"))
 		return

@@ -573,3 +573,21 @@ func TestInternalErrorHidesDetails(t *testing.T) {
 		t.Errorf("the cause was not logged: %s", e.logs.String())
 	}
 }
+
+func TestHeadOptionsAndMalformedQueries(t *testing.T) {
+	e := newTestEnv(t, nil)
+	for _, path := range []string{"/health", "/api/health"} {
+		if resp, _ := e.do("HEAD", path, "", nil); resp.StatusCode != 200 {
+			t.Errorf("HEAD %s: %d", path, resp.StatusCode)
+		}
+	}
+	if resp, _ := e.do("HEAD", "/api/jobs", e.key, nil); resp.StatusCode != 200 {
+		t.Errorf("HEAD /api/jobs: %d", resp.StatusCode)
+	}
+	resp, b := e.do("OPTIONS", "/api/jobs", e.key, nil)
+	errorBody(t, resp, b, 405)
+	for _, q := range []string{"?limit=%zz", "?limit=0;", "?status=%ZZ", "?cursor=%"} {
+		resp, b := e.do("GET", "/api/jobs"+q, e.key, nil)
+		errorBody(t, resp, b, 400)
+	}
+}

@@ -338,18 +338,19 @@ func webpSize(f *os.File) (int, int, error) {
 // probeTimeout bounds the upload's look at the audio (ffprobe, then the packet count of an MP3).
 const probeTimeout = time.Minute
 
-// decodeImage decodes the image at path, of sniffed type typ, once with ffmpeg (in its own process,
-// so a large image costs vidgen no memory) and stops at the first decoding error: a file whose
-// structure is sound but whose pixels are damaged is refused at upload, not found out by a render.
-func decodeImage(ctx context.Context, ffmpeg, path, typ string) error {
+// decodeImage has ffprobe decode the image at path, of sniffed type typ (in its own process, so a
+// large image costs vidgen no memory): a file whose structure is sound but whose pixels cannot be
+// decoded is refused at upload, not found out by a render.
+func decodeImage(ctx context.Context, ffprobe, path, typ string) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, ffmpeg, "-nostdin", "-v", "error", "-xerror", "-protocol_whitelist", "file",
-		"-f", demuxer[typ], "-i", "file:"+path, "-frames:v", "1", "-f", "null", "-")
-	if err := cmd.Run(); err != nil {
-		if errors.Is(ctx.Err(), context.Canceled) {
-			return ctx.Err()
-		}
+	out, err := exec.CommandContext(ctx, ffprobe, "-v", "error", "-protocol_whitelist", "file", "-f", demuxer[typ],
+		"-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0",
+		"file:"+path).Output()
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return ctx.Err()
+	}
+	if n, _ := strconv.Atoi(strings.TrimSpace(string(out))); err != nil || n < 1 {
 		return badMedia("image: the %s could not be decoded; it may be damaged. Export it again and upload it", strings.ToUpper(typ))
 	}
 	return nil

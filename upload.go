@@ -221,7 +221,7 @@ func (s *server) validateSubmission(r *http.Request, files map[string]*upload, w
 	if err := checkImage(img.path, imgType); err != nil {
 		return Job{}, err
 	}
-	if err := decodeImage(r.Context(), s.cfg.FFmpeg, img.path, imgType); err != nil {
+	if err := decodeImage(r.Context(), s.cfg.FFprobe, img.path, imgType); err != nil {
 		return Job{}, err
 	}
 	audType := sniffAudio(aud.head)
