@@ -418,6 +418,16 @@ func TestCLI(t *testing.T) {
 	if _, err := cli("bogus"); err == nil {
 		t.Error("unknown command accepted")
 	}
+	untouched := filepath.Join(t.TempDir(), "never")
+	if _, err := cli("keys", "bogus", "-data", untouched); err == nil {
+		t.Error("unknown keys subcommand accepted")
+	}
+	if _, err := os.Stat(untouched); err == nil {
+		t.Error("a mistyped keys subcommand created the data directory")
+	}
+	if out, err := cli("-h"); err != nil || !strings.Contains(out, "-public-url") {
+		t.Errorf("-h: %v %s", err, out)
+	}
 }
 
 // TestServeFirstStart runs the real serve command: it creates and prints the default key, serves

@@ -126,6 +126,11 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, env f
 		return errors.New(usage)
 	}
 	sub, args := args[0], args[1:]
+	switch sub {
+	case "create", "list", "deactivate", "rotate-secret":
+	default:
+		return errors.New(usage) // before openData: a typo must not create a data directory
+	}
 	fs := flag.NewFlagSet("keys "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data", envOr(env, "VIDGEN_DATA", "./data"), "data directory")

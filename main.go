@@ -41,6 +41,14 @@ func main() {
 // run is the whole program: it parses args (with env for the VIDGEN_* variables) and runs the
 // command until ctx is done.
 func run(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
+	err := runCommand(ctx, args, env, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // -h printed the usage; asking for help is not a failure
+	}
+	return err
+}
+
+func runCommand(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
 	cmd := "serve"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
@@ -68,7 +76,7 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 			fmt.Fprintf(stdout, "ffmpeg: %s\n", v)
 		}
 		return nil
-	case "help", "-h", "-help", "--help":
+	case "help":
 		fmt.Fprintln(stdout, "usage: vidgen [serve] [flags] | vidgen keys create|list|deactivate|rotate-secret | vidgen version\nRun `vidgen serve -h` for the flags.")
 		return nil
 	}

@@ -87,7 +87,8 @@ type renderer struct {
 	workers int
 	// timeout is how long a render of audio lasting audioSeconds may take before it is killed.
 	timeout func(audioSeconds float64) time.Duration
-	// finish builds the job's webhook body and delivery id; ended is told of every job that ends.
+	// payload and deliveryID make the webhook delivery written with a job's end; ended is told of
+	// every job that ends; newToken names a job's output.
 	payload    Payload
 	deliveryID func() string
 	ended      func(Job)
@@ -144,10 +145,10 @@ func (rd *renderer) Progress(id string) (int, *int) {
 		return 0, nil
 	}
 	p.pct = max(p.pct, min(p.timeBased(rd.now()), 99))
-	if p.pct < 3 {
-		return p.pct, nil
-	}
 	elapsed := rd.now().Sub(p.started).Seconds()
+	if p.pct < 3 || elapsed < 1 {
+		return p.pct, nil // too early for an estimate worth showing
+	}
 	eta := int(elapsed*float64(100-p.pct)/float64(p.pct) + 0.5)
 	return p.pct, &eta
 }
