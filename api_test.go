@@ -601,3 +601,21 @@ func TestHeadOptionsAndMalformedQueries(t *testing.T) {
 		errorBody(t, resp, b, 400)
 	}
 }
+
+// TestDataDirWithOddCharacters: '#' and '?' in the data directory's path are part of the path, not
+// of the SQLite URI, so the database lands inside it with its pragmas.
+func TestDataDirWithOddCharacters(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a#b?c")
+	st, err := openData(context.Background(), dir, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var mode string
+	if err := st.db.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("journal_mode %q, %v: the DSN's pragmas were lost", mode, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "vidgen.db")); err != nil {
+		t.Errorf("database not inside the data directory: %v", err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -101,7 +102,13 @@ func OpenStore(ctx context.Context, path string, now func() time.Time) (*Store, 
 	//   default of 1000 pages, about 4 MB, so the WAL is normally far smaller).
 	v.Add("_pragma", "journal_size_limit(67108864)")
 	v.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+v.Encode())
+	// The path is escaped: a data directory named with '#' or '?' must not end the path early and
+	// drop every pragma with it.
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	db, err := sql.Open("sqlite", (&url.URL{Scheme: "file", Path: abs, RawQuery: v.Encode()}).String())
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
