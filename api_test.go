@@ -464,6 +464,12 @@ func TestServeFirstStart(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Errorf("printed key: %d", resp.StatusCode)
 	}
+	// A second serve on the same data directory refuses to start.
+	var second syncBuffer
+	err = run(ctx, []string{"serve", "-addr", "127.0.0.1:0", "-data", dir}, func(string) string { return "" }, &second, &second)
+	if err == nil || !strings.Contains(err.Error(), "another vidgen serve") {
+		t.Errorf("second serve on the same data: %v", err)
+	}
 	cancel()
 	select {
 	case err := <-done:

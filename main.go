@@ -303,6 +303,22 @@ func diskFree(path string) (int64, error) {
 	return int64(st.Bavail) * int64(st.Bsize), nil
 }
 
+// lockData takes an exclusive lock on the data directory for as long as serve runs: a second serve
+// on the same directory would put the first one's running jobs back to PENDING and empty its tmp/.
+// The kernel drops the lock when the process dies, even by kill -9. The keys commands take no lock:
+// they only run short transactions, which SQLite serialises.
+func lockData(dir string) (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(dir, "vidgen.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock data directory: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("another vidgen serve is using the data directory %s", dir)
+	}
+	return func() { f.Close() }, nil
+}
+
 // toolVersion returns the first line of `tool -version`, which also proves the tool runs.
 func toolVersion(ctx context.Context, tool string) (string, error) {
 	out, err := exec.CommandContext(ctx, tool, "-version").Output()
@@ -451,6 +467,11 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 		return err
 	}
 	defer s.store.Close()
+	unlock, err := lockData(s.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := s.ensureDefaultKey(ctx, stderr); err != nil {
 		return err
 	}
