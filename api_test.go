@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -623,5 +624,25 @@ func TestDataDirWithOddCharacters(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "vidgen.db")); err != nil {
 		t.Errorf("database not inside the data directory: %v", err)
+	}
+}
+
+func TestServeFlagsFromEnvironment(t *testing.T) {
+	env := func(vars map[string]string) func(string) string { return func(k string) string { return vars[k] } }
+	cfg, err := parseServeFlags([]string{"-workers", "3"}, env(map[string]string{
+		"VIDGEN_WORKERS": "7", "VIDGEN_RATE_API": "0", "VIDGEN_WEBHOOK_ALLOW_PRIVATE": "true",
+		"VIDGEN_TRUST_PROXY": "10.0.0.0/8, 127.0.0.1", "VIDGEN_PUBLIC_URL": "https://v.example.com/",
+	}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Workers != 3 || cfg.RateAPI != 0 || cfg.RateSubmit != 30 || !cfg.WebhookAllowPrivate ||
+		len(cfg.TrustProxy) != 2 || cfg.PublicURL != "https://v.example.com" {
+		t.Errorf("config %+v", cfg)
+	}
+	for name, v := range map[string]string{"VIDGEN_WORKERS": "abc", "VIDGEN_WEBHOOK_ALLOW_PRIVATE": "yes please", "VIDGEN_RETENTION": "30 days", "VIDGEN_RATE_SUBMIT": "-1"} {
+		if _, err := parseServeFlags(nil, env(map[string]string{name: v}), io.Discard); err == nil {
+			t.Errorf("%s=%q accepted", name, v)
+		}
 	}
 }

@@ -18,7 +18,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -111,44 +110,48 @@ func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (
 	var cfg config
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	atoi := func(name string, def int) int {
-		if n, err := strconv.Atoi(env(name)); err == nil {
-			return n
+	fs.StringVar(&cfg.Addr, "addr", ":8080", "listen address")
+	fs.StringVar(&cfg.DataDir, "data", "./data", "directory for the database, uploads and outputs")
+	fs.StringVar(&cfg.PublicURL, "public-url", "http://localhost:8080", "base of outputVideo and outputShareLink URLs")
+	fs.IntVar(&cfg.Workers, "workers", runtime.NumCPU(), "most renders at once")
+	fs.StringVar(&cfg.FFmpeg, "ffmpeg", "ffmpeg", "path of ffmpeg")
+	fs.StringVar(&cfg.FFprobe, "ffprobe", "ffprobe", "path of ffprobe")
+	trust := fs.String("trust-proxy", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed")
+	fs.BoolVar(&cfg.WebhookAllowPrivate, "webhook-allow-private", false, "allow webhooks to loopback/private addresses, local testing only")
+	ports := fs.String("webhook-ports", "443", "comma-separated ports webhook URLs may use")
+	fs.IntVar(&cfg.RateAPI, "rate-api", 600, "requests a minute per client IP on /api/*, 0 for no limit")
+	fs.IntVar(&cfg.RateSubmit, "rate-submit", 30, "submissions a minute per client IP, 0 for no limit")
+	fs.DurationVar(&cfg.MaxDuration, "max-duration", time.Hour, "longest audio accepted")
+	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 20*time.Second, "how long running renders may finish on shutdown")
+	fs.DurationVar(&cfg.Retention, "retention", 30*24*time.Hour, "how long outputs are kept, 0 for ever")
+	fs.Int64Var(&cfg.MinFree, "min-free", 1<<30, "bytes of free disk below which submissions get 507")
+	// Each flag can come from VIDGEN_<NAME>; the variables are applied first, so a flag on the
+	// command line beats its variable, and a malformed value is an error, never a silent default.
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "VIDGEN_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		f.Usage += " [" + name + "]"
+		if v := env(name); v != "" && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("serve: %s=%q: %v", name, v, err)
+			}
 		}
-		return def
+	})
+	if envErr != nil {
+		return config{}, envErr
 	}
-	boolEnv := func(name string) bool { b, _ := strconv.ParseBool(env(name)); return b }
-	durEnv := func(name string, def time.Duration) time.Duration {
-		if d, err := time.ParseDuration(env(name)); err == nil {
-			return d
-		}
-		return def
-	}
-	fs.StringVar(&cfg.Addr, "addr", envOr(env, "VIDGEN_ADDR", ":8080"), "listen address [VIDGEN_ADDR]")
-	fs.StringVar(&cfg.DataDir, "data", envOr(env, "VIDGEN_DATA", "./data"), "directory for the database, uploads and outputs [VIDGEN_DATA]")
-	fs.StringVar(&cfg.PublicURL, "public-url", envOr(env, "VIDGEN_PUBLIC_URL", "http://localhost:8080"), "base of outputVideo and outputShareLink URLs [VIDGEN_PUBLIC_URL]")
-	fs.IntVar(&cfg.Workers, "workers", atoi("VIDGEN_WORKERS", runtime.NumCPU()), "most renders at once [VIDGEN_WORKERS]")
-	fs.StringVar(&cfg.FFmpeg, "ffmpeg", envOr(env, "VIDGEN_FFMPEG", "ffmpeg"), "path of ffmpeg [VIDGEN_FFMPEG]")
-	fs.StringVar(&cfg.FFprobe, "ffprobe", envOr(env, "VIDGEN_FFPROBE", "ffprobe"), "path of ffprobe [VIDGEN_FFPROBE]")
-	trust := fs.String("trust-proxy", env("VIDGEN_TRUST_PROXY"), "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed [VIDGEN_TRUST_PROXY]")
-	fs.BoolVar(&cfg.WebhookAllowPrivate, "webhook-allow-private", boolEnv("VIDGEN_WEBHOOK_ALLOW_PRIVATE"), "allow webhooks to loopback/private addresses, local testing only [VIDGEN_WEBHOOK_ALLOW_PRIVATE]")
-	ports := fs.String("webhook-ports", envOr(env, "VIDGEN_WEBHOOK_PORTS", "443"), "comma-separated ports webhook URLs may use [VIDGEN_WEBHOOK_PORTS]")
-	fs.IntVar(&cfg.RateAPI, "rate-api", atoi("VIDGEN_RATE_API", 600), "requests a minute per client IP on /api/*, 0 for no limit [VIDGEN_RATE_API]")
-	fs.IntVar(&cfg.RateSubmit, "rate-submit", atoi("VIDGEN_RATE_SUBMIT", 30), "submissions a minute per client IP, 0 for no limit [VIDGEN_RATE_SUBMIT]")
-	fs.DurationVar(&cfg.MaxDuration, "max-duration", durEnv("VIDGEN_MAX_DURATION", time.Hour), "longest audio accepted [VIDGEN_MAX_DURATION]")
-	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", durEnv("VIDGEN_SHUTDOWN_GRACE", 20*time.Second), "how long running renders may finish on shutdown [VIDGEN_SHUTDOWN_GRACE]")
-	fs.DurationVar(&cfg.Retention, "retention", durEnv("VIDGEN_RETENTION", 30*24*time.Hour), "how long outputs are kept, 0 for ever [VIDGEN_RETENTION]")
-	minFree := fs.Int64("min-free", int64(atoi("VIDGEN_MIN_FREE", 1<<30)), "bytes of free disk below which submissions get 507 [VIDGEN_MIN_FREE]")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
-	cfg.MinFree = *minFree
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	if cfg.Workers < 1 {
 		return config{}, errors.New("serve: -workers must be at least 1")
+	}
+	if cfg.RateAPI < 0 || cfg.RateSubmit < 0 {
+		return config{}, errors.New("serve: -rate-api and -rate-submit must be 0 (no limit) or more")
 	}
 	for _, s := range strings.Split(*trust, ",") {
 		if s = strings.TrimSpace(s); s == "" {
