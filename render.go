@@ -270,11 +270,9 @@ func (rd *renderer) run(killCtx context.Context, job Job) {
 	if killCtx.Err() != nil && out.Status != StatusCompleted {
 		out = Outcome{Status: StatusPending} // shutdown: not the job's fault, not a retry
 	}
-	// The job's end must be recorded even though killCtx may be done.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	stored, err := rd.store.FinishAttempt(ctx, job.ID, out, rd.payload, rd.deliveryID)
+	stored, err := rd.finish(job.ID, out)
 	if err != nil {
+		// The job stays PROCESSING; the next start-up's recovery puts it back to PENDING.
 		rd.log.Error("record render outcome", "job", job.ID, "err", err)
 		return
 	}
@@ -282,6 +280,25 @@ func (rd *renderer) run(killCtx context.Context, job Job) {
 	if !stored.Active() {
 		rd.ended(stored)
 	}
+}
+
+// finish records a render's outcome, trying again for about a minute if the database refuses (a
+// disk briefly full, a lock held past busy_timeout): a job left PROCESSING would hold its key's slot
+// until the next restart. It runs even when killCtx is done.
+func (rd *renderer) finish(id string, out Outcome) (Job, error) {
+	var err error
+	for wait := time.Second; wait <= 32*time.Second; wait *= 2 {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		var stored Job
+		stored, err = rd.store.FinishAttempt(ctx, id, out, rd.payload, rd.deliveryID)
+		cancel()
+		if err == nil {
+			return stored, nil
+		}
+		rd.log.Warn("record render outcome, will retry", "job", id, "err", err, "in", wait)
+		time.Sleep(wait)
+	}
+	return Job{}, err
 }
 
 // renderFailure is a failed render step: bad says whether the input is at fault (fail at once) or
