@@ -206,25 +206,27 @@ func (s *Store) CreateKey(ctx context.Context, k Key, hash []byte) error {
 
 // KeyByHash returns the account whose key hashes to hash, active or not, or ErrNotFound.
 func (s *Store) KeyByHash(ctx context.Context, hash []byte) (Key, error) {
-	k, err := scanKey(s.db.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE key_hash = ?`, hash))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Key{}, ErrNotFound
-	}
-	if err != nil {
-		return Key{}, fmt.Errorf("key by hash: %w", err)
-	}
-	return k, nil
+	return s.oneKey(ctx, "key by hash", `key_hash = ?`, hash)
+}
+
+// KeyByID returns the account with the given id, or ErrNotFound.
+func (s *Store) KeyByID(ctx context.Context, id string) (Key, error) {
+	return s.oneKey(ctx, "key by id", `id = ?`, id)
 }
 
 // FindKey returns the account with the given id or, failing that, name; or ErrNotFound.
 func (s *Store) FindKey(ctx context.Context, idOrName string) (Key, error) {
-	k, err := scanKey(s.db.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE id = ?1 OR name = ?1
-		ORDER BY id = ?1 DESC LIMIT 1`, idOrName))
+	return s.oneKey(ctx, "find key", `id = ?1 OR name = ?1 ORDER BY id = ?1 DESC LIMIT 1`, idOrName)
+}
+
+// oneKey returns the one account matched by where, or ErrNotFound.
+func (s *Store) oneKey(ctx context.Context, what, where string, args ...any) (Key, error) {
+	k, err := scanKey(s.db.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE `+where, args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Key{}, ErrNotFound
 	}
 	if err != nil {
-		return Key{}, fmt.Errorf("find key: %w", err)
+		return Key{}, fmt.Errorf("%s: %w", what, err)
 	}
 	return k, nil
 }
@@ -330,24 +332,22 @@ func (s *Store) CreateJob(ctx context.Context, j Job) error {
 
 // Job returns the job with the given id if it belongs to keyID, else ErrNotFound.
 func (s *Store) Job(ctx context.Context, keyID, id string) (Job, error) {
-	j, err := scanJob(s.db.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = ? AND key_id = ?`, id, keyID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Job{}, ErrNotFound
-	}
-	if err != nil {
-		return Job{}, fmt.Errorf("get job: %w", err)
-	}
-	return j, nil
+	return s.oneJob(ctx, "get job", `id = ? AND key_id = ?`, id, keyID)
 }
 
 // JobByToken returns the job whose output is named by token, or ErrNotFound.
 func (s *Store) JobByToken(ctx context.Context, token string) (Job, error) {
-	j, err := scanJob(s.db.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE output_token = ?`, token))
+	return s.oneJob(ctx, "job by token", `output_token = ?`, token)
+}
+
+// oneJob returns the one job matched by where, or ErrNotFound.
+func (s *Store) oneJob(ctx context.Context, what, where string, args ...any) (Job, error) {
+	j, err := scanJob(s.db.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE `+where, args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Job{}, ErrNotFound
 	}
 	if err != nil {
-		return Job{}, fmt.Errorf("job by token: %w", err)
+		return Job{}, fmt.Errorf("%s: %w", what, err)
 	}
 	return j, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -301,8 +302,9 @@ func (ws *webhookSender) DeliverDue(ctx context.Context) (int, error) {
 	return total, ctx.Err()
 }
 
-// signatures returns the headers that sign body for delivery id at ts with the account's secrets.
-func signatures(k Key, id string, ts time.Time, body []byte, now time.Time) http.Header {
+// signatures returns the headers that sign body for delivery id sent at ts with the account's
+// secrets: the previous secret signs too while its overlap lasts.
+func signatures(k Key, id string, ts time.Time, body []byte) http.Header {
 	h := http.Header{}
 	mac := hmac.New(sha256.New, []byte(k.WebhookSecret))
 	mac.Write(body)
@@ -311,7 +313,7 @@ func signatures(k Key, id string, ts time.Time, body []byte, now time.Time) http
 	h.Set("webhook-id", id)
 	h.Set("webhook-timestamp", unix)
 	secrets := []string{k.WebhookSecret}
-	if k.PrevSecret != "" && now.Before(k.PrevUntil) {
+	if k.PrevSecret != "" && ts.Before(k.PrevUntil) {
 		secrets = append(secrets, k.PrevSecret)
 	}
 	var sigs []string
@@ -337,18 +339,18 @@ func standardSignature(secret, id, ts string, body []byte) string {
 
 // attempt makes one try at d and records the result with the next step.
 func (ws *webhookSender) attempt(ctx context.Context, d Delivery) {
-	k, err := ws.store.FindKey(ctx, d.KeyID)
+	k, err := ws.store.KeyByID(ctx, d.KeyID)
 	if err != nil {
 		ws.log.Error("webhook key", "delivery", d.ID, "err", err)
 		return
 	}
 	now := ws.now()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, strings.NewReader(string(d.Payload)))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(d.Payload))
 	if err != nil {
 		ws.record(ctx, d, Attempt{At: now, Error: "invalid URL"}, nil)
 		return
 	}
-	for name, v := range signatures(k, d.ID, now, d.Payload, now) {
+	for name, v := range signatures(k, d.ID, now, d.Payload) {
 		req.Header[name] = v
 	}
 	req.Header.Set("Content-Type", "application/json")

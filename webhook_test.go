@@ -446,7 +446,7 @@ func TestWebhookHTTPSReceiver(t *testing.T) {
 		t.Errorf("previous secret kept until %v, want 24h from now", k.PrevUntil)
 	}
 	later := k.PrevUntil.Add(time.Second)
-	h := signatures(k, "msg_x", later, r3.Body, later)
+	h := signatures(k, "msg_x", later, r3.Body)
 	if sigs := strings.Fields(h.Get("webhook-signature")); len(sigs) != 1 || standardVerify(newSecret, h, r3.Body, later) != nil {
 		t.Errorf("after the overlap: %q", h.Get("webhook-signature"))
 	}
