@@ -405,14 +405,20 @@ func sweepOrphanOutputs(ctx context.Context, st *Store, dataDir string) error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Join(dataDir, "outputs")
+	return removeFilesExcept(filepath.Join(dataDir, "outputs"), func(name string) bool {
+		token, _, _ := strings.Cut(name, ".")
+		return tokens[token]
+	})
+}
+
+// removeFilesExcept deletes every file in dir whose name keep does not claim.
+func removeFilesExcept(dir string, keep func(name string) bool) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return err
 	}
 	for _, e := range entries {
-		token, _, _ := strings.Cut(e.Name(), ".")
-		if !tokens[token] {
+		if !keep(e.Name()) {
 			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}

@@ -91,6 +91,30 @@ func readFile(t testing.TB, path string) []byte {
 	return b
 }
 
+// fakeClock is a clock that moves only when a test moves it.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
 // testEnv is one running vidgen: the real handler over httptest, a real SQLite file in a temp dir,
 // and the real renderer and webhook sender.
 type testEnv struct {

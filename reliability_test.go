@@ -19,29 +19,10 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 )
-
-// stepClock is a clock that moves only when told to.
-type stepClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *stepClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *stepClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // offsetClock is the real clock plus an offset a test can push forward.
 type offsetClock struct{ off atomic.Int64 }
@@ -51,9 +32,9 @@ func (c *offsetClock) Advance(d time.Duration) { c.off.Add(int64(d)) }
 
 // limitServer is a server that is not started (jobs stay PENDING), on a clock that stands still
 // until advanced, with the default limits, called straight through its handler.
-func limitServer(t *testing.T, trust ...string) (*server, http.Handler, *stepClock) {
+func limitServer(t *testing.T, trust ...string) (*server, http.Handler, *fakeClock) {
 	t.Helper()
-	clk := &stepClock{t: time.Date(2026, 5, 7, 12, 0, 0, 0, time.UTC)}
+	clk := &fakeClock{t: time.Date(2026, 5, 7, 12, 0, 0, 0, time.UTC)}
 	cfg := *hangConfig(t, 1)
 	cfg.RateAPI, cfg.RateSubmit = 600, 30
 	for _, s := range trust {
@@ -258,7 +239,7 @@ const limiterBytesBound = 16 << 20
 // TestLimiterMemoryBound floods one policy with 100,000 distinct clients (IPv4 and IPv6 /64s) in
 // one minute: the table stays at its cap, the heap under limiterBytesBound, and the flood is cheap.
 func TestLimiterMemoryBound(t *testing.T) {
-	clk := &stepClock{t: time.Date(2026, 5, 7, 12, 0, 0, 0, time.UTC)}
+	clk := &fakeClock{t: time.Date(2026, 5, 7, 12, 0, 0, 0, time.UTC)}
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)

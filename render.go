@@ -559,16 +559,7 @@ func sweepInputs(ctx context.Context, st *Store, dataDir string) error {
 		return err
 	}
 	dir := filepath.Join(dataDir, "inputs")
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if p := filepath.Join(dir, e.Name()); !keep[p] {
-			os.Remove(p)
-		}
-	}
-	return nil
+	return removeFilesExcept(dir, func(name string) bool { return keep[filepath.Join(dir, name)] })
 }
 
 // sweepOutputs deletes the files of outputs older than retention; their URLs then answer 410.

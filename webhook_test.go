@@ -158,29 +158,11 @@ func hookTrust(recv ...*hookReceiver) func(*server) {
 	return hookTrustPool(pool)
 }
 
-// hookClock is the webhook sender's clock in tests: it stands still until the test moves it.
-type hookClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
 // newHookClock starts at t, to the second (the API shows milliseconds, Retry-After dates seconds).
-func newHookClock(t time.Time) *hookClock { return &hookClock{t: t.Round(0).Truncate(time.Second)} }
-
-func (c *hookClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *hookClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
+func newHookClock(t time.Time) *fakeClock { return &fakeClock{t: t.Round(0).Truncate(time.Second)} }
 
 // install gives the sender this clock and no jitter (0.5 maps to ±0), so the schedule is exact.
-func (c *hookClock) install(s *server) {
+func (c *fakeClock) install(s *server) {
 	s.hooks.now = c.Now
 	s.hooks.jitter = func() float64 { return 0.5 }
 }
