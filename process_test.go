@@ -466,7 +466,9 @@ func TestKill9Cycles(t *testing.T) {
 				}
 			}()
 		}
-		time.Sleep(time.Duration(200+rand.IntN(500)) * time.Millisecond)
+		// Long enough for several submissions to be answered (each runs two ffprobes; eight keys
+		// share two CPUs), short enough that most cycles kill renders and uploads mid-way.
+		time.Sleep(time.Duration(400+rand.IntN(800)) * time.Millisecond)
 		p.kill9()
 		close(stop)
 		wg.Wait()

@@ -221,16 +221,20 @@ func (s *server) validateSubmission(r *http.Request, files map[string]*upload, w
 	if err := checkImage(img.path, imgType); err != nil {
 		return Job{}, err
 	}
-	if err := decodeImage(r.Context(), s.cfg.FFprobe, img.path, imgType); err != nil {
-		return Job{}, err
-	}
 	audType := sniffAudio(aud.head)
 	if audType == "" {
 		return Job{}, unsupportedMedia("audio: the file is %s; send MP3, WAV, M4A (AAC) or Ogg (Vorbis, Opus) audio", describe(aud.head))
 	}
-	info, err := probeAudio(r.Context(), s.cfg.FFprobe, s.cfg.FFmpeg, aud.path, audType)
-	if err != nil {
+	// Decoding the image and probing the audio are two ffprobe runs of ~0.1 s each, mostly process
+	// start-up: running them side by side halves the submission's latency.
+	imgErr := make(chan error, 1)
+	go func() { imgErr <- decodeImage(r.Context(), s.cfg.FFprobe, img.path, imgType) }()
+	info, audErr := probeAudio(r.Context(), s.cfg.FFprobe, s.cfg.FFmpeg, aud.path, audType)
+	if err := <-imgErr; err != nil {
 		return Job{}, err
+	}
+	if audErr != nil {
+		return Job{}, audErr
 	}
 	if s.cfg.MaxDuration > 0 && info.Duration > s.cfg.MaxDuration.Seconds() {
 		return Job{}, badMedia("audio: it lasts %s; the most accepted is %s", fmtDuration(info.Duration), fmtDuration(s.cfg.MaxDuration.Seconds()))
