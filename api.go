@@ -33,7 +33,6 @@ func errorf(status int, format string, args ...any) error {
 var (
 	errMissingKey = errorf(http.StatusUnauthorized, "Missing X-API-Key header")
 	errBadKey     = errorf(http.StatusUnauthorized, "API key not recognized or has been deactivated")
-	errJobID      = errorf(http.StatusNotFound, "Job not found")
 )
 
 // writeError writes err as the JSON error response. It is the one place that maps errors to status
@@ -204,10 +203,21 @@ func (s *server) statusOf(j Job) statusBody {
 // webhookPayload is the Payload for the store: the status body, as JSON.
 func (s *server) webhookPayload(j Job) ([]byte, error) { return json.Marshal(s.statusOf(j)) }
 
-func (s *server) jobParam(r *http.Request) (Job, error) {
+// jobIDParam returns the route's :jobId, or ErrNotFound when it cannot be a job id, so malformed ids
+// never reach the database.
+func jobIDParam(r *http.Request) (string, error) {
 	id := httprouter.ParamsFromContext(r.Context()).ByName("jobId")
 	if !isJobID(id) {
-		return Job{}, errJobID
+		return "", ErrNotFound
+	}
+	return id, nil
+}
+
+// jobParam returns the route's job if it belongs to the request's key, else ErrNotFound.
+func (s *server) jobParam(r *http.Request) (Job, error) {
+	id, err := jobIDParam(r)
+	if err != nil {
+		return Job{}, err
 	}
 	return s.store.Job(r.Context(), keyFrom(r).ID, id)
 }
@@ -315,9 +325,9 @@ func (s *server) handleList(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) handleCancel(w http.ResponseWriter, r *http.Request) {
-	id := httprouter.ParamsFromContext(r.Context()).ByName("jobId")
-	if !isJobID(id) {
-		s.writeError(w, r, errJobID)
+	id, err := jobIDParam(r)
+	if err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	j, err := s.store.CancelJob(r.Context(), keyFrom(r).ID, id)
@@ -384,7 +394,7 @@ func (s *server) handleDeliveries(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) handleRedeliver(w http.ResponseWriter, r *http.Request) {
-	j, err := s.jobParam(r)
+	jobID, err := jobIDParam(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -394,7 +404,8 @@ func (s *server) handleRedeliver(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.store.Redeliver(r.Context(), keyFrom(r).ID, j.ID, s.webhookPayload, id); err != nil {
+	// Redeliver checks ownership and state in its own transaction; no separate look-up first.
+	if err := s.store.Redeliver(r.Context(), keyFrom(r).ID, jobID, s.webhookPayload, id); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -41,24 +42,12 @@ func randomString(r io.Reader, n int, alphabet string) (string, error) {
 // newJobID returns "c" + 9 base-36 digits of the unix millisecond + 15 random base-36 characters:
 // 25 characters that sort roughly by creation time and carry about 77 bits of randomness.
 func newJobID(now time.Time, r io.Reader) (string, error) {
-	ts := strings.Repeat("0", 9) + formatBase36(uint64(now.UnixMilli()))
+	ts := strings.Repeat("0", 9) + strconv.FormatInt(now.UnixMilli(), 36)
 	rnd, err := randomString(r, 15, base36)
 	if err != nil {
 		return "", err
 	}
 	return "c" + ts[len(ts)-9:] + rnd, nil
-}
-
-func formatBase36(v uint64) string {
-	if v == 0 {
-		return "0"
-	}
-	var b []byte
-	for v > 0 {
-		b = append([]byte{base36[v%36]}, b...)
-		v /= 36
-	}
-	return string(b)
 }
 
 // isJobID reports whether s has the shape of a job id, so malformed ids never reach the database.
