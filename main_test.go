@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -91,6 +92,29 @@ func readFile(t testing.TB, path string) []byte {
 	return b
 }
 
+// countingListener listens on addr (port 0: any free one), accepts and closes every connection, and
+// counts them: proof that nothing connected, when the count stays 0. It returns the listening address.
+func countingListener(t testing.TB, addr string) (string, *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	accepts := &atomic.Int64{}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepts.Add(1)
+			c.Close()
+		}
+	}()
+	return ln.Addr().String(), accepts
+}
+
 // fakeClock is a clock that moves only when a test moves it.
 type fakeClock struct {
 	mu sync.Mutex
@@ -124,6 +148,8 @@ type testEnv struct {
 	key  string // API key of account "alice"
 	stop func(context.Context)
 	logs *syncBuffer
+
+	closed sync.Once
 }
 
 type syncBuffer struct {
@@ -187,16 +213,15 @@ func newTestEnv(t testing.TB, cfg *config, edit ...func(*server)) *testEnv {
 	return e
 }
 
-var (
-	closeOnce  sync.Map
-	accountSeq atomic.Int64
-)
+var accountSeq atomic.Int64
 
 // close stops the server as serve does: HTTP first, then renders (short grace), then webhooks.
+// Tests may call it before the cleanup does; only the first call acts.
 func (e *testEnv) close() {
-	if _, done := closeOnce.LoadOrStore(e, true); done {
-		return
-	}
+	e.closed.Do(e.shutdown)
+}
+
+func (e *testEnv) shutdown() {
 	e.hs.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()

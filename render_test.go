@@ -11,14 +11,12 @@ import (
 	"image/jpeg"
 	"image/png"
 	"maps"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -658,23 +656,8 @@ func TestAudioFidelity(t *testing.T) {
 // vidgen's restrictions shows the same playlist would reach both.
 func TestPlaylistsNeverRead(t *testing.T) {
 	t.Parallel()
-	var conns atomic.Int64
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns.Add(1)
-			c.Close()
-		}
-	}()
-	url := "http://" + ln.Addr().String() + "/segment.mp3"
+	addr, conns := countingListener(t, "127.0.0.1:0")
+	url := "http://" + addr + "/segment.mp3"
 	canary := filepath.Join(t.TempDir(), "canary.mp3")
 	if err := os.WriteFile(canary, readFile(t, fixture(t, "tone.mp3")), 0o644); err != nil {
 		t.Fatal(err)
@@ -704,7 +687,7 @@ func TestPlaylistsNeverRead(t *testing.T) {
 		{"bom-hls.mp3", "\ufeff" + hls, 415},
 		{"plain.m3u.mp3", canary + "\n" + url + "\n", 415},
 		{"concat.mp3", "ffconcat version 1.0\nfile '" + canary + "'\nfile '" + url + "'\n", 415},
-		{"sdp.mp3", "v=0\no=- 0 0 IN IP4 127.0.0.1\ns=x\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio " + strings.Split(ln.Addr().String(), ":")[1] + " RTP/AVP 0\n", 415},
+		{"sdp.mp3", "v=0\no=- 0 0 IN IP4 127.0.0.1\ns=x\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio " + strings.Split(addr, ":")[1] + " RTP/AVP 0\n", 415},
 		// Sniffed as MP3 by its tag; the mp3 demuxer, forced, finds no audio in it.
 		{"id3-hls.mp3", string(id3) + hls, 400},
 	}

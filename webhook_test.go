@@ -1061,35 +1061,13 @@ func TestWebhookSSRFAtSubmit(t *testing.T) {
 	}
 }
 
-// hookCountingListener accepts TCP connections on every local address and counts them.
-func hookCountingListener(t testing.TB) (port string, accepts *atomic.Int64) {
-	t.Helper()
-	ln, err := net.Listen("tcp", ":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	accepts = &atomic.Int64{}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepts.Add(1)
-			c.Close()
-		}
-	}()
-	_, port, _ = net.SplitHostPort(ln.Addr().String())
-	return port, accepts
-}
-
 // TestWebhookSSRFAtDial: whatever got into the outbox, the dial check refuses every non-public
 // address after DNS resolution, so no connection ever reaches one: a listener on every local address,
 // on a port webhooks may use, counts no accept.
 func TestWebhookSSRFAtDial(t *testing.T) {
 	t.Parallel()
-	port, accepts := hookCountingListener(t)
+	addr, accepts := countingListener(t, ":0") // every local address
+	_, port, _ := net.SplitHostPort(addr)
 	res := &ssrfResolver{}
 	cfg := testConfig(t.TempDir())
 	cfg.WebhookPorts = []string{"443", port}
