@@ -731,14 +731,20 @@ func TestPlaylistsNeverRead(t *testing.T) {
 func TestFFmpegInvocations(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
+	// Each call writes its own record file, whole, then renames it into calls/: the image and audio
+	// probes run side by side, and lines appended to one shared log would interleave.
 	log := filepath.Join(dir, "calls")
+	if err := os.Mkdir(log, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	wrap := func(tool string) string {
 		real, err := exec.LookPath(tool)
 		if err != nil {
 			t.Fatal(err)
 		}
 		path := filepath.Join(dir, tool)
-		script := fmt.Sprintf("#!/bin/sh\n{ echo '@@ %s'; for a; do printf '%%s\\n' \"$a\"; done; } >> %q\nexec %q \"$@\"\n", tool, log, real)
+		script := fmt.Sprintf("#!/bin/sh\nrec=$(mktemp %q)\n{ echo '@@ %s'; for a; do printf '%%s\\n' \"$a\"; done; } > \"$rec\"\nmv \"$rec\" \"$rec.call\"\nexec %q \"$@\"\n",
+			filepath.Join(log, "rec.XXXXXXXX"), tool, real)
 		if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -753,12 +759,17 @@ func TestFFmpegInvocations(t *testing.T) {
 		e.wait(key, id, StatusCompleted)
 	}
 	var calls [][]string
-	for _, line := range strings.Split(string(readFile(t, log)), "\n") {
-		if strings.HasPrefix(line, "@@ ") {
-			calls = append(calls, []string{strings.TrimPrefix(line, "@@ ")})
-		} else if len(calls) > 0 && line != "" {
-			calls[len(calls)-1] = append(calls[len(calls)-1], line)
+	recs, err := filepath.Glob(filepath.Join(log, "*.call"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range recs {
+		lines := strings.Split(strings.TrimSuffix(string(readFile(t, rec)), "\n"), "\n")
+		tool, ok := strings.CutPrefix(lines[0], "@@ ")
+		if !ok {
+			t.Fatalf("record %s starts with %q", rec, lines[0])
 		}
+		calls = append(calls, append([]string{tool}, lines[1:]...))
 	}
 	if len(calls) < 6 {
 		t.Fatalf("%d calls recorded", len(calls))
