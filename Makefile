@@ -4,7 +4,7 @@ SUDO  := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ADDR  ?= :8080
 DATA  ?= ./data
 
-.PHONY: run test build deps check-go fuzz bench soak clean
+.PHONY: run test e2e build deps check-go check-tools fuzz bench soak clean
 
 ## deps: installs ffmpeg (with ffprobe) from the distribution when it is missing.
 deps: check-go
@@ -16,6 +16,11 @@ deps: check-go
 check-go:
 	@command -v $(GO) >/dev/null 2>&1 || { echo "Go 1.26 or newer is needed: see https://go.dev/doc/install"; exit 1; }
 
+## check-tools: the tests run the real ffmpeg; say how to get it rather than install it behind your back.
+check-tools: check-go
+	@command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || \
+		{ echo "The tests need ffmpeg and ffprobe: install them with 'sudo apt-get install -y ffmpeg' (or 'make deps')"; exit 1; }
+
 ## build: one static binary, ./vidgen.
 build: check-go
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$$(git describe --always --dirty 2>/dev/null || echo dev)" -o vidgen .
@@ -24,11 +29,16 @@ build: check-go
 run: deps build
 	./vidgen serve -addr $(ADDR) -data $(DATA)
 
-## test: formatting, vet, and the whole suite under the race detector (real SQLite, real ffmpeg).
-test: deps
+## test: formatting, vet, and the fast suite under the race detector (real HTTP, SQLite and ffmpeg).
+test: check-tools
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags e2e ./...
 	$(GO) test -race -count=1 ./...
+
+## e2e: the slow tests: kill -9 cycles of the real binary, SIGTERM, the Node.js receiver, slowloris.
+e2e: check-tools
+	$(GO) test -race -count=1 -tags e2e -run 'E2E' -timeout 30m .
 
 ## fuzz: every Fuzz target for FUZZTIME each (CI runs this too).
 FUZZTIME ?= 5s

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,52 +18,16 @@ import (
 	"github.com/julienschmidt/httprouter"
 )
 
-// httpError is an error with the status and message the client gets.
-type httpError struct {
-	status int
-	msg    string
-}
-
-func (e *httpError) Error() string { return e.msg }
-
-func errorf(status int, format string, args ...any) error {
-	return &httpError{status, fmt.Sprintf(format, args...)}
-}
-
-// Messages of the seed's error table that more than one handler returns.
-var (
-	errMissingKey = errorf(http.StatusUnauthorized, "Missing X-API-Key header")
-	errBadKey     = errorf(http.StatusUnauthorized, "API key not recognized or has been deactivated")
-)
-
-// writeError writes err as the JSON error response. It is the one place that maps errors to status
-// codes: errors it does not know are internal, logged in full and answered with a bare 500.
+// writeError writes err as the JSON error response. It is the one place that turns errors into
+// status codes: an *Error's kind chooses it, and anything else is internal, logged in full and
+// answered with a bare 500 that shows nothing of the service's insides.
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	var he *httpError
-	var me *mediaError
-	var mbe *http.MaxBytesError
-	status, msg := http.StatusInternalServerError, "Internal server error"
-	switch {
-	case errors.As(err, &he):
-		status, msg = he.status, he.msg
-	case errors.As(err, &me):
-		status, msg = me.status, me.msg
-	case errors.As(err, &mbe):
-		status, msg = http.StatusRequestEntityTooLarge, fmt.Sprintf("Request too large: each file may be at most %d MB", maxFileSize>>20)
-	case errors.Is(err, ErrNotFound):
-		status, msg = http.StatusNotFound, "Job not found"
-	case errors.Is(err, ErrActiveJob):
-		status, msg = http.StatusConflict, "You already have an active job (PENDING or PROCESSING); wait for it to finish or cancel it first"
-	case errors.Is(err, ErrNotCancelable):
-		status, msg = http.StatusConflict, "Job is not in a cancellable state: only PENDING jobs can be cancelled"
-	case errors.Is(err, ErrNotFinal):
-		status, msg = http.StatusConflict, "Job has not finished yet; webhooks are sent when it reaches COMPLETED or FAILED"
-	case errors.Is(err, ErrNoWebhook):
-		status, msg = http.StatusConflict, "Job has no webhookUrl"
-	default:
+	var e *Error
+	if !errors.As(err, &e) || e.Kind == kindInternal {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		e = &Error{Kind: kindInternal, Msg: "Internal server error"}
 	}
-	writeJSON(w, status, map[string]string{"error": msg})
+	writeJSON(w, e.Kind.statusCode(), map[string]string{"error": e.Msg})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -81,10 +46,10 @@ func (s *server) routes() http.Handler {
 	r.HandleOPTIONS = false // no CORS here: OPTIONS is a 405 like any other method a route lacks
 	// Unknown routes and methods under /api/ spend from the client's bucket like any API request.
 	r.NotFound = s.limitUnderAPI(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		s.writeError(w, req, errorf(http.StatusNotFound, "Not found"))
+		s.writeError(w, req, ErrNotFound)
 	}))
 	r.MethodNotAllowed = s.limitUnderAPI(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		s.writeError(w, req, errorf(http.StatusMethodNotAllowed, "Method %s not allowed for %s", req.Method, req.URL.Path))
+		s.writeError(w, req, errorf(kindMethodNotAllowed, "Method %s not allowed for %s", echo(req.Method), echo(req.URL.Path)))
 	}))
 	r.PanicHandler = func(w http.ResponseWriter, req *http.Request, v any) {
 		s.writeError(w, req, fmt.Errorf("panic: %v", v))
@@ -135,12 +100,12 @@ func (s *server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		apiKey := r.Header.Get("X-API-Key")
 		if apiKey == "" {
-			s.writeError(w, r, errMissingKey)
+			s.writeError(w, r, ErrMissingKey)
 			return
 		}
 		k, err := s.store.KeyByHash(r.Context(), hashKey(apiKey))
 		if errors.Is(err, ErrNotFound) || (err == nil && !k.Active) {
-			s.writeError(w, r, errBadKey)
+			s.writeError(w, r, ErrBadKey)
 			return
 		}
 		if err != nil {
@@ -169,51 +134,48 @@ func strPtr(s string) *string {
 
 // statusBody is the body of GET /api/status/:jobId and of every webhook.
 type statusBody struct {
-	JobID           string  `json:"jobId"`
-	Status          string  `json:"status"`
-	Progress        int     `json:"progress"`
-	EtaSeconds      *int    `json:"etaSeconds"`
-	OutputVideo     *string `json:"outputVideo"`
-	OutputShareLink *string `json:"outputShareLink"`
-	ErrorMessage    *string `json:"errorMessage"`
-	CreatedAt       string  `json:"createdAt"`
-	UpdatedAt       string  `json:"updatedAt"`
+	JobID           string    `json:"jobId"`
+	Status          JobStatus `json:"status"`
+	Progress        int       `json:"progress"`
+	EtaSeconds      *int      `json:"etaSeconds"`
+	OutputVideo     *string   `json:"outputVideo"`
+	OutputShareLink *string   `json:"outputShareLink"`
+	ErrorMessage    *string   `json:"errorMessage"`
+	CreatedAt       string    `json:"createdAt"`
+	UpdatedAt       string    `json:"updatedAt"`
 }
 
-func (s *server) outputURLs(j Job) (video, share *string) {
+// outputURLs are a COMPLETED job's video and share page under the public base URL; nil otherwise.
+func outputURLs(j Job, base string) (video, share *string) {
 	if j.Status != StatusCompleted || j.OutputToken == "" {
 		return nil, nil
 	}
-	return strPtr(s.cfg.PublicURL + "/v/" + j.OutputToken + ".mp4"), strPtr(s.cfg.PublicURL + "/s/" + j.OutputToken)
+	return strPtr(base + "/v/" + j.OutputToken + ".mp4"), strPtr(base + "/s/" + j.OutputToken)
 }
 
-func (s *server) statusOf(j Job) statusBody {
+// statusOf is the status body of a stored job under the public base URL. It is what a webhook
+// sends; a status poll of a PROCESSING job adds the live progress (see handleStatus).
+func statusOf(j Job, base string) statusBody {
 	b := statusBody{JobID: j.ID, Status: j.Status, ErrorMessage: strPtr(j.ErrorMessage),
 		CreatedAt: apiTime(j.CreatedAt), UpdatedAt: apiTime(j.UpdatedAt)}
-	b.OutputVideo, b.OutputShareLink = s.outputURLs(j)
-	switch j.Status {
-	case StatusCompleted:
+	b.OutputVideo, b.OutputShareLink = outputURLs(j, base)
+	if j.Status == StatusCompleted {
 		b.Progress = 100
-	case StatusProcessing:
-		b.Progress, b.EtaSeconds = s.renderer.Progress(j.ID)
 	}
 	return b
 }
-
-// webhookPayload is the Payload for the store: the status body, as JSON.
-func (s *server) webhookPayload(j Job) ([]byte, error) { return json.Marshal(s.statusOf(j)) }
 
 // jobIDParam returns the route's :jobId, or ErrNotFound when it cannot be a job id, so malformed ids
 // never reach the database.
 func jobIDParam(r *http.Request) (string, error) {
 	id := httprouter.ParamsFromContext(r.Context()).ByName("jobId")
 	if !isJobID(id) {
-		return "", ErrNotFound
+		return "", ErrJobNotFound
 	}
 	return id, nil
 }
 
-// jobParam returns the route's job if it belongs to the request's key, else ErrNotFound.
+// jobParam returns the route's job if it belongs to the request's key, else ErrJobNotFound.
 func (s *server) jobParam(r *http.Request) (Job, error) {
 	id, err := jobIDParam(r)
 	if err != nil {
@@ -228,19 +190,23 @@ func (s *server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, s.statusOf(j))
+	b := statusOf(j, s.cfg.PublicURL)
+	if j.Status == StatusProcessing {
+		b.Progress, b.EtaSeconds = s.renderer.Progress(j.ID)
+	}
+	writeJSON(w, http.StatusOK, b)
 }
 
 type listItem struct {
-	ID              string  `json:"id"`
-	Status          string  `json:"status"`
-	OutputVideo     *string `json:"outputVideo"`
-	OutputShareLink *string `json:"outputShareLink"`
-	ErrorMessage    *string `json:"errorMessage"`
-	Retries         int     `json:"retries"`
-	CreatedAt       string  `json:"createdAt"`
-	UpdatedAt       string  `json:"updatedAt"`
-	WebhookURL      *string `json:"webhookUrl"`
+	ID              string    `json:"id"`
+	Status          JobStatus `json:"status"`
+	OutputVideo     *string   `json:"outputVideo"`
+	OutputShareLink *string   `json:"outputShareLink"`
+	ErrorMessage    *string   `json:"errorMessage"`
+	Retries         int       `json:"retries"`
+	CreatedAt       string    `json:"createdAt"`
+	UpdatedAt       string    `json:"updatedAt"`
+	WebhookURL      *string   `json:"webhookUrl"`
 }
 
 type pagination struct {
@@ -249,61 +215,61 @@ type pagination struct {
 	HasNextPage bool    `json:"hasNextPage"`
 }
 
-var validStatus = map[string]bool{StatusPending: true, StatusProcessing: true, StatusCompleted: true, StatusFailed: true, StatusCancelled: true}
-
-// parseListQuery validates GET /api/jobs's parameters.
-func parseListQuery(q map[string][]string) (limit int, cursor, status string, err error) {
+// parseListQuery validates GET /api/jobs's parameters into the filter for its page.
+func parseListQuery(q map[string][]string) (JobFilter, error) {
 	get := func(name string) (string, bool, error) {
 		v, ok := q[name]
 		if !ok {
 			return "", false, nil
 		}
 		if len(v) != 1 {
-			return "", false, errorf(http.StatusBadRequest, "%s may be given once", name)
+			return "", false, errorf(kindInvalid, "%s may be given once", name)
 		}
 		return v[0], true, nil
 	}
-	limit = 20
+	f := JobFilter{Limit: 20}
 	if v, ok, err := get("limit"); err != nil {
-		return 0, "", "", err
+		return JobFilter{}, err
 	} else if ok {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 100 {
-			return 0, "", "", errorf(http.StatusBadRequest, "limit must be an integer from 1 to 100")
+			return JobFilter{}, errorf(kindInvalid, "limit must be an integer from 1 to 100")
 		}
-		limit = n
+		f.Limit = n
 	}
 	if v, ok, err := get("cursor"); err != nil {
-		return 0, "", "", err
+		return JobFilter{}, err
 	} else if ok {
 		if !isJobID(v) {
-			return 0, "", "", errorf(http.StatusBadRequest, "cursor must be the nextCursor of a previous page")
+			return JobFilter{}, errorf(kindInvalid, "cursor must be the nextCursor of a previous page")
 		}
-		cursor = v
+		f.Before = v
 	}
 	if v, ok, err := get("status"); err != nil {
-		return 0, "", "", err
+		return JobFilter{}, err
 	} else if ok {
-		if !validStatus[v] {
-			return 0, "", "", errorf(http.StatusBadRequest, "status must be one of PENDING, PROCESSING, COMPLETED, FAILED, CANCELLED")
+		if !slices.Contains(jobStatuses, JobStatus(v)) {
+			return JobFilter{}, errorf(kindInvalid, "status must be one of PENDING, PROCESSING, COMPLETED, FAILED, CANCELLED")
 		}
-		status = v
+		f.Status = JobStatus(v)
 	}
-	return limit, cursor, status, nil
+	return f, nil
 }
 
 func (s *server) handleList(w http.ResponseWriter, r *http.Request) {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		s.writeError(w, r, errorf(http.StatusBadRequest, "Malformed query string"))
+		s.writeError(w, r, errorf(kindInvalid, "Malformed query string"))
 		return
 	}
-	limit, cursor, status, err := parseListQuery(q)
+	f, err := parseListQuery(q)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	jobs, err := s.store.ListJobs(r.Context(), keyFrom(r).ID, status, cursor, limit+1)
+	limit := f.Limit
+	f.Limit++ // one more than the page, to know whether another follows
+	jobs, err := s.store.ListJobs(r.Context(), keyFrom(r).ID, f)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -318,7 +284,7 @@ func (s *server) handleList(w http.ResponseWriter, r *http.Request) {
 	for _, j := range jobs {
 		it := listItem{ID: j.ID, Status: j.Status, ErrorMessage: strPtr(j.ErrorMessage), Retries: j.Retries,
 			CreatedAt: apiTime(j.CreatedAt), UpdatedAt: apiTime(j.UpdatedAt), WebhookURL: strPtr(j.WebhookURL)}
-		it.OutputVideo, it.OutputShareLink = s.outputURLs(j)
+		it.OutputVideo, it.OutputShareLink = outputURLs(j, s.cfg.PublicURL)
 		items = append(items, it)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"jobs": items, "pagination": page})
@@ -330,22 +296,11 @@ func (s *server) handleCancel(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	j, err := s.store.CancelJob(r.Context(), keyFrom(r).ID, id)
-	if err != nil {
+	if _, err := s.jobs.cancel(r.Context(), keyFrom(r).ID, id); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	s.removeInputs(j)
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "message": "Job cancelled successfully"})
-}
-
-// removeInputs deletes an ended job's uploaded files; they are never needed again.
-func (s *server) removeInputs(j Job) {
-	for _, p := range []string{j.ImagePath, j.AudioPath} {
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			s.log.Warn("remove input", "job", j.ID, "err", err)
-		}
-	}
 }
 
 type deliveryBody struct {
@@ -376,7 +331,7 @@ func (s *server) handleDeliveries(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]deliveryBody, 0, len(ds))
 	for _, d := range ds {
-		db := deliveryBody{ID: d.ID, URL: d.URL, State: d.State, CreatedAt: apiTime(d.CreatedAt), Attempts: []attemptBody{}}
+		db := deliveryBody{ID: d.ID, URL: d.URL, State: string(d.State), CreatedAt: apiTime(d.CreatedAt), Attempts: []attemptBody{}}
 		if !d.NextAttemptAt.IsZero() {
 			db.NextAttemptAt = strPtr(apiTime(d.NextAttemptAt))
 		}
@@ -399,13 +354,13 @@ func (s *server) handleRedeliver(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	id, err := s.newDeliveryID()
+	id, err := newDeliveryID(s.rand)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	// Redeliver checks ownership and state in its own transaction; no separate look-up first.
-	if err := s.store.Redeliver(r.Context(), keyFrom(r).ID, jobID, s.webhookPayload, id); err != nil {
+	if err := s.store.Redeliver(r.Context(), keyFrom(r).ID, jobID, id); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -417,17 +372,14 @@ func (s *server) handleRedeliver(w http.ResponseWriter, r *http.Request) {
 // passed the retention period.
 func (s *server) outputJob(r *http.Request, token string) (Job, error) {
 	if len(token) != 32 || strings.Trim(token, "0123456789abcdef") != "" {
-		return Job{}, errorf(http.StatusNotFound, "Not found")
+		return Job{}, ErrNotFound
 	}
 	j, err := s.store.JobByToken(r.Context(), token)
-	if errors.Is(err, ErrNotFound) {
-		return Job{}, errorf(http.StatusNotFound, "Not found")
-	}
 	if err != nil {
 		return Job{}, err
 	}
 	if s.cfg.Retention > 0 && s.now().Sub(j.FinishedAt) > s.cfg.Retention {
-		return Job{}, errorf(http.StatusGone, "This video has expired and was deleted")
+		return Job{}, ErrExpired
 	}
 	return j, nil
 }
@@ -436,8 +388,8 @@ func (s *server) outputJob(r *http.Request, token string) (Job, error) {
 func (s *server) handleVideo(w http.ResponseWriter, r *http.Request) {
 	name := httprouter.ParamsFromContext(r.Context()).ByName("file")
 	token, kind, _ := strings.Cut(name, ".")
-	if kind != "mp4" && kind != "jpg" {
-		s.writeError(w, r, errorf(http.StatusNotFound, "Not found"))
+	if !slices.Contains(outputExts, kind) {
+		s.writeError(w, r, ErrNotFound)
 		return
 	}
 	j, err := s.outputJob(r, token)
@@ -445,9 +397,9 @@ func (s *server) handleVideo(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	f, err := os.Open(outputPath(s.cfg.DataDir, token, kind))
+	f, err := os.Open(s.dirs.output(token, kind))
 	if errors.Is(err, os.ErrNotExist) {
-		s.writeError(w, r, errorf(http.StatusGone, "This video has expired and was deleted"))
+		s.writeError(w, r, ErrExpired)
 		return
 	}
 	if err != nil {
@@ -477,7 +429,7 @@ func (s *server) handleShare(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	video, share := s.outputURLs(j)
+	video, share := outputURLs(j, s.cfg.PublicURL)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; media-src 'self' "+s.cfg.PublicURL+"; img-src 'self' "+s.cfg.PublicURL+"; style-src 'unsafe-inline'")

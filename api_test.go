@@ -106,7 +106,7 @@ func TestBadInputs(t *testing.T) {
 				files["audio"] = c.audio
 			}
 			body, ctype := multipartBody(t, files, c.fields)
-			resp, b := e.do("POST", "/api/jobs", e.key, body, "Content-Type", ctype)
+			resp, b := e.do(t, "POST", "/api/jobs", e.key, body, "Content-Type", ctype)
 			msg := errorBody(t, resp, b, c.status)
 			if !strings.Contains(msg, c.mention) {
 				t.Errorf("error %q does not mention %q", msg, c.mention)
@@ -114,11 +114,11 @@ func TestBadInputs(t *testing.T) {
 		})
 	}
 	t.Run("not multipart", func(t *testing.T) {
-		resp, b := e.do("POST", "/api/jobs", e.key, strings.NewReader(`{"image":"x"}`), "Content-Type", "application/json")
+		resp, b := e.do(t, "POST", "/api/jobs", e.key, strings.NewReader(`{"image":"x"}`), "Content-Type", "application/json")
 		errorBody(t, resp, b, 400)
 	})
 	t.Run("malformed multipart", func(t *testing.T) {
-		resp, b := e.do("POST", "/api/jobs", e.key, strings.NewReader("--x\r\nnonsense"), "Content-Type", "multipart/form-data; boundary=x")
+		resp, b := e.do(t, "POST", "/api/jobs", e.key, strings.NewReader("--x\r\nnonsense"), "Content-Type", "multipart/form-data; boundary=x")
 		errorBody(t, resp, b, 400)
 	})
 	// No rejected upload leaves a file behind, and none became a job.
@@ -128,7 +128,7 @@ func TestBadInputs(t *testing.T) {
 	if files := dirFiles(t, filepath.Join(e.srv.cfg.DataDir, "inputs")); len(files) != 0 {
 		t.Errorf("files left in inputs: %v", files)
 	}
-	resp, b := e.do("GET", "/api/jobs", e.key, nil)
+	resp, b := e.do(t, "GET", "/api/jobs", e.key, nil)
 	if list := decodeJSON(t, resp, b); len(list["jobs"].([]any)) != 0 {
 		t.Errorf("rejected submissions made jobs: %s", b)
 	}
@@ -147,7 +147,7 @@ func TestOneActiveJobRace(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			code, body := e.submit(e.key, fixture(t, "img.png"), fixture(t, "tone.wav"), nil)
+			code, body := e.submit(t, e.key, fixture(t, "img.png"), fixture(t, "tone.wav"), nil)
 			codes[i] = code
 			if code != 201 && code != 409 {
 				t.Errorf("submission %d: %d %v", i, code, body)
@@ -167,35 +167,35 @@ func TestOneActiveJobRace(t *testing.T) {
 
 func TestCancel(t *testing.T) {
 	e := newTestEnv(t, hangConfig(t, 1))
-	running := e.mustSubmit(e.key, fixture(t, "img.jpg"), fixture(t, "tone.wav"))
-	e.wait(e.key, running, StatusProcessing)
-	bob := e.newKey("bob")
-	queued := e.mustSubmit(bob, fixture(t, "img.jpg"), fixture(t, "tone.wav"))
-	if st := e.status(bob, queued); st["status"] != StatusPending || st["progress"].(float64) != 0 {
+	running := e.mustSubmit(t, e.key, fixture(t, "img.jpg"), fixture(t, "tone.wav"))
+	e.wait(t, e.key, running, StatusProcessing)
+	bob := e.newKey(t, "bob")
+	queued := e.mustSubmit(t, bob, fixture(t, "img.jpg"), fixture(t, "tone.wav"))
+	if st := e.status(t, bob, queued); st["status"] != string(StatusPending) || st["progress"].(float64) != 0 {
 		t.Fatalf("second job with one worker busy: %v", st)
 	}
 
 	// Another key cannot cancel (or see) bob's job.
-	resp, b := e.do("POST", "/api/jobs/"+queued+"/cancel", e.key, nil)
+	resp, b := e.do(t, "POST", "/api/jobs/"+queued+"/cancel", e.key, nil)
 	errorBody(t, resp, b, 404)
 
-	resp, b = e.do("POST", "/api/jobs/"+queued+"/cancel", bob, nil)
+	resp, b = e.do(t, "POST", "/api/jobs/"+queued+"/cancel", bob, nil)
 	if resp.StatusCode != 200 || strings.TrimSpace(string(b)) != `{"message":"Job cancelled successfully","success":true}` {
 		t.Fatalf("cancel: %d %s", resp.StatusCode, b)
 	}
-	if st := e.status(bob, queued); st["status"] != StatusCancelled {
+	if st := e.status(t, bob, queued); st["status"] != string(StatusCancelled) {
 		t.Errorf("after cancel: %v", st)
 	}
-	resp, b = e.do("POST", "/api/jobs/"+queued+"/cancel", bob, nil)
+	resp, b = e.do(t, "POST", "/api/jobs/"+queued+"/cancel", bob, nil)
 	errorBody(t, resp, b, 409)
-	resp, b = e.do("DELETE", "/api/jobs/"+running, e.key, nil)
+	resp, b = e.do(t, "DELETE", "/api/jobs/"+running, e.key, nil)
 	errorBody(t, resp, b, 409) // PROCESSING can no longer be cancelled
-	resp, b = e.do("POST", "/api/jobs/cnotarealjobid00000000000/cancel", bob, nil)
+	resp, b = e.do(t, "POST", "/api/jobs/cnotarealjobid00000000000/cancel", bob, nil)
 	errorBody(t, resp, b, 404)
 
 	// The key is free again: a new job, cancelled with DELETE.
-	again := e.mustSubmit(bob, fixture(t, "img.jpg"), fixture(t, "tone.wav"))
-	resp, b = e.do("DELETE", "/api/jobs/"+again, bob, nil)
+	again := e.mustSubmit(t, bob, fixture(t, "img.jpg"), fixture(t, "tone.wav"))
+	resp, b = e.do(t, "DELETE", "/api/jobs/"+again, bob, nil)
 	if resp.StatusCode != 200 {
 		t.Errorf("DELETE: %d %s", resp.StatusCode, b)
 	}
@@ -206,7 +206,7 @@ func TestCancel(t *testing.T) {
 }
 
 // insertJobs puts n finished jobs for key straight into the database, one millisecond apart.
-func insertJobs(t testing.TB, e *testEnv, apiKey string, n int, statuses ...string) []string {
+func insertJobs(t testing.TB, e *testEnv, apiKey string, n int, statuses ...JobStatus) []string {
 	t.Helper()
 	ctx := context.Background()
 	k, err := e.srv.store.KeyByHash(ctx, hashKey(apiKey))
@@ -222,9 +222,9 @@ func insertJobs(t testing.TB, e *testEnv, apiKey string, n int, statuses ...stri
 			t.Fatal(err)
 		}
 		status := statuses[i%len(statuses)]
-		_, err = e.srv.store.db.ExecContext(ctx, `INSERT INTO jobs (id, key_id, status, image_path, image_type, audio_path,
+		_, err = e.srv.store.db.ExecContext(ctx, `INSERT INTO jobs (id, key_id, status, image_type,
 			audio_type, audio_codec, audio_duration, error_message, retries, created_at, updated_at, finished_at)
-			VALUES (?, ?, ?, '/nonexistent', 'jpeg', '/nonexistent', 'mp3', 'mp3', 1, ?, 0, ?, ?, ?)`,
+			VALUES (?, ?, ?, 'jpeg', 'mp3', 'mp3', 1, ?, 0, ?, ?, ?)`,
 			id, k.ID, status, map[bool]any{true: "boom", false: nil}[status == StatusFailed], at.UnixMilli(), at.UnixMilli(), at.UnixMilli())
 		if err != nil {
 			t.Fatal(err)
@@ -237,11 +237,11 @@ func insertJobs(t testing.TB, e *testEnv, apiKey string, n int, statuses ...stri
 func TestListPagination(t *testing.T) {
 	e := newTestEnv(t, nil)
 	ids := insertJobs(t, e, e.key, 25, StatusCompleted, StatusFailed, StatusCancelled)
-	bob := e.newKey("bob")
+	bob := e.newKey(t, "bob")
 	insertJobs(t, e, bob, 3, StatusCompleted)
 
 	list := func(query string) map[string]any {
-		resp, b := e.do("GET", "/api/jobs"+query, e.key, nil)
+		resp, b := e.do(t, "GET", "/api/jobs"+query, e.key, nil)
 		if resp.StatusCode != 200 {
 			t.Fatalf("list %s: %d %s", query, resp.StatusCode, b)
 		}
@@ -294,7 +294,7 @@ func TestListPagination(t *testing.T) {
 	}
 	failed := list("?status=FAILED&limit=5")
 	for _, j := range failed["jobs"].([]any) {
-		if j.(map[string]any)["status"] != StatusFailed || j.(map[string]any)["errorMessage"] != "boom" {
+		if j.(map[string]any)["status"] != string(StatusFailed) || j.(map[string]any)["errorMessage"] != "boom" {
 			t.Errorf("filtered item %v", j)
 		}
 	}
@@ -304,7 +304,7 @@ func TestListPagination(t *testing.T) {
 		t.Errorf("FAILED jobs across pages: %d, want 8", n)
 	}
 	for _, q := range []string{"?limit=0", "?limit=101", "?limit=abc", "?status=DONE", "?cursor=nope", "?limit=5&limit=6"} {
-		resp, b := e.do("GET", "/api/jobs"+q, e.key, nil)
+		resp, b := e.do(t, "GET", "/api/jobs"+q, e.key, nil)
 		errorBody(t, resp, b, 400)
 	}
 }
@@ -312,13 +312,13 @@ func TestListPagination(t *testing.T) {
 func TestKeysAreIsolated(t *testing.T) {
 	e := newTestEnv(t, nil)
 	mine := insertJobs(t, e, e.key, 2, StatusCompleted)
-	bob := e.newKey("bob")
+	bob := e.newKey(t, "bob")
 	insertJobs(t, e, bob, 1, StatusCompleted)
 	for _, path := range []string{"/api/status/" + mine[0], "/api/jobs/" + mine[0], "/api/jobs/" + mine[0] + "/deliveries"} {
-		resp, b := e.do("GET", path, bob, nil)
+		resp, b := e.do(t, "GET", path, bob, nil)
 		errorBody(t, resp, b, 404)
 	}
-	resp, b := e.do("GET", "/api/jobs", bob, nil)
+	resp, b := e.do(t, "GET", "/api/jobs", bob, nil)
 	res := decodeJSON(t, resp, b)
 	if jobs := res["jobs"].([]any); len(jobs) != 1 || jobs[0].(map[string]any)["id"] == mine[0] || jobs[0].(map[string]any)["id"] == mine[1] {
 		t.Errorf("bob's list: %s", b)
@@ -328,8 +328,8 @@ func TestKeysAreIsolated(t *testing.T) {
 // TestKeyNotStoredInClear checks every file of the data directory for the API key.
 func TestKeyNotStoredInClear(t *testing.T) {
 	e := newTestEnv(t, nil)
-	id := e.mustSubmit(e.key, fixture(t, "img.jpg"), fixture(t, "tone.wav"))
-	e.wait(e.key, id, StatusCompleted)
+	id := e.mustSubmit(t, e.key, fixture(t, "img.jpg"), fixture(t, "tone.wav"))
+	e.wait(t, e.key, id, StatusCompleted)
 	e.close()
 	for _, path := range dirFiles(t, e.srv.cfg.DataDir) {
 		if bytes.Contains(readFile(t, path), []byte(e.key)) {
@@ -342,15 +342,15 @@ func TestKeyNotStoredInClear(t *testing.T) {
 func TestRestartKeepsJobs(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	e := newTestEnv(t, &cfg)
-	id := e.mustSubmit(e.key, fixture(t, "img.jpg"), fixture(t, "tone.m4a"))
-	before := e.wait(e.key, id, StatusCompleted)
+	id := e.mustSubmit(t, e.key, fixture(t, "img.jpg"), fixture(t, "tone.m4a"))
+	before := e.wait(t, e.key, id, StatusCompleted)
 	video, _ := download(t, before["outputVideo"].(string))
 	e.close()
 
 	cfg2 := testConfig(cfg.DataDir)
 	e2 := newTestEnv(t, &cfg2)
-	after := e2.status(e.key, id)
-	if after["status"] != StatusCompleted || after["createdAt"] != before["createdAt"] || after["updatedAt"] != before["updatedAt"] {
+	after := e2.status(t, e.key, id)
+	if after["status"] != string(StatusCompleted) || after["createdAt"] != before["createdAt"] || after["updatedAt"] != before["updatedAt"] {
 		t.Errorf("after restart: %v, before: %v", after, before)
 	}
 	video2, _ := download(t, after["outputVideo"].(string))
@@ -488,7 +488,7 @@ func TestServeFirstStart(t *testing.T) {
 func TestMigrations(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "m.db")
-	st, err := OpenStore(ctx, path, time.Now)
+	st, err := openStore(ctx, path, time.Now, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -548,9 +548,9 @@ func TestRetryAfterCrash(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.FFmpeg = script
 	e := newTestEnv(t, &cfg)
-	id := e.mustSubmit(e.key, fixture(t, "img.jpg"), fixture(t, "tone.wav"))
-	e.wait(e.key, id, StatusCompleted)
-	resp, b := e.do("GET", "/api/jobs", e.key, nil)
+	id := e.mustSubmit(t, e.key, fixture(t, "img.jpg"), fixture(t, "tone.wav"))
+	e.wait(t, e.key, id, StatusCompleted)
+	resp, b := e.do(t, "GET", "/api/jobs", e.key, nil)
 	if item := decodeJSON(t, resp, b)["jobs"].([]any)[0].(map[string]any); item["retries"].(float64) != 1 {
 		t.Errorf("retries %v, want 1", item["retries"])
 	}
@@ -561,17 +561,17 @@ func TestCrashEveryTimeFails(t *testing.T) {
 	abs, _ := filepath.Abs("testdata/ffmpeg-crash")
 	cfg.FFmpeg = abs
 	e := newTestEnv(t, &cfg)
-	id := e.mustSubmit(e.key, fixture(t, "img.jpg"), fixture(t, "tone.wav"))
-	st := e.wait(e.key, id, StatusFailed)
+	id := e.mustSubmit(t, e.key, fixture(t, "img.jpg"), fixture(t, "tone.wav"))
+	st := e.wait(t, e.key, id, StatusFailed)
 	if msg, _ := st["errorMessage"].(string); !strings.Contains(msg, "submit the job again") || strings.Contains(msg, "ffmpeg") {
 		t.Errorf("errorMessage %q", msg)
 	}
-	resp, b := e.do("GET", "/api/jobs", e.key, nil)
+	resp, b := e.do(t, "GET", "/api/jobs", e.key, nil)
 	if item := decodeJSON(t, resp, b)["jobs"].([]any)[0].(map[string]any); item["retries"].(float64) != MaxAttempts-1 {
 		t.Errorf("retries %v, want %d", item["retries"], MaxAttempts-1)
 	}
 	// The key is not locked out.
-	code, _ := e.submit(e.key, fixture(t, "img.jpg"), fixture(t, "tone.wav"), nil)
+	code, _ := e.submit(t, e.key, fixture(t, "img.jpg"), fixture(t, "tone.wav"), nil)
 	if code != 201 {
 		t.Errorf("next submission: %d", code)
 	}
@@ -582,7 +582,7 @@ func TestCrashEveryTimeFails(t *testing.T) {
 func TestInternalErrorHidesDetails(t *testing.T) {
 	e := newTestEnv(t, nil)
 	e.srv.store.db.Close()
-	resp, b := e.do("GET", "/api/jobs", e.key, nil)
+	resp, b := e.do(t, "GET", "/api/jobs", e.key, nil)
 	if msg := errorBody(t, resp, b, 500); msg != "Internal server error" {
 		t.Errorf("500 says %q", msg)
 	}
@@ -594,17 +594,17 @@ func TestInternalErrorHidesDetails(t *testing.T) {
 func TestHeadOptionsAndMalformedQueries(t *testing.T) {
 	e := newTestEnv(t, nil)
 	for _, path := range []string{"/health", "/api/health"} {
-		if resp, _ := e.do("HEAD", path, "", nil); resp.StatusCode != 200 {
+		if resp, _ := e.do(t, "HEAD", path, "", nil); resp.StatusCode != 200 {
 			t.Errorf("HEAD %s: %d", path, resp.StatusCode)
 		}
 	}
-	if resp, _ := e.do("HEAD", "/api/jobs", e.key, nil); resp.StatusCode != 200 {
+	if resp, _ := e.do(t, "HEAD", "/api/jobs", e.key, nil); resp.StatusCode != 200 {
 		t.Errorf("HEAD /api/jobs: %d", resp.StatusCode)
 	}
-	resp, b := e.do("OPTIONS", "/api/jobs", e.key, nil)
+	resp, b := e.do(t, "OPTIONS", "/api/jobs", e.key, nil)
 	errorBody(t, resp, b, 405)
 	for _, q := range []string{"?limit=%zz", "?limit=0;", "?status=%ZZ", "?cursor=%"} {
-		resp, b := e.do("GET", "/api/jobs"+q, e.key, nil)
+		resp, b := e.do(t, "GET", "/api/jobs"+q, e.key, nil)
 		errorBody(t, resp, b, 400)
 	}
 }
@@ -613,7 +613,7 @@ func TestHeadOptionsAndMalformedQueries(t *testing.T) {
 // of the SQLite URI, so the database lands inside it with its pragmas.
 func TestDataDirWithOddCharacters(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "a#b?c")
-	st, err := openData(context.Background(), dir, time.Now)
+	_, st, err := openData(context.Background(), dir, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -54,11 +54,9 @@ func FuzzUpload(f *testing.F) {
 		}
 		if w.Code == 201 {
 			// Free the key for the next input; the cancel deletes the inputs, as the API does.
-			list, _ := s.store.ListJobs(context.Background(), k.ID, StatusPending, "", 10)
+			list, _ := s.store.ListJobs(context.Background(), k.ID, JobFilter{Status: StatusPending, Limit: 10})
 			for _, j := range list {
-				if cj, err := s.store.CancelJob(context.Background(), k.ID, j.ID); err == nil {
-					s.removeInputs(cj)
-				}
+				s.jobs.cancel(context.Background(), k.ID, j.ID)
 			}
 		}
 		for _, sub := range []string{"tmp", "inputs"} {
@@ -108,22 +106,21 @@ func FuzzParseListQuery(f *testing.F) {
 		if err != nil {
 			return
 		}
-		limit, cursor, status, err := parseListQuery(q)
+		f, err := parseListQuery(q)
 		if err != nil {
-			var he *httpError
-			if !errors.As(err, &he) || he.status != http.StatusBadRequest {
+			if kindOf(err) != kindInvalid {
 				t.Fatalf("%q: error %v is not a 400", raw, err)
 			}
 			return
 		}
-		if limit < 1 || limit > 100 {
-			t.Fatalf("%q: limit %d", raw, limit)
+		if f.Limit < 1 || f.Limit > 100 {
+			t.Fatalf("%q: limit %d", raw, f.Limit)
 		}
-		if cursor != "" && !isJobID(cursor) {
-			t.Fatalf("%q: cursor %q", raw, cursor)
+		if f.Before != "" && !isJobID(f.Before) {
+			t.Fatalf("%q: cursor %q", raw, f.Before)
 		}
-		if status != "" && !validStatus[status] {
-			t.Fatalf("%q: status %q", raw, status)
+		if f.Status != "" && !slices.Contains(jobStatuses, f.Status) {
+			t.Fatalf("%q: status %q", raw, f.Status)
 		}
 	})
 }
@@ -142,7 +139,7 @@ func FuzzWebhookURL(f *testing.F) {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	f.Fuzz(func(t *testing.T, raw string, resolvesPrivate bool) {
-		ws := newWebhookSender(nil, log, time.Now, false, []string{"443"}, nil)
+		ws := newWebhookSender(nil, log, time.Now, "", false, []string{"443"}, nil)
 		ws.lookup = func(ctx context.Context, host string) ([]netip.Addr, error) {
 			if resolvesPrivate {
 				return []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("10.1.2.3")}, nil
@@ -152,8 +149,7 @@ func FuzzWebhookURL(f *testing.F) {
 		err := ws.CheckURL(context.Background(), raw)
 		_, synErr := validWebhookSyntax(raw)
 		if err != nil {
-			var he *httpError
-			if !errors.As(err, &he) || he.status != http.StatusBadRequest {
+			if kindOf(err) != kindInvalid {
 				t.Fatalf("%q: error %v is not a 400", raw, err)
 			}
 			return

@@ -80,6 +80,12 @@ func newWebhookSecret(r io.Reader) (string, error) {
 	return "whsec_" + base64.StdEncoding.EncodeToString(b), nil
 }
 
+// newDeliveryID names a webhook delivery: the webhook-id header, the same on every retry.
+func newDeliveryID(r io.Reader) (string, error) {
+	id, err := randomString(r, 24, base36)
+	return "msg_" + id, err
+}
+
 func hashKey(key string) []byte {
 	h := sha256.Sum256([]byte(key))
 	return h[:]
@@ -136,7 +142,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, env f
 	if len(pos) != wantArgs {
 		return errors.New(usage)
 	}
-	st, err := openData(ctx, *dataDir, now)
+	_, st, err := openData(ctx, *dataDir, now)
 	if err != nil {
 		return err
 	}

@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -181,7 +180,9 @@ type server struct {
 	log      *slog.Logger
 	now      func() time.Time
 	rand     io.Reader
+	dirs     dataDir
 	store    *Store
+	jobs     *lifecycle
 	renderer *renderer
 	hooks    *webhookSender
 	clients  clientIPs
@@ -217,35 +218,24 @@ func uploadDeadline(contentLength int64) time.Duration {
 func (s *server) limitAPI(h http.Handler) http.Handler    { return s.limit(s.apiLimit)(h) }
 func (s *server) limitSubmit(h http.Handler) http.Handler { return s.limit(s.submitLimit)(h) }
 
-func (s *server) newDeliveryID() (string, error) {
-	id, err := randomString(s.rand, 24, base36)
-	return "msg_" + id, err
-}
-
-// openData creates the data directory's layout and opens its database.
-func openData(ctx context.Context, dir string, now func() time.Time) (*Store, error) {
-	for _, sub := range []string{"", "tmp", "inputs", "outputs"} {
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o750); err != nil {
-			return nil, fmt.Errorf("data directory: %w", err)
-		}
+// openData opens the data directory at path, creating its layout, and its database.
+func openData(ctx context.Context, path string, now func() time.Time) (dataDir, *Store, error) {
+	dirs, err := openDataDir(path)
+	if err != nil {
+		return dataDir{}, nil, err
 	}
-	return OpenStore(ctx, filepath.Join(dir, "vidgen.db"), now)
+	st, err := OpenStore(ctx, dirs.db(), now)
+	return dirs, st, err
 }
 
 // newServer opens the data directory and wires the parts together; nothing runs until start.
 func newServer(ctx context.Context, cfg config, log *slog.Logger, now func() time.Time) (*server, error) {
-	if !filepath.IsAbs(cfg.DataDir) {
-		abs, err := filepath.Abs(cfg.DataDir)
-		if err != nil {
-			return nil, err
-		}
-		cfg.DataDir = abs
-	}
-	st, err := openData(ctx, cfg.DataDir, now)
+	dirs, st, err := openData(ctx, cfg.DataDir, now)
 	if err != nil {
 		return nil, err
 	}
-	s := &server{cfg: cfg, log: log, now: now, rand: rand.Reader, store: st, clients: clientIPs{trusted: cfg.TrustProxy}, diskFree: diskFree,
+	cfg.DataDir = dirs.root
+	s := &server{cfg: cfg, log: log, now: now, rand: rand.Reader, dirs: dirs, store: st, clients: clientIPs{trusted: cfg.TrustProxy}, diskFree: diskFree,
 		headerTimeout: headerTimeout}
 	if cfg.RateAPI > 0 {
 		s.apiLimit = newLimitPolicy("requests", cfg.RateAPI, now)
@@ -254,31 +244,13 @@ func newServer(ctx context.Context, cfg config, log *slog.Logger, now func() tim
 		s.submitLimit = newLimitPolicy("submissions", cfg.RateSubmit, now)
 	}
 	s.ratePolicyHeader = ratePolicy(s.apiLimit, s.submitLimit)
-	s.hooks = newWebhookSender(st, log, now, cfg.WebhookAllowPrivate, cfg.WebhookPorts, nil)
+	s.hooks = newWebhookSender(st, log, now, cfg.PublicURL, cfg.WebhookAllowPrivate, cfg.WebhookPorts, nil)
+	s.jobs = &lifecycle{store: st, dirs: dirs, hooks: s.hooks, log: log, rand: s.rand}
 	s.renderer = &renderer{
-		store: st, log: log, now: now, ffmpeg: cfg.FFmpeg, dataDir: cfg.DataDir, workers: cfg.Workers,
-		payload: s.webhookPayload, deliveryID: s.mustDeliveryID, ended: s.jobEnded,
-		newToken: func() (string, error) { return randomHex(s.rand, 16) },
-		wake:     make(chan struct{}, 1), progress: map[string]*jobProgress{},
+		store: st, jobs: s.jobs, dirs: dirs, log: log, now: now, rand: s.rand, ffmpeg: cfg.FFmpeg, workers: cfg.Workers,
+		wake: make(chan struct{}, 1), progress: map[string]*jobProgress{},
 	}
 	return s, nil
-}
-
-// mustDeliveryID is newDeliveryID for the store's transactions; crypto/rand does not fail.
-func (s *server) mustDeliveryID() string {
-	id, err := s.newDeliveryID()
-	if err != nil {
-		panic(err)
-	}
-	return id
-}
-
-// jobEnded runs once a job reaches a final state through the renderer.
-func (s *server) jobEnded(j Job) {
-	s.removeInputs(j)
-	if j.WebhookURL != "" {
-		s.hooks.Notify()
-	}
 }
 
 // checkDiskSpace refuses new work with 507 when the data directory's disk is nearly full, so a
@@ -293,7 +265,7 @@ func (s *server) checkDiskSpace() error {
 	}
 	if free < s.cfg.MinFree {
 		s.log.Warn("refusing submission: low disk space", "free", free, "min", s.cfg.MinFree)
-		return errorf(http.StatusInsufficientStorage, "The server is low on disk space and cannot take new jobs right now; try again later")
+		return errorf(kindNoSpace, "The server is low on disk space and cannot take new jobs right now; try again later")
 	}
 	return nil
 }
@@ -304,22 +276,6 @@ func diskFree(path string) (int64, error) {
 		return 0, err
 	}
 	return int64(st.Bavail) * int64(st.Bsize), nil
-}
-
-// lockData takes an exclusive lock on the data directory for as long as serve runs: a second serve
-// on the same directory would put the first one's running jobs back to PENDING and empty its tmp/.
-// The kernel drops the lock when the process dies, even by kill -9. The keys commands take no lock:
-// they only run short transactions, which SQLite serialises.
-func lockData(dir string) (unlock func(), err error) {
-	f, err := os.OpenFile(filepath.Join(dir, "vidgen.lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("lock data directory: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("another vidgen serve is using the data directory %s", dir)
-	}
-	return func() { f.Close() }, nil
 }
 
 // toolVersion returns the first line of `tool -version`, which also proves the tool runs.
@@ -368,18 +324,8 @@ func (s *server) ensureDefaultKey(ctx context.Context, stderr io.Writer) error {
 // start recovers from a previous run and starts the renderer, the webhook sender and the sweeper.
 // The returned function stops them, renders last (see stop).
 func (s *server) start(ctx context.Context) (stop func(context.Context), err error) {
-	ended, err := recoverJobs(ctx, s.store, s.cfg.DataDir, s.webhookPayload, s.mustDeliveryID, s.log)
-	if err != nil {
+	if err := s.jobs.recover(ctx); err != nil {
 		return nil, fmt.Errorf("recover jobs: %w", err)
-	}
-	for _, j := range ended {
-		s.removeInputs(j)
-	}
-	if err := sweepInputs(ctx, s.store, s.cfg.DataDir); err != nil {
-		return nil, fmt.Errorf("sweep inputs: %w", err)
-	}
-	if err := sweepOrphanOutputs(ctx, s.store, s.cfg.DataDir); err != nil {
-		return nil, fmt.Errorf("sweep outputs: %w", err)
 	}
 	if s.cfg.WebhookAllowPrivate {
 		s.log.Warn("webhooks may reach loopback and private addresses (-webhook-allow-private): for local development only")
@@ -397,44 +343,14 @@ func (s *server) start(ctx context.Context) (stop func(context.Context), err err
 	}, nil
 }
 
-// sweepOrphanOutputs deletes output files no job names: a crash between publishing a render's files
-// and recording the job's end leaves them, and the job renders again under a new token. It runs at
-// start-up, before the renderer.
-func sweepOrphanOutputs(ctx context.Context, st *Store, dataDir string) error {
-	tokens, err := st.OutputTokens(ctx)
-	if err != nil {
-		return err
-	}
-	return removeFilesExcept(filepath.Join(dataDir, "outputs"), func(name string) bool {
-		token, _, _ := strings.Cut(name, ".")
-		return tokens[token]
-	})
-}
-
-// removeFilesExcept deletes every file in dir whose name keep does not claim.
-func removeFilesExcept(dir string, keep func(name string) bool) error {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if !keep(e.Name()) {
-			os.Remove(filepath.Join(dir, e.Name()))
-		}
-	}
-	return nil
-}
-
 // sweepLoop deletes outputs past retention and truncates the WAL, hourly.
 func (s *server) sweepLoop(ctx context.Context) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
 		if s.cfg.Retention > 0 {
-			if n, err := sweepOutputs(ctx, s.store, s.cfg.DataDir, s.now().Add(-s.cfg.Retention)); err != nil && ctx.Err() == nil {
-				s.log.Error("sweep outputs", "err", err)
-			} else if n > 0 {
-				s.log.Info("deleted expired outputs", "files", n)
+			if _, err := s.jobs.expire(ctx, s.now().Add(-s.cfg.Retention)); err != nil && ctx.Err() == nil {
+				s.log.Error("expire outputs", "err", err)
 			}
 		}
 		if err := s.store.Checkpoint(ctx); err != nil && ctx.Err() == nil {
@@ -476,7 +392,7 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 		return err
 	}
 	defer s.store.Close()
-	unlock, err := lockData(s.cfg.DataDir)
+	unlock, err := s.dirs.lock()
 	if err != nil {
 		return err
 	}

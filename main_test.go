@@ -83,6 +83,14 @@ func writeFixture(t testing.TB, name string, data []byte) string {
 	return path
 }
 
+// copyFile copies the file at src to a new file dst.
+func copyFile(t testing.TB, src, dst string) {
+	t.Helper()
+	if err := os.WriteFile(dst, readFile(t, src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func readFile(t testing.TB, path string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -142,7 +150,6 @@ func (c *fakeClock) Advance(d time.Duration) {
 // testEnv is one running vidgen: the real handler over httptest, a real SQLite file in a temp dir,
 // and the real renderer and webhook sender.
 type testEnv struct {
-	t    testing.TB
 	srv  *server
 	hs   *httptest.Server
 	key  string // API key of account "alice"
@@ -188,7 +195,9 @@ func newTestEnv(t testing.TB, cfg *config, edit ...func(*server)) *testEnv {
 	logs := &syncBuffer{}
 	ctx := context.Background()
 	hs := httptest.NewUnstartedServer(nil)
-	cfg.PublicURL = "http://" + hs.Listener.Addr().String()
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = "http://" + hs.Listener.Addr().String()
+	}
 	srv, err := newServer(ctx, *cfg, slog.New(slog.NewTextHandler(logs, nil)), time.Now)
 	if err != nil {
 		t.Fatal(err)
@@ -202,8 +211,8 @@ func newTestEnv(t testing.TB, cfg *config, edit ...func(*server)) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &testEnv{t: t, srv: srv, hs: hs, stop: stop, logs: logs}
-	e.key = e.newKey(fmt.Sprintf("alice-%d", accountSeq.Add(1)))
+	e := &testEnv{srv: srv, hs: hs, stop: stop, logs: logs}
+	e.key = e.newKey(t, fmt.Sprintf("alice-%d", accountSeq.Add(1)))
 	t.Cleanup(func() {
 		e.close()
 		if t.Failed() {
@@ -230,21 +239,21 @@ func (e *testEnv) shutdown() {
 }
 
 // newKey creates an account and returns its API key.
-func (e *testEnv) newKey(name string) string {
-	e.t.Helper()
+func (e *testEnv) newKey(t testing.TB, name string) string {
+	t.Helper()
 	_, apiKey, err := createKey(context.Background(), e.srv.store, name, e.srv.rand, time.Now())
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return apiKey
 }
 
 // do sends a request with the API key (none when key is "") and returns the response and its body.
-func (e *testEnv) do(method, path, key string, body io.Reader, header ...string) (*http.Response, []byte) {
-	e.t.Helper()
+func (e *testEnv) do(t testing.TB, method, path, key string, body io.Reader, header ...string) (*http.Response, []byte) {
+	t.Helper()
 	req, err := http.NewRequest(method, e.hs.URL+path, body)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	if key != "" {
 		req.Header.Set("X-API-Key", key)
@@ -254,12 +263,12 @@ func (e *testEnv) do(method, path, key string, body io.Reader, header ...string)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return resp, b
 }
@@ -287,8 +296,8 @@ func multipartBody(t testing.TB, files map[string]string, fields map[string]stri
 }
 
 // submit posts a job and returns the status code and decoded JSON body.
-func (e *testEnv) submit(key, image, audio string, fields map[string]string) (int, map[string]any) {
-	e.t.Helper()
+func (e *testEnv) submit(t testing.TB, key, image, audio string, fields map[string]string) (int, map[string]any) {
+	t.Helper()
 	files := map[string]string{}
 	if image != "" {
 		files["image"] = image
@@ -296,9 +305,9 @@ func (e *testEnv) submit(key, image, audio string, fields map[string]string) (in
 	if audio != "" {
 		files["audio"] = audio
 	}
-	body, ctype := multipartBody(e.t, files, fields)
-	resp, b := e.do("POST", "/api/jobs", key, body, "Content-Type", ctype)
-	return resp.StatusCode, decodeJSON(e.t, resp, b)
+	body, ctype := multipartBody(t, files, fields)
+	resp, b := e.do(t, "POST", "/api/jobs", key, body, "Content-Type", ctype)
+	return resp.StatusCode, decodeJSON(t, resp, b)
 }
 
 func decodeJSON(t testing.TB, resp *http.Response, b []byte) map[string]any {
@@ -314,42 +323,42 @@ func decodeJSON(t testing.TB, resp *http.Response, b []byte) map[string]any {
 }
 
 // mustSubmit submits a job that must be accepted and returns its id.
-func (e *testEnv) mustSubmit(key, image, audio string) string {
-	e.t.Helper()
-	code, body := e.submit(key, image, audio, nil)
+func (e *testEnv) mustSubmit(t testing.TB, key, image, audio string) string {
+	t.Helper()
+	code, body := e.submit(t, key, image, audio, nil)
 	if code != http.StatusCreated {
-		e.t.Fatalf("submit %s + %s: %d %v", filepath.Base(image), filepath.Base(audio), code, body)
+		t.Fatalf("submit %s + %s: %d %v", filepath.Base(image), filepath.Base(audio), code, body)
 	}
 	return body["jobId"].(string)
 }
 
-func (e *testEnv) status(key, id string) map[string]any {
-	e.t.Helper()
-	resp, b := e.do("GET", "/api/status/"+id, key, nil)
+func (e *testEnv) status(t testing.TB, key, id string) map[string]any {
+	t.Helper()
+	resp, b := e.do(t, "GET", "/api/status/"+id, key, nil)
 	if resp.StatusCode != http.StatusOK {
-		e.t.Fatalf("status %s: %d %s", id, resp.StatusCode, b)
+		t.Fatalf("status %s: %d %s", id, resp.StatusCode, b)
 	}
-	return decodeJSON(e.t, resp, b)
+	return decodeJSON(t, resp, b)
 }
 
 // wait polls the job until its status is one of want, and fails on any other final status.
-func (e *testEnv) wait(key, id string, want ...string) map[string]any {
-	e.t.Helper()
+func (e *testEnv) wait(t testing.TB, key, id string, want ...JobStatus) map[string]any {
+	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
-		st := e.status(key, id)
-		s := st["status"].(string)
+		st := e.status(t, key, id)
+		s := JobStatus(st["status"].(string))
 		for _, w := range want {
 			if s == w {
 				return st
 			}
 		}
-		if s == StatusCompleted || s == StatusFailed || s == StatusCancelled {
-			e.t.Fatalf("job %s ended %s, want %v: %v", id, s, want, st)
+		if s.Final() {
+			t.Fatalf("job %s ended %s, want %v: %v", id, s, want, st)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	e.t.Fatalf("job %s did not reach %v", id, want)
+	t.Fatalf("job %s did not reach %v", id, want)
 	return nil
 }
 
@@ -463,7 +472,7 @@ func errorBody(t testing.TB, resp *http.Response, b []byte, status int) string {
 func TestHealth(t *testing.T) {
 	e := newTestEnv(t, nil)
 	for _, path := range []string{"/health", "/api/health"} {
-		resp, b := e.do("GET", path, "", nil)
+		resp, b := e.do(t, "GET", path, "", nil)
 		if resp.StatusCode != 200 || strings.TrimSpace(string(b)) != `{"status":"ok"}` {
 			t.Errorf("GET %s: %d %s", path, resp.StatusCode, b)
 		}
@@ -472,15 +481,15 @@ func TestHealth(t *testing.T) {
 
 func TestAuth(t *testing.T) {
 	e := newTestEnv(t, nil)
-	resp, b := e.do("GET", "/api/jobs", "", nil)
+	resp, b := e.do(t, "GET", "/api/jobs", "", nil)
 	if msg := errorBody(t, resp, b, 401); msg != "Missing X-API-Key header" {
 		t.Errorf("missing key: %q", msg)
 	}
-	resp, b = e.do("GET", "/api/jobs", "vg_nope", nil)
+	resp, b = e.do(t, "GET", "/api/jobs", "vg_nope", nil)
 	if msg := errorBody(t, resp, b, 401); msg != "API key not recognized or has been deactivated" {
 		t.Errorf("unknown key: %q", msg)
 	}
-	resp, b = e.do("GET", "/api/jobs", e.key, nil)
+	resp, b = e.do(t, "GET", "/api/jobs", e.key, nil)
 	if resp.StatusCode != 200 {
 		t.Fatalf("valid key: %d %s", resp.StatusCode, b)
 	}
@@ -491,7 +500,7 @@ func TestAuth(t *testing.T) {
 	if err := e.srv.store.DeactivateKey(context.Background(), k.ID); err != nil {
 		t.Fatal(err)
 	}
-	resp, b = e.do("GET", "/api/jobs", e.key, nil)
+	resp, b = e.do(t, "GET", "/api/jobs", e.key, nil)
 	if msg := errorBody(t, resp, b, 401); msg != "API key not recognized or has been deactivated" {
 		t.Errorf("deactivated key: %q", msg)
 	}
@@ -499,17 +508,17 @@ func TestAuth(t *testing.T) {
 
 func TestUnknownRouteAndMethod(t *testing.T) {
 	e := newTestEnv(t, nil)
-	resp, b := e.do("GET", "/api/nope", e.key, nil)
+	resp, b := e.do(t, "GET", "/api/nope", e.key, nil)
 	errorBody(t, resp, b, 404)
-	resp, b = e.do("PUT", "/api/jobs", e.key, nil)
+	resp, b = e.do(t, "PUT", "/api/jobs", e.key, nil)
 	errorBody(t, resp, b, 405)
-	resp, b = e.do("GET", "/api/status/cnotarealjobid00000000000", e.key, nil)
+	resp, b = e.do(t, "GET", "/api/status/cnotarealjobid00000000000", e.key, nil)
 	errorBody(t, resp, b, 404)
-	resp, b = e.do("GET", "/api/status/../../etc", e.key, nil)
+	resp, b = e.do(t, "GET", "/api/status/../../etc", e.key, nil)
 	if resp.StatusCode != 404 {
 		t.Errorf("odd job id: %d %s", resp.StatusCode, b)
 	}
-	resp, b = e.do("GET", "/v/0123456789abcdef0123456789abcdef.mp4", "", nil)
+	resp, b = e.do(t, "GET", "/v/0123456789abcdef0123456789abcdef.mp4", "", nil)
 	errorBody(t, resp, b, 404)
 }
 
@@ -517,7 +526,7 @@ func TestUnknownRouteAndMethod(t *testing.T) {
 func TestQuickStart(t *testing.T) {
 	e := newTestEnv(t, nil)
 	body, ctype := multipartBody(t, map[string]string{"image": fixture(t, "img.jpg"), "audio": fixture(t, "tone.mp3")}, nil)
-	resp, b := e.do("POST", "/api/jobs", e.key, body, "Content-Type", ctype)
+	resp, b := e.do(t, "POST", "/api/jobs", e.key, body, "Content-Type", ctype)
 	if resp.StatusCode != 201 {
 		t.Fatalf("submit: %d %s", resp.StatusCode, b)
 	}
@@ -529,13 +538,13 @@ func TestQuickStart(t *testing.T) {
 	if loc := resp.Header.Get("Location"); loc != "/api/status/"+id {
 		t.Errorf("Location %q", loc)
 	}
-	st := e.status(e.key, id)
+	st := e.status(t, e.key, id)
 	for _, f := range []string{"jobId", "status", "progress", "outputVideo", "outputShareLink", "errorMessage", "createdAt", "updatedAt"} {
 		if _, ok := st[f]; !ok {
 			t.Errorf("status body lacks %s: %v", f, st)
 		}
 	}
-	st = e.wait(e.key, id, StatusCompleted)
+	st = e.wait(t, e.key, id, StatusCompleted)
 	if st["progress"].(float64) != 100 || st["errorMessage"] != nil {
 		t.Errorf("completed status: %v", st)
 	}
@@ -594,9 +603,9 @@ func TestFormatMatrix(t *testing.T) {
 		for _, aud := range []string{"tone.mp3", "tone.wav", "tone.m4a", "tone.ogg", "tone.opus"} {
 			t.Run(img+"+"+aud, func(t *testing.T) {
 				t.Parallel()
-				key := e.newKey(img + aud)
-				id := e.mustSubmit(key, fixture(t, img), fixture(t, aud))
-				st := e.wait(key, id, StatusCompleted)
+				key := e.newKey(t, img+aud)
+				id := e.mustSubmit(t, key, fixture(t, img), fixture(t, aud))
+				st := e.wait(t, key, id, StatusCompleted)
 				video, _ := download(t, st["outputVideo"].(string))
 				p := checkVideo(t, video, fixture(t, aud))
 				if p.Width != 320 || p.Height != 240 {
@@ -612,14 +621,22 @@ func TestOddAndLargeImages(t *testing.T) {
 	for img, want := range map[string][2]int{"odd.png": {332, 200}, "big.jpg": {1920, 1280}} {
 		t.Run(img, func(t *testing.T) {
 			t.Parallel()
-			key := e.newKey(img)
-			id := e.mustSubmit(key, fixture(t, img), fixture(t, "tone.wav"))
-			st := e.wait(key, id, StatusCompleted)
+			key := e.newKey(t, img)
+			id := e.mustSubmit(t, key, fixture(t, img), fixture(t, "tone.wav"))
+			st := e.wait(t, key, id, StatusCompleted)
 			video, _ := download(t, st["outputVideo"].(string))
 			p := checkVideo(t, video, fixture(t, "tone.wav"))
 			if p.Width != want[0] || p.Height != want[1] {
 				t.Errorf("size %dx%d, want %dx%d", p.Width, p.Height, want[0], want[1])
 			}
 		})
+	}
+}
+
+func requireIntegrity(t testing.TB, st *Store) {
+	t.Helper()
+	res, err := st.IntegrityCheck(context.Background())
+	if err != nil || res != "ok" {
+		t.Fatalf("integrity_check: %q %v", res, err)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"image/jpeg"
 	"image/png"
 	"io"
@@ -39,20 +38,12 @@ var demuxer = map[string]string{
 	typeMP3: "mp3", typeWAV: "wav", typeM4A: "mov", typeOgg: "ogg",
 }
 
-// mediaError is a problem with an uploaded file that the client can fix. status is 400 or 415.
-type mediaError struct {
-	status int
-	msg    string
-}
+// badMedia is an uploaded file that claims a supported type but cannot be used as it is.
+func badMedia(format string, args ...any) error { return errorf(kindInvalid, format, args...) }
 
-func (e *mediaError) Error() string { return e.msg }
-
-func badMedia(format string, args ...any) error {
-	return &mediaError{400, fmt.Sprintf(format, args...)}
-}
-
+// unsupportedMedia is an uploaded file of a type vidgen does not take.
 func unsupportedMedia(format string, args ...any) error {
-	return &mediaError{415, fmt.Sprintf(format, args...)}
+	return errorf(kindUnsupported, format, args...)
 }
 
 // sniffImage returns the image type of a file that starts with head, or "".

@@ -1,3 +1,5 @@
+//go:build e2e
+
 package main
 
 // Process-level tests: the real binary, built once per test run, killed with SIGKILL or stopped with
@@ -68,7 +70,6 @@ func createKeyCLI(t testing.TB, dataDir, name string) cliKey {
 
 // vidgenProc is one running vidgen process.
 type vidgenProc struct {
-	t      testing.TB
 	cmd    *exec.Cmd
 	url    string
 	logs   *syncBuffer
@@ -84,7 +85,7 @@ func startVidgen(t testing.TB, dataDir, ffmpeg string, env []string, args ...str
 		"-rate-api", "0", "-rate-submit", "0", "-min-free", "0"}, args...)
 	cmd := exec.Command(vidgenBinary(t), all...)
 	cmd.Env = append(os.Environ(), env...)
-	p := &vidgenProc{t: t, cmd: cmd, logs: &syncBuffer{}, exited: make(chan struct{}), client: &http.Client{Timeout: 20 * time.Second}}
+	p := &vidgenProc{cmd: cmd, logs: &syncBuffer{}, exited: make(chan struct{}), client: &http.Client{Timeout: 20 * time.Second}}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -153,51 +154,51 @@ func (p *vidgenProc) do(method, path, key string, body io.Reader, ctype string) 
 	return resp.StatusCode, b, err
 }
 
-func (p *vidgenProc) mustDo(method, path, key string, body io.Reader, ctype string, want int) map[string]any {
-	p.t.Helper()
+func (p *vidgenProc) mustDo(t testing.TB, method, path, key string, body io.Reader, ctype string, want int) map[string]any {
+	t.Helper()
 	code, b, err := p.do(method, path, key, body, ctype)
 	if err != nil || code != want {
-		p.t.Fatalf("%s %s: %d %s (%v), want %d", method, path, code, b, err, want)
+		t.Fatalf("%s %s: %d %s (%v), want %d", method, path, code, b, err, want)
 	}
 	var v map[string]any
 	if err := json.Unmarshal(b, &v); err != nil {
-		p.t.Fatalf("%s %s: %s: %v", method, path, b, err)
+		t.Fatalf("%s %s: %s: %v", method, path, b, err)
 	}
 	return v
 }
 
-func (p *vidgenProc) submit(key string) string {
-	p.t.Helper()
-	body, ctype := multipartBody(p.t, map[string]string{"image": fixture(p.t, "img.png"), "audio": fixture(p.t, "tone.wav")}, nil)
-	return p.mustDo("POST", "/api/jobs", key, body, ctype, 201)["jobId"].(string)
+func (p *vidgenProc) submit(t testing.TB, key string) string {
+	t.Helper()
+	body, ctype := multipartBody(t, map[string]string{"image": fixture(t, "img.png"), "audio": fixture(t, "tone.wav")}, nil)
+	return p.mustDo(t, "POST", "/api/jobs", key, body, ctype, 201)["jobId"].(string)
 }
 
 // waitStatus polls a job until it reaches want.
-func (p *vidgenProc) waitStatus(key, id, want string) map[string]any {
-	p.t.Helper()
+func (p *vidgenProc) waitStatus(t testing.TB, key, id string, want JobStatus) map[string]any {
+	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	var st map[string]any
 	for time.Now().Before(deadline) {
-		st = p.mustDo("GET", "/api/status/"+id, key, nil, "", 200)
+		st = p.mustDo(t, "GET", "/api/status/"+id, key, nil, "", 200)
 		if st["status"] == want {
 			return st
 		}
 		time.Sleep(30 * time.Millisecond)
 	}
-	p.t.Fatalf("job %s did not reach %s: %v", id, want, st)
+	t.Fatalf("job %s did not reach %s: %v", id, want, st)
 	return nil
 }
 
 // listItem returns the job's entry in the key's list (which carries retries).
-func (p *vidgenProc) listItem(key, id string) map[string]any {
-	p.t.Helper()
-	res := p.mustDo("GET", "/api/jobs?limit=100", key, nil, "", 200)
+func (p *vidgenProc) listItem(t testing.TB, key, id string) map[string]any {
+	t.Helper()
+	res := p.mustDo(t, "GET", "/api/jobs?limit=100", key, nil, "", 200)
 	for _, j := range res["jobs"].([]any) {
 		if item := j.(map[string]any); item["id"] == id {
 			return item
 		}
 	}
-	p.t.Fatalf("job %s not in the list", id)
+	t.Fatalf("job %s not in the list", id)
 	return nil
 }
 
@@ -248,24 +249,16 @@ func openStoreAfter(t testing.TB, dataDir string) *Store {
 	return st
 }
 
-func requireIntegrity(t testing.TB, st *Store) {
-	t.Helper()
-	res, err := st.IntegrityCheck(context.Background())
-	if err != nil || res != "ok" {
-		t.Fatalf("integrity_check: %q %v", res, err)
-	}
-}
-
-// TestKill9DuringRender: SIGKILL while ffmpeg renders. The render dies with the server, and the
+// TestE2EKill9DuringRender: SIGKILL while ffmpeg renders. The render dies with the server, and the
 // restarted server puts the job back (retries 1), cleans the partial output and completes it.
-func TestKill9DuringRender(t *testing.T) {
+func TestE2EKill9DuringRender(t *testing.T) {
 	dir := t.TempDir()
 	pids := filepath.Join(t.TempDir(), "pids")
 	k := createKeyCLI(t, dir, "x")
 	block, _ := filepath.Abs("testdata/ffmpeg-block")
 	p := startVidgen(t, dir, block, []string{"FAKE_FFMPEG_PIDS=" + pids})
-	id := p.submit(k.APIKey)
-	p.waitStatus(k.APIKey, id, StatusProcessing)
+	id := p.submit(t, k.APIKey)
+	p.waitStatus(t, k.APIKey, id, StatusProcessing)
 	for len(readPids(t, pids)) == 0 {
 		time.Sleep(10 * time.Millisecond) // the render has started when the fake ffmpeg wrote its pid
 	}
@@ -276,8 +269,8 @@ func TestKill9DuringRender(t *testing.T) {
 	waitGone(t, readPids(t, pids)) // Pdeathsig: no ffmpeg outlives a killed server
 
 	p2 := startVidgen(t, dir, "ffmpeg", nil)
-	st := p2.waitStatus(k.APIKey, id, StatusCompleted)
-	if item := p2.listItem(k.APIKey, id); item["retries"].(float64) != 1 {
+	st := p2.waitStatus(t, k.APIKey, id, StatusCompleted)
+	if item := p2.listItem(t, k.APIKey, id); item["retries"].(float64) != 1 {
 		t.Errorf("retries %v, want 1", item["retries"])
 	}
 	if code, _, err := p2.do("GET", strings.TrimPrefix(st["outputVideo"].(string), "http://localhost:8080"), "", nil, ""); err != nil || code != 200 {
@@ -294,20 +287,20 @@ func TestKill9DuringRender(t *testing.T) {
 	}
 }
 
-// TestSIGTERMRequeues: SIGTERM with one job rendering, one queued and an upload in flight. The
+// TestE2ESIGTERMRequeues: SIGTERM with one job rendering, one queued and an upload in flight. The
 // upload still gets its 201, the running render gets -shutdown-grace and is then stopped, the
 // process exits 0 soon after, and a restart completes all three jobs, none counted as a retry.
-func TestSIGTERMRequeues(t *testing.T) {
+func TestE2ESIGTERMRequeues(t *testing.T) {
 	dir := t.TempDir()
 	pids := filepath.Join(t.TempDir(), "pids")
 	a, b, c := createKeyCLI(t, dir, "a"), createKeyCLI(t, dir, "b"), createKeyCLI(t, dir, "c")
 	block, _ := filepath.Abs("testdata/ffmpeg-block")
 	const grace = time.Second
 	p := startVidgen(t, dir, block, []string{"FAKE_FFMPEG_PIDS=" + pids}, "-shutdown-grace", grace.String())
-	running := p.submit(a.APIKey)
-	p.waitStatus(a.APIKey, running, StatusProcessing)
-	queued := p.submit(b.APIKey)
-	if st := p.mustDo("GET", "/api/status/"+queued, b.APIKey, nil, "", 200); st["status"] != StatusPending {
+	running := p.submit(t, a.APIKey)
+	p.waitStatus(t, a.APIKey, running, StatusProcessing)
+	queued := p.submit(t, b.APIKey)
+	if st := p.mustDo(t, "GET", "/api/status/"+queued, b.APIKey, nil, "", 200); st["status"] != string(StatusPending) {
 		t.Fatalf("queued job: %v", st)
 	}
 
@@ -380,8 +373,8 @@ func TestSIGTERMRequeues(t *testing.T) {
 
 	p2 := startVidgen(t, dir, "ffmpeg", nil, "-workers", "2")
 	for key, id := range map[string]string{a.APIKey: running, b.APIKey: queued, c.APIKey: inflight} {
-		p2.waitStatus(key, id, StatusCompleted)
-		if item := p2.listItem(key, id); item["retries"].(float64) != 0 {
+		p2.waitStatus(t, key, id, StatusCompleted)
+		if item := p2.listItem(t, key, id); item["retries"].(float64) != 0 {
 			t.Errorf("job %s: retries %v, want 0", id, item["retries"])
 		}
 	}
@@ -397,11 +390,11 @@ func kill9Cycles() int {
 	return 100
 }
 
-// TestKill9Cycles starts the server, loads it with submissions, polls, lists and cancels from
+// TestE2EKill9Cycles starts the server, loads it with submissions, polls, lists and cancels from
 // several keys, and kills it with SIGKILL at a random moment, again and again. Afterwards the
 // database passes integrity_check, every job that got a 201 is there, no response was a 5xx, and
 // once the server has drained no job is left PENDING or PROCESSING.
-func TestKill9Cycles(t *testing.T) {
+func TestE2EKill9Cycles(t *testing.T) {
 	dir := t.TempDir()
 	const nKeys = 8
 	var keys []cliKey
@@ -478,9 +471,9 @@ func TestKill9Cycles(t *testing.T) {
 	p := startVidgen(t, dir, "ffmpeg", nil, "-workers", "2")
 	deadline := time.Now().Add(60 * time.Second)
 	for _, k := range keys {
-		for _, status := range []string{StatusPending, StatusProcessing} {
+		for _, status := range []JobStatus{StatusPending, StatusProcessing} {
 			for {
-				res := p.mustDo("GET", "/api/jobs?status="+status, k.APIKey, nil, "", 200)
+				res := p.mustDo(t, "GET", "/api/jobs?status="+string(status), k.APIKey, nil, "", 200)
 				if len(res["jobs"].([]any)) == 0 {
 					break
 				}
@@ -496,7 +489,7 @@ func TestKill9Cycles(t *testing.T) {
 
 	st := openStoreAfter(t, dir)
 	requireIntegrity(t, st)
-	counts := map[string]int{}
+	counts := map[JobStatus]int{}
 	for id, keyID := range accepted {
 		j, err := st.Job(context.Background(), keyID, id)
 		if err != nil {
@@ -515,11 +508,11 @@ func TestKill9Cycles(t *testing.T) {
 	}
 }
 
-// TestSoakVerify is bench/soak.sh's checker when the sqlite3 CLI is missing; it is skipped unless
+// TestE2ESoakVerify is bench/soak.sh's checker when the sqlite3 CLI is missing; it is skipped unless
 // VIDGEN_SOAK_DATA names a soak's data directory (the server stopped) and VIDGEN_SOAK_IDS a file of
 // accepted job ids, one a line. It prints the figures and fails on a lost or stuck job or a damaged
 // database.
-func TestSoakVerify(t *testing.T) {
+func TestE2ESoakVerify(t *testing.T) {
 	dir, idsFile := os.Getenv("VIDGEN_SOAK_DATA"), os.Getenv("VIDGEN_SOAK_IDS")
 	if dir == "" || idsFile == "" {
 		t.Skip("VIDGEN_SOAK_DATA and VIDGEN_SOAK_IDS not set: run by bench/soak.sh")
@@ -549,11 +542,11 @@ func TestSoakVerify(t *testing.T) {
 	}
 }
 
-// TestWebhookSurvivesKill9: SIGKILL while a webhook attempt is in flight (the job's end and its
+// TestE2EWebhookSurvivesKill9: SIGKILL while a webhook attempt is in flight (the job's end and its
 // outbox row committed, the receiver holding the request unanswered). The attempt was never
 // recorded, so the restarted server makes it again at once: the same webhook-id, both signatures
 // valid with the account's secret, and the delivery then shows as delivered.
-func TestWebhookSurvivesKill9(t *testing.T) {
+func TestE2EWebhookSurvivesKill9(t *testing.T) {
 	first := make(chan hookRequest, 1)
 	later := make(chan hookRequest, 8)
 	release := make(chan struct{})
@@ -589,7 +582,7 @@ func TestWebhookSurvivesKill9(t *testing.T) {
 	p := startVidgen(t, dir, "ffmpeg", env, args...)
 	body, ctype := multipartBody(t, map[string]string{"image": fixture(t, "img.jpg"), "audio": fixture(t, "tone.wav")},
 		map[string]string{"webhookUrl": hookURL})
-	id := p.mustDo("POST", "/api/jobs", k.APIKey, body, ctype, 201)["jobId"].(string)
+	id := p.mustDo(t, "POST", "/api/jobs", k.APIKey, body, ctype, 201)["jobId"].(string)
 
 	var blocked hookRequest
 	select {
@@ -632,7 +625,7 @@ func TestWebhookSurvivesKill9(t *testing.T) {
 	// The attempt is recorded just after the receiver answered: poll for it.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		res := p2.mustDo("GET", "/api/jobs/"+id+"/deliveries", k.APIKey, nil, "", 200)
+		res := p2.mustDo(t, "GET", "/api/jobs/"+id+"/deliveries", k.APIKey, nil, "", 200)
 		ds := res["deliveries"].([]any)
 		if len(ds) != 1 {
 			t.Fatalf("deliveries: %v", res)

@@ -170,7 +170,7 @@ func (s *server) limit(p *limitPolicy) func(http.Handler) http.Handler {
 			h.Set("RateLimit-Policy", s.ratePolicyHeader)
 			if !ok {
 				h.Set("Retry-After", strconv.Itoa(retryAfter))
-				s.writeError(w, r, errorf(http.StatusTooManyRequests, "Rate limit exceeded: at most %d %s a minute from one address; retry in %d s", p.perMinute, p.name, retryAfter))
+				s.writeError(w, r, errorf(kindRateLimited, "Rate limit exceeded: at most %d %s a minute from one address; retry in %d s", p.perMinute, p.name, retryAfter))
 				return
 			}
 			next.ServeHTTP(w, r)

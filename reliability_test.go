@@ -3,7 +3,6 @@ package main
 // Rate limits, hostile clients, disk and SQLite durability, in process.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -301,98 +300,6 @@ func slowServer(t *testing.T, s *server) string {
 	return ln.Addr().String()
 }
 
-// TestSlowloris: clients that send their headers a line at a time are cut at the header timeout,
-// while a normal client is served at full speed throughout; a header past the cap gets 431.
-func TestSlowloris(t *testing.T) {
-	s, _, _ := limitServer(t)
-	s.headerTimeout = time.Second
-	addr := slowServer(t, s)
-
-	const slow = 50
-	cut := make(chan time.Duration, slow)
-	for range slow {
-		go func() {
-			conn, err := net.Dial("tcp", addr)
-			if err != nil {
-				cut <- -1
-				return
-			}
-			defer conn.Close()
-			start := time.Now()
-			fmt.Fprint(conn, "GET /api/jobs HTTP/1.1\r\nHost: x\r\n")
-			done := make(chan struct{})
-			go func() {
-				io.Copy(io.Discard, conn) // returns when the server closes the connection
-				close(done)
-			}()
-			for {
-				select {
-				case <-done:
-					cut <- time.Since(start)
-					return
-				case <-time.After(200 * time.Millisecond):
-					fmt.Fprint(conn, "X-Pad: y\r\n")
-				}
-				if time.Since(start) > 10*time.Second {
-					cut <- time.Since(start)
-					return
-				}
-			}
-		}()
-	}
-	// Meanwhile, a normal client.
-	client := &http.Client{Timeout: 5 * time.Second}
-	for i := range 10 {
-		start := time.Now()
-		resp, err := client.Get("http://" + addr + "/api/health")
-		if err != nil {
-			t.Fatalf("normal client: %v", err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 || time.Since(start) > 500*time.Millisecond {
-			t.Errorf("normal request %d: %d in %v", i, resp.StatusCode, time.Since(start))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	for range slow {
-		d := <-cut
-		if d < 900*time.Millisecond || d > 3*time.Second {
-			t.Errorf("slowloris connection cut after %v, want about the 1 s header timeout", d)
-		}
-	}
-
-	// Headers past the cap are refused.
-	req, _ := http.NewRequest("GET", "http://"+addr+"/api/health", nil)
-	req.Header.Set("X-Big", strings.Repeat("a", 2*maxHeaderBytes))
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
-		t.Errorf("oversized header: %d", resp.StatusCode)
-	}
-
-	// An idle keep-alive connection is kept open until IdleTimeout, not cut at the header timeout
-	// (which would hurt well-behaved clients), and a request on it is still served.
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	br := bufio.NewReader(conn)
-	for i := range 2 {
-		fmt.Fprint(conn, "GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatalf("keep-alive request %d: %v", i, err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		time.Sleep(1500 * time.Millisecond)
-	}
-}
-
 func TestUploadDeadline(t *testing.T) {
 	// A 50 MB file on a 512 kbit/s link, and the largest body, still fit; a small upload gets little.
 	if d := uploadDeadline(50 << 20); d < 14*time.Minute {
@@ -411,14 +318,14 @@ func TestUploadDeadline(t *testing.T) {
 
 func TestTooManyParts(t *testing.T) {
 	e := newTestEnv(t, hangConfig(t, 1))
-	code, body := e.submit(e.key, fixture(t, "img.png"), fixture(t, "tone.wav"), map[string]string{"a": "1", "b": "2", "c": "3"})
+	code, body := e.submit(t, e.key, fixture(t, "img.png"), fixture(t, "tone.wav"), map[string]string{"a": "1", "b": "2", "c": "3"})
 	if code != 400 || !strings.Contains(body["error"].(string), "Too many parts") {
 		t.Errorf("5 parts: %d %v", code, body)
 	}
 	if files := dirFiles(t, filepath.Join(e.srv.cfg.DataDir, "tmp")); len(files) != 0 {
 		t.Errorf("files left in tmp: %v", files)
 	}
-	code, body = e.submit(e.key, fixture(t, "img.png"), fixture(t, "tone.wav"), map[string]string{"a": "1", "b": "2"})
+	code, body = e.submit(t, e.key, fixture(t, "img.png"), fixture(t, "tone.wav"), map[string]string{"a": "1", "b": "2"})
 	if code != 201 {
 		t.Errorf("4 parts: %d %v", code, body)
 	}
@@ -430,9 +337,9 @@ func TestTooManyParts(t *testing.T) {
 func TestInputsGoneAndOutputExpires(t *testing.T) {
 	clk := &offsetClock{}
 	e := newTestEnv(t, nil, func(s *server) { s.now = clk.Now })
-	id := e.mustSubmit(e.key, fixture(t, "img.jpg"), fixture(t, "tone.wav"))
+	id := e.mustSubmit(t, e.key, fixture(t, "img.jpg"), fixture(t, "tone.wav"))
 	inputs := filepath.Join(e.srv.cfg.DataDir, "inputs")
-	st := e.wait(e.key, id, StatusCompleted)
+	st := e.wait(t, e.key, id, StatusCompleted)
 	if files := dirFiles(t, inputs); len(files) != 0 {
 		t.Errorf("inputs left after the job ended: %v", files)
 	}
@@ -444,7 +351,7 @@ func TestInputsGoneAndOutputExpires(t *testing.T) {
 	outputs := filepath.Join(e.srv.cfg.DataDir, "outputs")
 	orphan := filepath.Join(outputs, strings.Repeat("ab", 16)+".mp4")
 	os.WriteFile(orphan, []byte("left by a crash"), 0o640)
-	if err := sweepOrphanOutputs(context.Background(), e.srv.store, e.srv.cfg.DataDir); err != nil {
+	if err := e.srv.jobs.recover(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if files := dirFiles(t, outputs); len(files) != 2 {
@@ -463,7 +370,7 @@ func TestInputsGoneAndOutputExpires(t *testing.T) {
 			t.Errorf("%s: %q", u, msg)
 		}
 	}
-	n, err := sweepOutputs(context.Background(), e.srv.store, e.srv.cfg.DataDir, clk.Now().Add(-e.srv.cfg.Retention))
+	n, err := e.srv.jobs.expire(context.Background(), clk.Now().Add(-e.srv.cfg.Retention))
 	if err != nil || n != 2 {
 		t.Errorf("sweep deleted %d files (%v), want 2", n, err)
 	}
@@ -471,7 +378,7 @@ func TestInputsGoneAndOutputExpires(t *testing.T) {
 		t.Errorf("outputs left after expiry: %v", files)
 	}
 	// The job itself is still listed; only its files are gone.
-	if st := e.status(e.key, id); st["status"] != StatusCompleted {
+	if st := e.status(t, e.key, id); st["status"] != string(StatusCompleted) {
 		t.Errorf("expired job: %v", st)
 	}
 }
@@ -485,7 +392,7 @@ func TestLowDisk(t *testing.T) {
 		s.cfg.MinFree = 1 << 30
 		s.diskFree = func(string) (int64, error) { return free.Load(), nil }
 	})
-	code, body := e.submit(e.key, fixture(t, "img.png"), fixture(t, "tone.wav"), nil)
+	code, body := e.submit(t, e.key, fixture(t, "img.png"), fixture(t, "tone.wav"), nil)
 	if code != http.StatusInsufficientStorage || !strings.Contains(body["error"].(string), "disk space") {
 		t.Errorf("low disk: %d %v", code, body)
 	}
@@ -493,11 +400,11 @@ func TestLowDisk(t *testing.T) {
 		t.Errorf("files left: %v", files)
 	}
 	// Status and list still work.
-	if resp, b := e.do("GET", "/api/jobs", e.key, nil); resp.StatusCode != 200 {
+	if resp, b := e.do(t, "GET", "/api/jobs", e.key, nil); resp.StatusCode != 200 {
 		t.Errorf("list on low disk: %d %s", resp.StatusCode, b)
 	}
 	free.Store(10 << 30)
-	if code, body := e.submit(e.key, fixture(t, "img.png"), fixture(t, "tone.wav"), nil); code != 201 {
+	if code, body := e.submit(t, e.key, fixture(t, "img.png"), fixture(t, "tone.wav"), nil); code != 201 {
 		t.Errorf("with space: %d %v", code, body)
 	}
 }
@@ -572,7 +479,7 @@ func TestShutdownTiming(t *testing.T) {
 func TestShortMP3Header(t *testing.T) {
 	e := newTestEnv(t, hangConfig(t, 1))
 	for _, audio := range []string{"\xff\xfb\x90\x00", "\xff\xfb\x90\x64" + strings.Repeat("\x00", 413) + "\xff\xfb"} {
-		code, body := e.submit(e.key, fixture(t, "img.png"), writeFixture(t, "short.mp3", []byte(audio)), nil)
+		code, body := e.submit(t, e.key, fixture(t, "img.png"), writeFixture(t, "short.mp3", []byte(audio)), nil)
 		if code != http.StatusUnsupportedMediaType {
 			t.Errorf("%d-byte MP3-like audio: %d %v", len(audio), code, body)
 		}

@@ -80,19 +80,15 @@ func audioArgs(tag string) []string {
 // renderer runs PENDING jobs, oldest first, at most workers at a time, each in its own goroutine.
 type renderer struct {
 	store   *Store
+	jobs    *lifecycle // records how each render ended
+	dirs    dataDir
 	log     *slog.Logger
 	now     func() time.Time
+	rand    io.Reader // names outputs
 	ffmpeg  string
-	dataDir string
 	workers int
 	// timeout is how long a render of audio lasting audioSeconds may take before it is killed.
 	timeout func(audioSeconds float64) time.Duration
-	// payload and deliveryID make the webhook delivery written with a job's end; ended is told of
-	// every job that ends; newToken names a job's output.
-	payload    Payload
-	deliveryID func() string
-	ended      func(Job)
-	newToken   func() (string, error)
 
 	wake chan struct{}
 
@@ -175,9 +171,9 @@ func (rd *renderer) stepDone(id string, frac float64) {
 
 // renderEstimates are the expected seconds of a job's two steps, to size their parts of the bar:
 // the image step grows with the image file, the mux step with the audio, much faster when copied.
-func renderEstimates(job Job) (clip, mux float64) {
+func renderEstimates(job Job, imagePath string) (clip, mux float64) {
 	clip = 0.4
-	if fi, err := os.Stat(job.ImagePath); err == nil {
+	if fi, err := os.Stat(imagePath); err == nil {
 		clip += float64(fi.Size()) / 20e6
 	}
 	speed := 80.0 // times realtime, encoding the audio
@@ -270,43 +266,38 @@ func (rd *renderer) run(killCtx context.Context, job Job) {
 	if killCtx.Err() != nil && out.Status != StatusCompleted {
 		out = Outcome{Status: StatusPending} // shutdown: not the job's fault, not a retry
 	}
-	stored, err := rd.finish(job.ID, out)
-	if err != nil {
+	if err := rd.finish(job.ID, out); err != nil {
 		// The job stays PROCESSING; the next start-up's recovery puts it back to PENDING.
 		rd.log.Error("record render outcome", "job", job.ID, "err", err)
 		return
 	}
-	rd.log.Info("render ended", "job", job.ID, "status", stored.Status, "retries", stored.Retries, "seconds", time.Since(start).Seconds())
-	if !stored.Active() {
-		rd.ended(stored)
-	}
+	rd.log.Info("render ended", "job", job.ID, "outcome", out.Status, "seconds", time.Since(start).Seconds(), "audio_s", job.AudioDuration)
 }
 
 // finish records a render's outcome, trying again for about a minute if the database refuses (a
 // disk briefly full, a lock held past busy_timeout): a job left PROCESSING would hold its key's slot
 // until the next restart. It runs even when killCtx is done.
-func (rd *renderer) finish(id string, out Outcome) (Job, error) {
+func (rd *renderer) finish(id string, out Outcome) error {
 	var err error
 	for wait := time.Second; wait <= 32*time.Second; wait *= 2 {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		var stored Job
-		stored, err = rd.store.FinishAttempt(ctx, id, out, rd.payload, rd.deliveryID)
+		_, err = rd.jobs.finish(ctx, id, "", StatusProcessing, out)
 		cancel()
 		if err == nil {
-			return stored, nil
+			return nil
 		}
 		rd.log.Warn("record render outcome, will retry", "job", id, "err", err, "in", wait)
 		time.Sleep(wait)
 	}
-	return Job{}, err
+	return err
 }
 
-// renderFailure is a failed render step: bad says whether the input is at fault (fail at once) or
-// the cause is passing (try again).
+// renderFailure is a failed render step: final says whether trying again cannot help (the job
+// FAILS at once with msg) or the cause is passing (it is tried again).
 type renderFailure struct {
-	bad bool
-	msg string // for the user when bad
-	err error  // for the log
+	final bool
+	msg   string // for the user when final
+	err   error  // for the log
 }
 
 func (f *renderFailure) Error() string { return f.err.Error() }
@@ -324,8 +315,8 @@ func (rd *renderer) render(killCtx context.Context, job Job) Outcome {
 		return Outcome{Status: StatusCompleted, OutputToken: token}
 	}
 	var rf *renderFailure
-	if errors.As(err, &rf) && rf.bad {
-		rd.log.Warn("render failed: bad input", "job", job.ID, "err", err)
+	if errors.As(err, &rf) && rf.final {
+		rd.log.Warn("render failed", "job", job.ID, "err", err)
 		return Outcome{Status: StatusFailed, ErrorMessage: rf.msg}
 	}
 	rd.log.Warn("render failed, will retry", "job", job.ID, "err", err)
@@ -334,30 +325,39 @@ func (rd *renderer) render(killCtx context.Context, job Job) Outcome {
 
 // renderFiles runs both steps and publishes the output under a new token, which it returns.
 func (rd *renderer) renderFiles(ctx context.Context, job Job) (string, error) {
-	token, err := rd.newToken()
+	image, audio := rd.dirs.input(job.ID, inputImage), rd.dirs.input(job.ID, inputAudio)
+	for _, p := range []string{image, audio} {
+		if _, err := os.Stat(p); err != nil {
+			// The upload was accepted and then lost on the server (deleted, or a restore that missed
+			// it): the service's fault, which no retry mends, and never the user's file.
+			return "", &renderFailure{final: true, err: fmt.Errorf("input missing: %w", err),
+				msg: "The uploaded files of this job were lost on the server before it could be rendered; please submit the job again"}
+		}
+	}
+	token, err := randomHex(rd.rand, 16)
 	if err != nil {
 		return "", err
 	}
-	tmp, err := os.MkdirTemp(filepath.Join(rd.dataDir, "tmp"), "render-"+job.ID+"-")
+	tmp, err := os.MkdirTemp(rd.dirs.tmp(), "render-"+job.ID+"-")
 	if err != nil {
 		return "", fmt.Errorf("render dir: %w", err)
 	}
 	defer os.RemoveAll(tmp)
 	clip, poster, video := filepath.Join(tmp, "clip.mp4"), filepath.Join(tmp, "poster.jpg"), filepath.Join(tmp, "video.mp4")
 
-	clipEst, muxEst := renderEstimates(job)
+	clipEst, muxEst := renderEstimates(job, image)
 	clipEnd := min(setupShare+int(float64(100-setupShare)*clipEst/(clipEst+muxEst)), 90)
 	rd.startStep(job.ID, setupShare, clipEnd, clipEst)
-	err = rd.ffmpegRun(ctx, job.ID, 0, clipArgs(job, clip, poster)...)
+	err = rd.ffmpegRun(ctx, job.ID, 0, clipArgs(job, image, clip, poster)...)
 	if err != nil {
 		return "", classify(err, "image", "The image could not be decoded; it may be damaged. Export it again as JPEG or PNG and submit a new job.")
 	}
 	rd.startStep(job.ID, clipEnd, 100, muxEst)
-	err = rd.ffmpegRun(ctx, job.ID, job.AudioDuration, muxArgs(job, clip, video)...)
+	err = rd.ffmpegRun(ctx, job.ID, job.AudioDuration, muxArgs(job, audio, clip, video)...)
 	if err != nil {
 		return "", classify(err, "audio", "The audio could not be decoded; it may be damaged. Export it again and submit a new job.")
 	}
-	for src, dst := range map[string]string{video: outputPath(rd.dataDir, token, "mp4"), poster: outputPath(rd.dataDir, token, "jpg")} {
+	for src, dst := range map[string]string{video: rd.dirs.output(token, "mp4"), poster: rd.dirs.output(token, "jpg")} {
 		if err := syncFile(src); err != nil {
 			return "", err
 		}
@@ -366,18 +366,14 @@ func (rd *renderer) renderFiles(ctx context.Context, job Job) (string, error) {
 			return "", fmt.Errorf("publish output: %w", err)
 		}
 	}
-	if err := syncDir(filepath.Join(rd.dataDir, "outputs")); err != nil {
+	if err := syncDir(rd.dirs.outputs()); err != nil {
 		return "", err
 	}
 	return token, nil
 }
 
-func outputPath(dataDir, token, kind string) string {
-	return filepath.Join(dataDir, "outputs", token+"."+kind)
-}
-
 // clipArgs are ffmpeg's arguments for step 1: image to clip and poster.
-func clipArgs(job Job, clip, poster string) []string {
+func clipArgs(job Job, image, clip, poster string) []string {
 	fit := fmt.Sprintf("2*trunc(%%s*min(1\\,%d/max(iw\\,ih))/2)", maxSide)
 	// Transparency is flattened over white; a JPEG has none, so it skips the RGBA overlay (~0.07 s
 	// CPU of ~0.55 s for 1920x1080). Either way the picture goes through RGB to BT.709.
@@ -394,7 +390,7 @@ func clipArgs(job Job, clip, poster string) []string {
 		fmt.Sprintf(fit, "iw"), fmt.Sprintf(fit, "ih"), flatten, clipFrames-1, clipFPS)
 	return []string{
 		"-xerror", // a decoding error is the image's fault: stop at once, never render a partial picture
-		"-f", demuxer[job.ImageType], "-i", "file:" + job.ImagePath,
+		"-f", demuxer[job.ImageType], "-i", "file:" + image,
 		"-filter_complex", graph,
 		"-map", "[v]", "-frames:v", strconv.Itoa(clipFrames), "-r", strconv.Itoa(clipFPS), "-c:v", "libx264", "-preset", clipPreset, "-tune", "stillimage",
 		"-crf", "20", "-g", strconv.Itoa(clipFrames), "-bf", "0",
@@ -405,11 +401,11 @@ func clipArgs(job Job, clip, poster string) []string {
 }
 
 // muxArgs are ffmpeg's arguments for step 2: the clip repeated for the audio's duration, plus audio.
-func muxArgs(job Job, clip, video string) []string {
+func muxArgs(job Job, audio, clip, video string) []string {
 	t := max(job.AudioDuration-0.5/clipFPS, 0.5/clipFPS) // see clipFPS
 	args := []string{
 		"-stream_loop", "-1", "-t", strconv.FormatFloat(t, 'f', 3, 64), "-f", "mp4", "-i", "file:" + clip,
-		"-f", demuxer[job.AudioType], "-i", "file:" + job.AudioPath,
+		"-f", demuxer[job.AudioType], "-i", "file:" + audio,
 		"-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
 	}
 	args = append(args, audioArgs(job.AudioCodec)...)
@@ -422,7 +418,7 @@ func muxArgs(job Job, clip, video string) []string {
 func classify(err error, input, msg string) error {
 	var ee *exec.ExitError
 	if errors.As(err, &ee) && ee.Exited() && ee.ExitCode() != 0 && !strings.Contains(err.Error(), "No space left") {
-		return &renderFailure{bad: true, msg: msg, err: fmt.Errorf("%s: %w", input, err)}
+		return &renderFailure{final: true, msg: msg, err: fmt.Errorf("%s: %w", input, err)}
 	}
 	return &renderFailure{err: fmt.Errorf("%s: %w", input, err)}
 }
@@ -522,59 +518,3 @@ func syncFile(path string) error {
 }
 
 func syncDir(path string) error { return syncFile(path) }
-
-// recoverJobs puts back to PENDING (counting a retry) every job a dead process left PROCESSING, and
-// empties tmp/ of its partial files. It runs at start-up, before the renderer.
-func recoverJobs(ctx context.Context, st *Store, dataDir string, payload Payload, deliveryID func() string, log *slog.Logger) ([]Job, error) {
-	jobs, err := st.ProcessingJobs(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var ended []Job
-	for _, j := range jobs {
-		stored, err := st.FinishAttempt(ctx, j.ID, Outcome{Status: StatusPending, CountRetry: true}, payload, deliveryID)
-		if err != nil {
-			return nil, err
-		}
-		log.Warn("job was interrupted by a crash", "job", j.ID, "status", stored.Status, "retries", stored.Retries)
-		if !stored.Active() {
-			ended = append(ended, stored)
-		}
-	}
-	entries, err := os.ReadDir(filepath.Join(dataDir, "tmp"))
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range entries {
-		os.RemoveAll(filepath.Join(dataDir, "tmp", e.Name()))
-	}
-	return ended, nil
-}
-
-// sweepInputs deletes uploaded files that no PENDING or PROCESSING job needs: inputs of ended jobs
-// and orphans of a crash between upload and commit.
-func sweepInputs(ctx context.Context, st *Store, dataDir string) error {
-	keep, err := st.ActiveInputs(ctx)
-	if err != nil {
-		return err
-	}
-	dir := filepath.Join(dataDir, "inputs")
-	return removeFilesExcept(dir, func(name string) bool { return keep[filepath.Join(dir, name)] })
-}
-
-// sweepOutputs deletes the files of outputs older than retention; their URLs then answer 410.
-func sweepOutputs(ctx context.Context, st *Store, dataDir string, cutoff time.Time) (int, error) {
-	tokens, err := st.ExpiredOutputs(ctx, cutoff)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, t := range tokens {
-		for _, kind := range []string{"mp4", "jpg"} {
-			if err := os.Remove(outputPath(dataDir, t, kind)); err == nil {
-				n++
-			}
-		}
-	}
-	return n, nil
-}

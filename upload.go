@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 )
@@ -79,11 +78,9 @@ func (s *server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	job.CreatedAt = s.now().UTC()
-	job.ImagePath = filepath.Join(s.cfg.DataDir, "inputs", job.ID+".image")
-	job.AudioPath = filepath.Join(s.cfg.DataDir, "inputs", job.ID+".audio")
-	// The files are in place (and on disk) before the row that names them is committed; a crash in
-	// between leaves only orphans, which the start-up sweep deletes.
-	for path, u := range map[string]*upload{job.ImagePath: files["image"], job.AudioPath: files["audio"]} {
+	// The files are in place (and on disk) before the job's row is committed; a crash in between
+	// leaves only orphans, which the start-up sweep deletes.
+	for path, u := range map[string]*upload{s.dirs.input(job.ID, inputImage): files["image"], s.dirs.input(job.ID, inputAudio): files["audio"]} {
 		if err := os.Rename(u.path, path); err != nil {
 			s.writeError(w, r, fmt.Errorf("place upload: %w", err))
 			return
@@ -106,12 +103,12 @@ func (s *server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 func (s *server) readParts(w http.ResponseWriter, r *http.Request, files map[string]*upload) (string, error) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "multipart/form-data" {
-		return "", errorf(http.StatusBadRequest, "Send the job as multipart/form-data with the parts image and audio")
+		return "", errorf(kindInvalid, "Send the job as multipart/form-data with the parts image and audio")
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBodySize)
 	mr, err := r.MultipartReader()
 	if err != nil {
-		return "", errorf(http.StatusBadRequest, "Malformed multipart body: %v", err)
+		return "", multipartError(err)
 	}
 	var webhookURL string
 	var sawWebhook bool
@@ -124,13 +121,13 @@ func (s *server) readParts(w http.ResponseWriter, r *http.Request, files map[str
 			return "", multipartError(err)
 		}
 		if n >= maxParts {
-			return "", errorf(http.StatusBadRequest, "Too many parts: send image, audio and optionally webhookUrl")
+			return "", errorf(kindInvalid, "Too many parts: send image, audio and optionally webhookUrl")
 		}
 		name := p.FormName()
 		switch name {
 		case "image", "audio":
 			if files[name] != nil {
-				return "", errorf(http.StatusBadRequest, "The %s part was sent twice", name)
+				return "", errorf(kindInvalid, "The %s part was sent twice", name)
 			}
 			u, err := s.saveUpload(p, name)
 			if u != nil {
@@ -141,14 +138,14 @@ func (s *server) readParts(w http.ResponseWriter, r *http.Request, files map[str
 			}
 		case "webhookUrl":
 			if sawWebhook {
-				return "", errorf(http.StatusBadRequest, "The webhookUrl part was sent twice")
+				return "", errorf(kindInvalid, "The webhookUrl part was sent twice")
 			}
 			b, err := io.ReadAll(io.LimitReader(p, 2049))
 			if err != nil {
 				return "", multipartError(err)
 			}
 			if len(b) > 2048 {
-				return "", errorf(http.StatusBadRequest, "webhookUrl is longer than 2048 characters")
+				return "", errorf(kindInvalid, "webhookUrl is longer than 2048 characters")
 			}
 			webhookURL, sawWebhook = strings.TrimSpace(string(b)), true
 		default:
@@ -159,26 +156,27 @@ func (s *server) readParts(w http.ResponseWriter, r *http.Request, files map[str
 	}
 	for _, name := range []string{"image", "audio"} {
 		if files[name] == nil {
-			return "", errorf(http.StatusBadRequest, "Missing file part %q", name)
+			return "", errorf(kindInvalid, "Missing file part %q", name)
 		}
 	}
 	return webhookURL, nil
 }
 
-// multipartError turns a failure to read the body into the client's error: 413 past the size cap,
-// 400 for a malformed body.
+// multipartError turns a failure to read the body into the client's error: too large past the
+// size cap, invalid for a malformed body. The parser's message may quote the client's bytes, so
+// only a short printable prefix of it is passed on.
 func multipartError(err error) error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return err
+		return &Error{Kind: kindTooLarge, Msg: fmt.Sprintf("Request too large: each file may be at most %d MB", maxFileSize>>20), Err: err}
 	}
-	return errorf(http.StatusBadRequest, "Malformed multipart body: %v", err)
+	return &Error{Kind: kindInvalid, Msg: "Malformed multipart body: " + echo(err.Error()), Err: err}
 }
 
 // saveUpload copies one file part to a new temporary file, at most maxFileSize bytes of it. It
 // returns the upload even with an error, so the caller can remove the file.
 func (s *server) saveUpload(p io.Reader, name string) (*upload, error) {
-	f, err := os.CreateTemp(filepath.Join(s.cfg.DataDir, "tmp"), "upload-*")
+	f, err := os.CreateTemp(s.dirs.tmp(), "upload-*")
 	if err != nil {
 		return nil, fmt.Errorf("create upload file: %w", err)
 	}
@@ -189,10 +187,10 @@ func (s *server) saveUpload(p io.Reader, name string) (*upload, error) {
 		return u, multipartError(err)
 	}
 	if u.size > maxFileSize {
-		return u, errorf(http.StatusRequestEntityTooLarge, "The %s file is larger than %d MB", name, maxFileSize>>20)
+		return u, errorf(kindTooLarge, "The %s file is larger than %d MB", name, maxFileSize>>20)
 	}
 	if u.size == 0 {
-		return u, errorf(http.StatusBadRequest, "The %s file is empty", name)
+		return u, errorf(kindInvalid, "The %s file is empty", name)
 	}
 	// The job's row will promise this file exists; make that true across a power cut.
 	if err := f.Sync(); err != nil {
@@ -251,14 +249,14 @@ func fmtDuration(sec float64) string {
 func validWebhookSyntax(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme != "https" || u.Host == "" || u.Hostname() == "" {
-		return nil, errorf(http.StatusBadRequest, "webhookUrl must be an absolute https:// URL")
+		return nil, errorf(kindInvalid, "webhookUrl must be an absolute https:// URL")
 	}
 	if u.User != nil {
-		return nil, errorf(http.StatusBadRequest, "webhookUrl must not contain credentials")
+		return nil, errorf(kindInvalid, "webhookUrl must not contain credentials")
 	}
 	if p := u.Port(); p != "" {
 		if _, err := net.LookupPort("tcp", p); err != nil {
-			return nil, errorf(http.StatusBadRequest, "webhookUrl has an invalid port")
+			return nil, errorf(kindInvalid, "webhookUrl has an invalid port")
 		}
 	}
 	return u, nil

@@ -6,8 +6,10 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -79,6 +81,7 @@ type webhookSender struct {
 	store        *Store
 	log          *slog.Logger
 	now          func() time.Time
+	publicURL    string         // base of the output URLs in the bodies it sends
 	jitter       func() float64 // in [0,1); injectable so tests can pin the schedule
 	allowPrivate bool
 	ports        map[string]bool // ports a webhook URL may name
@@ -91,9 +94,9 @@ type webhookSender struct {
 	deliverMu sync.Mutex
 }
 
-func newWebhookSender(st *Store, log *slog.Logger, now func() time.Time, allowPrivate bool, ports []string, roots *tls.Config) *webhookSender {
+func newWebhookSender(st *Store, log *slog.Logger, now func() time.Time, publicURL string, allowPrivate bool, ports []string, roots *tls.Config) *webhookSender {
 	ws := &webhookSender{
-		store: st, log: log, now: now, allowPrivate: allowPrivate,
+		store: st, log: log, now: now, publicURL: publicURL, allowPrivate: allowPrivate,
 		jitter: rand.Float64,
 		ports:  map[string]bool{},
 		lookup: func(ctx context.Context, host string) ([]netip.Addr, error) {
@@ -123,13 +126,17 @@ func newWebhookSender(st *Store, log *slog.Logger, now func() time.Time, allowPr
 	return ws
 }
 
+// errAddrRefused is a connection the webhook rules forbid: a port not allowed, or an address that
+// is not public.
+var errAddrRefused = errors.New("address refused")
+
 // addrAllowed is the one rule every connection passes: a public address on an allowed port.
 func (ws *webhookSender) addrAllowed(ip netip.Addr, port string) error {
 	if !ws.ports[port] {
-		return fmt.Errorf("port %s is not allowed for webhooks", port)
+		return fmt.Errorf("%w: port %s is not allowed for webhooks", errAddrRefused, port)
 	}
 	if !ws.allowPrivate && isBlockedAddr(ip) {
-		return fmt.Errorf("address %s is not a public address", ip)
+		return fmt.Errorf("%w: %s is not a public address", errAddrRefused, ip)
 	}
 	return nil
 }
@@ -187,13 +194,13 @@ func (ws *webhookSender) CheckURL(ctx context.Context, raw string) error {
 	}
 	if !ws.ports[port] {
 		allowed := slices.Sorted(maps.Keys(ws.ports))
-		return errorf(http.StatusBadRequest, "webhookUrl must use port %s", strings.Join(allowed, " or "))
+		return errorf(kindInvalid, "webhookUrl must use port %s", strings.Join(allowed, " or "))
 	}
 	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
 	if ws.allowPrivate {
 		return nil
 	}
-	refused := errorf(http.StatusBadRequest, "webhookUrl must point to a public internet address")
+	refused := errorf(kindInvalid, "webhookUrl must point to a public internet address")
 	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
 		return refused
 	}
@@ -337,20 +344,31 @@ func standardSignature(secret, id, ts string, body []byte) string {
 	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
 }
 
-// attempt makes one try at d and records the result with the next step.
+// attempt makes one try at d and records the result with the next step. The body is the job's
+// status as stored: a job's final state never changes, so every attempt sends the same bytes.
 func (ws *webhookSender) attempt(ctx context.Context, d Delivery) {
 	k, err := ws.store.KeyByID(ctx, d.KeyID)
 	if err != nil {
 		ws.log.Error("webhook key", "delivery", d.ID, "err", err)
 		return
 	}
+	j, err := ws.store.JobByID(ctx, d.JobID)
+	if err != nil {
+		ws.log.Error("webhook job", "delivery", d.ID, "err", err)
+		return
+	}
+	body, err := json.Marshal(statusOf(j, ws.publicURL))
+	if err != nil {
+		ws.log.Error("webhook body", "delivery", d.ID, "err", err)
+		return
+	}
 	now := ws.now()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(d.Payload))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(body))
 	if err != nil {
 		ws.record(ctx, d, Attempt{At: now, Error: "invalid URL"}, nil)
 		return
 	}
-	for name, v := range signatures(k, d.ID, now, d.Payload) {
+	for name, v := range signatures(k, d.ID, now, body) {
 		req.Header[name] = v
 	}
 	req.Header.Set("Content-Type", "application/json")
@@ -372,18 +390,28 @@ func (ws *webhookSender) attempt(ctx context.Context, d Delivery) {
 	ws.record(ctx, d, a, resp)
 }
 
-// describeSendError says why no response came, without internals.
+// describeSendError says why no response came, in words for the job's owner, without internals.
 func describeSendError(err error) string {
-	var ne net.Error
+	var (
+		ne      net.Error
+		dnsErr  *net.DNSError
+		certErr *tls.CertificateVerificationError
+		recErr  tls.RecordHeaderError
+		alert   tls.AlertError
+		unknown x509.UnknownAuthorityError
+		host    x509.HostnameError
+		invalid x509.CertificateInvalidError
+	)
 	switch {
+	case errors.Is(err, errAddrRefused):
+		return "address refused: not a public address or port"
+	case errors.As(err, &dnsErr):
+		return "host not found"
+	case errors.As(err, &certErr), errors.As(err, &recErr), errors.As(err, &alert),
+		errors.As(err, &unknown), errors.As(err, &host), errors.As(err, &invalid):
+		return "TLS error"
 	case errors.As(err, &ne) && ne.Timeout():
 		return "timeout"
-	case strings.Contains(err.Error(), "not a public address"), strings.Contains(err.Error(), "is not allowed"):
-		return "address refused: not a public address or port"
-	case strings.Contains(err.Error(), "certificate"), strings.Contains(err.Error(), "tls"):
-		return "TLS error"
-	case strings.Contains(err.Error(), "no such host"):
-		return "host not found"
 	}
 	return "connection failed"
 }
@@ -400,12 +428,12 @@ func (ws *webhookSender) record(ctx context.Context, d Delivery, a Attempt, resp
 // nextStep decides what follows an attempt: delivered on a 2xx; failed on 410 Gone or when the
 // schedule is used up; otherwise pending at the next slot of the schedule, or later if the receiver
 // asked for that with Retry-After on a 429 or 503.
-func (ws *webhookSender) nextStep(d Delivery, a Attempt, resp *http.Response) (string, time.Time) {
+func (ws *webhookSender) nextStep(d Delivery, a Attempt, resp *http.Response) (DeliveryState, time.Time) {
 	if a.Error == "" {
-		return "delivered", time.Time{}
+		return DeliveryDelivered, time.Time{}
 	}
 	if a.StatusCode == http.StatusGone || d.Attempts >= len(retrySchedule) {
-		return "failed", time.Time{}
+		return DeliveryFailed, time.Time{}
 	}
 	wait := retrySchedule[d.Attempts]
 	wait += time.Duration((ws.jitter()*0.2 - 0.1) * float64(wait))
@@ -414,7 +442,7 @@ func (ws *webhookSender) nextStep(d Delivery, a Attempt, resp *http.Response) (s
 			wait = min(ra, maxRetryAfter)
 		}
 	}
-	return "pending", a.At.Add(wait)
+	return DeliveryPending, a.At.Add(wait)
 }
 
 // parseRetryAfter reads a Retry-After header in either form: delay seconds or an HTTP date.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -24,8 +23,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -170,45 +167,72 @@ func (c *fakeClock) install(s *server) {
 // ---- env helpers ----
 
 // account returns the account behind an API key, with its webhook secrets.
-func (e *testEnv) accountOf(apiKey string) Key {
-	e.t.Helper()
+func (e *testEnv) accountOf(t testing.TB, apiKey string) Key {
+	t.Helper()
 	k, err := e.srv.store.KeyByHash(context.Background(), hashKey(apiKey))
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return k
 }
 
 // finishWithHook submits a job with webhookUrl and waits until it is COMPLETED.
-func (e *testEnv) finishWithHook(key, url string) (string, map[string]any) {
-	e.t.Helper()
-	code, body := e.submit(key, fixture(e.t, "img.jpg"), fixture(e.t, "tone.wav"), map[string]string{"webhookUrl": url})
+func (e *testEnv) finishWithHook(t testing.TB, key, url string) (string, map[string]any) {
+	t.Helper()
+	code, body := e.submit(t, key, fixture(t, "img.jpg"), fixture(t, "tone.wav"), map[string]string{"webhookUrl": url})
 	if code != http.StatusCreated {
-		e.t.Fatalf("submit with webhook %s: %d %v", url, code, body)
+		t.Fatalf("submit with webhook %s: %d %v", url, code, body)
 	}
 	id := body["jobId"].(string)
-	return id, e.wait(key, id, StatusCompleted)
+	return id, e.wait(t, key, id, StatusCompleted)
 }
 
 // settle runs the sender once: every due delivery gets its attempt, and an attempt the running
 // sender had in flight is recorded by the time it returns.
-func (e *testEnv) settle() {
-	e.t.Helper()
+func (e *testEnv) settle(t testing.TB) {
+	t.Helper()
 	if _, err := e.srv.hooks.DeliverDue(context.Background()); err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
+	}
+}
+
+// cloneJob stores a copy of finished job id under a new id, without its output, and returns the id.
+func (e *testEnv) cloneJob(t testing.TB, id string) string {
+	t.Helper()
+	clone, err := newJobID(time.Now(), e.srv.rand)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.srv.store.db.Exec(`INSERT INTO jobs (id, key_id, status, image_type, audio_type, audio_codec, audio_duration,
+		webhook_url, error_message, retries, created_at, updated_at, finished_at)
+		SELECT ?, key_id, status, image_type, audio_type, audio_codec, audio_duration,
+		webhook_url, error_message, retries, created_at, updated_at, finished_at FROM jobs WHERE id = ?`, clone, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return clone
+}
+
+// giveUp marks every pending delivery of a job given up, as the end of the retry schedule would,
+// so that the next redelivery is not refused for one still queued.
+func (e *testEnv) giveUp(t testing.TB, jobID string) {
+	t.Helper()
+	if _, err := e.srv.store.db.Exec(`UPDATE webhook_deliveries SET state = 'failed', next_attempt_at = NULL
+		WHERE job_id = ? AND state = 'pending'`, jobID); err != nil {
+		t.Fatal(err)
 	}
 }
 
 // redeliver queues a fresh delivery through the API and returns its id.
-func (e *testEnv) redeliver(key, jobID string) string {
-	e.t.Helper()
-	resp, b := e.do("POST", "/api/jobs/"+jobID+"/deliveries/redeliver", key, nil)
+func (e *testEnv) redeliver(t testing.TB, key, jobID string) string {
+	t.Helper()
+	resp, b := e.do(t, "POST", "/api/jobs/"+jobID+"/deliveries/redeliver", key, nil)
 	if resp.StatusCode != http.StatusAccepted {
-		e.t.Fatalf("redeliver: %d %s", resp.StatusCode, b)
+		t.Fatalf("redeliver: %d %s", resp.StatusCode, b)
 	}
-	id, _ := decodeJSON(e.t, resp, b)["deliveryId"].(string)
+	id, _ := decodeJSON(t, resp, b)["deliveryId"].(string)
 	if !strings.HasPrefix(id, "msg_") {
-		e.t.Fatalf("redeliver: %s", b)
+		t.Fatalf("redeliver: %s", b)
 	}
 	return id
 }
@@ -227,30 +251,30 @@ type apiDelivery struct {
 	} `json:"attempts"`
 }
 
-func (e *testEnv) deliveries(key, jobID string) []apiDelivery {
-	e.t.Helper()
-	resp, b := e.do("GET", "/api/jobs/"+jobID+"/deliveries", key, nil)
+func (e *testEnv) deliveries(t testing.TB, key, jobID string) []apiDelivery {
+	t.Helper()
+	resp, b := e.do(t, "GET", "/api/jobs/"+jobID+"/deliveries", key, nil)
 	if resp.StatusCode != http.StatusOK {
-		e.t.Fatalf("deliveries: %d %s", resp.StatusCode, b)
+		t.Fatalf("deliveries: %d %s", resp.StatusCode, b)
 	}
 	var v struct {
 		JobID      string        `json:"jobId"`
 		Deliveries []apiDelivery `json:"deliveries"`
 	}
 	if err := json.Unmarshal(b, &v); err != nil || v.JobID != jobID || v.Deliveries == nil {
-		e.t.Fatalf("deliveries body %s (%v)", b, err)
+		t.Fatalf("deliveries body %s (%v)", b, err)
 	}
 	return v.Deliveries
 }
 
-func (e *testEnv) delivery(key, jobID, id string) apiDelivery {
-	e.t.Helper()
-	for _, d := range e.deliveries(key, jobID) {
+func (e *testEnv) delivery(t testing.TB, key, jobID, id string) apiDelivery {
+	t.Helper()
+	for _, d := range e.deliveries(t, key, jobID) {
 		if d.ID == id {
 			return d
 		}
 	}
-	e.t.Fatalf("no delivery %s for job %s", id, jobID)
+	t.Fatalf("no delivery %s for job %s", id, jobID)
 	return apiDelivery{}
 }
 
@@ -331,12 +355,12 @@ func TestWebhookHTTPSReceiver(t *testing.T) {
 	if e.srv.hooks.client.Timeout != 15*time.Second {
 		t.Errorf("attempt timeout %v, want 15s", e.srv.hooks.client.Timeout)
 	}
-	secret := e.accountOf(e.key).WebhookSecret
-	id, st := e.finishWithHook(e.key, recv.url())
+	secret := e.accountOf(t, e.key).WebhookSecret
+	id, st := e.finishWithHook(t, e.key, recv.url())
 
 	// The running service sends at once: nothing here calls DeliverDue first.
 	r := recv.waitFor(t, 1)[0]
-	e.settle()
+	e.settle(t)
 	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type %q", ct)
 	}
@@ -366,7 +390,7 @@ func TestWebhookHTTPSReceiver(t *testing.T) {
 		t.Error("a replay 6 minutes later verifies")
 	}
 
-	ds := e.deliveries(e.key, id)
+	ds := e.deliveries(t, e.key, id)
 	if len(ds) != 1 {
 		t.Fatalf("deliveries: %+v", ds)
 	}
@@ -375,14 +399,14 @@ func TestWebhookHTTPSReceiver(t *testing.T) {
 		len(d.Attempts) != 1 || d.Attempts[0].StatusCode == nil || *d.Attempts[0].StatusCode != 200 || d.Attempts[0].Error != nil {
 		t.Errorf("delivery %+v, webhook-id %q", d, r.Header.Get("webhook-id"))
 	}
-	bob := e.newKey("bob")
+	bob := e.newKey(t, "bob")
 	for _, req := range [][2]string{{"GET", "/api/jobs/" + id + "/deliveries"}, {"POST", "/api/jobs/" + id + "/deliveries/redeliver"}} {
-		resp, b := e.do(req[0], req[1], bob, nil)
+		resp, b := e.do(t, req[0], req[1], bob, nil)
 		errorBody(t, resp, b, http.StatusNotFound)
 	}
 
 	// Redeliver: a fresh delivery with its own id and the same final status.
-	again := e.redeliver(e.key, id)
+	again := e.redeliver(t, e.key, id)
 	r2 := recv.waitFor(t, 2)[1]
 	if r2.Header.Get("webhook-id") != again || again == d.ID || !bytes.Equal(r2.Body, r.Body) {
 		t.Errorf("redelivery: id %q (queued %q, first %q), body %s", r2.Header.Get("webhook-id"), again, d.ID, r2.Body)
@@ -400,7 +424,7 @@ func TestWebhookHTTPSReceiver(t *testing.T) {
 		}
 		return ""
 	}
-	if err := run(context.Background(), []string{"keys", "rotate-secret", e.accountOf(e.key).ID, "-json"}, env, &out, &errOut); err != nil {
+	if err := run(context.Background(), []string{"keys", "rotate-secret", e.accountOf(t, e.key).ID, "-json"}, env, &out, &errOut); err != nil {
 		t.Fatalf("rotate-secret: %v %s", err, errOut.String())
 	}
 	var rotated map[string]string
@@ -408,7 +432,7 @@ func TestWebhookHTTPSReceiver(t *testing.T) {
 		t.Fatalf("rotate-secret printed %q", out.String())
 	}
 	newSecret := rotated["webhookSecret"]
-	e.redeliver(e.key, id)
+	e.redeliver(t, e.key, id)
 	r3 := recv.waitFor(t, 3)[2]
 	if !seedVerify(newSecret, r3.Header, r3.Body) || seedVerify(secret, r3.Header, r3.Body) {
 		t.Error("after rotation X-Webhook-Signature is not signed with the new secret")
@@ -421,9 +445,9 @@ func TestWebhookHTTPSReceiver(t *testing.T) {
 			t.Errorf("during rotation, a receiver with %s...: %v", s[:10], err)
 		}
 	}
-	e.settle()
+	e.settle(t)
 	// 24 hours on, only the new secret signs.
-	k := e.accountOf(e.key)
+	k := e.accountOf(t, e.key)
 	if d := time.Until(k.PrevUntil); d < 23*time.Hour || d > 25*time.Hour {
 		t.Errorf("previous secret kept until %v, want 24h from now", k.PrevUntil)
 	}
@@ -441,12 +465,12 @@ func TestWebhookFailedJob(t *testing.T) {
 	cfg := hookConfig(t.TempDir(), recv)
 	cfg.FFmpeg, _ = filepath.Abs("testdata/ffmpeg-crash")
 	e := newTestEnv(t, cfg, hookTrust(recv))
-	code, body := e.submit(e.key, fixture(t, "img.jpg"), fixture(t, "tone.wav"), map[string]string{"webhookUrl": recv.url()})
+	code, body := e.submit(t, e.key, fixture(t, "img.jpg"), fixture(t, "tone.wav"), map[string]string{"webhookUrl": recv.url()})
 	if code != http.StatusCreated {
 		t.Fatalf("submit: %d %v", code, body)
 	}
-	st := e.wait(e.key, body["jobId"].(string), StatusFailed)
-	e.settle()
+	st := e.wait(t, e.key, body["jobId"].(string), StatusFailed)
+	e.settle(t)
 	reqs := recv.requests()
 	if len(reqs) != 1 {
 		t.Fatalf("receiver got %d requests", len(reqs))
@@ -456,7 +480,7 @@ func TestWebhookFailedJob(t *testing.T) {
 	if !reflect.DeepEqual(event, st) || event["errorMessage"] == nil {
 		t.Errorf("webhook %v, status %v", event, st)
 	}
-	if secret := e.accountOf(e.key).WebhookSecret; !seedVerify(secret, reqs[0].Header, reqs[0].Body) ||
+	if secret := e.accountOf(t, e.key).WebhookSecret; !seedVerify(secret, reqs[0].Header, reqs[0].Body) ||
 		standardVerify(secret, reqs[0].Header, reqs[0].Body, time.Now()) != nil {
 		t.Error("FAILED webhook does not verify")
 	}
@@ -545,125 +569,6 @@ func hookTestCert(t testing.TB) (certPEM, keyPEM []byte, pool *x509.CertPool) {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), pool
 }
 
-// TestWebhookExpressSnippet runs the seed's own Express snippet as the receiver: it must accept
-// vidgen's deliveries unchanged.
-func TestWebhookExpressSnippet(t *testing.T) {
-	t.Parallel()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed; the seed's Express snippet cannot run")
-	}
-	npm, err := exec.LookPath("npm")
-	if err != nil {
-		t.Skip("npm is not installed; express cannot be installed")
-	}
-	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	install := exec.CommandContext(ctx, npm, "install", "--no-audit", "--no-fund", "--prefer-offline", "--fetch-retries=1", "--loglevel=error", "express")
-	install.Dir = dir
-	if out, err := install.CombinedOutput(); err != nil {
-		t.Skipf("express cannot be installed (%v); skipping the Express receiver:\n%s", err, out)
-	}
-	certPEM, keyPEM, pool := hookTestCert(t)
-	for name, data := range map[string][]byte{"cert.pem": certPEM, "key.pem": keyPEM, "receiver.mjs": []byte(expressReceiver)} {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	// The account exists before the receiver starts, so the snippet gets its secret the usual way.
-	dataDir := t.TempDir()
-	st, err := openData(context.Background(), dataDir, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, apiKey, err := createKey(context.Background(), st, "express", crand.Reader, time.Now())
-	st.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	cmd := exec.Command(node, "receiver.mjs", "key.pem", "cert.pem")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "WEBHOOK_SECRET="+k.WebhookSecret)
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("Express receiver stderr:\n%s", stderr.String())
-		}
-	})
-	lines := make(chan string, 16)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	next := func() string {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatal("the Express receiver exited")
-			}
-			return l
-		case <-time.After(15 * time.Second):
-			t.Fatal("no output from the Express receiver")
-		}
-		return ""
-	}
-	port, ok := strings.CutPrefix(next(), "listening ")
-	if !ok {
-		t.Fatal("the Express receiver did not start")
-	}
-	hookURL := "https://127.0.0.1:" + port + "/hooks/vidgen"
-
-	cfg := testConfig(dataDir)
-	cfg.WebhookAllowPrivate, cfg.WebhookPorts = true, []string{"443", port}
-	e := newTestEnv(t, &cfg, hookTrustPool(pool))
-	id, _ := e.finishWithHook(apiKey, hookURL)
-	e.settle()
-	ds := e.deliveries(apiKey, id)
-	if len(ds) != 1 || ds[0].State != "delivered" || len(ds[0].Attempts) != 1 || ds[0].code(0) != 200 {
-		t.Fatalf("delivery to the Express snippet: %+v", ds)
-	}
-	var logged struct {
-		ID     string
-		Status int
-	}
-	if err := json.Unmarshal([]byte(next()), &logged); err != nil || logged.ID != ds[0].ID || logged.Status != 200 {
-		t.Errorf("the snippet logged %+v, want delivery %s answered 200", logged, ds[0].ID)
-	}
-
-	// The snippet does check: a request signed with another secret gets its 401.
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 10 * time.Second}
-	body := []byte(`{"jobId":"cforged0000000000000000000","status":"COMPLETED"}`)
-	mac := hmac.New(sha256.New, []byte("not the secret"))
-	mac.Write(body)
-	req, _ := http.NewRequest("POST", hookURL, bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Webhook-Signature", hex.EncodeToString(mac.Sum(nil)))
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("forged request: %d, want 401", resp.StatusCode)
-	}
-}
-
 // TestWebhookRetrySchedule fails every attempt, in every way there is, and moves an injected clock
 // along the schedule: each retry comes exactly when due (jitter pinned to 0), not a millisecond
 // early, with the same webhook-id and a fresh, valid signature; after the tenth attempt, none.
@@ -678,14 +583,14 @@ func TestWebhookRetrySchedule(t *testing.T) {
 	clock := newHookClock(time.Now().Add(time.Hour))
 	e := newTestEnv(t, hookConfig(t.TempDir(), recv, target), hookTrust(recv, target), clock.install,
 		func(s *server) { s.hooks.client.Timeout = 2 * time.Second })
-	id, _ := e.finishWithHook(e.key, recv.url())
-	e.settle() // the first attempt: at once
+	id, _ := e.finishWithHook(t, e.key, recv.url())
+	e.settle(t) // the first attempt: at once
 
 	if len(retrySchedule)+1 != 10 {
 		t.Fatalf("%d attempts in the schedule, want 10", len(retrySchedule)+1)
 	}
 	for i, wait := range retrySchedule {
-		d := e.deliveries(e.key, id)[0]
+		d := e.deliveries(t, e.key, id)[0]
 		if len(d.Attempts) != i+1 || d.State != "pending" || d.NextAttemptAt == nil {
 			t.Fatalf("after attempt %d: %+v", i+1, d)
 		}
@@ -694,14 +599,14 @@ func TestWebhookRetrySchedule(t *testing.T) {
 			t.Errorf("attempt %d at %v (clock %v), next after %v, want %v", i+1, at, clock.Now(), next.Sub(at), wait)
 		}
 		clock.Set(next.Add(-time.Millisecond))
-		e.settle()
-		if n := len(e.deliveries(e.key, id)[0].Attempts); n != i+1 {
+		e.settle(t)
+		if n := len(e.deliveries(t, e.key, id)[0].Attempts); n != i+1 {
 			t.Fatalf("retry %d came early: %d attempts", i+1, n)
 		}
 		clock.Set(next)
-		e.settle()
+		e.settle(t)
 	}
-	d := e.deliveries(e.key, id)[0]
+	d := e.deliveries(t, e.key, id)[0]
 	if d.State != "failed" || d.NextAttemptAt != nil || len(d.Attempts) != 10 {
 		t.Fatalf("after the schedule: %+v", d)
 	}
@@ -716,12 +621,12 @@ func TestWebhookRetrySchedule(t *testing.T) {
 		}
 	}
 	clock.Set(clock.Now().Add(72 * time.Hour))
-	e.settle()
+	e.settle(t)
 	reqs := recv.requests()
 	if len(reqs) != 10 {
 		t.Errorf("receiver got %d requests, want 10", len(reqs))
 	}
-	secret := e.accountOf(e.key).WebhookSecret
+	secret := e.accountOf(t, e.key).WebhookSecret
 	for i, r := range reqs {
 		at := hookAPITime(t, d.Attempts[i].At)
 		if r.Header.Get("webhook-id") != d.ID || r.Header.Get("webhook-timestamp") != strconv.FormatInt(at.Unix(), 10) {
@@ -751,7 +656,7 @@ func TestWebhookJitter(t *testing.T) {
 			}
 		}
 	}
-	ws.jitter = newWebhookSender(nil, nil, time.Now, false, nil, nil).jitter
+	ws.jitter = newWebhookSender(nil, nil, time.Now, "", false, nil, nil).jitter
 	seen := map[time.Time]bool{}
 	for range 20 {
 		_, next := ws.nextStep(Delivery{Attempts: 3}, fail, nil)
@@ -772,8 +677,8 @@ func TestWebhookResponses(t *testing.T) {
 	clock := newHookClock(time.Now().Add(time.Hour))
 	e := newTestEnv(t, hookConfig(t.TempDir(), recv, target), hookTrust(recv, target), clock.install,
 		func(s *server) { s.hooks.client.Timeout = 2 * time.Second })
-	id, _ := e.finishWithHook(e.key, recv.url())
-	e.settle()
+	id, _ := e.finishWithHook(t, e.key, recv.url())
+	e.settle(t)
 	now := clock.Now()
 	httpDate := now.Add(time.Hour).UTC().Format(http.TimeFormat)
 	big := bytes.Repeat([]byte("x"), 4<<20)
@@ -809,11 +714,15 @@ func TestWebhookResponses(t *testing.T) {
 		{"410 Gone", hookAnswer(410), "failed", 0, 410},
 	}
 	var gone string
+	var jobs []string
 	for _, c := range cases {
+		// Each case gets a finished job of its own: a job has at most one delivery queued.
+		id := e.cloneJob(t, id)
+		jobs = append(jobs, id)
 		recv.setRespond(c.respond)
-		did := e.redeliver(e.key, id)
-		e.settle()
-		d := e.delivery(e.key, id, did)
+		did := e.redeliver(t, e.key, id)
+		e.settle(t)
+		d := e.delivery(t, e.key, id, did)
 		if d.State != c.state || len(d.Attempts) != 1 {
 			t.Errorf("%s: state %s, %d attempts, want %s after 1", c.name, d.State, len(d.Attempts), c.state)
 			continue
@@ -843,9 +752,13 @@ func TestWebhookResponses(t *testing.T) {
 	// and the one that got 410 is never tried again.
 	recv.setRespond(nil)
 	clock.Set(now.Add(25 * time.Hour))
-	e.settle()
+	e.settle(t)
 	tries := 0
-	for _, d := range e.deliveries(e.key, id) {
+	var ds []apiDelivery
+	for _, id := range jobs {
+		ds = append(ds, e.deliveries(t, e.key, id)...)
+	}
+	for _, d := range ds {
 		if d.ID == gone {
 			if d.State != "failed" || len(d.Attempts) != 1 {
 				t.Errorf("410 delivery after a day: %+v", d)
@@ -874,14 +787,21 @@ func TestWebhookDeliveredAfterRestart(t *testing.T) {
 	t.Parallel()
 	recv := newHookReceiver(t, nil)
 	dir := t.TempDir()
+	// The three processes serve on different ports but, like a real deployment, under one public
+	// URL, so the body every attempt sends is the same bytes.
+	hookConfig := func(dir string, recv ...*hookReceiver) *config {
+		cfg := hookConfig(dir, recv...)
+		cfg.PublicURL = "https://videos.example.com"
+		return cfg
+	}
 
 	// Process 1: its sender's clock is stuck in 1970, so nothing is ever due: the delivery stays in
 	// the outbox, committed, never attempted.
 	e1 := newTestEnv(t, hookConfig(dir, recv), hookTrust(recv), func(s *server) { s.hooks.now = func() time.Time { return time.Unix(0, 0) } })
 	key := e1.key
-	id, st := e1.finishWithHook(key, recv.url())
-	e1.settle()
-	ds := e1.deliveries(key, id)
+	id, st := e1.finishWithHook(t, key, recv.url())
+	e1.settle(t)
+	ds := e1.deliveries(t, key, id)
 	if len(ds) != 1 || ds[0].State != "pending" || len(ds[0].Attempts) != 0 || len(recv.requests()) != 0 {
 		t.Fatalf("before the restart: %+v, %d requests", ds, len(recv.requests()))
 	}
@@ -892,7 +812,7 @@ func TestWebhookDeliveredAfterRestart(t *testing.T) {
 	recv.setRespond(hookAnswer(503))
 	clock := newHookClock(time.Now().Add(time.Second)) // not before the delivery was queued
 	e2 := newTestEnv(t, hookConfig(dir, recv), hookTrust(recv), clock.install)
-	e2.settle()
+	e2.settle(t)
 	reqs := recv.requests()
 	if len(reqs) != 1 || reqs[0].Header.Get("webhook-id") != msgID {
 		t.Fatalf("after the restart: %d requests, first webhook-id %q, want %s", len(reqs), reqs[0].Header.Get("webhook-id"), msgID)
@@ -903,13 +823,13 @@ func TestWebhookDeliveredAfterRestart(t *testing.T) {
 	recv.setRespond(nil)
 	clock3 := newHookClock(clock.Now().Add(10 * time.Second))
 	e3 := newTestEnv(t, hookConfig(dir, recv), hookTrust(recv), clock3.install)
-	e3.settle()
+	e3.settle(t)
 	reqs = recv.requests()
 	if len(reqs) != 2 {
 		t.Fatalf("receiver got %d requests, want 2", len(reqs))
 	}
 	r := reqs[1]
-	secret := e3.accountOf(key).WebhookSecret
+	secret := e3.accountOf(t, key).WebhookSecret
 	var event map[string]any
 	json.Unmarshal(r.Body, &event)
 	if r.Header.Get("webhook-id") != msgID || !bytes.Equal(r.Body, reqs[0].Body) || !reflect.DeepEqual(event, st) {
@@ -918,7 +838,7 @@ func TestWebhookDeliveredAfterRestart(t *testing.T) {
 	if !seedVerify(secret, r.Header, r.Body) || standardVerify(secret, r.Header, r.Body, clock3.Now()) != nil {
 		t.Error("the delivery after restarts does not verify")
 	}
-	d := e3.delivery(key, id, msgID)
+	d := e3.delivery(t, key, id, msgID)
 	if d.State != "delivered" || len(d.Attempts) != 2 || d.code(0) != 503 || d.code(1) != 200 {
 		t.Errorf("history across restarts: %+v", d)
 	}
@@ -935,7 +855,7 @@ func TestWebhookShutdownMidAttempt(t *testing.T) {
 	})
 	dir := t.TempDir()
 	e1 := newTestEnv(t, hookConfig(dir, recv), hookTrust(recv))
-	id, _ := e1.finishWithHook(e1.key, recv.url())
+	id, _ := e1.finishWithHook(t, e1.key, recv.url())
 	select {
 	case <-started:
 	case <-time.After(15 * time.Second):
@@ -945,12 +865,12 @@ func TestWebhookShutdownMidAttempt(t *testing.T) {
 
 	recv.setRespond(nil)
 	e2 := newTestEnv(t, hookConfig(dir, recv), hookTrust(recv))
-	e2.settle()
+	e2.settle(t)
 	reqs := recv.requests()
 	if len(reqs) != 2 || reqs[0].Header.Get("webhook-id") != reqs[1].Header.Get("webhook-id") {
 		t.Fatalf("requests: %d", len(reqs))
 	}
-	d := e2.deliveries(e1.key, id)[0]
+	d := e2.deliveries(t, e1.key, id)[0]
 	if d.State != "delivered" || len(d.Attempts) != 1 {
 		t.Errorf("after the interrupted attempt: %+v", d)
 	}
@@ -961,11 +881,11 @@ func TestWebhookDeliveriesEndpoints(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, nil)
 	done := insertJobs(t, e, e.key, 1, StatusCompleted)[0] // no webhookUrl
-	bob := e.newKey("bob")
+	bob := e.newKey(t, "bob")
 	running := insertJobs(t, e, bob, 1, StatusProcessing)[0]
 	e.srv.store.db.Exec(`UPDATE jobs SET webhook_url = 'https://hooks.example.com/' WHERE id = ?`, running)
 
-	if ds := e.deliveries(e.key, done); len(ds) != 0 {
+	if ds := e.deliveries(t, e.key, done); len(ds) != 0 {
 		t.Errorf("deliveries of a job without webhook: %+v", ds)
 	}
 	cases := []struct {
@@ -983,7 +903,7 @@ func TestWebhookDeliveriesEndpoints(t *testing.T) {
 		{"GET", "/api/jobs/" + done + "/deliveries/redeliver", e.key, 405},
 	}
 	for _, c := range cases {
-		resp, b := e.do(c.method, c.path, c.key, nil)
+		resp, b := e.do(t, c.method, c.path, c.key, nil)
 		errorBody(t, resp, b, c.status)
 	}
 }
@@ -1047,14 +967,14 @@ func TestWebhookSSRFAtSubmit(t *testing.T) {
 	}
 	for i, u := range refused {
 		// A key each, so that one wrongly accepted URL (an active job) does not mask the next.
-		code, body := e.submit(e.newKey(fmt.Sprintf("ssrf-%d", i)), fixture(t, "img.jpg"), fixture(t, "tone.wav"), map[string]string{"webhookUrl": u})
+		code, body := e.submit(t, e.newKey(t, fmt.Sprintf("ssrf-%d", i)), fixture(t, "img.jpg"), fixture(t, "tone.wav"), map[string]string{"webhookUrl": u})
 		if msg, _ := body["error"].(string); code != http.StatusBadRequest || !strings.Contains(msg, "webhookUrl") {
 			t.Errorf("%s: %d %v, want 400 about webhookUrl", u, code, body)
 		}
 	}
 	// Public ones pass: one public address is enough at submission (the dial skips the others).
 	for _, u := range []string{"https://hooks.example.com/hook", "https://mixed.example.com/hook", "https://nxdomain.example.com/hook", "https://93.184.215.14/hook", "https://HOOKS.example.com./x?y=1"} {
-		code, body := e.submit(e.newKey(u), fixture(t, "img.jpg"), fixture(t, "tone.wav"), map[string]string{"webhookUrl": u})
+		code, body := e.submit(t, e.newKey(t, u), fixture(t, "img.jpg"), fixture(t, "tone.wav"), map[string]string{"webhookUrl": u})
 		if code != http.StatusCreated {
 			t.Errorf("%s: %d %v, want 201", u, code, body)
 		}
@@ -1074,9 +994,9 @@ func TestWebhookSSRFAtDial(t *testing.T) {
 	e := newTestEnv(t, &cfg, func(s *server) { s.hooks.lookup = res.lookup })
 
 	// DNS rebinding: public at submission, 127.0.0.1 when the sender dials.
-	id, _ := e.finishWithHook(e.key, "https://rebind.example.com:"+port+"/hook")
-	e.settle()
-	ds := e.deliveries(e.key, id)
+	id, _ := e.finishWithHook(t, e.key, "https://rebind.example.com:"+port+"/hook")
+	e.settle(t)
+	ds := e.deliveries(t, e.key, id)
 	refusal := "address refused: not a public address or port"
 	if len(ds) != 1 || len(ds[0].Attempts) != 1 || ds[0].Attempts[0].Error == nil || *ds[0].Attempts[0].Error != refusal || ds[0].Attempts[0].StatusCode != nil {
 		t.Fatalf("rebinding delivery: %+v", ds)
@@ -1098,18 +1018,20 @@ func TestWebhookSSRFAtDial(t *testing.T) {
 		if _, err := e.srv.store.db.Exec(`UPDATE jobs SET webhook_url = ? WHERE id = ?`, u, id); err != nil {
 			t.Fatal(err)
 		}
-		did := e.redeliver(e.key, id)
-		e.settle()
-		d := e.delivery(e.key, id, did)
+		e.giveUp(t, id)
+		did := e.redeliver(t, e.key, id)
+		e.settle(t)
+		d := e.delivery(t, e.key, id, did)
 		if len(d.Attempts) != 1 || d.Attempts[0].Error == nil || *d.Attempts[0].Error != refusal || d.State != "pending" {
 			t.Errorf("%s: %+v", u, d)
 		}
 	}
 	// A public address on a port that is not configured is refused too, before any connection.
 	e.srv.store.db.Exec(`UPDATE jobs SET webhook_url = ? WHERE id = ?`, "https://93.184.215.14:8443/hook", id)
-	did := e.redeliver(e.key, id)
-	e.settle()
-	if d := e.delivery(e.key, id, did); len(d.Attempts) != 1 || d.Attempts[0].Error == nil || *d.Attempts[0].Error != refusal {
+	e.giveUp(t, id)
+	did := e.redeliver(t, e.key, id)
+	e.settle(t)
+	if d := e.delivery(t, e.key, id, did); len(d.Attempts) != 1 || d.Attempts[0].Error == nil || *d.Attempts[0].Error != refusal {
 		t.Errorf("port 8443: %+v", d)
 	}
 	if n := accepts.Load(); n != 0 {

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// dataDir is the data directory, the one place that knows its layout:
+//
+//	vidgen.db, vidgen.lock     the database and the lock a running serve holds
+//	inputs/JOBID.image|.audio  a job's uploads, until the job ends
+//	outputs/TOKEN.mp4|.jpg     a finished job's video and poster
+//	tmp/                       uploads being received and renders in progress
+//
+// Nothing in the database names a path: every file is found from a job's id or output token, so
+// the directory can be moved, copied or restored from a backup and every job in it still renders.
+type dataDir struct{ root string }
+
+// inputKind names one of a job's two uploads.
+type inputKind string
+
+const (
+	inputImage inputKind = "image"
+	inputAudio inputKind = "audio"
+)
+
+func (d dataDir) db() string      { return filepath.Join(d.root, "vidgen.db") }
+func (d dataDir) tmp() string     { return filepath.Join(d.root, "tmp") }
+func (d dataDir) inputs() string  { return filepath.Join(d.root, "inputs") }
+func (d dataDir) outputs() string { return filepath.Join(d.root, "outputs") }
+func (d dataDir) input(jobID string, kind inputKind) string {
+	return filepath.Join(d.inputs(), jobID+"."+string(kind))
+}
+func (d dataDir) output(token, ext string) string { return filepath.Join(d.outputs(), token+"."+ext) }
+
+// outputExts are the files a finished job publishes under its token.
+var outputExts = []string{"mp4", "jpg"}
+
+// openDataDir makes path absolute and creates the directory's layout. The directory holds webhook
+// secrets and users' uploads, so it is private to the service's user (0700, the database 0600),
+// and tightened if an earlier version or an operator left it looser.
+func openDataDir(path string) (dataDir, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return dataDir{}, fmt.Errorf("data directory: %w", err)
+	}
+	d := dataDir{root: abs}
+	for _, dir := range []string{d.root, d.tmp(), d.inputs(), d.outputs()} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return dataDir{}, fmt.Errorf("data directory: %w", err)
+		}
+		if err := tighten(dir, 0o700); err != nil {
+			return dataDir{}, err
+		}
+	}
+	// SQLite gives the -wal and -shm files the database file's mode, so creating that one 0600
+	// before SQLite first opens it covers all three.
+	f, err := os.OpenFile(d.db(), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return dataDir{}, fmt.Errorf("data directory: %w", err)
+	}
+	f.Close()
+	for _, f := range []string{d.db(), d.db() + "-wal", d.db() + "-shm"} {
+		if err := tighten(f, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return dataDir{}, err
+		}
+	}
+	return d, nil
+}
+
+// tighten removes every permission bit of path outside mode.
+func tighten(path string, mode os.FileMode) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm()&^mode != 0 {
+		if err := os.Chmod(path, fi.Mode().Perm()&mode); err != nil {
+			return fmt.Errorf("data directory: %w", err)
+		}
+	}
+	return nil
+}
+
+// lock takes an exclusive lock on the directory for as long as serve runs: a second serve on the
+// same directory would put the first one's running jobs back to PENDING and empty its tmp/. The
+// kernel drops the lock when the process dies, even by kill -9. The keys commands take no lock:
+// they only run short transactions, which SQLite serialises.
+func (d dataDir) lock() (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(d.root, "vidgen.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock data directory: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("another vidgen serve is using the data directory %s", d.root)
+	}
+	return func() { f.Close() }, nil
+}
+
+// removeInputs deletes a job's uploads; a file already gone is not an error.
+func (d dataDir) removeInputs(jobID string) error {
+	var errs []error
+	for _, k := range []inputKind{inputImage, inputAudio} {
+		if err := os.Remove(d.input(jobID, k)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// removeOutputs deletes a job's published files and returns how many there were.
+func (d dataDir) removeOutputs(token string) int {
+	n := 0
+	for _, ext := range outputExts {
+		if os.Remove(d.output(token, ext)) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// emptyTmp deletes everything in tmp/: partial uploads and renders of a process that died. It runs
+// at start-up, under the lock, before anything can write there.
+func (d dataDir) emptyTmp() error {
+	entries, err := os.ReadDir(d.tmp())
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		os.RemoveAll(filepath.Join(d.tmp(), e.Name()))
+	}
+	return nil
+}
+
+// sweepInputs deletes the uploads of every job not in active: inputs of ended jobs, and orphans of
+// a crash between upload and commit.
+func (d dataDir) sweepInputs(active map[string]bool) error {
+	return removeFilesExcept(d.inputs(), func(name string) bool {
+		id, _, _ := strings.Cut(name, ".")
+		return active[id]
+	})
+}
+
+// sweepOutputs deletes the output files of every token not in tokens: a crash between publishing a
+// render's files and recording the job's end leaves them, and the job renders again under a new
+// token.
+func (d dataDir) sweepOutputs(tokens map[string]bool) error {
+	return removeFilesExcept(d.outputs(), func(name string) bool {
+		token, _, _ := strings.Cut(name, ".")
+		return tokens[token]
+	})
+}
+
+// removeFilesExcept deletes every file in dir whose name keep does not claim.
+func removeFilesExcept(dir string, keep func(name string) bool) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if !keep(e.Name()) {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+	return nil
+}

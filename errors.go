@@ -1,0 +1,131 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// errorKind says whose problem an error is and so which status code the client gets. Only
+// writeError turns a kind into a status code.
+type errorKind uint8
+
+const (
+	kindInternal         errorKind = iota // the service's fault: logged, the client sees a bare 500
+	kindInvalid                           // the request or an uploaded file is malformed (400)
+	kindUnauthorized                      // no key, or one that does not work (401)
+	kindNotFound                          // no such job or route, or not the caller's (404)
+	kindMethodNotAllowed                  // the route exists, the method does not (405)
+	kindConflict                          // the job's or the key's state forbids it now (409)
+	kindGone                              // it existed and was deleted (410)
+	kindTooLarge                          // an upload over its cap (413)
+	kindUnsupported                       // a file of a type vidgen does not take (415)
+	kindRateLimited                       // the client's bucket is empty (429)
+	kindUnavailable                       // the service cannot take it right now (503)
+	kindNoSpace                           // the disk is nearly full (507)
+)
+
+// Error is every error vidgen reports to a client: a kind and a message the client can act on.
+// Err, when set, is the cause, for the log only.
+type Error struct {
+	Kind errorKind
+	Msg  string
+	Err  error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Msg + ": " + e.Err.Error()
+	}
+	return e.Msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// errorf returns an *Error of kind with a formatted message for the client.
+func errorf(kind errorKind, format string, args ...any) *Error {
+	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Errors that more than one layer returns and matches with errors.Is. The store returns them at its
+// boundary; their messages are what the API answers.
+var (
+	ErrNotFound      = errorf(kindNotFound, "Not found")
+	ErrJobNotFound   = errorf(kindNotFound, "Job not found")
+	ErrActiveJob     = errorf(kindConflict, "You already have an active job (PENDING or PROCESSING); wait for it to finish or cancel it first")
+	ErrNotCancelable = errorf(kindConflict, "Job is not in a cancellable state: only PENDING jobs can be cancelled")
+	ErrNotFinal      = errorf(kindConflict, "Job has not finished yet; webhooks are sent when it reaches COMPLETED or FAILED")
+	ErrNoWebhook     = errorf(kindConflict, "Job has no webhookUrl")
+	ErrNameTaken     = errorf(kindConflict, "Name already taken")
+	ErrMissingKey    = errorf(kindUnauthorized, "Missing X-API-Key header")
+	ErrBadKey        = errorf(kindUnauthorized, "API key not recognized or has been deactivated")
+	ErrExpired       = errorf(kindGone, "This video has expired and was deleted")
+)
+
+// statusCode is the HTTP status for an error of kind k.
+func (k errorKind) statusCode() int {
+	switch k {
+	case kindInvalid:
+		return http.StatusBadRequest
+	case kindUnauthorized:
+		return http.StatusUnauthorized
+	case kindNotFound:
+		return http.StatusNotFound
+	case kindMethodNotAllowed:
+		return http.StatusMethodNotAllowed
+	case kindConflict:
+		return http.StatusConflict
+	case kindGone:
+		return http.StatusGone
+	case kindTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case kindUnsupported:
+		return http.StatusUnsupportedMediaType
+	case kindRateLimited:
+		return http.StatusTooManyRequests
+	case kindUnavailable:
+		return http.StatusServiceUnavailable
+	case kindNoSpace:
+		return http.StatusInsufficientStorage
+	}
+	return http.StatusInternalServerError
+}
+
+// kindOf returns the kind of err: that of the first *Error in its chain, else kindInternal.
+func kindOf(err error) errorKind {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return kindInternal
+}
+
+// maxEcho is the most of a client's own text an error message quotes back.
+const maxEcho = 64
+
+// echo makes client-supplied text safe to quote in an error message: at most maxEcho runes, every
+// control or invalid character replaced, so a megabyte of junk yields a short, printable message.
+func echo(s string) string {
+	var b strings.Builder
+	n := 0
+	for i, r := range s {
+		if n == maxEcho {
+			b.WriteString("…")
+			break
+		}
+		if r == utf8.RuneError && len(s[i:]) > 0 {
+			if _, size := utf8.DecodeRuneInString(s[i:]); size == 1 {
+				r = '?'
+			}
+		}
+		if !unicode.IsPrint(r) {
+			r = '?'
+		}
+		b.WriteRune(r)
+		n++
+	}
+	return b.String()
+}

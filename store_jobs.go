@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// JobStatus is a job's state, as the API spells it.
+type JobStatus string
+
+const (
+	StatusPending    JobStatus = "PENDING"
+	StatusProcessing JobStatus = "PROCESSING"
+	StatusCompleted  JobStatus = "COMPLETED"
+	StatusFailed     JobStatus = "FAILED"
+	StatusCancelled  JobStatus = "CANCELLED"
+)
+
+// jobStatuses lists every state, in the order the API documents them.
+var jobStatuses = []JobStatus{StatusPending, StatusProcessing, StatusCompleted, StatusFailed, StatusCancelled}
+
+// Final reports whether a job in state st has ended for good.
+func (st JobStatus) Final() bool {
+	return st == StatusCompleted || st == StatusFailed || st == StatusCancelled
+}
+
+// Job is one submission and what became of it. Its uploads are found from its ID (dataDir.input).
+type Job struct {
+	ID            string
+	KeyID         string
+	Status        JobStatus
+	ImageType     string
+	AudioType     string
+	AudioCodec    string
+	AudioDuration float64
+	WebhookURL    string // "" when none
+	OutputToken   string // "" until COMPLETED
+	ErrorMessage  string
+	Retries       int
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	FinishedAt    time.Time // zero until the job ends
+}
+
+// Active reports whether the job still holds its key's one active slot.
+func (j Job) Active() bool { return j.Status == StatusPending || j.Status == StatusProcessing }
+
+const jobColumns = `id, key_id, status, image_type, audio_type, audio_codec, audio_duration,
+	coalesce(webhook_url, ''), coalesce(output_token, ''), coalesce(error_message, ''), retries, created_at, updated_at, finished_at`
+
+func scanJob(row scanner) (Job, error) {
+	var j Job
+	var created, updated, finished sql.NullInt64
+	err := row.Scan(&j.ID, &j.KeyID, &j.Status, &j.ImageType, &j.AudioType, &j.AudioCodec,
+		&j.AudioDuration, &j.WebhookURL, &j.OutputToken, &j.ErrorMessage, &j.Retries, &created, &updated, &finished)
+	j.CreatedAt, j.UpdatedAt, j.FinishedAt = fromMS(created), fromMS(updated), fromMS(finished)
+	return j, err
+}
+
+// HasActiveJob reports whether the key has a PENDING or PROCESSING job. It is only a cheap early
+// answer: CreateJob is what enforces the rule.
+func (s *Store) HasActiveJob(ctx context.Context, keyID string) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM jobs WHERE key_id = ? AND status IN ('PENDING','PROCESSING')`, keyID).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("active job: %w", err)
+	}
+	return n > 0, nil
+}
+
+// CreateJob inserts j as PENDING. It returns ErrActiveJob when the key already has an active job,
+// and ErrBadKey when the key was deactivated while the job was being uploaded.
+func (s *Store) CreateJob(ctx context.Context, j Job) error {
+	res, err := s.db.ExecContext(ctx, `INSERT INTO jobs (id, key_id, status, image_type, audio_type,
+		audio_codec, audio_duration, webhook_url, retries, created_at, updated_at)
+		SELECT ?, id, 'PENDING', ?, ?, ?, ?, ?, 0, ?, ? FROM api_keys WHERE id = ? AND active`,
+		j.ID, j.ImageType, j.AudioType, j.AudioCodec, j.AudioDuration,
+		nullString(j.WebhookURL), ms(j.CreatedAt), ms(j.CreatedAt), j.KeyID)
+	if isUniqueViolation(err) {
+		return ErrActiveJob
+	}
+	if err != nil {
+		return fmt.Errorf("create job: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrBadKey
+	}
+	return nil
+}
+
+// Job returns the job with the given id if it belongs to keyID, else ErrJobNotFound.
+func (s *Store) Job(ctx context.Context, keyID, id string) (Job, error) {
+	return one(ctx, s.db, "get job", ErrJobNotFound, scanJob, `SELECT `+jobColumns+` FROM jobs WHERE id = ? AND key_id = ?`, id, keyID)
+}
+
+// JobByID returns the job with the given id, whoever owns it, or ErrJobNotFound.
+func (s *Store) JobByID(ctx context.Context, id string) (Job, error) {
+	return one(ctx, s.db, "job by id", ErrJobNotFound, scanJob, `SELECT `+jobColumns+` FROM jobs WHERE id = ?`, id)
+}
+
+// JobByToken returns the job whose output is named by token, or ErrNotFound.
+func (s *Store) JobByToken(ctx context.Context, token string) (Job, error) {
+	return one(ctx, s.db, "job by token", ErrNotFound, scanJob, `SELECT `+jobColumns+` FROM jobs WHERE output_token = ?`, token)
+}
+
+// JobFilter selects a page of one key's jobs, newest first.
+type JobFilter struct {
+	Status JobStatus // only jobs in this state; "" for all
+	Before string    // only jobs whose id sorts before this one (the previous page's last); "" for all
+	Limit  int
+}
+
+// ListJobs returns keyID's jobs that f selects, newest first. Each query reads only the page it
+// returns, through jobs_by_key or jobs_by_key_status, however many jobs the key has.
+func (s *Store) ListJobs(ctx context.Context, keyID string, f JobFilter) ([]Job, error) {
+	q := `SELECT ` + jobColumns + ` FROM jobs WHERE key_id = ?`
+	args := []any{keyID}
+	if f.Status != "" {
+		q += ` AND status = ?`
+		args = append(args, f.Status)
+	}
+	if f.Before != "" {
+		q += ` AND id < ?`
+		args = append(args, f.Before)
+	}
+	q += ` ORDER BY id DESC LIMIT ?`
+	args = append(args, f.Limit)
+	return collect(ctx, s.db, "list jobs", scanJob, q, args...)
+}
+
+// ClaimJob moves the oldest PENDING job to PROCESSING and returns it, or ErrNotFound when none waits.
+// Jobs are taken by creation time across all keys, so a job put back after a crash keeps its place.
+func (s *Store) ClaimJob(ctx context.Context) (Job, error) {
+	var j Job
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		j, err = one(ctx, tx, "claim job", ErrNotFound, scanJob, `UPDATE jobs SET status = 'PROCESSING', updated_at = ?
+			WHERE id = (SELECT id FROM jobs WHERE status = 'PENDING' ORDER BY created_at, id LIMIT 1)
+			RETURNING `+jobColumns, ms(s.now()))
+		return err
+	})
+	return j, err
+}
+
+// Outcome is where a job goes next.
+type Outcome struct {
+	Status       JobStatus // COMPLETED, FAILED, CANCELLED, or PENDING to run the job again
+	OutputToken  string    // COMPLETED: names the output
+	ErrorMessage string    // FAILED: for the user
+	CountRetry   bool      // PENDING: the attempt counts against MaxAttempts (false for a shutdown)
+}
+
+// MaxAttempts is how many times a job is rendered before a passing failure becomes FAILED.
+const MaxAttempts = 3
+
+// transition is one change of a job's state, checked against the state it must be in.
+type transition struct {
+	JobID string
+	KeyID string    // when set, the job must belong to this key, else ErrJobNotFound
+	From  JobStatus // the state the job must be in: else ErrNotCancelable for PENDING, an error otherwise
+	Outcome
+	DeliveryID string // names the webhook delivery written when the job ends with a webhook URL
+}
+
+// Transition applies t in one transaction and returns the job as stored. A retry past MaxAttempts
+// becomes FAILED. When the job ends as COMPLETED or FAILED with a webhook URL, its delivery is
+// written in the same transaction, so a webhook is never lost nor sent for an end not recorded.
+func (s *Store) Transition(ctx context.Context, t transition) (Job, error) {
+	var j Job
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		j, err = one(ctx, tx, "get job", ErrJobNotFound, scanJob, `SELECT `+jobColumns+` FROM jobs WHERE id = ?`, t.JobID)
+		if err != nil {
+			return err
+		}
+		if t.KeyID != "" && j.KeyID != t.KeyID {
+			return ErrJobNotFound
+		}
+		if j.Status != t.From {
+			if t.From == StatusPending {
+				return ErrNotCancelable
+			}
+			return fmt.Errorf("job %s is %s, not %s", j.ID, j.Status, t.From)
+		}
+		now := s.now().UTC()
+		j.UpdatedAt = now
+		switch t.Status {
+		case StatusPending:
+			if t.CountRetry {
+				j.Retries++
+			}
+			j.Status = StatusPending
+			if j.Retries >= MaxAttempts {
+				j.Status, j.ErrorMessage = StatusFailed, fmt.Sprintf("Rendering failed %d times for a passing reason (the renderer was interrupted); please submit the job again", MaxAttempts)
+				j.Retries = MaxAttempts - 1
+			}
+		case StatusCompleted:
+			j.Status, j.OutputToken = StatusCompleted, t.OutputToken
+		case StatusFailed, StatusCancelled:
+			j.Status, j.ErrorMessage = t.Status, t.ErrorMessage
+		default:
+			return fmt.Errorf("bad outcome %q", t.Status)
+		}
+		var finished sql.NullInt64
+		if j.Status.Final() {
+			j.FinishedAt = now
+			finished = sql.NullInt64{Int64: ms(now), Valid: true}
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE jobs SET status = ?, output_token = ?, error_message = ?, retries = ?,
+			updated_at = ?, finished_at = ? WHERE id = ?`,
+			j.Status, nullString(j.OutputToken), nullString(j.ErrorMessage), j.Retries, ms(now), finished, j.ID)
+		if err != nil {
+			return fmt.Errorf("update job: %w", err)
+		}
+		if j.WebhookURL == "" || (j.Status != StatusCompleted && j.Status != StatusFailed) {
+			return nil
+		}
+		return insertDelivery(ctx, tx, t.DeliveryID, j, now)
+	})
+	return j, err
+}
+
+// ProcessingJobs returns the jobs marked PROCESSING. At start-up these are the ones a dead process
+// left behind.
+func (s *Store) ProcessingJobs(ctx context.Context) ([]Job, error) {
+	return collect(ctx, s.db, "processing jobs", scanJob, `SELECT `+jobColumns+` FROM jobs WHERE status = 'PROCESSING' ORDER BY created_at, id`)
+}
+
+// ActiveJobIDs returns the ids of every job that may still be rendered.
+func (s *Store) ActiveJobIDs(ctx context.Context) (map[string]bool, error) {
+	return idSet(collect(ctx, s.db, "active jobs", scanString, `SELECT id FROM jobs WHERE status IN ('PENDING','PROCESSING')`))
+}
+
+// ExpiredOutputs returns the tokens of outputs of jobs that finished before cutoff.
+func (s *Store) ExpiredOutputs(ctx context.Context, cutoff time.Time) ([]string, error) {
+	return collect(ctx, s.db, "expired outputs", scanString,
+		`SELECT output_token FROM jobs WHERE status = 'COMPLETED' AND finished_at < ? AND output_token IS NOT NULL`, ms(cutoff))
+}
+
+// OutputTokens returns the output token of every job that has one.
+func (s *Store) OutputTokens(ctx context.Context) (map[string]bool, error) {
+	return idSet(collect(ctx, s.db, "output tokens", scanString, `SELECT output_token FROM jobs WHERE output_token IS NOT NULL`))
+}
+
+func idSet(ids []string, err error) (map[string]bool, error) {
+	if err != nil {
+		return nil, err
+	}
+	set := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		set[id] = true
+	}
+	return set, nil
+}

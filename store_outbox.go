@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// DeliveryState is how a webhook delivery stands.
+type DeliveryState string
+
+const (
+	DeliveryPending   DeliveryState = "pending"   // an attempt is due at NextAttemptAt
+	DeliveryDelivered DeliveryState = "delivered" // the receiver answered 2xx
+	DeliveryFailed    DeliveryState = "failed"    // given up: 410 Gone, or the schedule ran out
+)
+
+// Delivery is one webhook message for a job's final status, and how its delivery is going. The body
+// is built from the job when it is sent.
+type Delivery struct {
+	ID            string
+	JobID         string
+	KeyID         string
+	URL           string
+	State         DeliveryState
+	Attempts      int
+	NextAttemptAt time.Time // zero when none is planned
+	CreatedAt     time.Time
+	History       []Attempt
+}
+
+// Attempt is one try at a delivery.
+type Attempt struct {
+	At         time.Time
+	StatusCode int    // 0 when no response came
+	Error      string // "" on a 2xx
+}
+
+const deliveryColumns = `d.id, d.job_id, j.key_id, d.url, d.state, d.attempts, d.next_attempt_at, d.created_at`
+
+func scanDelivery(row scanner) (Delivery, error) {
+	var d Delivery
+	var next, created sql.NullInt64
+	err := row.Scan(&d.ID, &d.JobID, &d.KeyID, &d.URL, &d.State, &d.Attempts, &next, &created)
+	d.NextAttemptAt, d.CreatedAt = fromMS(next), fromMS(created)
+	return d, err
+}
+
+func scanAttempt(row scanner) (Attempt, error) {
+	var a Attempt
+	var at int64
+	err := row.Scan(&at, &a.StatusCode, &a.Error)
+	a.At = time.UnixMilli(at).UTC()
+	return a, err
+}
+
+func insertDelivery(ctx context.Context, tx *sql.Tx, id string, j Job, now time.Time) error {
+	if id == "" {
+		return fmt.Errorf("delivery of job %s without an id", j.ID)
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO webhook_deliveries (id, job_id, url, state, attempts, next_attempt_at, created_at, updated_at)
+		VALUES (?, ?, ?, 'pending', 0, ?, ?, ?)`, id, j.ID, j.WebhookURL, ms(now), ms(now), ms(now))
+	if err != nil {
+		return fmt.Errorf("insert delivery: %w", err)
+	}
+	return nil
+}
+
+// DueDeliveries returns up to limit pending deliveries whose next attempt is at or before now,
+// earliest first.
+func (s *Store) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]Delivery, error) {
+	return collect(ctx, s.db, "due deliveries", scanDelivery, `SELECT `+deliveryColumns+` FROM webhook_deliveries d JOIN jobs j ON j.id = d.job_id
+		WHERE d.state = 'pending' AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at LIMIT ?`, ms(now), limit)
+}
+
+// NextDeliveryAt returns when the earliest pending delivery is due, or the zero time when none is.
+func (s *Store) NextDeliveryAt(ctx context.Context) (time.Time, error) {
+	var next sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `SELECT min(next_attempt_at) FROM webhook_deliveries WHERE state = 'pending'`).Scan(&next)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("next delivery: %w", err)
+	}
+	return fromMS(next), nil
+}
+
+// RecordAttempt stores the result of one attempt at delivery id and its new state: delivered,
+// failed (given up), or pending again at next.
+func (s *Store) RecordAttempt(ctx context.Context, id string, a Attempt, state DeliveryState, next time.Time) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var code sql.NullInt64
+		if a.StatusCode != 0 {
+			code = sql.NullInt64{Int64: int64(a.StatusCode), Valid: true}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_attempts (delivery_id, at, status_code, error) VALUES (?, ?, ?, ?)`,
+			id, ms(a.At), code, nullString(a.Error)); err != nil {
+			return err
+		}
+		var nextAt sql.NullInt64
+		if state == DeliveryPending {
+			nextAt = sql.NullInt64{Int64: ms(next), Valid: true}
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET state = ?, attempts = attempts + 1, next_attempt_at = ?, updated_at = ?
+			WHERE id = ?`, state, nextAt, ms(s.now()), id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("record attempt: %w", err)
+	}
+	return nil
+}
+
+// Deliveries returns every delivery of job jobID, oldest first, each with its attempts.
+func (s *Store) Deliveries(ctx context.Context, jobID string) ([]Delivery, error) {
+	ds, err := collect(ctx, s.db, "deliveries", scanDelivery, `SELECT `+deliveryColumns+` FROM webhook_deliveries d JOIN jobs j ON j.id = d.job_id
+		WHERE d.job_id = ? ORDER BY d.created_at, d.rowid`, jobID)
+	if err != nil {
+		return nil, err
+	}
+	for i := range ds {
+		ds[i].History, err = collect(ctx, s.db, "attempts", scanAttempt, `SELECT at, coalesce(status_code, 0), coalesce(error, '')
+			FROM webhook_attempts WHERE delivery_id = ? ORDER BY id`, ds[i].ID)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return ds, nil
+}
+
+// Redeliver queues a fresh delivery, named id, of the final status of keyID's job jobID. It returns
+// ErrJobNotFound for a job the key does not own, ErrNotFinal for one that has not ended,
+// ErrNoWebhook for one without a webhook URL, and a conflict naming the delivery already queued
+// when one is: a job has at most one delivery waiting, however often its owner asks.
+func (s *Store) Redeliver(ctx context.Context, keyID, jobID, id string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		j, err := one(ctx, tx, "redeliver", ErrJobNotFound, scanJob, `SELECT `+jobColumns+` FROM jobs WHERE id = ? AND key_id = ?`, jobID, keyID)
+		if err != nil {
+			return err
+		}
+		if j.Status != StatusCompleted && j.Status != StatusFailed {
+			return ErrNotFinal
+		}
+		if j.WebhookURL == "" {
+			return ErrNoWebhook
+		}
+		queued, err := one(ctx, tx, "redeliver", ErrNotFound, scanString,
+			`SELECT id FROM webhook_deliveries WHERE job_id = ? AND state = 'pending' LIMIT 1`, jobID)
+		if err == nil {
+			return errorf(kindConflict, "Delivery %s of this job is still queued; wait for it to be delivered or given up", queued)
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		return insertDelivery(ctx, tx, id, j, s.now())
+	})
+}
+
+// PruneDeliveries deletes the deliveries, with their attempts, of jobs that finished before cutoff
+// and have nothing left to send, so the history does not grow without bound.
+func (s *Store) PruneDeliveries(ctx context.Context, cutoff time.Time) (int64, error) {
+	var n int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		const old = `SELECT d.id FROM webhook_deliveries d JOIN jobs j ON j.id = d.job_id
+			WHERE j.finished_at < ? AND d.state != 'pending'`
+		if _, err := tx.ExecContext(ctx, `DELETE FROM webhook_attempts WHERE delivery_id IN (`+old+`)`, ms(cutoff)); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM webhook_deliveries WHERE id IN (`+old+`)`, ms(cutoff))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune deliveries: %w", err)
+	}
+	return n, nil
+}
