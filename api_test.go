@@ -60,6 +60,7 @@ func dirFiles(t testing.TB, dir string) []string {
 }
 
 func TestBadInputs(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t, nil)
 	jpg := readFile(t, fixture(t, "img.jpg"))
 	random := make([]byte, 64<<10)
@@ -137,6 +138,7 @@ func TestBadInputs(t *testing.T) {
 // TestOneActiveJobRace sends 40 submissions for one key at the same instant: the database's
 // partial unique index lets exactly one through.
 func TestOneActiveJobRace(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t, hangConfig(t, 1))
 	const n = 40
 	codes := make([]int, n)
@@ -166,6 +168,7 @@ func TestOneActiveJobRace(t *testing.T) {
 }
 
 func TestCancel(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t, hangConfig(t, 1))
 	running := e.mustSubmit(t, e.key, fixture(t, "img.jpg"), fixture(t, "tone.wav"))
 	e.wait(t, e.key, running, StatusProcessing)
@@ -235,6 +238,7 @@ func insertJobs(t testing.TB, e *testEnv, apiKey string, n int, statuses ...JobS
 }
 
 func TestListPagination(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t, nil)
 	ids := insertJobs(t, e, e.key, 25, StatusCompleted, StatusFailed, StatusCancelled)
 	bob := e.newKey(t, "bob")
@@ -310,6 +314,7 @@ func TestListPagination(t *testing.T) {
 }
 
 func TestKeysAreIsolated(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t, nil)
 	mine := insertJobs(t, e, e.key, 2, StatusCompleted)
 	bob := e.newKey(t, "bob")
@@ -327,6 +332,7 @@ func TestKeysAreIsolated(t *testing.T) {
 
 // TestKeyNotStoredInClear checks every file of the data directory for the API key.
 func TestKeyNotStoredInClear(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t, nil)
 	id := e.mustSubmit(t, e.key, fixture(t, "img.jpg"), fixture(t, "tone.wav"))
 	e.wait(t, e.key, id, StatusCompleted)
@@ -340,6 +346,7 @@ func TestKeyNotStoredInClear(t *testing.T) {
 
 // TestRestartKeepsJobs stops the service and starts a new one on the same data directory.
 func TestRestartKeepsJobs(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t.TempDir())
 	e := newTestEnv(t, &cfg)
 	id := e.mustSubmit(t, e.key, fixture(t, "img.jpg"), fixture(t, "tone.m4a"))
@@ -360,6 +367,7 @@ func TestRestartKeepsJobs(t *testing.T) {
 }
 
 func TestCLI(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	ctx := context.Background()
 	env := func(name string) string {
@@ -434,6 +442,7 @@ func TestCLI(t *testing.T) {
 // TestServeFirstStart runs the real serve command: it creates and prints the default key, serves
 // the API with it, and exits cleanly on cancel.
 func TestServeFirstStart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	var stderr syncBuffer
@@ -486,6 +495,7 @@ func TestServeFirstStart(t *testing.T) {
 }
 
 func TestMigrations(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "m.db")
 	st, err := openStore(ctx, path, time.Now, nil)
@@ -517,6 +527,7 @@ func TestMigrations(t *testing.T) {
 }
 
 func TestJobIDs(t *testing.T) {
+	t.Parallel()
 	seen := map[string]bool{}
 	var prev string
 	for i := range 1000 {
@@ -540,6 +551,7 @@ func TestJobIDs(t *testing.T) {
 }
 
 func TestRetryAfterCrash(t *testing.T) {
+	t.Parallel()
 	// A fake ffmpeg that dies from a signal on its first run and is the real one after.
 	dir := t.TempDir()
 	script := filepath.Join(dir, "ffmpeg")
@@ -557,6 +569,7 @@ func TestRetryAfterCrash(t *testing.T) {
 }
 
 func TestCrashEveryTimeFails(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t.TempDir())
 	abs, _ := filepath.Abs("testdata/ffmpeg-crash")
 	cfg.FFmpeg = abs
@@ -580,6 +593,7 @@ func TestCrashEveryTimeFails(t *testing.T) {
 // TestInternalErrorHidesDetails breaks the database under a running server: the client gets a bare
 // 500, and the details go to the log.
 func TestInternalErrorHidesDetails(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t, nil)
 	e.srv.store.db.Close()
 	resp, b := e.do(t, "GET", "/api/jobs", e.key, nil)
@@ -592,6 +606,7 @@ func TestInternalErrorHidesDetails(t *testing.T) {
 }
 
 func TestHeadOptionsAndMalformedQueries(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t, nil)
 	for _, path := range []string{"/health", "/api/health"} {
 		if resp, _ := e.do(t, "HEAD", path, "", nil); resp.StatusCode != 200 {
@@ -612,6 +627,7 @@ func TestHeadOptionsAndMalformedQueries(t *testing.T) {
 // TestDataDirWithOddCharacters: '#' and '?' in the data directory's path are part of the path, not
 // of the SQLite URI, so the database lands inside it with its pragmas.
 func TestDataDirWithOddCharacters(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "a#b?c")
 	_, st, err := openData(context.Background(), dir, time.Now)
 	if err != nil {
@@ -628,6 +644,7 @@ func TestDataDirWithOddCharacters(t *testing.T) {
 }
 
 func TestServeFlagsFromEnvironment(t *testing.T) {
+	t.Parallel()
 	env := func(vars map[string]string) func(string) string { return func(k string) string { return vars[k] } }
 	cfg, err := parseServeFlags([]string{"-workers", "3"}, env(map[string]string{
 		"VIDGEN_WORKERS": "7", "VIDGEN_RATE_API": "0", "VIDGEN_WEBHOOK_ALLOW_PRIVATE": "true",

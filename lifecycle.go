@@ -64,6 +64,7 @@ func (l *lifecycle) recover(ctx context.Context) error {
 		return err
 	}
 	for _, j := range jobs {
+		l.log.Warn("job was interrupted by a crash", "job", j.ID, "retries", j.Retries)
 		if _, err := l.finish(ctx, j.ID, "", StatusProcessing, Outcome{Status: StatusPending, CountRetry: true}); err != nil {
 			return fmt.Errorf("requeue %s: %w", j.ID, err)
 		}

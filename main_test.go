@@ -470,6 +470,7 @@ func errorBody(t testing.TB, resp *http.Response, b []byte, status int) string {
 }
 
 func TestHealth(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t, nil)
 	for _, path := range []string{"/health", "/api/health"} {
 		resp, b := e.do(t, "GET", path, "", nil)
@@ -480,6 +481,7 @@ func TestHealth(t *testing.T) {
 }
 
 func TestAuth(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t, nil)
 	resp, b := e.do(t, "GET", "/api/jobs", "", nil)
 	if msg := errorBody(t, resp, b, 401); msg != "Missing X-API-Key header" {
@@ -507,6 +509,7 @@ func TestAuth(t *testing.T) {
 }
 
 func TestUnknownRouteAndMethod(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t, nil)
 	resp, b := e.do(t, "GET", "/api/nope", e.key, nil)
 	errorBody(t, resp, b, 404)
@@ -524,6 +527,7 @@ func TestUnknownRouteAndMethod(t *testing.T) {
 
 // TestQuickStart is the README's path: submit, poll, download a video that plays, open the share page.
 func TestQuickStart(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t, nil)
 	body, ctype := multipartBody(t, map[string]string{"image": fixture(t, "img.jpg"), "audio": fixture(t, "tone.mp3")}, nil)
 	resp, b := e.do(t, "POST", "/api/jobs", e.key, body, "Content-Type", ctype)
@@ -598,6 +602,7 @@ func TestQuickStart(t *testing.T) {
 
 // TestFormatMatrix renders every accepted image type with every accepted audio type.
 func TestFormatMatrix(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t, nil)
 	for _, img := range []string{"img.jpg", "img.png", "img.webp"} {
 		for _, aud := range []string{"tone.mp3", "tone.wav", "tone.m4a", "tone.ogg", "tone.opus"} {
@@ -617,6 +622,7 @@ func TestFormatMatrix(t *testing.T) {
 }
 
 func TestOddAndLargeImages(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t, nil)
 	for img, want := range map[string][2]int{"odd.png": {332, 200}, "big.jpg": {1920, 1280}} {
 		t.Run(img, func(t *testing.T) {

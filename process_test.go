@@ -180,7 +180,7 @@ func (p *vidgenProc) waitStatus(t testing.TB, key, id string, want JobStatus) ma
 	var st map[string]any
 	for time.Now().Before(deadline) {
 		st = p.mustDo(t, "GET", "/api/status/"+id, key, nil, "", 200)
-		if st["status"] == want {
+		if st["status"] == string(want) {
 			return st
 		}
 		time.Sleep(30 * time.Millisecond)
@@ -284,6 +284,30 @@ func TestE2EKill9DuringRender(t *testing.T) {
 	}
 	if !strings.Contains(p2.logs.String(), "interrupted by a crash") {
 		t.Error("recovery not logged")
+	}
+}
+
+// TestE2EDataDirMovedAfterKill9: one job rendering and one queued, kill -9, the data directory
+// renamed (a new disk, a restore from backup), a restart with the new path: both complete.
+func TestE2EDataDirMovedAfterKill9(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	a, b := createKeyCLI(t, dir, "a"), createKeyCLI(t, dir, "b")
+	block, _ := filepath.Abs("testdata/ffmpeg-block")
+	p := startVidgen(t, dir, block, nil)
+	running := p.submit(t, a.APIKey)
+	p.waitStatus(t, a.APIKey, running, StatusProcessing)
+	queued := p.submit(t, b.APIKey)
+	p.kill9()
+
+	moved := filepath.Join(t.TempDir(), "moved")
+	if err := os.Rename(dir, moved); err != nil {
+		t.Fatal(err)
+	}
+	p2 := startVidgen(t, moved, "ffmpeg", nil)
+	p2.waitStatus(t, a.APIKey, running, StatusCompleted)
+	p2.waitStatus(t, b.APIKey, queued, StatusCompleted)
+	if left := dirFiles(t, filepath.Join(moved, "inputs")); len(left) != 0 {
+		t.Errorf("inputs left after both jobs ended: %v", left)
 	}
 }
 

@@ -91,6 +91,7 @@ func checkLimitHeaders(t *testing.T, w *httptest.ResponseRecorder, limit, remain
 // pass and the 601st gets 429; each with exact headers, while another address is served, a spoofed
 // X-Forwarded-For from an untrusted peer changes nothing, and time refills the buckets.
 func TestRateLimits(t *testing.T) {
+	t.Parallel()
 	s, h, clk := limitServer(t)
 	body, ctype := multipartBody(t, map[string]string{"image": fixture(t, "img.png"), "audio": fixture(t, "tone.wav")}, nil)
 	sub, _ := io.ReadAll(body)
@@ -179,6 +180,7 @@ func TestRateLimits(t *testing.T) {
 // TestClientAddress: the client is the TCP peer unless the peer is a trusted proxy; then the
 // right-most X-Forwarded-For entry that is not a trusted proxy. IPv6 clients share their /64.
 func TestClientAddress(t *testing.T) {
+	t.Parallel()
 	c := clientIPs{trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")}}
 	cases := []struct {
 		peer string
@@ -238,6 +240,7 @@ const limiterBytesBound = 16 << 20
 // TestLimiterMemoryBound floods one policy with 100,000 distinct clients (IPv4 and IPv6 /64s) in
 // one minute: the table stays at its cap, the heap under limiterBytesBound, and the flood is cheap.
 func TestLimiterMemoryBound(t *testing.T) {
+	t.Parallel()
 	clk := &fakeClock{t: time.Date(2026, 5, 7, 12, 0, 0, 0, time.UTC)}
 	var before, after runtime.MemStats
 	runtime.GC()
@@ -301,6 +304,7 @@ func slowServer(t *testing.T, s *server) string {
 }
 
 func TestUploadDeadline(t *testing.T) {
+	t.Parallel()
 	// A 50 MB file on a 512 kbit/s link, and the largest body, still fit; a small upload gets little.
 	if d := uploadDeadline(50 << 20); d < 14*time.Minute {
 		t.Errorf("50 MB upload gets %v", d)
@@ -317,6 +321,7 @@ func TestUploadDeadline(t *testing.T) {
 }
 
 func TestTooManyParts(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t, hangConfig(t, 1))
 	code, body := e.submit(t, e.key, fixture(t, "img.png"), fixture(t, "tone.wav"), map[string]string{"a": "1", "b": "2", "c": "3"})
 	if code != 400 || !strings.Contains(body["error"].(string), "Too many parts") {
@@ -335,6 +340,7 @@ func TestTooManyParts(t *testing.T) {
 // until -retention has passed, then answers 410 Gone, and the sweep deletes its files. Output files
 // no job names (a crash between publishing and recording) are deleted at start-up.
 func TestInputsGoneAndOutputExpires(t *testing.T) {
+	t.Parallel()
 	clk := &offsetClock{}
 	e := newTestEnv(t, nil, func(s *server) { s.now = clk.Now })
 	id := e.mustSubmit(t, e.key, fixture(t, "img.jpg"), fixture(t, "tone.wav"))
@@ -386,6 +392,7 @@ func TestInputsGoneAndOutputExpires(t *testing.T) {
 // TestLowDisk: under -min-free, submissions get 507 before the upload is read, and nothing is
 // left behind; with space again they are accepted.
 func TestLowDisk(t *testing.T) {
+	t.Parallel()
 	var free atomic.Int64
 	free.Store(100 << 20)
 	e := newTestEnv(t, hangConfig(t, 1), func(s *server) {
@@ -412,6 +419,7 @@ func TestLowDisk(t *testing.T) {
 // TestSQLiteDurability: every pooled connection runs synchronous=FULL in WAL mode with the WAL
 // size limit, and a checkpoint truncates the WAL after a burst of writes.
 func TestSQLiteDurability(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "d.db")
 	st, err := OpenStore(ctx, path, time.Now)
@@ -458,6 +466,7 @@ func TestSQLiteDurability(t *testing.T) {
 // TestShutdownTiming checks the arithmetic the README promises: with the defaults, vidgen exits
 // well inside systemd's default 90 s stop timeout.
 func TestShutdownTiming(t *testing.T) {
+	t.Parallel()
 	cfg, err := parseServeFlags(nil, func(string) string { return "" }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -477,6 +486,7 @@ func TestShutdownTiming(t *testing.T) {
 // TestShortMP3Header: an upload of a few bytes that start like an MP3 frame is a 415, not a panic
 // (mp3FrameChain once sliced past the end of a short file; found by FuzzSniff).
 func TestShortMP3Header(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t, hangConfig(t, 1))
 	for _, audio := range []string{"\xff\xfb\x90\x00", "\xff\xfb\x90\x64" + strings.Repeat("\x00", 413) + "\xff\xfb"} {
 		code, body := e.submit(t, e.key, fixture(t, "img.png"), writeFixture(t, "short.mp3", []byte(audio)), nil)

@@ -949,6 +949,7 @@ func TestMaxDuration(t *testing.T) {
 // with time, jumps with ffmpeg's reported position, never goes down, stays below 100 while running,
 // and has an ETA once past 3 %.
 func TestProgressModel(t *testing.T) {
+	t.Parallel()
 	now := time.Unix(1000, 0)
 	rd := &renderer{now: func() time.Time { return now }, progress: map[string]*jobProgress{}}
 	const id = "job"

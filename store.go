@@ -32,7 +32,7 @@ var migrations = []string{
 	// changes, so every attempt sends the same bytes.
 	`ALTER TABLE webhook_deliveries DROP COLUMN payload;`,
 	// 4: the queue is taken oldest first by creation, so a retried job keeps its place in line.
-	`CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(created_at, id) WHERE status = 'PENDING';`,
+	`CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(status, created_at, id);`,
 }
 
 // maxOpenConns bounds the database's connection pool: every connection is a descriptor on

@@ -37,16 +37,10 @@ type upload struct {
 // exists. Nothing a rejected request wrote stays behind.
 func (s *server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	key := keyFrom(r)
-	// Answer 409 before reading 100 MB that would be thrown away; CreateJob enforces it for real.
-	if active, err := s.store.HasActiveJob(r.Context(), key.ID); err != nil {
-		s.writeError(w, r, err)
-		return
-	} else if active {
-		s.writeError(w, r, ErrActiveJob)
-		return
-	}
-	if err := s.checkDiskSpace(); err != nil {
-		s.writeError(w, r, err)
+	// Answer 409 (or 507) before reading 100 MB that would be thrown away; CreateJob enforces the
+	// one-active-job rule for real.
+	if err := s.checkCanSubmit(r, key); err != nil {
+		s.refuseUpload(w, r, err)
 		return
 	}
 	// The server reads other requests within requestReadTimeout; an upload gets time for its size on
@@ -96,6 +90,38 @@ func (s *server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("job created", "job", job.ID, "key", key.ID, "audio", job.AudioType, "image", job.ImageType, "duration", job.AudioDuration)
 	w.Header().Set("Location", "/api/status/"+job.ID)
 	writeJSON(w, http.StatusCreated, map[string]string{"message": "Job created", "jobId": job.ID})
+}
+
+// checkCanSubmit refuses a submission that cannot succeed whatever its files: the key already has
+// an active job, or the disk is nearly full.
+func (s *server) checkCanSubmit(r *http.Request, key Key) error {
+	active, err := s.store.HasActiveJob(r.Context(), key.ID)
+	if err != nil {
+		return err
+	}
+	if active {
+		return ErrActiveJob
+	}
+	return s.checkDiskSpace()
+}
+
+// earlyRefusalDrain is how much of a refused upload's body is read after the answer, so that a
+// client still sending it gets the answer instead of a broken connection.
+const earlyRefusalDrain = 8 << 20
+
+// refuseUpload answers a submission with err before its body is read. A client that is still
+// writing the body when the connection closes under it sees a broken pipe instead of the answer
+// (Go's client and others), so after the answer the rest of a small body is read and thrown away;
+// a large one is cut. A client that sent Expect: 100-continue sends no body at all.
+func (s *server) refuseUpload(w http.ResponseWriter, r *http.Request, err error) {
+	s.writeError(w, r, err)
+	if r.Header.Get("Expect") != "" || r.ContentLength > earlyRefusalDrain {
+		return
+	}
+	rc := http.NewResponseController(w)
+	rc.Flush()
+	rc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	io.Copy(io.Discard, io.LimitReader(r.Body, earlyRefusalDrain))
 }
 
 // readParts streams the multipart body: image and audio to temporary files (recorded in files),

@@ -530,6 +530,7 @@ server.listen(0, '127.0.0.1', () => console.log('listening ' + server.address().
 const seedSnippet = `// Node.js / Express import crypto from 'crypto'; app.post('/hooks/vidgen', express.raw({ type: 'application/json' }), (req, res) => { const got = req.header('X-Webhook-Signature') || ''; const expected = crypto .createHmac('sha256', process.env.WEBHOOK_SECRET) .update(req.body) .digest('hex'); if (got.length !== expected.length || !crypto.timingSafeEqual(Buffer.from(got), Buffer.from(expected))) { return res.status(401).end(); } const event = JSON.parse(req.body.toString()); // event.status, event.outputVideo, … res.sendStatus(200); });`
 
 func TestExpressReceiverIsTheSeedSnippet(t *testing.T) {
+	t.Parallel()
 	_, rest, _ := strings.Cut(expressReceiver, "// ---- the seed's snippet ----")
 	snippet, _, ok := strings.Cut(rest, "// ---- end of the seed's snippet ----")
 	if !ok || strings.Join(strings.Fields(snippet), " ") != seedSnippet {
@@ -643,6 +644,7 @@ func TestWebhookRetrySchedule(t *testing.T) {
 
 // TestWebhookJitter: each wait is within ±10% of the schedule, and the jitter does vary.
 func TestWebhookJitter(t *testing.T) {
+	t.Parallel()
 	t0 := time.Unix(1_800_000_000, 0)
 	ws := &webhookSender{now: func() time.Time { return t0 }}
 	fail := Attempt{At: t0, StatusCode: 500, Error: "HTTP 500"}
@@ -1052,6 +1054,7 @@ func TestWebhookSSRFAtDial(t *testing.T) {
 
 // TestBlockedAddrs is the address rule itself, for each range and the spellings that hide one.
 func TestBlockedAddrs(t *testing.T) {
+	t.Parallel()
 	blocked := []string{
 		"127.0.0.1", "127.255.255.254", "0.0.0.0", "0.1.2.3", "10.0.0.1", "10.255.255.255", "172.16.0.1", "172.31.255.255",
 		"192.168.0.1", "169.254.169.254", "169.254.0.1", "100.64.0.1", "100.127.255.255", "224.0.0.1", "239.255.255.250",
