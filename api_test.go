@@ -10,7 +10,6 @@ import (
 	"hash/crc32"
 	"io"
 	"io/fs"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -464,19 +463,12 @@ func TestServeFirstStart(t *testing.T) {
 	if key == "" || addr == "" {
 		t.Fatalf("no key or address printed:\n%s", stderr.String())
 	}
-	req, _ := http.NewRequest("GET", "http://"+addr+"/api/jobs", nil)
-	req.Header.Set("X-API-Key", key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
+	if resp, _ := mustRequest(t, "GET", "http://"+addr+"/api/jobs", key, nil); resp.StatusCode != 200 {
 		t.Errorf("printed key: %d", resp.StatusCode)
 	}
 	// A second serve on the same data directory refuses to start.
 	var second syncBuffer
-	err = run(ctx, []string{"serve", "-addr", "127.0.0.1:0", "-data", dir}, func(string) string { return "" }, &second, &second)
+	err := run(ctx, []string{"serve", "-addr", "127.0.0.1:0", "-data", dir}, func(string) string { return "" }, &second, &second)
 	if err == nil || !strings.Contains(err.Error(), "another vidgen serve") {
 		t.Errorf("second serve on the same data: %v", err)
 	}

@@ -178,13 +178,13 @@ func TestE2EProgress(t *testing.T) {
 	}
 }
 
-// TestE2EWebhookExpressSnippet runs the seed's own Express snippet as the receiver: it must accept
+// TestE2EWebhookExpressSnippet runs the API document's own Express snippet as the receiver: it must accept
 // vidgen's deliveries unchanged.
 func TestE2EWebhookExpressSnippet(t *testing.T) {
 	t.Parallel()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("node is not installed; the seed's Express snippet cannot run")
+		t.Skip("node is not installed; the API document's Express snippet cannot run")
 	}
 	npm, err := exec.LookPath("npm")
 	if err != nil {

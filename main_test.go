@@ -248,12 +248,13 @@ func (e *testEnv) newKey(t testing.TB, name string) string {
 	return apiKey
 }
 
-// do sends a request with the API key (none when key is "") and returns the response and its body.
-func (e *testEnv) do(t testing.TB, method, path, key string, body io.Reader, header ...string) (*http.Response, []byte) {
-	t.Helper()
-	req, err := http.NewRequest(method, e.hs.URL+path, body)
+// request is every test's way to send a request: method url through client (the default one when
+// nil), with the API key (none when key is "") and header name/value pairs. It returns the response
+// with its body read; err is set when no whole response came.
+func request(client *http.Client, method, url, key string, body io.Reader, header ...string) (*http.Response, []byte, error) {
+	req, err := http.NewRequest(method, url, body)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	if key != "" {
 		req.Header.Set("X-API-Key", key)
@@ -261,16 +262,32 @@ func (e *testEnv) do(t testing.TB, method, path, key string, body io.Reader, hea
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
+	return resp, b, err
+}
+
+// mustRequest is request with the default client that fails the test when no response came.
+func mustRequest(t testing.TB, method, url, key string, body io.Reader, header ...string) (*http.Response, []byte) {
+	t.Helper()
+	resp, b, err := request(nil, method, url, key, body, header...)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s %s: %v", method, url, err)
 	}
 	return resp, b
+}
+
+// do sends a request to the test server (see request).
+func (e *testEnv) do(t testing.TB, method, path, key string, body io.Reader, header ...string) (*http.Response, []byte) {
+	t.Helper()
+	return mustRequest(t, method, e.hs.URL+path, key, body, header...)
 }
 
 // multipartBody builds a submission: files maps part names to paths; fields are plain values.
@@ -568,14 +585,7 @@ func TestQuickStart(t *testing.T) {
 		t.Errorf("color space %q, want bt709", p.ColorSpace)
 	}
 
-	req, _ := http.NewRequest("GET", st["outputVideo"].(string), nil)
-	req.Header.Set("Range", "bytes=0-99")
-	rresp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	part, _ := io.ReadAll(rresp.Body)
-	rresp.Body.Close()
+	rresp, part := mustRequest(t, "GET", st["outputVideo"].(string), "", nil, "Range", "bytes=0-99")
 	if rresp.StatusCode != 206 || !bytes.Equal(part, video[:100]) {
 		t.Errorf("range request: %d, %d bytes", rresp.StatusCode, len(part))
 	}

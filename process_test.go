@@ -135,23 +135,15 @@ func (p *vidgenProc) kill9() {
 
 // do sends a request; err is non-nil when no response came (the process may be dead).
 func (p *vidgenProc) do(method, path, key string, body io.Reader, ctype string) (int, []byte, error) {
-	req, err := http.NewRequest(method, p.url+path, body)
-	if err != nil {
-		return 0, nil, err
-	}
-	if key != "" {
-		req.Header.Set("X-API-Key", key)
-	}
+	var header []string
 	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
+		header = []string{"Content-Type", ctype}
 	}
-	resp, err := p.client.Do(req)
+	resp, b, err := request(p.client, method, p.url+path, key, body, header...)
 	if err != nil {
 		return 0, nil, err
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
+	return resp.StatusCode, b, nil
 }
 
 func (p *vidgenProc) mustDo(t testing.TB, method, path, key string, body io.Reader, ctype string, want int) map[string]any {
@@ -631,7 +623,7 @@ func TestE2EWebhookSurvivesKill9(t *testing.T) {
 		t.Errorf("webhook-id %q after the restart, %q before", got.Header.Get("webhook-id"), wantID)
 	}
 	for _, r := range []hookRequest{blocked, got} {
-		if !seedVerify(k.WebhookSecret, r.Header, r.Body) {
+		if !docsVerify(k.WebhookSecret, r.Header, r.Body) {
 			t.Errorf("X-Webhook-Signature %q does not verify", r.Header.Get("X-Webhook-Signature"))
 		}
 		if err := standardVerify(k.WebhookSecret, r.Header, r.Body, time.Now()); err != nil {

@@ -23,12 +23,6 @@ import (
 	"time"
 )
 
-// offsetClock is the real clock plus an offset a test can push forward.
-type offsetClock struct{ off atomic.Int64 }
-
-func (c *offsetClock) Now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
-func (c *offsetClock) Advance(d time.Duration) { c.off.Add(int64(d)) }
-
 // limitServer is a server that is not started (jobs stay PENDING), on a clock that stands still
 // until advanced, with the default limits, called straight through its handler.
 func limitServer(t *testing.T, trust ...string) (*server, http.Handler, *fakeClock) {
@@ -341,7 +335,7 @@ func TestTooManyParts(t *testing.T) {
 // no job names (a crash between publishing and recording) are deleted at start-up.
 func TestInputsGoneAndOutputExpires(t *testing.T) {
 	t.Parallel()
-	clk := &offsetClock{}
+	clk := &fakeClock{t: time.Now()}
 	e := newTestEnv(t, nil, func(s *server) { s.now = clk.Now })
 	id := e.mustSubmit(t, e.key, fixture(t, "img.jpg"), fixture(t, "tone.wav"))
 	inputs := filepath.Join(e.srv.cfg.DataDir, "inputs")

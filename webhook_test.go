@@ -297,9 +297,9 @@ func (d apiDelivery) code(i int) int {
 
 // ---- a receiver's checks, written independently of webhook.go ----
 
-// seedVerify is the seed's Express check in Go: X-Webhook-Signature is the hex HMAC-SHA256 of the
+// docsVerify is the API document's Express check in Go: X-Webhook-Signature is the hex HMAC-SHA256 of the
 // body, keyed with the secret string as it is.
-func seedVerify(secret string, h http.Header, body []byte) bool {
+func docsVerify(secret string, h http.Header, body []byte) bool {
 	mac := hmac.New(sha256.New, []byte(secret))
 	mac.Write(body)
 	return hmac.Equal([]byte(h.Get("X-Webhook-Signature")), []byte(hex.EncodeToString(mac.Sum(nil))))
@@ -371,7 +371,7 @@ func TestWebhookHTTPSReceiver(t *testing.T) {
 	if !reflect.DeepEqual(event, st) {
 		t.Errorf("webhook body\n%v\nis not the status body\n%v", event, st)
 	}
-	if !seedVerify(secret, r.Header, r.Body) {
+	if !docsVerify(secret, r.Header, r.Body) {
 		t.Errorf("X-Webhook-Signature %q does not verify", r.Header.Get("X-Webhook-Signature"))
 	}
 	if err := standardVerify(secret, r.Header, r.Body, time.Now()); err != nil {
@@ -380,10 +380,10 @@ func TestWebhookHTTPSReceiver(t *testing.T) {
 	// What a receiver must reject: a changed body, another secret, a replay after 5 minutes.
 	forged := bytes.Replace(r.Body, []byte(`"COMPLETED"`), []byte(`"FAILED"`), 1)
 	other := "whsec_" + base64.StdEncoding.EncodeToString([]byte("another account's secret"))
-	if seedVerify(secret, r.Header, forged) || standardVerify(secret, r.Header, forged, time.Now()) == nil {
+	if docsVerify(secret, r.Header, forged) || standardVerify(secret, r.Header, forged, time.Now()) == nil {
 		t.Error("a changed body verifies")
 	}
-	if seedVerify(other, r.Header, r.Body) || standardVerify(other, r.Header, r.Body, time.Now()) == nil {
+	if docsVerify(other, r.Header, r.Body) || standardVerify(other, r.Header, r.Body, time.Now()) == nil {
 		t.Error("another secret verifies")
 	}
 	if standardVerify(secret, r.Header, r.Body, time.Now().Add(6*time.Minute)) == nil {
@@ -411,12 +411,12 @@ func TestWebhookHTTPSReceiver(t *testing.T) {
 	if r2.Header.Get("webhook-id") != again || again == d.ID || !bytes.Equal(r2.Body, r.Body) {
 		t.Errorf("redelivery: id %q (queued %q, first %q), body %s", r2.Header.Get("webhook-id"), again, d.ID, r2.Body)
 	}
-	if !seedVerify(secret, r2.Header, r2.Body) || standardVerify(secret, r2.Header, r2.Body, time.Now()) != nil {
+	if !docsVerify(secret, r2.Header, r2.Body) || standardVerify(secret, r2.Header, r2.Body, time.Now()) != nil {
 		t.Error("redelivery does not verify")
 	}
 
 	// `vidgen keys rotate-secret`, run beside the server: for 24 hours both secrets sign the Standard
-	// Webhooks header; the seed's header uses the new one.
+	// Webhooks header; the API document's header uses the new one.
 	var out, errOut bytes.Buffer
 	env := func(name string) string {
 		if name == "VIDGEN_DATA" {
@@ -434,7 +434,7 @@ func TestWebhookHTTPSReceiver(t *testing.T) {
 	newSecret := rotated["webhookSecret"]
 	e.redeliver(t, e.key, id)
 	r3 := recv.waitFor(t, 3)[2]
-	if !seedVerify(newSecret, r3.Header, r3.Body) || seedVerify(secret, r3.Header, r3.Body) {
+	if !docsVerify(newSecret, r3.Header, r3.Body) || docsVerify(secret, r3.Header, r3.Body) {
 		t.Error("after rotation X-Webhook-Signature is not signed with the new secret")
 	}
 	if sigs := strings.Fields(r3.Header.Get("webhook-signature")); len(sigs) != 2 {
@@ -480,13 +480,13 @@ func TestWebhookFailedJob(t *testing.T) {
 	if !reflect.DeepEqual(event, st) || event["errorMessage"] == nil {
 		t.Errorf("webhook %v, status %v", event, st)
 	}
-	if secret := e.accountOf(t, e.key).WebhookSecret; !seedVerify(secret, reqs[0].Header, reqs[0].Body) ||
+	if secret := e.accountOf(t, e.key).WebhookSecret; !docsVerify(secret, reqs[0].Header, reqs[0].Body) ||
 		standardVerify(secret, reqs[0].Header, reqs[0].Body, time.Now()) != nil {
 		t.Error("FAILED webhook does not verify")
 	}
 }
 
-// expressReceiver is the seed's Express snippet, unchanged between the markers, with only what it
+// expressReceiver is the API document's Express snippet, unchanged between the markers, with only what it
 // needs around it to run: express, an HTTPS server on the test's certificate, and a log line per
 // request so the test can see what the snippet answered.
 const expressReceiver = `import express from 'express';
@@ -499,7 +499,7 @@ app.use((req, res, next) => {
   next();
 });
 
-// ---- the seed's snippet ----
+// ---- the API document's snippet ----
 // Node.js / Express
 import crypto from 'crypto';
 
@@ -519,22 +519,22 @@ app.post('/hooks/vidgen', express.raw({ type: 'application/json' }), (req, res) 
   // event.status, event.outputVideo, …
   res.sendStatus(200);
 });
-// ---- end of the seed's snippet ----
+// ---- end of the API document's snippet ----
 
 const server = https.createServer({ key: fs.readFileSync(process.argv[2]), cert: fs.readFileSync(process.argv[3]) }, app);
 server.listen(0, '127.0.0.1', () => console.log('listening ' + server.address().port));
 `
 
-// seedSnippet is the snippet as the seed's API document prints it (its line breaks lost in the
+// docsSnippet is the snippet as the public API document prints it (its line breaks lost in the
 // copy); expressReceiver must hold the same code, token for token.
-const seedSnippet = `// Node.js / Express import crypto from 'crypto'; app.post('/hooks/vidgen', express.raw({ type: 'application/json' }), (req, res) => { const got = req.header('X-Webhook-Signature') || ''; const expected = crypto .createHmac('sha256', process.env.WEBHOOK_SECRET) .update(req.body) .digest('hex'); if (got.length !== expected.length || !crypto.timingSafeEqual(Buffer.from(got), Buffer.from(expected))) { return res.status(401).end(); } const event = JSON.parse(req.body.toString()); // event.status, event.outputVideo, … res.sendStatus(200); });`
+const docsSnippet = `// Node.js / Express import crypto from 'crypto'; app.post('/hooks/vidgen', express.raw({ type: 'application/json' }), (req, res) => { const got = req.header('X-Webhook-Signature') || ''; const expected = crypto .createHmac('sha256', process.env.WEBHOOK_SECRET) .update(req.body) .digest('hex'); if (got.length !== expected.length || !crypto.timingSafeEqual(Buffer.from(got), Buffer.from(expected))) { return res.status(401).end(); } const event = JSON.parse(req.body.toString()); // event.status, event.outputVideo, … res.sendStatus(200); });`
 
-func TestExpressReceiverIsTheSeedSnippet(t *testing.T) {
+func TestExpressReceiverIsTheDocsSnippet(t *testing.T) {
 	t.Parallel()
-	_, rest, _ := strings.Cut(expressReceiver, "// ---- the seed's snippet ----")
-	snippet, _, ok := strings.Cut(rest, "// ---- end of the seed's snippet ----")
-	if !ok || strings.Join(strings.Fields(snippet), " ") != seedSnippet {
-		t.Errorf("the Express receiver's snippet differs from the seed's:\n%s", snippet)
+	_, rest, _ := strings.Cut(expressReceiver, "// ---- the API document's snippet ----")
+	snippet, _, ok := strings.Cut(rest, "// ---- end of the API document's snippet ----")
+	if !ok || strings.Join(strings.Fields(snippet), " ") != docsSnippet {
+		t.Errorf("the Express receiver's snippet differs from the API document's:\n%s", snippet)
 	}
 }
 
@@ -633,7 +633,7 @@ func TestWebhookRetrySchedule(t *testing.T) {
 		if r.Header.Get("webhook-id") != d.ID || r.Header.Get("webhook-timestamp") != strconv.FormatInt(at.Unix(), 10) {
 			t.Errorf("attempt %d: webhook-id %q timestamp %q, want %s at %d", i+1, r.Header.Get("webhook-id"), r.Header.Get("webhook-timestamp"), d.ID, at.Unix())
 		}
-		if !bytes.Equal(r.Body, reqs[0].Body) || !seedVerify(secret, r.Header, r.Body) || standardVerify(secret, r.Header, r.Body, at) != nil {
+		if !bytes.Equal(r.Body, reqs[0].Body) || !docsVerify(secret, r.Header, r.Body) || standardVerify(secret, r.Header, r.Body, at) != nil {
 			t.Errorf("attempt %d does not verify", i+1)
 		}
 	}
@@ -837,7 +837,7 @@ func TestWebhookDeliveredAfterRestart(t *testing.T) {
 	if r.Header.Get("webhook-id") != msgID || !bytes.Equal(r.Body, reqs[0].Body) || !reflect.DeepEqual(event, st) {
 		t.Errorf("redelivered id %q body %s", r.Header.Get("webhook-id"), r.Body)
 	}
-	if !seedVerify(secret, r.Header, r.Body) || standardVerify(secret, r.Header, r.Body, clock3.Now()) != nil {
+	if !docsVerify(secret, r.Header, r.Body) || standardVerify(secret, r.Header, r.Body, clock3.Now()) != nil {
 		t.Error("the delivery after restarts does not verify")
 	}
 	d := e3.delivery(t, key, id, msgID)
