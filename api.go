@@ -49,6 +49,9 @@ func (s *server) routes() http.Handler {
 		s.writeError(w, req, ErrNotFound)
 	}))
 	r.MethodNotAllowed = s.limitUnderAPI(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		// httprouter lists OPTIONS in Allow, but no route answers it.
+		allow := strings.Split(w.Header().Get("Allow"), ", ")
+		w.Header().Set("Allow", strings.Join(slices.DeleteFunc(allow, func(m string) bool { return m == http.MethodOptions }), ", "))
 		s.writeError(w, req, errorf(kindMethodNotAllowed, "Method %s not allowed for %s", echo(req.Method), echo(req.URL.Path)))
 	}))
 	r.PanicHandler = func(w http.ResponseWriter, req *http.Request, v any) {
@@ -432,7 +435,11 @@ func (s *server) handleShare(w http.ResponseWriter, r *http.Request) {
 	video, share := outputURLs(j, s.cfg.PublicURL)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; media-src 'self' "+s.cfg.PublicURL+"; img-src 'self' "+s.cfg.PublicURL+"; style-src 'unsafe-inline'")
+	// Nobody frames the page (sites that want the video embed the MP4 itself), and the token in its
+	// URL never leaves in a Referer.
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; media-src 'self' "+s.cfg.PublicURL+"; img-src 'self' "+s.cfg.PublicURL+
+		"; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+	w.Header().Set("Referrer-Policy", "no-referrer")
 	err = shareTmpl.Execute(w, map[string]any{
 		"Video":    *video,
 		"Page":     *share,

@@ -183,6 +183,9 @@ func renderEstimates(job Job, imagePath string) (clip, mux float64) {
 	return clip, 0.2 + job.AudioDuration/speed
 }
 
+// longAudio is the audio length from which a render that times out is blamed on its input.
+const longAudio = 10 * time.Minute
+
 // renderTimeout is how long a render may take: a generous multiple of the work, so a hung ffmpeg
 // cannot hold a slot forever.
 func renderTimeout(audioSeconds float64) time.Duration {
@@ -318,6 +321,13 @@ func (rd *renderer) render(killCtx context.Context, job Job) Outcome {
 	if errors.As(err, &rf) && rf.final {
 		rd.log.Warn("render failed", "job", job.ID, "err", err)
 		return Outcome{Status: StatusFailed, ErrorMessage: rf.msg}
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) && killCtx.Err() == nil && job.AudioDuration >= longAudio.Seconds() {
+		// A long job that runs out of time will run out again: three tries would hold a worker for
+		// hours. A short one that times out met a stalled machine, which passes.
+		rd.log.Warn("render timed out", "job", job.ID, "err", err, "audio_s", job.AudioDuration)
+		return Outcome{Status: StatusFailed, ErrorMessage: fmt.Sprintf(
+			"Rendering took longer than the %s allowed for audio of this length; try a shorter or simpler audio file", fmtDuration(timeout(job.AudioDuration).Seconds()))}
 	}
 	rd.log.Warn("render failed, will retry", "job", job.ID, "err", err)
 	return Outcome{Status: StatusPending, CountRetry: true}

@@ -53,7 +53,7 @@ var blockedNets = func() []netip.Prefix {
 		// ::/96 also holds the deprecated IPv4-compatible form (::127.0.0.1), ::ffff:0:0:0/96 the
 		// IPv4-translated one; ::ffff:0:0/96 (IPv4-mapped) is unmapped and checked as IPv4.
 		"::/96", "::1/128", "::ffff:0:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64", "2001::/32",
-		"2001:db8::/32", "2002::/16", "fc00::/7", "fe80::/10", "ff00::/8",
+		"2001:db8::/32", "2002::/16", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8",
 	} {
 		ps = append(ps, netip.MustParsePrefix(s))
 	}
