@@ -351,10 +351,19 @@ func (s *server) handleDeliveries(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"jobId": j.ID, "deliveries": out})
 }
 
+// redeliveriesPerMinute bounds how often one account may ask for webhooks again, whatever the
+// addresses it asks from: each one is outbound work the service does for it.
+const redeliveriesPerMinute = 30
+
 func (s *server) handleRedeliver(w http.ResponseWriter, r *http.Request) {
 	jobID, err := jobIDParam(r)
 	if err != nil {
 		s.writeError(w, r, err)
+		return
+	}
+	if ok, _, _, retryAfter := s.redeliverLimit.take(keyFrom(r).ID); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+		s.writeError(w, r, errorf(kindRateLimited, "Too many redeliveries: at most %d a minute for one account; retry in %d s", redeliveriesPerMinute, retryAfter))
 		return
 	}
 	id, err := newDeliveryID(s.rand)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -108,4 +109,69 @@ func TestShareAndMethodHeaders(t *testing.T) {
 	if allow := resp.Header.Get("Allow"); strings.Contains(allow, "OPTIONS") || !strings.Contains(allow, "GET") || !strings.Contains(allow, "POST") {
 		t.Errorf("Allow %q", allow)
 	}
+}
+
+// TestRedeliveryFloodDoesNotStarve: one account floods the sender with redeliveries to a receiver
+// that accepts connections and never answers; another account's webhook still goes out at once,
+// while the first account's attempts are all still hanging.
+func TestRedeliveryFloodDoesNotStarve(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	slow := newHookReceiver(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	t.Cleanup(func() { close(release) })
+	fast := newHookReceiver(t, nil)
+	e := newTestEnv(t, hookConfig(t.TempDir(), slow, fast), hookTrust(slow, fast),
+		func(s *server) { s.hooks.client.Timeout = 5 * time.Minute })
+	flooder := e.key
+	id, _ := e.finishWithHook(t, flooder, slow.url())
+	for range 20 {
+		e.redeliver(t, flooder, e.cloneJob(t, id))
+	}
+	resp, b := e.do(t, "POST", "/api/jobs/"+id+"/deliveries/redeliver", flooder, nil)
+	if msg := errorBody(t, resp, b, 409); !strings.Contains(msg, "msg_") {
+		t.Errorf("a second redelivery of a job with one queued: %q", msg)
+	}
+
+	other := e.newKey(t, "other")
+	e.finishWithHook(t, other, fast.url())
+	fast.waitFor(t, 1)
+	if n := len(slow.requests()); n > webhookPerKey {
+		t.Errorf("the flooding account has %d attempts under way, want at most %d", n, webhookPerKey)
+	}
+	select {
+	case <-release:
+		t.Fatal("the slow receiver answered")
+	default:
+	}
+}
+
+// TestRedeliveryRate: one account may ask for at most redeliveriesPerMinute redeliveries a minute,
+// whatever addresses it asks from.
+func TestRedeliveryRate(t *testing.T) {
+	t.Parallel()
+	recv := newHookReceiver(t, nil)
+	clk := &fakeClock{t: time.Now()}
+	e := newTestEnv(t, hookConfig(t.TempDir(), recv), hookTrust(recv))
+	e.srv.redeliverLimit.now = clk.Now
+	id, _ := e.finishWithHook(t, e.key, recv.url())
+	e.settle(t)
+	var jobs []string
+	for range redeliveriesPerMinute + 1 {
+		jobs = append(jobs, e.cloneJob(t, id))
+	}
+	for _, j := range jobs[:redeliveriesPerMinute] {
+		e.redeliver(t, e.key, j)
+	}
+	resp, b := e.do(t, "POST", "/api/jobs/"+jobs[redeliveriesPerMinute]+"/deliveries/redeliver", e.key, nil)
+	errorBody(t, resp, b, 429)
+	if resp.Header.Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
+	clk.Advance(time.Minute)
+	e.redeliver(t, e.key, jobs[redeliveriesPerMinute])
 }

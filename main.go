@@ -187,7 +187,8 @@ type server struct {
 	hooks    *webhookSender
 	clients  clientIPs
 
-	apiLimit, submitLimit *limitPolicy
+	apiLimit, submitLimit *limitPolicy[netip.Prefix]
+	redeliverLimit        *limitPolicy[string] // per account
 	ratePolicyHeader      string
 	diskFree              func(path string) (int64, error)
 	headerTimeout         time.Duration // ReadHeaderTimeout; a field so tests can shorten it
@@ -238,11 +239,12 @@ func newServer(ctx context.Context, cfg config, log *slog.Logger, now func() tim
 	s := &server{cfg: cfg, log: log, now: now, rand: rand.Reader, dirs: dirs, store: st, clients: clientIPs{trusted: cfg.TrustProxy}, diskFree: diskFree,
 		headerTimeout: headerTimeout}
 	if cfg.RateAPI > 0 {
-		s.apiLimit = newLimitPolicy("requests", cfg.RateAPI, now)
+		s.apiLimit = newLimitPolicy[netip.Prefix]("requests", cfg.RateAPI, now)
 	}
 	if cfg.RateSubmit > 0 {
-		s.submitLimit = newLimitPolicy("submissions", cfg.RateSubmit, now)
+		s.submitLimit = newLimitPolicy[netip.Prefix]("submissions", cfg.RateSubmit, now)
 	}
+	s.redeliverLimit = newLimitPolicy[string]("redeliveries", redeliveriesPerMinute, now)
 	s.ratePolicyHeader = ratePolicy(s.apiLimit, s.submitLimit)
 	s.hooks = newWebhookSender(st, log, now, cfg.PublicURL, cfg.WebhookAllowPrivate, cfg.WebhookPorts, nil)
 	s.jobs = &lifecycle{store: st, dirs: dirs, hooks: s.hooks, log: log, rand: s.rand}

@@ -19,15 +19,15 @@ import (
 // starts again with a full bucket.
 const maxBuckets = 50_000
 
-// limitPolicy is one per-client token bucket policy: perMinute requests a minute, in bursts of as
-// many.
-type limitPolicy struct {
+// limitPolicy is one token bucket policy per client K (an address prefix, or an account):
+// perMinute requests a minute, in bursts of as many.
+type limitPolicy[K comparable] struct {
 	name      string
 	perMinute int
 	now       func() time.Time
 
 	mu      sync.Mutex
-	buckets map[netip.Prefix]*bucket
+	buckets map[K]*bucket
 	swept   time.Time
 }
 
@@ -36,14 +36,14 @@ type bucket struct {
 	seen time.Time
 }
 
-func newLimitPolicy(name string, perMinute int, now func() time.Time) *limitPolicy {
-	return &limitPolicy{name: name, perMinute: perMinute, now: now, buckets: map[netip.Prefix]*bucket{}}
+func newLimitPolicy[K comparable](name string, perMinute int, now func() time.Time) *limitPolicy[K] {
+	return &limitPolicy[K]{name: name, perMinute: perMinute, now: now, buckets: map[K]*bucket{}}
 }
 
 // take spends one token of client's bucket and returns whether it was there, the tokens left, and
 // the seconds until the bucket is full again (RateLimit-Reset) or, when refused, until one token is
 // back (Retry-After).
-func (p *limitPolicy) take(client netip.Prefix) (ok bool, remaining int, reset, retryAfter int) {
+func (p *limitPolicy[K]) take(client K) (ok bool, remaining int, reset, retryAfter int) {
 	now := p.now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -73,7 +73,7 @@ func (p *limitPolicy) take(client netip.Prefix) (ok bool, remaining int, reset, 
 // the table is still at its cap, arbitrary ones down to 90% of it. Evicting a tenth at a time keeps
 // a flood of fresh addresses at one pass over the table per maxBuckets/10 new clients, instead of
 // one pass per request once the table is full.
-func (p *limitPolicy) sweep(now time.Time) {
+func (p *limitPolicy[K]) sweep(now time.Time) {
 	p.swept = now
 	for k, b := range p.buckets {
 		if now.Sub(b.seen) > time.Minute {
@@ -91,7 +91,7 @@ func (p *limitPolicy) sweep(now time.Time) {
 	}
 }
 
-func (p *limitPolicy) size() int {
+func (p *limitPolicy[K]) size() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.buckets)
@@ -156,7 +156,7 @@ func (c clientIPs) key(r *http.Request) netip.Prefix {
 
 // limit returns middleware that applies policy p (nil: no limit) per client, writing the RateLimit-*
 // headers on every response it limits and a JSON 429 when the bucket is empty.
-func (s *server) limit(p *limitPolicy) func(http.Handler) http.Handler {
+func (s *server) limit(p *limitPolicy[netip.Prefix]) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		if p == nil {
 			return next
@@ -179,7 +179,7 @@ func (s *server) limit(p *limitPolicy) func(http.Handler) http.Handler {
 }
 
 // ratePolicy describes the policies for the RateLimit-Policy header, e.g. `600;w=60, 30;w=60`.
-func ratePolicy(ps ...*limitPolicy) string {
+func ratePolicy(ps ...*limitPolicy[netip.Prefix]) string {
 	var parts []string
 	for _, p := range ps {
 		if p != nil {

@@ -239,7 +239,7 @@ func TestLimiterMemoryBound(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	p := newLimitPolicy("requests", 600, clk.Now)
+	p := newLimitPolicy[netip.Prefix]("requests", 600, clk.Now)
 	start := time.Now()
 	for i := range 100_000 {
 		var a netip.Addr

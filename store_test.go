@@ -442,3 +442,47 @@ func repeatStatus(s JobStatus, n int) []JobStatus {
 	}
 	return out
 }
+
+// TestPruneDeliveries: the webhook history of jobs that finished before the cutoff goes, with its
+// attempts; a delivery still pending and newer jobs' history stay.
+func TestPruneDeliveries(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, k := testStore(t)
+	end := func(j Job, id string) {
+		t.Helper()
+		if _, err := st.ClaimJob(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Transition(ctx, transition{JobID: j.ID, From: StatusProcessing, Outcome: Outcome{Status: StatusCompleted, OutputToken: id}, DeliveryID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := storeJob(t, st, k, "https://example.com/h", time.Now())
+	end(old, "msg_old")
+	if err := st.RecordAttempt(ctx, "msg_old", Attempt{At: time.Now(), StatusCode: 200}, DeliveryDelivered, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	stillPending := storeJob(t, st, storeKey(t, st, "b"), "https://example.com/h", time.Now())
+	end(stillPending, "msg_pending")
+	cutoff := time.Now().Add(time.Second)
+	recent := storeJob(t, st, storeKey(t, st, "c"), "https://example.com/h", time.Now())
+	st.now = func() time.Time { return cutoff.Add(time.Hour) }
+	end(recent, "msg_recent")
+	st.RecordAttempt(ctx, "msg_recent", Attempt{At: time.Now(), StatusCode: 200}, DeliveryDelivered, time.Time{})
+
+	n, err := st.PruneDeliveries(ctx, cutoff)
+	if err != nil || n != 1 {
+		t.Fatalf("pruned %d (%v), want 1", n, err)
+	}
+	for id, want := range map[string]int{old.ID: 0, stillPending.ID: 1, recent.ID: 1} {
+		if got := deliveryCount(t, st, id); got != want {
+			t.Errorf("job %s: %d deliveries left, want %d", id, got, want)
+		}
+	}
+	var attempts int
+	st.db.QueryRow(`SELECT count(*) FROM webhook_attempts WHERE delivery_id = 'msg_old'`).Scan(&attempts)
+	if attempts != 0 {
+		t.Errorf("%d attempts of the pruned delivery left", attempts)
+	}
+}

@@ -38,6 +38,7 @@ const (
 	webhookTimeout   = 15 * time.Second
 	webhookMaxRead   = 64 << 10
 	webhookInFlight  = 8 // deliveries sent at once
+	webhookPerKey    = 2 // of which for one account: a slow receiver holds no more than these
 	maxRetryAfter    = 24 * time.Hour
 	webhookUserAgent = "vidgen-webhook/1"
 )
@@ -89,9 +90,16 @@ type webhookSender struct {
 	lookup func(ctx context.Context, host string) ([]netip.Addr, error)
 	client *http.Client
 	wake   chan struct{}
-	// deliverMu makes DeliverDue calls take turns, so two callers (the Run loop and a test, say)
-	// never make the same attempt twice.
-	deliverMu sync.Mutex
+
+	// Attempts under way, counted in all and per account under mu. When one ends, gen grows, cond
+	// is broadcast and ended gets a signal (for Run).
+	mu       sync.Mutex
+	cond     *sync.Cond
+	inFlight map[string]bool // delivery ids
+	perKey   map[string]int
+	total    int
+	gen      uint64
+	ended    chan struct{}
 }
 
 func newWebhookSender(st *Store, log *slog.Logger, now func() time.Time, publicURL string, allowPrivate bool, ports []string, roots *tls.Config) *webhookSender {
@@ -102,8 +110,12 @@ func newWebhookSender(st *Store, log *slog.Logger, now func() time.Time, publicU
 		lookup: func(ctx context.Context, host string) ([]netip.Addr, error) {
 			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 		},
-		wake: make(chan struct{}, 1),
+		wake:     make(chan struct{}, 1),
+		inFlight: map[string]bool{},
+		perKey:   map[string]int{},
+		ended:    make(chan struct{}, 1),
 	}
+	ws.cond = sync.NewCond(&ws.mu)
 	for _, p := range ports {
 		ws.ports[p] = true
 	}
@@ -244,17 +256,20 @@ func (ws *webhookSender) Notify() {
 // Run delivers due deliveries until ctx is done. Deliveries survive restarts in the outbox, so
 // stopping mid-way loses nothing: an interrupted attempt is not recorded and is made again.
 func (ws *webhookSender) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for {
-		if _, err := ws.DeliverDue(ctx); err != nil && ctx.Err() == nil {
+		_, blocked, _, err := ws.dispatch(ctx, &wg, nil)
+		if err != nil && ctx.Err() == nil {
 			ws.log.Error("webhook deliveries", "err", err)
 		}
 		wait := time.Minute
 		if next, err := ws.store.NextDeliveryAt(ctx); err == nil && !next.IsZero() {
 			wait = min(wait, next.Sub(ws.now()))
 		}
-		if wait <= 0 {
-			// Still due after DeliverDue: an attempt could not be recorded (database trouble). Wait
-			// a little instead of spinning; new deliveries wake the loop at once anyway.
+		if blocked || wait <= 0 {
+			// Due deliveries wait for a free slot, or are the ones in flight: an attempt that ends
+			// wakes the loop. A second is the fallback when an attempt could not be recorded.
 			wait = time.Second
 		}
 		t := time.NewTimer(wait)
@@ -263,50 +278,119 @@ func (ws *webhookSender) Run(ctx context.Context) {
 			t.Stop()
 			return
 		case <-ws.wake:
+		case <-ws.ended:
 		case <-t.C:
 		}
 		t.Stop()
 	}
 }
 
-// DeliverDue makes one attempt at every delivery due now, a few at a time, and returns how many it
-// attempted. It makes at most one attempt per delivery per call, so a delivery whose attempt could
-// not be recorded does not make it spin.
+// DeliverDue makes one attempt at every delivery due now and returns how many it made, once every
+// attempt under way (its own and the Run loop's) has been recorded.
 func (ws *webhookSender) DeliverDue(ctx context.Context) (int, error) {
-	ws.deliverMu.Lock()
-	defer ws.deliverMu.Unlock()
-	total := 0
+	var wg sync.WaitGroup
 	tried := map[string]bool{}
-	for ctx.Err() == nil {
-		due, err := ws.store.DueDeliveries(ctx, ws.now(), 64)
-		if err != nil {
+	total := 0
+	for {
+		n, blocked, gen, err := ws.dispatch(ctx, &wg, tried)
+		total += n
+		ws.mu.Lock()
+		if err != nil || (n == 0 && !blocked) {
+			for ws.total > 0 {
+				ws.cond.Wait()
+			}
+			ws.mu.Unlock()
+			wg.Wait()
 			return total, err
 		}
-		var ds []Delivery
-		for _, d := range due {
-			if !tried[d.ID] {
-				tried[d.ID] = true
-				ds = append(ds, d)
+		if n == 0 {
+			for ws.gen == gen { // every slot is taken: wait until an attempt ends
+				ws.cond.Wait()
 			}
 		}
-		if len(ds) == 0 {
-			return total, nil
+		ws.mu.Unlock()
+	}
+}
+
+// dispatch starts an attempt at each due delivery it has room for: webhookInFlight at once in all
+// and webhookPerKey for one account, taking the accounts in turn, so one account's slow receivers
+// never hold every worker and another account's webhook goes out at once. Deliveries in tried are
+// skipped and those started are added to it (when it is not nil). blocked says a due delivery
+// waits for a slot; gen is the count of ended attempts when dispatch returned.
+func (ws *webhookSender) dispatch(ctx context.Context, wg *sync.WaitGroup, tried map[string]bool) (started int, blocked bool, gen uint64, err error) {
+	var due []Delivery
+	for {
+		// An attempt that ends between the query and the lock below was recorded after the query
+		// read its delivery as due: query again, or it would be attempted twice.
+		ws.mu.Lock()
+		before := ws.gen
+		ws.mu.Unlock()
+		if due, err = ws.store.DueDeliveries(ctx, ws.now(), 256); err != nil {
+			return 0, false, 0, err
 		}
-		sem := make(chan struct{}, webhookInFlight)
-		var wg sync.WaitGroup
-		for _, d := range ds {
-			sem <- struct{}{}
+		ws.mu.Lock()
+		if ws.gen == before {
+			break
+		}
+		ws.mu.Unlock()
+	}
+	defer ws.mu.Unlock()
+	var keys []string
+	queue := map[string][]Delivery{}
+	for _, d := range due {
+		if tried[d.ID] {
+			continue
+		}
+		if queue[d.KeyID] == nil {
+			keys = append(keys, d.KeyID)
+		}
+		queue[d.KeyID] = append(queue[d.KeyID], d)
+	}
+	for more := true; more; {
+		more = false
+		for _, k := range keys {
+			q := queue[k]
+			for len(q) > 0 && ws.inFlight[q[0].ID] {
+				q = q[1:] // the other loop has it under way
+			}
+			queue[k] = q
+			if len(q) == 0 {
+				continue
+			}
+			if ws.total >= webhookInFlight || ws.perKey[k] >= webhookPerKey {
+				blocked = true
+				continue
+			}
+			d := q[0]
+			queue[k] = q[1:]
+			ws.inFlight[d.ID], ws.perKey[k], ws.total = true, ws.perKey[k]+1, ws.total+1
+			if tried != nil {
+				tried[d.ID] = true
+			}
+			started++
+			more = true
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer func() { <-sem }()
 				ws.attempt(ctx, d)
+				ws.mu.Lock()
+				delete(ws.inFlight, d.ID)
+				ws.perKey[k]--
+				if ws.perKey[k] == 0 {
+					delete(ws.perKey, k)
+				}
+				ws.total--
+				ws.gen++
+				ws.cond.Broadcast()
+				ws.mu.Unlock()
+				select {
+				case ws.ended <- struct{}{}:
+				default:
+				}
 			}()
 		}
-		wg.Wait()
-		total += len(ds)
 	}
-	return total, ctx.Err()
+	return started, blocked, ws.gen, nil
 }
 
 // signatures returns the headers that sign body for delivery id sent at ts with the account's
