@@ -79,8 +79,11 @@ func (s *server) routes() http.Handler {
 	get("/api/jobs/:jobId/deliveries", api(s.handleDeliveries))
 	r.Handler("POST", "/api/jobs/:jobId/deliveries/redeliver", api(s.handleRedeliver))
 
-	get("/v/:file", http.HandlerFunc(s.handleVideo))
-	get("/s/:token", http.HandlerFunc(s.handleShare))
+	// Videos, posters and share pages need no key: they are limited per address, with their own
+	// higher rate, and in how many one address may be receiving at once.
+	media := func(h http.HandlerFunc) http.Handler { return s.limit(s.downloadLimit)(s.limitDownloads(h)) }
+	get("/v/:file", media(s.handleVideo))
+	get("/s/:token", media(s.handleShare))
 	return r
 }
 

@@ -20,6 +20,7 @@ const (
 	kindNotFound                          // no such job or route, or not the caller's (404)
 	kindMethodNotAllowed                  // the route exists, the method does not (405)
 	kindConflict                          // the job's or the key's state forbids it now (409)
+	kindTimeout                           // the client sent too slowly (408)
 	kindGone                              // it existed and was deleted (410)
 	kindTooLarge                          // an upload over its cap (413)
 	kindUnsupported                       // a file of a type vidgen does not take (415)
@@ -78,6 +79,8 @@ func (k errorKind) statusCode() int {
 		return http.StatusMethodNotAllowed
 	case kindConflict:
 		return http.StatusConflict
+	case kindTimeout:
+		return http.StatusRequestTimeout
 	case kindGone:
 		return http.StatusGone
 	case kindTooLarge:

@@ -1,12 +1,20 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -174,4 +182,175 @@ func TestRedeliveryRate(t *testing.T) {
 	}
 	clk.Advance(time.Minute)
 	e.redeliver(t, e.key, jobs[redeliveriesPerMinute])
+}
+
+// stalledUpload opens a raw connection to the test server and sends a submission's headers and
+// the first bytes of its body, then nothing more: a client trickling or stalling its upload. It
+// returns the connection; the test reads the answer from it or closes it.
+func stalledUpload(t testing.TB, e *testEnv) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", e.hs.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	body := "--b\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\n" + strings.Repeat("x", 10<<10)
+	fmt.Fprintf(conn, "POST /api/jobs HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: %d\r\n\r\n%s",
+		e.key, 50<<20, body)
+	return conn
+}
+
+// TestTrickledUploadCut: an upload that falls below the minimum rate once its grace has passed is
+// cut with a 408, and its temp file is removed.
+func TestTrickledUploadCut(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, hangConfig(t, 1), func(s *server) { s.uploadGrace = 300 * time.Millisecond })
+	conn := stalledUpload(t, e)
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a stalled upload: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if msg := errorBody(t, resp, b, http.StatusRequestTimeout); !strings.Contains(msg, "too slow") {
+		t.Errorf("408 says %q", msg)
+	}
+	if files := dirFiles(t, filepath.Join(e.srv.cfg.DataDir, "tmp")); len(files) != 0 {
+		t.Errorf("temp files left: %v", files)
+	}
+}
+
+// TestUploadsPerClient: one address may have maxUploadsPerClient uploads under way; one more gets a
+// 429, and a slot frees when an upload ends.
+func TestUploadsPerClient(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, hangConfig(t, 1))
+	var conns []net.Conn
+	for range maxUploadsPerClient {
+		conns = append(conns, stalledUpload(t, e))
+	}
+	// The stalled uploads are being received once their temp files exist.
+	for deadline := time.Now().Add(20 * time.Second); len(dirFiles(t, filepath.Join(e.srv.cfg.DataDir, "tmp"))) < maxUploadsPerClient; {
+		if time.Now().After(deadline) {
+			t.Fatal("the stalled uploads were not taken")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	code, body := e.submit(t, e.key, fixture(t, "img.png"), fixture(t, "tone.wav"), nil)
+	if code != http.StatusTooManyRequests || !strings.Contains(body["error"].(string), "uploads at once") {
+		t.Errorf("one upload too many: %d %v", code, body)
+	}
+	conns[0].Close()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		code, body = e.submit(t, e.key, fixture(t, "img.png"), fixture(t, "tone.wav"), nil)
+		if code == http.StatusCreated {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after one upload ended: %d %v", code, body)
+		}
+	}
+}
+
+// TestDownloadsPerClient: one address may be receiving maxDownloadsPerClient responses at once;
+// one more gets a 429 with Retry-After.
+func TestDownloadsPerClient(t *testing.T) {
+	t.Parallel()
+	s, _, _ := limitServer(t)
+	release := make(chan struct{})
+	var started sync.WaitGroup
+	started.Add(maxDownloadsPerClient)
+	h := s.limitDownloads(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started.Done()
+		<-release
+	}))
+	var wg sync.WaitGroup
+	for range maxDownloadsPerClient {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req := httptest.NewRequest("GET", "/v/x.mp4", nil)
+			req.RemoteAddr = "198.51.100.7:1000"
+			h.ServeHTTP(httptest.NewRecorder(), req)
+		}()
+	}
+	started.Wait()
+	for _, c := range []struct {
+		addr string
+		want int
+	}{{"198.51.100.7:2000", 429}, {"198.51.100.8:2000", 0}} {
+		req := httptest.NewRequest("GET", "/v/x.mp4", nil)
+		req.RemoteAddr = c.addr
+		w := httptest.NewRecorder()
+		if c.want == 0 {
+			started.Add(1)
+			go h.ServeHTTP(w, req)
+			started.Wait() // another address is served at once
+			continue
+		}
+		h.ServeHTTP(w, req)
+		if w.Code != c.want || w.Header().Get("Retry-After") == "" {
+			t.Errorf("%s: %d, Retry-After %q", c.addr, w.Code, w.Header().Get("Retry-After"))
+		}
+	}
+	close(release)
+	wg.Wait()
+}
+
+// TestConnsPerAddress: past maxConnsPerAddr connections from one address, more are closed at once;
+// a trusted proxy's are not counted against it.
+func TestConnsPerAddress(t *testing.T) {
+	t.Parallel()
+	for _, trusted := range []bool{false, true} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lim := limitConns(ln, func(netip.Addr) bool { return trusted })
+		go func() {
+			for {
+				c, err := lim.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close() // held open until the listener closes
+			}
+		}()
+		var conns []net.Conn
+		closed := 0
+		for range maxConnsPerAddr + 6 {
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			conns = append(conns, c)
+		}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for _, c := range conns {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+				if _, err := c.Read(make([]byte, 1)); errors.Is(err, io.EOF) {
+					mu.Lock()
+					closed++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		for _, c := range conns {
+			c.Close()
+		}
+		want := 6
+		if trusted {
+			want = 0
+		}
+		if closed != want {
+			t.Errorf("trusted %v: %d connections closed at once, want %d", trusted, closed, want)
+		}
+		ln.Close()
+	}
 }

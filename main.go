@@ -92,6 +92,7 @@ type config struct {
 	WebhookAllowPrivate bool
 	WebhookPorts        []string
 	RateAPI, RateSubmit int
+	RateDownload        int
 	MaxDuration         time.Duration
 	ShutdownGrace       time.Duration
 	Retention           time.Duration
@@ -120,6 +121,7 @@ func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (
 	ports := fs.String("webhook-ports", "443", "comma-separated ports webhook URLs may use")
 	fs.IntVar(&cfg.RateAPI, "rate-api", 600, "requests a minute per client IP on /api/*, 0 for no limit")
 	fs.IntVar(&cfg.RateSubmit, "rate-submit", 30, "submissions a minute per client IP, 0 for no limit")
+	fs.IntVar(&cfg.RateDownload, "rate-download", 1200, "requests a minute per client IP for videos, posters and share pages, 0 for no limit")
 	fs.DurationVar(&cfg.MaxDuration, "max-duration", time.Hour, "longest audio accepted")
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 20*time.Second, "how long running renders may finish on shutdown")
 	fs.DurationVar(&cfg.Retention, "retention", 30*24*time.Hour, "how long outputs are kept, 0 for ever")
@@ -149,8 +151,8 @@ func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (
 	if cfg.Workers < 1 {
 		return config{}, errors.New("serve: -workers must be at least 1")
 	}
-	if cfg.RateAPI < 0 || cfg.RateSubmit < 0 {
-		return config{}, errors.New("serve: -rate-api and -rate-submit must be 0 (no limit) or more")
+	if cfg.RateAPI < 0 || cfg.RateSubmit < 0 || cfg.RateDownload < 0 {
+		return config{}, errors.New("serve: -rate-api, -rate-submit and -rate-download must be 0 (no limit) or more")
 	}
 	for _, s := range strings.Split(*trust, ",") {
 		if s = strings.TrimSpace(s); s == "" {
@@ -188,6 +190,10 @@ type server struct {
 	clients  clientIPs
 
 	apiLimit, submitLimit *limitPolicy[netip.Prefix]
+	downloadLimit         *limitPolicy[netip.Prefix]
+	downloads, uploads    *counter // responses and uploads under way, per client
+	uploadGrace           time.Duration
+	uploadMinRate         float64              // bytes a second, after uploadGrace
 	redeliverLimit        *limitPolicy[string] // per account
 	ratePolicyHeader      string
 	diskFree              func(path string) (int64, error)
@@ -202,8 +208,10 @@ const (
 	idleTimeout        = 2 * time.Minute
 	maxHeaderBytes     = 64 << 10
 	// uploadMinRate is the slowest link an upload is waited for, in bytes a second (512 kbit/s):
-	// a 50 MB file gets about 14 minutes, the largest submission about 27.
+	// a 50 MB file gets about 14 minutes, the largest submission about 27. After uploadGrace, a
+	// submission must keep arriving at this average rate or it is cut.
 	uploadMinRate = 64 << 10
+	uploadGrace   = 15 * time.Second
 	// httpDrain is how long shutdown waits for requests in flight.
 	httpDrain = 10 * time.Second
 )
@@ -244,7 +252,13 @@ func newServer(ctx context.Context, cfg config, log *slog.Logger, now func() tim
 	if cfg.RateSubmit > 0 {
 		s.submitLimit = newLimitPolicy[netip.Prefix]("submissions", cfg.RateSubmit, now)
 	}
+	if cfg.RateDownload > 0 {
+		s.downloadLimit = newLimitPolicy[netip.Prefix]("downloads", cfg.RateDownload, now)
+	}
 	s.redeliverLimit = newLimitPolicy[string]("redeliveries", redeliveriesPerMinute, now)
+	s.downloads = newCounter(maxDownloadsPerClient, 0)
+	s.uploads = newCounter(maxUploadsPerClient, maxUploads)
+	s.uploadGrace, s.uploadMinRate = uploadGrace, uploadMinRate
 	s.ratePolicyHeader = ratePolicy(s.apiLimit, s.submitLimit)
 	s.hooks = newWebhookSender(st, log, now, cfg.PublicURL, cfg.WebhookAllowPrivate, cfg.WebhookPorts, nil)
 	s.jobs = &lifecycle{store: st, dirs: dirs, hooks: s.hooks, log: log, rand: s.rand}
@@ -376,10 +390,12 @@ func (s *server) httpServer() *http.Server {
 		Handler:           s.routes(),
 		ReadHeaderTimeout: s.headerTimeout,
 		ReadTimeout:       requestReadTimeout,
-		WriteTimeout:      30 * time.Minute, // large video downloads on slow links
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		// Responses are small; a download extends its deadline as it goes (stallWriter) and an
+		// upload sets its own.
+		WriteTimeout:   2 * time.Minute,
+		IdleTimeout:    idleTimeout,
+		MaxHeaderBytes: maxHeaderBytes,
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 }
 
@@ -406,6 +422,7 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	ln = limitConns(ln, s.clients.isTrusted)
 	stop, err := s.start(ctx)
 	if err != nil {
 		ln.Close()

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -81,9 +82,20 @@ type vidgenProc struct {
 // and the disk check off unless args (later flags win) say otherwise, and waits until it listens.
 func startVidgen(t testing.TB, dataDir, ffmpeg string, env []string, args ...string) *vidgenProc {
 	t.Helper()
+	return startVidgenVia(t, nil, dataDir, ffmpeg, env, args...)
+}
+
+// startVidgenVia is startVidgen through a command prefix that execs it (prlimit, say), so the pid is
+// vidgen's.
+func startVidgenVia(t testing.TB, via []string, dataDir, ffmpeg string, env []string, args ...string) *vidgenProc {
+	t.Helper()
 	all := append([]string{"serve", "-data", dataDir, "-addr", "127.0.0.1:0", "-ffmpeg", ffmpeg, "-workers", "1",
 		"-rate-api", "0", "-rate-submit", "0", "-min-free", "0"}, args...)
-	cmd := exec.Command(vidgenBinary(t), all...)
+	name, argv := vidgenBinary(t), all
+	if len(via) > 0 {
+		name, argv = via[0], append(append(slices.Clip(via[1:]), name), all...)
+	}
+	cmd := exec.Command(name, argv...)
 	cmd.Env = append(os.Environ(), env...)
 	p := &vidgenProc{cmd: cmd, logs: &syncBuffer{}, exited: make(chan struct{}), client: &http.Client{Timeout: 20 * time.Second}}
 	stderr, err := cmd.StderrPipe()
@@ -300,6 +312,76 @@ func TestE2EDataDirMovedAfterKill9(t *testing.T) {
 	p2.waitStatus(t, b.APIKey, queued, StatusCompleted)
 	if left := dirFiles(t, filepath.Join(moved, "inputs")); len(left) != 0 {
 		t.Errorf("inputs left after both jobs ended: %v", left)
+	}
+}
+
+// TestE2EDownloadFlood: vidgen under a 1024-descriptor limit, one address opens 1,100 connections
+// that ask for a video and never read. Another address's requests are still answered, and once the
+// flood's connections close the process holds no more descriptors than before it.
+func TestE2EDownloadFlood(t *testing.T) {
+	dir := t.TempDir()
+	k := createKeyCLI(t, dir, "a")
+	p := startVidgenVia(t, []string{"prlimit", "--nofile=1024:1024", "--"}, dir, "ffmpeg", nil)
+	id := p.submit(t, k.APIKey)
+	st := p.waitStatus(t, k.APIKey, id, StatusCompleted)
+	video := p.url + strings.TrimPrefix(st["outputVideo"].(string), "http://localhost:8080")
+	// fds returns how many descriptors the process holds, and how many of them are sockets.
+	fds := func() (all, sockets int) {
+		dir := fmt.Sprintf("/proc/%d/fd", p.cmd.Process.Pid)
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if l, _ := os.Readlink(filepath.Join(dir, e.Name())); strings.HasPrefix(l, "socket:") {
+				sockets++
+			}
+		}
+		return len(entries), sockets
+	}
+	time.Sleep(500 * time.Millisecond) // let the submission's keep-alive connection settle
+	before, socketsBefore := fds()
+
+	host := strings.TrimPrefix(p.url, "http://")
+	path := strings.TrimPrefix(video, p.url)
+	var flood []net.Conn
+	for range 1100 {
+		c, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatalf("dial %d: %v", len(flood), err)
+		}
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path)
+		flood = append(flood, c)
+	}
+	// Another address (127.0.0.2 is loopback too) is still served, the API and the video.
+	other := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{DialContext: (&net.Dialer{
+		LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext}}
+	for _, u := range []string{p.url + "/api/health", video} {
+		resp, b, err := request(other, "GET", u, "", nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET %s from another address during the flood: %v %v", u, err, resp)
+		}
+		_ = b
+	}
+	if n, _ := fds(); n > 1024-fdReserve/2 {
+		t.Errorf("%d descriptors open during the flood", n)
+	}
+	other.CloseIdleConnections()
+	for _, c := range flood {
+		c.Close()
+	}
+	// Every socket of the flood goes; the database pool closes the burst's idle connections within
+	// 10 s, and SQLite keeps a few descriptors of closed connections to reuse.
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		n, sockets := fds()
+		if sockets <= socketsBefore && n <= before+8 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d descriptors (%d sockets) after the flood, %d (%d) before", n, sockets, before, socketsBefore)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -144,15 +144,7 @@ func (c clientIPs) clientAddr(r *http.Request) netip.Addr {
 
 // key is the bucket a client address spends from: the address itself for IPv4, its /64 for IPv6,
 // since one IPv6 user typically holds a whole /64.
-func (c clientIPs) key(r *http.Request) netip.Prefix {
-	a := c.clientAddr(r)
-	if a.Is6() {
-		p, _ := a.Prefix(64)
-		return p
-	}
-	p, _ := a.Prefix(32)
-	return p
-}
+func (c clientIPs) key(r *http.Request) netip.Prefix { return prefixOf(c.clientAddr(r)) }
 
 // limit returns middleware that applies policy p (nil: no limit) per client, writing the RateLimit-*
 // headers on every response it limits and a JSON 429 when the bucket is empty.

@@ -83,7 +83,7 @@ func openStore(ctx context.Context, path string, now func() time.Time, migs []st
 	}
 	db.SetMaxOpenConns(maxOpenConns)
 	db.SetMaxIdleConns(4)
-	db.SetConnMaxIdleTime(time.Minute)
+	db.SetConnMaxIdleTime(10 * time.Second) // a burst's connections (descriptors) do not linger
 	s := &Store{db: db, now: now}
 	if err := s.init(ctx, migs); err != nil {
 		db.Close()

@@ -43,13 +43,28 @@ func (s *server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		s.refuseUpload(w, r, err)
 		return
 	}
+	// Each upload holds a socket, a temp file and a share of the disk's bandwidth while it lasts:
+	// one address may have a few under way, the service a bounded number.
+	client := s.clients.key(r)
+	if ok, overall := s.uploads.acquire(client, false); !ok {
+		w.Header().Set("Retry-After", "5")
+		err := errorf(kindRateLimited, "Too many uploads at once from one address; at most %d", maxUploadsPerClient)
+		if overall {
+			err = errorf(kindUnavailable, "The server is receiving as many uploads as it can; try again in a few seconds")
+		}
+		s.refuseUpload(w, r, err)
+		return
+	}
+	defer s.uploads.release(client)
 	// The server reads other requests within requestReadTimeout; an upload gets time for its size on
-	// a slow link, and no more, so a client trickling its body cannot hold the connection for ever.
+	// a slow link, and no more, and must keep arriving at uploadMinRate on average once uploadGrace
+	// has passed, so a client trickling its body cannot hold the connection and a temp file for long.
 	// (A ResponseRecorder in tests does not support deadlines; that is fine.)
 	rc := http.NewResponseController(w)
 	d := uploadDeadline(r.ContentLength)
-	rc.SetReadDeadline(time.Now().Add(d))
-	rc.SetWriteDeadline(time.Now().Add(d + 5*time.Minute))
+	now := time.Now()
+	r.Body = &rateReader{ReadCloser: r.Body, rc: rc, start: now, grace: s.uploadGrace, minRate: s.uploadMinRate, deadline: now.Add(d)}
+	rc.SetWriteDeadline(now.Add(d + 5*time.Minute))
 	files := map[string]*upload{}
 	defer func() {
 		for _, u := range files {
@@ -195,6 +210,11 @@ func multipartError(err error) error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return &Error{Kind: kindTooLarge, Msg: fmt.Sprintf("Request too large: each file may be at most %d MB", maxFileSize>>20), Err: err}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return &Error{Kind: kindTimeout, Err: err, Msg: fmt.Sprintf(
+			"The upload was too slow: after the first %d s it must average at least %d KB/s", int(uploadGrace.Seconds()), uploadMinRate>>10)}
 	}
 	return &Error{Kind: kindInvalid, Msg: "Malformed multipart body: " + echo(err.Error()), Err: err}
 }
