@@ -12,9 +12,11 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -352,5 +354,77 @@ func TestConnsPerAddress(t *testing.T) {
 			t.Errorf("trusted %v: %d connections closed at once, want %d", trusted, closed, want)
 		}
 		ln.Close()
+	}
+}
+
+// TestDiskBudget: a render whose estimated output would take free space under -min-free FAILS
+// before its long step with a message that says so, and writes nothing.
+func TestDiskBudget(t *testing.T) {
+	t.Parallel()
+	const minFree = 1 << 30
+	free := func(string) (int64, error) { return minFree + 200<<10, nil } // 200 KB to spare
+	e := newTestEnv(t, nil, func(s *server) {
+		s.cfg.MinFree, s.diskFree = minFree, free
+		s.renderer.minFree, s.renderer.diskFree = minFree, free
+	})
+	// 30 s of WAV becomes ~720 KB of AAC: over budget. 2.5 s (~60 KB) fits.
+	id := e.mustSubmit(t, e.key, fixture(t, "img.png"), fixture(t, "long.wav"))
+	st := e.wait(t, e.key, id, StatusFailed)
+	if msg := st["errorMessage"].(string); !strings.Contains(msg, "short of disk space") {
+		t.Errorf("errorMessage %q", msg)
+	}
+	if files := dirFiles(t, filepath.Join(e.srv.cfg.DataDir, "outputs")); len(files) != 0 {
+		t.Errorf("outputs written: %v", files)
+	}
+	id = e.mustSubmit(t, e.key, fixture(t, "img.png"), fixture(t, "tone.wav"))
+	e.wait(t, e.key, id, StatusCompleted)
+}
+
+// TestDiskFillingRequeues: when free space falls under -min-free while a render writes, the render
+// stops, cleans up and goes back in the queue without counting a retry; it completes once there is
+// room again.
+func TestDiskFillingRequeues(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	real, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := filepath.Join(dir, "started")
+	// The first long step blocks until killed; every other run is the real ffmpeg.
+	script := fmt.Sprintf("#!/bin/sh\nfor a; do if [ \"$a\" = -stream_loop ] && [ ! -e %q ]; then touch %q; exec sleep 3600; fi; done\nexec %q \"$@\"\n", started, started, real)
+	ffmpeg := filepath.Join(dir, "ffmpeg")
+	if err := os.WriteFile(ffmpeg, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var full atomic.Bool
+	const minFree = 1 << 30
+	free := func(string) (int64, error) {
+		if full.CompareAndSwap(true, false) { // full once, for the watch during the long step
+			return minFree - 1, nil
+		}
+		return 100 << 30, nil
+	}
+	cfg := testConfig(t.TempDir())
+	cfg.FFmpeg = ffmpeg
+	e := newTestEnv(t, &cfg, func(s *server) { s.renderer.minFree, s.renderer.diskFree = minFree, free })
+	id := e.mustSubmit(t, e.key, fixture(t, "img.png"), fixture(t, "tone.wav"))
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(started); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the long step did not start")
+		}
+	}
+	full.Store(true)
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(e.logs.String(), "disk filling"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the render did not stop when the disk filled")
+		}
+	}
+	e.wait(t, e.key, id, StatusCompleted)
+	if j, err := e.srv.store.JobByID(context.Background(), id); err != nil || j.Retries != 0 {
+		t.Errorf("retries %d (%v): a full disk is not the job's fault", j.Retries, err)
 	}
 }

@@ -264,6 +264,7 @@ func newServer(ctx context.Context, cfg config, log *slog.Logger, now func() tim
 	s.jobs = &lifecycle{store: st, dirs: dirs, hooks: s.hooks, log: log, rand: s.rand}
 	s.renderer = &renderer{
 		store: st, jobs: s.jobs, dirs: dirs, log: log, now: now, rand: s.rand, ffmpeg: cfg.FFmpeg, workers: cfg.Workers,
+		diskFree: diskFree, minFree: cfg.MinFree,
 		wake: make(chan struct{}, 1), progress: map[string]*jobProgress{},
 	}
 	return s, nil

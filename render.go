@@ -89,6 +89,9 @@ type renderer struct {
 	workers int
 	// timeout is how long a render of audio lasting audioSeconds may take before it is killed.
 	timeout func(audioSeconds float64) time.Duration
+	// diskFree reports the free bytes under a path; renders keep at least minFree (0: no floor).
+	diskFree func(path string) (int64, error)
+	minFree  int64
 
 	wake chan struct{}
 
@@ -322,6 +325,10 @@ func (rd *renderer) render(killCtx context.Context, job Job) Outcome {
 		rd.log.Warn("render failed", "job", job.ID, "err", err)
 		return Outcome{Status: StatusFailed, ErrorMessage: rf.msg}
 	}
+	if errors.Is(err, errDiskFilling) {
+		rd.log.Warn("render stopped: disk filling, will retry", "job", job.ID)
+		return Outcome{Status: StatusPending} // the disk's fault, not the job's: no retry counted
+	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) && killCtx.Err() == nil && job.AudioDuration >= longAudio.Seconds() {
 		// A long job that runs out of time will run out again: three tries would hold a worker for
 		// hours. A short one that times out met a stalled machine, which passes.
@@ -362,8 +369,16 @@ func (rd *renderer) renderFiles(ctx context.Context, job Job) (string, error) {
 	if err != nil {
 		return "", classify(err, "image", "The image could not be decoded; it may be damaged. Export it again as JPEG or PNG and submit a new job.")
 	}
+	if err := rd.checkBudget(job, clip, audio); err != nil {
+		return "", err
+	}
 	rd.startStep(job.ID, clipEnd, 100, muxEst)
-	err = rd.ffmpegRun(ctx, job.ID, job.AudioDuration, muxArgs(job, audio, clip, video)...)
+	muxCtx, stopWatch := rd.watchDisk(ctx)
+	err = rd.ffmpegRun(muxCtx, job.ID, job.AudioDuration, muxArgs(job, audio, clip, video)...)
+	stopWatch()
+	if errors.Is(context.Cause(muxCtx), errDiskFilling) {
+		return "", errDiskFilling
+	}
 	if err != nil {
 		return "", classify(err, "audio", "The audio could not be decoded; it may be damaged. Export it again and submit a new job.")
 	}
