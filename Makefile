@@ -4,7 +4,7 @@ SUDO  := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ADDR  ?= :8080
 DATA  ?= ./data
 
-.PHONY: run test build deps check-go fuzz bench soak clean
+.PHONY: run test build deps check-go fuzz bench soak clean check-deploy release
 
 ## deps: installs ffmpeg (with ffprobe) from the distribution when it is missing.
 deps: check-go
@@ -45,5 +45,29 @@ bench: deps
 soak: deps
 	bash bench/soak.sh
 
+## check-deploy: systemd-analyze verify on deploy/vidgen.service (installs systemd if missing). verify
+## needs the ExecStart binary to exist, so it checks a copy of the unit pointing at a fresh build, and
+## it exits 0 on unknown keys and bad values, so any output at all fails the target.
+check-deploy: check-go
+	@command -v systemd-analyze >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq systemd >/dev/null; }
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	CGO_ENABLED=0 $(GO) build -o "$$tmp/vidgen" . && \
+	sed "s#^ExecStart=/usr/local/bin/vidgen#ExecStart=$$tmp/vidgen#" deploy/vidgen.service > "$$tmp/vidgen.service" && \
+	grep -q "^ExecStart=$$tmp/vidgen serve" "$$tmp/vidgen.service" && \
+	out=$$(systemd-analyze verify "$$tmp/vidgen.service" 2>&1); rc=$$?; \
+	if [ $$rc -ne 0 ] || [ -n "$$out" ]; then echo "systemd-analyze verify deploy/vidgen.service:"; echo "$$out"; exit 1; fi; \
+	echo "deploy/vidgen.service: systemd-analyze verify clean"
+
+## release: static linux/amd64 and linux/arm64 binaries in dist/, version stamped, with SHA256SUMS.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+release: check-go
+	rm -rf dist && mkdir -p dist
+	@for arch in amd64 arm64; do \
+		echo "build dist/vidgen-$(VERSION)-linux-$$arch"; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" \
+			-o dist/vidgen-$(VERSION)-linux-$$arch . || exit 1; \
+	done
+	cd dist && sha256sum vidgen-* > SHA256SUMS && cat SHA256SUMS
+
 clean:
-	rm -rf vidgen bench/out
+	rm -rf vidgen bench/out dist
