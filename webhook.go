@@ -123,9 +123,10 @@ func newWebhookSender(st *Store, log *slog.Logger, now func() time.Time, allowPr
 	return ws
 }
 
-// addrAllowed is the one rule every connection passes: a public address on an allowed port.
+// addrAllowed is the one rule every connection passes: a public address on an allowed port. With
+// allowPrivate (local development) every address and every port is allowed.
 func (ws *webhookSender) addrAllowed(ip netip.Addr, port string) error {
-	if !ws.ports[port] {
+	if !ws.allowPrivate && !ws.ports[port] {
 		return fmt.Errorf("port %s is not allowed for webhooks", port)
 	}
 	if !ws.allowPrivate && isBlockedAddr(ip) {
@@ -185,9 +186,11 @@ func (ws *webhookSender) CheckURL(ctx context.Context, raw string) error {
 	if port == "" {
 		port = "443"
 	}
-	if !ws.ports[port] {
+	// A receiver on a laptop listens on 3000 or 8443: -webhook-allow-private allows any port, and
+	// the refusal names the settings, since the operator and the user are often the same person.
+	if !ws.allowPrivate && !ws.ports[port] {
 		allowed := slices.Sorted(maps.Keys(ws.ports))
-		return errorf(http.StatusBadRequest, "webhookUrl must use port %s", strings.Join(allowed, " or "))
+		return errorf(http.StatusBadRequest, "webhookUrl must use port %s (the server's -webhook-ports setting allows others; -webhook-allow-private allows any, for local development)", strings.Join(allowed, " or "))
 	}
 	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
 	if ws.allowPrivate {
