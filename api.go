@@ -60,9 +60,13 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, ErrNoWebhook):
 		status, msg = http.StatusConflict, "Job has no webhookUrl"
 	default:
-		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err, "request_id", requestIDFrom(r))
 	}
-	writeJSON(w, status, map[string]string{"error": msg})
+	body := map[string]string{"error": msg}
+	if id := requestIDFrom(r); id != "" {
+		body["requestId"] = id // so a user can quote it and the operator find the request's log line
+	}
+	writeJSON(w, status, body)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -113,7 +117,8 @@ func (s *server) routes() http.Handler {
 
 	get("/v/:file", http.HandlerFunc(s.handleVideo))
 	get("/s/:token", http.HandlerFunc(s.handleShare))
-	return r
+	s.opsRoutes(get) // the page, the OpenAPI document and /metrics
+	return s.withRequestID(s.observeRequests(routeNamer(r))(r))
 }
 
 // limitUnderAPI applies the API rate limit to requests under /api/ only.

@@ -197,6 +197,7 @@ type server struct {
 	ratePolicyHeader      string
 	diskFree              func(path string) (int64, error)
 	headerTimeout         time.Duration // ReadHeaderTimeout; a field so tests can shorten it
+	metrics               *metrics
 }
 
 // HTTP limits. A request without an upload must be read within requestReadTimeout; a submission's
@@ -268,6 +269,8 @@ func newServer(ctx context.Context, cfg config, log *slog.Logger, now func() tim
 		newToken: func() (string, error) { return randomHex(s.rand, 16) },
 		wake:     make(chan struct{}, 1), progress: map[string]*jobProgress{},
 	}
+	s.metrics = newMetrics(st)
+	s.renderer.observe, s.hooks.observe = s.metrics.renderEnded, s.metrics.webhookAttempt
 	return s, nil
 }
 
@@ -495,6 +498,12 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	stopMetrics, err := s.startMetricsListener()
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("-metrics-addr: %w", err)
+	}
+	defer stopMetrics()
 	// Without -public-url the links point at the listener, so a laptop setup works as it is.
 	publicFrom := "-public-url"
 	if s.cfg.PublicURL == "" {

@@ -176,11 +176,14 @@ func TestServeDerivesPublicURL(t *testing.T) {
 		return ""
 	}
 	go func() {
-		done <- run(ctx, []string{"serve", "-addr", "127.0.0.1:0", "-min-free", "0", "-log-format", "json"}, env, &stderr, &stderr)
+		done <- run(ctx, []string{"serve", "-addr", "127.0.0.1:0", "-min-free", "0", "-log-format", "json", "-metrics-addr", "127.0.0.1:0"}, env, &stderr, &stderr)
 	}()
-	var key, addr string
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && (key == "" || addr == ""); time.Sleep(20 * time.Millisecond) {
+	var key, addr, metricsAddr string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && (key == "" || addr == "" || metricsAddr == ""); time.Sleep(20 * time.Millisecond) {
 		for _, line := range strings.Split(stderr.String(), "\n") {
+			if strings.Contains(line, `"msg":"metrics listening"`) {
+				metricsAddr = jsonField(t, line, "addr")
+			}
 			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "X-API-Key:"); ok {
 				key = strings.TrimSpace(v)
 			}
@@ -224,6 +227,13 @@ func TestServeDerivesPublicURL(t *testing.T) {
 	share, _ := st["outputShareLink"].(string)
 	if b, _ := download(t, share); !bytes.Contains(b, []byte(video)) {
 		t.Errorf("the share page does not play %s", video)
+	}
+	// -metrics-addr moves /metrics to its own listener.
+	if resp, b := doAt(t, "http://"+metricsAddr, "GET", "/metrics", "", nil); resp.StatusCode != 200 || metricValue(string(b), `vidgen_jobs{state="COMPLETED"}`) != "1" {
+		t.Errorf("GET /metrics on -metrics-addr: %d\n%s", resp.StatusCode, b)
+	}
+	if resp, _ := doAt(t, base, "GET", "/metrics", "", nil); resp.StatusCode != 404 {
+		t.Errorf("GET /metrics on -addr with -metrics-addr set: %d", resp.StatusCode)
 	}
 	cancel()
 	if err := <-done; err != nil {

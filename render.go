@@ -93,6 +93,8 @@ type renderer struct {
 	deliveryID func() string
 	ended      func(Job)
 	newToken   func() (string, error)
+	// observe, when set, is told how each render attempt ended and how long it took (metrics).
+	observe func(claimed Job, out Outcome, took time.Duration)
 
 	wake chan struct{}
 
@@ -277,6 +279,9 @@ func (rd *renderer) run(killCtx context.Context, job Job) {
 		return
 	}
 	rd.log.Info("render ended", "job", job.ID, "status", stored.Status, "retries", stored.Retries, "seconds", time.Since(start).Seconds())
+	if rd.observe != nil {
+		rd.observe(job, out, time.Since(start))
+	}
 	if !stored.Active() {
 		rd.ended(stored)
 	}

@@ -86,6 +86,8 @@ type webhookSender struct {
 	lookup func(ctx context.Context, host string) ([]netip.Addr, error)
 	client *http.Client
 	wake   chan struct{}
+	// observe, when set, is told the state each recorded attempt moved its delivery to (metrics).
+	observe func(state string)
 	// deliverMu makes DeliverDue calls take turns, so two callers (the Run loop and a test, say)
 	// never make the same attempt twice.
 	deliverMu sync.Mutex
@@ -398,6 +400,9 @@ func (ws *webhookSender) record(ctx context.Context, d Delivery, a Attempt, resp
 		return
 	}
 	ws.log.Info("webhook attempt", "delivery", d.ID, "job", d.JobID, "status", a.StatusCode, "error", a.Error, "state", state)
+	if ws.observe != nil {
+		ws.observe(state)
+	}
 }
 
 // nextStep decides what follows an attempt: delivered on a 2xx; failed on 410 Gone or when the
