@@ -118,7 +118,7 @@ func (s *server) routes() http.Handler {
 	get("/v/:file", http.HandlerFunc(s.handleVideo))
 	get("/s/:token", http.HandlerFunc(s.handleShare))
 	s.opsRoutes(get) // the page, the OpenAPI document and /metrics
-	return s.withRequestID(s.observeRequests(routeNamer(r))(r))
+	return s.observed(r)
 }
 
 // limitUnderAPI applies the API rate limit to requests under /api/ only.

@@ -9,7 +9,6 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/julienschmidt/httprouter"
 )
@@ -184,5 +183,13 @@ func (s *server) observeRequests(name func(*http.Request) requestRoute) func(htt
 // statusLabel is a status code as a metric label.
 func statusLabel(code int) string { return strconv.Itoa(code) }
 
-// sinceSeconds is d in seconds, for histograms.
-func sinceSeconds(d time.Duration) float64 { return d.Seconds() }
+// routedHandler is the service's handler, and the router inside it so tests can list the routes.
+type routedHandler struct {
+	http.Handler
+	router *httprouter.Router
+}
+
+// observed wraps the router in the request id, the request log and the metrics.
+func (s *server) observed(r *httprouter.Router) routedHandler {
+	return routedHandler{Handler: s.withRequestID(s.observeRequests(routeNamer(r))(r)), router: r}
+}
