@@ -4,7 +4,7 @@ SUDO  := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ADDR  ?= :8080
 DATA  ?= ./data
 
-.PHONY: run test build deps check-go fuzz bench soak clean check-deploy release
+.PHONY: run test build deps check-go fuzz bench soak clean check-deploy release e2e e2e-browser
 
 ## deps: installs ffmpeg (with ffprobe) from the distribution when it is missing.
 deps: check-go
@@ -57,6 +57,18 @@ check-deploy: check-go
 	out=$$(systemd-analyze verify "$$tmp/vidgen.service" 2>&1); rc=$$?; \
 	if [ $$rc -ne 0 ] || [ -n "$$out" ]; then echo "systemd-analyze verify deploy/vidgen.service:"; echo "$$out"; exit 1; fi; \
 	echo "deploy/vidgen.service: systemd-analyze verify clean"
+
+## e2e: the browser test, e2e/browser.test.mjs: Debian's Chromium, headless and driven by
+## playwright-core, submits a job through the page at /, waits for COMPLETED, checks the video plays on
+## the page and on its share link, and saves docs/page.png and docs/share.png. It installs chromium (apt)
+## and playwright-core (npm, e2e/package-lock.json) when missing; it needs Node.js 20 or newer.
+e2e: e2e-browser
+e2e-browser: deps build
+	@command -v chromium >/dev/null 2>&1 || { echo "chromium not found: installing it with apt-get"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+	@command -v node >/dev/null 2>&1 || { echo "Node.js 20 or newer is needed for the browser test"; exit 1; }
+	@[ -d e2e/node_modules/playwright-core ] || (cd e2e && npm ci --no-audit --no-fund)
+	cd e2e && VIDGEN_BIN="$(CURDIR)/vidgen" node --test browser.test.mjs
 
 ## release: static linux/amd64 and linux/arm64 binaries in dist/, version stamped, with SHA256SUMS.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)

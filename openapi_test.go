@@ -229,9 +229,11 @@ func TestOpenAPIResponses(t *testing.T) {
 		resp, b := c.do(t, "GET", p, "", nil)
 		want(resp, b, 200)
 	}
+	resp, b := c.do(t, "GET", "/favicon.ico", "", nil)
+	want(resp, b, 204)
 	good := map[string]string{"image": fixture(t, "img.jpg"), "audio": fixture(t, "tone.m4a")}
 	body, ctype := submission(good, map[string]string{"webhookUrl": recv.url()})
-	resp, b := c.do(t, "POST", "/api/jobs", "", body, "Content-Type", ctype)
+	resp, b = c.do(t, "POST", "/api/jobs", "", body, "Content-Type", ctype)
 	want(resp, b, 401)
 	noAudio, ctype2 := submission(map[string]string{"image": fixture(t, "img.jpg")}, nil)
 	resp, b = c.refused(t, "POST", "/api/jobs", e.key, noAudio, "Content-Type", ctype2)

@@ -46,6 +46,12 @@ func (s *server) pageCSP() string {
 // document, and /metrics on the main listener (loopback only) unless -metrics-addr moves it.
 func (s *server) opsRoutes(get func(path string, h http.Handler)) {
 	get("/", http.HandlerFunc(s.handlePage))
+	// Browsers ask every page's origin for an icon; an empty answer keeps 404s out of their consoles
+	// and of the request log.
+	get("/favicon.ico", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=86400")
+		w.WriteHeader(http.StatusNoContent)
+	}))
 	get("/api/openapi.yaml", s.limitAPI(http.HandlerFunc(s.handleOpenAPI)))
 	if s.cfg.MetricsAddr == "" {
 		get("/metrics", s.localOnly(s.metrics.handler()))
