@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -33,17 +34,28 @@ func requestLines(t testing.TB, buf *syncBuffer) []map[string]any {
 	return out
 }
 
-// lastRequestLine is the last request line logged for route.
-func lastRequestLine(t testing.TB, buf *syncBuffer, route string) map[string]any {
+// requestLine waits for the request line that match accepts: a line is written once the handler
+// has returned, which can be just after the client has read the whole response.
+func requestLine(t testing.TB, buf *syncBuffer, what string, match func(map[string]any) bool) map[string]any {
 	t.Helper()
-	lines := requestLines(t, buf)
-	for i := len(lines) - 1; i >= 0; i-- {
-		if lines[i]["route"] == route {
-			return lines[i]
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		lines := requestLines(t, buf)
+		for i := len(lines) - 1; i >= 0; i-- {
+			if match(lines[i]) {
+				return lines[i]
+			}
 		}
 	}
-	t.Fatalf("no request line for %s in\n%s", route, buf.String())
+	t.Fatalf("no request line for %s in\n%s", what, buf.String())
 	return nil
+}
+
+// routeLine waits for a request line of route with the given status.
+func routeLine(t testing.TB, buf *syncBuffer, route string, status int) map[string]any {
+	t.Helper()
+	return requestLine(t, buf, fmt.Sprintf("%s (%d)", route, status), func(l map[string]any) bool {
+		return l["route"] == route && l["status"] == float64(status)
+	})
 }
 
 // TestRequestLogAndIDs: one line per request with the route pattern (not the path), the status, the
@@ -59,8 +71,8 @@ func TestRequestLogAndIDs(t *testing.T) {
 	if got := decodeJSON(t, resp, b)["requestId"]; got != "trace-42.a" || resp.Header.Get("X-Request-Id") != "trace-42.a" {
 		t.Errorf("a sane X-Request-Id is not echoed: header %q, body %v", resp.Header.Get("X-Request-Id"), got)
 	}
-	line := lastRequestLine(t, &logs, "/api/status/:jobId")
-	want := map[string]any{"method": "GET", "status": float64(404), "bytes": float64(len(b)), "client": "127.0.0.1", "request_id": "trace-42.a", "job": missing}
+	line := requestLine(t, &logs, "the trace-42.a request", func(l map[string]any) bool { return l["request_id"] == "trace-42.a" })
+	want := map[string]any{"route": "/api/status/:jobId", "method": "GET", "status": float64(404), "bytes": float64(len(b)), "client": "127.0.0.1", "request_id": "trace-42.a", "job": missing}
 	for k, v := range want {
 		if line[k] != v {
 			t.Errorf("request line %s = %v, want %v (%v)", k, line[k], v, line)
@@ -89,7 +101,7 @@ func TestRequestLogAndIDs(t *testing.T) {
 
 	// A submission's line names the new job; the video's names the route, not the token.
 	id := e.mustSubmit(e.key, fixture(t, "img.jpg"), fixture(t, "tone.m4a"))
-	if l := lastRequestLine(t, &logs, "/api/jobs"); l["job"] != id || l["status"] != float64(201) || l["method"] != "POST" {
+	if l := routeLine(t, &logs, "/api/jobs", 201); l["job"] != id || l["method"] != "POST" {
 		t.Errorf("submission line %v, want job %s", l, id)
 	}
 	st := e.wait(e.key, id, StatusCompleted)
@@ -99,13 +111,11 @@ func TestRequestLogAndIDs(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("video: %d", resp.StatusCode)
 	}
-	if l := lastRequestLine(t, &logs, "/v/:file"); l["bytes"] != float64(len(b)) || l["status"] != float64(200) {
+	if l := routeLine(t, &logs, "/v/:file", 200); l["bytes"] != float64(len(b)) {
 		t.Errorf("video line %v, want %d bytes", l, len(b))
 	}
 	e.do("GET", "/api/nothing/here", e.key, nil)
-	if l := lastRequestLine(t, &logs, "unmatched"); l["status"] != float64(404) {
-		t.Errorf("unknown route line %v", l)
-	}
+	routeLine(t, &logs, "unmatched", 404)
 
 	k, err := e.srv.store.KeyByHash(t.Context(), hashKey(e.key))
 	if err != nil {
@@ -173,17 +183,24 @@ func TestMetrics(t *testing.T) {
 		`vidgen_webhook_deliveries_pending`:                                                        "0",
 		`vidgen_ffmpeg_failures_total{cause="passing"}`:                                            "0",
 	}
-	// The webhook attempt is recorded just after the receiver answered: give it a moment.
+	// A request is counted once its handler returned, and the webhook attempt once recorded, both
+	// just after the client saw the answer: scrape until everything is in, then report what is not.
+	mismatches := func() []string {
+		var bad []string
+		for series, v := range want {
+			if got := metricValue(text, series); got != v {
+				bad = append(bad, fmt.Sprintf("%s = %q, want %s", series, got, v))
+			}
+		}
+		return bad
+	}
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		text = scrape(t, e)
-		if metricValue(text, `vidgen_webhook_attempts_total{outcome="delivered"}`) == "1" {
+		if text = scrape(t, e); len(mismatches()) == 0 {
 			break
 		}
 	}
-	for series, v := range want {
-		if got := metricValue(text, series); got != v {
-			t.Errorf("%s = %q, want %s", series, got, v)
-		}
+	for _, m := range mismatches() {
+		t.Error(m)
 	}
 	for _, name := range []string{"vidgen_build_info", "go_goroutines", "vidgen_http_request_duration_seconds_bucket"} {
 		if !strings.Contains(text, name) {
