@@ -4,7 +4,7 @@ SUDO  := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ADDR  ?= :8080
 DATA  ?= ./data
 
-.PHONY: run test e2e build deps check-go check-tools fuzz bench soak clean
+.PHONY: run test e2e e2e-browser build deps check-go check-tools fuzz bench soak clean check-deploy release
 
 ## deps: installs ffmpeg (with ffprobe) from the distribution when it is missing.
 deps: check-go
@@ -43,9 +43,11 @@ test: check-tools
 	$(GO) vet -tags e2e ./...
 	$(GO) test -race -count=1 ./...
 
-## e2e: the slow tests: kill -9 cycles of the real binary, SIGTERM, the Node.js receiver, slowloris.
+## e2e: the slow tests: kill -9 cycles of the real binary, SIGTERM, the Node.js receiver, slowloris,
+## a descriptor flood; then the browser test.
 e2e: check-tools
 	$(GO) test -race -count=1 -tags e2e -run 'E2E' -timeout 30m .
+	$(MAKE) e2e-browser
 
 ## fuzz: every Fuzz target for FUZZTIME each (CI runs this too).
 FUZZTIME ?= 5s
@@ -62,5 +64,33 @@ bench: deps
 soak: deps
 	bash bench/soak.sh
 
+## check-deploy: deploy/check.sh: systemd-analyze verify on deploy/vidgen.service (systemd is installed
+## when missing), and caddy validate / nginx -t on the proxy examples when those are installed.
+check-deploy: check-go
+	@command -v systemd-analyze >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq systemd >/dev/null; }
+	GO=$(GO) bash deploy/check.sh
+
+## e2e-browser: e2e/browser.test.mjs: Debian's Chromium, headless and driven by playwright-core,
+## submits a job through the page at /, waits for COMPLETED, checks the video plays on the page and on
+## its share link, and saves docs/page.png and docs/share.png. It installs chromium (apt) and
+## playwright-core (npm, e2e/package-lock.json) when missing; it needs Node.js 20 or newer.
+e2e-browser: check-tools build
+	@command -v chromium >/dev/null 2>&1 || { echo "chromium not found: installing it with apt-get"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+	@command -v node >/dev/null 2>&1 || { echo "Node.js 20 or newer is needed for the browser test"; exit 1; }
+	@[ -d e2e/node_modules/playwright-core ] || (cd e2e && npm ci --no-audit --no-fund)
+	cd e2e && VIDGEN_BIN="$(CURDIR)/vidgen" node --test browser.test.mjs
+
+## release: static linux/amd64 and linux/arm64 binaries in dist/, version stamped, with SHA256SUMS.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+release: check-go
+	rm -rf dist && mkdir -p dist
+	@for arch in amd64 arm64; do \
+		echo "build dist/vidgen-$(VERSION)-linux-$$arch"; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" \
+			-o dist/vidgen-$(VERSION)-linux-$$arch . || exit 1; \
+	done
+	cd dist && sha256sum vidgen-* > SHA256SUMS && cat SHA256SUMS
+
 clean:
-	rm -rf vidgen bench/out
+	rm -rf vidgen bench/out dist

@@ -24,10 +24,14 @@ import (
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *Error
 	if !errors.As(err, &e) || e.Kind == kindInternal {
-		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err, "request_id", requestIDFrom(r))
 		e = &Error{Kind: kindInternal, Msg: "Internal server error"}
 	}
-	writeJSON(w, e.Kind.statusCode(), map[string]string{"error": e.Msg})
+	body := map[string]string{"error": e.Msg}
+	if id := requestIDFrom(r); id != "" {
+		body["requestId"] = id // so a user can quote it and the operator find the request's log line
+	}
+	writeJSON(w, e.Kind.statusCode(), body)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -84,7 +88,8 @@ func (s *server) routes() http.Handler {
 	media := func(h http.HandlerFunc) http.Handler { return s.limit(s.downloadLimit)(s.limitDownloads(h)) }
 	get("/v/:file", media(s.handleVideo))
 	get("/s/:token", media(s.handleShare))
-	return r
+	s.opsRoutes(get) // the page, the OpenAPI document and /metrics
+	return s.observed(r)
 }
 
 // limitUnderAPI applies the API rate limit to requests under /api/ only.

@@ -48,6 +48,10 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 
 func runCommand(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
 	cmd := "serve"
+	if len(args) > 0 && isHelpArg(args[0]) {
+		printUsage(stdout)
+		return nil
+	}
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
 	}
@@ -74,11 +78,9 @@ func runCommand(ctx context.Context, args []string, env func(string) string, std
 			fmt.Fprintf(stdout, "ffmpeg: %s\n", v)
 		}
 		return nil
-	case "help":
-		fmt.Fprintln(stdout, "usage: vidgen [serve] [flags] | vidgen keys create|list|deactivate|rotate-secret | vidgen version\nRun `vidgen serve -h` for the flags.")
-		return nil
 	}
-	return fmt.Errorf("unknown command %q (want serve, keys or version)", cmd)
+	printUsage(stderr)
+	return fmt.Errorf("unknown command %q (want serve, keys, version or help)", cmd)
 }
 
 // config is serve's configuration, from flags and VIDGEN_* variables.
@@ -97,6 +99,7 @@ type config struct {
 	ShutdownGrace       time.Duration
 	Retention           time.Duration
 	MinFree             int64
+	opsConfig
 }
 
 func envOr(env func(string) string, name, def string) string {
@@ -112,7 +115,7 @@ func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Addr, "addr", ":8080", "listen address")
 	fs.StringVar(&cfg.DataDir, "data", "./data", "directory for the database, uploads and outputs")
-	fs.StringVar(&cfg.PublicURL, "public-url", "http://localhost:8080", "base of outputVideo and outputShareLink URLs")
+	fs.StringVar(&cfg.PublicURL, "public-url", "", "base of outputVideo and outputShareLink URLs (default: from -addr, like http://localhost:8080)")
 	fs.IntVar(&cfg.Workers, "workers", runtime.NumCPU(), "most renders at once")
 	fs.StringVar(&cfg.FFmpeg, "ffmpeg", "ffmpeg", "path of ffmpeg")
 	fs.StringVar(&cfg.FFprobe, "ffprobe", "ffprobe", "path of ffprobe")
@@ -126,6 +129,7 @@ func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 20*time.Second, "how long running renders may finish on shutdown")
 	fs.DurationVar(&cfg.Retention, "retention", 30*24*time.Hour, "how long outputs are kept, 0 for ever")
 	fs.Int64Var(&cfg.MinFree, "min-free", 1<<30, "bytes of free disk below which submissions get 507")
+	addOpsFlags(fs, &cfg)
 	// Each flag can come from VIDGEN_<NAME>; the variables are applied first, so a flag on the
 	// command line beats its variable, and a malformed value is an error, never a silent default.
 	var envErr error
@@ -173,6 +177,9 @@ func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (
 			cfg.WebhookPorts = append(cfg.WebhookPorts, p)
 		}
 	}
+	if err := checkOpsConfig(&cfg, env, stderr); err != nil {
+		return config{}, err
+	}
 	return cfg, nil
 }
 
@@ -198,6 +205,7 @@ type server struct {
 	ratePolicyHeader      string
 	diskFree              func(path string) (int64, error)
 	headerTimeout         time.Duration // ReadHeaderTimeout; a field so tests can shorten it
+	metrics               *metrics
 }
 
 // HTTP limits. A request without an upload must be read within requestReadTimeout; a submission's
@@ -267,6 +275,8 @@ func newServer(ctx context.Context, cfg config, log *slog.Logger, now func() tim
 		diskFree: diskFree, minFree: cfg.MinFree,
 		wake: make(chan struct{}, 1), progress: map[string]*jobProgress{},
 	}
+	s.metrics = newMetrics(st)
+	s.renderer.observe, s.hooks.observe = s.metrics.renderEnded, s.metrics.webhookAttempt
 	return s, nil
 }
 
@@ -401,7 +411,7 @@ func (s *server) httpServer() *http.Server {
 }
 
 func serve(ctx context.Context, cfg config, stderr io.Writer) error {
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	log := newLogger(cfg.LogFormat, stderr)
 	ffv, err := checkTools(ctx, cfg)
 	if err != nil {
 		return err
@@ -424,6 +434,18 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 		return err
 	}
 	ln = limitConns(ln, s.clients.isTrusted)
+	stopMetrics, err := s.startMetricsListener()
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("-metrics-addr: %w", err)
+	}
+	defer stopMetrics()
+	// Without -public-url the links point at the listener, so a laptop setup works as it is.
+	publicFrom := "-public-url"
+	if s.cfg.PublicURL == "" {
+		s.cfg.PublicURL, publicFrom = derivePublicURL(cfg.Addr, ln.Addr()), "-addr (set -public-url to the address people reach vidgen at)"
+		s.hooks.publicURL = s.cfg.PublicURL
+	}
 	stop, err := s.start(ctx)
 	if err != nil {
 		ln.Close()
@@ -432,7 +454,7 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 	hs := s.httpServer()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	log.Info("vidgen listening", "addr", ln.Addr().String(), "data", s.cfg.DataDir, "public_url", cfg.PublicURL, "workers", cfg.Workers, "ffmpeg", ffv, "version", version)
+	log.Info("vidgen listening", "addr", ln.Addr().String(), "data", s.cfg.DataDir, "public_url", s.cfg.PublicURL, "public_url_from", publicFrom, "workers", cfg.Workers, "ffmpeg", ffv, "version", version)
 
 	select {
 	case err = <-errc:

@@ -277,7 +277,7 @@ func TestE2EKill9DuringRender(t *testing.T) {
 	if item := p2.listItem(t, k.APIKey, id); item["retries"].(float64) != 1 {
 		t.Errorf("retries %v, want 1", item["retries"])
 	}
-	if code, _, err := p2.do("GET", strings.TrimPrefix(st["outputVideo"].(string), "http://localhost:8080"), "", nil, ""); err != nil || code != 200 {
+	if code, _, err := p2.do("GET", strings.TrimPrefix(st["outputVideo"].(string), p2.url), "", nil, ""); err != nil || code != 200 {
 		t.Errorf("video: %d %v", code, err)
 	}
 	if left := dirFiles(t, filepath.Join(dir, "tmp")); len(left) != 0 {

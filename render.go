@@ -92,6 +92,8 @@ type renderer struct {
 	// diskFree reports the free bytes under a path; renders keep at least minFree (0: no floor).
 	diskFree func(path string) (int64, error)
 	minFree  int64
+	// observe, when set, is told how each render attempt ended and how long it took (metrics).
+	observe func(claimed Job, out Outcome, took time.Duration)
 
 	wake chan struct{}
 
@@ -278,6 +280,9 @@ func (rd *renderer) run(killCtx context.Context, job Job) {
 		return
 	}
 	rd.log.Info("render ended", "job", job.ID, "outcome", out.Status, "seconds", time.Since(start).Seconds(), "audio_s", job.AudioDuration)
+	if rd.observe != nil {
+		rd.observe(job, out, time.Since(start))
+	}
 }
 
 // finish records a render's outcome, trying again for about a minute if the database refuses (a

@@ -254,3 +254,24 @@ func idSet(ids []string, err error) (map[string]bool, error) {
 	}
 	return set, nil
 }
+
+// CountJobs returns how many jobs are in each state.
+func (s *Store) CountJobs(ctx context.Context) (map[JobStatus]int, error) {
+	type count struct {
+		status JobStatus
+		n      int
+	}
+	rows, err := collect(ctx, s.db, "count jobs", func(r scanner) (count, error) {
+		var c count
+		err := r.Scan(&c.status, &c.n)
+		return c, err
+	}, `SELECT status, count(*) FROM jobs GROUP BY status`)
+	if err != nil {
+		return nil, err
+	}
+	counts := map[JobStatus]int{}
+	for _, c := range rows {
+		counts[c.status] = c.n
+	}
+	return counts, nil
+}

@@ -178,3 +178,12 @@ func (s *Store) PruneDeliveries(ctx context.Context, cutoff time.Time) (int64, e
 	}
 	return n, nil
 }
+
+// PendingDeliveries returns how many deliveries are neither delivered nor given up.
+func (s *Store) PendingDeliveries(ctx context.Context) (int, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM webhook_deliveries WHERE state = 'pending'`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("pending deliveries: %w", err)
+	}
+	return n, nil
+}

@@ -90,6 +90,8 @@ type webhookSender struct {
 	lookup func(ctx context.Context, host string) ([]netip.Addr, error)
 	client *http.Client
 	wake   chan struct{}
+	// observe, when set, is told the state each recorded attempt moved its delivery to (metrics).
+	observe func(state DeliveryState)
 
 	// Attempts under way, counted in all and per account under mu. When one ends, gen grows, cond
 	// is broadcast and ended gets a signal (for Run).
@@ -142,9 +144,10 @@ func newWebhookSender(st *Store, log *slog.Logger, now func() time.Time, publicU
 // is not public.
 var errAddrRefused = errors.New("address refused")
 
-// addrAllowed is the one rule every connection passes: a public address on an allowed port.
+// addrAllowed is the one rule every connection passes: a public address on an allowed port. With
+// allowPrivate (local development) every address and every port is allowed.
 func (ws *webhookSender) addrAllowed(ip netip.Addr, port string) error {
-	if !ws.ports[port] {
+	if !ws.allowPrivate && !ws.ports[port] {
 		return fmt.Errorf("%w: port %s is not allowed for webhooks", errAddrRefused, port)
 	}
 	if !ws.allowPrivate && isBlockedAddr(ip) {
@@ -204,9 +207,11 @@ func (ws *webhookSender) CheckURL(ctx context.Context, raw string) error {
 	if port == "" {
 		port = "443"
 	}
-	if !ws.ports[port] {
+	// A receiver on a laptop listens on 3000 or 8443: -webhook-allow-private allows any port, and
+	// the refusal names the settings, since the operator and the user are often the same person.
+	if !ws.allowPrivate && !ws.ports[port] {
 		allowed := slices.Sorted(maps.Keys(ws.ports))
-		return errorf(kindInvalid, "webhookUrl must use port %s", strings.Join(allowed, " or "))
+		return errorf(kindInvalid, "webhookUrl must use port %s (the server's -webhook-ports setting allows others; -webhook-allow-private allows any, for local development)", strings.Join(allowed, " or "))
 	}
 	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
 	if ws.allowPrivate {
@@ -507,6 +512,9 @@ func (ws *webhookSender) record(ctx context.Context, d Delivery, a Attempt, resp
 		return
 	}
 	ws.log.Info("webhook attempt", "delivery", d.ID, "job", d.JobID, "status", a.StatusCode, "error", a.Error, "state", state)
+	if ws.observe != nil {
+		ws.observe(state)
+	}
 }
 
 // nextStep decides what follows an attempt: delivered on a 2xx; failed on 410 Gone or when the

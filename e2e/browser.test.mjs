@@ -1,0 +1,138 @@
+// Browser test: a real vidgen and Debian's Chromium (headless, driven by playwright-core). It submits
+// a job through the page at /, waits for COMPLETED, checks the <video> on the page and on the share
+// link really plays, and saves screenshots to docs/ for the README. Run it with `make e2e`.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const vidgen = process.env.VIDGEN_BIN || join(root, 'vidgen');
+const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
+const docs = join(root, 'docs');
+
+let work, server, base, apiKey, context;
+const browserErrors = [];
+
+// startVidgen serves on a free loopback port and resolves with its base URL, read from the JSON
+// start-up line (the links are derived from the listener: no -public-url needed).
+function startVidgen(dataDir) {
+  return new Promise((resolveStart, reject) => {
+    const proc = spawn(vidgen, ['serve', '-addr', '127.0.0.1:0', '-data', dataDir, '-min-free', '0', '-log-format', 'json', '-workers', '1'],
+      { stdio: ['ignore', 'ignore', 'pipe'] });
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error('vidgen did not start:\n' + buf)), 20000);
+    proc.stderr.on('data', (chunk) => {
+      buf += chunk;
+      for (const line of buf.split('\n')) {
+        if (!line.startsWith('{')) continue;
+        const v = JSON.parse(line);
+        if (v.msg === 'vidgen listening') {
+          clearTimeout(timer);
+          resolveStart({ proc, base: v.public_url, log: () => buf });
+        }
+      }
+    });
+    proc.on('exit', (code) => reject(new Error(`vidgen exited (${code}):\n${buf}`)));
+  });
+}
+
+// playsIn plays the page's first <video> (muted, as browsers allow without a gesture) and resolves
+// once currentTime has advanced, with the element's state; it rejects on a media error.
+async function playsIn(page) {
+  return page.evaluate(async () => {
+    const v = document.querySelector('video');
+    if (!v) throw new Error('no <video>');
+    v.muted = true;
+    await v.play();
+    const start = performance.now();
+    while (v.currentTime < 0.5) {
+      if (v.error) throw new Error('media error ' + v.error.code + ': ' + v.error.message);
+      if (performance.now() - start > 15000) throw new Error('currentTime stuck at ' + v.currentTime);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return { currentTime: v.currentTime, duration: v.duration, error: v.error, width: v.videoWidth, height: v.videoHeight, src: v.currentSrc };
+  });
+}
+
+before(async () => {
+  work = mkdtempSync(join(tmpdir(), 'vidgen-e2e-'));
+  const ff = (...args) => execFileSync('ffmpeg', ['-v', 'error', '-y', ...args]);
+  ff('-f', 'lavfi', '-i', 'testsrc2=s=640x360', '-frames:v', '1', join(work, 'picture.jpg'));
+  ff('-f', 'lavfi', '-i', 'sine=f=440:d=4', '-ac', '2', '-c:a', 'libmp3lame', '-b:a', '128k', join(work, 'voice.mp3'));
+  const dataDir = join(work, 'data');
+  apiKey = JSON.parse(execFileSync(vidgen, ['keys', 'create', '-data', dataDir, '-name', 'e2e', '-json'])).apiKey;
+  server = await startVidgen(dataDir);
+  base = server.base;
+  // A new, empty profile for every run; flags for a machine with no GPU, no sandbox and no network.
+  context = await chromium.launchPersistentContext(join(work, 'profile'), {
+    executablePath: chromiumPath,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'],
+    viewport: { width: 1000, height: 1100 },
+  });
+  context.on('console', (msg) => { if (msg.type() === 'error') browserErrors.push(msg.text() + ' at ' + msg.location().url); });
+  context.on('weberror', (err) => browserErrors.push(String(err.error())));
+  context.on('requestfailed', (req) => {
+    // A video element may abort a range request it no longer needs; anything else is a failure.
+    if (!/net::ERR_ABORTED/.test(req.failure()?.errorText || '')) browserErrors.push(`${req.url()}: ${req.failure()?.errorText}`);
+  });
+  mkdirSync(docs, { recursive: true });
+});
+
+after(async () => {
+  await context?.close();
+  server?.proc.kill('SIGTERM');
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+test('a job submitted through the page plays on the page and on its share link', async () => {
+  const page = await context.newPage();
+  const requests = [];
+  page.on('request', (req) => requests.push(req.url()));
+  await page.goto(base + '/');
+  assert.equal(await page.title(), 'vidgen: try it');
+
+  await page.fill('#key', apiKey);
+  await page.click('#save-key');
+  assert.equal(await page.evaluate(() => localStorage.getItem('vidgen.apiKey')), apiKey);
+  await page.setInputFiles('#image', join(work, 'picture.jpg'));
+  await page.setInputFiles('#audio', join(work, 'voice.mp3'));
+  await page.click('#submit');
+
+  await page.waitForSelector('#state[data-status="COMPLETED"]', { timeout: 90000 });
+  assert.equal(await page.$eval('#upload', (p) => p.value), 100, 'upload progress reached 100 %');
+  assert.equal(await page.$eval('#progress', (p) => p.value), 100, 'job progress reached 100 %');
+  const jobId = (await page.textContent('#job-id')).trim();
+  assert.match(jobId, /^c[0-9a-z]{24}$/);
+
+  const played = await playsIn(page);
+  assert.ok(played.currentTime >= 0.5 && played.error === null, JSON.stringify(played));
+  assert.equal(played.width, 640);
+  assert.ok(Math.abs(played.duration - 4) < 0.1, `duration ${played.duration}`);
+  assert.ok(played.src.startsWith(base + '/v/'), played.src);
+
+  await page.waitForSelector(`#jobs td.id:text("${jobId}")`);
+  await page.evaluate(() => { const v = document.querySelector('video'); v.pause(); v.currentTime = 1; });
+  await page.waitForFunction(() => document.querySelector('video').readyState >= 2);
+  await page.screenshot({ path: join(docs, 'page.png'), fullPage: true });
+
+  const share = await page.getAttribute('#share', 'href');
+  assert.ok(share.startsWith(base + '/s/'), share);
+  const sharePage = await context.newPage();
+  await sharePage.goto(share);
+  const sharePlayed = await playsIn(sharePage);
+  assert.ok(sharePlayed.currentTime >= 0.5 && sharePlayed.error === null, JSON.stringify(sharePlayed));
+  await sharePage.evaluate(() => { const v = document.querySelector('video'); v.pause(); v.currentTime = 1; });
+  await sharePage.waitForFunction(() => document.querySelector('video').readyState >= 2);
+  await sharePage.screenshot({ path: join(docs, 'share.png') });
+
+  const elsewhere = requests.filter((u) => !u.startsWith(base + '/'));
+  assert.deepEqual(elsewhere, [], 'the page made requests to another origin');
+  assert.deepEqual(browserErrors, [], 'the browser reported errors (CSP violations included)');
+});

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/netip"
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics is one server's Prometheus metrics, in a registry of its own: servers running side by side
+// (tests) never share a counter.
+type metrics struct {
+	reg *prometheus.Registry
+
+	requests       *prometheus.CounterVec
+	latency        *prometheus.HistogramVec
+	rateLimited    *prometheus.CounterVec
+	renderSeconds  prometheus.Histogram
+	realtime       prometheus.Histogram
+	ffmpegFailures *prometheus.CounterVec
+	webhooks       *prometheus.CounterVec
+}
+
+// newMetrics registers every metric, and the collectors that read job and delivery counts from st at
+// scrape time (the database is the truth; counting in memory would drift across restarts).
+func newMetrics(st *Store) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vidgen_http_requests_total", Help: "HTTP requests answered, by method, route pattern and status.",
+	}, []string{"method", "route", "status"})
+	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "vidgen_http_request_duration_seconds", Help: "Time to answer an HTTP request (uploads and downloads included), by method, route pattern and status.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
+	}, []string{"method", "route", "status"})
+	m.rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vidgen_rate_limited_total", Help: "Requests refused with 429 by the per-IP rate limits, by route pattern.",
+	}, []string{"route"})
+	m.renderSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "vidgen_render_duration_seconds", Help: "Wall time of renders that completed, from the claim to the published video.",
+		Buckets: []float64{.25, .5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600},
+	})
+	m.realtime = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "vidgen_render_realtime_factor", Help: "Seconds of audio rendered per second of render time, for renders that completed.",
+		Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000},
+	})
+	m.ffmpegFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vidgen_ffmpeg_failures_total",
+		Help: "Render attempts that failed: cause=bad_input (the job failed at once with a message for the user) or cause=passing (ffmpeg crashed, was killed or timed out; the job is tried again).",
+	}, []string{"cause"})
+	m.webhooks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vidgen_webhook_attempts_total",
+		Help: "Webhook delivery attempts by outcome: delivered (2xx), retrying (failed, another attempt is scheduled), gave_up (failed for good: 410 Gone or the schedule used up).",
+	}, []string{"outcome"})
+	for _, c := range []string{"bad_input", "passing"} {
+		m.ffmpegFailures.WithLabelValues(c)
+	}
+	for _, o := range []string{"delivered", "retrying", "gave_up"} {
+		m.webhooks.WithLabelValues(o)
+	}
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "vidgen_build_info", Help: "Always 1; the labels say which vidgen runs.",
+		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
+	})
+	build.Set(1)
+	m.reg.MustRegister(m.requests, m.latency, m.rateLimited, m.renderSeconds, m.realtime, m.ffmpegFailures, m.webhooks, build,
+		&storeCollector{store: st},
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// request counts one answered request.
+func (m *metrics) request(method, route string, status int, took time.Duration) {
+	code := statusLabel(status)
+	m.requests.WithLabelValues(method, route, code).Inc()
+	m.latency.WithLabelValues(method, route, code).Observe(took.Seconds())
+	if status == http.StatusTooManyRequests {
+		m.rateLimited.WithLabelValues(route).Inc()
+	}
+}
+
+// renderEnded records a render attempt of claimed that ended with out after took. A shutdown's
+// requeue (PENDING without a retry counted) is nobody's failure and is not counted.
+func (m *metrics) renderEnded(claimed Job, out Outcome, took time.Duration) {
+	switch {
+	case out.Status == StatusCompleted:
+		m.renderSeconds.Observe(took.Seconds())
+		if took > 0 && claimed.AudioDuration > 0 {
+			m.realtime.Observe(claimed.AudioDuration / took.Seconds())
+		}
+	case out.Status == StatusFailed:
+		m.ffmpegFailures.WithLabelValues("bad_input").Inc()
+	case out.CountRetry:
+		m.ffmpegFailures.WithLabelValues("passing").Inc()
+	}
+}
+
+// webhookAttempt records one delivery attempt whose result moved the delivery to state.
+func (m *metrics) webhookAttempt(state DeliveryState) {
+	switch state {
+	case DeliveryDelivered:
+		m.webhooks.WithLabelValues("delivered").Inc()
+	case DeliveryPending:
+		m.webhooks.WithLabelValues("retrying").Inc()
+	default:
+		m.webhooks.WithLabelValues("gave_up").Inc()
+	}
+}
+
+// storeCollector reads the job and delivery counts from the database at each scrape.
+type storeCollector struct{ store *Store }
+
+var (
+	jobsDesc    = prometheus.NewDesc("vidgen_jobs", "Jobs in the database by state.", []string{"state"}, nil)
+	queueDesc   = prometheus.NewDesc("vidgen_queue_depth", "Jobs waiting for a render slot (PENDING).", nil, nil)
+	pendingDesc = prometheus.NewDesc("vidgen_webhook_deliveries_pending", "Webhook deliveries not yet delivered nor given up.", nil, nil)
+)
+
+func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- jobsDesc
+	ch <- queueDesc
+	ch <- pendingDesc
+}
+
+func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	counts, err := c.store.CountJobs(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(jobsDesc, err)
+		ch <- prometheus.NewInvalidMetric(queueDesc, err)
+	} else {
+		for _, state := range jobStatuses {
+			ch <- prometheus.MustNewConstMetric(jobsDesc, prometheus.GaugeValue, float64(counts[state]), string(state))
+		}
+		ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(counts[StatusPending]))
+	}
+	if pending, err := c.store.PendingDeliveries(ctx); err != nil {
+		ch <- prometheus.NewInvalidMetric(pendingDesc, err)
+	} else {
+		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(pending))
+	}
+}
+
+// metricsHandler serves the registry in the Prometheus text format. A scrape that cannot read the
+// database still gets every other metric.
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+// localOnly lets through requests made from this machine directly: a loopback peer and no
+// forwarding header, so a reverse proxy on loopback does not expose the metrics to the internet.
+// Anything else gets the same 404 as an unknown route.
+func (s *server) localOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ap, err := netip.ParseAddrPort(r.RemoteAddr)
+		proxied := r.Header.Get("X-Forwarded-For") != "" || r.Header.Get("Forwarded") != "" || r.Header.Get("X-Real-Ip") != ""
+		if err != nil || !ap.Addr().Unmap().IsLoopback() || proxied {
+			s.writeError(w, r, ErrNotFound)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// startMetricsListener serves GET /metrics on -metrics-addr, when set, for anyone who can reach that
+// address (the operator chose it). The returned function closes it.
+func (s *server) startMetricsListener() (stop func(), err error) {
+	if s.cfg.MetricsAddr == "" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", s.cfg.MetricsAddr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metrics.handler())
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: headerTimeout, ReadTimeout: requestReadTimeout, WriteTimeout: time.Minute, IdleTimeout: idleTimeout}
+	go func() {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("metrics listener", "err", err)
+		}
+	}()
+	s.log.Info("metrics listening", "addr", ln.Addr().String())
+	return func() { hs.Close() }, nil
+}

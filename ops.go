@@ -1,0 +1,187 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// opsConfig is the part of serve's configuration that concerns operating the service: logs,
+// metrics, and where its links point.
+type opsConfig struct {
+	// LogFormat is "text" or "json" once parsed; "auto" is resolved by resolveLogFormat.
+	LogFormat string
+	// MetricsAddr, when set, serves GET /metrics on a listener of its own; the main listener then
+	// has no /metrics at all.
+	MetricsAddr string
+}
+
+// usageText lists the commands; `vidgen -h` and `vidgen help` print it before serve's flags.
+const usageText = `vidgen turns one still image and one audio file into an MP4 through an HTTP API.
+
+Usage:
+  vidgen [serve] [flags]                      run the HTTP API, the renderer and the webhook sender
+  vidgen keys create -name NAME [-json]       make an API key (printed once) and its webhook secret
+  vidgen keys list [-json]                    list the keys
+  vidgen keys deactivate ID_OR_NAME           stop a key at once
+  vidgen keys rotate-secret ID_OR_NAME [-json]  a new webhook secret (the old one signs for 24 h more)
+  vidgen version                              vidgen's version and the ffmpeg it finds
+  vidgen help                                 this text
+
+Every command takes -data DIR (or VIDGEN_DATA).
+`
+
+// serveUsageHeader opens `vidgen serve -h`; the flag list follows it.
+const serveUsageHeader = `Usage: vidgen serve [flags]
+
+Each flag can also be set by the environment variable in brackets; a flag beats its variable.
+
+`
+
+// printUsage writes the command list and then serve's flags to w.
+func printUsage(w io.Writer) {
+	fmt.Fprint(w, usageText)
+	fmt.Fprint(w, "\nserve flags:\n\n")
+	// Parsing -h prints serve's flag list (with each flag's variable) and nothing else.
+	parseServeFlags([]string{"-h"}, func(string) string { return "" }, &indented{w: w})
+}
+
+// indented drops serve's own usage header so the flags nest under printUsage's heading.
+type indented struct {
+	w       io.Writer
+	started bool
+}
+
+func (i *indented) Write(p []byte) (int, error) {
+	if !i.started {
+		i.started = true
+		if rest, ok := strings.CutPrefix(string(p), serveUsageHeader); ok {
+			_, err := io.WriteString(i.w, rest)
+			return len(p), err
+		}
+	}
+	return i.w.Write(p)
+}
+
+// isHelpArg reports whether arg asks for help rather than naming a command or a flag.
+func isHelpArg(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "help":
+		return true
+	}
+	return false
+}
+
+// addOpsFlags registers the operations flags on serve's flag set.
+func addOpsFlags(fs *flag.FlagSet, cfg *config) {
+	fs.StringVar(&cfg.LogFormat, "log-format", "auto", "text, json, or auto: JSON when standard error is the systemd journal, else text")
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve GET /metrics on this address instead of on -addr for loopback clients")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), serveUsageHeader)
+		fs.PrintDefaults()
+	}
+}
+
+// checkOpsConfig validates the settings that the flag package cannot and resolves -log-format auto.
+// Each error names the flag and its variable, so a bad unit file or .env line is found at once.
+func checkOpsConfig(cfg *config, env func(string) string, stderr io.Writer) error {
+	bad := func(flagName, format string, args ...any) error {
+		v := "VIDGEN_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+		return fmt.Errorf("serve: -%s (%s): %s", flagName, v, fmt.Sprintf(format, args...))
+	}
+	switch cfg.LogFormat {
+	case "text", "json":
+	case "auto":
+		cfg.LogFormat = resolveLogFormat(env, stderr)
+	default:
+		return bad("log-format", "%q is not text, json or auto", cfg.LogFormat)
+	}
+	if err := checkListenAddr(cfg.Addr); err != nil {
+		return bad("addr", "%v", err)
+	}
+	if cfg.MetricsAddr != "" {
+		if err := checkListenAddr(cfg.MetricsAddr); err != nil {
+			return bad("metrics-addr", "%v", err)
+		}
+	}
+	if cfg.PublicURL != "" {
+		u, err := url.Parse(cfg.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return bad("public-url", "%q is not an absolute http:// or https:// URL without query, like https://video.example.com", cfg.PublicURL)
+		}
+	}
+	for _, p := range cfg.WebhookPorts {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return bad("webhook-ports", "%q is not a port number (1-65535)", p)
+		}
+	}
+	for name, d := range map[string]time.Duration{"max-duration": cfg.MaxDuration, "shutdown-grace": cfg.ShutdownGrace, "retention": cfg.Retention} {
+		if d < 0 {
+			return bad(name, "may not be negative")
+		}
+	}
+	if cfg.MinFree < 0 {
+		return bad("min-free", "may not be negative (0 turns the check off)")
+	}
+	return nil
+}
+
+// checkListenAddr accepts what net.Listen("tcp", addr) would: host:port with a numeric port.
+func checkListenAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port (like :8080 or 127.0.0.1:8080)", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q: the port must be a number from 0 to 65535", addr)
+	}
+	return nil
+}
+
+// resolveLogFormat decides -log-format auto: JSON when standard error is the systemd journal's
+// stream (systemd sets JOURNAL_STREAM to that stream's device:inode), so `journalctl -o cat` yields
+// one JSON object a line; text anywhere else, a terminal or a pipe included (use -log-format json
+// under Docker or a log shipper).
+func resolveLogFormat(env func(string) string, stderr io.Writer) string {
+	js := env("JOURNAL_STREAM")
+	f, ok := stderr.(*os.File)
+	if js == "" || !ok {
+		return "text"
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		return "text"
+	}
+	if js == fmt.Sprintf("%d:%d", st.Dev, st.Ino) {
+		return "json"
+	}
+	return "text"
+}
+
+// newLogger returns the service's logger in the configured format.
+func newLogger(format string, w io.Writer) *slog.Logger {
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+// derivePublicURL is the base of the links vidgen hands out when -public-url is not set: the host
+// the operator named in -addr, or localhost when -addr names none (":9000") or an unspecified
+// address, with the port actually listened on (so -addr :0 works too).
+func derivePublicURL(addr string, listened net.Addr) string {
+	host, _, _ := net.SplitHostPort(addr)
+	_, port, _ := net.SplitHostPort(listened.String())
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}

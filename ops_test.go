@@ -1,0 +1,300 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// cliOutput runs vidgen with args and no environment, returning stdout, stderr and the error.
+func cliOutput(t testing.TB, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), args, func(string) string { return "" }, &out, &errOut)
+	return out.String(), errOut.String(), err
+}
+
+// TestHelpListsCommands: -h, help and a mistyped command show the commands before any flag, and
+// `serve -h` lists serve's flags with their variables.
+func TestHelpListsCommands(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"--help"}, {"help"}} {
+		out, _, err := cliOutput(t, args...)
+		if err != nil {
+			t.Errorf("%v: %v", args, err)
+		}
+		cmds := strings.Index(out, "vidgen keys create")
+		flags := strings.Index(out, "-public-url")
+		if cmds < 0 || flags < 0 || cmds > flags {
+			t.Errorf("%v: commands at %d, flags at %d:\n%s", args, cmds, flags, out)
+		}
+		for _, c := range []string{"serve", "keys list", "keys deactivate", "keys rotate-secret", "version", "help", "VIDGEN_PUBLIC_URL"} {
+			if !strings.Contains(out, c) {
+				t.Errorf("%v: no %q in\n%s", args, c, out)
+			}
+		}
+	}
+	_, errOut, err := cliOutput(t, "bogus")
+	if err == nil || !strings.Contains(err.Error(), `"bogus"`) || !strings.Contains(errOut, "vidgen keys create") {
+		t.Errorf("unknown command: %v\n%s", err, errOut)
+	}
+	_, errOut, err = cliOutput(t, "serve", "-h")
+	if err != nil || !strings.HasPrefix(errOut, "Usage: vidgen serve") {
+		t.Errorf("serve -h: %v\n%s", err, errOut)
+	}
+	for _, v := range []string{"VIDGEN_ADDR", "VIDGEN_LOG_FORMAT", "VIDGEN_METRICS_ADDR", "VIDGEN_WEBHOOK_PORTS", "VIDGEN_SHUTDOWN_GRACE"} {
+		if !strings.Contains(errOut, v) {
+			t.Errorf("serve -h lacks %s", v)
+		}
+	}
+}
+
+// TestInvalidSettingsNamed: a bad value, from a flag or a variable, stops start-up with an error
+// naming the setting, before anything is created.
+func TestInvalidSettingsNamed(t *testing.T) {
+	cases := []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"-log-format", "xml"}, nil, "-log-format (VIDGEN_LOG_FORMAT)"},
+		{nil, map[string]string{"VIDGEN_LOG_FORMAT": "yaml"}, "-log-format (VIDGEN_LOG_FORMAT)"},
+		{[]string{"-public-url", "ftp://video.example.com"}, nil, "-public-url (VIDGEN_PUBLIC_URL)"},
+		{nil, map[string]string{"VIDGEN_PUBLIC_URL": "video.example.com"}, "-public-url (VIDGEN_PUBLIC_URL)"},
+		{[]string{"-public-url", "https://v.example.com/?x=1"}, nil, "-public-url"},
+		{[]string{"-addr", "8080"}, nil, "-addr (VIDGEN_ADDR)"},
+		{[]string{"-addr", ":http-alt"}, nil, "-addr (VIDGEN_ADDR)"},
+		{[]string{"-metrics-addr", "localhost"}, nil, "-metrics-addr (VIDGEN_METRICS_ADDR)"},
+		{[]string{"-webhook-ports", "443,abc"}, nil, "-webhook-ports (VIDGEN_WEBHOOK_PORTS)"},
+		{[]string{"-webhook-ports", "70000"}, nil, "-webhook-ports"},
+		{[]string{"-max-duration", "-1s"}, nil, "-max-duration (VIDGEN_MAX_DURATION)"},
+		{[]string{"-retention", "-1h"}, nil, "-retention (VIDGEN_RETENTION)"},
+		{[]string{"-min-free", "-5"}, nil, "-min-free (VIDGEN_MIN_FREE)"},
+		{nil, map[string]string{"VIDGEN_WORKERS": "many"}, "VIDGEN_WORKERS"},
+		{[]string{"-workers", "0"}, nil, "-workers"},
+	}
+	for _, c := range cases {
+		dir := t.TempDir() + "/data"
+		env := func(k string) string {
+			if k == "VIDGEN_DATA" {
+				return dir
+			}
+			return c.env[k]
+		}
+		err := run(context.Background(), append([]string{"serve"}, c.args...), env, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v %v: %v, want an error naming %s", c.args, c.env, err, c.want)
+		}
+		if _, statErr := os.Stat(dir); statErr == nil {
+			t.Errorf("%v %v: the data directory was created before the settings were checked", c.args, c.env)
+		}
+	}
+	// Good values pass.
+	cfg, err := parseServeFlags([]string{"-log-format", "json", "-metrics-addr", "127.0.0.1:9464", "-public-url", "https://v.example.com/base/", "-webhook-ports", "443, 8443"},
+		func(string) string { return "" }, io.Discard)
+	if err != nil || cfg.LogFormat != "json" || cfg.MetricsAddr != "127.0.0.1:9464" || cfg.PublicURL != "https://v.example.com/base" || len(cfg.WebhookPorts) != 2 {
+		t.Errorf("good values: %v %+v", err, cfg)
+	}
+}
+
+// TestLogFormatAuto: auto is JSON only when standard error is the journal stream systemd names in
+// JOURNAL_STREAM; a terminal, a pipe, a file or a stale JOURNAL_STREAM get text.
+func TestLogFormatAuto(t *testing.T) {
+	f, err := os.Create(t.TempDir() + "/stderr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	journal := fmt.Sprintf("%d:%d", st.Dev, st.Ino)
+	for _, c := range []struct {
+		stream string
+		w      io.Writer
+		want   string
+	}{
+		{journal, f, "json"},
+		{"", f, "text"},
+		{fmt.Sprintf("%d:%d", st.Dev, st.Ino+1), f, "text"}, // inherited from a parent whose stderr was the journal
+		{journal, &bytes.Buffer{}, "text"},
+	} {
+		env := func(k string) string {
+			if k == "JOURNAL_STREAM" {
+				return c.stream
+			}
+			return ""
+		}
+		cfg, err := parseServeFlags(nil, env, c.w)
+		if err != nil || cfg.LogFormat != c.want {
+			t.Errorf("JOURNAL_STREAM=%q, stderr %T: %q %v, want %s", c.stream, c.w, cfg.LogFormat, err, c.want)
+		}
+	}
+}
+
+type fakeAddr string
+
+func (a fakeAddr) Network() string { return "tcp" }
+func (a fakeAddr) String() string  { return string(a) }
+
+func TestDerivePublicURL(t *testing.T) {
+	for _, c := range []struct{ addr, listened, want string }{
+		{":9000", "[::]:9000", "http://localhost:9000"},
+		{"0.0.0.0:9000", "0.0.0.0:9000", "http://localhost:9000"},
+		{"[::]:9000", "[::]:9000", "http://localhost:9000"},
+		{"127.0.0.1:9000", "127.0.0.1:9000", "http://127.0.0.1:9000"},
+		{"127.0.0.1:0", "127.0.0.1:41234", "http://127.0.0.1:41234"},
+		{"[::1]:8080", "[::1]:8080", "http://[::1]:8080"},
+		{"video.lan:8080", "192.168.1.5:8080", "http://video.lan:8080"},
+	} {
+		if got := derivePublicURL(c.addr, fakeAddr(c.listened)); got != c.want {
+			t.Errorf("derivePublicURL(%q, %q) = %q, want %q", c.addr, c.listened, got, c.want)
+		}
+	}
+}
+
+// TestServeDerivesPublicURL runs serve without -public-url: the start-up line says where the links
+// point and why, and a finished job's links work as they are.
+func TestServeDerivesPublicURL(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr syncBuffer
+	done := make(chan error, 1)
+	env := func(k string) string {
+		if k == "VIDGEN_DATA" {
+			return dir
+		}
+		return ""
+	}
+	go func() {
+		done <- run(ctx, []string{"serve", "-addr", "127.0.0.1:0", "-min-free", "0", "-log-format", "json", "-metrics-addr", "127.0.0.1:0"}, env, &stderr, &stderr)
+	}()
+	var key, addr, metricsAddr string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && (key == "" || addr == "" || metricsAddr == ""); time.Sleep(20 * time.Millisecond) {
+		for _, line := range strings.Split(stderr.String(), "\n") {
+			if strings.Contains(line, `"msg":"metrics listening"`) {
+				metricsAddr = jsonField(t, line, "addr")
+			}
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "X-API-Key:"); ok {
+				key = strings.TrimSpace(v)
+			}
+			if strings.Contains(line, `"msg":"vidgen listening"`) {
+				addr = jsonField(t, line, "addr")
+				if got, want := jsonField(t, line, "public_url"), "http://"+addr; got != want {
+					t.Errorf("public_url %q, want %q", got, want)
+				}
+				if !strings.Contains(jsonField(t, line, "public_url_from"), "-addr") {
+					t.Errorf("the start-up line does not say the links come from -addr: %s", line)
+				}
+			}
+		}
+	}
+	if key == "" || addr == "" {
+		t.Fatalf("no key or JSON start-up line:\n%s", stderr.String())
+	}
+	base := "http://" + addr
+	body, ctype := multipartBody(t, map[string]string{"image": fixture(t, "img.jpg"), "audio": fixture(t, "tone.m4a")}, nil)
+	resp, b := doAt(t, base, "POST", "/api/jobs", key, body, "Content-Type", ctype)
+	sub := decodeJSON(t, resp, b)
+	id, _ := sub["jobId"].(string)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("submit: %d %s", resp.StatusCode, b)
+	}
+	var st map[string]any
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		resp, b := doAt(t, base, "GET", "/api/status/"+id, key, nil)
+		st = decodeJSON(t, resp, b)
+		if st["status"] == string(StatusCompleted) || st["status"] == string(StatusFailed) {
+			break
+		}
+	}
+	video, _ := st["outputVideo"].(string)
+	if !strings.HasPrefix(video, "http://"+addr+"/v/") {
+		t.Fatalf("outputVideo %q is not under the listener http://%s: %v", video, addr, st)
+	}
+	if b, resp := download(t, video); resp.Header.Get("Content-Type") != "video/mp4" || len(b) == 0 {
+		t.Errorf("video: %s, %d bytes", resp.Header.Get("Content-Type"), len(b))
+	}
+	share, _ := st["outputShareLink"].(string)
+	if b, _ := download(t, share); !bytes.Contains(b, []byte(video)) {
+		t.Errorf("the share page does not play %s", video)
+	}
+	// -metrics-addr moves /metrics to its own listener.
+	if resp, b := doAt(t, "http://"+metricsAddr, "GET", "/metrics", "", nil); resp.StatusCode != 200 || metricValue(string(b), `vidgen_jobs{state="COMPLETED"}`) != "1" {
+		t.Errorf("GET /metrics on -metrics-addr: %d\n%s", resp.StatusCode, b)
+	}
+	if resp, _ := doAt(t, base, "GET", "/metrics", "", nil); resp.StatusCode != 404 {
+		t.Errorf("GET /metrics on -addr with -metrics-addr set: %d", resp.StatusCode)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("serve: %v", err)
+	}
+}
+
+// TestLocalWebhookAnyPort: -webhook-allow-private alone lets a developer's receiver on any port get
+// its webhook; without it, the refusal of a port names the setting that allows it.
+func TestLocalWebhookAnyPort(t *testing.T) {
+	recv := newHookReceiver(t, nil)
+	cfg := testConfig(t.TempDir())
+	cfg.WebhookAllowPrivate = true // and WebhookPorts stays 443 alone
+	e := newTestEnv(t, &cfg, hookTrust(recv))
+	id, _ := e.finishWithHook(t, e.key, recv.url())
+	reqs := recv.waitFor(t, 1)
+	if !bytes.Contains(reqs[0].Body, []byte(id)) {
+		t.Errorf("webhook body %s does not name job %s", reqs[0].Body, id)
+	}
+
+	strict := newTestEnv(t, nil)
+	code, body := strict.submit(t, strict.key, fixture(t, "img.jpg"), fixture(t, "tone.wav"), map[string]string{"webhookUrl": "https://hooks.example.com:3000/hook"})
+	msg, _ := body["error"].(string)
+	if code != http.StatusBadRequest || !strings.Contains(msg, "port 443") || !strings.Contains(msg, "-webhook-ports") || !strings.Contains(msg, "-webhook-allow-private") {
+		t.Errorf("port 3000 without -webhook-allow-private: %d %q", code, msg)
+	}
+}
+
+// doAt sends a request to base+path with the API key (none when key is "") and returns the response
+// and its body: testEnv.do for a server the test started through run.
+func doAt(t testing.TB, base, method, path, key string, body io.Reader, header ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, base+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("X-API-Key", key)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+// jsonField is the string field name of one JSON log line.
+func jsonField(t testing.TB, line, name string) string {
+	t.Helper()
+	var v map[string]any
+	if err := json.Unmarshal([]byte(line), &v); err != nil {
+		t.Fatalf("log line %q is not JSON: %v", line, err)
+	}
+	s, _ := v[name].(string)
+	return s
+}
