@@ -317,6 +317,10 @@ func renderPicture(t *testing.T, e *testEnv, path string) (int, int, []byte) {
 	if err := checkImage(path, typ); err != nil {
 		t.Fatalf("checkImage: %v", err)
 	}
+	typ, err := prepareImage(t.Context(), "ffprobe", "", path, typ)
+	if err != nil {
+		t.Fatalf("prepareImage: %v", err)
+	}
 	audio := fixture(t, "short.wav")
 	job := Job{ID: "c" + strings.Repeat("0", 24), ImagePath: path, ImageType: typ, AudioPath: audio, AudioType: typeWAV,
 		AudioCodec: "pcm_s16le//1/16000", AudioDuration: 0.6}
