@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -357,16 +358,23 @@ func (rd *renderer) renderFiles(ctx context.Context, job Job) (string, error) {
 	clip, poster, video := filepath.Join(tmp, "clip.mp4"), filepath.Join(tmp, "poster.jpg"), filepath.Join(tmp, "video.mp4")
 
 	clipEst, muxEst := renderEstimates(job)
-	clipEnd := min(setupShare+int(float64(100-setupShare)*clipEst/(clipEst+muxEst)), 90)
-	rd.startStep(job.ID, setupShare, clipEnd, clipEst)
-	err = rd.ffmpegRun(ctx, job.ID, 0, clipArgs(job, clip, poster)...)
-	if err != nil {
-		return "", classify(err, "image", "The image could not be decoded; it may be damaged. Export it again as JPEG or PNG and submit a new job.")
-	}
-	rd.startStep(job.ID, clipEnd, 100, muxEst)
-	err = rd.ffmpegRun(ctx, job.ID, job.AudioDuration, muxArgs(job, clip, video)...)
-	if err != nil {
-		return "", classify(err, "audio", "The audio could not be decoded; it may be damaged. Export it again and submit a new job.")
+	if a := audioArgs(job.AudioCodec); a[1] != "copy" {
+		// The audio must be encoded: that and the picture step run side by side, then a copy mux.
+		if err := rd.renderSideBySide(ctx, job, clip, poster, filepath.Join(tmp, "audio.m4a"), video, max(clipEst, muxEst)); err != nil {
+			return "", err
+		}
+	} else {
+		clipEnd := min(setupShare+int(float64(100-setupShare)*clipEst/(clipEst+muxEst)), 90)
+		rd.startStep(job.ID, setupShare, clipEnd, clipEst)
+		err = rd.ffmpegRun(ctx, job.ID, 0, clipArgs(job, clip, poster)...)
+		if err != nil {
+			return "", classify(err, "image", imageFailure)
+		}
+		rd.startStep(job.ID, clipEnd, 100, muxEst)
+		err = rd.ffmpegRun(ctx, job.ID, job.AudioDuration, muxArgs(job, clip, video)...)
+		if err != nil {
+			return "", classify(err, "audio", audioFailure)
+		}
 	}
 	for src, dst := range map[string]string{video: outputPath(rd.dataDir, token, "mp4"), poster: outputPath(rd.dataDir, token, "jpg")} {
 		if err := syncFile(src); err != nil {
@@ -381,6 +389,49 @@ func (rd *renderer) renderFiles(ctx context.Context, job Job) (string, error) {
 		return "", err
 	}
 	return token, nil
+}
+
+// What a job that failed for its input says, by the input.
+const (
+	imageFailure = "The image could not be decoded; it may be damaged. Export it again as JPEG or PNG and submit a new job."
+	audioFailure = "The audio could not be decoded; it may be damaged. Export it again and submit a new job."
+)
+
+// renderSideBySide makes the clip and poster and encodes the audio at once, one ffmpeg each (the
+// picture step is one core's work, and so is the AAC encoder), then muxes the two by copy: on two
+// cores the job costs about the audio encode alone. The first failure stops the other step; a
+// failure of the input at fault is the one returned. est is the expected seconds of the first part.
+func (rd *renderer) renderSideBySide(ctx context.Context, job Job, clip, poster, audio, video string, est float64) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	rd.startStep(job.ID, setupShare, 95, est)
+	errs := make(chan error, 2)
+	run := func(input, msg string, duration float64, args []string) {
+		err := rd.ffmpegRun(ctx, job.ID, duration, args...)
+		if err != nil {
+			err = classify(err, input, msg)
+			cancel()
+		}
+		errs <- err
+	}
+	go run("image", imageFailure, 0, clipArgs(job, clip, poster))
+	go run("audio", audioFailure, job.AudioDuration, audioEncodeArgs(job, audio))
+	var first error
+	for range 2 {
+		err := <-errs
+		var rf *renderFailure
+		if first == nil || errors.As(err, &rf) && rf.bad {
+			first = cmp.Or(err, first)
+		}
+	}
+	if first != nil {
+		return first
+	}
+	rd.startStep(job.ID, 95, 100, 0.2)
+	if err := rd.ffmpegRun(ctx, job.ID, 0, muxEncodedArgs(clip, audio, video, job.AudioDuration)...); err != nil {
+		return classify(err, "mux", audioFailure)
+	}
+	return nil
 }
 
 func outputPath(dataDir, token, kind string) string {
@@ -435,6 +486,25 @@ func muxArgs(job Job, clip, video string) []string {
 	}
 	args = append(args, audioArgs(job.AudioCodec)...)
 	return append(args, "-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", "file:"+video)
+}
+
+// audioEncodeArgs are ffmpeg's arguments for encoding a job's audio alone into an MP4 at out.
+func audioEncodeArgs(job Job, out string) []string {
+	args := []string{"-f", demuxer[job.AudioType], "-i", "file:" + job.AudioPath, "-map", "0:a:0"}
+	args = append(args, audioArgs(job.AudioCodec)...)
+	return append(args, "-map_metadata", "-1", "-f", "mp4", "file:"+out)
+}
+
+// muxEncodedArgs are ffmpeg's arguments for muxing the clip, repeated for duration seconds, with
+// audio already encoded (audioEncodeArgs), both by copy.
+func muxEncodedArgs(clip, audio, video string, duration float64) []string {
+	t := max(duration-0.5/clipFPS, 0.5/clipFPS) // see clipFPS
+	return []string{
+		"-stream_loop", "-1", "-t", strconv.FormatFloat(t, 'f', 3, 64), "-f", "mp4", "-i", "file:" + clip,
+		"-f", "mp4", "-i", "file:" + audio,
+		"-map", "0:v:0", "-map", "1:a:0", "-c", "copy",
+		"-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", "file:" + video,
+	}
 }
 
 // classify turns a failed ffmpeg run of the step that reads input into a renderFailure. ffmpeg
