@@ -822,7 +822,8 @@ func TestFFmpegInvocations(t *testing.T) {
 func hangScript(t testing.TB, dir string) string {
 	t.Helper()
 	path := filepath.Join(dir, "ffmpeg")
-	script := fmt.Sprintf("#!/bin/sh\nsleep 3600 &\necho $$ $! >> %q\nwait\n", filepath.Join(dir, "pids"))
+	// The upload's decode check (output format null) runs the real ffmpeg: only renders hang.
+	script := fmt.Sprintf("#!/bin/sh\nfor a; do [ \"$a\" = null ] && exec ffmpeg \"$@\"; done\nsleep 3600 &\necho $$ $! >> %q\nwait\n", filepath.Join(dir, "pids"))
 	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
