@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"time"
 )
@@ -17,22 +16,9 @@ import (
 // the job's fault, so it is requeued without counting a retry.
 var errDiskFilling = errors.New("free disk space fell under -min-free during the render")
 
-// aacBytesPerSecond is what encoded audio costs on disk (audioRate, 192 kb/s).
-const aacBytesPerSecond = 192_000 / 8
-
-// estimateOutput is the expected size in bytes of a job's video, from its encoded clip: the clip
-// repeated for the audio's length, plus the audio (its own size when copied, else the AAC rate),
-// plus a tenth for the container.
-func estimateOutput(job Job, clipBytes, audioBytes int64) int64 {
-	repeats := math.Ceil(job.AudioDuration / (clipFrames / clipFPS))
-	audio := float64(aacBytesPerSecond) * job.AudioDuration
-	if a := audioArgs(job.AudioCodec); len(a) > 1 && a[1] == "copy" {
-		audio = float64(audioBytes)
-	}
-	return int64(1.1 * (float64(clipBytes)*repeats + audio))
-}
-
 // checkBudget refuses a render whose estimated output would leave less than minFree bytes free.
+// clip is the encoded picture and audio the audio as it goes into the output (the upload when it
+// is copied, the encoded file otherwise).
 func (rd *renderer) checkBudget(job Job, clip, audio string) error {
 	if rd.minFree <= 0 {
 		return nil
@@ -49,7 +35,11 @@ func (rd *renderer) checkBudget(job Job, clip, audio string) error {
 	if err != nil {
 		return fmt.Errorf("free disk space: %w", err)
 	}
-	need := estimateOutput(job, ci.Size(), ai.Size())
+	bits := int64(0)
+	if job.AudioDuration > 0 {
+		bits = int64(float64(ai.Size()) * 8 / job.AudioDuration)
+	}
+	need := estimateOutputSize(ci.Size(), job.AudioDuration, bits)
 	if free-need < rd.minFree {
 		rd.log.Warn("render refused: output would fill the disk", "job", job.ID, "estimate", need, "free", free, "min_free", rd.minFree)
 		return &renderFailure{final: true, err: fmt.Errorf("estimate %d bytes, free %d", need, free),

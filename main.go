@@ -90,6 +90,7 @@ type config struct {
 	PublicURL           string
 	Workers             int
 	FFmpeg, FFprobe     string
+	HeifConvert         string // optional: HEIC/AVIF uploads are a 415 without it
 	TrustProxy          []netip.Prefix
 	WebhookAllowPrivate bool
 	WebhookPorts        []string
@@ -119,6 +120,7 @@ func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (
 	fs.IntVar(&cfg.Workers, "workers", runtime.NumCPU(), "most renders at once")
 	fs.StringVar(&cfg.FFmpeg, "ffmpeg", "ffmpeg", "path of ffmpeg")
 	fs.StringVar(&cfg.FFprobe, "ffprobe", "ffprobe", "path of ffprobe")
+	fs.StringVar(&cfg.HeifConvert, "heif-convert", "heif-convert", "path of heif-convert (Debian: libheif-examples), for HEIC/AVIF images; optional")
 	trust := fs.String("trust-proxy", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed")
 	fs.BoolVar(&cfg.WebhookAllowPrivate, "webhook-allow-private", false, "allow webhooks to loopback/private addresses, local testing only")
 	ports := fs.String("webhook-ports", "443", "comma-separated ports webhook URLs may use")

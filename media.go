@@ -7,11 +7,14 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"image"
+	"image/gif"
 	"image/jpeg"
 	"image/png"
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,17 +28,36 @@ const (
 	typeJPEG = "jpeg"
 	typePNG  = "png"
 	typeWebP = "webp"
+	typeGIF  = "gif"
+	typeBMP  = "bmp"
+	typeTIFF = "tiff"
+	typeHEIC = "heic"
+	typeAVIF = "avif"
 	typeMP3  = "mp3"
 	typeWAV  = "wav"
 	typeM4A  = "m4a"
 	typeOgg  = "ogg"
+	typeFLAC = "flac"
+	typeAIFF = "aiff"
+	typeAAC  = "aac" // ADTS: raw AAC frames, as radios and some recorders write them
+	typeMKA  = "webm/matroska"
 )
 
 // demuxer names the ffmpeg input format for each type, so ffmpeg never guesses one from the content
-// (an .mp3 that is really an HLS playlist is never opened as a playlist).
+// (an .mp3 that is really an HLS playlist is never opened as a playlist). GIF, HEIC and AVIF are
+// absent: ffmpeg never reads them, they are turned into PNG at upload (see prepareImage).
 var demuxer = map[string]string{
-	typeJPEG: "jpeg_pipe", typePNG: "png_pipe", typeWebP: "webp_pipe",
+	typeJPEG: "jpeg_pipe", typePNG: "png_pipe", typeWebP: "webp_pipe", typeBMP: "bmp_pipe", typeTIFF: "tiff_pipe",
 	typeMP3: "mp3", typeWAV: "wav", typeM4A: "mov", typeOgg: "ogg",
+	typeFLAC: "flac", typeAIFF: "aiff", typeAAC: "aac", typeMKA: "matroska",
+}
+
+// typeName is how messages name a type.
+func typeName(typ string) string {
+	if typ == typeMKA {
+		return "WebM/Matroska"
+	}
+	return strings.ToUpper(typ)
 }
 
 // badMedia is an uploaded file that claims a supported type but cannot be used as it is.
@@ -55,17 +77,67 @@ func sniffImage(head []byte) string {
 		return typePNG
 	case len(head) >= 12 && string(head[:4]) == "RIFF" && string(head[8:12]) == "WEBP":
 		return typeWebP
+	case bytes.HasPrefix(head, []byte("GIF87a")), bytes.HasPrefix(head, []byte("GIF89a")):
+		return typeGIF
+	case bmpHeader(head):
+		return typeBMP
+	case bytes.HasPrefix(head, []byte("II*\x00")), bytes.HasPrefix(head, []byte("MM\x00*")):
+		return typeTIFF
+	}
+	return heifBrand(head)
+}
+
+// bmpHeader reports whether head starts a Windows bitmap: "BM" and a DIB header of a known size
+// ("BM" alone is too common a start for text).
+func bmpHeader(head []byte) bool {
+	if len(head) < 26 || string(head[:2]) != "BM" {
+		return false
+	}
+	switch binary.LittleEndian.Uint32(head[14:18]) {
+	case 12, 40, 52, 56, 64, 108, 124:
+		return true
+	}
+	return false
+}
+
+// heifBrand returns typeHEIC or typeAVIF for an ISO-BMFF file whose brands say it is a HEIF still
+// image (an iPhone photo, an AVIF), else "". Such files share their container with M4A audio.
+func heifBrand(head []byte) string {
+	if len(head) < 16 || string(head[4:8]) != "ftyp" {
+		return ""
+	}
+	n := min(int(binary.BigEndian.Uint32(head[:4])), len(head))
+	brands := []string{string(head[8:12])} // the major brand, then the compatible ones
+	for i := 16; i+4 <= n; i += 4 {
+		brands = append(brands, string(head[i:i+4]))
+	}
+	for _, b := range brands {
+		switch b {
+		case "avif", "avis":
+			return typeAVIF
+		case "heic", "heix", "heim", "heis", "hevc", "hevx":
+			return typeHEIC
+		}
+	}
+	if brands[0] == "mif1" || brands[0] == "msf1" {
+		return typeHEIC // a HEIF of another codec: named as HEIF by describe, refused by heif-convert if need be
 	}
 	return ""
 }
 
 // sniffAudio returns the audio type of a file that starts with head, or "". An MP3 without an ID3
-// tag has no magic number, so it is recognised by a chain of valid MPEG audio frame headers.
+// tag has no magic number, so it is recognised by a chain of valid MPEG audio frame headers. An ID3
+// tag may also stand before FLAC or ADTS AAC, so what follows it decides.
 func sniffAudio(head []byte) string {
 	switch {
 	case len(head) >= 12 && string(head[:4]) == "RIFF" && string(head[8:12]) == "WAVE":
 		return typeWAV
+	case len(head) >= 12 && string(head[:4]) == "FORM" && (string(head[8:12]) == "AIFF" || string(head[8:12]) == "AIFC"):
+		return typeAIFF
 	case len(head) >= 12 && string(head[4:8]) == "ftyp":
+		if heifBrand(head) != "" {
+			return ""
+		}
 		return typeM4A // the codec (AAC) is checked by probeAudio
 	case bytes.HasPrefix(head, []byte("OggS")) && len(head) >= 27:
 		// The first page holds the codec's identification header.
@@ -77,21 +149,70 @@ func sniffAudio(head []byte) string {
 			}
 		}
 		return ""
-	case bytes.HasPrefix(head, []byte("ID3")):
+	case bytes.HasPrefix(head, []byte("fLaC")):
+		return typeFLAC
+	case bytes.HasPrefix(head, []byte("\x1a\x45\xdf\xa3")):
+		return typeMKA // the codec is checked by probeAudio
+	case bytes.HasPrefix(head, []byte("ID3")) && len(head) >= 10:
+		// The tag's size is syncsafe (7 bits a byte); a footer adds 10 bytes.
+		n := 10 + int(head[6]&0x7f)<<21 | int(head[7]&0x7f)<<14 | int(head[8]&0x7f)<<7 | int(head[9]&0x7f)
+		if head[5]&0x10 != 0 {
+			n += 10
+		}
+		if n >= len(head) {
+			return typeMP3 // a tag larger than what was read (cover art): the probe decides
+		}
+		rest := head[n:]
+		for len(rest) > 0 && rest[0] == 0 { // padding some taggers leave after the tag
+			rest = rest[1:]
+		}
+		if t := sniffAudio(rest); t == typeFLAC || t == typeAAC {
+			return t
+		}
 		return typeMP3
 	case mp3FrameChain(head):
 		return typeMP3
+	case adtsChain(head):
+		return typeAAC
 	}
 	return ""
+}
+
+// adtsChain reports whether head starts with three chained ADTS (AAC) frame headers.
+func adtsChain(head []byte) bool {
+	p := 0
+	for range 3 {
+		if p+7 > len(head) {
+			return p > 0 && p >= len(head) // a short file whose frames fill it exactly
+		}
+		b := head[p:]
+		if b[0] != 0xff || b[1]&0xf6 != 0xf0 || (b[2]>>2)&0xf > 12 {
+			return false
+		}
+		l := int(b[3]&3)<<11 | int(b[4])<<3 | int(b[5]>>5)
+		if l < 7 {
+			return false
+		}
+		p += l
+	}
+	return true
 }
 
 // describe names what a file looks like, for error messages.
 func describe(head []byte) string {
 	if t := sniffImage(head); t != "" {
-		return "a " + strings.ToUpper(t) + " image"
+		return "a " + typeName(t) + " image"
 	}
 	if t := sniffAudio(head); t != "" {
-		return "an " + strings.ToUpper(t) + " audio file"
+		return "an " + typeName(t) + " audio file"
+	}
+	for _, k := range []struct{ magic, name string }{
+		{"%PDF", "a PDF document"}, {"PK\x03\x04", "a ZIP archive"}, {"#EXTM3U", "a playlist"},
+		{"\xef\xbb\xbf#EXTM3U", "a playlist"}, {"<", "a text or HTML document"},
+	} {
+		if bytes.HasPrefix(head, []byte(k.magic)) {
+			return k.name
+		}
 	}
 	if len(head) == 0 {
 		return "empty"
@@ -152,25 +273,43 @@ func mp3FrameChain(head []byte) bool {
 }
 
 // checkImage validates the image at path, of sniffed type typ, without decoding its pixels: the
-// header's dimensions against maxPixels, and the file's structure against truncation.
+// header's dimensions against maxPixels, and a JPEG's or WebP's structure against truncation. (A
+// PNG's structure is prepareImage's to judge: browsers show some PNGs that break its rules.)
 func checkImage(path, typ string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	unreadable := func(err error) error {
+		return badMedia("image: the %s could not be read (%v); re-export it and try again", typeName(typ), err)
+	}
 	var w, h int
 	switch typ {
-	case typeJPEG, typePNG:
-		decode := jpeg.DecodeConfig
-		if typ == typePNG {
-			decode = png.DecodeConfig
-		}
+	case typeJPEG, typePNG, typeGIF:
+		decode := map[string]func(io.Reader) (image.Config, error){
+			typeJPEG: jpeg.DecodeConfig, typePNG: png.DecodeConfig, typeGIF: gif.DecodeConfig,
+		}[typ]
 		cfg, err := decode(bufio.NewReader(f))
 		if err != nil {
-			return badMedia("image: the %s could not be read (%v); re-export it and try again", strings.ToUpper(typ), err)
+			return unreadable(err)
 		}
 		w, h = cfg.Width, cfg.Height
+	case typeBMP:
+		var hdr [26]byte
+		if _, err := io.ReadFull(f, hdr[:]); err != nil {
+			return unreadable(err)
+		}
+		if binary.LittleEndian.Uint32(hdr[14:18]) == 12 { // OS/2 header: 16-bit sizes
+			w, h = int(binary.LittleEndian.Uint16(hdr[18:])), int(binary.LittleEndian.Uint16(hdr[20:]))
+		} else {
+			w, h = int(int32(binary.LittleEndian.Uint32(hdr[18:]))), int(int32(binary.LittleEndian.Uint32(hdr[22:])))
+			h = max(h, -h) // negative: stored top-down
+		}
+	case typeTIFF:
+		w, h = tiffSize(f)
+	case typeHEIC, typeAVIF:
+		w, h = heifSize(f)
 	case typeWebP:
 		if w, h, err = webpSize(f); err != nil {
 			return err
@@ -185,19 +324,64 @@ func checkImage(path, typ string) error {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	var complete bool
-	switch typ {
-	case typeJPEG:
-		complete = jpegComplete(bufio.NewReaderSize(f, 64<<10))
-	case typePNG:
-		complete = pngComplete(bufio.NewReader(f))
-	case typeWebP:
-		complete = true // webpSize compared the RIFF size with the file's
-	}
-	if !complete {
-		return badMedia("image: the %s is truncated or damaged; upload the whole file", strings.ToUpper(typ))
+	if typ == typeJPEG && !jpegComplete(bufio.NewReaderSize(f, 64<<10)) {
+		return badMedia("image: the %s is truncated or damaged; upload the whole file", typeName(typ))
 	}
 	return nil
+}
+
+// tiffSize reads the width and height tags of a TIFF's first image (its IFD may sit anywhere in
+// the file), or 0, 0.
+func tiffSize(f io.ReaderAt) (int, int) {
+	var hdr [8]byte
+	if _, err := f.ReadAt(hdr[:], 0); err != nil {
+		return 0, 0
+	}
+	var bo binary.ByteOrder = binary.LittleEndian
+	if hdr[0] == 'M' {
+		bo = binary.BigEndian
+	}
+	off := int64(bo.Uint32(hdr[4:]))
+	var n [2]byte
+	if _, err := f.ReadAt(n[:], off); err != nil {
+		return 0, 0
+	}
+	entries := make([]byte, 12*int(bo.Uint16(n[:])))
+	if _, err := f.ReadAt(entries, off+2); err != nil {
+		return 0, 0
+	}
+	var w, h int
+	for e := entries; len(e) >= 12; e = e[12:] {
+		v := int(bo.Uint32(e[8:]))
+		if bo.Uint16(e[2:]) == 3 { // SHORT: the value's first two bytes
+			v = int(bo.Uint16(e[8:]))
+		}
+		switch bo.Uint16(e) {
+		case 256:
+			w = v
+		case 257:
+			h = v
+		}
+	}
+	return w, h
+}
+
+// heifSize returns the largest picture size a HEIF file's item properties ('ispe' boxes in its
+// first 1 MB) declare: the main image, or the grid its tiles make.
+func heifSize(f io.Reader) (int, int) {
+	b, _ := io.ReadAll(io.LimitReader(f, 1<<20))
+	var w, h int
+	for i := 0; ; {
+		j := bytes.Index(b[i:], []byte("ispe"))
+		if j < 0 || i+j+16 > len(b) {
+			return w, h
+		}
+		p := b[i+j+8:] // after the type and the version/flags
+		if ww, hh := int(binary.BigEndian.Uint32(p)), int(binary.BigEndian.Uint32(p[4:])); int64(ww)*int64(hh) > int64(w)*int64(h) {
+			w, h = ww, hh
+		}
+		i += j + 4
+	}
 }
 
 // jpegComplete walks a JPEG's markers, through every scan's entropy-coded data, and reports whether
@@ -329,24 +513,6 @@ func webpSize(f *os.File) (int, int, error) {
 // probeTimeout bounds the upload's look at the audio (ffprobe, then the packet count of an MP3).
 const probeTimeout = time.Minute
 
-// decodeImage has ffprobe decode the image at path, of sniffed type typ (in its own process, so a
-// large image costs vidgen no memory): a file whose structure is sound but whose pixels cannot be
-// decoded is refused at upload, not found out by a render.
-func decodeImage(ctx context.Context, ffprobe, path, typ string) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, ffprobe, "-v", "error", "-protocol_whitelist", "file", "-f", demuxer[typ],
-		"-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0",
-		"file:"+path).Output()
-	if errors.Is(ctx.Err(), context.Canceled) {
-		return ctx.Err()
-	}
-	if n, _ := strconv.Atoi(strings.TrimSpace(string(out))); err != nil || n < 1 {
-		return badMedia("image: the %s could not be decoded; it may be damaged. Export it again and upload it", strings.ToUpper(typ))
-	}
-	return nil
-}
-
 // audioInfo is what vidgen needs to know about an audio input.
 type audioInfo struct {
 	Codec      string
@@ -370,7 +536,7 @@ func probeAudio(ctx context.Context, ffprobe, ffmpeg, path, typ string) (audioIn
 	if ctx.Err() != nil {
 		return audioInfo{}, ctx.Err() // the client went away
 	}
-	broken := badMedia("audio: the %s could not be decoded; check that the file plays and upload it again", strings.ToUpper(typ))
+	broken := badMedia("audio: the %s could not be decoded; check that the file plays and upload it again", typeName(typ))
 	if err != nil {
 		return audioInfo{}, broken
 	}
@@ -392,36 +558,47 @@ func probeAudio(ctx context.Context, ffprobe, ffmpeg, path, typ string) (audioIn
 	info := audioInfo{Codec: s.CodecName, Profile: s.Profile, Channels: s.Channels}
 	info.SampleRate, _ = strconv.Atoi(s.SampleRate)
 	info.Duration, _ = strconv.ParseFloat(res.Format.Duration, 64)
+	allowed := map[string][]string{
+		typeM4A: {"aac", "alac"}, typeOgg: {"vorbis", "opus"}, typeMP3: {"mp3"}, typeFLAC: {"flac"},
+		typeAAC: {"aac"}, typeMKA: {"opus", "vorbis", "flac", "aac", "mp3"},
+	}[typ]
 	switch {
-	case typ == typeM4A && info.Codec != "aac":
-		return audioInfo{}, unsupportedMedia("audio: this M4A holds %s audio; M4A must hold AAC", info.Codec)
-	case typ == typeOgg && info.Codec != "vorbis" && info.Codec != "opus":
-		return audioInfo{}, unsupportedMedia("audio: this Ogg holds %s audio; Ogg must hold Vorbis or Opus", info.Codec)
-	case typ == typeMP3 && info.Codec != "mp3":
-		return audioInfo{}, unsupportedMedia("audio: this is MPEG audio of another layer (%s); send MP3", info.Codec)
+	case typ == typeWAV || typ == typeAIFF:
+		// ffmpeg decodes every PCM and the common compressed WAV/AIFC codecs.
+	case !slices.Contains(allowed, info.Codec):
+		return audioInfo{}, unsupportedMedia("audio: this %s holds %s audio; %s must hold %s", typeName(typ), info.Codec, typeName(typ), strings.ToUpper(strings.Join(allowed, " or ")))
 	}
-	if typ == typeMP3 {
-		// An MP3 without a Xing/VBRI header has its duration guessed from the first frame's bitrate,
-		// which is wrong for VBR. Counting the packets is exact and costs ~0.1 s for 10 minutes.
-		d, err := scanDuration(pctx, ffmpeg, path, typ)
-		if err != nil {
-			return audioInfo{}, broken
-		}
-		info.Duration = d
+	// The header's duration is a claim (an MP3 without a Xing header has it guessed from the first
+	// frame's bitrate; a cut or damaged M4A keeps the whole file's): decoding it all says what will
+	// sound, with Opus pre-skip and trailing padding honoured. It costs ~0.05 s a minute of audio.
+	d, damaged, err := decodeDuration(pctx, ffmpeg, path, typ)
+	if ctx.Err() != nil {
+		return audioInfo{}, ctx.Err()
 	}
-	if info.Duration <= 0 || info.Channels <= 0 {
-		return audioInfo{}, badMedia("audio: the %s holds no sound", strings.ToUpper(typ))
+	if err != nil || d <= 0 {
+		return audioInfo{}, broken
+	}
+	if damaged && info.Duration > d+0.5 {
+		return audioInfo{}, badMedia("audio: the %s is truncated or damaged: only %.1f s of its %.1f s decode; upload the whole file",
+			typeName(typ), d, info.Duration)
+	}
+	info.Duration = d
+	if info.Channels <= 0 {
+		return audioInfo{}, badMedia("audio: the %s holds no sound", typeName(typ))
 	}
 	return info, nil
 }
 
-// scanDuration returns the duration of the first audio stream by copying its packets to nowhere.
-func scanDuration(ctx context.Context, ffmpeg, path, typ string) (float64, error) {
+// decodeDuration decodes the first audio stream of the file at path to nowhere and returns how
+// long the decoded sound lasts, and whether the decoder or demuxer reported errors on the way.
+func decodeDuration(ctx context.Context, ffmpeg, path, typ string) (float64, bool, error) {
 	cmd := exec.CommandContext(ctx, ffmpeg, "-nostdin", "-v", "error", "-protocol_whitelist", "file", "-f", demuxer[typ],
-		"-i", "file:"+path, "-map", "0:a:0", "-c", "copy", "-f", "null", "-progress", "pipe:1", "-")
+		"-i", "file:"+path, "-map", "0:a:0", "-f", "null", "-progress", "pipe:1", "-")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return 0, err
+		return 0, true, err
 	}
 	var us int64 = -1
 	for _, line := range strings.Split(string(out), "\n") {
@@ -432,7 +609,7 @@ func scanDuration(ctx context.Context, ffmpeg, path, typ string) (float64, error
 		}
 	}
 	if us < 0 {
-		return 0, errors.New("no duration")
+		return 0, true, errors.New("no duration")
 	}
-	return float64(us) / 1e6, nil
+	return float64(us) / 1e6, stderr.Len() > 0, nil
 }

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/image/bmp"
 )
 
 func init() {
@@ -22,6 +24,9 @@ func init() {
 		"mp2.mp3":    {"-f", "lavfi", "-i", "sine=f=440:d=1", "-c:a", "mp2", "-f", "mp2"},
 		"flac.ogg":   {"-f", "lavfi", "-i", "sine=f=440:d=1", "-c:a", "flac", "-f", "ogg"},
 		"tone.flac":  {"-f", "lavfi", "-i", "sine=f=440:d=1"},
+		"tone.aac":   {"-f", "lavfi", "-i", "sine=f=440:d=1", "-c:a", "aac", "-f", "adts"},
+		"tone.aiff":  {"-f", "lavfi", "-i", "sine=f=440:d=1"},
+		"tone.webm":  {"-f", "lavfi", "-i", "sine=f=440:d=1", "-c:a", "libopus", "-f", "webm"},
 		"video.avi":  {"-f", "lavfi", "-i", "testsrc2=s=64x32:d=0.2", "-c:v", "mjpeg"},
 		"tone.mp4":   {"-f", "lavfi", "-i", "sine=f=440:d=1", "-c:a", "aac", "-f", "mp4"},
 		"anim.webp":  {"-f", "lavfi", "-i", "testsrc2=s=32x16:r=5:d=0.6", "-c:v", "libwebp_anim", "-loop", "0"},
@@ -56,7 +61,18 @@ func TestSniff(t *testing.T) {
 		{"mp3 MPEG-2.5 8 kHz", readFile(t, fixture(t, "mpeg25.mp3")), "", typeMP3},
 		{"mp3 after 1 KB of junk", append(bytes.Repeat([]byte{0}, 1024), readFile(t, fixture(t, "noid3.mp3"))...), "", typeMP3},
 		{"mp2 (layer II)", readFile(t, fixture(t, "mp2.mp3")), "", ""},
-		{"flac", readFile(t, fixture(t, "tone.flac")), "", ""},
+		{"flac", readFile(t, fixture(t, "tone.flac")), "", typeFLAC},
+		{"flac after ID3", append(id3Tag(), readFile(t, fixture(t, "tone.flac"))...), "", typeFLAC},
+		{"adts aac", readFile(t, fixture(t, "tone.aac")), "", typeAAC},
+		{"adts aac after ID3", append(id3Tag(), readFile(t, fixture(t, "tone.aac"))...), "", typeAAC},
+		{"aiff", readFile(t, fixture(t, "tone.aiff")), "", typeAIFF},
+		{"webm opus", readFile(t, fixture(t, "tone.webm")), "", typeMKA},
+		{"gif", paletteGIF(t, quad(16, 16)), typeGIF, ""},
+		{"bmp", encodeWith(t, bmp.Encode, quad(16, 16)), typeBMP, ""},
+		{"tiff", encodeWith(t, tiffEncode, quad(16, 16)), typeTIFF, ""},
+		{"heic brands", []byte("\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic"), typeHEIC, ""},
+		{"avif brands", []byte("\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf"), typeAVIF, ""},
+		{"BM text", []byte("BM is not a bitmap when nothing else says so"), "", ""},
 		{"avi (RIFF, not WAVE)", readFile(t, fixture(t, "video.avi")), "", ""},
 		{"hls playlist", []byte("#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nhttp://example.com/a.ts\n#EXT-X-ENDLIST\n"), "", ""},
 		{"hls playlist with BOM", []byte("\ufeff#EXTM3U\n#EXTINF:10,\n/etc/passwd\n"), "", ""},

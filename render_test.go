@@ -321,9 +321,14 @@ func renderPicture(t *testing.T, e *testEnv, path string) (int, int, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	job := Job{ID: id, ImageType: typ, AudioType: typeWAV, AudioCodec: "pcm_s16le//1/16000", AudioDuration: 0.6}
-	copyFile(t, path, e.srv.dirs.input(id, inputImage))
+	image := e.srv.dirs.input(id, inputImage)
+	copyFile(t, path, image)
 	copyFile(t, fixture(t, "short.wav"), e.srv.dirs.input(id, inputAudio))
+	typ, err = prepareImage(t.Context(), "ffprobe", "", image, typ)
+	if err != nil {
+		t.Fatalf("prepareImage: %v", err)
+	}
+	job := Job{ID: id, ImageType: typ, AudioType: typeWAV, AudioCodec: "pcm_s16le//1/16000", AudioDuration: 0.6}
 	token, err := e.srv.renderer.renderFiles(t.Context(), job)
 	if err != nil {
 		t.Fatalf("render: %v", err)
@@ -822,7 +827,8 @@ func TestFFmpegInvocations(t *testing.T) {
 func hangScript(t testing.TB, dir string) string {
 	t.Helper()
 	path := filepath.Join(dir, "ffmpeg")
-	script := fmt.Sprintf("#!/bin/sh\nsleep 3600 &\necho $$ $! >> %q\nwait\n", filepath.Join(dir, "pids"))
+	// The upload's decode check (output format null) runs the real ffmpeg: only renders hang.
+	script := fmt.Sprintf("#!/bin/sh\nfor a; do [ \"$a\" = null ] && exec ffmpeg \"$@\"; done\nsleep 3600 &\necho $$ $! >> %q\nwait\n", filepath.Join(dir, "pids"))
 	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -260,19 +260,23 @@ func (s *server) validateSubmission(r *http.Request, files map[string]*upload, w
 	img, aud := files["image"], files["audio"]
 	imgType := sniffImage(img.head)
 	if imgType == "" {
-		return Job{}, unsupportedMedia("image: the file is %s; send a JPEG, PNG or WebP image", describe(img.head))
+		return Job{}, unsupportedMedia("image: the file is %s; send a JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC or AVIF image", describe(img.head))
 	}
 	if err := checkImage(img.path, imgType); err != nil {
 		return Job{}, err
 	}
 	audType := sniffAudio(aud.head)
 	if audType == "" {
-		return Job{}, unsupportedMedia("audio: the file is %s; send MP3, WAV, M4A (AAC) or Ogg (Vorbis, Opus) audio", describe(aud.head))
+		return Job{}, unsupportedMedia("audio: the file is %s; send MP3, WAV, M4A (AAC), Ogg (Vorbis, Opus), FLAC, AIFF, AAC or WebM/Matroska (Opus, Vorbis) audio", describe(aud.head))
 	}
 	// Decoding the image and probing the audio are two ffprobe runs of ~0.1 s each, mostly process
 	// start-up: running them side by side halves the submission's latency.
 	imgErr := make(chan error, 1)
-	go func() { imgErr <- decodeImage(r.Context(), s.cfg.FFprobe, img.path, imgType) }()
+	go func() {
+		var err error
+		imgType, err = prepareImage(r.Context(), s.cfg.FFprobe, s.cfg.HeifConvert, img.path, imgType)
+		imgErr <- err
+	}()
 	info, audErr := probeAudio(r.Context(), s.cfg.FFprobe, s.cfg.FFmpeg, aud.path, audType)
 	if err := <-imgErr; err != nil {
 		return Job{}, err

@@ -1,0 +1,567 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"compress/flate"
+	"compress/zlib"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"image"
+	"image/draw"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/image/bmp"
+	"golang.org/x/image/tiff"
+	"golang.org/x/image/webp"
+)
+
+// Images are checked at upload by decoding them the way the render will (ffmpeg), and when ffmpeg
+// 5.1 decodes a file wrongly or not at all while a browser shows it, the file is rewritten at upload
+// into a PNG that ffmpeg decodes right:
+//
+//   - PNG: bytes after IEND are cut off; a PNG with no IEND, a cut final CRC, a bad zlib checksum
+//     with every row intact or a broken optional chunk (iCCP) is rewritten from its rows, as
+//     browsers draw it. A PNG whose rows are missing is refused.
+//   - JPEG stored as RGB (Adobe transform 0, or components named R, G, B): ffmpeg decodes it as
+//     YCbCr when the Adobe marker comes after the frame header (false colours); Go's decoder follows
+//     libjpeg's rules, so such files are decoded in Go. A JPEG whose decode reports errors (which
+//     ffmpeg survives with black blocks and exit 0) is decoded in Go too, and refused if Go fails.
+//   - GIF: the first frame, decoded in Go (as a browser's still of it).
+//   - HEIC/AVIF: converted by heif-convert (libheif), when the server has it.
+//
+// A Go decode holds the picture in memory (4 bytes a pixel at most under maxPixels: 400 MB for the
+// largest accepted image); it runs only for the files above, never for a clean JPEG, PNG or WebP.
+
+// prepareImage makes the uploaded image at path, of sniffed type typ, ready for the render and
+// returns the type it has then (typePNG when it was rewritten). A file that cannot be made to decode
+// is a 400 naming the image part; a type this server cannot decode is a 415.
+func prepareImage(ctx context.Context, ffprobe, heifConvert, path, typ string) (string, error) {
+	broken := badMedia("image: the %s could not be decoded; it may be damaged. Export it again and upload it", typeName(typ))
+	switch typ {
+	case typeGIF:
+		if err := goToPNG(path, typ); err != nil {
+			return "", broken
+		}
+		typ = typePNG
+	case typeHEIC, typeAVIF:
+		if err := heifToPNG(ctx, heifConvert, path, typ); err != nil {
+			return "", err
+		}
+		typ = typePNG
+	case typeJPEG:
+		if rgb, err := jpegStoredAsRGB(path); err == nil && rgb {
+			if err := goToPNG(path, typ); err != nil {
+				return "", broken
+			}
+			typ = typePNG
+		}
+	case typePNG:
+		if err := trimPNG(path); err != nil {
+			return "", err
+		}
+	}
+	err := ffDecodeCheck(ctx, ffprobe, path, typ)
+	if err == nil || ctx.Err() != nil {
+		return typ, err
+	}
+	// ffmpeg could not decode it cleanly: try the repair each type allows, then check again.
+	switch typ {
+	case typePNG:
+		if salvagePNG(path) != nil {
+			return "", badMedia("image: the PNG is truncated or damaged (its rows are incomplete); upload the whole file")
+		}
+	case typeJPEG, typeBMP, typeTIFF, typeWebP:
+		if goToPNG(path, typ) != nil {
+			return "", broken
+		}
+		typ = typePNG
+	default:
+		return "", broken
+	}
+	if err := ffDecodeCheck(ctx, ffprobe, path, typePNG); err != nil {
+		if ctx.Err() != nil {
+			return "", err
+		}
+		return "", broken
+	}
+	return typePNG, nil
+}
+
+// ffDecodeCheck has ffprobe decode the image at path (in its own process, so a large image costs
+// vidgen no memory). Any error ffmpeg reports counts, even when it goes on and exits 0: the render
+// would show its guess (black or grey blocks) instead of the picture.
+func ffDecodeCheck(ctx context.Context, ffprobe, path, typ string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, ffprobe, "-v", "error", "-protocol_whitelist", "file", "-f", demuxer[typ],
+		"-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0",
+		"file:"+path)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return ctx.Err()
+	}
+	if n, _ := strconv.Atoi(strings.TrimSpace(string(out))); err != nil || n < 1 || stderr.Len() > 0 {
+		return fmt.Errorf("ffprobe: %v: %s", err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	return nil
+}
+
+// trimPNG cuts whatever follows a PNG's IEND chunk (a newline added by a transfer, a tool's
+// trailer): ffmpeg reads it as a second, broken image and the render would fail.
+func trimPNG(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r := bufio.NewReader(f)
+	if _, err := r.Discard(8); err != nil {
+		return nil
+	}
+	off := int64(8)
+	var hdr [8]byte
+	for {
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return nil // no IEND: ffprobe and salvagePNG deal with it
+		}
+		n := int64(binary.BigEndian.Uint32(hdr[:4]))
+		off += 12 + n
+		if string(hdr[4:]) == "IEND" {
+			fi, err := f.Stat()
+			if err != nil {
+				return err
+			}
+			if fi.Size() > off {
+				return f.Truncate(off)
+			}
+			return nil
+		}
+		if k, err := io.CopyN(io.Discard, r, n+4); err != nil || k != n+4 {
+			return nil
+		}
+	}
+}
+
+// salvagePNG rewrites the PNG at path from its header, palette, transparency and image data, as a
+// browser draws it: chunk CRCs and the zlib checksum are not required, and other chunks (a broken
+// ICC profile; ffmpeg applies none anyway) are dropped. It fails when the rows are not all there.
+// It streams: memory stays flat whatever the image's size.
+func salvagePNG(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	var ihdr, plte, trns []byte
+	var idat []io.Reader
+	off := int64(8)
+	for off+8 <= fi.Size() {
+		var hdr [8]byte
+		if _, err := f.ReadAt(hdr[:], off); err != nil {
+			break
+		}
+		n := int64(binary.BigEndian.Uint32(hdr[:4]))
+		kind := string(hdr[4:])
+		data := io.NewSectionReader(f, off+8, min(n, fi.Size()-off-8))
+		small := func() []byte {
+			if n > 1<<16 {
+				return nil
+			}
+			b := make([]byte, data.Size())
+			data.ReadAt(b, 0)
+			return b
+		}
+		switch kind {
+		case "IHDR":
+			ihdr = small()
+		case "PLTE":
+			plte = small()
+		case "tRNS":
+			trns = small()
+		case "IDAT":
+			idat = append(idat, data)
+		}
+		if kind == "IEND" {
+			break
+		}
+		off += 12 + n
+	}
+	if len(ihdr) != 13 || len(idat) == 0 {
+		return errors.New("png: no header or no image data")
+	}
+	raw, err := pngRawSize(ihdr)
+	if err != nil {
+		return err
+	}
+	zr := io.MultiReader(idat...)
+	if _, err := io.CopyN(io.Discard, zr, 2); err != nil { // the zlib header; its checksum is ignored
+		return err
+	}
+	rows := flate.NewReader(zr)
+	defer rows.Close()
+
+	tmp := path + ".salvage"
+	out, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	defer out.Close()
+	w := bufio.NewWriter(out)
+	w.WriteString("\x89PNG\r\n\x1a\n")
+	writePNGChunk(w, "IHDR", ihdr)
+	if plte != nil {
+		writePNGChunk(w, "PLTE", plte)
+	}
+	if trns != nil {
+		writePNGChunk(w, "tRNS", trns)
+	}
+	cw := &idatWriter{w: w}
+	zw, _ := zlib.NewWriterLevel(cw, zlib.BestSpeed)
+	if k, err := io.Copy(zw, io.LimitReader(rows, raw)); k != raw {
+		return fmt.Errorf("png: %d of %d bytes of rows: %v", k, raw, err)
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	cw.flush()
+	writePNGChunk(w, "IEND", nil)
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// pngRawSize is the size of a PNG's decompressed image data (filter bytes included) per its header.
+func pngRawSize(ihdr []byte) (int64, error) {
+	w, h := int64(binary.BigEndian.Uint32(ihdr[0:4])), int64(binary.BigEndian.Uint32(ihdr[4:8]))
+	depth, ctype, interlace := int64(ihdr[8]), ihdr[9], ihdr[12]
+	channels := map[byte]int64{0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[ctype]
+	if channels == 0 || w == 0 || h == 0 || w*h > maxPixels {
+		return 0, errors.New("png: bad header")
+	}
+	bits := depth * channels
+	size := func(w, h int64) int64 {
+		if w == 0 || h == 0 {
+			return 0
+		}
+		return h * (1 + (w*bits+7)/8)
+	}
+	if interlace == 0 {
+		return size(w, h), nil
+	}
+	// Adam7: seven passes, each a sub-grid of the picture.
+	var total int64
+	for _, p := range [7][4]int64{{0, 0, 8, 8}, {4, 0, 8, 8}, {0, 4, 4, 8}, {2, 0, 4, 4}, {0, 2, 2, 4}, {1, 0, 2, 2}, {0, 1, 1, 2}} {
+		total += size((w-p[0]+p[2]-1)/p[2], (h-p[1]+p[3]-1)/p[3])
+	}
+	return total, nil
+}
+
+func writePNGChunk(w io.Writer, kind string, data []byte) {
+	var hdr [8]byte
+	binary.BigEndian.PutUint32(hdr[:4], uint32(len(data)))
+	copy(hdr[4:], kind)
+	crc := crc32.NewIEEE()
+	crc.Write(hdr[4:])
+	crc.Write(data)
+	w.Write(hdr[:])
+	w.Write(data)
+	binary.Write(w, binary.BigEndian, crc.Sum32())
+}
+
+// idatWriter cuts a zlib stream into IDAT chunks of up to 256 KB.
+type idatWriter struct {
+	w   io.Writer
+	buf []byte
+}
+
+func (c *idatWriter) Write(p []byte) (int, error) {
+	c.buf = append(c.buf, p...)
+	if len(c.buf) >= 256<<10 {
+		c.flush()
+	}
+	return len(p), nil
+}
+
+func (c *idatWriter) flush() {
+	if len(c.buf) > 0 {
+		writePNGChunk(c.w, "IDAT", c.buf)
+		c.buf = c.buf[:0]
+	}
+}
+
+// jpegStoredAsRGB reports whether the JPEG at path has three components that libjpeg (and so every
+// browser) reads as RGB, not YCbCr: an Adobe marker with transform 0 or components named R, G, B,
+// and no JFIF marker (JFIF means YCbCr). It reads the markers up to the first scan.
+func jpegStoredAsRGB(path string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	r := bufio.NewReader(f)
+	if _, err := r.Discard(2); err != nil {
+		return false, err
+	}
+	var jfif, adobe0 bool
+	var ids []byte
+	for {
+		b, err := r.ReadByte()
+		if err != nil {
+			return false, err
+		}
+		if b != 0xff {
+			continue
+		}
+		m, err := r.ReadByte()
+		for err == nil && m == 0xff {
+			m, err = r.ReadByte()
+		}
+		if err != nil {
+			return false, err
+		}
+		if m == 0x00 || m == 0x01 || m >= 0xd0 && m <= 0xd8 {
+			continue
+		}
+		var l [2]byte
+		if _, err := io.ReadFull(r, l[:]); err != nil {
+			return false, err
+		}
+		n := int(binary.BigEndian.Uint16(l[:])) - 2
+		if n < 0 || m == 0xd9 {
+			return false, nil
+		}
+		seg := make([]byte, n)
+		if _, err := io.ReadFull(r, seg); err != nil {
+			return false, err
+		}
+		switch {
+		case m == 0xe0 && bytes.HasPrefix(seg, []byte("JFIF\x00")):
+			jfif = true
+		case m == 0xee && len(seg) >= 12 && bytes.HasPrefix(seg, []byte("Adobe")):
+			adobe0 = seg[11] == 0
+		case m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc && len(seg) >= 6:
+			nc := int(seg[5])
+			for i := 0; i < nc && 6+3*i < len(seg); i++ {
+				ids = append(ids, seg[6+3*i])
+			}
+		case m == 0xda:
+			return len(ids) == 3 && !jfif && (adobe0 || string(ids) == "RGB"), nil
+		}
+	}
+}
+
+// goToPNG decodes the image at path, of type typ, with Go's decoders and replaces it with a PNG of
+// the picture a person sees (EXIF orientation applied to a JPEG). checkImage has already held its
+// size to maxPixels.
+func goToPNG(path, typ string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var img image.Image
+	switch typ {
+	case typeJPEG:
+		img, err = jpeg.Decode(bytes.NewReader(b))
+		if err == nil {
+			img = orient(img, jpegOrientation(b))
+		}
+	case typeGIF:
+		img, err = gifFirstFrame(b)
+	case typeBMP:
+		img, err = bmp.Decode(bytes.NewReader(b))
+	case typeTIFF:
+		img, err = tiff.Decode(bytes.NewReader(b))
+	case typeWebP:
+		img, err = webp.Decode(bytes.NewReader(b))
+	case typePNG:
+		img, err = png.Decode(bytes.NewReader(b))
+	default:
+		err = fmt.Errorf("no Go decoder for %s", typ)
+	}
+	b = nil
+	if err != nil {
+		return err
+	}
+	tmp := path + ".png"
+	out, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	defer out.Close()
+	w := bufio.NewWriterSize(out, 1<<20)
+	if err := (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(w, img); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Clean(path))
+}
+
+// gifFirstFrame is a GIF's first frame drawn on its logical screen, as a browser shows a still of it
+// (the screen outside the frame is transparent, so it ends up white like any transparency).
+func gifFirstFrame(b []byte) (image.Image, error) {
+	cfg, err := gif.DecodeConfig(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	frame, err := gif.Decode(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	screen := image.Rect(0, 0, cfg.Width, cfg.Height)
+	if frame.Bounds() == screen {
+		return frame, nil
+	}
+	canvas := image.NewNRGBA(screen)
+	draw.Draw(canvas, frame.Bounds(), frame, frame.Bounds().Min, draw.Src)
+	return canvas, nil
+}
+
+// jpegOrientation returns the EXIF orientation (1-8) of the JPEG b, 1 when it has none.
+func jpegOrientation(b []byte) int {
+	for p := 2; p+4 <= len(b) && b[p] == 0xff; {
+		m := b[p+1]
+		if m == 0xda || m == 0xd9 {
+			break
+		}
+		n := int(binary.BigEndian.Uint16(b[p+2:]))
+		if p+2+n > len(b) {
+			break
+		}
+		seg := b[p+4 : p+2+n]
+		if m == 0xe1 && bytes.HasPrefix(seg, []byte("Exif\x00\x00")) {
+			if o := exifOrientation(seg[6:]); o != 0 {
+				return o
+			}
+		}
+		p += 2 + n
+	}
+	return 1
+}
+
+// exifOrientation reads tag 0x0112 of IFD0 of the TIFF structure t, or 0.
+func exifOrientation(t []byte) int {
+	if len(t) < 8 {
+		return 0
+	}
+	var bo binary.ByteOrder
+	switch string(t[:2]) {
+	case "II":
+		bo = binary.LittleEndian
+	case "MM":
+		bo = binary.BigEndian
+	default:
+		return 0
+	}
+	ifd := int(bo.Uint32(t[4:]))
+	if ifd+2 > len(t) || ifd < 0 {
+		return 0
+	}
+	for i, n := 0, int(bo.Uint16(t[ifd:])); i < n; i++ {
+		e := ifd + 2 + 12*i
+		if e+12 > len(t) {
+			return 0
+		}
+		if bo.Uint16(t[e:]) == 0x0112 {
+			if o := int(bo.Uint16(t[e+8:])); o >= 1 && o <= 8 {
+				return o
+			}
+			return 0
+		}
+	}
+	return 0
+}
+
+// orient returns img turned as EXIF orientation o says a viewer must show it.
+func orient(img image.Image, o int) image.Image {
+	if o <= 1 || o > 8 {
+		return img
+	}
+	b := img.Bounds()
+	src := image.NewNRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+	draw.Draw(src, src.Bounds(), img, b.Min, draw.Src)
+	w, h := b.Dx(), b.Dy()
+	dw, dh := w, h
+	if o >= 5 {
+		dw, dh = h, w
+	}
+	dst := image.NewNRGBA(image.Rect(0, 0, dw, dh))
+	for y := range h {
+		for x := range w {
+			var dx, dy int
+			switch o {
+			case 2:
+				dx, dy = w-1-x, y
+			case 3:
+				dx, dy = w-1-x, h-1-y
+			case 4:
+				dx, dy = x, h-1-y
+			case 5:
+				dx, dy = y, x
+			case 6:
+				dx, dy = h-1-y, x
+			case 7:
+				dx, dy = h-1-y, w-1-x
+			case 8:
+				dx, dy = y, w-1-x
+			}
+			copy(dst.Pix[dy*dst.Stride+dx*4:dy*dst.Stride+dx*4+4], src.Pix[y*src.Stride+x*4:y*src.Stride+x*4+4])
+		}
+	}
+	return dst
+}
+
+// heifToPNG converts the HEIC or AVIF at path into a PNG with heif-convert (Debian's
+// libheif-examples), which applies the image's rotation and mirroring. ffmpeg 5.1 cannot read
+// HEIF, so without heif-convert these are a 415 that says so.
+func heifToPNG(ctx context.Context, heifConvert, path, typ string) error {
+	if heifConvert == "" {
+		return unsupportedMedia("image: %s images are not supported on this server (it lacks heif-convert); send a JPEG or PNG", typeName(typ))
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	out := path + ".heif.png"
+	defer os.Remove(out)
+	if msg, err := exec.CommandContext(ctx, heifConvert, path, out).CombinedOutput(); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return badMedia("image: the %s could not be decoded (%s); export it again as JPEG and upload it", typeName(typ), lastLine(msg))
+	}
+	return os.Rename(out, path)
+}
+
+// lastLine is the last non-empty line of a tool's output, for a message.
+func lastLine(b []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
