@@ -146,10 +146,9 @@ func (p *vidgenProc) kill9() {
 }
 
 // do sends a request; err is non-nil when no response came (the process may be dead).
-func (p *vidgenProc) do(method, path, key string, body io.Reader, ctype string) (int, []byte, error) {
-	var header []string
+func (p *vidgenProc) do(method, path, key string, body io.Reader, ctype string, header ...string) (int, []byte, error) {
 	if ctype != "" {
-		header = []string{"Content-Type", ctype}
+		header = append(header, "Content-Type", ctype)
 	}
 	resp, b, err := request(p.client, method, p.url+path, key, body, header...)
 	if err != nil {
@@ -508,7 +507,9 @@ func TestE2EKill9Cycles(t *testing.T) {
 	var fivexx, requests atomic.Int64
 	cycles := kill9Cycles()
 	for cycle := range cycles {
-		p := startVidgen(t, dir, "ffmpeg", nil, "-workers", "2")
+		// Each key's requests come from an address of its own, through a trusted proxy, as eight
+		// users' would: one address may have only a few uploads under way.
+		p := startVidgen(t, dir, "ffmpeg", nil, "-workers", "2", "-trust-proxy", "127.0.0.1/32")
 		var wg sync.WaitGroup
 		stop := make(chan struct{})
 		for ki, k := range keys {
@@ -530,7 +531,8 @@ func TestE2EKill9Cycles(t *testing.T) {
 					// the key for the next submission.
 					switch {
 					case last == "" || i%4 == 0:
-						code, b, err = p.do("POST", "/api/jobs", k.APIKey, strings.NewReader(string(submission)), ctype)
+						code, b, err = p.do("POST", "/api/jobs", k.APIKey, strings.NewReader(string(submission)), ctype,
+							"X-Forwarded-For", fmt.Sprintf("198.51.100.%d", ki+1))
 						if err == nil && code == 201 {
 							var v map[string]string
 							json.Unmarshal(b, &v)
@@ -559,7 +561,7 @@ func TestE2EKill9Cycles(t *testing.T) {
 		}
 		// Long enough for several submissions to be answered (each runs two ffprobes; eight keys
 		// share two CPUs), short enough that most cycles kill renders and uploads mid-way.
-		time.Sleep(time.Duration(400+rand.IntN(800)) * time.Millisecond)
+		time.Sleep(time.Duration(1000+rand.IntN(2000)) * time.Millisecond) // long enough for a submission on a busy machine
 		p.kill9()
 		close(stop)
 		wg.Wait()
