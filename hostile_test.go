@@ -3,9 +3,12 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"compress/zlib"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net"
 	"net/http"
@@ -17,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -431,4 +435,64 @@ func TestDiskFillingRequeues(t *testing.T) {
 	if j, err := e.srv.store.JobByID(context.Background(), id); err != nil || j.Retries != 0 {
 		t.Errorf("retries %d (%v): a full disk is not the job's fault", j.Retries, err)
 	}
+}
+
+// childrenMaxRSS is the peak resident memory, in bytes, of the largest child process the test
+// binary has waited for (ffmpeg and ffprobe run by the servers under test).
+func childrenMaxRSS(t testing.TB) int64 {
+	t.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return ru.Maxrss << 10 // kilobytes on Linux
+}
+
+// TestTrailingImageBomb: a small valid PNG or JPEG followed by a second image that would decode to
+// 16000×16000 is accepted as the small picture: the bytes after the first image are cut before any
+// decode, so neither the upload's check nor the render ever reads the second one.
+func TestTrailingImageBomb(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	// The second PNG is real: 16000×16000 1-bit grey (256 megapixels), 16000 rows of 2,000 zero
+	// bytes that deflate to ~30 KB.
+	var idat bytes.Buffer
+	zw, _ := zlib.NewWriterLevel(&idat, zlib.BestSpeed)
+	row := make([]byte, 1+16000/8)
+	for range 16000 {
+		zw.Write(row)
+	}
+	zw.Close()
+	ihdr := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 16000), 16000)
+	ihdr = append(ihdr, 1, 0, 0, 0, 0) // bit depth 1, greyscale
+	hugePNG := append([]byte("\x89PNG\r\n\x1a\n"), rawPNGChunk("IHDR", ihdr)...)
+	hugePNG = append(hugePNG, rawPNGChunk("IDAT", idat.Bytes())...)
+	hugePNG = append(hugePNG, rawPNGChunk("IEND", nil)...)
+	// The second JPEG claims 16000×16000 in its frame header.
+	hugeJPEG := encodeJPEG(t, quad(16, 16))
+	sof := bytes.Index(hugeJPEG, []byte{0xff, 0xc0})
+	binary.BigEndian.PutUint16(hugeJPEG[sof+5:], 16000)
+	binary.BigEndian.PutUint16(hugeJPEG[sof+7:], 16000)
+
+	for _, c := range []struct{ small, bomb string }{{"img.png", string(hugePNG)}, {"img.jpg", string(hugeJPEG)}} {
+		path := writeFixture(t, "bomb-"+c.small, append(readFile(t, fixture(t, c.small)), c.bomb...))
+		key := e.newKey(t, "bomb-"+c.small)
+		id := e.mustSubmit(t, key, path, fixture(t, "tone.wav"))
+		st := e.wait(t, key, id, StatusCompleted)
+		video, _ := download(t, st["outputVideo"].(string))
+		if p := checkVideo(t, video, fixture(t, "tone.wav")); p.Width != 320 || p.Height != 240 {
+			t.Errorf("%s + bomb: %dx%d, want the small picture's 320x240", c.small, p.Width, p.Height)
+		}
+	}
+	if rss := childrenMaxRSS(t); rss > 400<<20 {
+		t.Errorf("a child process peaked at %d MB", rss>>20)
+	}
+}
+
+// rawPNGChunk is a PNG chunk of type typ holding data, with its CRC.
+func rawPNGChunk(typ string, data []byte) []byte {
+	b := binary.BigEndian.AppendUint32(nil, uint32(len(data)))
+	b = append(b, typ...)
+	b = append(b, data...)
+	return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(append([]byte(typ), data...)))
 }

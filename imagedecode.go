@@ -62,6 +62,9 @@ func prepareImage(ctx context.Context, ffprobe, heifConvert, path, typ string) (
 		}
 		typ = typePNG
 	case typeJPEG:
+		if err := trimJPEG(path); err != nil {
+			return "", err
+		}
 		if rgb, err := jpegStoredAsRGB(path); err == nil && rgb {
 			if err := goToPNG(path, typ); err != nil {
 				return "", broken
@@ -119,6 +122,38 @@ func ffDecodeCheck(ctx context.Context, ffprobe, path, typ string) error {
 		return fmt.Errorf("ffprobe: %v: %s", err, bytes.TrimSpace(stderr.Bytes()))
 	}
 	return nil
+}
+
+// trimJPEG cuts whatever follows a JPEG's first image (a phone's "motion photo" video, or a second,
+// huge image placed there to pass the pixel cap, which the decoder would read as a next frame).
+func trimJPEG(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	cr := &countingReader{r: f}
+	br := bufio.NewReaderSize(cr, 64<<10)
+	if !jpegComplete(br) {
+		return nil // checkImage has refused it already; nothing to trim
+	}
+	end := cr.n - int64(br.Buffered())
+	if fi, err := f.Stat(); err == nil && fi.Size() > end {
+		return f.Truncate(end)
+	}
+	return nil
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // trimPNG cuts whatever follows a PNG's IEND chunk (a newline added by a transfer, a tool's

@@ -473,41 +473,68 @@ func pngComplete(r *bufio.Reader) bool {
 	}
 }
 
-// webpSize reads a WebP's canvas size from its first chunk. Animated WebP is refused: ffmpeg cannot
-// decode it, and a user would rather hear so now than see a failed job.
+// webpSize returns the size of the picture a WebP decodes to. Its first chunk may be a VP8X
+// header whose canvas size is only a claim: the image chunk after it (VP8 or VP8L) holds the size
+// the decoder allocates, so it is read too, and a file whose two sizes differ is refused (libwebp
+// refuses it as well), so a small canvas cannot smuggle a huge bitstream past the pixel cap.
+// Animated WebP is refused: ffmpeg cannot decode it, and a user would rather hear so now than see a
+// failed job.
 func webpSize(f *os.File) (int, int, error) {
-	var b [30]byte
-	n, _ := io.ReadFull(f, b[:])
 	fi, err := f.Stat()
 	if err != nil {
 		return 0, 0, err
 	}
 	broken := badMedia("image: the WebP is truncated or damaged; upload the whole file")
-	if n < 30 || int64(binary.LittleEndian.Uint32(b[4:8]))+8 > fi.Size() {
+	var hdr [12]byte
+	if _, err := io.ReadFull(f, hdr[:]); err != nil || int64(binary.LittleEndian.Uint32(hdr[4:8]))+8 > fi.Size() {
 		return 0, 0, broken
 	}
-	d := b[20:]
-	switch string(b[12:16]) {
-	case "VP8X":
-		if d[0]&0x02 != 0 {
-			return 0, 0, unsupportedMedia("image: animated WebP is not supported; send a still image (JPEG, PNG or a still WebP)")
-		}
-		w := int(d[4]) | int(d[5])<<8 | int(d[6])<<16
-		h := int(d[7]) | int(d[8])<<8 | int(d[9])<<16
-		return w + 1, h + 1, nil
-	case "VP8L":
-		if d[0] != 0x2f {
+	canvasW, canvasH := 0, 0
+	for off := int64(12); ; {
+		var ch [8 + 10]byte
+		n, _ := f.ReadAt(ch[:], off)
+		if n < 8 {
 			return 0, 0, broken
+		}
+		size := int64(binary.LittleEndian.Uint32(ch[4:8]))
+		d := ch[8:n]
+		switch string(ch[:4]) {
+		case "VP8X":
+			if len(d) < 10 {
+				return 0, 0, broken
+			}
+			if d[0]&0x02 != 0 {
+				return 0, 0, unsupportedMedia("image: animated WebP is not supported; send a still image (JPEG, PNG or a still WebP)")
+			}
+			canvasW = int(d[4]) | int(d[5])<<8 | int(d[6])<<16 + 1
+			canvasH = int(d[7]) | int(d[8])<<8 | int(d[9])<<16 + 1
+		case "VP8L", "VP8 ":
+			w, h, ok := webpBitstreamSize(string(ch[:4]), d)
+			if !ok || canvasW != 0 && (w != canvasW || h != canvasH) {
+				return 0, 0, broken
+			}
+			return w, h, nil
+		}
+		off += 8 + size + size&1 // chunks are padded to an even size
+		if off >= fi.Size() {
+			return 0, 0, broken
+		}
+	}
+}
+
+// webpBitstreamSize reads the picture size from the start of a VP8L or VP8 chunk's data.
+func webpBitstreamSize(kind string, d []byte) (w, h int, ok bool) {
+	if kind == "VP8L" {
+		if len(d) < 5 || d[0] != 0x2f {
+			return 0, 0, false
 		}
 		v := binary.LittleEndian.Uint32(d[1:5])
-		return int(v&0x3fff) + 1, int((v>>14)&0x3fff) + 1, nil
-	case "VP8 ":
-		if d[3] != 0x9d || d[4] != 0x01 || d[5] != 0x2a {
-			return 0, 0, broken
-		}
-		return int(binary.LittleEndian.Uint16(d[6:8]) & 0x3fff), int(binary.LittleEndian.Uint16(d[8:10]) & 0x3fff), nil
+		return int(v&0x3fff) + 1, int((v>>14)&0x3fff) + 1, true
 	}
-	return 0, 0, broken
+	if len(d) < 10 || d[3] != 0x9d || d[4] != 0x01 || d[5] != 0x2a {
+		return 0, 0, false
+	}
+	return int(binary.LittleEndian.Uint16(d[6:8]) & 0x3fff), int(binary.LittleEndian.Uint16(d[8:10]) & 0x3fff), true
 }
 
 // probeTimeout bounds the upload's look at the audio (ffprobe, then the packet count of an MP3).

@@ -237,11 +237,25 @@ func TestCheckImagePixelCap(t *testing.T) {
 	if err := check("zero.png", pngWith(0, 10)); err == nil {
 		t.Error("a PNG with no pixels was accepted")
 	}
-	// A WebP (VP8X) canvas of 16384×16384 = 268 MP.
-	vp8x := []byte("RIFF\x00\x00\x00\x00WEBPVP8X\x0a\x00\x00\x00\x00\x00\x00\x00\xff\x3f\x00\xff\x3f\x00")
-	binary.LittleEndian.PutUint32(vp8x[4:], uint32(len(vp8x)-8))
-	if err := check("huge.webp", vp8x); err == nil || !strings.Contains(err.Error(), "megapixels") {
+	// webp builds a WebP of a VP8X canvas w×h wrapping a VP8L bitstream header of bw×bh.
+	webp := func(w, h, bw, bh int) []byte {
+		b := []byte("RIFF\x00\x00\x00\x00WEBPVP8X\x0a\x00\x00\x00\x00\x00\x00\x00")
+		b = append(b, byte(w-1), byte((w-1)>>8), byte((w-1)>>16), byte(h-1), byte((h-1)>>8), byte((h-1)>>16))
+		v := uint32(bw-1) | uint32(bh-1)<<14
+		b = append(b, "VP8L\x06\x00\x00\x00\x2f"...)
+		b = binary.LittleEndian.AppendUint32(b, v)
+		b = append(b, 0)
+		binary.LittleEndian.PutUint32(b[4:], uint32(len(b)-8))
+		return b
+	}
+	// A canvas of 16384×16384 = 268 MP, and its bitstream the same.
+	if err := check("huge.webp", webp(16384, 16384, 16384, 16384)); err == nil || !strings.Contains(err.Error(), "megapixels") {
 		t.Errorf("268 MP WebP: %v", err)
+	}
+	// A canvas bomb: 44 bytes whose canvas says 64×64 around a 16000×16000 bitstream, which is what
+	// a decoder would allocate.
+	if err := check("bomb.webp", webp(64, 64, 16000, 16000)); kindOf(err) != kindInvalid {
+		t.Errorf("WebP canvas bomb: %v, want a 400", err)
 	}
 	// A JPEG's SOF claiming 65535×65535.
 	jpg := encodeJPEG(t, quad(16, 16))
