@@ -496,3 +496,51 @@ func rawPNGChunk(typ string, data []byte) []byte {
 	b = append(b, data...)
 	return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(append([]byte(typ), data...)))
 }
+
+// lyingOgg returns the Ogg file at path with its last page's granule position changed so that it
+// claims to last claim seconds (48 kHz Opus), checksum mended: a container that lies about its length.
+func lyingOgg(t testing.TB, path string, claim float64) string {
+	t.Helper()
+	b := readFile(t, path)
+	last := bytes.LastIndex(b, []byte("OggS"))
+	if last < 0 {
+		t.Fatal("no Ogg page")
+	}
+	page := b[last:]
+	binary.LittleEndian.PutUint64(page[6:], uint64(claim*48000)+312) // + the encoder's pre-skip
+	binary.LittleEndian.PutUint32(page[22:], 0)
+	binary.LittleEndian.PutUint32(page[22:], oggCRC(page))
+	return writeFixture(t, "lying.ogg", b)
+}
+
+func init() {
+	fixtureRecipes["long.opus"] = []string{"-f", "lavfi", "-i", "sine=f=440:d=120", "-ac", "1", "-c:a", "libopus", "-b:a", "16k", "-f", "ogg"}
+}
+
+// TestLyingOggDuration: an Ogg whose last page claims 59 minutes for 2 s of sound renders 2 s, and
+// one whose last page claims 5 s for 120 s of sound is measured at 120 s, so -max-duration holds.
+func TestLyingOggDuration(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t.TempDir())
+	cfg.MaxDuration = time.Minute
+	e := newTestEnv(t, &cfg)
+	short := lyingOgg(t, fixture(t, "tone.opus"), 3540)
+	if claim := mediaDuration(t, short); claim < 3000 {
+		t.Fatalf("the lying file claims only %.0f s: the test proves nothing", claim)
+	}
+	id := e.mustSubmit(t, e.key, fixture(t, "img.png"), short)
+	st := e.wait(t, e.key, id, StatusCompleted)
+	video, _ := download(t, st["outputVideo"].(string))
+	if d := mediaDuration(t, writeFixture(t, "out.mp4", video)); d > 3 {
+		t.Errorf("the video lasts %.1f s for 2.5 s of sound", d)
+	}
+
+	long := lyingOgg(t, fixture(t, "long.opus"), 5)
+	if claim := mediaDuration(t, long); claim > 10 {
+		t.Fatalf("the lying file claims %.0f s: the test proves nothing", claim)
+	}
+	code, body := e.submit(t, e.key, fixture(t, "img.png"), long, nil)
+	if msg, _ := body["error"].(string); code != 400 || !strings.Contains(msg, "0:02:00") {
+		t.Errorf("120 s claiming 5 s, with -max-duration 1m: %d %v", code, body)
+	}
+}
