@@ -551,11 +551,12 @@ func TestJobIDs(t *testing.T) {
 
 func TestRetryAfterCrash(t *testing.T) {
 	t.Parallel()
-	// A fake ffmpeg that dies from a signal on its first run and is the real one after.
+	// A fake ffmpeg that dies from a signal on its first render run and is the real one after (and
+	// for the upload's decode check, output format null).
 	dir := t.TempDir()
 	script := filepath.Join(dir, "ffmpeg")
 	marker := filepath.Join(dir, "crashed")
-	os.WriteFile(script, []byte(fmt.Sprintf("#!/bin/sh\nif [ ! -e %q ]; then touch %q; kill -9 $$; fi\nexec ffmpeg \"$@\"\n", marker, marker)), 0o755)
+	os.WriteFile(script, []byte(fmt.Sprintf("#!/bin/sh\nfor a; do [ \"$a\" = null ] && exec ffmpeg \"$@\"; done\nif [ ! -e %q ]; then touch %q; kill -9 $$; fi\nexec ffmpeg \"$@\"\n", marker, marker)), 0o755)
 	cfg := testConfig(t.TempDir())
 	cfg.FFmpeg = script
 	e := newTestEnv(t, &cfg)
