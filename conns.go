@@ -27,6 +27,9 @@ const (
 	// from one client.
 	maxUploads          = 64
 	maxUploadsPerClient = 4
+	// maxValidations is how many submissions may decode their files at once (each runs two or three
+	// ffmpeg/ffprobe processes; a 100-megapixel picture takes ~0.5 GB to decode).
+	maxValidations = 4
 	// downloadStall is how long a download may wait for its client to take the next bytes before it
 	// is cut: a slow link keeps reading, a client that stopped does not.
 	downloadStall = time.Minute

@@ -201,9 +201,39 @@ func FuzzClientIP(f *testing.F) {
 
 // TestFuzzSeedsExist keeps the checked-in corpus from going missing.
 func TestFuzzSeedsExist(t *testing.T) {
-	for _, name := range []string{"FuzzUpload", "FuzzSniff", "FuzzParseListQuery", "FuzzWebhookURL", "FuzzClientIP"} {
+	for _, name := range []string{"FuzzUpload", "FuzzSniff", "FuzzParseListQuery", "FuzzWebhookURL", "FuzzClientIP", "FuzzImageHeaders"} {
 		if entries, err := os.ReadDir(filepath.Join("testdata", "fuzz", name)); err != nil || len(entries) == 0 {
 			t.Errorf("no seed corpus for %s: %v", name, err)
 		}
 	}
+}
+
+// FuzzImageHeaders feeds arbitrary bytes to the readers of image sizes and structure (WebP chunks,
+// JPEG markers, the cut after a JPEG's first image): they never panic, a WebP size they accept is
+// positive and within the 14-bit fields, and a trimmed JPEG is no longer than the file.
+func FuzzImageHeaders(f *testing.F) {
+	f.Add([]byte("RIFF\x26\x00\x00\x00WEBPVP8X\x0a\x00\x00\x00\x00\x00\x00\x00\x3f\x00\x00\x3f\x00\x00VP8L\x06\x00\x00\x00\x2f\x3f\xf0\x0f\x00\x00"))
+	f.Add([]byte("RIFF\x1a\x00\x00\x00WEBPVP8 \x0e\x00\x00\x00\x00\x00\x00\x9d\x01\x2a\x10\x00\x10\x00\x00\x00"))
+	f.Add([]byte("\xff\xd8\xff\xe0\x00\x04ab\xff\xda\x00\x02\x01\x02\xff\xd9trailing"))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		path := filepath.Join(dir, "img")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if fh, err := os.Open(path); err == nil {
+			w, h, err := webpSize(fh)
+			fh.Close()
+			if err == nil && (w < 1 || h < 1 || w > 1<<24 || h > 1<<24) {
+				t.Fatalf("webpSize accepted %dx%d", w, h)
+			}
+		}
+		if err := trimJPEG(path); err != nil {
+			t.Fatal(err)
+		}
+		if fi, err := os.Stat(path); err != nil || fi.Size() > int64(len(b)) {
+			t.Fatalf("trimJPEG grew the file: %v", err)
+		}
+		checkImage(path, sniffImage(b))
+	})
 }

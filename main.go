@@ -200,7 +200,8 @@ type server struct {
 
 	apiLimit, submitLimit *limitPolicy[netip.Prefix]
 	downloadLimit         *limitPolicy[netip.Prefix]
-	downloads, uploads    *counter // responses and uploads under way, per client
+	downloads, uploads    *counter      // responses and uploads under way, per client
+	validations           chan struct{} // a slot per submission decoding its files (maxValidations)
 	uploadGrace           time.Duration
 	uploadMinRate         float64              // bytes a second, after uploadGrace
 	redeliverLimit        *limitPolicy[string] // per account
@@ -268,6 +269,7 @@ func newServer(ctx context.Context, cfg config, log *slog.Logger, now func() tim
 	s.redeliverLimit = newLimitPolicy[string]("redeliveries", redeliveriesPerMinute, now)
 	s.downloads = newCounter(maxDownloadsPerClient, 0)
 	s.uploads = newCounter(maxUploadsPerClient, maxUploads)
+	s.validations = make(chan struct{}, maxValidations)
 	s.uploadGrace, s.uploadMinRate = uploadGrace, uploadMinRate
 	s.ratePolicyHeader = ratePolicy(s.apiLimit, s.submitLimit)
 	s.hooks = newWebhookSender(st, log, now, cfg.PublicURL, cfg.WebhookAllowPrivate, cfg.WebhookPorts, nil)

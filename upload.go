@@ -269,6 +269,15 @@ func (s *server) validateSubmission(r *http.Request, files map[string]*upload, w
 	if audType == "" {
 		return Job{}, unsupportedMedia("audio: the file is %s; send MP3, WAV, M4A (AAC), Ogg (Vorbis, Opus), FLAC, AIFF, AAC or WebM/Matroska (Opus, Vorbis) audio", describe(aud.head))
 	}
+	// Decoding the files is the upload's expensive part (a process each, up to a 100-megapixel
+	// picture): a bounded number of submissions do it at once, whatever the number of uploads, so
+	// a burst of them cannot ask the machine for more memory than it has.
+	select {
+	case s.validations <- struct{}{}:
+		defer func() { <-s.validations }()
+	case <-r.Context().Done():
+		return Job{}, r.Context().Err()
+	}
 	// Decoding the image and probing the audio are two ffprobe runs of ~0.1 s each, mostly process
 	// start-up: running them side by side halves the submission's latency.
 	imgErr := make(chan error, 1)
