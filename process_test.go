@@ -323,7 +323,7 @@ func TestE2EDownloadFlood(t *testing.T) {
 	p := startVidgenVia(t, []string{"prlimit", "--nofile=1024:1024", "--"}, dir, "ffmpeg", nil)
 	id := p.submit(t, k.APIKey)
 	st := p.waitStatus(t, k.APIKey, id, StatusCompleted)
-	video := p.url + strings.TrimPrefix(st["outputVideo"].(string), "http://localhost:8080")
+	video := st["outputVideo"].(string) // under the listener's address: no -public-url
 	// fds returns how many descriptors the process holds, and how many of them are sockets.
 	fds := func() (all, sockets int) {
 		dir := fmt.Sprintf("/proc/%d/fd", p.cmd.Process.Pid)
@@ -675,7 +675,9 @@ func TestE2EWebhookSurvivesKill9(t *testing.T) {
 	port := strconv.Itoa(recv.Listener.Addr().(*net.TCPAddr).Port)
 	hookURL := "https://127.0.0.1:" + port + "/hook"
 	env := []string{"SSL_CERT_FILE=" + certFile}
-	args := []string{"-webhook-allow-private", "-webhook-ports", port}
+	// Both processes answer under one public URL, as a deployment does, so the body is the same
+	// bytes after the restart.
+	args := []string{"-webhook-allow-private", "-webhook-ports", port, "-public-url", "https://videos.example.com"}
 
 	dir := t.TempDir()
 	k := createKeyCLI(t, dir, "x")
