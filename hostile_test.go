@@ -55,13 +55,19 @@ func TestLongRenderTimeoutFailsOnce(t *testing.T) {
 	e := newTestEnv(t, &cfg, func(s *server) {
 		s.renderer.timeout = func(float64) time.Duration { return 300 * time.Millisecond }
 	})
-	k := e.accountOf(t, e.key)
-	j := storeJob(t, e.srv.store, k, "", time.Now())
-	if _, err := e.srv.store.db.Exec(`UPDATE jobs SET audio_duration = ? WHERE id = ?`, longAudio.Seconds()+1, j.ID); err != nil {
+	// The files are in place before the job exists, as a submission leaves them: the renderer may
+	// claim the job the moment it is stored.
+	id, err := newJobID(time.Now(), e.srv.rand)
+	if err != nil {
 		t.Fatal(err)
 	}
-	copyFile(t, fixture(t, "img.png"), e.srv.dirs.input(j.ID, inputImage))
-	copyFile(t, fixture(t, "tone.wav"), e.srv.dirs.input(j.ID, inputAudio))
+	copyFile(t, fixture(t, "img.png"), e.srv.dirs.input(id, inputImage))
+	copyFile(t, fixture(t, "tone.wav"), e.srv.dirs.input(id, inputAudio))
+	j := Job{ID: id, KeyID: e.accountOf(t, e.key).ID, ImageType: typePNG, AudioType: typeWAV, AudioCodec: "pcm_s16le//2/44100",
+		AudioDuration: longAudio.Seconds() + 1, CreatedAt: time.Now()}
+	if err := e.srv.store.CreateJob(context.Background(), j); err != nil {
+		t.Fatal(err)
+	}
 	e.srv.renderer.Notify()
 	got := waitStored(t, e.srv.store, j.ID, StatusFailed)
 	if got.Retries != 0 || !strings.Contains(got.ErrorMessage, "took longer") {
