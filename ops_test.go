@@ -203,7 +203,7 @@ func TestServeDerivesPublicURL(t *testing.T) {
 	}
 	base := "http://" + addr
 	body, ctype := multipartBody(t, map[string]string{"image": fixture(t, "img.jpg"), "audio": fixture(t, "tone.m4a")}, nil)
-	resp, b := doAt(t, base, "POST", "/api/jobs", key, body, "Content-Type", ctype)
+	resp, b := mustRequest(t, "POST", base+"/api/jobs", key, body, "Content-Type", ctype)
 	sub := decodeJSON(t, resp, b)
 	id, _ := sub["jobId"].(string)
 	if resp.StatusCode != http.StatusCreated {
@@ -211,7 +211,7 @@ func TestServeDerivesPublicURL(t *testing.T) {
 	}
 	var st map[string]any
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		resp, b := doAt(t, base, "GET", "/api/status/"+id, key, nil)
+		resp, b := mustRequest(t, "GET", base+"/api/status/"+id, key, nil)
 		st = decodeJSON(t, resp, b)
 		if st["status"] == string(StatusCompleted) || st["status"] == string(StatusFailed) {
 			break
@@ -229,10 +229,10 @@ func TestServeDerivesPublicURL(t *testing.T) {
 		t.Errorf("the share page does not play %s", video)
 	}
 	// -metrics-addr moves /metrics to its own listener.
-	if resp, b := doAt(t, "http://"+metricsAddr, "GET", "/metrics", "", nil); resp.StatusCode != 200 || metricValue(string(b), `vidgen_jobs{state="COMPLETED"}`) != "1" {
+	if resp, b := mustRequest(t, "GET", "http://"+metricsAddr+"/metrics", "", nil); resp.StatusCode != 200 || metricValue(string(b), `vidgen_jobs{state="COMPLETED"}`) != "1" {
 		t.Errorf("GET /metrics on -metrics-addr: %d\n%s", resp.StatusCode, b)
 	}
-	if resp, _ := doAt(t, base, "GET", "/metrics", "", nil); resp.StatusCode != 404 {
+	if resp, _ := mustRequest(t, "GET", base+"/metrics", "", nil); resp.StatusCode != 404 {
 		t.Errorf("GET /metrics on -addr with -metrics-addr set: %d", resp.StatusCode)
 	}
 	cancel()
@@ -260,32 +260,6 @@ func TestLocalWebhookAnyPort(t *testing.T) {
 	if code != http.StatusBadRequest || !strings.Contains(msg, "port 443") || !strings.Contains(msg, "-webhook-ports") || !strings.Contains(msg, "-webhook-allow-private") {
 		t.Errorf("port 3000 without -webhook-allow-private: %d %q", code, msg)
 	}
-}
-
-// doAt sends a request to base+path with the API key (none when key is "") and returns the response
-// and its body: testEnv.do for a server the test started through run.
-func doAt(t testing.TB, base, method, path, key string, body io.Reader, header ...string) (*http.Response, []byte) {
-	t.Helper()
-	req, err := http.NewRequest(method, base+path, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if key != "" {
-		req.Header.Set("X-API-Key", key)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, b
 }
 
 // jsonField is the string field name of one JSON log line.
