@@ -4,7 +4,10 @@ package main
 // corpus format) besides the f.Add calls; `make -f Makefile.fuzz fuzz` runs each for a few seconds.
 
 import (
+	"bytes"
 	"context"
+	"image"
+	"image/png"
 	"io"
 	"log/slog"
 	"net/http"
@@ -224,12 +227,24 @@ func TestFuzzSeedsExist(t *testing.T) {
 }
 
 // FuzzImageHeaders feeds arbitrary bytes to the readers of image sizes and structure (WebP chunks,
-// JPEG markers, the cut after a JPEG's first image): they never panic, a WebP size they accept is
-// positive and within the 14-bit fields, and a trimmed JPEG is no longer than the file.
+// JPEG markers, the cut after a JPEG's or PNG's first image, the PNG salvage): they never panic, a
+// WebP size they accept is positive and within the 14-bit fields, a trim only ever cuts the file's
+// tail, and a salvaged PNG decodes in Go's strict decoder.
 func FuzzImageHeaders(f *testing.F) {
 	f.Add([]byte("RIFF\x26\x00\x00\x00WEBPVP8X\x0a\x00\x00\x00\x00\x00\x00\x00\x3f\x00\x00\x3f\x00\x00VP8L\x06\x00\x00\x00\x2f\x3f\xf0\x0f\x00\x00"))
 	f.Add([]byte("RIFF\x1a\x00\x00\x00WEBPVP8 \x0e\x00\x00\x00\x00\x00\x00\x9d\x01\x2a\x10\x00\x10\x00\x00\x00"))
 	f.Add([]byte("\xff\xd8\xff\xe0\x00\x04ab\xff\xda\x00\x02\x01\x02\xff\xd9trailing"))
+	var small bytes.Buffer
+	if err := png.Encode(&small, image.NewNRGBA(image.Rect(0, 0, 3, 2))); err != nil {
+		f.Fatal(err)
+	}
+	valid := small.Bytes()
+	badCRC := bytes.Clone(valid)
+	badCRC[len(badCRC)-20] ^= 0xff // inside the last IDAT or its CRC
+	f.Add(valid)
+	f.Add(append(bytes.Clone(valid), '\n'))
+	f.Add(badCRC)
+	f.Add(valid[:len(valid)-12]) // no IEND
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, b []byte) {
 		path := filepath.Join(dir, "img")
@@ -243,12 +258,36 @@ func FuzzImageHeaders(f *testing.F) {
 				t.Fatalf("webpSize accepted %dx%d", w, h)
 			}
 		}
-		if err := trimJPEG(path); err != nil {
-			t.Fatal(err)
-		}
-		if fi, err := os.Stat(path); err != nil || fi.Size() > int64(len(b)) {
-			t.Fatalf("trimJPEG grew the file: %v", err)
+		for name, trim := range map[string]func(string) error{"trimJPEG": trimJPEG, "trimPNG": trimPNG} {
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := trim(path); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := os.ReadFile(path); err != nil || !bytes.HasPrefix(b, got) {
+				t.Fatalf("%s left something other than a prefix of the file: %v", name, err)
+			}
 		}
 		checkImage(path, sniffImage(b))
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if salvagePNG(path) == nil {
+			// A salvaged file has its header's size and decodes whole in a strict decoder.
+			got, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := png.DecodeConfig(bytes.NewReader(got))
+			if err != nil {
+				t.Fatalf("salvagePNG wrote a PNG without a valid header: %v", err)
+			}
+			if cfg.Width*cfg.Height <= 1<<20 {
+				if _, err := png.Decode(bytes.NewReader(got)); err != nil {
+					t.Fatalf("salvagePNG wrote a PNG that does not decode: %v", err)
+				}
+			}
+		}
 	})
 }

@@ -243,16 +243,21 @@ func salvagePNG(path string) error {
 	if len(ihdr) != 13 || len(idat) == 0 {
 		return errors.New("png: no header or no image data")
 	}
-	raw, err := pngRawSize(ihdr)
+	runs, err := pngRows(ihdr)
 	if err != nil {
 		return err
+	}
+	var raw int64
+	for _, r := range runs {
+		raw += r.size * r.count
 	}
 	zr := io.MultiReader(idat...)
 	if _, err := io.CopyN(io.Discard, zr, 2); err != nil { // the zlib header; its checksum is ignored
 		return err
 	}
-	rows := flate.NewReader(zr)
-	defer rows.Close()
+	inflated := flate.NewReader(zr)
+	defer inflated.Close()
+	rows := &pngRowReader{r: inflated, runs: runs}
 
 	tmp := path + ".salvage"
 	out, err := os.Create(tmp)
@@ -272,7 +277,7 @@ func salvagePNG(path string) error {
 	}
 	cw := &idatWriter{w: w}
 	zw, _ := zlib.NewWriterLevel(cw, zlib.BestSpeed)
-	if k, err := io.Copy(zw, io.LimitReader(rows, raw)); k != raw {
+	if k, err := io.Copy(zw, rows); k != raw {
 		return fmt.Errorf("png: %d of %d bytes of rows: %v", k, raw, err)
 	}
 	if err := zw.Close(); err != nil {
@@ -289,30 +294,77 @@ func salvagePNG(path string) error {
 	return os.Rename(tmp, path)
 }
 
-// pngRawSize is the size of a PNG's decompressed image data (filter bytes included) per its header.
-func pngRawSize(ihdr []byte) (int64, error) {
+// pngRowRun is count rows of size bytes each (the filter byte included) in a PNG's image data.
+type pngRowRun struct{ size, count int64 }
+
+// pngRows is the layout of a PNG's decompressed image data per its header: one run of rows, or
+// seven (one per Adam7 pass) when interlaced.
+func pngRows(ihdr []byte) ([]pngRowRun, error) {
 	w, h := int64(binary.BigEndian.Uint32(ihdr[0:4])), int64(binary.BigEndian.Uint32(ihdr[4:8]))
 	depth, ctype, interlace := int64(ihdr[8]), ihdr[9], ihdr[12]
 	channels := map[byte]int64{0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[ctype]
-	if channels == 0 || w == 0 || h == 0 || w*h > maxPixels {
-		return 0, errors.New("png: bad header")
+	// Each side is bounded before the product, which would overflow for two 32-bit sides.
+	if channels == 0 || w == 0 || h == 0 || w > maxPixels || h > maxPixels || w*h > maxPixels ||
+		!pngDepthOK(ctype, depth) || ihdr[10] != 0 || ihdr[11] != 0 || interlace > 1 { // compression, filter: one method each
+		return nil, errors.New("png: bad header")
 	}
 	bits := depth * channels
-	size := func(w, h int64) int64 {
+	run := func(w, h int64) pngRowRun {
 		if w == 0 || h == 0 {
-			return 0
+			return pngRowRun{}
 		}
-		return h * (1 + (w*bits+7)/8)
+		return pngRowRun{1 + (w*bits+7)/8, h}
 	}
 	if interlace == 0 {
-		return size(w, h), nil
+		return []pngRowRun{run(w, h)}, nil
 	}
 	// Adam7: seven passes, each a sub-grid of the picture.
-	var total int64
+	var runs []pngRowRun
 	for _, p := range [7][4]int64{{0, 0, 8, 8}, {4, 0, 8, 8}, {0, 4, 4, 8}, {2, 0, 4, 4}, {0, 2, 2, 4}, {1, 0, 2, 2}, {0, 1, 1, 2}} {
-		total += size((w-p[0]+p[2]-1)/p[2], (h-p[1]+p[3]-1)/p[3])
+		runs = append(runs, run((w-p[0]+p[2]-1)/p[2], (h-p[1]+p[3]-1)/p[3]))
 	}
-	return total, nil
+	return runs, nil
+}
+
+// pngRowReader reads a PNG's decompressed image data and fails on a row whose filter type is not
+// one of the five PNG defines: a decoder refuses such a file, so the salvage must too.
+type pngRowReader struct {
+	r    io.Reader
+	runs []pngRowRun
+	left int64 // bytes left in the current row
+}
+
+func (p *pngRowReader) Read(b []byte) (int, error) {
+	for p.left == 0 {
+		if len(p.runs) == 0 {
+			return 0, io.EOF
+		}
+		if p.runs[0].count == 0 {
+			p.runs = p.runs[1:]
+			continue
+		}
+		p.runs[0].count--
+		p.left = p.runs[0].size
+	}
+	n, err := p.r.Read(b[:min(int64(len(b)), p.left)])
+	if n > 0 && p.left == p.runs[0].size && b[0] > 4 {
+		return 0, fmt.Errorf("png: row filter type %d", b[0])
+	}
+	p.left -= int64(n)
+	return n, err
+}
+
+// pngDepthOK reports whether a PNG's bit depth is one its colour type allows: a decoder refuses
+// any other, so a salvaged file must not carry one.
+func pngDepthOK(ctype byte, depth int64) bool {
+	switch ctype {
+	case 0:
+		return depth == 1 || depth == 2 || depth == 4 || depth == 8 || depth == 16
+	case 3:
+		return depth == 1 || depth == 2 || depth == 4 || depth == 8
+	default:
+		return depth == 8 || depth == 16
+	}
 }
 
 func writePNGChunk(w io.Writer, kind string, data []byte) {
