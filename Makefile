@@ -44,9 +44,11 @@ test: check-tools
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 ## e2e: the slow tests: kill -9 cycles of the real binary, SIGTERM, the Node.js receiver, slowloris,
-## a descriptor flood; then the browser test.
+## a descriptor flood, and every case of the tables of renders (make test renders one in four); then
+## the browser test.
+E2E_TESTS = E2E|TestCorpus|TestFormatMatrix|TestPictureFidelity|TestAudioFidelity|TestLoudness
 e2e: check-tools
-	$(GO) test -race -count=1 -tags e2e -run 'E2E' -timeout 30m .
+	$(GO) test -race -count=1 -tags e2e -run '$(E2E_TESTS)' -timeout 30m .
 	$(MAKE) e2e-browser
 
 ## fuzz: every Fuzz target for FUZZTIME each (CI runs this too).

@@ -24,6 +24,9 @@ import (
 	"time"
 )
 
+// fullMatrix: make e2e renders every case of the tables of renders (see sampled).
+const fullMatrix = true
+
 // The slow end-to-end tests: real processes killed and restarted, a Node.js receiver, connection
 // floods and a render watched in real time. `make e2e` runs them (`go test -tags e2e -run E2E`);
 // `make test` is the fast suite without them.

@@ -89,6 +89,10 @@ func TestRateLimits(t *testing.T) {
 	s, h, clk := limitServer(t)
 	body, ctype := multipartBody(t, map[string]string{"image": fixture(t, "img.png"), "audio": fixture(t, "tone.wav")}, nil)
 	sub, _ := io.ReadAll(body)
+	// Every submission counts, accepted or not: most of them here lack the audio, which costs no
+	// decoding (a real one runs three ffmpeg processes).
+	body, badType := multipartBody(t, map[string]string{"image": fixture(t, "img.png")}, nil)
+	noAudio, _ := io.ReadAll(body)
 	var keys []string
 	for i := range 33 {
 		_, k, err := createKey(context.Background(), s.store, fmt.Sprintf("k%d", i), s.rand, clk.Now())
@@ -100,8 +104,12 @@ func TestRateLimits(t *testing.T) {
 	const me, other = "198.51.100.7:40000", "198.51.100.8:40000"
 
 	for i := range 30 {
-		w := call(h, "POST", "/api/jobs", me, keys[i], sub, ctype)
-		if w.Code != 201 {
+		body, typ, want := noAudio, badType, 400
+		if i == 29 {
+			body, typ, want = sub, ctype, 201
+		}
+		w := call(h, "POST", "/api/jobs", me, keys[i], body, typ)
+		if w.Code != want {
 			t.Fatalf("submission %d: %d %s", i+1, w.Code, w.Body)
 		}
 		// 30 a minute: the bucket refills completely in 60 s and one token every 2 s.
@@ -120,7 +128,7 @@ func TestRateLimits(t *testing.T) {
 	if w.Code != 429 {
 		t.Errorf("spoofed X-Forwarded-For escaped the limit: %d", w.Code)
 	}
-	if w := call(h, "POST", "/api/jobs", other, keys[30], sub, ctype); w.Code != 201 {
+	if w := call(h, "POST", "/api/jobs", other, keys[30], noAudio, badType); w.Code != 400 {
 		t.Errorf("another address: %d %s", w.Code, w.Body)
 	}
 
@@ -161,10 +169,10 @@ func TestRateLimits(t *testing.T) {
 
 	// Time refills: one API token in 0.1 s, one submission in 2 s.
 	clk.Advance(2 * time.Second)
-	if w := call(h, "POST", "/api/jobs", me, keys[32], sub, ctype); w.Code != 201 {
+	if w := call(h, "POST", "/api/jobs", me, keys[32], noAudio, badType); w.Code != 400 {
 		t.Errorf("submission after 2 s: %d %s", w.Code, w.Body)
 	}
-	w = call(h, "POST", "/api/jobs", me, keys[31], sub, ctype)
+	w = call(h, "POST", "/api/jobs", me, keys[31], noAudio, badType)
 	if w.Code != 429 {
 		t.Errorf("second submission after 2 s: %d", w.Code)
 	}
