@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os/exec"
@@ -12,9 +13,73 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
-// This file runs ffmpeg: the one place a render's child process is started, watched and killed.
+// This file runs the external programs: the one place a child process is started, limited,
+// watched and killed.
+
+// tools are the programs vidgen runs on uploaded files, and the memory each run may take.
+type tools struct {
+	ffmpeg, ffprobe string
+	heifConvert     string // optional: "" when the server has none
+	// memory is the address space, in bytes, each child may map (0: no limit). Decoding is where a
+	// hostile file asks for memory (a picture whose header lies, a decoder's corner case): past the
+	// limit the child's allocations fail, so the file fails on its own instead of taking the machine.
+	memory int64
+}
+
+// defaultChildMemory is -child-memory's default. The largest picture accepted (100 megapixels at 16
+// bits a channel) needs 1.2 GB of address space to decode with ffprobe and 2.0 GB to render with
+// encoderThreads encoder threads; 3 GiB leaves a margin over both.
+const defaultChildMemory = 3 << 30
+
+// encoderThreads is the most threads x264 may use in a render: its default, 1.5 a core, maps ~75 MB
+// of address space a thread at 1080p, so that on a 32-core machine a render of the largest picture
+// needed over 3 GB. The clip is one keyframe and near-empty frames: beyond a few frame threads there
+// is little left to share.
+func encoderThreads() int { return min(8, (3*runtime.NumCPU()+1)/2) }
+
+// run starts cmd under t's memory limit and waits for it. Nothing else may start cmd: its stdout and
+// stderr are set by the caller as for cmd.Run.
+func (t tools) run(cmd *exec.Cmd) error {
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	t.limit(cmd)
+	return cmd.Wait()
+}
+
+// output is run that returns what cmd wrote to its stdout, like cmd.Output.
+func (t tools) output(cmd *exec.Cmd) ([]byte, error) {
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	err := t.run(cmd)
+	return out.Bytes(), err
+}
+
+// limit applies the memory limit to cmd's freshly started process. It runs while the process is
+// still loading its ~100 shared libraries, before it opens a file; a process past the limit already
+// could only shrink. os/exec offers no hook between fork and exec, and a re-exec of vidgen itself
+// to set the limit first would cost a Go runtime start-up per child.
+func (t tools) limit(cmd *exec.Cmd) {
+	if t.memory <= 0 {
+		return
+	}
+	lim := unix.Rlimit{Cur: uint64(t.memory), Max: uint64(t.memory)}
+	unix.Prlimit(cmd.Process.Pid, unix.RLIMIT_AS, &lim, nil) // fails only if the process is gone
+}
+
+// errChildMemory is a child that stopped at the memory limit.
+var errChildMemory = errors.New("the file needs more memory than -child-memory allows")
+
+// outOfMemory reports whether a tool's error output says an allocation failed: ffmpeg's words for
+// ENOMEM and for a frame buffer it could not get, which under the limit mean "too large", not
+// "damaged".
+func outOfMemory(stderr []byte) bool {
+	return bytes.Contains(stderr, []byte("Cannot allocate memory")) || bytes.Contains(stderr, []byte("get_buffer() failed"))
+}
 
 // ffmpegRun runs ffmpeg with args, in its own process group at a lower CPU priority, restricted to
 // local files. When duration is positive it reports ffmpeg's position as the fraction of the job's
@@ -22,7 +87,7 @@ import (
 func (rd *renderer) ffmpegRun(ctx context.Context, jobID string, duration float64, args ...string) error {
 	full := append([]string{"-nostdin", "-hide_banner", "-v", "error", "-y", "-protocol_whitelist", "file",
 		"-progress", "pipe:1", "-stats_period", "0.25", "-nostats"}, args...)
-	cmd := exec.CommandContext(ctx, rd.ffmpeg, full...)
+	cmd := exec.CommandContext(ctx, rd.tools.ffmpeg, full...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setpgid:   true,            // so the whole group can be killed
 		Pdeathsig: syscall.SIGKILL, // and it dies with vidgen even on kill -9
@@ -40,6 +105,7 @@ func (rd *renderer) ffmpegRun(ctx context.Context, jobID string, duration float6
 		return fmt.Errorf("start ffmpeg: %w", err)
 	}
 	defer release() // after Wait
+	rd.tools.limit(cmd)
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
 		v, ok := strings.CutPrefix(sc.Text(), "out_time_us=")

@@ -9,6 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"image"
+	"image/color"
+	"image/png"
 	"io"
 	"net"
 	"net/http"
@@ -17,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -558,5 +562,146 @@ func TestLyingOggDuration(t *testing.T) {
 	code, body := e.submit(t, e.key, fixture(t, "img.png"), long, nil)
 	if msg, _ := body["error"].(string); code != 400 || !strings.Contains(msg, "0:02:00") {
 		t.Errorf("120 s claiming 5 s, with -max-duration 1m: %d %v", code, body)
+	}
+}
+
+// TestChildMemoryLimit: every ffmpeg and ffprobe runs under -child-memory. A picture that needs
+// more to decode is refused with a 400 that says so, not "damaged"; the same picture passes under
+// the default limit; a render's ffmpeg and a probe's child both run with the limit set.
+func TestChildMemoryLimit(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	// 6000x6000 at 16 bits a channel: a 288 MB frame, more than 512 MiB leaves once ffprobe has
+	// loaded its ~300 MB of libraries.
+	deep := filepath.Join(dir, "deep.png")
+	if err := os.WriteFile(deep, zeroPNG(6000, 6000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := hangConfig(t, 1)
+	cfg.ChildMemory = 512 << 20
+	e := newTestEnv(t, cfg)
+	status, body := e.submit(t, e.key, deep, fixture(t, "tone.wav"), nil)
+	if msg, _ := body["error"].(string); status != 400 || !strings.Contains(msg, "more memory than this server gives one file") {
+		t.Errorf("picture over the limit: %d %v", status, body)
+	}
+	under := filepath.Join(dir, "copy.png")
+	copyFile(t, deep, under)
+	if _, err := prepareImage(t.Context(), tools{ffmpeg: "ffmpeg", ffprobe: "ffprobe", memory: defaultChildMemory}, under, typePNG); err != nil {
+		t.Errorf("the same picture under the default limit: %v", err)
+	}
+
+	// What the children see: a stand-in waits until its limit is set (it is set just after the
+	// process starts) and writes it down, in KiB.
+	script := filepath.Join(dir, "limit.sh")
+	os.WriteFile(script, []byte("#!/bin/sh\nfor i in $(seq 100); do l=$(ulimit -v); [ \"$l\" != unlimited ] && break; sleep 0.05; done\necho $l > \"$0.out\"\n"), 0o755)
+	const limit = 600 << 20
+	tl := tools{ffmpeg: script, ffprobe: script, memory: limit}
+	rd := &renderer{tools: tl, now: time.Now, progress: map[string]*jobProgress{}}
+	for name, run := range map[string]func() error{
+		"render": func() error { return rd.ffmpegRun(t.Context(), "job", 0) },
+		"probe":  func() error { return tl.run(exec.CommandContext(t.Context(), script)) },
+	} {
+		os.Remove(script + ".out")
+		if err := run(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		got, err := os.ReadFile(script + ".out")
+		if err != nil || strings.TrimSpace(string(got)) != strconv.Itoa(limit>>10) {
+			t.Errorf("%s child's address-space limit: %q KiB, want %d (%v)", name, got, limit>>10, err)
+		}
+	}
+}
+
+// zeroPNG is a PNG of w×h transparent black pixels at 16 bits a channel (8 bytes a pixel), whose
+// image data is one hand-built deflate block (a zero, then copies of 258 zeros at 2 bits each): a
+// decoder's frame for 6000×6000 is 288 MB from a 280 KB file, made in milliseconds where running
+// 288 MB through a compressor takes seconds (half a minute under the race detector).
+func zeroPNG(w, h int) []byte {
+	n := h * (1 + w*8) // the rows, each with its filter byte (0: none)
+	var bw bitWriter
+	bw.bits(1, 1)  // the final block
+	bw.bits(2, 2)  // with dynamic Huffman codes
+	bw.bits(29, 5) // 286 literal/length codes, up to 285 (a copy of 258 bytes)
+	bw.bits(0, 5)  // one distance code
+	bw.bits(14, 4) // 18 code-length codes are given, in the order deflate defines:
+	for _, l := range []uint64{0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 2} {
+		bw.bits(l, 3) // 18 (a run of zeros) gets 1 bit; lengths 1 and 2 get 2 bits
+	}
+	sym18, sym1, sym2 := func(run uint64) { bw.code(0b0, 1); bw.bits(run-11, 7) }, func() { bw.code(0b10, 2) }, func() { bw.code(0b11, 2) }
+	// Literal/length code lengths: 0 → 2 bits, 256 (end) → 2 bits, 285 → 1 bit; then the distance
+	// code 0 (a distance of 1) → 1 bit.
+	sym2()
+	sym18(138)
+	sym18(117)
+	sym2()
+	sym18(28)
+	sym1()
+	sym1()
+	zero, copy258, end := func() { bw.code(0b10, 2) }, func() { bw.code(0b0, 1); bw.code(0b0, 1) }, func() { bw.code(0b11, 2) }
+	zero()
+	for range (n - 1) / 258 {
+		copy258()
+	}
+	for range (n - 1) % 258 {
+		zero()
+	}
+	end()
+	idat := append([]byte{0x78, 0x01}, bw.flush()...)
+	idat = binary.BigEndian.AppendUint32(idat, uint32(n%65521)<<16|1) // Adler-32 of n zeros
+	var out bytes.Buffer
+	out.WriteString("\x89PNG\r\n\x1a\n")
+	ihdr := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, uint32(w)), uint32(h))
+	writePNGChunk(&out, "IHDR", append(ihdr, 16, 6, 0, 0, 0))
+	writePNGChunk(&out, "IDAT", idat)
+	writePNGChunk(&out, "IEND", nil)
+	return out.Bytes()
+}
+
+// bitWriter writes a deflate bit stream: values least significant bit first, Huffman codes most
+// significant bit first.
+type bitWriter struct {
+	buf []byte
+	acc uint64
+	n   uint
+}
+
+func (b *bitWriter) bits(v uint64, n uint) {
+	b.acc |= v << b.n
+	for b.n += n; b.n >= 8; b.n -= 8 {
+		b.buf = append(b.buf, byte(b.acc))
+		b.acc >>= 8
+	}
+}
+
+func (b *bitWriter) code(c uint64, n uint) {
+	for i := int(n) - 1; i >= 0; i-- {
+		b.bits(c>>uint(i)&1, 1)
+	}
+}
+
+func (b *bitWriter) flush() []byte {
+	if b.n > 0 {
+		b.buf = append(b.buf, byte(b.acc))
+	}
+	return b.buf
+}
+
+// TestZeroPNG checks the fixture above against Go's decoder.
+func TestZeroPNG(t *testing.T) {
+	t.Parallel()
+	b := zeroPNG(37, 5)
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.Bounds() != image.Rect(0, 0, 37, 5) || img.ColorModel() != color.NRGBA64Model {
+		t.Fatalf("%v %T", img.Bounds(), img)
+	}
+	if r, g, bl, a := img.At(36, 4).RGBA(); r|g|bl|a != 0 {
+		t.Errorf("pixel %d %d %d %d, want transparent black", r, g, bl, a)
+	}
+	if n := len(zeroPNG(6000, 6000)); n > 300<<10 {
+		t.Errorf("6000x6000 is %d bytes", n)
 	}
 }

@@ -48,7 +48,7 @@ import (
 // prepareImage makes the uploaded image at path, of sniffed type typ, ready for the render and
 // returns the type it has then (typePNG when it was rewritten). A file that cannot be made to decode
 // is a 400 naming the image part; a type this server cannot decode is a 415.
-func prepareImage(ctx context.Context, ffprobe, heifConvert, path, typ string) (string, error) {
+func prepareImage(ctx context.Context, t tools, path, typ string) (string, error) {
 	broken := badMedia("image: the %s could not be decoded; it may be damaged. Export it again and upload it", typeName(typ))
 	switch typ {
 	case typeGIF:
@@ -57,7 +57,7 @@ func prepareImage(ctx context.Context, ffprobe, heifConvert, path, typ string) (
 		}
 		typ = typePNG
 	case typeHEIC, typeAVIF:
-		if err := heifToPNG(ctx, heifConvert, path, typ); err != nil {
+		if err := heifToPNG(ctx, t, path, typ); err != nil {
 			return "", err
 		}
 		typ = typePNG
@@ -76,9 +76,12 @@ func prepareImage(ctx context.Context, ffprobe, heifConvert, path, typ string) (
 			return "", err
 		}
 	}
-	err := ffDecodeCheck(ctx, ffprobe, path, typ)
+	err := ffDecodeCheck(ctx, t, path, typ)
 	if err == nil || ctx.Err() != nil {
 		return typ, err
+	}
+	if errors.Is(err, errChildMemory) {
+		return "", badMedia("image: decoding it takes more memory than this server gives one file; send a smaller picture")
 	}
 	// ffmpeg could not decode it cleanly: try the repair each type allows, then check again.
 	switch typ {
@@ -94,7 +97,7 @@ func prepareImage(ctx context.Context, ffprobe, heifConvert, path, typ string) (
 	default:
 		return "", broken
 	}
-	if err := ffDecodeCheck(ctx, ffprobe, path, typePNG); err != nil {
+	if err := ffDecodeCheck(ctx, t, path, typePNG); err != nil {
 		if ctx.Err() != nil {
 			return "", err
 		}
@@ -106,19 +109,22 @@ func prepareImage(ctx context.Context, ffprobe, heifConvert, path, typ string) (
 // ffDecodeCheck has ffprobe decode the image at path (in its own process, so a large image costs
 // vidgen no memory). Any error ffmpeg reports counts, even when it goes on and exits 0: the render
 // would show its guess (black or grey blocks) instead of the picture.
-func ffDecodeCheck(ctx context.Context, ffprobe, path, typ string) error {
+func ffDecodeCheck(ctx context.Context, t tools, path, typ string) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, ffprobe, "-v", "error", "-protocol_whitelist", "file", "-f", demuxer[typ],
+	cmd := exec.CommandContext(ctx, t.ffprobe, "-v", "error", "-threads", "1", "-protocol_whitelist", "file", "-f", demuxer[typ],
 		"-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0",
 		"file:"+path)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	out, err := t.output(cmd)
 	if errors.Is(ctx.Err(), context.Canceled) {
 		return ctx.Err()
 	}
 	if n, _ := strconv.Atoi(strings.TrimSpace(string(out))); err != nil || n < 1 || stderr.Len() > 0 {
+		if t.memory > 0 && outOfMemory(stderr.Bytes()) {
+			return fmt.Errorf("ffprobe: %w: %s", errChildMemory, bytes.TrimSpace(stderr.Bytes()))
+		}
 		return fmt.Errorf("ffprobe: %v: %s", err, bytes.TrimSpace(stderr.Bytes()))
 	}
 	return nil
@@ -630,19 +636,22 @@ func orient(img image.Image, o int) image.Image {
 // heifToPNG converts the HEIC or AVIF at path into a PNG with heif-convert (Debian's
 // libheif-examples), which applies the image's rotation and mirroring. ffmpeg 5.1 cannot read
 // HEIF, so without heif-convert these are a 415 that says so.
-func heifToPNG(ctx context.Context, heifConvert, path, typ string) error {
-	if heifConvert == "" {
+func heifToPNG(ctx context.Context, t tools, path, typ string) error {
+	if t.heifConvert == "" {
 		return unsupportedMedia("image: %s images are not supported on this server (it lacks heif-convert); send a JPEG or PNG", typeName(typ))
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	out := path + ".heif.png"
 	defer os.Remove(out)
-	if msg, err := exec.CommandContext(ctx, heifConvert, path, out).CombinedOutput(); err != nil {
+	var msg bytes.Buffer
+	cmd := exec.CommandContext(ctx, t.heifConvert, path, out)
+	cmd.Stdout, cmd.Stderr = &msg, &msg
+	if err := t.run(cmd); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return badMedia("image: the %s could not be decoded (%s); export it again as JPEG and upload it", typeName(typ), lastLine(msg))
+		return badMedia("image: the %s could not be decoded (%s); export it again as JPEG and upload it", typeName(typ), lastLine(msg.Bytes()))
 	}
 	return os.Rename(out, path)
 }

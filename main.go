@@ -100,6 +100,7 @@ type config struct {
 	ShutdownGrace       time.Duration
 	Retention           time.Duration
 	MinFree             int64
+	ChildMemory         int64 // address space each ffmpeg/ffprobe child may map, 0 for no limit
 	opsConfig
 }
 
@@ -131,6 +132,7 @@ func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 20*time.Second, "how long running renders may finish on shutdown")
 	fs.DurationVar(&cfg.Retention, "retention", 30*24*time.Hour, "how long outputs are kept, 0 for ever")
 	fs.Int64Var(&cfg.MinFree, "min-free", 1<<30, "bytes of free disk below which submissions get 507")
+	fs.Int64Var(&cfg.ChildMemory, "child-memory", defaultChildMemory, "bytes of address space each ffmpeg/ffprobe process may map, 0 for no limit")
 	addOpsFlags(fs, &cfg)
 	// Each flag can come from VIDGEN_<NAME>; the variables are applied first, so a flag on the
 	// command line beats its variable, and a malformed value is an error, never a silent default.
@@ -197,6 +199,7 @@ type server struct {
 	renderer *renderer
 	hooks    *webhookSender
 	clients  clientIPs
+	tools    tools // ffmpeg, ffprobe and heif-convert under the memory limit
 
 	apiLimit, submitLimit *limitPolicy[netip.Prefix]
 	downloadLimit         *limitPolicy[netip.Prefix]
@@ -257,6 +260,7 @@ func newServer(ctx context.Context, cfg config, log *slog.Logger, now func() tim
 	cfg.DataDir = dirs.root
 	s := &server{cfg: cfg, log: log, now: now, rand: rand.Reader, dirs: dirs, store: st, clients: clientIPs{trusted: cfg.TrustProxy}, diskFree: diskFree,
 		headerTimeout: headerTimeout}
+	s.tools = tools{ffmpeg: cfg.FFmpeg, ffprobe: cfg.FFprobe, heifConvert: cfg.HeifConvert, memory: cfg.ChildMemory}
 	if cfg.RateAPI > 0 {
 		s.apiLimit = newLimitPolicy[netip.Prefix]("requests", cfg.RateAPI, now)
 	}
@@ -275,7 +279,7 @@ func newServer(ctx context.Context, cfg config, log *slog.Logger, now func() tim
 	s.hooks = newWebhookSender(st, log, now, cfg.PublicURL, cfg.WebhookAllowPrivate, cfg.WebhookPorts, nil)
 	s.jobs = &lifecycle{store: st, dirs: dirs, hooks: s.hooks, log: log, rand: s.rand}
 	s.renderer = &renderer{
-		store: st, jobs: s.jobs, dirs: dirs, log: log, now: now, rand: s.rand, ffmpeg: cfg.FFmpeg, workers: cfg.Workers,
+		store: st, jobs: s.jobs, dirs: dirs, log: log, now: now, rand: s.rand, tools: s.tools, workers: cfg.Workers,
 		diskFree: diskFree, minFree: cfg.MinFree,
 		wake: make(chan struct{}, 1), progress: map[string]*jobProgress{},
 	}

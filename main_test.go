@@ -204,7 +204,7 @@ func testConfig(dataDir string) config {
 	return config{
 		DataDir: dataDir, FFmpeg: "ffmpeg", FFprobe: "ffprobe", Workers: 2,
 		WebhookPorts: []string{"443"}, MaxDuration: time.Hour, ShutdownGrace: 5 * time.Second,
-		Retention: 30 * 24 * time.Hour,
+		Retention: 30 * 24 * time.Hour, ChildMemory: defaultChildMemory,
 	}
 }
 

@@ -551,15 +551,15 @@ type audioInfo struct {
 
 // probeAudio reads the audio at path, of sniffed type typ, with ffprobe restricted to that demuxer
 // and to local files. Bad or unsupported audio is a *mediaError.
-func probeAudio(ctx context.Context, ffprobe, ffmpeg, path, typ string) (audioInfo, error) {
+func probeAudio(ctx context.Context, t tools, path, typ string) (audioInfo, error) {
 	// A file that makes a tool hang must not hold the upload forever (reading 50 MB takes well under
 	// a second); it is then as broken as one the tool refuses.
 	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(pctx, ffprobe, "-v", "error", "-protocol_whitelist", "file", "-f", demuxer[typ],
+	cmd := exec.CommandContext(pctx, t.ffprobe, "-v", "error", "-protocol_whitelist", "file", "-f", demuxer[typ],
 		"-select_streams", "a:0", "-show_entries", "stream=codec_name,profile,channels,sample_rate:format=duration",
 		"-of", "json", "file:"+path)
-	out, err := cmd.Output()
+	out, err := t.output(cmd)
 	if ctx.Err() != nil {
 		return audioInfo{}, ctx.Err() // the client went away
 	}
@@ -598,7 +598,7 @@ func probeAudio(ctx context.Context, ffprobe, ffmpeg, path, typ string) (audioIn
 	// The header's duration is a claim (an MP3 without a Xing header has it guessed from the first
 	// frame's bitrate; a cut or damaged M4A keeps the whole file's): decoding it all says what will
 	// sound, with Opus pre-skip and trailing padding honoured. It costs ~0.05 s a minute of audio.
-	d, damaged, err := decodeDuration(pctx, ffmpeg, path, typ)
+	d, damaged, err := decodeDuration(pctx, t, path, typ)
 	if ctx.Err() != nil {
 		return audioInfo{}, ctx.Err()
 	}
@@ -618,12 +618,12 @@ func probeAudio(ctx context.Context, ffprobe, ffmpeg, path, typ string) (audioIn
 
 // decodeDuration decodes the first audio stream of the file at path to nowhere and returns how
 // long the decoded sound lasts, and whether the decoder or demuxer reported errors on the way.
-func decodeDuration(ctx context.Context, ffmpeg, path, typ string) (float64, bool, error) {
-	cmd := exec.CommandContext(ctx, ffmpeg, "-nostdin", "-v", "error", "-protocol_whitelist", "file", "-f", demuxer[typ],
+func decodeDuration(ctx context.Context, t tools, path, typ string) (float64, bool, error) {
+	cmd := exec.CommandContext(ctx, t.ffmpeg, "-nostdin", "-v", "error", "-protocol_whitelist", "file", "-f", demuxer[typ],
 		"-i", "file:"+path, "-map", "0:a:0", "-f", "null", "-progress", "pipe:1", "-")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	out, err := t.output(cmd)
 	if err != nil {
 		return 0, true, err
 	}

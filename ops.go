@@ -131,6 +131,10 @@ func checkOpsConfig(cfg *config, env func(string) string, stderr io.Writer) erro
 	if cfg.MinFree < 0 {
 		return bad("min-free", "may not be negative (0 turns the check off)")
 	}
+	// ffmpeg maps ~300 MB of shared libraries and buffers before it reads a byte.
+	if cfg.ChildMemory != 0 && cfg.ChildMemory < 512<<20 {
+		return bad("child-memory", "must be 0 (no limit) or at least 536870912 (512 MiB): ffmpeg needs ~300 MB to start")
+	}
 	return nil
 }
 

@@ -93,7 +93,7 @@ type renderer struct {
 	log     *slog.Logger
 	now     func() time.Time
 	rand    io.Reader // names outputs
-	ffmpeg  string
+	tools   tools
 	workers int
 	// timeout is how long a render of audio lasting audioSeconds may take before it is killed.
 	timeout func(audioSeconds float64) time.Duration
@@ -489,10 +489,12 @@ func clipArgs(job Job, image, clip, poster string) []string {
 		"[v0]loop=loop=%d:size=1:start=0,setpts=N/%d/TB[v];[p]scale=out_range=pc,format=yuvj420p[pj]",
 		fmt.Sprintf(fit, "iw"), fmt.Sprintf(fit, "ih"), flatten, clipFrames-1, clipFPS)
 	return []string{
-		"-xerror", // a decoding error is the image's fault: stop at once, never render a partial picture
-		"-f", demuxer[job.ImageType], "-i", "file:" + image,
+		// A decoding error is the image's fault: stop at once, never render a partial picture. One
+		// picture has no frames to share out between decoder threads.
+		"-xerror", "-threads", "1", "-f", demuxer[job.ImageType], "-i", "file:" + image,
 		"-filter_complex", graph,
-		"-map", "[v]", "-frames:v", strconv.Itoa(clipFrames), "-r", strconv.Itoa(clipFPS), "-c:v", "libx264", "-preset", clipPreset, "-tune", "stillimage",
+		"-map", "[v]", "-frames:v", strconv.Itoa(clipFrames), "-r", strconv.Itoa(clipFPS),
+		"-threads", strconv.Itoa(encoderThreads()), "-c:v", "libx264", "-preset", clipPreset, "-tune", "stillimage",
 		"-crf", clipCRF, "-x264-params", clipX264Params, "-g", strconv.Itoa(clipFrames), "-bf", "0",
 		"-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
 		"-f", "mp4", "file:" + clip,

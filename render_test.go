@@ -324,7 +324,7 @@ func renderPicture(t *testing.T, e *testEnv, path string) (int, int, []byte) {
 	image := e.srv.dirs.input(id, inputImage)
 	copyFile(t, path, image)
 	copyFile(t, fixture(t, "short.wav"), e.srv.dirs.input(id, inputAudio))
-	typ, err = prepareImage(t.Context(), "ffprobe", "", image, typ)
+	typ, err = prepareImage(t.Context(), tools{ffmpeg: "ffmpeg", ffprobe: "ffprobe"}, image, typ)
 	if err != nil {
 		t.Fatalf("prepareImage: %v", err)
 	}
@@ -1005,7 +1005,7 @@ func TestFFmpegDiesWithVidgen(t *testing.T) {
 	if dir := os.Getenv("VIDGEN_TEST_HELPER_DIR"); dir != "" {
 		// The helper: render with a hanging stand-in for ffmpeg until killed.
 		script := filepath.Join(dir, "ffmpeg")
-		rd := &renderer{ffmpeg: script, now: time.Now, progress: map[string]*jobProgress{}}
+		rd := &renderer{tools: tools{ffmpeg: script}, now: time.Now, progress: map[string]*jobProgress{}}
 		rd.ffmpegRun(context.Background(), "job", 0, "-i", "nothing")
 		return
 	}

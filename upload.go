@@ -283,10 +283,10 @@ func (s *server) validateSubmission(r *http.Request, files map[string]*upload, w
 	imgErr := make(chan error, 1)
 	go func() {
 		var err error
-		imgType, err = prepareImage(r.Context(), s.cfg.FFprobe, s.cfg.HeifConvert, img.path, imgType)
+		imgType, err = prepareImage(r.Context(), s.tools, img.path, imgType)
 		imgErr <- err
 	}()
-	info, audErr := probeAudio(r.Context(), s.cfg.FFprobe, s.cfg.FFmpeg, aud.path, audType)
+	info, audErr := probeAudio(r.Context(), s.tools, aud.path, audType)
 	if err := <-imgErr; err != nil {
 		return Job{}, err
 	}
