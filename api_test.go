@@ -135,7 +135,7 @@ func TestBadInputs(t *testing.T) {
 	}
 }
 
-// TestOneActiveJobRace sends 12 submissions for one key at the same instant: the database's
+// TestOneActiveJobRace sends 8 submissions for one key at the same instant: the database's
 // partial unique index lets exactly one through.
 func TestOneActiveJobRace(t *testing.T) {
 	t.Parallel()
@@ -144,7 +144,7 @@ func TestOneActiveJobRace(t *testing.T) {
 	cfg := hangConfig(t, 1)
 	cfg.TrustProxy = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 	e := newTestEnv(t, cfg)
-	const n = 12
+	const n = 8
 	codes := make([]int, n)
 	var wg sync.WaitGroup
 	start := make(chan struct{})

@@ -3,12 +3,10 @@ package main
 import (
 	"encoding/binary"
 	"encoding/json"
-	"maps"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"testing"
 )
@@ -36,8 +34,8 @@ func TestLoudness(t *testing.T) {
 	e := newTestEnv(t, nil)
 	picture := filepath.Join(t.TempDir(), "picture.png")
 	os.WriteFile(picture, encodePNG(t, quad(64, 32)), 0o644)
-	var cases [][2]string // signal, extension
-	for _, name := range slices.Sorted(maps.Keys(loudnessSignals)) {
+	var cases [][2]string // signal, extension; the fast suite renders the first (see sampled)
+	for _, name := range []string{"tone-1dBFS", "speech", "music", "tone-3dBFS"} {
 		cases = append(cases, [2]string{name, "wav"}, [2]string{name, "mp3"})
 	}
 	for _, c := range sampled(cases, matrixSample) {
