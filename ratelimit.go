@@ -153,13 +153,18 @@ func (s *server) limit(p *limitPolicy[netip.Prefix]) func(http.Handler) http.Han
 		if p == nil {
 			return next
 		}
+		// The API's responses name both of its policies; a download's names its own.
+		policy := s.ratePolicyHeader
+		if p == s.downloadLimit {
+			policy = ratePolicy(p)
+		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ok, remaining, reset, retryAfter := p.take(s.clients.key(r))
 			h := w.Header()
 			h.Set("RateLimit-Limit", strconv.Itoa(p.perMinute))
 			h.Set("RateLimit-Remaining", strconv.Itoa(remaining))
 			h.Set("RateLimit-Reset", strconv.Itoa(reset))
-			h.Set("RateLimit-Policy", s.ratePolicyHeader)
+			h.Set("RateLimit-Policy", policy)
 			if !ok {
 				h.Set("Retry-After", strconv.Itoa(retryAfter))
 				s.writeError(w, r, errorf(kindRateLimited, "Rate limit exceeded: at most %d %s a minute from one address; retry in %d s", p.perMinute, p.name, retryAfter))

@@ -29,7 +29,7 @@ func limitServer(t *testing.T, trust ...string) (*server, http.Handler, *fakeClo
 	t.Helper()
 	clk := &fakeClock{t: time.Date(2026, 5, 7, 12, 0, 0, 0, time.UTC)}
 	cfg := *hangConfig(t, 1)
-	cfg.RateAPI, cfg.RateSubmit = 600, 30
+	cfg.RateAPI, cfg.RateSubmit, cfg.RateDownload = 600, 30, 60
 	for _, s := range trust {
 		cfg.TrustProxy = append(cfg.TrustProxy, netip.MustParsePrefix(s))
 	}
@@ -177,6 +177,40 @@ func TestRateLimits(t *testing.T) {
 		t.Errorf("second submission after 2 s: %d", w.Code)
 	}
 	checkLimitHeaders(t, w, 30, 0, 60, "2")
+}
+
+// TestDownloadRateLimit: videos, posters and share pages, which need no key, have their own bucket
+// per address (60 a minute here), apart from the API's, with headers that name it.
+func TestDownloadRateLimit(t *testing.T) {
+	t.Parallel()
+	_, h, clk := limitServer(t)
+	const me, other = "198.51.100.7:40000", "198.51.100.8:40000"
+	paths := []string{"/v/nothing.mp4", "/v/nothing.jpg", "/s/nothing"}
+	for i := range 60 {
+		w := call(h, "GET", paths[i%3], me, "", nil, "")
+		if w.Code != 404 || w.Header().Get("RateLimit-Remaining") != strconv.Itoa(59-i) {
+			t.Fatalf("download %d: %d, remaining %q", i+1, w.Code, w.Header().Get("RateLimit-Remaining"))
+		}
+	}
+	w := call(h, "GET", "/v/nothing.mp4", me, "", nil, "")
+	if w.Code != 429 || w.Header().Get("Retry-After") != "1" || w.Header().Get("RateLimit-Limit") != "60" {
+		t.Fatalf("61st download: %d %v", w.Code, w.Header())
+	}
+	if p := w.Header().Get("RateLimit-Policy"); p != `60;w=60;comment="downloads"` {
+		t.Errorf("RateLimit-Policy %q, want the downloads policy alone", p)
+	}
+	errorBody(t, w.Result(), w.Body.Bytes(), 429)
+	// The API bucket is untouched, another address has its own, and a second refills one.
+	if w := call(h, "GET", "/api/health", me, "", nil, ""); w.Code != 200 {
+		t.Errorf("health after the downloads: %d", w.Code)
+	}
+	if w := call(h, "GET", "/v/nothing.mp4", other, "", nil, ""); w.Code != 404 {
+		t.Errorf("another address: %d", w.Code)
+	}
+	clk.Advance(time.Second)
+	if w := call(h, "GET", "/s/nothing", me, "", nil, ""); w.Code != 404 {
+		t.Errorf("a second later: %d", w.Code)
+	}
 }
 
 // TestClientAddress: the client is the TCP peer unless the peer is a trusted proxy; then the
