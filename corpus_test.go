@@ -408,41 +408,13 @@ func rgbJPEG(w, h int, img image.Image, variant string) []byte {
 		seg(0xdd, []byte{0, byte(interval)})
 	}
 	seg(0xda, []byte{3, ids[0], 0x00, ids[1], 0x00, ids[2], 0x00, 0, 63, 0})
-	var codes [12]struct{ code, n uint32 }
-	code, sym := uint32(0), 0
-	for l, count := range dcBits {
-		for range count {
-			codes[sym] = struct{ code, n uint32 }{code, uint32(l + 1)}
-			code++
-			sym++
-		}
-		code <<= 1
-	}
-	var acc, nacc uint32
-	put := func(v, n uint32) {
-		for i := int(n) - 1; i >= 0; i-- {
-			acc = acc<<1 | (v>>uint(i))&1
-			nacc++
-			if nacc == 8 {
-				b.WriteByte(byte(acc))
-				if acc == 0xff {
-					b.WriteByte(0)
-				}
-				acc, nacc = 0, 0
-			}
-		}
-	}
-	flush := func() {
-		for nacc != 0 {
-			put(1, 1)
-		}
-	}
+	scan := newDCScan(&b, dcBits)
 	var prev [3]int
 	mcu, rst := 0, 0
 	for by := 0; by < h; by += 8 {
 		for bx := 0; bx < w; bx += 8 {
 			if interval > 0 && mcu > 0 && mcu%interval == 0 {
-				flush()
+				scan.flush()
 				if !(variant == "rst-missing" && rst == 1) {
 					b.Write([]byte{0xff, 0xd0 + byte(rst%8)})
 				}
@@ -453,22 +425,12 @@ func rgbJPEG(w, h int, img image.Image, variant string) []byte {
 			c := color.NRGBAModel.Convert(img.At(bx, by)).(color.NRGBA)
 			for i, s := range []uint8{c.R, c.G, c.B} {
 				v := int(s) - 128
-				diff := v - prev[i]
+				scan.block(v - prev[i])
 				prev[i] = v
-				cat, bits := 0, diff
-				for a := diff; a != 0; a /= 2 {
-					cat++
-				}
-				if diff < 0 {
-					bits = diff + (1 << cat) - 1
-				}
-				put(codes[cat].code, codes[cat].n)
-				put(uint32(bits), uint32(cat))
-				put(0, 1) // EOB
 			}
 		}
 	}
-	flush()
+	scan.flush()
 	b.Write([]byte{0xff, 0xd9})
 	return b.Bytes()
 }

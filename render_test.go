@@ -178,31 +178,7 @@ func cmykJPEG(w, h int, transform byte, px func(x, y int) [4]byte) []byte {
 	dht = append(dht, 0x10, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x00) // AC: EOB only, code "0"
 	seg(0xc4, dht)
 	seg(0xda, []byte{4, 1, 0x00, 2, 0x00, 3, 0x00, 4, 0x00, 0, 63, 0})
-	// Canonical codes of the DC table.
-	var codes [12]struct{ code, n uint32 }
-	code, sym := uint32(0), 0
-	for l, count := range dcBits {
-		for range count {
-			codes[sym] = struct{ code, n uint32 }{code, uint32(l + 1)}
-			code++
-			sym++
-		}
-		code <<= 1
-	}
-	var acc, nacc uint32
-	put := func(v, n uint32) {
-		for i := int(n) - 1; i >= 0; i-- {
-			acc = acc<<1 | (v>>uint(i))&1
-			nacc++
-			if nacc == 8 {
-				b.WriteByte(byte(acc))
-				if acc == 0xff {
-					b.WriteByte(0)
-				}
-				acc, nacc = 0, 0
-			}
-		}
-	}
+	scan := newDCScan(&b, dcBits)
 	var prev [4]int
 	for by := 0; by < h; by += 8 {
 		for bx := 0; bx < w; bx += 8 {
@@ -222,24 +198,12 @@ func cmykJPEG(w, h int, transform byte, px func(x, y int) [4]byte) []byte {
 			}
 			for c := range 4 {
 				v := max(0, min(255, s[c])) - 128
-				diff := v - prev[c]
+				scan.block(v - prev[c])
 				prev[c] = v
-				cat, bits := 0, diff
-				for a := diff; a != 0; a /= 2 {
-					cat++
-				}
-				if diff < 0 {
-					bits = diff + (1 << cat) - 1
-				}
-				put(codes[cat].code, codes[cat].n)
-				put(uint32(bits), uint32(cat))
-				put(0, 1) // EOB
 			}
 		}
 	}
-	for nacc != 0 {
-		put(1, 1)
-	}
+	scan.flush()
 	b.Write([]byte{0xff, 0xd9})
 	return b.Bytes()
 }
@@ -250,6 +214,67 @@ func slowSkip() string {
 		return ""
 	}
 	return "slow: runs under make e2e"
+}
+
+// dcScan writes the entropy-coded data of a baseline JPEG scan whose blocks hold a DC value only (a
+// flat colour each), coded with the DC table dcBits (symbols 0-11) and an AC table whose one code,
+// "0", is end-of-block.
+type dcScan struct {
+	b     *bytes.Buffer
+	codes [12]struct{ code, n uint32 }
+	acc   uint32
+	n     uint32 // bits in acc
+}
+
+func newDCScan(b *bytes.Buffer, dcBits []byte) *dcScan {
+	s := &dcScan{b: b}
+	code, sym := uint32(0), 0 // the canonical codes, shortest first
+	for l, count := range dcBits {
+		for range count {
+			s.codes[sym] = struct{ code, n uint32 }{code, uint32(l + 1)}
+			code++
+			sym++
+		}
+		code <<= 1
+	}
+	return s
+}
+
+// put writes the n low bits of v, most significant first, stuffing a zero byte after each 0xff.
+func (s *dcScan) put(v, n uint32) {
+	for i := int(n) - 1; i >= 0; i-- {
+		s.acc = s.acc<<1 | (v>>uint(i))&1
+		s.n++
+		if s.n == 8 {
+			s.b.WriteByte(byte(s.acc))
+			if s.acc == 0xff {
+				s.b.WriteByte(0)
+			}
+			s.acc, s.n = 0, 0
+		}
+	}
+}
+
+// block writes one block: its DC difference from the previous block of its component, then the end
+// of block.
+func (s *dcScan) block(diff int) {
+	cat, bits := 0, diff
+	for a := diff; a != 0; a /= 2 {
+		cat++
+	}
+	if diff < 0 {
+		bits = diff + (1 << cat) - 1
+	}
+	s.put(s.codes[cat].code, s.codes[cat].n)
+	s.put(uint32(bits), uint32(cat))
+	s.put(0, 1)
+}
+
+// flush pads the last byte with 1 bits, as before a marker.
+func (s *dcScan) flush() {
+	for s.n != 0 {
+		s.put(1, 1)
+	}
 }
 
 func absDiff(a uint32, b uint8) int {
