@@ -151,17 +151,23 @@ type statusBody struct {
 	EtaSeconds      *int      `json:"etaSeconds"`
 	OutputVideo     *string   `json:"outputVideo"`
 	OutputShareLink *string   `json:"outputShareLink"`
+	OutputThumbnail *string   `json:"outputThumbnail"`
 	ErrorMessage    *string   `json:"errorMessage"`
 	CreatedAt       string    `json:"createdAt"`
 	UpdatedAt       string    `json:"updatedAt"`
 }
 
-// outputURLs are a COMPLETED job's video and share page under the public base URL; nil otherwise.
-func outputURLs(j Job, base string) (video, share *string) {
+// jobOutputs are a finished job's public URLs: the video, its share page and its poster (a JPEG of
+// the video's picture, the video's size).
+type jobOutputs struct{ video, share, thumbnail *string }
+
+// outputURLs are a COMPLETED job's outputs under the public base URL; all nil otherwise.
+func outputURLs(j Job, base string) jobOutputs {
 	if j.Status != StatusCompleted || j.OutputToken == "" {
-		return nil, nil
+		return jobOutputs{}
 	}
-	return strPtr(base + "/v/" + j.OutputToken + ".mp4"), strPtr(base + "/s/" + j.OutputToken)
+	v := base + "/v/" + j.OutputToken
+	return jobOutputs{strPtr(v + ".mp4"), strPtr(base + "/s/" + j.OutputToken), strPtr(v + ".jpg")}
 }
 
 // statusOf is the status body of a stored job under the public base URL. It is what a webhook
@@ -169,7 +175,8 @@ func outputURLs(j Job, base string) (video, share *string) {
 func statusOf(j Job, base string) statusBody {
 	b := statusBody{JobID: j.ID, Status: j.Status, ErrorMessage: strPtr(j.ErrorMessage),
 		CreatedAt: apiTime(j.CreatedAt), UpdatedAt: apiTime(j.UpdatedAt)}
-	b.OutputVideo, b.OutputShareLink = outputURLs(j, base)
+	out := outputURLs(j, base)
+	b.OutputVideo, b.OutputShareLink, b.OutputThumbnail = out.video, out.share, out.thumbnail
 	if j.Status == StatusCompleted {
 		b.Progress = 100
 	}
@@ -213,6 +220,7 @@ type listItem struct {
 	Status          JobStatus `json:"status"`
 	OutputVideo     *string   `json:"outputVideo"`
 	OutputShareLink *string   `json:"outputShareLink"`
+	OutputThumbnail *string   `json:"outputThumbnail"`
 	ErrorMessage    *string   `json:"errorMessage"`
 	Retries         int       `json:"retries"`
 	CreatedAt       string    `json:"createdAt"`
@@ -295,7 +303,8 @@ func (s *server) handleList(w http.ResponseWriter, r *http.Request) {
 	for _, j := range jobs {
 		it := listItem{ID: j.ID, Status: j.Status, ErrorMessage: strPtr(j.ErrorMessage), Retries: j.Retries,
 			CreatedAt: apiTime(j.CreatedAt), UpdatedAt: apiTime(j.UpdatedAt), WebhookURL: strPtr(j.WebhookURL)}
-		it.OutputVideo, it.OutputShareLink = outputURLs(j, s.cfg.PublicURL)
+		out := outputURLs(j, s.cfg.PublicURL)
+		it.OutputVideo, it.OutputShareLink, it.OutputThumbnail = out.video, out.share, out.thumbnail
 		items = append(items, it)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"jobs": items, "pagination": page})
@@ -449,7 +458,7 @@ func (s *server) handleShare(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	video, share := outputURLs(j, s.cfg.PublicURL)
+	out := outputURLs(j, s.cfg.PublicURL)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	// Nobody frames the page (sites that want the video embed the MP4 itself), and the token in its
@@ -458,9 +467,9 @@ func (s *server) handleShare(w http.ResponseWriter, r *http.Request) {
 		"; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	err = shareTmpl.Execute(w, map[string]any{
-		"Video":    *video,
-		"Page":     *share,
-		"Poster":   s.cfg.PublicURL + "/v/" + token + ".jpg",
+		"Video":    *out.video,
+		"Page":     *out.share,
+		"Poster":   *out.thumbnail,
 		"Title":    "Video " + j.ID,
 		"Duration": int(j.AudioDuration + 0.5),
 	})

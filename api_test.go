@@ -269,7 +269,7 @@ func TestListPagination(t *testing.T) {
 		pg := res["pagination"].(map[string]any)
 		for _, j := range res["jobs"].([]any) {
 			item := j.(map[string]any)
-			for _, f := range []string{"id", "status", "outputVideo", "outputShareLink", "errorMessage", "retries", "createdAt", "updatedAt", "webhookUrl"} {
+			for _, f := range []string{"id", "status", "outputVideo", "outputShareLink", "outputThumbnail", "errorMessage", "retries", "createdAt", "updatedAt", "webhookUrl"} {
 				if _, ok := item[f]; !ok {
 					t.Errorf("list item lacks %s: %v", f, item)
 				}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"image/jpeg"
 	"io"
 	"log/slog"
 	"mime/multipart"
@@ -496,6 +497,22 @@ func checkVideo(t testing.TB, video []byte, audioPath string) probe {
 	return p
 }
 
+// checkPoster downloads the poster at url and checks it is a JPEG of w×h pixels.
+func checkPoster(t testing.TB, url string, w, h int) {
+	t.Helper()
+	b, resp := download(t, url)
+	if ct := resp.Header.Get("Content-Type"); ct != "image/jpeg" {
+		t.Errorf("poster Content-Type %q", ct)
+	}
+	cfg, err := jpeg.DecodeConfig(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("poster %s is not a JPEG: %v", url, err)
+	}
+	if cfg.Width != w || cfg.Height != h {
+		t.Errorf("poster is %dx%d, want the video's %dx%d", cfg.Width, cfg.Height, w, h)
+	}
+}
+
 // errorBody asserts a JSON error response with the given status and returns its message.
 func errorBody(t testing.TB, resp *http.Response, b []byte, status int) string {
 	t.Helper()
@@ -584,10 +601,13 @@ func TestQuickStart(t *testing.T) {
 		t.Errorf("Location %q", loc)
 	}
 	st := e.status(t, e.key, id)
-	for _, f := range []string{"jobId", "status", "progress", "outputVideo", "outputShareLink", "errorMessage", "createdAt", "updatedAt"} {
+	for _, f := range []string{"jobId", "status", "progress", "outputVideo", "outputShareLink", "outputThumbnail", "errorMessage", "createdAt", "updatedAt"} {
 		if _, ok := st[f]; !ok {
 			t.Errorf("status body lacks %s: %v", f, st)
 		}
+	}
+	if st["outputThumbnail"] != nil && st["status"] != string(StatusCompleted) {
+		t.Errorf("outputThumbnail before COMPLETED: %v", st)
 	}
 	st = e.wait(t, e.key, id, StatusCompleted)
 	if st["progress"].(float64) != 100 || st["errorMessage"] != nil {
@@ -623,11 +643,12 @@ func TestQuickStart(t *testing.T) {
 			t.Errorf("share page lacks %s", want)
 		}
 	}
-	// The poster the page names is served too.
-	poster, _ := download(t, strings.TrimSuffix(st["outputVideo"].(string), ".mp4")+".jpg")
-	if sniffImage(poster) != typeJPEG {
-		t.Errorf("poster is not a JPEG")
+	// The poster is published as outputThumbnail, and it is the one the page names.
+	thumb, _ := st["outputThumbnail"].(string)
+	if want := strings.TrimSuffix(st["outputVideo"].(string), ".mp4") + ".jpg"; thumb != want || !strings.Contains(string(page), thumb) {
+		t.Errorf("outputThumbnail %q, want %q, named by the share page", thumb, want)
 	}
+	checkPoster(t, thumb, 320, 240)
 	// The job's inputs are gone once it has ended.
 	if entries, _ := os.ReadDir(filepath.Join(e.srv.cfg.DataDir, "inputs")); len(entries) != 0 {
 		t.Errorf("inputs left after the job ended: %v", entries)
