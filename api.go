@@ -155,6 +155,7 @@ type statusBody struct {
 	ErrorMessage    *string   `json:"errorMessage"`
 	CreatedAt       string    `json:"createdAt"`
 	UpdatedAt       string    `json:"updatedAt"`
+	Options         Options   `json:"options"` // what the submission asked for, defaults filled in
 }
 
 // jobOutputs are a finished job's public URLs: the video, its share page and its poster (a JPEG of
@@ -174,7 +175,7 @@ func outputURLs(j Job, base string) jobOutputs {
 // sends; a status poll of a PROCESSING job adds the live progress (see handleStatus).
 func statusOf(j Job, base string) statusBody {
 	b := statusBody{JobID: j.ID, Status: j.Status, ErrorMessage: strPtr(j.ErrorMessage),
-		CreatedAt: apiTime(j.CreatedAt), UpdatedAt: apiTime(j.UpdatedAt)}
+		CreatedAt: apiTime(j.CreatedAt), UpdatedAt: apiTime(j.UpdatedAt), Options: j.Options}
 	out := outputURLs(j, base)
 	b.OutputVideo, b.OutputShareLink, b.OutputThumbnail = out.video, out.share, out.thumbnail
 	if j.Status == StatusCompleted {

@@ -12,7 +12,7 @@ import (
 // dataDir is the data directory, the one place that knows its layout:
 //
 //	vidgen.db, vidgen.lock     the database and the lock a running serve holds
-//	inputs/JOBID.image|.audio  a job's uploads, until the job ends
+//	inputs/JOBID.image|.audio|.captions  a job's uploads, until the job ends
 //	outputs/TOKEN.mp4|.jpg     a finished job's video and poster
 //	tmp/                       uploads being received and renders in progress
 //
@@ -20,12 +20,13 @@ import (
 // the directory can be moved, copied or restored from a backup and every job in it still renders.
 type dataDir struct{ root string }
 
-// inputKind names one of a job's two uploads.
+// inputKind names one of a job's uploads.
 type inputKind string
 
 const (
-	inputImage inputKind = "image"
-	inputAudio inputKind = "audio"
+	inputImage    inputKind = "image"
+	inputAudio    inputKind = "audio"
+	inputCaptions inputKind = "captions" // only when the job has captions
 )
 
 func (d dataDir) db() string      { return filepath.Join(d.root, "vidgen.db") }
@@ -105,7 +106,7 @@ func (d dataDir) lock() (unlock func(), err error) {
 // removeInputs deletes a job's uploads; a file already gone is not an error.
 func (d dataDir) removeInputs(jobID string) error {
 	var errs []error
-	for _, k := range []inputKind{inputImage, inputAudio} {
+	for _, k := range []inputKind{inputImage, inputAudio, inputCaptions} {
 		if err := os.Remove(d.input(jobID, k)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}

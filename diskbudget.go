@@ -27,19 +27,47 @@ func (rd *renderer) checkBudget(job Job, clip, audio string) error {
 	if err != nil {
 		return err
 	}
-	ai, err := os.Stat(audio)
+	bits, err := audioBits(job, audio)
 	if err != nil {
 		return err
 	}
+	return rd.checkFree(job, estimateOutputSize(ci.Size(), job.AudioDuration, bits))
+}
+
+// checkMovingBudget is checkBudget for a moving picture of size f: still is its lossless frame,
+// audio the upload.
+func (rd *renderer) checkMovingBudget(job Job, still, audio string, f frameSize) error {
+	if rd.minFree <= 0 {
+		return nil
+	}
+	si, err := os.Stat(still)
+	if err != nil {
+		return err
+	}
+	bits := int64(192000) // audioRate, when the audio is encoded
+	if a := audioArgs(job.AudioCodec, job.Options); a[1] == "copy" {
+		if bits, err = audioBits(job, audio); err != nil {
+			return err
+		}
+	}
+	return rd.checkFree(job, estimateMovingSize(si.Size(), f, job.Options, job.AudioDuration, bits))
+}
+
+// audioBits is the bitrate of the audio file at path, over the job's duration.
+func audioBits(job Job, path string) (int64, error) {
+	ai, err := os.Stat(path)
+	if err != nil || job.AudioDuration <= 0 {
+		return 0, err
+	}
+	return int64(float64(ai.Size()) * 8 / job.AudioDuration), nil
+}
+
+// checkFree refuses a render whose output, need bytes, would leave less than minFree bytes free.
+func (rd *renderer) checkFree(job Job, need int64) error {
 	free, err := rd.diskFree(rd.dirs.root)
 	if err != nil {
 		return fmt.Errorf("free disk space: %w", err)
 	}
-	bits := int64(0)
-	if job.AudioDuration > 0 {
-		bits = int64(float64(ai.Size()) * 8 / job.AudioDuration)
-	}
-	need := estimateOutputSize(ci.Size(), job.AudioDuration, bits)
 	if free-need < rd.minFree {
 		rd.log.Warn("render refused: output would fill the disk", "job", job.ID, "estimate", need, "free", free, "min_free", rd.minFree)
 		return &renderFailure{final: true, err: fmt.Errorf("estimate %d bytes, free %d", need, free),

@@ -359,9 +359,13 @@ func TestUploadDeadline(t *testing.T) {
 func TestTooManyParts(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, hangConfig(t, 1))
-	code, body := e.submit(t, e.key, fixture(t, "img.png"), fixture(t, "tone.wav"), map[string]string{"a": "1", "b": "2", "c": "3"})
+	extra := map[string]string{}
+	for i := range maxParts - 1 {
+		extra[fmt.Sprintf("x%d", i)] = "1"
+	}
+	code, body := e.submit(t, e.key, fixture(t, "img.png"), fixture(t, "tone.wav"), extra)
 	if code != 400 || !strings.Contains(body["error"].(string), "Too many parts") {
-		t.Errorf("5 parts: %d %v", code, body)
+		t.Errorf("%d parts: %d %v", maxParts+1, code, body)
 	}
 	if files := dirFiles(t, filepath.Join(e.srv.cfg.DataDir, "tmp")); len(files) != 0 {
 		t.Errorf("files left in tmp: %v", files)

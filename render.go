@@ -64,22 +64,24 @@ func audioCodecTag(info audioInfo) string {
 }
 
 // audioArgs returns the ffmpeg output options for the audio of a job whose codec tag is tag: a copy
-// when the audio already plays everywhere (AAC-LC, stereo or mono, at most 48 kHz), else AAC.
-func audioArgs(tag string) []string {
+// when the audio already plays everywhere (AAC-LC, stereo or mono, at most 48 kHz; at exactly 48
+// kHz for a platform size, which the platforms' upload rules ask for), else AAC.
+func audioArgs(tag string, o Options) []string {
 	f := strings.Split(tag, "/")
 	for len(f) < 4 {
 		f = append(f, "")
 	}
 	channels, _ := strconv.Atoi(f[2])
 	rate, _ := strconv.Atoi(f[3])
-	if f[0] == "aac" && f[1] == "LC" && channels <= 2 && rate <= 48000 {
+	resample := rate > 48000 || o.platform() && rate != 48000
+	if f[0] == "aac" && f[1] == "LC" && channels <= 2 && !resample {
 		return []string{"-c:a", "copy"}
 	}
 	args := []string{"-c:a", "aac", "-aac_coder", aacCoder, "-b:a", audioRate}
 	if channels > 2 {
 		args = append(args, "-ac", "2")
 	}
-	if rate > 48000 {
+	if resample {
 		args = append(args, "-ar", "48000")
 	}
 	return args
@@ -190,7 +192,7 @@ func renderEstimates(job Job, imagePath string) (clip, mux float64) {
 		clip += float64(fi.Size()) / 20e6
 	}
 	speed := 80.0 // times realtime, encoding the audio
-	if a := audioArgs(job.AudioCodec); len(a) > 1 && a[1] == "copy" {
+	if a := audioArgs(job.AudioCodec, job.Options); len(a) > 1 && a[1] == "copy" {
 		speed = 1000
 	}
 	return clip, 0.2 + job.AudioDuration/speed
@@ -200,7 +202,7 @@ func renderEstimates(job Job, imagePath string) (clip, mux float64) {
 const longAudio = 10 * time.Minute
 
 // renderTimeout is how long a render may take: a generous multiple of the work, so a hung ffmpeg
-// cannot hold a slot forever.
+// cannot hold a slot forever. audioSeconds is the job's workSeconds.
 func renderTimeout(audioSeconds float64) time.Duration {
 	return 2*time.Minute + time.Duration(audioSeconds*float64(time.Second))
 }
@@ -329,7 +331,8 @@ func (rd *renderer) render(killCtx context.Context, job Job) Outcome {
 	if rd.timeout != nil {
 		timeout = rd.timeout
 	}
-	ctx, cancel := context.WithTimeout(killCtx, timeout(job.AudioDuration))
+	limit := timeout(workSeconds(job))
+	ctx, cancel := context.WithTimeout(killCtx, limit)
 	defer cancel()
 	token, err := rd.renderFiles(ctx, job)
 	if err == nil {
@@ -349,7 +352,7 @@ func (rd *renderer) render(killCtx context.Context, job Job) Outcome {
 		// hours. A short one that times out met a stalled machine, which passes.
 		rd.log.Warn("render timed out", "job", job.ID, "err", err, "audio_s", job.AudioDuration)
 		return Outcome{Status: StatusFailed, ErrorMessage: fmt.Sprintf(
-			"Rendering took longer than the %s allowed for audio of this length; try a shorter or simpler audio file", fmtDuration(timeout(job.AudioDuration).Seconds()))}
+			"Rendering took longer than the %s allowed for audio of this length; try a shorter or simpler audio file", fmtDuration(limit.Seconds()))}
 	}
 	rd.log.Warn("render failed, will retry", "job", job.ID, "err", err)
 	return Outcome{Status: StatusPending, CountRetry: true}
@@ -358,7 +361,11 @@ func (rd *renderer) render(killCtx context.Context, job Job) Outcome {
 // renderFiles runs both steps and publishes the output under a new token, which it returns.
 func (rd *renderer) renderFiles(ctx context.Context, job Job) (string, error) {
 	image, audio := rd.dirs.input(job.ID, inputImage), rd.dirs.input(job.ID, inputAudio)
-	for _, p := range []string{image, audio} {
+	inputs := []string{image, audio}
+	if job.Options.Captions {
+		inputs = append(inputs, rd.dirs.input(job.ID, inputCaptions))
+	}
+	for _, p := range inputs {
 		if _, err := os.Stat(p); err != nil {
 			// The upload was accepted and then lost on the server (deleted, or a restore that missed
 			// it): the service's fault, which no retry mends, and never the user's file.
@@ -378,7 +385,11 @@ func (rd *renderer) renderFiles(ctx context.Context, job Job) (string, error) {
 	clip, poster, video := filepath.Join(tmp, "clip.mp4"), filepath.Join(tmp, "poster.jpg"), filepath.Join(tmp, "video.mp4")
 
 	clipEst, muxEst := renderEstimates(job, image)
-	if a := audioArgs(job.AudioCodec); a[1] != "copy" {
+	if job.Options.moving() {
+		if err := rd.renderMoving(ctx, job, image, audio, tmp, poster, video); err != nil {
+			return "", err
+		}
+	} else if a := audioArgs(job.AudioCodec, job.Options); a[1] != "copy" {
 		// The audio must be encoded: that and the picture step run side by side, then a copy mux.
 		if err := rd.renderSideBySide(ctx, job, image, audio, clip, poster, filepath.Join(tmp, "audio.m4a"), video, max(clipEst, muxEst)); err != nil {
 			return "", err
@@ -454,7 +465,7 @@ func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio,
 		return err
 	}
 	rd.startStep(job.ID, 95, 100, 0.2)
-	if err := rd.runWatched(ctx, job.ID, 0, muxEncodedArgs(clip, encoded, video, job.AudioDuration)); err != nil {
+	if err := rd.runWatched(ctx, job.ID, 0, muxEncodedArgs(job, clip, encoded, video)); err != nil {
 		return classify(err, "mux", audioFailure)
 	}
 	return nil
@@ -472,34 +483,27 @@ func (rd *renderer) runWatched(ctx context.Context, jobID string, duration float
 	return err
 }
 
-// clipArgs are ffmpeg's arguments for step 1: image to clip and poster.
+// clipArgs are ffmpeg's arguments for step 1: image to clip and poster. The clip lasts
+// clipFrames/clipFPS seconds at the job's frame rate.
 func clipArgs(job Job, image, clip, poster string) []string {
-	fit := fmt.Sprintf("2*trunc(%%s*min(1\\,%d/max(iw\\,ih))/2)", maxSide)
-	// Transparency is flattened over white; a JPEG has none, so it skips the RGBA overlay (~0.07 s
-	// CPU of ~0.55 s for 1920x1080). Either way the picture goes through RGB to BT.709.
-	// The white source is bounded (d=1) so that an image that yields no frame cannot keep the graph
-	// producing background frames for ever.
-	flatten := "format=rgba[fg];color=c=white:s=2x2:d=1,format=rgba[bg0];[bg0][fg]scale2ref[bg][fg2];" +
-		"[bg][fg2]overlay=shortest=1:format=auto,"
-	if job.ImageType == typeJPEG {
-		flatten = "format=rgb24,"
-	}
-	graph := fmt.Sprintf("[0:v]scale=w='max(2\\,%s)':h='max(2\\,%s)':flags=lanczos,%s"+
-		"scale=out_color_matrix=bt709:out_range=tv,format=yuv420p,split[v0][p];"+
-		"[v0]loop=loop=%d:size=1:start=0,setpts=N/%d/TB[v];[p]scale=out_range=pc,format=yuvj420p[pj]",
-		fmt.Sprintf(fit, "iw"), fmt.Sprintf(fit, "ih"), flatten, clipFrames-1, clipFPS)
-	return []string{
+	fps := job.Options.fps()
+	frames := clipFrames * fps / clipFPS
+	graph := pictureGraph(job) + fmt.Sprintf("[v0]loop=loop=%d:size=1:start=0,setpts=N/%d/TB[v];", frames-1, fps) + posterGraph
+	args := []string{
 		// A decoding error is the image's fault: stop at once, never render a partial picture. One
 		// picture has no frames to share out between decoder threads.
 		"-xerror", "-threads", "1", "-f", demuxer[job.ImageType], "-i", "file:" + image,
 		"-filter_complex", graph,
-		"-map", "[v]", "-frames:v", strconv.Itoa(clipFrames), "-r", strconv.Itoa(clipFPS),
+		"-map", "[v]", "-frames:v", strconv.Itoa(frames), "-r", strconv.Itoa(fps),
 		"-threads", strconv.Itoa(encoderThreads()), "-c:v", "libx264", "-preset", clipPreset, "-tune", "stillimage",
-		"-crf", clipCRF, "-x264-params", clipX264Params, "-g", strconv.Itoa(clipFrames), "-bf", "0",
-		"-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
-		"-f", "mp4", "file:" + clip,
-		"-map", "[pj]", "-frames:v", "1", "-q:v", "3", "-f", "image2", "file:" + poster,
+		"-crf", clipCRF, "-x264-params", clipX264Params, "-g", strconv.Itoa(frames), "-bf", "0",
 	}
+	args = append(args, bt709Tags...)
+	if job.Options.platform() {
+		args = append(args, platformVideoArgs...)
+	}
+	return append(args, "-f", "mp4", "file:"+clip,
+		"-map", "[pj]", "-frames:v", "1", "-q:v", "3", "-f", "image2", "file:"+poster)
 }
 
 // estimateOutputSize is the expected size in bytes of a job's video, for a disk budget: the clip
@@ -514,29 +518,35 @@ func estimateOutputSize(clipBytes int64, audioSeconds float64, audioBitsPerSecon
 
 // muxArgs are ffmpeg's arguments for step 2: the clip repeated for the audio's duration, plus audio.
 func muxArgs(job Job, audio, clip, video string) []string {
-	t := max(job.AudioDuration-0.5/clipFPS, 0.5/clipFPS) // see clipFPS
+	t := clipLength(job.AudioDuration, job.Options.fps())
 	args := []string{
-		"-stream_loop", "-1", "-t", strconv.FormatFloat(t, 'f', 3, 64), "-f", "mp4", "-i", "file:" + clip,
+		"-stream_loop", "-1", "-t", t, "-f", "mp4", "-i", "file:" + clip,
 		"-f", demuxer[job.AudioType], "-i", "file:" + audio,
 		"-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
 	}
-	args = append(args, audioArgs(job.AudioCodec)...)
+	args = append(args, audioArgs(job.AudioCodec, job.Options)...)
 	return append(args, "-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", "file:"+video)
+}
+
+// clipLength is how long the repeated clip is read for audio of duration seconds at fps: half a
+// frame short of the audio, so the video ends within half a frame of it (see clipFPS).
+func clipLength(duration float64, fps int) string {
+	half := 0.5 / float64(fps)
+	return strconv.FormatFloat(max(duration-half, half), 'f', 3, 64)
 }
 
 // audioEncodeArgs are ffmpeg's arguments for encoding a job's audio alone into an MP4 at out.
 func audioEncodeArgs(job Job, audio, out string) []string {
 	args := []string{"-f", demuxer[job.AudioType], "-i", "file:" + audio, "-map", "0:a:0"}
-	args = append(args, audioArgs(job.AudioCodec)...)
+	args = append(args, audioArgs(job.AudioCodec, job.Options)...)
 	return append(args, "-map_metadata", "-1", "-f", "mp4", "file:"+out)
 }
 
-// muxEncodedArgs are ffmpeg's arguments for muxing the clip, repeated for duration seconds, with
+// muxEncodedArgs are ffmpeg's arguments for muxing the clip, repeated for the job's duration, with
 // audio already encoded (audioEncodeArgs), both by copy.
-func muxEncodedArgs(clip, audio, video string, duration float64) []string {
-	t := max(duration-0.5/clipFPS, 0.5/clipFPS) // see clipFPS
+func muxEncodedArgs(job Job, clip, audio, video string) []string {
 	return []string{
-		"-stream_loop", "-1", "-t", strconv.FormatFloat(t, 'f', 3, 64), "-f", "mp4", "-i", "file:" + clip,
+		"-stream_loop", "-1", "-t", clipLength(job.AudioDuration, job.Options.fps()), "-f", "mp4", "-i", "file:" + clip,
 		"-f", "mp4", "-i", "file:" + audio,
 		"-map", "0:v:0", "-map", "1:a:0", "-c", "copy",
 		"-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", "file:" + video,

@@ -293,7 +293,17 @@ func ffmpegMake(t testing.TB, args ...string) {
 // decodeFrame decodes the first video frame of the MP4 at path to RGB (as a PPM, which carries the size).
 func decodeFrame(t testing.TB, path string) (int, int, []byte) {
 	t.Helper()
-	out, err := exec.Command("ffmpeg", "-v", "error", "-i", path, "-map", "0:v:0", "-frames:v", "1", "-f", "image2pipe", "-c:v", "ppm", "-").Output()
+	return decodeFrameAt(t, path, 0)
+}
+
+// decodeFrameAt decodes the video frame shown at second at of the MP4 at path, as decodeFrame.
+func decodeFrameAt(t testing.TB, path string, at float64) (int, int, []byte) {
+	t.Helper()
+	args := []string{"-v", "error"}
+	if at > 0 {
+		args = append(args, "-ss", strconv.FormatFloat(at, 'f', 3, 64))
+	}
+	out, err := exec.Command("ffmpeg", append(args, "-i", path, "-map", "0:v:0", "-frames:v", "1", "-f", "image2pipe", "-c:v", "ppm", "-")...).Output()
 	if err != nil {
 		t.Fatalf("decode frame: %v", err)
 	}

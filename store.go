@@ -33,6 +33,9 @@ var migrations = []string{
 	`ALTER TABLE webhook_deliveries DROP COLUMN payload;`,
 	// 4: the queue is taken oldest first by creation, so a retried job keeps its place in line.
 	`CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(status, created_at, id);`,
+	// 5: a job's render options (size, background, waveform, captions) as JSON; '' for the defaults,
+	// which is what every job made before them was.
+	`ALTER TABLE jobs ADD COLUMN options TEXT NOT NULL DEFAULT '';`,
 }
 
 // maxOpenConns bounds the database's connection pool: every connection is a descriptor on

@@ -35,6 +35,7 @@ type Job struct {
 	AudioType     string
 	AudioCodec    string
 	AudioDuration float64
+	Options       Options
 	WebhookURL    string // "" when none
 	OutputToken   string // "" until COMPLETED
 	ErrorMessage  string
@@ -48,14 +49,18 @@ type Job struct {
 func (j Job) Active() bool { return j.Status == StatusPending || j.Status == StatusProcessing }
 
 const jobColumns = `id, key_id, status, image_type, audio_type, audio_codec, audio_duration,
-	coalesce(webhook_url, ''), coalesce(output_token, ''), coalesce(error_message, ''), retries, created_at, updated_at, finished_at`
+	coalesce(webhook_url, ''), coalesce(output_token, ''), coalesce(error_message, ''), retries, created_at, updated_at, finished_at, options`
 
 func scanJob(row scanner) (Job, error) {
 	var j Job
 	var created, updated, finished sql.NullInt64
+	var opts string
 	err := row.Scan(&j.ID, &j.KeyID, &j.Status, &j.ImageType, &j.AudioType, &j.AudioCodec,
-		&j.AudioDuration, &j.WebhookURL, &j.OutputToken, &j.ErrorMessage, &j.Retries, &created, &updated, &finished)
+		&j.AudioDuration, &j.WebhookURL, &j.OutputToken, &j.ErrorMessage, &j.Retries, &created, &updated, &finished, &opts)
 	j.CreatedAt, j.UpdatedAt, j.FinishedAt = fromMS(created), fromMS(updated), fromMS(finished)
+	if err == nil {
+		j.Options, err = decodeOptions(opts)
+	}
 	return j, err
 }
 
@@ -74,10 +79,10 @@ func (s *Store) HasActiveJob(ctx context.Context, keyID string) (bool, error) {
 // and ErrBadKey when the key was deactivated while the job was being uploaded.
 func (s *Store) CreateJob(ctx context.Context, j Job) error {
 	res, err := s.db.ExecContext(ctx, `INSERT INTO jobs (id, key_id, status, image_type, audio_type,
-		audio_codec, audio_duration, webhook_url, retries, created_at, updated_at)
-		SELECT ?, id, 'PENDING', ?, ?, ?, ?, ?, 0, ?, ? FROM api_keys WHERE id = ? AND active`,
+		audio_codec, audio_duration, webhook_url, retries, created_at, updated_at, options)
+		SELECT ?, id, 'PENDING', ?, ?, ?, ?, ?, 0, ?, ?, ? FROM api_keys WHERE id = ? AND active`,
 		j.ID, j.ImageType, j.AudioType, j.AudioCodec, j.AudioDuration,
-		nullString(j.WebhookURL), ms(j.CreatedAt), ms(j.CreatedAt), j.KeyID)
+		nullString(j.WebhookURL), ms(j.CreatedAt), ms(j.CreatedAt), encodeOptions(j.Options), j.KeyID)
 	if isUniqueViolation(err) {
 		return ErrActiveJob
 	}

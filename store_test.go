@@ -336,6 +336,31 @@ func TestQueryPlans(t *testing.T) {
 	}
 }
 
+// TestJobOptionsStored creates jobs with and without options and reads back what was given: the
+// defaults stored as ” (as every job from before options), anything else as it was chosen.
+func TestJobOptionsStored(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, _ := testStore(t)
+	for i, o := range []Options{defaultOptions,
+		{Size: "portrait", Background: "#102030", Waveform: "bars", WaveformColor: "#FF00AA", Captions: true}} {
+		k := storeKey(t, st, fmt.Sprintf("options-%d", i))
+		id, _ := newJobID(time.Now(), rand.Reader)
+		j := Job{ID: id, KeyID: k.ID, ImageType: typePNG, AudioType: typeWAV, AudioCodec: "pcm", AudioDuration: 1, Options: o, CreatedAt: time.Now()}
+		if err := st.CreateJob(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+		var stored string
+		st.db.QueryRow(`SELECT options FROM jobs WHERE id = ?`, id).Scan(&stored)
+		if (o == defaultOptions) != (stored == "") {
+			t.Errorf("options %+v stored as %q", o, stored)
+		}
+		if got, err := st.JobByID(ctx, id); err != nil || got.Options != o {
+			t.Errorf("created with %+v, read %+v (%v)", o, got.Options, err)
+		}
+	}
+}
+
 // TestMigrateFromFirstRelease opens a database as the first release left it (its schema, absolute
 // input paths, a stored webhook body) and checks that every migration applies and keeps the data.
 func TestMigrateFromFirstRelease(t *testing.T) {
@@ -380,6 +405,9 @@ func TestMigrateFromFirstRelease(t *testing.T) {
 	pending, err := st.JobByID(ctx, "c0000000000000000000000p1")
 	if err != nil || pending.Status != StatusPending || pending.WebhookURL != "https://example.com/h" || pending.AudioDuration != 2.5 {
 		t.Errorf("pending job after migration: %+v %v", pending, err)
+	}
+	if pending.Options != defaultOptions {
+		t.Errorf("a job from before options renders with %+v, want the defaults", pending.Options)
 	}
 	done, err := st.JobByToken(ctx, "tok")
 	if err != nil || done.Status != StatusCompleted || done.Retries != 1 {

@@ -16,13 +16,14 @@ import (
 const (
 	// maxFileSize is the most one uploaded file may hold: 50 MB, counted in MiB.
 	maxFileSize = 50 << 20
-	// maxParts bounds the multipart parts read from one request.
-	maxParts = 4
+	// maxParts bounds the multipart parts read from one request: the three files, webhookUrl and
+	// the options, with room for a client's extra field or two.
+	maxParts = 10
 	// sniffLen is how much of a file the type detection reads.
 	sniffLen = 64 << 10
-	// maxBodySize is the most a submission's body may hold: two full files plus room for the small
-	// parts and the multipart framing.
-	maxBodySize = 2*maxFileSize + 1<<20
+	// maxBodySize is the most a submission's body may hold: two full files and the captions plus
+	// room for the small parts and the multipart framing.
+	maxBodySize = 2*maxFileSize + maxCaptionsSize + 1<<20
 )
 
 // upload is one file part, streamed to a temporary file in the data directory.
@@ -71,12 +72,12 @@ func (s *server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 			os.Remove(u.path)
 		}
 	}()
-	webhookURL, err := s.readParts(w, r, files)
+	fields, err := s.readParts(w, r, files)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	job, err := s.validateSubmission(r, files, webhookURL)
+	job, err := s.validateSubmission(r, files, fields)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -89,7 +90,8 @@ func (s *server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	job.CreatedAt = s.now().UTC()
 	// The files are in place (and on disk) before the job's row is committed; a crash in between
 	// leaves only orphans, which the start-up sweep deletes.
-	for path, u := range map[string]*upload{s.dirs.input(job.ID, inputImage): files["image"], s.dirs.input(job.ID, inputAudio): files["audio"]} {
+	for name, u := range files {
+		path := s.dirs.input(job.ID, inputKind(name))
 		if err := os.Rename(u.path, path); err != nil {
 			s.writeError(w, r, fmt.Errorf("place upload: %w", err))
 			return
@@ -102,7 +104,8 @@ func (s *server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	clear(files)
 	s.renderer.Notify()
-	s.log.Info("job created", "job", job.ID, "key", key.ID, "audio", job.AudioType, "image", job.ImageType, "duration", job.AudioDuration)
+	s.log.Info("job created", "job", job.ID, "key", key.ID, "audio", job.AudioType, "image", job.ImageType, "duration", job.AudioDuration,
+		"options", encodeOptions(job.Options))
 	w.Header().Set("Location", "/api/status/"+job.ID)
 	writeJSON(w, http.StatusCreated, map[string]string{"message": "Job created", "jobId": job.ID})
 }
@@ -139,68 +142,70 @@ func (s *server) refuseUpload(w http.ResponseWriter, r *http.Request, err error)
 	io.Copy(io.Discard, io.LimitReader(r.Body, earlyRefusalDrain))
 }
 
-// readParts streams the multipart body: image and audio to temporary files (recorded in files),
-// webhookUrl into the returned string. Other parts are read and ignored.
-func (s *server) readParts(w http.ResponseWriter, r *http.Request, files map[string]*upload) (string, error) {
+// textFields are the submission's plain parts and the most bytes each may hold.
+var textFields = map[string]int{"webhookUrl": 2048, "size": 64, "background": 64, "waveform": 64, "waveformColor": 64}
+
+// readParts streams the multipart body: image, audio and captions to temporary files (recorded in
+// files), webhookUrl and the options into the returned fields. Other parts are read and ignored.
+func (s *server) readParts(w http.ResponseWriter, r *http.Request, files map[string]*upload) (map[string]string, error) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "multipart/form-data" {
-		return "", errorf(kindInvalid, "Send the job as multipart/form-data with the parts image and audio")
+		return nil, errorf(kindInvalid, "Send the job as multipart/form-data with the parts image and audio")
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBodySize)
 	mr, err := r.MultipartReader()
 	if err != nil {
-		return "", multipartError(err)
+		return nil, multipartError(err)
 	}
-	var webhookURL string
-	var sawWebhook bool
+	fields := map[string]string{}
 	for n := 0; ; n++ {
 		p, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return "", multipartError(err)
+			return nil, multipartError(err)
 		}
 		if n >= maxParts {
-			return "", errorf(kindInvalid, "Too many parts: send image, audio and optionally webhookUrl")
+			return nil, errorf(kindInvalid, "Too many parts: send image, audio and optionally captions, webhookUrl, size, background, waveform and waveformColor")
 		}
 		name := p.FormName()
-		switch name {
-		case "image", "audio":
+		switch limit, text := textFields[name]; {
+		case name == "image" || name == "audio" || name == "captions":
 			if files[name] != nil {
-				return "", errorf(kindInvalid, "The %s part was sent twice", name)
+				return nil, errorf(kindInvalid, "The %s part was sent twice", name)
 			}
 			u, err := s.saveUpload(p, name)
 			if u != nil {
 				files[name] = u
 			}
 			if err != nil {
-				return "", err
+				return nil, err
 			}
-		case "webhookUrl":
-			if sawWebhook {
-				return "", errorf(kindInvalid, "The webhookUrl part was sent twice")
+		case text:
+			if _, ok := fields[name]; ok {
+				return nil, errorf(kindInvalid, "The %s part was sent twice", name)
 			}
-			b, err := io.ReadAll(io.LimitReader(p, 2049))
+			b, err := io.ReadAll(io.LimitReader(p, int64(limit)+1))
 			if err != nil {
-				return "", multipartError(err)
+				return nil, multipartError(err)
 			}
-			if len(b) > 2048 {
-				return "", errorf(kindInvalid, "webhookUrl is longer than 2048 characters")
+			if len(b) > limit {
+				return nil, errorf(kindInvalid, "%s is longer than %d characters", name, limit)
 			}
-			webhookURL, sawWebhook = strings.TrimSpace(string(b)), true
+			fields[name] = strings.TrimSpace(string(b))
 		default:
 			if _, err := io.Copy(io.Discard, p); err != nil {
-				return "", multipartError(err)
+				return nil, multipartError(err)
 			}
 		}
 	}
 	for _, name := range []string{"image", "audio"} {
 		if files[name] == nil {
-			return "", errorf(kindInvalid, "Missing file part %q", name)
+			return nil, errorf(kindInvalid, "Missing file part %q", name)
 		}
 	}
-	return webhookURL, nil
+	return fields, nil
 }
 
 // multipartError turns a failure to read the body into the client's error: too large past the
@@ -219,21 +224,26 @@ func multipartError(err error) error {
 	return &Error{Kind: kindInvalid, Msg: "Malformed multipart body: " + echo(err.Error()), Err: err}
 }
 
-// saveUpload copies one file part to a new temporary file, at most maxFileSize bytes of it. It
-// returns the upload even with an error, so the caller can remove the file.
+// saveUpload copies one file part to a new temporary file, at most maxFileSize bytes of it
+// (maxCaptionsSize for captions). It returns the upload even with an error, so the caller can
+// remove the file.
 func (s *server) saveUpload(p io.Reader, name string) (*upload, error) {
+	limit, unit := int64(maxFileSize), "MB"
+	if name == "captions" {
+		limit, unit = maxCaptionsSize, "MB of text"
+	}
 	f, err := os.CreateTemp(s.dirs.tmp(), "upload-*")
 	if err != nil {
 		return nil, fmt.Errorf("create upload file: %w", err)
 	}
 	defer f.Close()
 	u := &upload{path: f.Name()}
-	u.size, err = io.Copy(f, io.LimitReader(p, maxFileSize+1))
+	u.size, err = io.Copy(f, io.LimitReader(p, limit+1))
 	if err != nil {
 		return u, multipartError(err)
 	}
-	if u.size > maxFileSize {
-		return u, errorf(kindTooLarge, "The %s file is larger than %d MB", name, maxFileSize>>20)
+	if u.size > limit {
+		return u, errorf(kindTooLarge, "The %s file is larger than %d %s", name, limit>>20, unit)
 	}
 	if u.size == 0 {
 		return u, errorf(kindInvalid, "The %s file is empty", name)
@@ -249,9 +259,23 @@ func (s *server) saveUpload(p io.Reader, name string) (*upload, error) {
 	return u, nil
 }
 
-// validateSubmission checks the webhook URL and both files' types and contents, and returns the job
-// they describe (without id, key or paths).
-func (s *server) validateSubmission(r *http.Request, files map[string]*upload, webhookURL string) (Job, error) {
+// validateSubmission checks the options, the webhook URL, the captions and both media files' types
+// and contents, cheapest first, and returns the job they describe (without id, key or paths).
+func (s *server) validateSubmission(r *http.Request, files map[string]*upload, fields map[string]string) (Job, error) {
+	opts, err := parseOptions(fields, files["captions"] != nil)
+	if err != nil {
+		return Job{}, err
+	}
+	if c := files["captions"]; c != nil {
+		b, err := os.ReadFile(c.path) // at most maxCaptionsSize
+		if err != nil {
+			return Job{}, fmt.Errorf("read captions: %w", err)
+		}
+		if _, err := parseCaptions(b); err != nil {
+			return Job{}, err
+		}
+	}
+	webhookURL := fields["webhookUrl"]
 	if webhookURL != "" {
 		if err := s.hooks.CheckURL(r.Context(), webhookURL); err != nil {
 			return Job{}, err
@@ -296,7 +320,7 @@ func (s *server) validateSubmission(r *http.Request, files map[string]*upload, w
 	if s.cfg.MaxDuration > 0 && info.Duration > s.cfg.MaxDuration.Seconds() {
 		return Job{}, badMedia("audio: it lasts %s; the most accepted is %s", fmtDuration(info.Duration), fmtDuration(s.cfg.MaxDuration.Seconds()))
 	}
-	return Job{ImageType: imgType, AudioType: audType, AudioCodec: audioCodecTag(info), AudioDuration: info.Duration, WebhookURL: webhookURL}, nil
+	return Job{ImageType: imgType, AudioType: audType, AudioCodec: audioCodecTag(info), AudioDuration: info.Duration, WebhookURL: webhookURL, Options: opts}, nil
 }
 
 func fmtDuration(sec float64) string {

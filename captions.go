@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bytes"
+	_ "embed"
+	"fmt"
+	"html"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Captions: an SRT or WebVTT file uploaded with a job, checked at upload and burned into the video
+// with libass, in a font shipped inside the binary so the picture does not depend on the host.
+
+// maxCaptionsSize is the most a captions file may hold: an hour of dense subtitles is ~100 KB.
+const maxCaptionsSize = 1 << 20
+
+// cue is one caption: its text (lines joined by "\n", markup already reduced to what the burn-in
+// draws: <i>, <b>, <u>) shown from start to end.
+type cue struct {
+	start, end time.Duration
+	text       string
+}
+
+// cueTiming is a cue's time range: SRT's 00:00:01,000 --> 00:00:04,000 or WebVTT's
+// 00:01.000 --> 00:04.000 (hours optional, either decimal mark); WebVTT cue settings may follow.
+var cueTiming = regexp.MustCompile(`^(?:(\d+):)?([0-5]\d):([0-5]\d)[,.](\d{3})[ \t]+-->[ \t]+(?:(\d+):)?([0-5]\d):([0-5]\d)[,.](\d{3})(?:[ \t].*)?$`)
+
+// parseCaptions reads an SRT or WebVTT file (WebVTT when it starts with the WEBVTT line). It returns
+// the cues with text, in the file's order, or a kindInvalid error that names the line at fault.
+func parseCaptions(b []byte) ([]cue, error) {
+	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
+	if !utf8.Valid(b) || bytes.IndexByte(b, 0) >= 0 {
+		line := 1 + bytes.Count(b[:firstInvalid(b)], []byte("\n"))
+		return nil, captionsError(line, "the file is not UTF-8 text")
+	}
+	text := strings.ReplaceAll(strings.ReplaceAll(string(b), "\r\n", "\n"), "\r", "\n")
+	lines := strings.Split(text, "\n")
+	vtt := strings.HasPrefix(lines[0], "WEBVTT") && (len(lines[0]) == 6 || lines[0][6] == ' ' || lines[0][6] == '\t')
+	i := 0
+	if vtt {
+		for i < len(lines) && strings.TrimSpace(lines[i]) != "" { // the header block
+			i++
+		}
+	}
+	var cues []cue
+	for i < len(lines) {
+		if strings.TrimSpace(lines[i]) == "" {
+			i++
+			continue
+		}
+		// A block runs to the next blank line.
+		first := i
+		for i < len(lines) && strings.TrimSpace(lines[i]) != "" {
+			i++
+		}
+		block := lines[first:i]
+		if vtt && (block[0] == "NOTE" || strings.HasPrefix(block[0], "NOTE ") || strings.HasPrefix(block[0], "NOTE\t") ||
+			block[0] == "STYLE" || block[0] == "REGION") {
+			continue
+		}
+		t := 0
+		if !strings.Contains(block[0], "-->") { // a cue number (SRT) or identifier (WebVTT)
+			t = 1
+		}
+		if t >= len(block) {
+			return nil, captionsError(first+1, "a cue number or identifier without a time range after it")
+		}
+		c, err := parseTiming(strings.TrimSpace(block[t]))
+		if err != nil {
+			return nil, captionsError(first+t+1, err.Error())
+		}
+		c.text = cueText(block[t+1:], vtt)
+		if strings.TrimSpace(c.text) != "" {
+			cues = append(cues, c)
+		}
+	}
+	if len(cues) == 0 {
+		return nil, errorf(kindInvalid, "captions: the file has no cue with text; send SRT or WebVTT")
+	}
+	return cues, nil
+}
+
+func captionsError(line int, msg string) error {
+	return errorf(kindInvalid, "captions: line %d: %s", line, msg)
+}
+
+// firstInvalid is the offset of the first byte of b that is not part of valid UTF-8 text, or a NUL.
+func firstInvalid(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 || r == 0 {
+			return i
+		}
+		i += n
+	}
+	return len(b)
+}
+
+func parseTiming(line string) (cue, error) {
+	m := cueTiming.FindStringSubmatch(line)
+	if m == nil {
+		return cue{}, fmt.Errorf("%q is not a time range like 00:00:01,000 --> 00:00:04,000", echo(line))
+	}
+	at := func(h, mi, s, ms string) time.Duration {
+		n := func(v string) time.Duration { d, _ := strconv.Atoi(v); return time.Duration(d) }
+		return n(h)*time.Hour + n(mi)*time.Minute + n(s)*time.Second + n(ms)*time.Millisecond
+	}
+	c := cue{start: at(m[1], m[2], m[3], m[4]), end: at(m[5], m[6], m[7], m[8])}
+	if c.end <= c.start {
+		return cue{}, fmt.Errorf("the cue ends (%s) before it starts (%s)", m[0][strings.Index(m[0], "-->")+4:], strings.TrimSpace(line[:strings.Index(line, "-->")]))
+	}
+	return c, nil
+}
+
+// cueMarkup is a tag in a cue's text: SRT's <i>, <b>, <u>, <font …> and WebVTT's <c.x>, <v Name>,
+// <00:00:01.000> and the like. A "<" not followed by a tag name ("a < b") is text.
+var cueMarkup = regexp.MustCompile(`<(/?)(?:([A-Za-z][A-Za-z0-9]*)(?:[.\s][^<>]*)?|\d[\d:.]*)>`)
+
+// cueText joins a cue's lines, keeping italics, bold and underline and dropping every other tag.
+func cueText(lines []string, vtt bool) string {
+	s := strings.Join(lines, "\n")
+	s = cueMarkup.ReplaceAllStringFunc(s, func(tag string) string {
+		m := cueMarkup.FindStringSubmatch(tag)
+		if name := strings.ToLower(m[2]); name == "i" || name == "b" || name == "u" {
+			return "<" + m[1] + name + ">"
+		}
+		return ""
+	})
+	if vtt {
+		s = html.UnescapeString(s)
+	}
+	return s
+}
+
+// captionLayout is where captions go in a frame of size f: the font size and the margin under the
+// text, in pixels. They sit in the lower third, above the waveform when there is one, in a font
+// sized to the frame's short side so a phone's 9:16 frame gets the same text as a 16:9 one.
+func captionLayout(f frameSize, o Options) (fontSize, marginV, marginH int) {
+	short := min(f.W, f.H)
+	fontSize = max(8, short*11/200) // 59 px in a 1080 px side
+	marginV = f.H * 8 / 100
+	if o.waveform() {
+		top, _ := waveformBand(f)
+		marginV = f.H - top + f.H*3/100
+	}
+	return fontSize, marginV, f.W * 6 / 100
+}
+
+// writeASS writes cues as an ASS script for a frame of size f: white bold text with a dark outline,
+// centred at the bottom of the lower third, wrapped by libass to the frame's width.
+func writeASS(path string, cues []cue, f frameSize, o Options) error {
+	size, marginV, marginH := captionLayout(f, o)
+	var b strings.Builder
+	fmt.Fprintf(&b, "[Script Info]\nScriptType: v4.00+\nPlayResX: %d\nPlayResY: %d\nWrapStyle: 0\nScaledBorderAndShadow: yes\n\n", f.W, f.H)
+	b.WriteString("[V4+ Styles]\nFormat: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, " +
+		"Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, Encoding\n")
+	fmt.Fprintf(&b, "Style: Default,%s,%d,&H00FFFFFF,&H00FFFFFF,&H00000000,&H80000000,-1,0,0,0,100,100,0,0,1,%.1f,%.1f,2,%d,%d,%d,1\n\n",
+		captionFontName, size, float64(size)/14, float64(size)/30, marginH, marginH, marginV)
+	b.WriteString("[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n")
+	for _, c := range cues {
+		fmt.Fprintf(&b, "Dialogue: 0,%s,%s,Default,,0,0,0,,%s\n", assTime(c.start), assTime(c.end), assText(c.text))
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o600)
+}
+
+// assTime formats d as ASS does, in centiseconds: H:MM:SS.cc.
+func assTime(d time.Duration) string {
+	cs := int64(d / (10 * time.Millisecond))
+	return fmt.Sprintf("%d:%02d:%02d.%02d", cs/360000, cs/6000%60, cs/100%60, cs%100)
+}
+
+// assText turns a cue's text into ASS: the text drawn as written (braces and backslashes are not
+// taken as ASS commands), line breaks kept, and <i>, <b>, <u> as ASS's own.
+var assText = strings.NewReplacer(
+	"\\", "\\\u2060", // a word joiner after each backslash: \N or \h in a caption stays text
+	"{", "\\{", "}", "\\}",
+	"\n", "\\N",
+	"<i>", "{\\i1}", "</i>", "{\\i0}", "<b>", "{\\b1}", "</b>", "{\\b0}", "<u>", "{\\u1}", "</u>", "{\\u0}",
+).Replace
+
+// captionFont is the captions' typeface, DejaVu Sans Bold (see fonts/LICENSE): written into each
+// render's directory and given to libass as its fonts directory, so the text looks the same on
+// every host, whatever fonts it has.
+//
+//go:embed fonts/DejaVuSans-Bold.ttf
+var captionFont []byte
+
+const captionFontName = "DejaVu Sans"
+
+// writeCaptionFont writes captionFont into a new directory fonts/ under dir and returns that
+// directory.
+func writeCaptionFont(dir string) (string, error) {
+	fonts := filepath.Join(dir, "fonts")
+	if err := os.Mkdir(fonts, 0o700); err != nil {
+		return "", err
+	}
+	return fonts, os.WriteFile(filepath.Join(fonts, "DejaVuSans-Bold.ttf"), captionFont, 0o600)
+}

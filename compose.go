@@ -1,0 +1,146 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// The picture a job's options ask for, as ffmpeg filter graphs: the image fitted into a platform
+// size over a blurred copy of itself or a colour, and for moving pictures the waveform and the
+// captions drawn over it frame by frame.
+
+// Platform sizes are encoded at a level every platform's upload accepts: H.264 High 4.0 covers
+// 1920×1080 and 1080×1920 at 30 fps (8160 macroblocks a frame, 244,800 a second, under 4.0's 8192
+// and 245,760). The VBV keeps the bitrate within the level's 25 Mbit/s even on a keyframe of a
+// noisy photo.
+var platformVideoArgs = []string{"-profile:v", "high", "-level:v", "4.0", "-maxrate", "20M", "-bufsize", "25M"}
+
+// blurDiv is how much the background copy is shrunk before it is blurred (and enlarged again):
+// a strong blur for the cost of a small one.
+const blurDiv = 16
+
+// pictureGraph is the filter graph from the image (input 0) to the job's picture, split into [v0]
+// and [p]: yuv420p in BT.709 at the video's size. At the original size that is the image fitted
+// to maxSide; at a platform size, the image fitted whole into the frame (enlarged when smaller) over
+// its background.
+func pictureGraph(job Job) string {
+	fit := fmt.Sprintf("2*trunc(%%s*min(1\\,%d/max(iw\\,ih))/2)", maxSide)
+	// Transparency is flattened over white; a JPEG has none, so it skips the RGBA overlay (~0.07 s
+	// CPU of ~0.55 s for 1920x1080). Either way the picture goes through RGB to BT.709.
+	// The white source is bounded (d=1) so that an image that yields no frame cannot keep the graph
+	// producing background frames for ever.
+	flatten := "format=rgba[fg];color=c=white:s=2x2:d=1,format=rgba[bg0];[bg0][fg]scale2ref[bg][fg2];" +
+		"[bg][fg2]overlay=shortest=1:format=auto,"
+	if job.ImageType == typeJPEG {
+		flatten = "format=rgb24,"
+	}
+	return fmt.Sprintf("[0:v]scale=w='max(2\\,%s)':h='max(2\\,%s)':flags=lanczos,%s%s"+
+		"scale=out_color_matrix=bt709:out_range=tv,format=yuv420p,split[v0][p];",
+		fmt.Sprintf(fit, "iw"), fmt.Sprintf(fit, "ih"), flatten, frameFit(job.Options))
+}
+
+// frameFit is the part of pictureGraph that puts the image into a platform size's frame ("" at the
+// original size). It follows a filter that ends with a comma and ends with one.
+func frameFit(o Options) string {
+	f, ok := platformSizes[o.Size]
+	if !ok {
+		return ""
+	}
+	fg := fmt.Sprintf("scale=%d:%d:force_original_aspect_ratio=decrease:force_divisible_by=2:flags=lanczos[pfg];", f.W, f.H)
+	over := "[pbg][pfg]overlay=x=(W-w)/2:y=(H-h)/2:format=rgb:shortest=1,"
+	if o.Background != "blur" && o.Background != "" {
+		return fmt.Sprintf("format=rgb24,%scolor=c=0x%s:s=%dx%d:r=1:d=1,format=rgb24[pbg];%s", fg, o.Background[1:], f.W, f.H, over)
+	}
+	// The background: the image enlarged to cover the frame, blurred and darkened to half its
+	// brightness so the picture in front stands out.
+	return fmt.Sprintf("format=rgb24,split[pfit][pcover];[pcover]scale=%d:%d:force_original_aspect_ratio=increase,crop=%d:%d,"+
+		"scale=%d:%d:flags=bilinear,gblur=sigma=3,scale=%d:%d:flags=bilinear,lutrgb=r=val/2:g=val/2:b=val/2[pbg];[pfit]%s%s",
+		f.W, f.H, f.W, f.H, f.W/blurDiv, f.H/blurDiv, f.W, f.H, fg, over)
+}
+
+// posterGraph turns the picture's [p] into the poster's [pj], full-range for the JPEG.
+const posterGraph = "[p]scale=out_range=pc,format=yuvj420p[pj]"
+
+// bt709Tags tag the video as the picture was converted: BT.709, limited range.
+var bt709Tags = []string{"-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv"}
+
+// stillArgs are ffmpeg's arguments for the first step of a moving picture: the image to its
+// picture, one lossless frame (FFV1 in Matroska) at still, and the poster.
+func stillArgs(job Job, image, still, poster string) []string {
+	return []string{
+		"-xerror", "-threads", "1", "-f", demuxer[job.ImageType], "-i", "file:" + image, // as clipArgs
+		"-filter_complex", pictureGraph(job) + posterGraph,
+		"-map", "[v0]", "-frames:v", "1", "-c:v", "ffv1", "-f", "matroska", "file:" + still,
+		"-map", "[pj]", "-frames:v", "1", "-q:v", "3", "-f", "image2", "file:" + poster,
+	}
+}
+
+// waveformBand is where the waveform goes in a frame of size f: its top row and its height, a
+// fifth of the frame, 3% above the bottom edge (even, so the chroma of yuv420p lines up).
+func waveformBand(f frameSize) (top, height int) {
+	height = max(2, f.H/5&^1)
+	return max(0, (f.H-height-f.H*3/100)&^1), height
+}
+
+// waveformGraph draws the audio (input 1) as [wf], an RGBA band of the frame's width: "bars" is its
+// level across the last frame's time in 72 bars, mirrored about the band's middle; "line" is its
+// waveform. Both are drawn at a fraction of the band's size and enlarged, which is cheaper and gives
+// bars and a line thick enough to read on a phone; the square root of the level makes speech
+// visible without loud music filling the band.
+func waveformGraph(o Options, f frameSize, fps int) string {
+	_, h := waveformBand(f)
+	mode, w, flags := "p2p", max(2, f.W/2), "bilinear"
+	if o.Waveform == "bars" {
+		mode, w, flags = "cline", 72, "neighbor"
+	}
+	return fmt.Sprintf("[1:a]aformat=channel_layouts=mono,showwaves=s=%dx%d:mode=%s:rate=%d:colors=0x%s:draw=full:scale=sqrt,"+
+		"scale=%d:%d:flags=%s,format=rgba,scale=out_color_matrix=bt709:out_range=tv,format=yuva420p[wf]",
+		w, max(2, h/2), mode, fps, o.WaveformColor[1:], f.W, h, flags)
+}
+
+// movingArgs are ffmpeg's arguments for the second step of a moving picture: the still (stillArgs)
+// repeated for the audio's duration, the waveform and the captions (an ASS script at ass, its font
+// in fontsDir) drawn over it, every frame encoded, muxed with the audio.
+func movingArgs(job Job, still, audio, ass, fontsDir, video string, f frameSize) []string {
+	o := job.Options
+	fps := o.fps()
+	// The video ends within half a frame of the audio.
+	frames := max(1, int(job.AudioDuration*float64(fps)+0.5))
+	graph := fmt.Sprintf("[0:v]loop=loop=%d:size=1:start=0,setpts=N/%d/TB[still];", frames-1, fps)
+	last := "[still]"
+	if o.waveform() {
+		top, _ := waveformBand(f)
+		graph += waveformGraph(o, f, fps) + fmt.Sprintf(";%s[wf]overlay=x=0:y=%d:shortest=1:format=yuv420[wave];", last, top)
+		last = "[wave]"
+	}
+	if o.Captions {
+		graph += fmt.Sprintf("%sass=filename=%s:fontsdir=%s[v]", last, filterArg(ass), filterArg(fontsDir))
+	} else {
+		graph += last + "null[v]"
+	}
+	args := []string{
+		"-f", "matroska", "-i", "file:" + still,
+		"-f", demuxer[job.AudioType], "-i", "file:" + audio,
+		"-filter_complex", graph,
+		"-map", "[v]", "-map", "1:a:0", "-r", strconv.Itoa(fps),
+		// The still clip's settings (see clipPreset): the picture is the same, and only the band
+		// that moves costs more than a skipped block.
+		"-threads", strconv.Itoa(encoderThreads()), "-c:v", "libx264", "-preset", clipPreset, "-crf", clipCRF, "-x264-params", clipX264Params,
+		"-g", strconv.Itoa(10 * fps),
+	}
+	args = append(args, bt709Tags...)
+	if o.platform() {
+		args = append(args, platformVideoArgs...)
+	}
+	args = append(args, audioArgs(job.AudioCodec, o)...)
+	return append(args, "-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", "file:"+video)
+}
+
+// filterArg quotes a value (a path) for a filter option in a -filter_complex graph: escaped once
+// for the option parser and again for the graph parser, so any path under the data directory
+// works, whatever characters it holds.
+func filterArg(v string) string {
+	v = strings.NewReplacer(`\`, `\\`, `'`, `\'`, `:`, `\:`).Replace(v)
+	return strings.NewReplacer(`\`, `\\`, `'`, `\'`, `[`, `\[`, `]`, `\]`, `,`, `\,`, `;`, `\;`).Replace(v)
+}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"image/jpeg"
+	"math"
+	"os"
+	"path/filepath"
+)
+
+// A moving picture (a waveform, captions) cannot repeat one encoded clip: every frame is encoded.
+// The image is still decoded and fitted once, into one lossless frame; the second step repeats that
+// frame in the filter graph, draws the waveform and the captions over it and encodes the result,
+// the audio muxed (or encoded) in the same run.
+
+// movingPixelRate is how many output pixels a second the second step encodes per second of wall
+// time on this class of machine (2 cores, x264 at clipPreset with the cheap motion search): 1080×1920
+// at 30 fps took ~0.45 s of CPU per second of audio, filters included. It sizes the progress bar's
+// steps; the timeout allows movingWork times more.
+const movingPixelRate = 100e6
+
+// movingWork is how many times a still render's time a moving one is given before it is killed
+// (see renderTimeout): its encode costs about half the audio's length at 1080p, where a still
+// render's costs a fraction of a second, and a busy machine may take several times that.
+const movingWork = 4
+
+// workSeconds is the audio length a job's render time is measured against: the audio's, or
+// movingWork times it for a moving picture.
+func workSeconds(job Job) float64 {
+	if job.Options.moving() {
+		return job.AudioDuration * movingWork
+	}
+	return job.AudioDuration
+}
+
+// movingEstimate is the expected seconds of a moving picture's encode at frame size f.
+func movingEstimate(job Job, f frameSize) float64 {
+	return 0.3 + job.AudioDuration*float64(f.W*f.H*job.Options.fps())/movingPixelRate
+}
+
+// renderMoving makes a moving picture's video and poster from image and audio, working in tmp.
+func (rd *renderer) renderMoving(ctx context.Context, job Job, image, audio, tmp, poster, video string) error {
+	still := filepath.Join(tmp, "still.mkv")
+	clipEst, _ := renderEstimates(job, image)
+	f, known := platformSizes[job.Options.Size]
+	guess := f
+	if !known {
+		guess = frameSize{1280, 720} // a typical photo's, until step 1 tells
+	}
+	split := min(setupShare+int(float64(100-setupShare)*clipEst/(clipEst+movingEstimate(job, guess))), 90)
+	rd.startStep(job.ID, setupShare, split, clipEst)
+	if err := rd.ffmpegRun(ctx, job.ID, 0, stillArgs(job, image, still, poster)...); err != nil {
+		return classify(err, "image", imageFailure)
+	}
+	if !known {
+		var err error
+		if f, err = jpegSize(poster); err != nil {
+			return err
+		}
+	}
+	var ass, fonts string
+	if job.Options.Captions {
+		b, err := os.ReadFile(rd.dirs.input(job.ID, inputCaptions))
+		if err != nil {
+			return err
+		}
+		cues, err := parseCaptions(b)
+		if err != nil { // checked at upload: only a file changed on the server gets here
+			return &renderFailure{final: true, err: err, msg: "The captions file could not be read; submit the job again"}
+		}
+		ass = filepath.Join(tmp, "captions.ass")
+		if err := writeASS(ass, cues, f, job.Options); err != nil {
+			return err
+		}
+		if fonts, err = writeCaptionFont(tmp); err != nil {
+			return err
+		}
+	}
+	if err := rd.checkMovingBudget(job, still, audio, f); err != nil {
+		return err
+	}
+	rd.startStep(job.ID, split, 100, movingEstimate(job, f))
+	if err := rd.runWatched(ctx, job.ID, job.AudioDuration, movingArgs(job, still, audio, ass, fonts, video, f)); err != nil {
+		return classify(err, "audio", audioFailure)
+	}
+	return nil
+}
+
+// jpegSize is the width and height of the JPEG at path.
+func jpegSize(path string) (frameSize, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return frameSize{}, err
+	}
+	defer fh.Close()
+	c, err := jpeg.DecodeConfig(fh)
+	if err != nil {
+		return frameSize{}, fmt.Errorf("poster: %w", err)
+	}
+	return frameSize{c.Width, c.Height}, nil
+}
+
+// estimateMovingSize is the expected size in bytes of a moving picture's video, for the disk
+// budget: a keyframe of the picture every 10 s (stillBytes is its lossless frame; x264 at CRF 19
+// keeps it to keyframeShare of that), the waveform band's bits in every frame, and the audio at
+// audioBitsPerSecond, plus the MP4 index.
+func estimateMovingSize(stillBytes int64, f frameSize, o Options, audioSeconds float64, audioBitsPerSecond int64) int64 {
+	keyframes := math.Ceil(audioSeconds / 10)
+	media := float64(stillBytes)*keyframeShare*keyframes + audioSeconds*float64(audioBitsPerSecond)/8
+	if o.waveform() {
+		_, h := waveformBand(f)
+		media += audioSeconds * float64(f.W*h*o.fps()) * waveformBitsPerPixel / 8
+	}
+	if o.Captions {
+		media += audioSeconds * float64(f.W*f.H) * captionBitsPerPixel / 8
+	}
+	return int64(media * 1.015)
+}
+
+// The parts of estimateMovingSize, measured (see TestMovingOutputSize) and rounded up.
+const (
+	keyframeShare        = 0.5
+	waveformBitsPerPixel = 0.05
+	captionBitsPerPixel  = 0.02
+)

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Options are the optional form fields of a submission that change what its video looks like. A
+// submission that gives none of them gets defaultOptions, whose video is the one vidgen has always
+// made: the image at its own size, still. The zero value renders like defaultOptions.
+type Options struct {
+	// Size is "original" (the image's own size) or a platform size (platformSizes).
+	Size string `json:"size"`
+	// Background fills a platform size around the image: "blur" (a blurred, darkened, enlarged copy
+	// of the image) or a colour "#RRGGBB".
+	Background string `json:"background"`
+	// Waveform is "none", "bars" (the audio's spectrum) or "line" (its waveform), drawn across the
+	// lower part of the frame in WaveformColor ("#RRGGBB").
+	Waveform      string `json:"waveform"`
+	WaveformColor string `json:"waveformColor"`
+	// Captions says the job has a captions file (SRT or WebVTT) to burn in.
+	Captions bool `json:"captions"`
+}
+
+const sizeOriginal = "original"
+
+// frameSize is a video's width and height in pixels.
+type frameSize struct{ W, H int }
+
+// platformSizes are the sizes social platforms ask for, by name: 16:9, 9:16 and 1:1 at 1080p.
+var platformSizes = map[string]frameSize{
+	"landscape": {1920, 1080},
+	"portrait":  {1080, 1920},
+	"square":    {1080, 1080},
+}
+
+// sizeNames and waveformNames list the accepted values in the order messages give them.
+var (
+	sizeNames     = []string{sizeOriginal, "landscape", "portrait", "square"}
+	waveformNames = []string{"none", "bars", "line"}
+)
+
+var defaultOptions = Options{Size: sizeOriginal, Background: "blur", Waveform: "none", WaveformColor: "#FFFFFF"}
+
+// parseOptions reads the option fields of a submission (fields maps a form field's name to its
+// value; others are ignored) over defaultOptions. Names are matched without regard to case and
+// colours are given back in upper case. A value it does not know is a kindInvalid error naming the
+// field and the values allowed.
+func parseOptions(fields map[string]string, captions bool) (Options, error) {
+	o := defaultOptions
+	o.Captions = captions
+	for _, f := range []struct {
+		name    string
+		dst     *string
+		parse   func(string) (string, bool)
+		allowed string
+	}{
+		{"size", &o.Size, oneOf(sizeNames), strings.Join(sizeNames, ", ")},
+		{"background", &o.Background, blurOrColour, "blur or a colour #RRGGBB"},
+		{"waveform", &o.Waveform, oneOf(waveformNames), strings.Join(waveformNames, ", ")},
+		{"waveformColor", &o.WaveformColor, parseColour, "a colour #RRGGBB"},
+	} {
+		v, ok := fields[f.name]
+		if !ok {
+			continue
+		}
+		if *f.dst, ok = f.parse(strings.TrimSpace(v)); !ok {
+			return Options{}, optionError(f.name, v, f.allowed)
+		}
+	}
+	return o, nil
+}
+
+// oneOf accepts a name of names, in any case, and returns it as listed.
+func oneOf(names []string) func(string) (string, bool) {
+	return func(v string) (string, bool) {
+		i := slices.IndexFunc(names, func(n string) bool { return strings.EqualFold(n, v) })
+		if i < 0 {
+			return "", false
+		}
+		return names[i], true
+	}
+}
+
+// blurOrColour accepts "blur" (in any case) or a colour.
+func blurOrColour(v string) (string, bool) {
+	if strings.EqualFold(v, "blur") {
+		return "blur", true
+	}
+	return parseColour(v)
+}
+
+func optionError(field, value, allowed string) error {
+	return errorf(kindInvalid, "%s %q is not allowed: use %s", field, echo(value), allowed)
+}
+
+// parseColour accepts "#RRGGBB" (hex digits in either case) and returns it in upper case.
+func parseColour(v string) (string, bool) {
+	if len(v) != 7 || v[0] != '#' || strings.Trim(strings.ToLower(v[1:]), "0123456789abcdef") != "" {
+		return "", false
+	}
+	return strings.ToUpper(v), true
+}
+
+// platform reports whether the video has a platform size rather than the image's own.
+func (o Options) platform() bool { _, ok := platformSizes[o.Size]; return ok }
+
+// moving reports whether the video's frames change over time (a waveform or captions), so each
+// frame is encoded; otherwise one picture is encoded and repeated.
+func (o Options) moving() bool { return o.waveform() || o.Captions }
+
+// waveform reports whether the video draws the audio.
+func (o Options) waveform() bool { return o.Waveform == "bars" || o.Waveform == "line" }
+
+// fps is the video's frame rate: 30 for the platform sizes (their upload rules ask for a constant
+// 30), 25 for a moving picture at the image's size, and the still clip's 10 otherwise.
+func (o Options) fps() int {
+	switch {
+	case o.platform():
+		return 30
+	case o.moving():
+		return 25
+	}
+	return clipFPS
+}
+
+// encodeOptions is how a job's options are stored: JSON, "" for defaultOptions, so every job made
+// before options existed reads back as what it was.
+func encodeOptions(o Options) string {
+	if o == defaultOptions {
+		return ""
+	}
+	b, _ := json.Marshal(o) // a struct of strings and a bool: cannot fail
+	return string(b)
+}
+
+// decodeOptions reads what encodeOptions stored; missing keys keep their defaults.
+func decodeOptions(s string) (Options, error) {
+	o := defaultOptions
+	if s == "" {
+		return o, nil
+	}
+	if err := json.Unmarshal([]byte(s), &o); err != nil {
+		return Options{}, fmt.Errorf("job options %q: %w", s, err)
+	}
+	return o, nil
+}

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseOptions(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		fields map[string]string
+		want   Options
+		err    []string // substrings of the error, when refused
+	}{
+		{fields: nil, want: defaultOptions},
+		{fields: map[string]string{"webhookUrl": "https://x", "other": "y"}, want: defaultOptions},
+		{fields: map[string]string{"size": "Square", "background": "#10a0Ff", "waveform": "BARS", "waveformColor": "#ff0000"},
+			want: Options{Size: "square", Background: "#10A0FF", Waveform: "bars", WaveformColor: "#FF0000"}},
+		{fields: map[string]string{"size": " portrait ", "background": "Blur", "waveform": "line"},
+			want: Options{Size: "portrait", Background: "blur", Waveform: "line", WaveformColor: "#FFFFFF"}},
+		{fields: map[string]string{"size": "4k"}, err: []string{`size "4k"`, "original, landscape, portrait, square"}},
+		{fields: map[string]string{"size": ""}, err: []string{"size", "original, landscape, portrait, square"}},
+		{fields: map[string]string{"background": "red"}, err: []string{`background "red"`, "blur or a colour #RRGGBB"}},
+		{fields: map[string]string{"background": "#12345"}, err: []string{"background", "#RRGGBB"}},
+		{fields: map[string]string{"waveform": "spectrum"}, err: []string{`waveform "spectrum"`, "none, bars, line"}},
+		{fields: map[string]string{"waveformColor": "#GGGGGG"}, err: []string{"waveformColor", "#RRGGBB"}},
+		{fields: map[string]string{"size": strings.Repeat("x", 500)}, err: []string{"size", "…"}},
+	}
+	for _, c := range cases {
+		got, err := parseOptions(c.fields, false)
+		if c.err == nil {
+			if err != nil || got != c.want {
+				t.Errorf("%v: %+v %v, want %+v", c.fields, got, err, c.want)
+			}
+			continue
+		}
+		if err == nil || kindOf(err) != kindInvalid {
+			t.Errorf("%v: %+v %v, want a 400", c.fields, got, err)
+			continue
+		}
+		for _, s := range c.err {
+			if !strings.Contains(err.Error(), s) {
+				t.Errorf("%v: error %q lacks %q", c.fields, err, s)
+			}
+		}
+		if len(err.Error()) > 200 {
+			t.Errorf("%v: error of %d bytes echoes the client's value", c.fields, len(err.Error()))
+		}
+	}
+	if o, _ := parseOptions(nil, true); !o.Captions || !o.moving() || o.fps() != 25 {
+		t.Errorf("captions alone: %+v, moving %v at %d fps", o, o.moving(), o.fps())
+	}
+	for _, o := range []Options{defaultOptions, {}} {
+		if o.platform() || o.moving() || o.fps() != clipFPS {
+			t.Errorf("%+v renders as a still at the image's size? platform %v moving %v fps %d", o, o.platform(), o.moving(), o.fps())
+		}
+	}
+}
+
+func TestParseCaptions(t *testing.T) {
+	t.Parallel()
+	srt := "1\n00:00:00,500 --> 00:00:01,250\nHello <i>there</i>\n{braces} \\N stay\n\n2\n00:00:02,000 --> 00:00:03,000\n<font color=\"red\">Second</font> a < b\n"
+	vtt := "\ufeffWEBVTT - a title\nKind: captions\n\nNOTE a comment\nthat runs on\n\nSTYLE\n::cue { color: red }\n\nintro\n00:00.500 --> 00:01.250 align:start line:0\n<v Bob>Hello</v> &amp; <c.loud>welcome</c>\n\n01:00:02.000 --> 01:00:03.000\nLater\n"
+	cases := []struct {
+		name, file string
+		want       []cue
+		err        string // a substring of the error, when refused
+	}{
+		{name: "srt", file: srt, want: []cue{
+			{500 * time.Millisecond, 1250 * time.Millisecond, "Hello <i>there</i>\n{braces} \\N stay"},
+			{2 * time.Second, 3 * time.Second, "Second a < b"}}},
+		{name: "srt crlf", file: strings.ReplaceAll(srt, "\n", "\r\n"), want: []cue{
+			{500 * time.Millisecond, 1250 * time.Millisecond, "Hello <i>there</i>\n{braces} \\N stay"},
+			{2 * time.Second, 3 * time.Second, "Second a < b"}}},
+		{name: "srt without numbers", file: "00:00:01,000 --> 00:00:02,000\nHi\n", want: []cue{{time.Second, 2 * time.Second, "Hi"}}},
+		{name: "vtt", file: vtt, want: []cue{
+			{500 * time.Millisecond, 1250 * time.Millisecond, "Hello & welcome"},
+			{time.Hour + 2*time.Second, time.Hour + 3*time.Second, "Later"}}},
+		{name: "bad time", file: "1\n00:00:01,000 --> 00:00:02,000\nok\n\n2\n00:00:0x,000 --> 00:00:04,000\nbad\n", err: "line 6: "},
+		{name: "text without time", file: "1\n00:00:01,000 --> 00:00:02,000\nok\n\nHello\nworld\n", err: "line 6: "},
+		{name: "number alone", file: "1\n00:00:01,000 --> 00:00:02,000\nok\n\n2\n", err: "line 5: "},
+		{name: "ends before it starts", file: "\n\n1\n00:00:05,000 --> 00:00:02,000\nx\n", err: "line 4: the cue ends"},
+		{name: "minutes over 59", file: "1\n00:61:00,000 --> 00:62:00,000\nx\n", err: "line 2: "},
+		{name: "not utf-8", file: "1\n00:00:01,000 --> 00:00:02,000\ncaf\xe9\n", err: "line 3: the file is not UTF-8"},
+		{name: "binary", file: "\x00\x01\x02", err: "line 1: the file is not UTF-8"},
+		{name: "empty", file: "", err: "no cue"},
+		{name: "vtt header only", file: "WEBVTT\n\n", err: "no cue"},
+	}
+	for _, c := range cases {
+		got, err := parseCaptions([]byte(c.file))
+		if c.err != "" {
+			if err == nil || kindOf(err) != kindInvalid || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%s: %v %v, want a 400 with %q", c.name, got, err, c.err)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(got, c.want) {
+			t.Errorf("%s: %+v %v, want %+v", c.name, got, err, c.want)
+		}
+	}
+	if got := assText("Hello <i>there</i>\n{x} \\N"); got != "Hello {\\i1}there{\\i0}\\N\\{x\\} \\\u2060N" {
+		t.Errorf("assText: %q", got)
+	}
+}
+
+// TestCaptionFont renders a caption with the ASS script and fonts directory a render makes and
+// checks from libass's own log that it drew with the embedded font, not one of the host's.
+func TestCaptionFont(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	f := frameSize{320, 240}
+	ass := filepath.Join(dir, "c.ass")
+	if err := writeASS(ass, []cue{{0, time.Second, "Hello"}}, f, defaultOptions); err != nil {
+		t.Fatal(err)
+	}
+	fonts, err := writeCaptionFont(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("ffmpeg", "-v", "verbose", "-f", "lavfi", "-i", "color=c=black:s=320x240:d=0.2",
+		"-vf", "ass=filename="+filterArg(ass)+":fontsdir="+filterArg(fonts), "-frames:v", "1", "-f", "null", "-").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	var sel string
+	for _, l := range strings.Split(string(out), "\n") {
+		if i := strings.Index(l, "fontselect:"); i >= 0 {
+			sel = l[i:]
+		}
+	}
+	// libass names a font it loaded from memory (the fonts directory) by its PostScript name, and
+	// one of the host's by its path.
+	if !strings.Contains(sel, "(DejaVu Sans, 700, 0) -> DejaVuSans-Bold,") || strings.Contains(sel, "/") {
+		t.Errorf("libass chose %q, want the embedded DejaVuSans-Bold", sel)
+	}
+}
+
+// TestOptionsRefused submits options and captions the service does not take: each is a 400 (or
+// 413) that says what to send, before any media is decoded, and leaves no file behind.
+func TestOptionsRefused(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	srt := func(name, s string) string { return writeFixture(t, name, []byte(s)) }
+	cases := []struct {
+		name     string
+		fields   map[string]string
+		captions string
+		status   int
+		want     []string
+	}{
+		{"size", map[string]string{"size": "vertical"}, "", 400, []string{"size", "original, landscape, portrait, square"}},
+		{"background", map[string]string{"size": "square", "background": "#zzzzzz"}, "", 400, []string{"background", "#RRGGBB"}},
+		{"waveform", map[string]string{"waveform": "dots"}, "", 400, []string{"waveform", "none, bars, line"}},
+		{"waveformColor", map[string]string{"waveform": "bars", "waveformColor": "white"}, "", 400, []string{"waveformColor", "#RRGGBB"}},
+		{"malformed srt", nil, srt("bad.srt", "1\n00:00:00,000 --> 00:00:01,000\nok\n\n2\n00:00:01 --> 00:00:02\nno millis\n"), 400,
+			[]string{"captions: line 6:", "00:00:01 --> 00:00:02"}},
+		{"captions too large", nil, srt("big.srt", strings.Repeat("1\n00:00:00,000 --> 00:00:01,000\nxxxxxxxxxxxxxxxxxxxxxxxx\n\n", 25000)), 413,
+			[]string{"captions", "1 MB"}},
+	}
+	for _, c := range cases {
+		files := map[string]string{"image": fixture(t, "img.png"), "audio": fixture(t, "tone.wav")}
+		if c.captions != "" {
+			files["captions"] = c.captions
+		}
+		body, ctype := multipartBody(t, files, c.fields)
+		resp, b := e.do(t, "POST", "/api/jobs", e.key, body, "Content-Type", ctype)
+		msg := errorBody(t, resp, b, c.status)
+		for _, w := range c.want {
+			if !strings.Contains(msg, w) {
+				t.Errorf("%s: %q lacks %q", c.name, msg, w)
+			}
+		}
+	}
+	if files := dirFiles(t, filepath.Join(e.srv.cfg.DataDir, "tmp")); len(files) != 0 {
+		t.Errorf("files left in tmp: %v", files)
+	}
+	if files := dirFiles(t, filepath.Join(e.srv.cfg.DataDir, "inputs")); len(files) != 0 {
+		t.Errorf("files left in inputs: %v", files)
+	}
+}
