@@ -182,3 +182,26 @@ func TestOptionsRefused(t *testing.T) {
 		t.Errorf("files left in inputs: %v", files)
 	}
 }
+
+// TestDefaultRenderUnchanged holds a job without options to the ffmpeg arguments vidgen ran before
+// options existed (copied from that version's output), so leaving every option out gives the same
+// video, byte for byte the same kind.
+func TestDefaultRenderUnchanged(t *testing.T) {
+	t.Parallel()
+	for _, o := range []Options{defaultOptions, {}} {
+		mp3 := Job{ImageType: typeJPEG, AudioType: typeMP3, AudioCodec: "mp3//2/44100", AudioDuration: 2.5, Options: o}
+		m4a := Job{ImageType: typePNG, AudioType: typeM4A, AudioCodec: "aac/LC/2/48000", AudioDuration: 61.25, Options: o}
+		for _, c := range []struct {
+			got  []string
+			want string
+		}{
+			{clipArgs(mp3, "I", "C", "P"), `-xerror -f jpeg_pipe -i file:I -filter_complex [0:v]scale=w='max(2\,2*trunc(iw*min(1\,1920/max(iw\,ih))/2))':h='max(2\,2*trunc(ih*min(1\,1920/max(iw\,ih))/2))':flags=lanczos,format=rgb24,scale=out_color_matrix=bt709:out_range=tv,format=yuv420p,split[v0][p];[v0]loop=loop=99:size=1:start=0,setpts=N/10/TB[v];[p]scale=out_range=pc,format=yuvj420p[pj] -map [v] -frames:v 100 -r 10 -c:v libx264 -preset veryfast -tune stillimage -crf 19 -x264-params me=dia:subme=1:ref=1 -g 100 -bf 0 -colorspace bt709 -color_primaries bt709 -color_trc bt709 -color_range tv -f mp4 file:C -map [pj] -frames:v 1 -q:v 3 -f image2 file:P`},
+			{muxArgs(mp3, "A", "C", "V"), `-stream_loop -1 -t 2.450 -f mp4 -i file:C -f mp3 -i file:A -map 0:v:0 -map 1:a:0 -c:v copy -c:a aac -aac_coder twoloop -b:a 192k -map_metadata -1 -movflags +faststart -f mp4 file:V`},
+			{muxArgs(m4a, "A", "C", "V"), `-stream_loop -1 -t 61.200 -f mp4 -i file:C -f mov -i file:A -map 0:v:0 -map 1:a:0 -c:v copy -c:a copy -map_metadata -1 -movflags +faststart -f mp4 file:V`},
+		} {
+			if got := strings.Join(c.got, " "); got != c.want {
+				t.Errorf("options %+v:\n got %s\nwant %s", o, got, c.want)
+			}
+		}
+	}
+}
