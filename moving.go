@@ -110,7 +110,11 @@ func estimateMovingSize(stillBytes int64, f frameSize, o Options, audioSeconds f
 	media := float64(stillBytes)*keyframeShare*keyframes + audioSeconds*float64(audioBitsPerSecond)/8
 	if o.waveform() {
 		_, h := waveformBand(f)
-		media += audioSeconds * float64(f.W*h*o.fps()) * waveformBitsPerPixel / 8
+		bits := barsBitsPerPixel
+		if o.Waveform == "line" {
+			bits = lineBitsPerPixel
+		}
+		media += audioSeconds * float64(f.W*h*o.fps()) * bits / 8
 	}
 	if o.Captions {
 		media += audioSeconds * float64(f.W*f.H) * captionBitsPerPixel / 8
@@ -118,9 +122,13 @@ func estimateMovingSize(stillBytes int64, f frameSize, o Options, audioSeconds f
 	return int64(media * 1.015)
 }
 
-// The parts of estimateMovingSize, measured (see TestMovingOutputSize) and rounded up.
+// The parts of estimateMovingSize, measured on the worst case, loud pink noise, and rounded up (see
+// TestMovingOutputSize): a keyframe at CRF 19 is under half the lossless frame; the waveform band
+// costs 0.07 bits a pixel a frame as bars over a clean picture and 0.37 as a line (a jagged line
+// redrawn every frame), 0.66 as a line over a noisy photo; captions a little, when they change.
 const (
-	keyframeShare        = 0.5
-	waveformBitsPerPixel = 0.05
-	captionBitsPerPixel  = 0.02
+	keyframeShare       = 0.5
+	barsBitsPerPixel    = 0.12
+	lineBitsPerPixel    = 0.7
+	captionBitsPerPixel = 0.02
 )
