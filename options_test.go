@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/rand"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -111,7 +113,11 @@ func TestParseCaptions(t *testing.T) {
 // checks from libass's own log that it drew with the embedded font, not one of the host's.
 func TestCaptionFont(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
+	// A data directory may be named anything: the paths in the filter graph are escaped.
+	dir := filepath.Join(t.TempDir(), "odd: [dir], it's; \\ here")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	f := frameSize{320, 240}
 	ass := filepath.Join(dir, "c.ass")
 	if err := writeASS(ass, []cue{{0, time.Second, "Hello"}}, f, defaultOptions); err != nil {
@@ -203,5 +209,50 @@ func TestDefaultRenderUnchanged(t *testing.T) {
 				t.Errorf("options %+v:\n got %s\nwant %s", o, got, c.want)
 			}
 		}
+	}
+}
+
+// TestCaptionsSurviveRestart leaves a captions job PROCESSING in a data directory, as a crash
+// mid-render would, and starts vidgen on it: the start-up sweep keeps the captions with the job's
+// other uploads, the job renders with them, and they are deleted once it has ended.
+func TestCaptionsSurviveRestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	dirs, st, err := openData(t.Context(), dir, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := storeKey(t, st, "alice")
+	id, _ := newJobID(time.Now(), rand.Reader)
+	o := Options{Size: sizeOriginal, Background: "blur", Waveform: "none", WaveformColor: "#FFFFFF", Captions: true}
+	job := Job{ID: id, KeyID: k.ID, ImageType: typePNG, AudioType: typeWAV, AudioCodec: "pcm_s16le//2/44100",
+		AudioDuration: mediaDuration(t, fixture(t, "tone.wav")), Options: o, CreatedAt: time.Now()}
+	if err := st.CreateJob(t.Context(), job); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.db.Exec(`UPDATE jobs SET status = 'PROCESSING' WHERE id = ?`, id); err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, fixture(t, "img.png"), dirs.input(id, inputImage))
+	copyFile(t, fixture(t, "tone.wav"), dirs.input(id, inputAudio))
+	copyFile(t, writeFixture(t, "c.srt", []byte("1\n00:00:00,500 --> 00:00:02,000\nStill here\n")), dirs.input(id, inputCaptions))
+	st.Close()
+
+	cfg := testConfig(dir)
+	e := newTestEnv(t, &cfg)
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		j, err := e.srv.store.JobByID(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.Status == StatusCompleted && j.Retries == 1 && j.Options == o {
+			break
+		}
+		if j.Status.Final() || time.Now().After(deadline) {
+			t.Fatalf("job after restart: %+v", j)
+		}
+	}
+	if files := dirFiles(t, filepath.Join(dir, "inputs")); len(files) != 0 {
+		t.Errorf("inputs left after the job ended: %v", files)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"image"
 	"image/color"
 	"os"
@@ -121,6 +122,9 @@ func TestPlatformSizes(t *testing.T) {
 			}
 			id := decodeJSON(t, resp, b)["jobId"].(string)
 			st := e.wait(t, key, id, StatusCompleted)
+			if _, err := os.Stat(e.srv.dirs.input(id, inputCaptions)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the captions upload is still there after the job ended: %v", err)
+			}
 
 			// The options as chosen, defaults filled in.
 			o, _ := parseOptions(c.fields, c.captions)

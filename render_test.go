@@ -802,6 +802,16 @@ func TestFFmpegInvocations(t *testing.T) {
 		id := e.mustSubmit(t, key, fixture(t, "img.png"), fixture(t, audio))
 		e.wait(t, key, id, StatusCompleted)
 	}
+	// A moving picture runs ffmpeg differently (a lossless still, then a filter graph that reads the
+	// captions): it keeps the same rules.
+	key := e.newKey(t, "moving")
+	body, ctype := multipartBody(t, map[string]string{"image": fixture(t, "img.png"), "audio": fixture(t, "tone.mp3"),
+		"captions": writeFixture(t, "c.srt", []byte("1\n00:00:00,000 --> 00:00:01,000\nHi\n"))}, map[string]string{"waveform": "bars"})
+	resp, b := e.do(t, "POST", "/api/jobs", key, body, "Content-Type", ctype)
+	if resp.StatusCode != 201 {
+		t.Fatalf("submit: %d %s", resp.StatusCode, b)
+	}
+	e.wait(t, key, decodeJSON(t, resp, b)["jobId"].(string), StatusCompleted)
 	var calls [][]string
 	recs, err := filepath.Glob(filepath.Join(log, "*.call"))
 	if err != nil {
