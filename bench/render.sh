@@ -11,6 +11,10 @@
 #   bench/render.sh                 everything (the 600 s tutorial runs take ~4-8 minutes each)
 #   BENCH_QUICK=1 bench/render.sh   skip the 600 s tutorial runs
 #   BENCH_RUNS=N                    vidgen and floor runs per case, median reported (default 3)
+#   BENCH_ONLY=waveform             only the waveform cases: vidgen's moving render (waveform=line at
+#                                   the image's size, 25 fps; waveform=bars at size=landscape, 30 fps)
+#                                   against the tutorial's waveform command (-loop 1 + showwaves overlay,
+#                                   25 fps, x264 medium); BENCH_ONLY=still skips them
 #   FFMPEG=... FFPROBE=...          other binaries (default: from PATH)
 set -euo pipefail
 
@@ -18,6 +22,7 @@ FFMPEG=${FFMPEG:-ffmpeg}
 FFPROBE=${FFPROBE:-ffprobe}
 RUNS=${BENCH_RUNS:-3}
 QUICK=${BENCH_QUICK:-0}
+ONLY=${BENCH_ONLY:-}
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(git -C "$here" rev-parse --show-toplevel 2>/dev/null || dirname "$here")
@@ -65,11 +70,11 @@ ff -f lavfi -i "anoisesrc=c=pink:r=44100:a=0.5:d=60:seed=3" \
 	-af "volume='0.2+0.8*abs(sin(2*PI*3.3*t))*gt(sin(2*PI*0.4*t),-0.3)':eval=frame,lowpass=f=4000,highpass=f=100" \
 	-ac 1 -c:a libmp3lame -b:a 128k "$fx/60speech.mp3"
 # Music-like: a chord with harmonics and noise hats, stereo 44.1 kHz, 192k; and the same as M4A.
-ff -f lavfi -i "aevalsrc=0.25*sin(2*PI*220*t)+0.2*sin(2*PI*277.2*t)+0.2*sin(2*PI*329.6*t)+0.1*sin(2*PI*440*t)+0.1*sin(2*PI*1760*t)*abs(sin(2*PI*0.5*t)):s=44100:d=600" \
+[[ $ONLY == waveform ]] || ff -f lavfi -i "aevalsrc=0.25*sin(2*PI*220*t)+0.2*sin(2*PI*277.2*t)+0.2*sin(2*PI*329.6*t)+0.1*sin(2*PI*440*t)+0.1*sin(2*PI*1760*t)*abs(sin(2*PI*0.5*t)):s=44100:d=600" \
 	-f lavfi -i "anoisesrc=c=white:r=44100:a=0.3:d=600:seed=5" \
 	-filter_complex "[1]volume='gt(mod(t,0.5),0.45)':eval=frame,highpass=f=2000[h];[0][h]amix=inputs=2:normalize=0,aformat=channel_layouts=stereo" \
 	-c:a libmp3lame -b:a 192k "$fx/600music.mp3"
-ff -i "$fx/600music.mp3" -c:a aac -b:a 192k "$fx/600music.m4a"
+[[ $ONLY == waveform ]] || ff -i "$fx/600music.mp3" -c:a aac -b:a 192k "$fx/600music.m4a"
 
 # --- server --------------------------------------------------------------------------------------
 
@@ -97,12 +102,14 @@ curl -fsS "$base/health" >/dev/null || die "server did not come up"
 
 json_field() { sed -n "s/.*\"$1\":\"\\([^\"]*\\)\".*/\\1/p"; }
 
-# vidgen_run IMAGE AUDIO OUT: submits a job, polls until it ends, downloads the video to OUT and prints
-# the seconds from submit to COMPLETED.
+# vidgen_run IMAGE AUDIO OUT [FIELD=VALUE...]: submits a job (with those option fields), polls until it
+# ends, downloads the video to OUT and prints the seconds from submit to COMPLETED.
 vidgen_run() {
-	local image=$1 audio=$2 out=$3 t0 resp id st body
+	local image=$1 audio=$2 out=$3 t0 resp id st body fields=()
+	shift 3
+	for f in "$@"; do fields+=(-F "$f"); done
 	t0=$(now)
-	resp=$(curl -sS -H "X-API-Key: $api_key" -F "image=@$image" -F "audio=@$audio" "$base/api/jobs")
+	resp=$(curl -sS -H "X-API-Key: $api_key" -F "image=@$image" -F "audio=@$audio" "${fields[@]}" "$base/api/jobs")
 	id=$(printf '%s' "$resp" | json_field jobId)
 	[[ -n $id ]] || die "submit failed: $resp"
 	while :; do
@@ -157,7 +164,9 @@ check() {
 rows=()
 declare -A vid tut flo vsz tsz
 mb() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1e6 }'; }
-for c in clean:60speech.mp3 noisy:60speech.mp3 clean:600music.mp3 noisy:600music.mp3 clean:600music.m4a; do
+still_cases=(clean:60speech.mp3 noisy:60speech.mp3 clean:600music.mp3 noisy:600music.mp3 clean:600music.m4a)
+[[ $ONLY == waveform ]] && still_cases=()
+for c in "${still_cases[@]}"; do
 	image=$fx/${c%%:*}.jpg
 	audio=$fx/${c#*:}
 	secs=${c#*:}
@@ -189,32 +198,79 @@ for c in clean:60speech.mp3 noisy:60speech.mp3 clean:600music.mp3 noisy:600music
 		"$( [[ ${tsz[$c]} == - ]] && echo - || div "${vsz[$c]}" "${tsz[$c]}")" "$ok")")
 done
 
+# The waveform cases: a moving picture encodes every frame, so the comparison is with the tutorial's
+# waveform command, the one audiogram how-tos give.
+wrows=()
+declare -A wvid wsz wtut wtsz
+if [[ $ONLY != still ]]; then
+	audio=$fx/60speech.mp3
+	for c in clean:line:original noisy:line:original clean:bars:landscape; do
+		IFS=: read -r img wave size <<<"$c"
+		say "waveform $c: vidgen x$RUNS"
+		ts=()
+		for ((i = 0; i < RUNS; i++)); do
+			ts+=("$(vidgen_run "$fx/$img.jpg" "$audio" "$tmp/wout.mp4" "waveform=$wave" "size=$size")")
+		done
+		wvid[$c]=$(median "${ts[@]}")
+		wsz[$c]=$(stat -c %s "$tmp/wout.mp4")
+		ok=$(check "$tmp/wout.mp4" "$audio")
+		if [[ -z ${wtut[$img]:-} ]]; then
+			say "waveform $img: tutorial"
+			wtut[$img]=$(time_cmd "$FFMPEG" -nostdin -y -loop 1 -i "$fx/$img.jpg" -i "$audio" -filter_complex \
+				"[1:a]showwaves=s=1920x216:mode=line:rate=25,format=rgba[w];[0:v][w]overlay=0:H-h:shortest=1,format=yuv420p[v]" \
+				-map "[v]" -map 1:a -c:v libx264 -preset medium -r 25 -c:a aac -b:a 192k -shortest "$tmp/wtutorial.mp4")
+			wtsz[$img]=$(stat -c %s "$tmp/wtutorial.mp4")
+		fi
+		wrows+=("$(printf '%-26s %8s %9s %7s %8s %7s %7s %6s  %s' "$c" "${wvid[$c]}" "${wtut[$img]}" \
+			"$(div "${wtut[$img]}" "${wvid[$c]}")" "$(div 60 "${wvid[$c]}")x" "$(mb "${wsz[$c]}")" "$(mb "${wtsz[$img]}")" \
+			"$(div "${wsz[$c]}" "${wtsz[$img]}")" "$ok")")
+	done
+fi
+
 echo
 echo "vidgen $(git -C "$root" describe --always --dirty 2>/dev/null || echo '?'), ffmpeg $("$FFMPEG" -version | awk 'NR == 1 { print $3 }'), $(nproc) cores, $(date -u +%F); vidgen and floor: median of $RUNS"
-printf '%-20s %8s %9s %7s %8s %8s %8s %7s %7s %6s  %s\n' case vidgen_s tutorial_s speedup realtime floor_s vid/floor out_MB tut_MB size check
-printf '%s\n' "${rows[@]}"
-echo
+if ((${#rows[@]})); then
+	printf '%-20s %8s %9s %7s %8s %8s %8s %7s %7s %6s  %s\n' case vidgen_s tutorial_s speedup realtime floor_s vid/floor out_MB tut_MB size check
+	printf '%s\n' "${rows[@]}"
+	echo
+fi
+if ((${#wrows[@]})); then
+	echo "waveform: 60 s speech MP3 over a 1920x1080 JPEG (image:waveform:size); the tutorial's is its showwaves command"
+	printf '%-26s %8s %9s %7s %8s %7s %7s %6s  %s\n' case vidgen_s tutorial_s speedup realtime out_MB tut_MB size check
+	printf '%s\n' "${wrows[@]}"
+	echo
+fi
 
 result() { # NAME PASS? DETAIL
 	printf '%-5s %s (%s)\n' "$([[ $2 == 1 ]] && echo PASS || { [[ $2 == skip ]] && echo SKIP || echo MISS; })" "$1" "$3"
 }
-c=clean:60speech.mp3
-r=$(div "${tut[$c]}" "${vid[$c]}")
-result "1080p JPEG + 60 s speech >= 10x faster than the tutorial command" "$(awk -v r="$r" 'BEGIN { print (r >= 10) }')" "${r}x"
-r=$(div "${vid[$c]}" "${flo[$c]}")
-result "1080p JPEG + 60 s speech within 1.2x of the audio-only floor" "$(awk -v r="$r" 'BEGIN { print (r <= 1.2) }')" "${r}x"
-c=clean:600music.mp3
-if [[ ${tut[$c]} == - ]]; then
-	result "600 s music >= 25x faster than the tutorial command" skip "BENCH_QUICK"
-else
+if ((${#rows[@]})); then
+	c=clean:60speech.mp3
 	r=$(div "${tut[$c]}" "${vid[$c]}")
-	result "600 s music >= 25x faster than the tutorial command" "$(awk -v r="$r" 'BEGIN { print (r >= 25) }')" "${r}x"
+	result "1080p JPEG + 60 s speech >= 10x faster than the tutorial command" "$(awk -v r="$r" 'BEGIN { print (r >= 10) }')" "${r}x"
+	r=$(div "${vid[$c]}" "${flo[$c]}")
+	result "1080p JPEG + 60 s speech within 1.2x of the audio-only floor" "$(awk -v r="$r" 'BEGIN { print (r <= 1.2) }')" "${r}x"
+	c=clean:600music.mp3
+	if [[ ${tut[$c]} == - ]]; then
+		result "600 s music >= 25x faster than the tutorial command" skip "BENCH_QUICK"
+	else
+		r=$(div "${tut[$c]}" "${vid[$c]}")
+		result "600 s music >= 25x faster than the tutorial command" "$(awk -v r="$r" 'BEGIN { print (r >= 25) }')" "${r}x"
+	fi
+	big=()
+	for c in "${!tsz[@]}"; do
+		[[ ${tsz[$c]} == - ]] || ((vsz[$c] <= tsz[$c])) || big+=("$c")
+	done
+	result "every output no larger than the tutorial command's" "$((${#big[@]} == 0))" "${big[*]:-all within}"
+	nok=0
+	for r in "${rows[@]}"; do [[ ${r##* } == ok ]] || nok=1; done
+	result "every output keeps the output rules" "$((1 - nok))" "ffprobe: h264 yuv420p bt709, AAC-LC, duration ±0.1 s, keyframes ≤10 s, moov first"
 fi
-big=()
-for c in "${!tsz[@]}"; do
-	[[ ${tsz[$c]} == - ]] || ((vsz[$c] <= tsz[$c])) || big+=("$c")
-done
-result "every output no larger than the tutorial command's" "$((${#big[@]} == 0))" "${big[*]:-all within}"
-nok=0
-for r in "${rows[@]}"; do [[ ${r##* } == ok ]] || nok=1; done
-result "every output keeps the output rules" "$((1 - nok))" "ffprobe: h264 yuv420p bt709, AAC-LC, duration ±0.1 s, keyframes ≤10 s, moov first"
+if ((${#wrows[@]})); then
+	c=clean:line:original
+	r=$(div "${wtut[clean]}" "${wvid[$c]}")
+	result "1080p waveform render faster than the tutorial's waveform command" "$(awk -v r="$r" 'BEGIN { print (r > 1) }')" "${r}x"
+	nok=0
+	for r in "${wrows[@]}"; do [[ ${r##* } == ok ]] || nok=1; done
+	result "every waveform output keeps the output rules" "$((1 - nok))" "ffprobe: h264 yuv420p bt709, AAC-LC, duration ±0.1 s, keyframes ≤10 s, moov first"
+fi
