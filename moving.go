@@ -123,7 +123,7 @@ func estimateMovingSize(stillBytes int64, f frameSize, o Options, audioSeconds f
 }
 
 // The parts of estimateMovingSize, measured on the worst case, loud pink noise, and rounded up (see
-// TestMovingOutputSize): a keyframe at CRF 19 is under half the lossless frame; the waveform band
+// TestE2EMovingOutputSize): a keyframe at CRF 19 is under half the lossless frame; the waveform band
 // costs 0.07 bits a pixel a frame as bars over a clean picture and 0.37 as a line (a jagged line
 // redrawn every frame), 0.66 as a line over a noisy photo; captions a little, when they change.
 const (

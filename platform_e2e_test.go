@@ -4,11 +4,13 @@ package main
 
 import (
 	"math"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestE2EPlatformVideos is the README's one curl per platform, at a realistic length: 20 s of
@@ -102,4 +104,62 @@ func ffprobeOut(t testing.TB, args ...string) []byte {
 		t.Fatalf("ffprobe %v: %v", args, err)
 	}
 	return out
+}
+
+// TestE2EMovingOutputSize renders moving pictures of a detailed (noisy) 1080p photo over 4 s of loud
+// pink noise (the costliest waveform) and checks that estimateMovingSize, given the picture's
+// lossless frame, is never under the video's size (the disk budget must not let a render fill the
+// disk) and at most 2.5x it. On 10 s a clean picture's line was 5.7 MB, estimated 1.9x that.
+func TestE2EMovingOutputSize(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	dir := t.TempDir()
+	noisy := filepath.Join(dir, "noisy.jpg")
+	ffmpegMake(t, "-f", "lavfi", "-i", "testsrc2=s=1920x1080", "-vf", "noise=alls=35:allf=u", "-frames:v", "1", "-q:v", "2", noisy)
+	audio := filepath.Join(dir, "speech.wav")
+	ffmpegMake(t, "-f", "lavfi", "-i", "anoisesrc=c=pink:r=44100:a=0.5:d=4:seed=3",
+		"-af", "volume='0.2+0.8*abs(sin(2*PI*3.3*t))':eval=frame", "-ac", "1", audio)
+	srt := "1\n00:00:01,000 --> 00:00:02,000\nA caption of two lines, long enough to wrap on a phone\n\n2\n00:00:02,500 --> 00:00:03,500\nAnd another\n"
+	for _, c := range []struct {
+		name, image string
+		o           Options
+	}{
+		{"noisy portrait bars captions", noisy, Options{Size: "portrait", Background: "blur", Waveform: "bars", WaveformColor: "#FFFFFF", Captions: true}},
+		{"noisy original line", noisy, Options{Size: sizeOriginal, Background: "blur", Waveform: "line", WaveformColor: "#FFFFFF"}},
+	} {
+		id, err := newJobID(time.Now(), e.srv.rand)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copyFile(t, c.image, e.srv.dirs.input(id, inputImage))
+		copyFile(t, audio, e.srv.dirs.input(id, inputAudio))
+		os.WriteFile(e.srv.dirs.input(id, inputCaptions), []byte(srt), 0o600)
+		job := Job{ID: id, ImageType: typeJPEG, AudioType: typeWAV, AudioCodec: "pcm_s16le//1/44100", AudioDuration: 4, Options: c.o}
+		token, err := e.srv.renderer.renderFiles(t.Context(), job)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		fi, err := os.Stat(e.srv.dirs.output(token, "mp4"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		still := filepath.Join(dir, "still.mkv")
+		args := append([]string{"-nostdin", "-v", "error", "-y", "-protocol_whitelist", "file"}, stillArgs(job, c.image, still, filepath.Join(dir, "p.jpg"))...)
+		if msg, err := exec.Command("ffmpeg", args...).CombinedOutput(); err != nil {
+			t.Fatalf("still: %v: %s", err, msg)
+		}
+		si, err := os.Stat(still)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := jpegSize(filepath.Join(dir, "p.jpg"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		est := estimateMovingSize(si.Size(), f, c.o, 4, 192000)
+		if r := float64(est) / float64(fi.Size()); r < 1 || r > 2.5 {
+			t.Errorf("%s: output %d bytes, estimate %d (still %d bytes): %.2fx", c.name, fi.Size(), est, si.Size(), r)
+		}
+		t.Logf("%s: output %d bytes, estimate %d, still %d", c.name, fi.Size(), est, si.Size())
+	}
 }
