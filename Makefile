@@ -46,7 +46,7 @@ test: check-tools
 ## e2e: the slow tests: kill -9 cycles of the real binary, SIGTERM, the Node.js receiver, slowloris,
 ## a descriptor flood, and every case of the tables of renders (make test renders one in eight); then
 ## the browser test.
-E2E_TESTS = E2E|TestCorpus|TestFormatMatrix|TestPictureFidelity|TestAudioFidelity|TestLoudness
+E2E_TESTS = E2E|TestCorpus|TestFormatMatrix|TestPictureFidelity|TestAudioFidelity|TestLoudness|TestPlatformSizes
 e2e: check-tools
 	$(GO) test -race -count=1 -tags e2e -run '$(E2E_TESTS)' -timeout 30m .
 	$(MAKE) e2e-browser

@@ -91,12 +91,14 @@ func TestPlatformSizes(t *testing.T) {
 		fps      string
 		rate     string // the audio's sample rate in the output
 	}{
+		{map[string]string{"waveform": "line"}, true, "tone.m4a", 320, 240, "25/1", "44100"},
 		{map[string]string{"size": "landscape", "waveform": "bars"}, true, "speech.wav", 1920, 1080, "30/1", "48000"},
-		{map[string]string{"size": "portrait", "waveform": "bars", "waveformColor": "#FF0000"}, true, "speech.wav", 1080, 1920, "30/1", "48000"},
 		{map[string]string{"size": "square", "background": "#102030"}, false, "tone.m4a", 1080, 1080, "30/1", "48000"},
-		{map[string]string{"waveform": "line"}, false, "tone.m4a", 320, 240, "25/1", "44100"},
+		{map[string]string{"size": "portrait", "waveform": "bars", "waveformColor": "#FF0000"}, true, "speech.wav", 1080, 1920, "30/1", "48000"},
 	}
-	for _, c := range cases {
+	// The fast suite renders the first (moving, with captions and a webhook, at the picture's own
+	// small size) and square (still, on a colour); make e2e all four, at 1080p.
+	for i, c := range sampled(cases, 2) {
 		size := c.fields["size"]
 		if size == "" {
 			size = sizeOriginal
@@ -112,7 +114,7 @@ func TestPlatformSizes(t *testing.T) {
 			for k, v := range c.fields {
 				fields[k] = v
 			}
-			if size != "landscape" {
+			if i != 0 {
 				delete(fields, "webhookUrl")
 			}
 			body, ctype := multipartBody(t, files, fields)
@@ -186,7 +188,7 @@ func TestPlatformSizes(t *testing.T) {
 					t.Fatalf("write %s: %v %s", doc, err, out)
 				}
 			}
-			if size == "landscape" {
+			if i == 0 {
 				var event map[string]any
 				if err := json.Unmarshal(recv.waitFor(t, 1)[0].Body, &event); err != nil {
 					t.Fatal(err)
@@ -204,7 +206,7 @@ func TestPlatformSizes(t *testing.T) {
 	}
 }
 
-// TestSizeDocs checks the README's picture of each size is there (VIDGEN_UPDATE_DOCS=1 go test -run
+// TestSizeDocs checks the README's picture of each size is there (VIDGEN_UPDATE_DOCS=1 go test -tags e2e -run
 // TestPlatformSizes regenerates them).
 func TestSizeDocs(t *testing.T) {
 	if updateDocs {
@@ -214,7 +216,7 @@ func TestSizeDocs(t *testing.T) {
 	for _, size := range sizeNames {
 		f, err := os.Open(filepath.Join("docs", "size-"+size+".png"))
 		if err != nil {
-			t.Errorf("%v: run VIDGEN_UPDATE_DOCS=1 go test -run TestPlatformSizes .", err)
+			t.Errorf("%v: run VIDGEN_UPDATE_DOCS=1 go test -tags e2e -run TestPlatformSizes .", err)
 			continue
 		}
 		cfg, _, err := image.DecodeConfig(f)

@@ -1,3 +1,5 @@
+//go:build e2e
+
 package main
 
 import (
@@ -10,12 +12,12 @@ import (
 	"testing"
 )
 
-// TestOutputSize renders a detailed (noisy) 1080p photo over 25 s of audio and checks what makes the
+// TestE2EOutputSize renders a detailed (noisy) 1080p photo over 25 s of audio and checks what makes the
 // output small: a keyframe every 10 s and no more (each keyframe of such a photo weighs ~1 MB), and
 // that estimateOutputSize, given the clip, predicts the video's size within 10%. The comparison with
 // the tutorial command's output (0.71x on this kind of photo) is bench/render.sh's: that command
-// takes a minute of CPU.
-func TestOutputSize(t *testing.T) {
+// takes a minute of CPU. It costs 9 s of CPU itself, so it runs under make e2e.
+func TestE2EOutputSize(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, nil)
 	dir := t.TempDir()
