@@ -62,6 +62,7 @@ func routeLine(t testing.TB, buf *syncBuffer, route string, status int) map[stri
 // bytes, the client and the request id; the id is echoed or made, and JSON errors carry it; the API
 // key, the webhook secret and output tokens never reach the log.
 func TestRequestLogAndIDs(t *testing.T) {
+	t.Parallel()
 	var logs syncBuffer
 	e := newTestEnv(t, nil, jsonLogs(&logs))
 
@@ -152,6 +153,7 @@ func scrape(t testing.TB, e *testEnv) string {
 
 // TestMetrics scrapes /metrics after a job with a webhook and a rate-limited submission.
 func TestMetrics(t *testing.T) {
+	t.Parallel()
 	recv := newHookReceiver(t, nil)
 	cfg := hookConfig(t.TempDir(), recv)
 	cfg.RateSubmit = 1
@@ -226,6 +228,7 @@ func TestMetrics(t *testing.T) {
 
 // TestRenderMetrics: the outcomes a render attempt can have land in the right series.
 func TestRenderMetrics(t *testing.T) {
+	t.Parallel()
 	m := newMetrics(nil)
 	claimed := Job{AudioDuration: 60}
 	m.renderEnded(claimed, Outcome{Status: StatusCompleted}, 2*time.Second)

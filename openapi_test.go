@@ -82,6 +82,7 @@ func specPath(pattern string) string {
 // describes one the server does not have. HEAD is covered by its GET (the spec says every GET
 // answers HEAD).
 func TestOpenAPICoversRoutes(t *testing.T) {
+	t.Parallel()
 	doc := loadSpec(t)
 	e := newTestEnv(t, nil)
 	h, ok := e.srv.routes().(routedHandler)
@@ -206,6 +207,7 @@ func (c *specChecker) send(t testing.TB, validRequest bool, method, p, key strin
 // TestOpenAPIResponses drives every route through its successes and its usual errors and checks
 // each real request and response against the spec's schemas.
 func TestOpenAPIResponses(t *testing.T) {
+	t.Parallel()
 	doc := loadSpec(t)
 	htmlDecoder.Do(func() { openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.FileBodyDecoder) })
 	recv := newHookReceiver(t, nil)

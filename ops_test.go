@@ -59,6 +59,7 @@ func TestHelpListsCommands(t *testing.T) {
 // TestInvalidSettingsNamed: a bad value, from a flag or a variable, stops start-up with an error
 // naming the setting, before anything is created.
 func TestInvalidSettingsNamed(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		args []string
 		env  map[string]string
@@ -164,6 +165,7 @@ func TestDerivePublicURL(t *testing.T) {
 // TestServeDerivesPublicURL runs serve without -public-url: the start-up line says where the links
 // point and why, and a finished job's links work as they are.
 func TestServeDerivesPublicURL(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -244,6 +246,7 @@ func TestServeDerivesPublicURL(t *testing.T) {
 // TestLocalWebhookAnyPort: -webhook-allow-private alone lets a developer's receiver on any port get
 // its webhook; without it, the refusal of a port names the setting that allows it.
 func TestLocalWebhookAnyPort(t *testing.T) {
+	t.Parallel()
 	recv := newHookReceiver(t, nil)
 	cfg := testConfig(t.TempDir())
 	cfg.WebhookAllowPrivate = true // and WebhookPorts stays 443 alone

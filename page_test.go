@@ -11,6 +11,7 @@ import (
 // TestPageServedWithStrictCSP: GET / is the embedded page, under a policy that runs only its own
 // inline script and style (by hash), connects only to this origin and loads nothing from elsewhere.
 func TestPageServedWithStrictCSP(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t, nil)
 	resp, b := e.do(t, "GET", "/", "", nil)
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" {
@@ -75,6 +76,7 @@ func TestPageServedWithStrictCSP(t *testing.T) {
 
 // TestOpenAPIServed: the document is served without a key, as YAML, byte for byte the embedded one.
 func TestOpenAPIServed(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t, nil)
 	resp, b := e.do(t, "GET", "/api/openapi.yaml", "", nil)
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/yaml") || string(b) != string(openapiYAML) {
