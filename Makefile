@@ -44,7 +44,7 @@ test: check-tools
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 ## e2e: the slow tests: kill -9 cycles of the real binary, SIGTERM, the Node.js receiver, slowloris,
-## a descriptor flood, and every case of the tables of renders (make test renders one in eight); then
+## a descriptor flood, and every case of the tables of renders (make test renders one in sixteen); then
 ## the browser test.
 E2E_TESTS = E2E|TestCorpus|TestFormatMatrix|TestPictureFidelity|TestAudioFidelity|TestLoudness|TestPlatformSizes
 e2e: check-tools

@@ -182,7 +182,7 @@ func (s *syncBuffer) String() string {
 }
 
 // matrixSample is the n of sampled for the fast suite.
-const matrixSample = 8
+const matrixSample = 16
 
 // sampled returns the cases of a table of renders that this run renders: every one in the e2e build
 // (make e2e, which CI runs), and one in n (the first, the n+1th, ...) in the fast suite, so that
