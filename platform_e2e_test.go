@@ -3,6 +3,7 @@
 package main
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -22,8 +23,7 @@ func TestE2EPlatformVideos(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, nil)
 	dir := t.TempDir()
-	photo, audio := filepath.Join(dir, "photo.jpg"), filepath.Join(dir, "speech.mp3")
-	ffmpegMake(t, "-f", "lavfi", "-i", "testsrc2=s=1920x1080", "-vf", "noise=alls=20:allf=u", "-frames:v", "1", "-q:v", "2", photo)
+	photo, audio := noisyPhoto(t, dir, 20), filepath.Join(dir, "speech.mp3")
 	ffmpegMake(t, "-f", "lavfi", "-i", "anoisesrc=c=pink:r=44100:a=0.5:d=20:seed=3",
 		"-af", "volume='0.2+0.8*abs(sin(2*PI*3.3*t))*gt(sin(2*PI*0.4*t),-0.3)':eval=frame,lowpass=f=4000",
 		"-ac", "1", "-c:a", "libmp3lame", "-b:a", "128k", audio)
@@ -82,6 +82,15 @@ func TestE2EPlatformVideos(t *testing.T) {
 	}
 }
 
+// noisyPhoto writes a detailed 1920x1080 JPEG into dir, the kind of photo whose keyframes are costly:
+// a test picture under uniform noise of the given strength (0-100).
+func noisyPhoto(t testing.TB, dir string, strength int) string {
+	t.Helper()
+	path := filepath.Join(dir, fmt.Sprintf("noisy%d.jpg", strength))
+	ffmpegMake(t, "-f", "lavfi", "-i", "testsrc2=s=1920x1080", "-vf", fmt.Sprintf("noise=alls=%d:allf=u", strength), "-frames:v", "1", "-q:v", "2", path)
+	return path
+}
+
 // frameTimes lists the presentation times of the video frames of the MP4 at path, in order.
 func frameTimes(t testing.TB, path string) []float64 {
 	t.Helper()
@@ -114,8 +123,7 @@ func TestE2EMovingOutputSize(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, nil)
 	dir := t.TempDir()
-	noisy := filepath.Join(dir, "noisy.jpg")
-	ffmpegMake(t, "-f", "lavfi", "-i", "testsrc2=s=1920x1080", "-vf", "noise=alls=35:allf=u", "-frames:v", "1", "-q:v", "2", noisy)
+	noisy := noisyPhoto(t, dir, 35)
 	audio := filepath.Join(dir, "speech.wav")
 	ffmpegMake(t, "-f", "lavfi", "-i", "anoisesrc=c=pink:r=44100:a=0.5:d=4:seed=3",
 		"-af", "volume='0.2+0.8*abs(sin(2*PI*3.3*t))':eval=frame", "-ac", "1", audio)

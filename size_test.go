@@ -21,8 +21,7 @@ func TestE2EOutputSize(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, nil)
 	dir := t.TempDir()
-	photo := filepath.Join(dir, "noisy.jpg")
-	ffmpegMake(t, "-f", "lavfi", "-i", "testsrc2=s=1920x1080", "-vf", "noise=alls=35:allf=u", "-frames:v", "1", "-q:v", "2", photo)
+	photo := noisyPhoto(t, dir, 35)
 	audio := filepath.Join(dir, "speech.wav")
 	ffmpegMake(t, "-f", "lavfi", "-i", "anoisesrc=c=pink:r=44100:a=0.1:d=25:seed=2", "-ac", "1", audio)
 
