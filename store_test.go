@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -513,4 +514,74 @@ func TestPruneDeliveries(t *testing.T) {
 	if attempts != 0 {
 		t.Errorf("%d attempts of the pruned delivery left", attempts)
 	}
+}
+
+// TestPoolBound: however many requests read the database at once, the store holds at most
+// maxOpenConns connections, so a flood of public video requests from many addresses cannot spend
+// the process's descriptors on vidgen.db (each connection is one on the database and one on its
+// WAL; the shared memory file is one for all).
+func TestPoolBound(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "vidgen.db")
+	st, err := OpenStore(ctx, path, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	const readers = 4 * maxOpenConns
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, readers)
+	for range readers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rows, err := st.db.QueryContext(ctx, `SELECT id FROM api_keys`)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer rows.Close()
+			<-release // every reader holds its connection until the count is taken
+		}()
+	}
+	// The pool is full once the readers beyond its size are waiting for a connection; a pool
+	// without a bound never makes one wait, and its descriptors are counted after a while.
+	for give := time.Now().Add(10 * time.Second); time.Now().Before(give); {
+		if s := st.db.Stats(); s.InUse >= maxOpenConns && s.WaitCount > 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	open := databaseDescriptors(t, path)
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if s := st.db.Stats(); s.MaxOpenConnections != maxOpenConns {
+		t.Errorf("pool limit %d, want %d", s.MaxOpenConnections, maxOpenConns)
+	}
+	if open > 2*maxOpenConns+1 {
+		t.Errorf("%d descriptors on the database with %d readers; the pool allows %d connections", open, readers, maxOpenConns)
+	}
+}
+
+// databaseDescriptors counts this process's descriptors on the database at path and its WAL and
+// shared memory files.
+func databaseDescriptors(t testing.TB, path string) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd:", err)
+	}
+	n := 0
+	for _, e := range entries {
+		if l, _ := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); strings.HasPrefix(l, path) {
+			n++
+		}
+	}
+	return n
 }
