@@ -267,3 +267,32 @@ func TestCheckImagePixelCap(t *testing.T) {
 		t.Errorf("4 GP JPEG: %v", err)
 	}
 }
+
+// TestAudioScan: ffprobe's output is parsed as it arrives, however the pipe splits it, and a line
+// longer than any ffprobe writes for the fields asked for is dropped instead of kept.
+func TestAudioScan(t *testing.T) {
+	out := "frame|nb_samples=47\nframe|nb_samples=1152\nframe|nb_samples=1152\n" +
+		"frame|nb_samples=" + strings.Repeat("9", maxProbeLine) + "\n" +
+		"stream|codec_name=aac|profile=LC|sample_rate=44100|channels=2\nformat|duration=3.343673\n"
+	for _, chunk := range []int{1, 7, 4096, len(out)} {
+		var a audioScan
+		for b := []byte(out); len(b) > 0; {
+			n := min(chunk, len(b))
+			a.Write(b[:n])
+			b = b[n:]
+		}
+		info, ok := a.info()
+		want := audioInfo{Codec: "aac", Profile: "LC", Channels: 2, SampleRate: 44100, Duration: 3.343673}
+		if !ok || info != want {
+			t.Errorf("chunks of %d: %+v %v, want %+v", chunk, info, ok, want)
+		}
+		if a.samples != 47+2*1152 {
+			t.Errorf("chunks of %d: %d samples, want %d", chunk, a.samples, 47+2*1152)
+		}
+	}
+	var none audioScan
+	none.Write([]byte("format|duration=1.0\n"))
+	if _, ok := none.info(); ok {
+		t.Error("no stream line, yet info is ok")
+	}
+}
