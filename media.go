@@ -566,8 +566,8 @@ func probeAudio(ctx context.Context, t tools, path, typ string) (audioInfo, erro
 		"stream=codec_name,profile,channels,sample_rate:format=duration:frame=nb_samples",
 		"-of", "compact", "file:"+path)
 	var scan audioScan
-	stderr := &cappedBuffer{max: 4 << 10}
-	cmd.Stdout, cmd.Stderr = &scan, stderr
+	var stderr tailBuffer // a flood of decode errors is held to its last 4 KB
+	cmd.Stdout, cmd.Stderr = &scan, &stderr
 	err := t.run(cmd)
 	if ctx.Err() != nil {
 		return audioInfo{}, ctx.Err() // the client went away
@@ -596,7 +596,7 @@ func probeAudio(ctx context.Context, t tools, path, typ string) (audioInfo, erro
 	}
 	// Errors on the way are fine when the sound is whole (a damaged frame in the middle), not when
 	// the file is cut short of what its header says.
-	if stderr.Len() > 0 && info.Duration > decoded+0.5 {
+	if len(stderr.Bytes()) > 0 && info.Duration > decoded+0.5 {
 		return audioInfo{}, badMedia("audio: the %s is truncated or damaged: only %.1f s of its %.1f s decode; upload the whole file",
 			typeName(typ), decoded, info.Duration)
 	}
@@ -688,20 +688,3 @@ func (a *audioScan) seconds(rate int) float64 {
 	}
 	return float64(a.samples) / float64(rate)
 }
-
-// cappedBuffer keeps the first max bytes written to it and counts the rest: enough to tell that a
-// tool reported errors and to log what they were, without holding a flood of them.
-type cappedBuffer struct {
-	bytes.Buffer
-	max, dropped int
-}
-
-func (c *cappedBuffer) Write(p []byte) (int, error) {
-	keep := min(len(p), c.max-c.Buffer.Len())
-	c.Buffer.Write(p[:max(keep, 0)])
-	c.dropped += len(p) - max(keep, 0)
-	return len(p), nil
-}
-
-// Len is how many bytes were written, kept or not.
-func (c *cappedBuffer) Len() int { return c.Buffer.Len() + c.dropped }
