@@ -281,6 +281,7 @@ func newServer(ctx context.Context, cfg config, log *slog.Logger, now func() tim
 	s.renderer = &renderer{
 		store: st, jobs: s.jobs, dirs: dirs, log: log, now: now, rand: s.rand, tools: s.tools, workers: cfg.Workers,
 		diskFree: diskFree, minFree: cfg.MinFree,
+		minSegment: defaultMinSegment, audioCores: runtime.NumCPU(),
 		wake: make(chan struct{}, 1), progress: map[string]*jobProgress{},
 	}
 	s.metrics = newMetrics(st)

@@ -102,6 +102,10 @@ type renderer struct {
 	// diskFree reports the free bytes under a path; renders keep at least minFree (0: no floor).
 	diskFree func(path string) (int64, error)
 	minFree  int64
+	// minSegment is the least audio, in seconds, encoded as a segment of its own (0: never split),
+	// and audioCores the most segments one job's audio is encoded in at once (the machine's cores).
+	minSegment float64
+	audioCores int
 	// observe, when set, is told how each render attempt ended and how long it took (metrics).
 	observe func(claimed Job, out Outcome, took time.Duration)
 
@@ -391,7 +395,7 @@ func (rd *renderer) renderFiles(ctx context.Context, job Job) (string, error) {
 		}
 	} else if a := audioArgs(job.AudioCodec, job.Options); a[1] != "copy" {
 		// The audio must be encoded: that and the picture step run side by side, then a copy mux.
-		if err := rd.renderSideBySide(ctx, job, image, audio, clip, poster, filepath.Join(tmp, "audio.m4a"), video, max(clipEst, muxEst)); err != nil {
+		if err := rd.renderSideBySide(ctx, job, image, audio, tmp, clip, poster, video, max(clipEst, muxEst)); err != nil {
 			return "", err
 		}
 	} else {
@@ -430,16 +434,25 @@ const (
 	audioFailure = "The audio could not be decoded; it may be damaged. Export it again and submit a new job."
 )
 
-// renderSideBySide makes the clip and poster from image and encodes audio to encoded at once, one
-// ffmpeg each (the picture step is one core's work, and so is the AAC encoder), then muxes the two
-// by copy: on two cores the job costs about the audio encode alone. The first failure stops the
-// other step; a failure of the input at fault is the one returned. est is the expected seconds of
+// renderSideBySide makes the clip and poster from image and encodes audio at once, one ffmpeg
+// each (the picture step is one core's work, and so is the AAC encoder; long audio is encoded in
+// segments, one ffmpeg each, see segments.go), then muxes the two by copy: on two cores the job
+// costs about the audio encode alone. The first failure stops the other steps; a failure of the
+// input at fault is the one returned. Intermediate files go in tmp. est is the expected seconds of
 // the first part.
-func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio, clip, poster, encoded, video string, est float64) error {
+func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio, tmp, clip, poster, video string, est float64) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	rd.startStep(job.ID, setupShare, 95, est)
-	errs := make(chan error, 2)
+	encoded := filepath.Join(tmp, "audio.m4a")
+	audioInput := []string{"-f", "mp4", "-i", "file:" + encoded}
+	var segs []segment
+	rate := encodedRate(job)
+	if n := audioSegments(job.AudioDuration, rd.minSegment, rd.audioCores); n > 1 && rate > 0 {
+		segs = planSegments(job.AudioDuration, rate, n)
+	}
+	steps := 1 + max(len(segs), 1) // the picture, and the audio in one or more parts
+	errs := make(chan error, steps)
 	run := func(input, msg string, duration float64, args []string) {
 		err := rd.ffmpegRun(ctx, job.ID, duration, args...)
 		if err != nil {
@@ -449,9 +462,20 @@ func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio,
 		errs <- err
 	}
 	go run("image", imageFailure, 0, clipArgs(job, image, clip, poster))
-	go run("audio", audioFailure, job.AudioDuration, audioEncodeArgs(job, audio, encoded))
+	parts := make([]string, len(segs))
+	for k, sg := range segs {
+		parts[k] = filepath.Join(tmp, fmt.Sprintf("audio-%d.aac", k))
+		progress := 0.0 // the segments are about as long as each other: the first one's speaks for all
+		if k == 0 {
+			progress = float64(sg.End) / float64(rate)
+		}
+		go run("audio", audioFailure, progress, segmentArgs(job, audio, parts[k], sg))
+	}
+	if segs == nil {
+		go run("audio", audioFailure, job.AudioDuration, audioEncodeArgs(job, audio, encoded))
+	}
 	var first error
-	for range 2 {
+	for range steps {
 		err := <-errs
 		var rf *renderFailure
 		if first == nil || errors.As(err, &rf) && rf.final {
@@ -461,11 +485,18 @@ func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio,
 	if first != nil {
 		return first
 	}
+	if segs != nil {
+		encoded = filepath.Join(tmp, "audio.aac")
+		if err := joinSegments(encoded, parts, segs); err != nil {
+			return err
+		}
+		audioInput = joinedInput(encoded, rate)
+	}
 	if err := rd.checkBudget(job, clip, encoded); err != nil {
 		return err
 	}
 	rd.startStep(job.ID, 95, 100, 0.2)
-	if err := rd.runWatched(ctx, job.ID, 0, muxEncodedArgs(job, clip, encoded, video)); err != nil {
+	if err := rd.runWatched(ctx, job.ID, 0, muxEncodedArgs(job, clip, audioInput, video)); err != nil {
 		return classify(err, "mux", audioFailure)
 	}
 	return nil
@@ -543,14 +574,13 @@ func audioEncodeArgs(job Job, audio, out string) []string {
 }
 
 // muxEncodedArgs are ffmpeg's arguments for muxing the clip, repeated for the job's duration, with
-// audio already encoded (audioEncodeArgs), both by copy.
-func muxEncodedArgs(job Job, clip, audio, video string) []string {
-	return []string{
-		"-stream_loop", "-1", "-t", clipLength(job.AudioDuration, job.Options.fps()), "-f", "mp4", "-i", "file:" + clip,
-		"-f", "mp4", "-i", "file:" + audio,
-		"-map", "0:v:0", "-map", "1:a:0", "-c", "copy",
-		"-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", "file:" + video,
-	}
+// audio already encoded (audioEncodeArgs, or joined segments), both by copy. audioInput are the
+// input options that read the encoded audio.
+func muxEncodedArgs(job Job, clip string, audioInput []string, video string) []string {
+	args := []string{"-stream_loop", "-1", "-t", clipLength(job.AudioDuration, job.Options.fps()), "-f", "mp4", "-i", "file:" + clip}
+	args = append(args, audioInput...)
+	return append(args, "-map", "0:v:0", "-map", "1:a:0", "-c", "copy",
+		"-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", "file:"+video)
 }
 
 // classify turns a failed ffmpeg run of the step that reads input into a renderFailure. ffmpeg
