@@ -227,6 +227,7 @@ type listItem struct {
 	CreatedAt       string    `json:"createdAt"`
 	UpdatedAt       string    `json:"updatedAt"`
 	WebhookURL      *string   `json:"webhookUrl"`
+	Options         Options   `json:"options"` // as in the status body
 }
 
 type pagination struct {
@@ -303,7 +304,7 @@ func (s *server) handleList(w http.ResponseWriter, r *http.Request) {
 	items := make([]listItem, 0, len(jobs))
 	for _, j := range jobs {
 		it := listItem{ID: j.ID, Status: j.Status, ErrorMessage: strPtr(j.ErrorMessage), Retries: j.Retries,
-			CreatedAt: apiTime(j.CreatedAt), UpdatedAt: apiTime(j.UpdatedAt), WebhookURL: strPtr(j.WebhookURL)}
+			CreatedAt: apiTime(j.CreatedAt), UpdatedAt: apiTime(j.UpdatedAt), WebhookURL: strPtr(j.WebhookURL), Options: j.Options}
 		out := outputURLs(j, s.cfg.PublicURL)
 		it.OutputVideo, it.OutputShareLink, it.OutputThumbnail = out.video, out.share, out.thumbnail
 		items = append(items, it)

@@ -199,8 +199,9 @@ func TestPlatformSizes(t *testing.T) {
 			}
 			resp, b = e.do(t, "GET", "/api/jobs", key, nil)
 			items := decodeJSON(t, resp, b)["jobs"].([]any)
-			if len(items) != 1 || items[0].(map[string]any)["outputThumbnail"] != st["outputThumbnail"] {
-				t.Errorf("list items %v, want outputThumbnail %v", items, st["outputThumbnail"])
+			if len(items) != 1 || items[0].(map[string]any)["outputThumbnail"] != st["outputThumbnail"] ||
+				!reflect.DeepEqual(items[0].(map[string]any)["options"], want) {
+				t.Errorf("list items %v, want outputThumbnail %v and options %v", items, st["outputThumbnail"], want)
 			}
 		})
 	}
