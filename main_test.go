@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,26 +28,39 @@ import (
 var fixtureDir string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "vidgen-fixtures-")
-	if err != nil {
-		panic(err)
+	// A run of this test binary that another one started (a test run alone in a process of its
+	// own) uses the fixtures its parent made.
+	dir, shared := os.LookupEnv(fixtureDirEnv)
+	if !shared {
+		var err error
+		if dir, err = os.MkdirTemp("", "vidgen-fixtures-"); err != nil {
+			panic(err)
+		}
+		os.Setenv(fixtureDirEnv, dir)
 	}
 	fixtureDir = dir
 	code := m.Run()
-	os.RemoveAll(dir)
+	if !shared {
+		os.RemoveAll(dir)
+	}
 	os.Exit(code)
 }
 
-// fixtureRecipes are ffmpeg arguments (before the output path) that make each fixture.
+// fixtureDirEnv names the fixture directory for the test binaries a test run starts.
+const fixtureDirEnv = "VIDGEN_TEST_FIXTURES"
+
+// fixtureRecipes are ffmpeg arguments (before the output path) that make each fixture: one input
+// (the arguments up to its -i), then output options. Every input ends (a duration): an ffmpeg that
+// makes several fixtures at once may not stop while one of its inputs goes on.
 var fixtureRecipes = map[string][]string{
-	"img.jpg":   {"-f", "lavfi", "-i", "testsrc2=s=320x240", "-frames:v", "1"},
-	"img.png":   {"-f", "lavfi", "-i", "testsrc2=s=320x240", "-frames:v", "1"},
-	"img.webp":  {"-f", "lavfi", "-i", "testsrc2=s=320x240", "-frames:v", "1", "-c:v", "libwebp"},
-	"img.gif":   {"-f", "lavfi", "-i", "testsrc2=s=320x240", "-frames:v", "1"},
-	"img.bmp":   {"-f", "lavfi", "-i", "testsrc2=s=320x240", "-frames:v", "1"},
-	"img.tiff":  {"-f", "lavfi", "-i", "testsrc2=s=320x240", "-frames:v", "1"},
-	"odd.png":   {"-f", "lavfi", "-i", "testsrc2=s=333x201", "-frames:v", "1"},
-	"big.jpg":   {"-f", "lavfi", "-i", "testsrc2=s=3000x2000", "-frames:v", "1"},
+	"img.jpg":   {"-f", "lavfi", "-i", "testsrc2=s=320x240:d=1", "-frames:v", "1"},
+	"img.png":   {"-f", "lavfi", "-i", "testsrc2=s=320x240:d=1", "-frames:v", "1"},
+	"img.webp":  {"-f", "lavfi", "-i", "testsrc2=s=320x240:d=1", "-frames:v", "1", "-c:v", "libwebp"},
+	"img.gif":   {"-f", "lavfi", "-i", "testsrc2=s=320x240:d=1", "-frames:v", "1"},
+	"img.bmp":   {"-f", "lavfi", "-i", "testsrc2=s=320x240:d=1", "-frames:v", "1"},
+	"img.tiff":  {"-f", "lavfi", "-i", "testsrc2=s=320x240:d=1", "-frames:v", "1"},
+	"odd.png":   {"-f", "lavfi", "-i", "testsrc2=s=333x201:d=1", "-frames:v", "1"},
+	"big.jpg":   {"-f", "lavfi", "-i", "testsrc2=s=3000x2000:d=1", "-frames:v", "1"},
 	"tone.mp3":  {"-f", "lavfi", "-i", "sine=f=440:d=2.5", "-ac", "2", "-c:a", "libmp3lame", "-b:a", "128k"},
 	"tone.wav":  {"-f", "lavfi", "-i", "sine=f=440:d=2.5", "-ac", "2"},
 	"tone.m4a":  {"-f", "lavfi", "-i", "sine=f=440:d=2.5", "-ac", "2", "-c:a", "aac", "-b:a", "128k"},
@@ -56,7 +70,15 @@ var fixtureRecipes = map[string][]string{
 	"long.wav":  {"-f", "lavfi", "-i", "sine=f=440:d=30", "-ac", "1", "-ar", "8000"},
 }
 
-var fixtureMu sync.Mutex
+// soloFixtures take long enough to make that they are made only when a test asks for them; the
+// first fixture asked for brings every other one with it, all made by one ffmpeg (its start costs
+// more than most of them take to encode).
+var soloFixtures = map[string]bool{"big.jpg": true, "long.opus": true}
+
+var (
+	fixtureMu       sync.Mutex
+	fixturesBatched bool
+)
 
 // fixture returns the path of a generated media file, making it on first use.
 func fixture(t testing.TB, name string) string {
@@ -67,15 +89,61 @@ func fixture(t testing.TB, name string) string {
 	if _, err := os.Stat(path); err == nil {
 		return path
 	}
-	recipe, ok := fixtureRecipes[name]
-	if !ok {
+	if _, ok := fixtureRecipes[name]; !ok {
 		t.Fatalf("no recipe for fixture %s", name)
 	}
-	args := append([]string{"-v", "error", "-y"}, recipe...)
-	if out, err := exec.Command("ffmpeg", append(args, path)...).CombinedOutput(); err != nil {
-		t.Fatalf("make fixture %s: %v\n%s", name, err, out)
+	if !fixturesBatched && !soloFixtures[name] {
+		fixturesBatched = true
+		var batch []string
+		for n := range fixtureRecipes {
+			if _, err := os.Stat(filepath.Join(fixtureDir, n)); err != nil && !soloFixtures[n] {
+				batch = append(batch, n)
+			}
+		}
+		slices.Sort(batch)
+		if makeFixtures(batch) == nil {
+			return path
+		}
+		// One recipe this ffmpeg cannot make spoils the batch: the rest are made one by one.
+	}
+	if err := makeFixtures([]string{name}); err != nil {
+		t.Fatalf("make fixture %s: %v", name, err)
 	}
 	return path
+}
+
+// makeFixtures makes the named fixtures with one ffmpeg, each recipe's input mapped to its output,
+// in a directory of its own, then moves each into fixtureDir whole (another test binary may be
+// looking for it).
+func makeFixtures(names []string) error {
+	tmp, err := os.MkdirTemp(fixtureDir, ".make-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	inputs, outputs := []string{"-v", "error", "-y"}, []string{}
+	for i, name := range names {
+		recipe := fixtureRecipes[name]
+		in := slices.Index(recipe, "-i")
+		if in < 0 || in+2 > len(recipe) || slices.Contains(recipe[in+2:], "-i") {
+			return fmt.Errorf("recipe for %s: want one input", name)
+		}
+		inputs = append(inputs, recipe[:in+2]...)
+		outputs = append(outputs, "-map", strconv.Itoa(i))
+		outputs = append(outputs, recipe[in+2:]...)
+		outputs = append(outputs, filepath.Join(tmp, name))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "ffmpeg", append(inputs, outputs...)...).CombinedOutput(); err != nil {
+		return fmt.Errorf("%v\n%s", err, out)
+	}
+	for _, name := range names {
+		if err := os.Rename(filepath.Join(tmp, name), filepath.Join(fixtureDir, name)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // writeFixture writes data to a new file in the test's temp dir and returns its path.
