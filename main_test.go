@@ -529,9 +529,15 @@ func ffprobe(t testing.TB, path string) probe {
 	return p
 }
 
-// mediaDuration is the container duration of a media file, per ffprobe.
+// fixtureSeconds holds mediaDuration's answers for fixtures, which never change once made.
+var fixtureSeconds sync.Map
+
+// mediaDuration is the container duration of a media file, per ffprobe (asked once for a fixture).
 func mediaDuration(t testing.TB, path string) float64 {
 	t.Helper()
+	if d, ok := fixtureSeconds.Load(path); ok {
+		return d.(float64)
+	}
 	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", path).Output()
 	if err != nil {
 		t.Fatal(err)
@@ -539,6 +545,9 @@ func mediaDuration(t testing.TB, path string) float64 {
 	d, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if filepath.Dir(path) == fixtureDir {
+		fixtureSeconds.Store(path, d)
 	}
 	return d
 }
