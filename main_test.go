@@ -451,11 +451,13 @@ func (e *testEnv) status(t testing.TB, key, id string) map[string]any {
 	return decodeJSON(t, resp, b)
 }
 
-// wait polls the job until its status is one of want, and fails on any other final status.
+// wait polls the job until its status is one of want, and fails on any other final status. The
+// pause between polls doubles from 10 ms to 200 ms: each poll costs a request, a query and JSON
+// (many times over under the race detector), and a render takes a second or more.
 func (e *testEnv) wait(t testing.TB, key, id string, want ...JobStatus) map[string]any {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
-	for time.Now().Before(deadline) {
+	for pause := 10 * time.Millisecond; time.Now().Before(deadline); pause = min(2*pause, 200*time.Millisecond) {
 		st := e.status(t, key, id)
 		s := JobStatus(st["status"].(string))
 		for _, w := range want {
@@ -466,7 +468,7 @@ func (e *testEnv) wait(t testing.TB, key, id string, want ...JobStatus) map[stri
 		if s.Final() {
 			t.Fatalf("job %s ended %s, want %v: %v", id, s, want, st)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(pause)
 	}
 	t.Fatalf("job %s did not reach %v", id, want)
 	return nil
