@@ -165,7 +165,7 @@ func TestRedeliveryFloodDoesNotStarve(t *testing.T) {
 	e := newTestEnv(t, hookConfig(t.TempDir(), slow, fast), hookTrust(slow, fast),
 		func(s *server) { s.hooks.client.Timeout = 5 * time.Minute })
 	flooder := e.key
-	id, _ := e.finishWithHook(t, flooder, slow.url())
+	id, _ := e.endWithHook(t, flooder, slow.url())
 	for range 20 {
 		e.redeliver(t, flooder, e.cloneJob(t, id))
 	}
@@ -175,7 +175,7 @@ func TestRedeliveryFloodDoesNotStarve(t *testing.T) {
 	}
 
 	other := e.newKey(t, "other")
-	e.finishWithHook(t, other, fast.url())
+	e.endWithHook(t, other, fast.url())
 	fast.waitFor(t, 1)
 	mu.Lock()
 	defer mu.Unlock()
@@ -197,7 +197,7 @@ func TestRedeliveryRate(t *testing.T) {
 	clk := &fakeClock{t: time.Now()}
 	e := newTestEnv(t, hookConfig(t.TempDir(), recv), hookTrust(recv))
 	e.srv.redeliverLimit.now = clk.Now
-	id, _ := e.finishWithHook(t, e.key, recv.url())
+	id, _ := e.endWithHook(t, e.key, recv.url())
 	e.settle(t)
 	var jobs []string
 	for range redeliveriesPerMinute + 1 {

@@ -187,6 +187,36 @@ func (e *testEnv) finishWithHook(t testing.TB, key, url string) (string, map[str
 	return id, e.wait(t, key, id, StatusCompleted)
 }
 
+// endWithHook ends a job of key's with webhookUrl url as a successful render ends one, without
+// the upload and the render: the job is stored PROCESSING, as a worker holds it, and the lifecycle
+// ends it COMPLETED under a new output token (the state change and its delivery in one
+// transaction, the sender woken). It returns the id and the status body. For the tests of the
+// deliveries themselves, to which finishWithHook's two probes and three ffmpeg runs add seconds of
+// CPU and nothing they check; TestWebhookHTTPSReceiver keeps the real path.
+func (e *testEnv) endWithHook(t testing.TB, key, url string) (string, map[string]any) {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Now()
+	id, err := newJobID(now, e.srv.rand)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := randomHex(e.srv.rand, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.srv.store.db.ExecContext(ctx, `INSERT INTO jobs (id, key_id, status, image_type, audio_type,
+		audio_codec, audio_duration, webhook_url, retries, created_at, updated_at)
+		VALUES (?, ?, 'PROCESSING', 'jpeg', 'wav', 'pcm_s16le', 2.5, ?, 0, ?, ?)`,
+		id, e.accountOf(t, key).ID, url, now.UnixMilli(), now.UnixMilli()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.srv.jobs.finish(ctx, id, "", StatusProcessing, Outcome{Status: StatusCompleted, OutputToken: token}); err != nil {
+		t.Fatal(err)
+	}
+	return id, e.status(t, key, id)
+}
+
 // settle runs the sender once: every due delivery gets its attempt, and an attempt the running
 // sender had in flight is recorded by the time it returns.
 func (e *testEnv) settle(t testing.TB) {
@@ -584,7 +614,7 @@ func TestWebhookRetrySchedule(t *testing.T) {
 	clock := newHookClock(time.Now().Add(time.Hour))
 	e := newTestEnv(t, hookConfig(t.TempDir(), recv, target), hookTrust(recv, target), clock.install,
 		func(s *server) { s.hooks.client.Timeout = 2 * time.Second })
-	id, _ := e.finishWithHook(t, e.key, recv.url())
+	id, _ := e.endWithHook(t, e.key, recv.url())
 	e.settle(t) // the first attempt: at once
 
 	if len(retrySchedule)+1 != 10 {
@@ -679,7 +709,7 @@ func TestWebhookResponses(t *testing.T) {
 	clock := newHookClock(time.Now().Add(time.Hour))
 	e := newTestEnv(t, hookConfig(t.TempDir(), recv, target), hookTrust(recv, target), clock.install,
 		func(s *server) { s.hooks.client.Timeout = 2 * time.Second })
-	id, _ := e.finishWithHook(t, e.key, recv.url())
+	id, _ := e.endWithHook(t, e.key, recv.url())
 	e.settle(t)
 	now := clock.Now()
 	httpDate := now.Add(time.Hour).UTC().Format(http.TimeFormat)
@@ -801,7 +831,7 @@ func TestWebhookDeliveredAfterRestart(t *testing.T) {
 	// the outbox, committed, never attempted.
 	e1 := newTestEnv(t, hookConfig(dir, recv), hookTrust(recv), func(s *server) { s.hooks.now = func() time.Time { return time.Unix(0, 0) } })
 	key := e1.key
-	id, st := e1.finishWithHook(t, key, recv.url())
+	id, st := e1.endWithHook(t, key, recv.url())
 	e1.settle(t)
 	ds := e1.deliveries(t, key, id)
 	if len(ds) != 1 || ds[0].State != "pending" || len(ds[0].Attempts) != 0 || len(recv.requests()) != 0 {
@@ -857,7 +887,7 @@ func TestWebhookShutdownMidAttempt(t *testing.T) {
 	})
 	dir := t.TempDir()
 	e1 := newTestEnv(t, hookConfig(dir, recv), hookTrust(recv))
-	id, _ := e1.finishWithHook(t, e1.key, recv.url())
+	id, _ := e1.endWithHook(t, e1.key, recv.url())
 	select {
 	case <-started:
 	case <-time.After(15 * time.Second):
