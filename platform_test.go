@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"image"
 	"image/color"
 	"os"
@@ -45,6 +47,37 @@ func streamInfo(t testing.TB, path, kind string) map[string]string {
 		info[k] = strings.Trim(string(b), `"`)
 	}
 	return info
+}
+
+// framesAt decodes the video's frame at each of the times (the first at or after it, as
+// decodeFrameAt's -ss seeks) with one ffmpeg, an input for each time, and returns their size and
+// RGB bytes.
+func framesAt(t testing.TB, path string, at ...float64) (int, int, [][]byte) {
+	t.Helper()
+	dir := t.TempDir()
+	args := []string{"-v", "error"}
+	for _, s := range at {
+		args = append(args, "-ss", strconv.FormatFloat(s, 'f', 3, 64), "-i", path)
+	}
+	for i := range at {
+		args = append(args, "-map", itoa(i)+":v:0", "-frames:v", "1", "-c:v", "ppm", "-f", "image2", filepath.Join(dir, itoa(i)+".ppm"))
+	}
+	if out, err := exec.Command("ffmpeg", args...).CombinedOutput(); err != nil {
+		t.Fatalf("decode frames: %v %s", err, out)
+	}
+	var w, h int
+	frames := make([][]byte, len(at))
+	for i := range at {
+		ppm := readFile(t, filepath.Join(dir, itoa(i)+".ppm"))
+		var magic string
+		var fw, fh, maxval int
+		if n, err := fmt.Fscan(bytes.NewReader(ppm), &magic, &fw, &fh, &maxval); err != nil || n != 4 || magic != "P6" ||
+			maxval != 255 || len(ppm) < fw*fh*3 || (i > 0 && (fw != w || fh != h)) {
+			t.Fatalf("decode frames: frame %d is not an 8-bit PPM of the others' size: %q", i, ppm[:min(len(ppm), 20)])
+		}
+		w, h, frames[i] = fw, fh, ppm[len(ppm)-fw*fh*3:]
+	}
+	return w, h, frames
 }
 
 // frameDiff counts the pixels in rows [y0, y1) of two RGB frames of width w that differ by more
@@ -152,9 +185,8 @@ func TestPlatformSizes(t *testing.T) {
 			}
 			checkPoster(t, st["outputThumbnail"].(string), c.w, c.h)
 
-			w, h, before := decodeFrameAt(t, path, 0.3)
-			_, _, during := decodeFrameAt(t, path, 1.2)
-			_, _, after := decodeFrameAt(t, path, 1.8)
+			w, h, frames := framesAt(t, path, 0.3, 1.2, 1.8)
+			before, during, after := frames[0], frames[1], frames[2]
 			checkFitted(t, src, o, w, h, before)
 			top, _ := waveformBand(frameSize{w, h})
 			if !o.waveform() {
