@@ -285,6 +285,7 @@ func newTestEnv(t testing.TB, cfg *config, edit ...func(*server)) *testEnv {
 		c := testConfig(t.TempDir())
 		cfg = &c
 	}
+	seedDatabase(t, cfg.DataDir)
 	logs := &syncBuffer{}
 	ctx := context.Background()
 	hs := httptest.NewUnstartedServer(nil)
@@ -316,6 +317,51 @@ func newTestEnv(t testing.TB, cfg *config, edit ...func(*server)) *testEnv {
 }
 
 var accountSeq atomic.Int64
+
+var (
+	emptyDBOnce sync.Once
+	emptyDB     []byte
+	emptyDBErr  error
+)
+
+// seedDatabase gives a data directory that exists but has no database yet the database a first
+// start makes: the schema with every migration applied, and no rows. It is made once a run by the
+// real OpenStore (a broken migration still fails every test); each test env opening its own copy
+// finds the migrations applied instead of running them again, which under the race detector costs
+// tens of ms of CPU an env. The first start itself is tested on its own (TestMigrations,
+// TestServeFirstStart, TestDataDirPermissions).
+func seedDatabase(t testing.TB, dataDir string) {
+	t.Helper()
+	path := filepath.Join(dataDir, "vidgen.db")
+	if fi, err := os.Stat(dataDir); err != nil || !fi.IsDir() {
+		return
+	}
+	if _, err := os.Stat(path); err == nil {
+		return
+	}
+	emptyDBOnce.Do(func() {
+		dir, err := os.MkdirTemp(fixtureDir, ".db-")
+		if err != nil {
+			emptyDBErr = err
+			return
+		}
+		defer os.RemoveAll(dir)
+		st, err := OpenStore(context.Background(), filepath.Join(dir, "vidgen.db"), time.Now)
+		if err != nil {
+			emptyDBErr = err
+			return
+		}
+		if emptyDBErr = st.Close(); emptyDBErr == nil { // the last connection closed: the WAL is merged in
+			emptyDB, emptyDBErr = os.ReadFile(filepath.Join(dir, "vidgen.db"))
+		}
+	})
+	if emptyDBErr != nil {
+		t.Fatalf("empty database: %v", emptyDBErr)
+	}
+	if err := os.WriteFile(path, emptyDB, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // close stops the server as serve does: HTTP first, then renders (short grace), then webhooks.
 // Tests may call it before the cleanup does; only the first call acts.
