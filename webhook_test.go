@@ -112,12 +112,15 @@ func hookAnswer(code int, header ...string) func(http.ResponseWriter, *http.Requ
 	}
 }
 
-// hookHang answers nothing until the client gives up.
+// hookHang answers nothing until the client gives up. It never answers at all: returning from the
+// handler would send a 200, which a sender starved of CPU past its own timeout could still read
+// as a delivery.
 func hookHang(w http.ResponseWriter, r *http.Request, _ int) {
 	select {
 	case <-r.Context().Done():
-	case <-time.After(10 * time.Second):
+	case <-time.After(time.Minute):
 	}
+	hookDrop(w, r, 0)
 }
 
 // hookDrop closes the connection without a response: a network error for the sender.
