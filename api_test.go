@@ -59,6 +59,23 @@ func dirFiles(t testing.TB, dir string) []string {
 	return files
 }
 
+// checkInputsGone fails the test unless inputs (a data directory's inputs/) is empty within a few
+// seconds: a job's uploads are deleted just after its final state is committed, so a client may see
+// the job ended a moment before they are gone.
+func checkInputsGone(t testing.TB, inputs string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		files := dirFiles(t, inputs)
+		if len(files) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("inputs left after the job ended: %v", files)
+			return
+		}
+	}
+}
+
 func TestBadInputs(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, nil)

@@ -65,9 +65,7 @@ func TestDataDirMoved(t *testing.T) {
 		video, _ := download(t, st["outputVideo"].(string))
 		checkVideo(t, video, fixture(t, "tone.wav"))
 	}
-	if files := dirFiles(t, filepath.Join(moved, "inputs")); len(files) != 0 {
-		t.Errorf("inputs left after both jobs ended: %v", files)
-	}
+	checkInputsGone(t, filepath.Join(moved, "inputs"))
 }
 
 // TestInputLost: a job whose uploads vanished from the server before its render (deleted behind

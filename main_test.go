@@ -775,9 +775,7 @@ func TestQuickStart(t *testing.T) {
 	}
 	checkPoster(t, thumb, 320, 240)
 	// The job's inputs are gone once it has ended.
-	if entries, _ := os.ReadDir(filepath.Join(e.srv.cfg.DataDir, "inputs")); len(entries) != 0 {
-		t.Errorf("inputs left after the job ended: %v", entries)
-	}
+	checkInputsGone(t, filepath.Join(e.srv.cfg.DataDir, "inputs"))
 }
 
 // TestFormatMatrix renders every accepted image type with every long-standing audio type, and each

@@ -253,7 +253,5 @@ func TestCaptionsSurviveRestart(t *testing.T) {
 			t.Fatalf("job after restart: %+v", j)
 		}
 	}
-	if files := dirFiles(t, filepath.Join(dir, "inputs")); len(files) != 0 {
-		t.Errorf("inputs left after the job ended: %v", files)
-	}
+	checkInputsGone(t, filepath.Join(dir, "inputs"))
 }

@@ -282,9 +282,7 @@ func TestE2EKill9DuringRender(t *testing.T) {
 	if left := dirFiles(t, filepath.Join(dir, "tmp")); len(left) != 0 {
 		t.Errorf("partial files left in tmp/: %v", left)
 	}
-	if left := dirFiles(t, filepath.Join(dir, "inputs")); len(left) != 0 {
-		t.Errorf("inputs left after the job ended: %v", left)
-	}
+	checkInputsGone(t, filepath.Join(dir, "inputs"))
 	if !strings.Contains(p2.logs.String(), "interrupted by a crash") {
 		t.Error("recovery not logged")
 	}
@@ -309,9 +307,7 @@ func TestE2EDataDirMovedAfterKill9(t *testing.T) {
 	p2 := startVidgen(t, moved, "ffmpeg", nil)
 	p2.waitStatus(t, a.APIKey, running, StatusCompleted)
 	p2.waitStatus(t, b.APIKey, queued, StatusCompleted)
-	if left := dirFiles(t, filepath.Join(moved, "inputs")); len(left) != 0 {
-		t.Errorf("inputs left after both jobs ended: %v", left)
-	}
+	checkInputsGone(t, filepath.Join(moved, "inputs"))
 }
 
 // TestE2EDownloadFlood: vidgen under a 1024-descriptor limit, one address opens 1,100 connections

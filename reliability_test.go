@@ -387,9 +387,7 @@ func TestInputsGoneAndOutputExpires(t *testing.T) {
 	id := e.mustSubmit(t, e.key, fixture(t, "img.jpg"), fixture(t, "tone.wav"))
 	inputs := filepath.Join(e.srv.cfg.DataDir, "inputs")
 	st := e.wait(t, e.key, id, StatusCompleted)
-	if files := dirFiles(t, inputs); len(files) != 0 {
-		t.Errorf("inputs left after the job ended: %v", files)
-	}
+	checkInputsGone(t, inputs)
 	video, share := st["outputVideo"].(string), st["outputShareLink"].(string)
 	poster := strings.TrimSuffix(video, ".mp4") + ".jpg"
 	for _, u := range []string{video, share, poster} {
