@@ -527,5 +527,6 @@ func webpBitstreamSize(kind string, d []byte) (w, h int, ok bool) {
 	if len(d) < 10 || d[3] != 0x9d || d[4] != 0x01 || d[5] != 0x2a {
 		return 0, 0, false
 	}
-	return int(binary.LittleEndian.Uint16(d[6:8]) & 0x3fff), int(binary.LittleEndian.Uint16(d[8:10]) & 0x3fff), true
+	w, h = int(binary.LittleEndian.Uint16(d[6:8])&0x3fff), int(binary.LittleEndian.Uint16(d[8:10])&0x3fff)
+	return w, h, w > 0 && h > 0 // a lossy frame's size is stored as is: 0 is no picture
 }
