@@ -447,7 +447,7 @@ func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio,
 	encoded := filepath.Join(tmp, "audio.m4a")
 	audioInput := []string{"-f", "mp4", "-i", "file:" + encoded}
 	var segs []segment
-	rate := encodedRate(job)
+	_, rate := encodedFormat(job)
 	if n := audioSegments(job.AudioDuration, rd.minSegment, rd.audioCores); n > 1 && rate > 0 {
 		segs = planSegments(job.AudioDuration, rate, n)
 	}

@@ -80,7 +80,7 @@ func planSegments(seconds float64, rate, n int) []segment {
 // out. The cut is made on the decoded sound after it is resampled and downmixed as audioArgs
 // would, so it falls at the same sample in every segment.
 func segmentArgs(job Job, audio, out string, s segment) []string {
-	chain := outputFormatFilters(job)
+	chain, _ := encodedFormat(job)
 	trim := fmt.Sprintf("atrim=start_sample=%d", s.Start)
 	if s.End > 0 {
 		trim += fmt.Sprintf(":end_sample=%d", s.End)
@@ -94,34 +94,22 @@ func segmentArgs(job Job, audio, out string, s segment) []string {
 	}
 }
 
-// outputFormatFilters are the filters that give a job's audio the channels and rate audioArgs
-// asks for with -ac and -ar.
-func outputFormatFilters(job Job) []string {
-	var chain []string
+// encodedFormat returns the filters that give a job's audio the channels and rate audioArgs asks
+// for with -ac and -ar, and the sample rate the audio is encoded at.
+func encodedFormat(job Job) (filters []string, rate int) {
+	f := strings.Split(job.AudioCodec, "/")
+	rate, _ = strconv.Atoi(f[len(f)-1])
 	args := audioArgs(job.AudioCodec, job.Options)
 	for i := 0; i+1 < len(args); i++ {
 		switch args[i] {
 		case "-ar":
-			chain = append(chain, "aresample="+args[i+1])
+			filters = append(filters, "aresample="+args[i+1])
+			rate, _ = strconv.Atoi(args[i+1])
 		case "-ac":
-			chain = append(chain, "aformat=channel_layouts=stereo")
+			filters = append(filters, "aformat=channel_layouts=stereo")
 		}
 	}
-	return chain
-}
-
-// encodedRate is the sample rate of a job's encoded audio.
-func encodedRate(job Job) int {
-	args := audioArgs(job.AudioCodec, job.Options)
-	for i := 0; i+1 < len(args); i++ {
-		if args[i] == "-ar" {
-			r, _ := strconv.Atoi(args[i+1])
-			return r
-		}
-	}
-	f := strings.Split(job.AudioCodec, "/")
-	r, _ := strconv.Atoi(f[len(f)-1])
-	return r
+	return filters, rate
 }
 
 // joinSegments writes to dst the frames each segment's ADTS stream (parts, in order) contributes.
