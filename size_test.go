@@ -45,9 +45,17 @@ func TestE2EOutputSize(t *testing.T) {
 	// The clip as step 1 makes it, to feed the estimate.
 	clip, poster := filepath.Join(dir, "clip.mp4"), filepath.Join(dir, "poster.jpg")
 	job := Job{ImageType: typeJPEG}
-	args := append([]string{"-nostdin", "-v", "error", "-y", "-protocol_whitelist", "file"}, clipArgs(job, photo, clip, poster)...)
+	stream := clip + ".h264"
+	args := append([]string{"-nostdin", "-v", "error", "-y", "-protocol_whitelist", "file"}, clipArgs(job, photo, stream, poster)...)
 	if msg, err := exec.Command("ffmpeg", args...).CombinedOutput(); err != nil {
 		t.Fatalf("clip: %v: %s", err, msg)
+	}
+	b, err := os.ReadFile(stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeClip(clip, b, clipFrameCount(job), job.Options.fps()); err != nil {
+		t.Fatal(err)
 	}
 	fi, err := os.Stat(clip)
 	if err != nil {

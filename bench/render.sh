@@ -11,6 +11,7 @@
 #   bench/render.sh                 everything (the 600 s tutorial runs take ~4-8 minutes each)
 #   BENCH_QUICK=1 bench/render.sh   skip the 600 s tutorial runs
 #   BENCH_RUNS=N                    vidgen and floor runs per case, median reported (default 3)
+#   BENCH_CASES="clean:60speech.mp3 ..."  only these still cases (image:audio, as the table names them)
 #   BENCH_ONLY=waveform             only the waveform cases: vidgen's moving render (waveform=line at
 #                                   the image's size, 25 fps; waveform=bars at size=landscape, 30 fps)
 #                                   against the tutorial's waveform command (-loop 1 + showwaves overlay,
@@ -165,6 +166,7 @@ rows=()
 declare -A vid tut flo vsz tsz
 mb() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1e6 }'; }
 still_cases=(clean:60speech.mp3 noisy:60speech.mp3 clean:600music.mp3 noisy:600music.mp3 clean:600music.m4a)
+[[ -n ${BENCH_CASES:-} ]] && read -ra still_cases <<<"$BENCH_CASES"
 [[ $ONLY == waveform ]] && still_cases=()
 for c in "${still_cases[@]}"; do
 	image=$fx/${c%%:*}.jpg
