@@ -60,10 +60,10 @@ func TestDataDirMoved(t *testing.T) {
 	}
 	cfg2 := testConfig(moved)
 	e2 := newTestEnv(t, &cfg2)
-	for key, id := range map[string]string{e1.key: running, bob: queued} {
-		st := e2.wait(t, key, id, StatusCompleted)
+	for _, j := range []struct{ key, id, audio string }{{e1.key, running, "tone.wav"}, {bob, queued, "tone.mp3"}} {
+		st := e2.wait(t, j.key, j.id, StatusCompleted)
 		video, _ := download(t, st["outputVideo"].(string))
-		checkVideo(t, video, fixture(t, "tone.wav"))
+		checkVideo(t, video, fixture(t, j.audio))
 	}
 	checkInputsGone(t, filepath.Join(moved, "inputs"))
 }
