@@ -174,3 +174,46 @@ func TestWriteClipRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestClipKeyframeUnchanged checks what the clip step's x264 frame count rests on: x264's keyframe
+// from the clipLookahead+1 frames clipArgs asks for is byte for byte the keyframe of a clip x264
+// encodes whole, so writing the other frames in vidgen costs no quality.
+func TestClipKeyframeUnchanged(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	photo := filepath.Join(dir, "photo.jpg")
+	ffmpegMake(t, "-f", "lavfi", "-i", "testsrc2=s=480x270:r=1", "-vf", "noise=alls=30:allf=u", "-frames:v", "1", "-q:v", "2", photo)
+	job := Job{ImageType: typeJPEG}
+	keyframe := func(frames int) []byte {
+		t.Helper()
+		stream := filepath.Join(dir, strconv.Itoa(frames)+".h264")
+		args := clipArgs(job, photo, stream, filepath.Join(dir, "poster.jpg"))
+		for i, a := range args {
+			if strings.Contains(a, "loop=loop=") {
+				args[i] = strings.Replace(a, "loop=loop="+strconv.Itoa(clipLookahead), "loop=loop="+strconv.Itoa(frames-1), 1)
+			}
+			if a == "-frames:v" && args[i+1] == strconv.Itoa(clipLookahead+1) {
+				args[i+1] = strconv.Itoa(frames)
+			}
+		}
+		ffmpegMake(t, args...)
+		b, err := os.ReadFile(stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, nal := range splitAnnexB(b) {
+			if len(nal) > 0 && nal[0]&0x1f == nalIDR {
+				return nal
+			}
+		}
+		t.Fatalf("no keyframe in the %d-frame encode", frames)
+		return nil
+	}
+	short, whole := keyframe(clipLookahead+1), keyframe(clipFrameCount(job))
+	if !bytes.Equal(short, whole) {
+		t.Errorf("the keyframe of %d frames (%d bytes) differs from a whole clip's (%d bytes)", clipLookahead+1, len(short), len(whole))
+	}
+	if fewer := keyframe(2); bytes.Equal(fewer, whole) {
+		t.Error("a 2-frame encode gives the same keyframe too: the test cannot tell a lookahead change")
+	}
+}
