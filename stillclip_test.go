@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -40,7 +41,7 @@ func TestWriteClip(t *testing.T) {
 			sub := t.TempDir()
 			stream, clip := filepath.Join(sub, "clip.h264"), filepath.Join(sub, "clip.mp4")
 			args := c.args
-			if i := indexOf(args, "file:"); i >= 0 { // the clip step: its stream goes to stream
+			if i := slices.Index(args, "file:"); i >= 0 { // the clip step: its stream goes to stream
 				args = append(append(append([]string{}, args[:i]...), "file:"+stream), args[i+1:]...)
 			} else {
 				args = append(append([]string{}, args...), "-f", "h264", stream)
@@ -84,16 +85,6 @@ func TestWriteClip(t *testing.T) {
 			}
 		})
 	}
-}
-
-// indexOf is the index of the first of args equal to s, or -1.
-func indexOf(args []string, s string) int {
-	for i, a := range args {
-		if a == s {
-			return i
-		}
-	}
-	return -1
 }
 
 // frameHashes decodes the video ffmpeg's input args name (with -xerror, so any decoding error
