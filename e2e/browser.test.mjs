@@ -1,6 +1,7 @@
 // Browser test: a real vidgen and Debian's Chromium (headless, driven by playwright-core). It submits
 // a job through the page at /, waits for COMPLETED, checks the <video> on the page and on the share
-// link really plays, and saves screenshots to docs/ for the README. Run it with `make e2e`.
+// link really plays, and saves screenshots to docs/ for the README; then a job with options chosen on
+// the page. Run it with `make e2e`.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
@@ -134,5 +135,29 @@ test('a job submitted through the page plays on the page and on its share link',
 
   const elsewhere = requests.filter((u) => !u.startsWith(base + '/'));
   assert.deepEqual(elsewhere, [], 'the page made requests to another origin');
+  assert.deepEqual(browserErrors, [], 'the browser reported errors (CSP violations included)');
+});
+
+test('options chosen on the page reach the job: a square video on a colour', async () => {
+  const page = await context.newPage();
+  await page.goto(base + '/');
+  assert.equal(await page.evaluate(() => localStorage.getItem('vidgen.apiKey')), apiKey, 'the key saved by the first test');
+  assert.equal(await page.isHidden('#background-colour'), true, 'no colour picker while the background is the blurred image');
+  await page.selectOption('#size', 'square');
+  await page.selectOption('#background', 'colour');
+  assert.equal(await page.isVisible('#background-colour'), true, 'a colour picker once a colour is chosen');
+  await page.fill('#background-colour', '#102030');
+  await page.setInputFiles('#image', join(work, 'picture.jpg'));
+  await page.setInputFiles('#audio', join(work, 'voice.mp3'));
+  await page.click('#submit');
+
+  await page.waitForSelector('#state[data-status="COMPLETED"]', { timeout: 90000 });
+  const jobId = (await page.textContent('#job-id')).trim();
+  const st = await page.evaluate(async ([id, key]) => (await fetch('/api/status/' + id, { headers: { 'X-API-Key': key } })).json(), [jobId, apiKey]);
+  assert.deepEqual({ size: st.options.size, background: st.options.background, waveform: st.options.waveform },
+    { size: 'square', background: '#102030', waveform: 'none' });
+  const played = await playsIn(page);
+  assert.ok(played.currentTime >= 0.5 && played.error === null, JSON.stringify(played));
+  assert.deepEqual([played.width, played.height], [1080, 1080]);
   assert.deepEqual(browserErrors, [], 'the browser reported errors (CSP violations included)');
 });
