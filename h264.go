@@ -40,24 +40,9 @@ func splitAnnexB(b []byte) [][]byte {
 	return nals
 }
 
-// unescapeRBSP removes the emulation prevention bytes (00 00 03) from a NAL unit's payload.
-func unescapeRBSP(b []byte) []byte {
-	out := make([]byte, 0, len(b))
-	zeros := 0
-	for _, c := range b {
-		if zeros >= 2 && c == 3 {
-			zeros = 0
-			continue
-		}
-		out = append(out, c)
-		if c == 0 {
-			zeros++
-		} else {
-			zeros = 0
-		}
-	}
-	return out
-}
+// unescapeRBSP removes the emulation prevention bytes (the 03 of each 00 00 03) from a NAL unit's
+// payload.
+func unescapeRBSP(b []byte) []byte { return bytes.ReplaceAll(b, []byte{0, 0, 3}, []byte{0, 0}) }
 
 // escapeRBSP inserts the emulation prevention bytes a NAL unit's payload needs.
 func escapeRBSP(b []byte) []byte {

@@ -213,7 +213,7 @@ func skipFrame(sps *seqParams, pps *picParams, n int) []byte {
 		for w.n%8 != 0 {
 			w.u(1, 1) // cabac_alignment_one_bit
 		}
-		e := cabacEncoder{w: &w, low: 0, rng: 510, first: true}
+		e := cabacEncoder{w: &w, rng: 510, first: true}
 		state, mps := cabacInit(mbSkipInit, sliceQP)
 		for mb := uint(0); mb < sps.picSizeInMbs; mb++ {
 			e.decision(&state, &mps, 1)           // mb_skip_flag
