@@ -17,21 +17,17 @@ import (
 var errDiskFilling = errors.New("free disk space fell under -min-free during the render")
 
 // checkBudget refuses a render whose estimated output would leave less than minFree bytes free.
-// clip is the encoded picture and audio the audio as it goes into the output (the upload when it
-// is copied, the encoded file otherwise).
-func (rd *renderer) checkBudget(job Job, clip, audio string) error {
+// clipBytes is the size of the clip's frames and audio the audio as it goes into the output (the
+// upload when it is copied, the encoded file otherwise).
+func (rd *renderer) checkBudget(job Job, clipBytes int64, audio string) error {
 	if rd.minFree <= 0 {
 		return nil
-	}
-	ci, err := os.Stat(clip)
-	if err != nil {
-		return err
 	}
 	bits, err := audioBits(job, audio)
 	if err != nil {
 		return err
 	}
-	return rd.checkFree(job, estimateOutputSize(ci.Size(), job.AudioDuration, bits))
+	return rd.checkFree(job, estimateOutputSize(clipBytes, job.AudioDuration, bits))
 }
 
 // checkMovingBudget is checkBudget for a moving picture of size f: still is its lossless frame,

@@ -76,6 +76,16 @@ type seqParams struct {
 	maxNumRefFrames               uint
 	picSizeInMbs                  uint
 	width, height                 uint // after cropping
+	// From the video usability information, for the MP4 sample entry: the sample aspect ratio
+	// (0/0: not given) and the colour description (nil: not given).
+	sarWidth, sarHeight uint
+	colour              *colourInfo
+}
+
+// colourInfo is an H.264 stream's colour description (H.264 E.2.1), as an MP4 colr box holds it.
+type colourInfo struct {
+	primaries, transfer, matrix uint
+	fullRange                   bool
 }
 
 // picParams is what a P-slice depends on in a picture parameter set (H.264 7.3.2.2).
@@ -156,6 +166,9 @@ func parseSPS(b []byte) (*seqParams, error) {
 	}
 	p.width = widthMbs*16 - unitX*(crop[0]+crop[1])
 	p.height = heightMbs*16 - unitY*(crop[2]+crop[3])
+	if r.u(1) == 1 { // vui_parameters_present_flag
+		p.parseVUI(&r)
+	}
 	if r.err != nil {
 		return nil, fmt.Errorf("%w: sequence parameter set: %w", errClipStream, r.err)
 	}
@@ -163,6 +176,41 @@ func parseSPS(b []byte) (*seqParams, error) {
 		return nil, fmt.Errorf("%w: no reference frames", errClipStream)
 	}
 	return p, nil
+}
+
+// parseVUI reads the start of the video usability information (H.264 E.1.1), up to the colour
+// description.
+func (p *seqParams) parseVUI(r *rbspReader) {
+	if r.u(1) == 1 { // aspect_ratio_info_present_flag
+		p.sarWidth, p.sarHeight = sampleAspect(r.u(8))
+		if p.sarWidth == 0 && p.sarHeight == 1 { // Extended_SAR
+			p.sarWidth, p.sarHeight = r.u(16), r.u(16)
+		}
+	}
+	if r.u(1) == 1 { // overscan_info_present_flag
+		r.u(1) // overscan_appropriate_flag
+	}
+	if r.u(1) == 1 { // video_signal_type_present_flag
+		r.u(3) // video_format
+		full := r.u(1) == 1
+		if r.u(1) == 1 { // colour_description_present_flag
+			p.colour = &colourInfo{primaries: r.u(8), transfer: r.u(8), matrix: r.u(8), fullRange: full}
+		}
+	}
+}
+
+// sampleAspect is the sample aspect ratio of aspect_ratio_idc (H.264 Table E-1): 0/0 when
+// unspecified or reserved, 0/1 for Extended_SAR, which the stream then gives.
+func sampleAspect(idc uint) (w, h uint) {
+	table := [...][2]uint{{0, 0}, {1, 1}, {12, 11}, {10, 11}, {16, 11}, {40, 33}, {24, 11}, {20, 11},
+		{32, 11}, {80, 33}, {18, 11}, {15, 11}, {64, 33}, {160, 99}, {4, 3}, {3, 2}, {2, 1}}
+	switch {
+	case idc < uint(len(table)):
+		return table[idc][0], table[idc][1]
+	case idc == 255:
+		return 0, 1
+	}
+	return 0, 0
 }
 
 func parsePPS(b []byte) (*picParams, error) {

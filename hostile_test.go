@@ -415,7 +415,8 @@ func TestDiskBudget(t *testing.T) {
 
 // TestDiskFillingRequeues: when free space falls under -min-free while a render writes, the render
 // stops, cleans up and goes back in the queue without counting a retry; it completes once there is
-// room again.
+// room again. The long writing step is ffmpeg's mux of audio that is copied (encoded audio is
+// written by vidgen in milliseconds, after the same budget check).
 func TestDiskFillingRequeues(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -441,7 +442,7 @@ func TestDiskFillingRequeues(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.FFmpeg = ffmpeg
 	e := newTestEnv(t, &cfg, func(s *server) { s.renderer.minFree, s.renderer.diskFree = minFree, free })
-	id := e.mustSubmit(t, e.key, fixture(t, "img.png"), fixture(t, "tone.wav"))
+	id := e.mustSubmit(t, e.key, fixture(t, "img.png"), fixture(t, "tone.m4a"))
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if _, err := os.Stat(started); err == nil {
 			break

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -397,16 +398,20 @@ func (rd *renderer) renderFiles(ctx context.Context, job Job) (string, error) {
 		}
 	} else if a := audioArgs(job.AudioCodec, job.Options); a[1] != "copy" {
 		// The audio must be encoded: that and the picture step run side by side, then a copy mux.
-		if err := rd.renderSideBySide(ctx, job, image, audio, tmp, clip, poster, video, max(clipEst, muxEst)); err != nil {
+		if err := rd.renderSideBySide(ctx, job, image, audio, tmp, poster, video, max(clipEst, muxEst)); err != nil {
 			return "", err
 		}
 	} else {
 		clipEnd := min(setupShare+int(float64(100-setupShare)*clipEst/(clipEst+muxEst)), 90)
 		rd.startStep(job.ID, setupShare, clipEnd, clipEst)
-		if err := rd.makeClip(ctx, job, image, clip, poster); err != nil {
+		c, err := rd.makeClip(ctx, job, image, poster)
+		if err != nil {
 			return "", err
 		}
-		if err := rd.checkBudget(job, clip, audio); err != nil {
+		if err := rd.checkBudget(job, c.size(), audio); err != nil {
+			return "", err
+		}
+		if err := writeClipFile(clip, c); err != nil {
 			return "", err
 		}
 		rd.startStep(job.ID, clipEnd, 100, muxEst)
@@ -437,16 +442,15 @@ const (
 
 // renderSideBySide makes the clip and poster from image and encodes audio at once, one ffmpeg
 // each (the picture step is one core's work, and so is the AAC encoder; long audio is encoded in
-// segments, one ffmpeg each, see segments.go), then muxes the two by copy: on two cores the job
-// costs about the audio encode alone. The first failure stops the other steps; a failure of the
-// input at fault is the one returned. Intermediate files go in tmp. est is the expected seconds of
-// the first part.
-func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio, tmp, clip, poster, video string, est float64) error {
+// segments, one ffmpeg each, see segments.go), then writes the video from the two by copy: on two
+// cores the job costs about the audio encode alone. The first failure stops the other steps; a
+// failure of the input at fault is the one returned. Intermediate files go in tmp. est is the
+// expected seconds of the first part.
+func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio, tmp, poster, video string, est float64) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	rd.startStep(job.ID, setupShare, 95, est)
-	encoded := filepath.Join(tmp, "audio.m4a")
-	audioInput := []string{"-f", "mp4", "-i", "file:" + encoded}
+	encoded := filepath.Join(tmp, "audio.aac")
 	var segs []segment
 	_, rate := encodedFormat(job)
 	if n := audioSegments(job.AudioDuration, rd.minSegment, rd.audioCores); n > 1 && rate > 0 {
@@ -469,7 +473,11 @@ func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio,
 			return nil
 		})
 	}
-	go step(func() error { return rd.makeClip(ctx, job, image, clip, poster) })
+	var clip *stillClip
+	go step(func() (err error) {
+		clip, err = rd.makeClip(ctx, job, image, poster)
+		return err
+	})
 	parts := make([]string, len(segs))
 	for k, sg := range segs {
 		parts[k] = filepath.Join(tmp, fmt.Sprintf("audio-%d.aac", k))
@@ -494,20 +502,19 @@ func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio,
 		return first
 	}
 	if segs != nil {
-		encoded = filepath.Join(tmp, "audio.aac")
 		if err := joinSegments(encoded, parts, segs); err != nil {
 			return err
 		}
-		audioInput = joinedInput(encoded, rate)
 	}
-	if err := rd.checkBudget(job, clip, encoded); err != nil {
+	if err := rd.checkBudget(job, clip.size(), encoded); err != nil {
 		return err
 	}
-	rd.startStep(job.ID, 95, 100, 0.2)
-	if err := rd.runWatched(ctx, job.ID, 0, muxEncodedArgs(job, clip, audioInput, video)); err != nil {
-		return classify(err, "mux", audioFailure)
+	rd.startStep(job.ID, 95, 100, 0.05)
+	err := writeStillVideo(video, clip, encoded, job.AudioDuration)
+	if errors.Is(err, syscall.ENOSPC) {
+		return errDiskFilling
 	}
-	return nil
+	return err
 }
 
 // runWatched runs ffmpeg for the step that writes the output while watchDisk watches free space;
@@ -522,19 +529,19 @@ func (rd *renderer) runWatched(ctx context.Context, jobID string, duration float
 	return err
 }
 
-// makeClip is step 1: the clip at clip and the poster at poster from image. ffmpeg makes the
-// poster and x264 the clip's keyframe; writeClip the rest of the clip.
-func (rd *renderer) makeClip(ctx context.Context, job Job, image, clip, poster string) error {
-	stream := clip + ".h264"
+// makeClip is step 1: the clip from image, and the poster at poster. ffmpeg makes the poster and
+// x264 the clip's keyframe; newStillClip the rest of the clip.
+func (rd *renderer) makeClip(ctx context.Context, job Job, image, poster string) (*stillClip, error) {
+	stream := poster + ".h264"
 	if err := rd.ffmpegRun(ctx, job.ID, 0, clipArgs(job, image, stream, poster)...); err != nil {
-		return classify(err, "image", imageFailure)
+		return nil, classify(err, "image", imageFailure)
 	}
 	b, err := os.ReadFile(stream)
 	if err != nil {
-		return fmt.Errorf("clip: %w", err)
+		return nil, fmt.Errorf("clip: %w", err)
 	}
 	os.Remove(stream)
-	return writeClip(clip, b, clipFrameCount(job), job.Options.fps())
+	return newStillClip(b, clipFrameCount(job), job.Options.fps())
 }
 
 // clipFrameCount is the number of frames of a job's clip: clipFrames/clipFPS seconds at its frame rate.
@@ -596,21 +603,12 @@ func clipLength(duration float64, fps int) string {
 	return strconv.FormatFloat(max(duration-half, half), 'f', 3, 64)
 }
 
-// audioEncodeArgs are ffmpeg's arguments for encoding a job's audio alone into an MP4 at out.
+// audioEncodeArgs are ffmpeg's arguments for encoding a job's audio alone into an ADTS stream at
+// out.
 func audioEncodeArgs(job Job, audio, out string) []string {
 	args := []string{"-f", demuxer[job.AudioType], "-i", "file:" + audio, "-map", "0:a:0"}
 	args = append(args, audioArgs(job.AudioCodec, job.Options)...)
-	return append(args, "-map_metadata", "-1", "-f", "mp4", "file:"+out)
-}
-
-// muxEncodedArgs are ffmpeg's arguments for muxing the clip, repeated for the job's duration, with
-// audio already encoded (audioEncodeArgs, or joined segments), both by copy. audioInput are the
-// input options that read the encoded audio.
-func muxEncodedArgs(job Job, clip string, audioInput []string, video string) []string {
-	args := []string{"-stream_loop", "-1", "-t", clipLength(job.AudioDuration, job.Options.fps()), "-f", "mp4", "-i", "file:" + clip}
-	args = append(args, audioInput...)
-	return append(args, "-map", "0:v:0", "-map", "1:a:0", "-c", "copy",
-		"-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", "file:"+video)
+	return append(args, "-f", "adts", "file:"+out)
 }
 
 // classify turns a failed ffmpeg run of the step that reads input into a renderFailure. ffmpeg

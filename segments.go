@@ -143,26 +143,17 @@ func copyFrames(w io.Writer, path string, from, to int) error {
 		return err
 	}
 	defer f.Close()
-	r := bufio.NewReaderSize(f, 1<<16)
-	frame := make([]byte, 0, 8192)
+	a := newADTSReader(f)
 	for i := 0; to == 0 || i < to; i++ {
-		head, err := r.Peek(7)
-		if err == io.EOF && len(head) == 0 {
+		frame, err := a.next()
+		if err == io.EOF {
 			if to != 0 {
 				return fmt.Errorf("%d frames, %d needed", i, to)
 			}
 			return nil
 		}
-		if err != nil || head[0] != 0xFF || head[1]&0xF6 != 0xF0 {
-			return fmt.Errorf("frame %d: %w", i, errADTS)
-		}
-		n := int(head[3]&3)<<11 | int(head[4])<<3 | int(head[5])>>5
-		if n < 7 {
-			return fmt.Errorf("frame %d: %w", i, errADTS)
-		}
-		frame = frame[:n]
-		if _, err := io.ReadFull(r, frame); err != nil {
-			return fmt.Errorf("frame %d: %w", i, errADTS)
+		if err != nil {
+			return err
 		}
 		if i >= from {
 			if _, err := w.Write(frame); err != nil {
@@ -171,11 +162,4 @@ func copyFrames(w io.Writer, path string, from, to int) error {
 		}
 	}
 	return nil
-}
-
-// joinedInput are ffmpeg's input options for a joined ADTS stream at path encoded at rate: its
-// first frame is the encoder's priming, which an MP4 edit list skips (as when ffmpeg encodes
-// into MP4 itself) when the stream starts one frame before zero.
-func joinedInput(path string, rate int) []string {
-	return []string{"-itsoffset", "-" + strconv.FormatFloat(aacFrame/float64(rate), 'f', 6, 64), "-f", "aac", "-i", "file:" + path}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 )
 
@@ -23,16 +24,23 @@ const clipLookahead = 10
 // makes none of these.
 var errClipStream = errors.New("clip: unsupported H.264 stream")
 
-// writeClip writes to path an MP4 of frames frames at fps frames a second: the keyframe of
-// stream, x264's Annex B output for a still picture (parameter sets, the keyframe, any frames
-// after it, which are dropped), then frames-1 all-skip P-frames.
-func writeClip(path string, stream []byte, frames, fps int) error {
+// stillClip is a still picture's clip: x264's parameter sets and keyframe, and the skipped
+// frames that repeat it.
+type stillClip struct {
+	sps            *seqParams
+	spsNAL, ppsNAL []byte
+	samples        [][]byte // the frames, each its NAL units after their lengths; the first is the keyframe
+	fps            int
+}
+
+// newStillClip is the clip of frames frames at fps frames a second made from stream, x264's
+// Annex B output for a still picture: its parameter sets and keyframe (any frames after it are
+// dropped), then frames-1 all-skip P-frames.
+func newStillClip(stream []byte, frames, fps int) (*stillClip, error) {
+	c := &stillClip{fps: fps}
 	var (
-		sps      *seqParams
 		pps      *picParams
-		spsNAL   []byte
-		ppsNAL   []byte
-		first    []byte // the keyframe's sample: its NAL units, each after its length
+		first    []byte
 		keyframe bool
 	)
 	for _, nal := range splitAnnexB(stream) {
@@ -46,10 +54,10 @@ func writeClip(path string, stream []byte, frames, fps int) error {
 		var err error
 		switch typ {
 		case nalSPS:
-			spsNAL = nal
-			sps, err = parseSPS(unescapeRBSP(nal[1:]))
+			c.spsNAL = nal
+			c.sps, err = parseSPS(unescapeRBSP(nal[1:]))
 		case nalPPS:
-			ppsNAL = nal
+			c.ppsNAL = nal
 			pps, err = parsePPS(unescapeRBSP(nal[1:]))
 		case nalIDR:
 			keyframe = true
@@ -58,48 +66,92 @@ func writeClip(path string, stream []byte, frames, fps int) error {
 			first = appendLengthPrefixed(first, nal)
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 	}
-	if sps == nil || pps == nil || !keyframe {
-		return fmt.Errorf("%w: no parameter sets or keyframe", errClipStream)
+	if c.sps == nil || pps == nil || !keyframe {
+		return nil, fmt.Errorf("%w: no parameter sets or keyframe", errClipStream)
 	}
-	samples := make([][]byte, frames)
-	samples[0] = first
+	c.samples = make([][]byte, frames)
+	c.samples[0] = first
 	for i := 1; i < frames; i++ {
-		samples[i] = appendLengthPrefixed(nil, skipFrame(sps, pps, i))
+		c.samples[i] = appendLengthPrefixed(nil, skipFrame(c.sps, pps, i))
 	}
+	return c, nil
+}
+
+// writeClip writes to path the clip newStillClip makes of stream, as an MP4 file.
+func writeClip(path string, stream []byte, frames, fps int) error {
+	c, err := newStillClip(stream, frames, fps)
+	if err != nil {
+		return err
+	}
+	return writeClipFile(path, c)
+}
+
+// writeClipFile writes clip c to path as an MP4 file, for ffmpeg to repeat.
+func writeClipFile(path string, c *stillClip) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("clip: %w", err)
 	}
-	_, err = f.Write(clipMP4(sps, spsNAL, ppsNAL, samples, fps))
-	return errors.Join(err, f.Close())
+	err = writeMovie(f, c.track(len(c.samples)))
+	if err = errors.Join(err, f.Close()); err != nil {
+		return fmt.Errorf("clip: %w", err)
+	}
+	return nil
 }
 
 func appendLengthPrefixed(b, nal []byte) []byte {
 	return append(binary.BigEndian.AppendUint32(b, uint32(len(nal))), nal...)
 }
 
-// clipMP4 is an MP4 file of one H.264 track: samples (NAL units each after a 4-byte length) at
-// fps, the first the only keyframe, with the index before the data. The time scale is the one
-// ffmpeg's muxer picks for fps, so the video that repeats the clip is timed as before.
-func clipMP4(sps *seqParams, spsNAL, ppsNAL []byte, samples [][]byte, fps int) []byte {
-	timescale := uint32(fps)
+// size is the clip's size in bytes: its frames, without the MP4 index.
+func (c *stillClip) size() int64 {
+	var n int64
+	for _, s := range c.samples {
+		n += int64(len(s))
+	}
+	return n
+}
+
+// track is the video track of frames frames that repeat the clip's over and over, a keyframe at
+// the start of each repeat. Its time scale is the one ffmpeg's muxer picks for the frame rate,
+// so the video is timed as ffmpeg timed it.
+func (c *stillClip) track(frames int) *mp4Track {
+	timescale := uint32(c.fps)
 	for timescale < 10000 {
 		timescale *= 2
 	}
-	delta := timescale / uint32(fps)
-	n := uint32(len(samples))
-	duration := n * delta
-	movieDuration := uint32(uint64(duration) * 1000 / uint64(timescale))
+	t := &mp4Track{handler: "vide", timescale: timescale, delta: timescale / uint32(c.fps),
+		sizes: make([]uint32, frames), width: uint32(c.sps.width), height: uint32(c.sps.height)}
+	if c.sps.sarWidth > 0 && c.sps.sarHeight > 0 {
+		t.width = uint32(uint64(c.sps.width) * uint64(c.sps.sarWidth) / uint64(c.sps.sarHeight))
+	}
+	for i := range frames {
+		t.sizes[i] = uint32(len(c.samples[i%len(c.samples)]))
+		if i%len(c.samples) == 0 {
+			t.keyframes = append(t.keyframes, uint32(i+1))
+		}
+	}
+	t.entry = c.sampleEntry(t.bitRate())
+	next := 0
+	t.write = func(w io.Writer) error {
+		_, err := w.Write(c.samples[next%len(c.samples)])
+		next++
+		return err
+	}
+	return t
+}
+
+// sampleEntry is the clip's avc1 sample entry, with its average bit rate.
+func (c *stillClip) sampleEntry(rate uint32) []byte {
 	u32 := binary.BigEndian.AppendUint32
 	u16 := binary.BigEndian.AppendUint16
-	matrix := []byte{0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x40, 0, 0, 0}
-
-	avcC := []byte{1, spsNAL[1], spsNAL[2], spsNAL[3], 0xff, 0xe1}
-	avcC = append(u16(avcC, uint16(len(spsNAL))), spsNAL...)
-	avcC = append(u16(append(avcC, 1), uint16(len(ppsNAL))), ppsNAL...)
+	sps := c.sps
+	avcC := []byte{1, c.spsNAL[1], c.spsNAL[2], c.spsNAL[3], 0xff, 0xe1}
+	avcC = append(u16(avcC, uint16(len(c.spsNAL))), c.spsNAL...)
+	avcC = append(u16(append(avcC, 1), uint16(len(c.ppsNAL))), c.ppsNAL...)
 	if sps.high {
 		avcC = append(avcC, 0xfc|byte(sps.chromaFormat), 0xf8|byte(sps.bitDepthLuma-8), 0xf8|byte(sps.bitDepthChroma-8), 0)
 	}
@@ -111,60 +163,20 @@ func clipMP4(sps *seqParams, spsNAL, ppsNAL []byte, samples [][]byte, fps int) [
 	avc1 = u16(u32(avc1, 0), 1)                   // frame_count
 	avc1 = append(avc1, make([]byte, 32)...)      // compressorname
 	avc1 = u16(u16(avc1, 0x18), 0xffff)           // depth, pre_defined
-
-	stsz := u32(u32(make([]byte, 4), 0), n)
-	for _, s := range samples {
-		stsz = u32(stsz, uint32(len(s)))
+	boxes := [][]byte{avc1, mp4Box("avcC", avcC)}
+	if col := sps.colour; col != nil {
+		colr := u16(u16(u16([]byte("nclx"), uint16(col.primaries)), uint16(col.transfer)), uint16(col.matrix))
+		if col.fullRange {
+			colr = append(colr, 0x80)
+		} else {
+			colr = append(colr, 0)
+		}
+		boxes = append(boxes, mp4Box("colr", colr))
 	}
-	moov := func(dataOffset uint32) []byte {
-		stbl := mp4Box("stbl",
-			mp4Box("stsd", u32(make([]byte, 4), 1), mp4Box("avc1", avc1, mp4Box("avcC", avcC))),
-			mp4Box("stts", u32(u32(u32(make([]byte, 4), 1), n), delta)),
-			mp4Box("stss", u32(u32(make([]byte, 4), 1), 1)),
-			mp4Box("stsc", u32(u32(u32(u32(make([]byte, 4), 1), 1), n), 1)),
-			mp4Box("stsz", stsz),
-			mp4Box("stco", u32(u32(make([]byte, 4), 1), dataOffset)))
-		minf := mp4Box("minf",
-			mp4Box("vmhd", []byte{0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0}),
-			mp4Box("dinf", mp4Box("dref", u32(make([]byte, 4), 1), mp4Box("url ", []byte{0, 0, 0, 1}))),
-			stbl)
-		mdhd := u32(u32(u32(make([]byte, 12), timescale), duration), 0x55c40000) // language "und"
-		hdlr := append(append(make([]byte, 8), "vide"...), make([]byte, 12)...)
-		hdlr = append(hdlr, "VideoHandler\x00"...)
-		tkhd := u32(u32(make([]byte, 12), 1), 0) // flags: enabled, in movie; track 1
-		tkhd[3] = 3
-		tkhd = append(u32(tkhd, movieDuration), make([]byte, 16)...) // reserved, layer, group, volume, reserved
-		tkhd = append(tkhd, matrix...)
-		tkhd = u32(u32(tkhd, uint32(sps.width)<<16), uint32(sps.height)<<16)
-		mvhd := u32(u32(make([]byte, 12), 1000), movieDuration)
-		mvhd = append(u16(u32(mvhd, 0x00010000), 0x0100), make([]byte, 10)...) // rate, volume, reserved
-		mvhd = u32(append(append(mvhd, matrix...), make([]byte, 24)...), 2)    // next_track_ID
-		return mp4Box("moov", mp4Box("mvhd", mvhd),
-			mp4Box("trak", mp4Box("tkhd", tkhd), mp4Box("mdia", mp4Box("mdhd", mdhd), mp4Box("hdlr", hdlr), minf)))
+	if sps.sarWidth > 0 && sps.sarHeight > 0 {
+		boxes = append(boxes, mp4Box("pasp", u32(u32(nil, uint32(sps.sarWidth)), uint32(sps.sarHeight))))
 	}
-	ftyp := mp4Box("ftyp", []byte("isom\x00\x00\x02\x00isomiso2avc1mp41"))
-	head := len(ftyp) + len(moov(0)) + 8
-	var data []byte
-	for _, s := range samples {
-		data = append(data, s...)
-	}
-	out := append(ftyp, moov(uint32(head))...)
-	out = u32(out, uint32(8+len(data)))
-	return append(append(out, "mdat"...), data...)
-}
-
-// mp4Box is an ISO BMFF box of type typ whose payload is the parts one after the other.
-func mp4Box(typ string, parts ...[]byte) []byte {
-	size := 8
-	for _, p := range parts {
-		size += len(p)
-	}
-	b := binary.BigEndian.AppendUint32(make([]byte, 0, size), uint32(size))
-	b = append(b, typ...)
-	for _, p := range parts {
-		b = append(b, p...)
-	}
-	return b
+	return mp4Box("avc1", append(boxes, btrt(rate))...)
 }
 
 // skipFrame returns the NAL unit of frame n (n ≥ 1 after the keyframe) as one P slice in which

@@ -1,0 +1,427 @@
+package main
+
+import (
+	"bufio"
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+)
+
+// vidgen writes a still picture's video itself: the clip's frames over and over and the audio's
+// AAC frames, each by copy. Starting ffmpeg to do it cost ~0.3 s of a job's 2 s (start-up, a
+// decode of the keyframe to probe the clip, and a second pass over the file to put the index
+// first), and the Go writer takes a few milliseconds. The boxes are the ones ffmpeg's MP4 muxer
+// writes for these streams, in its order, so players see what they saw before.
+
+// mp4Track is one track of an MP4 file writeMovie writes.
+type mp4Track struct {
+	handler   string // "vide" or "soun"
+	timescale uint32
+	entry     []byte   // the sample entry (avc1, mp4a) that describes the samples
+	sizes     []uint32 // each sample's size in bytes
+	delta     uint32   // each sample's duration in timescale units,
+	lastDelta uint32   // but the last one's, when not 0
+	keyframes []uint32 // the sync samples, numbered from 1; nil when every sample is one
+	// skip is how much of the media is not shown from its start (the AAC encoder's priming): an
+	// edit list starts the presentation there.
+	skip          uint32
+	width, height uint32 // a video track's presentation size
+	roll          bool   // AAC: a sample decodes whole only after the one before it
+	// write writes the samples' bytes, each call the next sample of the track.
+	write func(w io.Writer) error
+}
+
+// mediaDuration is the track's duration in its time scale, skipped part included.
+func (t *mp4Track) mediaDuration() uint64 {
+	n := uint64(len(t.sizes))
+	if n == 0 {
+		return 0
+	}
+	last := uint64(t.delta)
+	if t.lastDelta != 0 {
+		last = uint64(t.lastDelta)
+	}
+	return (n-1)*uint64(t.delta) + last
+}
+
+// presented is the track's shown duration in the movie's time scale (milliseconds), rounded up
+// as ffmpeg does.
+func (t *mp4Track) presented() uint64 {
+	d := t.mediaDuration() - min(uint64(t.skip), t.mediaDuration())
+	return (d*movieTimescale + uint64(t.timescale) - 1) / uint64(t.timescale)
+}
+
+// bitRate is the track's average bit rate, as its esds and btrt boxes state it.
+func (t *mp4Track) bitRate() uint32 {
+	var bytes uint64
+	for _, s := range t.sizes {
+		bytes += uint64(s)
+	}
+	d := t.mediaDuration()
+	if d == 0 {
+		return 0
+	}
+	return uint32(min(bytes*8*uint64(t.timescale)/d, math.MaxUint32))
+}
+
+const movieTimescale = 1000
+
+// mp4Chunk is a run of consecutive samples of one track stored together.
+type mp4Chunk struct {
+	track, first, count int
+}
+
+// interleave lays the tracks' samples out in the order they are presented, a chunk being a run
+// of one track's samples, so a player reading the file from the start finds picture and sound
+// of the same moment side by side.
+func interleave(tracks []*mp4Track) []mp4Chunk {
+	next := make([]int, len(tracks))
+	var chunks []mp4Chunk
+	for {
+		best, bestTime := -1, 0.0
+		for k, t := range tracks {
+			if next[k] == len(t.sizes) {
+				continue
+			}
+			at := (float64(next[k])*float64(t.delta) - float64(t.skip)) / float64(t.timescale)
+			if best < 0 || at < bestTime {
+				best, bestTime = k, at
+			}
+		}
+		if best < 0 {
+			return chunks
+		}
+		if n := len(chunks); n > 0 && chunks[n-1].track == best {
+			chunks[n-1].count++
+		} else {
+			chunks = append(chunks, mp4Chunk{track: best, first: next[best], count: 1})
+		}
+		next[best]++
+	}
+}
+
+// writeMovie writes an MP4 file of tracks to w, the index before the samples so that a player
+// can start before the whole file has arrived.
+func writeMovie(w io.Writer, tracks ...*mp4Track) error {
+	chunks := interleave(tracks)
+	var data uint64
+	for _, t := range tracks {
+		for _, s := range t.sizes {
+			data += uint64(s)
+		}
+	}
+	ftyp := mp4Box("ftyp", []byte("isom\x00\x00\x02\x00isomiso2avc1mp41"))
+	// The index's size does not depend on the offsets it holds, only on their width: offsets past
+	// 4 GiB need 64 bits (co64), and so does the mdat's size.
+	large := false
+	start := uint64(len(ftyp) + len(movieBox(tracks, chunks, 0, false)) + 8)
+	if start+data > math.MaxUint32 {
+		large = true
+		start = uint64(len(ftyp) + len(movieBox(tracks, chunks, 0, true)) + 16)
+	}
+	moov := movieBox(tracks, chunks, start, large)
+
+	bw := bufio.NewWriterSize(w, 1<<20)
+	bw.Write(ftyp)
+	bw.Write(moov)
+	if large {
+		bw.Write(binary.BigEndian.AppendUint64(append(binary.BigEndian.AppendUint32(nil, 1), "mdat"...), 16+data))
+	} else {
+		bw.Write(append(binary.BigEndian.AppendUint32(nil, uint32(8+data)), "mdat"...))
+	}
+	for _, c := range chunks {
+		for range c.count {
+			if err := tracks[c.track].write(bw); err != nil {
+				return err
+			}
+		}
+	}
+	return bw.Flush()
+}
+
+// movieBox is the moov box of tracks laid out as chunks, the first sample's bytes at offset
+// start of the file; large stores the offsets in 64 bits.
+func movieBox(tracks []*mp4Track, chunks []mp4Chunk, start uint64, large bool) []byte {
+	u32 := binary.BigEndian.AppendUint32
+	u16 := binary.BigEndian.AppendUint16
+	full := func(version byte, flags uint32) []byte { return u32(nil, uint32(version)<<24|flags) }
+
+	offsets := make([][]uint64, len(tracks))
+	counts := make([][]uint32, len(tracks))
+	at := start
+	for _, c := range chunks {
+		offsets[c.track] = append(offsets[c.track], at)
+		counts[c.track] = append(counts[c.track], uint32(c.count))
+		for i := c.first; i < c.first+c.count; i++ {
+			at += uint64(tracks[c.track].sizes[i])
+		}
+	}
+	var movieDuration uint64
+	traks := make([][]byte, len(tracks))
+	for k, t := range tracks {
+		movieDuration = max(movieDuration, t.presented())
+		n := uint32(len(t.sizes))
+
+		stts := full(0, 0) // runs of samples of one duration
+		if t.lastDelta != 0 && n > 1 {
+			stts = u32(u32(u32(u32(u32(stts, 2), n-1), t.delta), 1), t.lastDelta)
+		} else {
+			stts = u32(u32(u32(stts, 1), n), cmp.Or(t.lastDelta, t.delta))
+		}
+		stsc := full(0, 0)
+		var entries uint32
+		var runs []byte
+		for i, c := range counts[k] {
+			if i == 0 || c != counts[k][i-1] {
+				runs = u32(u32(u32(runs, uint32(i+1)), c), 1)
+				entries++
+			}
+		}
+		stsc = append(u32(stsc, entries), runs...)
+		stsz := u32(u32(full(0, 0), 0), n)
+		for _, s := range t.sizes {
+			stsz = u32(stsz, s)
+		}
+		var stco []byte
+		if large {
+			stco = mp4Box("co64", u32(full(0, 0), uint32(len(offsets[k]))))
+			for _, o := range offsets[k] {
+				stco = binary.BigEndian.AppendUint64(stco, o)
+			}
+		} else {
+			stco = u32(full(0, 0), uint32(len(offsets[k])))
+			for _, o := range offsets[k] {
+				stco = u32(stco, uint32(o))
+			}
+			stco = mp4Box("stco", stco)
+		}
+		stblParts := [][]byte{mp4Box("stsd", u32(full(0, 0), 1), t.entry), mp4Box("stts", stts)}
+		if t.keyframes != nil {
+			stss := u32(full(0, 0), uint32(len(t.keyframes)))
+			for _, s := range t.keyframes {
+				stss = u32(stss, s)
+			}
+			stblParts = append(stblParts, mp4Box("stss", stss))
+		}
+		stblParts = append(stblParts, mp4Box("stsc", stsc), mp4Box("stsz", stsz), stco)
+		if t.roll {
+			sgpd := append(full(1, 0), "roll"...)
+			sgpd = u16(u32(u32(sgpd, 2), 1), 0xffff) // default_length, entry_count, roll_distance -1
+			sbgp := append(full(0, 0), "roll"...)
+			sbgp = u32(u32(u32(sbgp, 1), n), 1) // every sample in group 1
+			stblParts = append(stblParts, mp4Box("sgpd", sgpd), mp4Box("sbgp", sbgp))
+		}
+		media := mp4Box("dinf", mp4Box("dref", u32(full(0, 0), 1), mp4Box("url ", full(0, 1))))
+		header, name := mp4Box("vmhd", u32(u32(full(0, 1), 0), 0)), "VideoHandler"
+		if t.handler == "soun" {
+			header, name = mp4Box("smhd", u32(full(0, 0), 0)), "SoundHandler"
+		}
+		minf := mp4Box("minf", header, media, mp4Box("stbl", stblParts...))
+		mdhd := u32(u32(u32(full(0, 0), 0), 0), t.timescale)
+		mdhd = u32(u32(mdhd, uint32(min(t.mediaDuration(), math.MaxUint32))), 0x55c40000) // language "und"
+		hdlr := append(append(append(full(0, 0), 0, 0, 0, 0), t.handler...), make([]byte, 12)...)
+		hdlr = append(append(hdlr, name...), 0)
+
+		tkhd := u32(u32(u32(u32(full(0, 3), 0), 0), uint32(k+1)), 0) // enabled, in movie
+		tkhd = u32(u32(u32(tkhd, uint32(t.presented())), 0), 0)
+		if t.handler == "soun" {
+			tkhd = u16(u16(u16(u16(tkhd, 0), 1), 0x0100), 0) // layer, alternate group, volume
+		} else {
+			tkhd = u16(u16(u16(u16(tkhd, 0), 0), 0), 0)
+		}
+		tkhd = append(tkhd, unityMatrix...)
+		tkhd = u32(u32(tkhd, t.width<<16), t.height<<16)
+		elst := u32(full(0, 0), 1)
+		elst = u32(u32(u32(elst, uint32(t.presented())), t.skip), 0x00010000) // media rate 1
+		traks[k] = mp4Box("trak", mp4Box("tkhd", tkhd), mp4Box("edts", mp4Box("elst", elst)),
+			mp4Box("mdia", mp4Box("mdhd", mdhd), mp4Box("hdlr", hdlr), minf))
+	}
+	mvhd := u32(u32(u32(full(0, 0), 0), 0), movieTimescale)
+	mvhd = u32(mvhd, uint32(movieDuration))
+	mvhd = append(u16(u32(mvhd, 0x00010000), 0x0100), make([]byte, 10)...) // rate, volume, reserved
+	mvhd = append(append(mvhd, unityMatrix...), make([]byte, 24)...)
+	mvhd = u32(mvhd, uint32(len(tracks)+1)) // next_track_ID
+	return mp4Box("moov", append([][]byte{mp4Box("mvhd", mvhd)}, traks...)...)
+}
+
+var unityMatrix = []byte{0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x40, 0, 0, 0}
+
+// mp4Box is an ISO BMFF box of type typ whose payload is the parts one after the other.
+func mp4Box(typ string, parts ...[]byte) []byte {
+	size := 8
+	for _, p := range parts {
+		size += len(p)
+	}
+	b := binary.BigEndian.AppendUint32(make([]byte, 0, size), uint32(size))
+	b = append(b, typ...)
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	return b
+}
+
+// btrt is the bit rate box of a sample entry.
+func btrt(rate uint32) []byte {
+	return mp4Box("btrt", binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(make([]byte, 4), rate), rate))
+}
+
+// adtsReader reads an ADTS stream (AAC frames, each after a header) frame by frame.
+type adtsReader struct {
+	r     *bufio.Reader
+	frame [8192]byte // an ADTS frame's length has 13 bits
+	n     int        // frames read
+}
+
+func newADTSReader(r io.Reader) *adtsReader {
+	return &adtsReader{r: bufio.NewReaderSize(r, 1<<16)}
+}
+
+// next returns the next frame, header included, valid until the following call; io.EOF after
+// the last.
+func (a *adtsReader) next() ([]byte, error) {
+	head, err := a.r.Peek(7)
+	if err == io.EOF && len(head) == 0 {
+		return nil, io.EOF
+	}
+	if err != nil || head[0] != 0xFF || head[1]&0xF6 != 0xF0 {
+		return nil, fmt.Errorf("frame %d: %w", a.n, errADTS)
+	}
+	n := int(head[3]&3)<<11 | int(head[4])<<3 | int(head[5])>>5
+	if n < adtsHeaderLen(head) {
+		return nil, fmt.Errorf("frame %d: %w", a.n, errADTS)
+	}
+	if _, err := io.ReadFull(a.r, a.frame[:n]); err != nil {
+		return nil, fmt.Errorf("frame %d: %w", a.n, errADTS)
+	}
+	a.n++
+	return a.frame[:n], nil
+}
+
+// adtsHeaderLen is the length of the ADTS header head starts with: 9 bytes with a CRC, 7 without.
+func adtsHeaderLen(head []byte) int {
+	if head[1]&1 == 0 {
+		return 9
+	}
+	return 7
+}
+
+// aacTrack is the audio track of the ADTS stream in f, which an AAC encoder wrote: its first
+// frame is the encoder's priming, which the edit list skips, and the last frame's duration ends
+// where the sound ends, seconds from its start. f is read to the end, and the track's write
+// reads it again from the start.
+func aacTrack(f io.ReadSeeker, seconds float64) (*mp4Track, error) {
+	a := newADTSReader(f)
+	var config []byte // the first header's: every frame must have the same
+	t := &mp4Track{handler: "soun", delta: aacFrame, skip: aacFrame, roll: true}
+	for {
+		frame, err := a.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		// Profile, rate, channels (and bits beside them that do not change in a stream).
+		c := []byte{frame[2], frame[3] & 0xF0}
+		if config == nil {
+			config = c
+		}
+		if c[0] != config[0] || c[1] != config[1] || frame[6]&3 != 0 { // one AAC frame an ADTS frame
+			return nil, fmt.Errorf("frame %d: %w: its format changes", a.n-1, errADTS)
+		}
+		t.sizes = append(t.sizes, uint32(len(frame)-adtsHeaderLen(frame)))
+	}
+	if config == nil {
+		return nil, fmt.Errorf("no frames: %w", errADTS)
+	}
+	object, rateIndex, channels := config[0]>>6+1, config[0]>>2&0xF, (config[0]&1)<<2|config[1]>>6
+	rates := []uint32{96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350}
+	if int(rateIndex) >= len(rates) || channels == 0 {
+		return nil, fmt.Errorf("rate index %d, channel configuration %d: %w", rateIndex, channels, errADTS)
+	}
+	t.timescale = rates[rateIndex]
+	samples := int64(math.Round(seconds * float64(t.timescale)))
+	if end := samples + aacFrame - int64(len(t.sizes)-1)*aacFrame; end > 0 && end < aacFrame {
+		t.lastDelta = uint32(end)
+	}
+	asc := binary.BigEndian.AppendUint16(nil, uint16(object)<<11|uint16(rateIndex)<<7|uint16(channels)<<3)
+	t.entry = mp4aEntry(asc, t.timescale, t.bitRate())
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	a = newADTSReader(f)
+	t.write = func(w io.Writer) error {
+		frame, err := a.next()
+		if err != nil {
+			return fmt.Errorf("audio: %w", err) // the file changed since it was read
+		}
+		_, err = w.Write(frame[adtsHeaderLen(frame):])
+		return err
+	}
+	return t, nil
+}
+
+// mp4aEntry is the sample entry of AAC audio described by asc (its AudioSpecificConfig) at rate
+// samples a second and bitRate bits a second, as track 2 of a movie.
+func mp4aEntry(asc []byte, rate, bitRate uint32) []byte {
+	u32 := binary.BigEndian.AppendUint32
+	u16 := binary.BigEndian.AppendUint16
+	descriptor := func(tag byte, parts ...[]byte) []byte {
+		var n int
+		for _, p := range parts {
+			n += len(p)
+		}
+		d := []byte{tag, 0x80, 0x80, 0x80, byte(n)}
+		for _, p := range parts {
+			d = append(d, p...)
+		}
+		return d
+	}
+	config := u32(u32([]byte{0x40, 0x15, 0, 0, 0}, bitRate), bitRate) // AAC, audio stream; buffer size, max and average rate
+	es := descriptor(3, []byte{0, 2, 0}, descriptor(4, config, descriptor(5, asc)), descriptor(6, []byte{2}))
+	entry := u16(make([]byte, 6), 1)                           // data_reference_index
+	entry = u16(u16(append(entry, make([]byte, 8)...), 2), 16) // channel count (2 in MP4, the ASC has the real one), sample size
+	entry = u32(entry, 0)
+	if rate <= math.MaxUint16 {
+		entry = u32(entry, rate<<16)
+	} else {
+		entry = u32(entry, 0)
+	}
+	return mp4Box("mp4a", entry, mp4Box("esds", u32(nil, 0), es), btrt(bitRate))
+}
+
+// stillVideoFrames is the number of frames of a still picture's video for sound lasting seconds
+// at fps: the frames that start before the sound's end less half a frame, so the video ends
+// within half a frame of the sound.
+func stillVideoFrames(seconds float64, fps int) int {
+	half := 0.5 / float64(fps)
+	ms := int64(math.Round(max(seconds-half, half) * 1000))
+	return int((ms*int64(fps) + 999) / 1000)
+}
+
+// writeStillVideo writes to path the video of a still picture: clip's frames repeated for
+// seconds, under the AAC audio of the ADTS stream at audio (an encoder's, priming first).
+func writeStillVideo(path string, clip *stillClip, audio string, seconds float64) error {
+	f, err := os.Open(audio)
+	if err != nil {
+		return fmt.Errorf("mux: %w", err)
+	}
+	defer f.Close()
+	sound, err := aacTrack(f, seconds)
+	if err != nil {
+		return fmt.Errorf("mux: audio: %w", err)
+	}
+	out, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("mux: %w", err)
+	}
+	err = writeMovie(out, clip.track(stillVideoFrames(seconds, clip.fps)), sound)
+	if err = errors.Join(err, out.Close()); err != nil {
+		return fmt.Errorf("mux: %w", err)
+	}
+	return nil
+}
