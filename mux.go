@@ -146,10 +146,6 @@ func writeMovie(w io.Writer, tracks ...*mp4Track) error {
 // movieBox is the moov box of tracks laid out as chunks, the first sample's bytes at offset
 // start of the file; large stores the offsets in 64 bits.
 func movieBox(tracks []*mp4Track, chunks []mp4Chunk, start uint64, large bool) []byte {
-	u32 := binary.BigEndian.AppendUint32
-	u16 := binary.BigEndian.AppendUint16
-	full := func(version byte, flags uint32) []byte { return u32(nil, uint32(version)<<24|flags) }
-
 	offsets := make([][]uint64, len(tracks))
 	counts := make([][]uint32, len(tracks))
 	at := start
@@ -161,92 +157,106 @@ func movieBox(tracks []*mp4Track, chunks []mp4Chunk, start uint64, large bool) [
 		}
 	}
 	var movieDuration uint64
-	traks := make([][]byte, len(tracks))
+	boxes := [][]byte{nil} // the mvhd, when the duration is known
 	for k, t := range tracks {
 		movieDuration = max(movieDuration, t.presented())
-		n := uint32(len(t.sizes))
-
-		stts := full(0, 0) // runs of samples of one duration
-		if t.lastDelta != 0 && n > 1 {
-			stts = u32(u32(u32(u32(u32(stts, 2), n-1), t.delta), 1), t.lastDelta)
-		} else {
-			stts = u32(u32(u32(stts, 1), n), cmp.Or(t.lastDelta, t.delta))
-		}
-		stsc := full(0, 0)
-		var entries uint32
-		var runs []byte
-		for i, c := range counts[k] {
-			if i == 0 || c != counts[k][i-1] {
-				runs = u32(u32(u32(runs, uint32(i+1)), c), 1)
-				entries++
-			}
-		}
-		stsc = append(u32(stsc, entries), runs...)
-		stsz := u32(u32(full(0, 0), 0), n)
-		for _, s := range t.sizes {
-			stsz = u32(stsz, s)
-		}
-		var stco []byte
-		if large {
-			stco = mp4Box("co64", u32(full(0, 0), uint32(len(offsets[k]))))
-			for _, o := range offsets[k] {
-				stco = binary.BigEndian.AppendUint64(stco, o)
-			}
-		} else {
-			stco = u32(full(0, 0), uint32(len(offsets[k])))
-			for _, o := range offsets[k] {
-				stco = u32(stco, uint32(o))
-			}
-			stco = mp4Box("stco", stco)
-		}
-		stblParts := [][]byte{mp4Box("stsd", u32(full(0, 0), 1), t.entry), mp4Box("stts", stts)}
-		if t.keyframes != nil {
-			stss := u32(full(0, 0), uint32(len(t.keyframes)))
-			for _, s := range t.keyframes {
-				stss = u32(stss, s)
-			}
-			stblParts = append(stblParts, mp4Box("stss", stss))
-		}
-		stblParts = append(stblParts, mp4Box("stsc", stsc), mp4Box("stsz", stsz), stco)
-		if t.roll {
-			sgpd := append(full(1, 0), "roll"...)
-			sgpd = u16(u32(u32(sgpd, 2), 1), 0xffff) // default_length, entry_count, roll_distance -1
-			sbgp := append(full(0, 0), "roll"...)
-			sbgp = u32(u32(u32(sbgp, 1), n), 1) // every sample in group 1
-			stblParts = append(stblParts, mp4Box("sgpd", sgpd), mp4Box("sbgp", sbgp))
-		}
-		media := mp4Box("dinf", mp4Box("dref", u32(full(0, 0), 1), mp4Box("url ", full(0, 1))))
-		header, name := mp4Box("vmhd", u32(u32(full(0, 1), 0), 0)), "VideoHandler"
-		if t.handler == "soun" {
-			header, name = mp4Box("smhd", u32(full(0, 0), 0)), "SoundHandler"
-		}
-		minf := mp4Box("minf", header, media, mp4Box("stbl", stblParts...))
-		mdhd := u32(u32(u32(full(0, 0), 0), 0), t.timescale)
-		mdhd = u32(u32(mdhd, uint32(min(t.mediaDuration(), math.MaxUint32))), 0x55c40000) // language "und"
-		hdlr := append(append(append(full(0, 0), 0, 0, 0, 0), t.handler...), make([]byte, 12)...)
-		hdlr = append(append(hdlr, name...), 0)
-
-		tkhd := u32(u32(u32(u32(full(0, 3), 0), 0), uint32(k+1)), 0) // enabled, in movie
-		tkhd = u32(u32(u32(tkhd, uint32(t.presented())), 0), 0)
-		if t.handler == "soun" {
-			tkhd = u16(u16(u16(u16(tkhd, 0), 1), 0x0100), 0) // layer, alternate group, volume
-		} else {
-			tkhd = u16(u16(u16(u16(tkhd, 0), 0), 0), 0)
-		}
-		tkhd = append(tkhd, unityMatrix...)
-		tkhd = u32(u32(tkhd, t.width<<16), t.height<<16)
-		elst := u32(full(0, 0), 1)
-		elst = u32(u32(u32(elst, uint32(t.presented())), t.skip), 0x00010000) // media rate 1
-		traks[k] = mp4Box("trak", mp4Box("tkhd", tkhd), mp4Box("edts", mp4Box("elst", elst)),
-			mp4Box("mdia", mp4Box("mdhd", mdhd), mp4Box("hdlr", hdlr), minf))
+		boxes = append(boxes, trackBox(uint32(k+1), t, sampleTable(t, offsets[k], counts[k], large)))
 	}
-	mvhd := u32(u32(u32(full(0, 0), 0), 0), movieTimescale)
-	mvhd = u32(mvhd, uint32(movieDuration))
-	mvhd = append(u16(u32(mvhd, 0x00010000), 0x0100), make([]byte, 10)...) // rate, volume, reserved
+	mvhd := be32(be32(be32(fullBox(0, 0), 0), 0), movieTimescale) // creation, modification time
+	mvhd = be32(mvhd, uint32(movieDuration))
+	mvhd = append(be16(be32(mvhd, 0x00010000), 0x0100), make([]byte, 10)...) // rate, volume, reserved
 	mvhd = append(append(mvhd, unityMatrix...), make([]byte, 24)...)
-	mvhd = u32(mvhd, uint32(len(tracks)+1)) // next_track_ID
-	return mp4Box("moov", append([][]byte{mp4Box("mvhd", mvhd)}, traks...)...)
+	boxes[0] = mp4Box("mvhd", be32(mvhd, uint32(len(tracks)+1))) // next_track_ID
+	return mp4Box("moov", boxes...)
 }
+
+// trackBox is the trak box of track t, numbered id, whose sample table is stbl.
+func trackBox(id uint32, t *mp4Track, stbl []byte) []byte {
+	dinf := mp4Box("dinf", mp4Box("dref", be32(fullBox(0, 0), 1), mp4Box("url ", fullBox(0, 1)))) // data in this file
+	header, name := mp4Box("vmhd", be32(be32(fullBox(0, 1), 0), 0)), "VideoHandler"
+	if t.handler == "soun" {
+		header, name = mp4Box("smhd", be32(fullBox(0, 0), 0)), "SoundHandler"
+	}
+	mdhd := be32(be32(be32(fullBox(0, 0), 0), 0), t.timescale)
+	mdhd = be32(be32(mdhd, uint32(min(t.mediaDuration(), math.MaxUint32))), 0x55c40000) // language "und"
+	hdlr := append(append(be32(fullBox(0, 0), 0), t.handler...), make([]byte, 12)...)
+	hdlr = append(append(hdlr, name...), 0)
+
+	tkhd := be32(be32(be32(be32(fullBox(0, 3), 0), 0), id), 0) // enabled, in movie
+	tkhd = be32(be32(be32(tkhd, uint32(t.presented())), 0), 0)
+	if t.handler == "soun" {
+		tkhd = be16(be16(be16(be16(tkhd, 0), 1), 0x0100), 0) // layer, alternate group, volume
+	} else {
+		tkhd = be16(be16(be16(be16(tkhd, 0), 0), 0), 0)
+	}
+	tkhd = append(tkhd, unityMatrix...)
+	tkhd = be32(be32(tkhd, t.width<<16), t.height<<16)
+	elst := be32(fullBox(0, 0), 1)
+	elst = be32(be32(be32(elst, uint32(t.presented())), t.skip), 0x00010000) // media rate 1
+	return mp4Box("trak", mp4Box("tkhd", tkhd), mp4Box("edts", mp4Box("elst", elst)),
+		mp4Box("mdia", mp4Box("mdhd", mdhd), mp4Box("hdlr", hdlr), mp4Box("minf", header, dinf, stbl)))
+}
+
+// sampleTable is the stbl box of track t, whose chunks start at offsets and hold counts samples.
+func sampleTable(t *mp4Track, offsets []uint64, counts []uint32, large bool) []byte {
+	n := uint32(len(t.sizes))
+	stts := fullBox(0, 0) // runs of samples of one duration
+	if t.lastDelta != 0 && n > 1 {
+		stts = be32(be32(be32(be32(be32(stts, 2), n-1), t.delta), 1), t.lastDelta)
+	} else {
+		stts = be32(be32(be32(stts, 1), n), cmp.Or(t.lastDelta, t.delta))
+	}
+	var runs []byte // runs of chunks of one sample count
+	var entries uint32
+	for i, c := range counts {
+		if i == 0 || c != counts[i-1] {
+			runs = be32(be32(be32(runs, uint32(i+1)), c), 1)
+			entries++
+		}
+	}
+	stsc := append(be32(fullBox(0, 0), entries), runs...)
+	stsz := be32(be32(fullBox(0, 0), 0), n)
+	for _, s := range t.sizes {
+		stsz = be32(stsz, s)
+	}
+	co := be32(fullBox(0, 0), uint32(len(offsets)))
+	for _, o := range offsets {
+		if large {
+			co = binary.BigEndian.AppendUint64(co, o)
+		} else {
+			co = be32(co, uint32(o))
+		}
+	}
+	boxes := [][]byte{mp4Box("stsd", be32(fullBox(0, 0), 1), t.entry), mp4Box("stts", stts)}
+	if t.keyframes != nil {
+		stss := be32(fullBox(0, 0), uint32(len(t.keyframes)))
+		for _, s := range t.keyframes {
+			stss = be32(stss, s)
+		}
+		boxes = append(boxes, mp4Box("stss", stss))
+	}
+	boxes = append(boxes, mp4Box("stsc", stsc), mp4Box("stsz", stsz))
+	if large {
+		boxes = append(boxes, mp4Box("co64", co))
+	} else {
+		boxes = append(boxes, mp4Box("stco", co))
+	}
+	if t.roll {
+		sgpd := append(fullBox(1, 0), "roll"...)
+		sgpd = be16(be32(be32(sgpd, 2), 1), 0xffff) // default_length, entry_count, roll_distance -1
+		sbgp := append(fullBox(0, 0), "roll"...)
+		sbgp = be32(be32(be32(sbgp, 1), n), 1) // every sample in group 1
+		boxes = append(boxes, mp4Box("sgpd", sgpd), mp4Box("sbgp", sbgp))
+	}
+	return mp4Box("stbl", boxes...)
+}
+
+// be32 and be16 append v to b, big-endian, as every MP4 field is.
+func be32(b []byte, v uint32) []byte { return binary.BigEndian.AppendUint32(b, v) }
+func be16(b []byte, v uint16) []byte { return binary.BigEndian.AppendUint16(b, v) }
+
+// fullBox is the start of a "full box"'s payload: its version and flags.
+func fullBox(version byte, flags uint32) []byte { return be32(nil, uint32(version)<<24|flags) }
 
 var unityMatrix = []byte{0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x40, 0, 0, 0}
 
@@ -266,7 +276,7 @@ func mp4Box(typ string, parts ...[]byte) []byte {
 
 // btrt is the bit rate box of a sample entry.
 func btrt(rate uint32) []byte {
-	return mp4Box("btrt", binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(make([]byte, 4), rate), rate))
+	return mp4Box("btrt", be32(be32(make([]byte, 4), rate), rate)) // buffer size (not given), maximum, average
 }
 
 // adtsReader reads an ADTS stream (AAC frames, each after a header) frame by frame.
@@ -368,8 +378,6 @@ func aacTrack(f io.ReadSeeker, seconds float64) (*mp4Track, error) {
 // mp4aEntry is the sample entry of AAC audio described by asc (its AudioSpecificConfig) at rate
 // samples a second and bitRate bits a second, as track 2 of a movie.
 func mp4aEntry(asc []byte, rate, bitRate uint32) []byte {
-	u32 := binary.BigEndian.AppendUint32
-	u16 := binary.BigEndian.AppendUint16
 	descriptor := func(tag byte, parts ...[]byte) []byte {
 		var n int
 		for _, p := range parts {
@@ -381,17 +389,17 @@ func mp4aEntry(asc []byte, rate, bitRate uint32) []byte {
 		}
 		return d
 	}
-	config := u32(u32([]byte{0x40, 0x15, 0, 0, 0}, bitRate), bitRate) // AAC, audio stream; buffer size, max and average rate
+	config := be32(be32([]byte{0x40, 0x15, 0, 0, 0}, bitRate), bitRate) // AAC, audio stream; buffer size, max and average rate
 	es := descriptor(3, []byte{0, 2, 0}, descriptor(4, config, descriptor(5, asc)), descriptor(6, []byte{2}))
-	entry := u16(make([]byte, 6), 1)                           // data_reference_index
-	entry = u16(u16(append(entry, make([]byte, 8)...), 2), 16) // channel count (2 in MP4, the ASC has the real one), sample size
-	entry = u32(entry, 0)
+	entry := be16(make([]byte, 6), 1)                            // data_reference_index
+	entry = be16(be16(append(entry, make([]byte, 8)...), 2), 16) // channel count (2 in MP4, the ASC has the real one), sample size
+	entry = be32(entry, 0)
 	if rate <= math.MaxUint16 {
-		entry = u32(entry, rate<<16)
+		entry = be32(entry, rate<<16)
 	} else {
-		entry = u32(entry, 0)
+		entry = be32(entry, 0)
 	}
-	return mp4Box("mp4a", entry, mp4Box("esds", u32(nil, 0), es), btrt(bitRate))
+	return mp4Box("mp4a", entry, mp4Box("esds", be32(nil, 0), es), btrt(bitRate))
 }
 
 // stillVideoFrames is the number of frames of a still picture's video for sound lasting seconds

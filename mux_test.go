@@ -12,13 +12,15 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 )
 
 // TestWriteStillVideo checks the video vidgen writes itself against the one ffmpeg's muxer made
 // from the same clip and encoder output, the way renders did before: every packet (stream, times,
 // duration, size, flags, bytes) and every stream property ffprobe reports must be the same, the
-// last audio frame's duration included, and the index must come before the data. The cases cover
+// last audio frame's duration included, and the index must come before the data; writing to a full
+// disk must fail with ENOSPC, which the render turns into a requeue. The cases cover
 // mono and stereo, 44.1 and 48 kHz, 10 and 30 frames a second, and sound shorter than a frame.
 func TestWriteStillVideo(t *testing.T) {
 	t.Parallel()
@@ -81,6 +83,10 @@ func TestWriteStillVideo(t *testing.T) {
 			}
 			if top := topBoxes(t, readFile(t, path("video.mp4"))); !slices.Equal(top, []string{"ftyp", "moov", "mdat"}) {
 				t.Errorf("top-level boxes %v, want ftyp moov mdat", top)
+			}
+			// A full disk must reach the render as ENOSPC, which requeues the job without a retry.
+			if err := writeStillVideo("/dev/full", clip, path("audio.aac"), c.seconds); !errors.Is(err, syscall.ENOSPC) {
+				t.Errorf("writing to a full disk: %v, want ENOSPC", err)
 			}
 		})
 	}

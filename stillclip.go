@@ -146,26 +146,24 @@ func (c *stillClip) track(frames int) *mp4Track {
 
 // sampleEntry is the clip's avc1 sample entry, with its average bit rate.
 func (c *stillClip) sampleEntry(rate uint32) []byte {
-	u32 := binary.BigEndian.AppendUint32
-	u16 := binary.BigEndian.AppendUint16
 	sps := c.sps
 	avcC := []byte{1, c.spsNAL[1], c.spsNAL[2], c.spsNAL[3], 0xff, 0xe1}
-	avcC = append(u16(avcC, uint16(len(c.spsNAL))), c.spsNAL...)
-	avcC = append(u16(append(avcC, 1), uint16(len(c.ppsNAL))), c.ppsNAL...)
+	avcC = append(be16(avcC, uint16(len(c.spsNAL))), c.spsNAL...)
+	avcC = append(be16(append(avcC, 1), uint16(len(c.ppsNAL))), c.ppsNAL...)
 	if sps.high {
 		avcC = append(avcC, 0xfc|byte(sps.chromaFormat), 0xf8|byte(sps.bitDepthLuma-8), 0xf8|byte(sps.bitDepthChroma-8), 0)
 	}
 	avc1 := make([]byte, 6, 78)
-	avc1 = u16(avc1, 1) // data_reference_index
+	avc1 = be16(avc1, 1) // data_reference_index
 	avc1 = append(avc1, make([]byte, 16)...)
-	avc1 = u16(u16(avc1, uint16(sps.width)), uint16(sps.height))
-	avc1 = u32(u32(avc1, 0x00480000), 0x00480000) // 72 dpi
-	avc1 = u16(u32(avc1, 0), 1)                   // frame_count
-	avc1 = append(avc1, make([]byte, 32)...)      // compressorname
-	avc1 = u16(u16(avc1, 0x18), 0xffff)           // depth, pre_defined
+	avc1 = be16(be16(avc1, uint16(sps.width)), uint16(sps.height))
+	avc1 = be32(be32(avc1, 0x00480000), 0x00480000) // 72 dpi
+	avc1 = be16(be32(avc1, 0), 1)                   // frame_count
+	avc1 = append(avc1, make([]byte, 32)...)        // compressorname
+	avc1 = be16(be16(avc1, 0x18), 0xffff)           // depth, pre_defined
 	boxes := [][]byte{avc1, mp4Box("avcC", avcC)}
 	if col := sps.colour; col != nil {
-		colr := u16(u16(u16([]byte("nclx"), uint16(col.primaries)), uint16(col.transfer)), uint16(col.matrix))
+		colr := be16(be16(be16([]byte("nclx"), uint16(col.primaries)), uint16(col.transfer)), uint16(col.matrix))
 		if col.fullRange {
 			colr = append(colr, 0x80)
 		} else {
@@ -174,7 +172,7 @@ func (c *stillClip) sampleEntry(rate uint32) []byte {
 		boxes = append(boxes, mp4Box("colr", colr))
 	}
 	if sps.sarWidth > 0 && sps.sarHeight > 0 {
-		boxes = append(boxes, mp4Box("pasp", u32(u32(nil, uint32(sps.sarWidth)), uint32(sps.sarHeight))))
+		boxes = append(boxes, mp4Box("pasp", be32(be32(nil, uint32(sps.sarWidth)), uint32(sps.sarHeight))))
 	}
 	return mp4Box("avc1", append(boxes, btrt(rate))...)
 }
