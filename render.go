@@ -511,7 +511,9 @@ func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio,
 	}
 	rd.startStep(job.ID, 95, 100, 0.05)
 	err := writeStillVideo(video, clip, encoded, job.AudioDuration)
-	if errors.Is(err, syscall.ENOSPC) {
+	if errors.Is(err, syscall.ENOSPC) && rd.minFree > 0 {
+		// As when the disk watch stops ffmpeg: the job waits for room without counting a retry.
+		// Without a floor there is no watch, and a disk that stays full must end the job.
 		return errDiskFilling
 	}
 	return err
