@@ -177,8 +177,14 @@ func trackBox(id uint32, t *mp4Track, stbl []byte) []byte {
 	if t.handler == "soun" {
 		header, name = mp4Box("smhd", be32(fullBox(0, 0), 0)), "SoundHandler"
 	}
-	mdhd := be32(be32(be32(fullBox(0, 0), 0), 0), t.timescale)
-	mdhd = be32(be32(mdhd, uint32(min(t.mediaDuration(), math.MaxUint32))), 0x55c40000) // language "und"
+	var mdhd []byte
+	if d := t.mediaDuration(); d > math.MaxUint32 { // a day of 48 kHz sound: 64-bit times
+		mdhd = binary.BigEndian.AppendUint64(be32(make([]byte, 20), t.timescale), d)
+		mdhd[0] = 1
+	} else {
+		mdhd = be32(be32(be32(be32(fullBox(0, 0), 0), 0), t.timescale), uint32(d))
+	}
+	mdhd = be32(mdhd, 0x55c40000) // language "und"
 	hdlr := append(append(be32(fullBox(0, 0), 0), t.handler...), make([]byte, 12)...)
 	hdlr = append(append(hdlr, name...), 0)
 
@@ -297,6 +303,9 @@ func (a *adtsReader) next() ([]byte, error) {
 	if err == io.EOF && len(head) == 0 {
 		return nil, io.EOF
 	}
+	if err != nil && err != io.EOF {
+		return nil, fmt.Errorf("frame %d: %w", a.n, err) // the disk's fault, not the stream's
+	}
 	if err != nil || head[0] != 0xFF || head[1]&0xF6 != 0xF0 {
 		return nil, fmt.Errorf("frame %d: %w", a.n, errADTS)
 	}
@@ -304,8 +313,10 @@ func (a *adtsReader) next() ([]byte, error) {
 	if n < adtsHeaderLen(head) {
 		return nil, fmt.Errorf("frame %d: %w", a.n, errADTS)
 	}
-	if _, err := io.ReadFull(a.r, a.frame[:n]); err != nil {
-		return nil, fmt.Errorf("frame %d: %w", a.n, errADTS)
+	if _, err := io.ReadFull(a.r, a.frame[:n]); err == io.ErrUnexpectedEOF {
+		return nil, fmt.Errorf("frame %d: %w: cut short", a.n, errADTS)
+	} else if err != nil {
+		return nil, fmt.Errorf("frame %d: %w", a.n, err)
 	}
 	a.n++
 	return a.frame[:n], nil

@@ -223,3 +223,29 @@ func TestAACTrackRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestMediaHeaderPast32Bits checks that a track longer than 2³² units of its time scale (a day of
+// 48 kHz sound) gets a version 1 mdhd, whose 64-bit duration holds it, and a shorter one version 0.
+func TestMediaHeaderPast32Bits(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		delta   uint32
+		version byte
+	}{{1 << 31, 1}, {1 << 30, 0}} {
+		tr := &mp4Track{handler: "soun", timescale: 48000, delta: c.delta, sizes: []uint32{1, 1, 1}}
+		b := trackBox(1, tr, nil)
+		at := bytes.Index(b, []byte("mdhd")) + 4
+		if at < 4 || b[at] != c.version {
+			t.Fatalf("delta %d: mdhd version %d, want %d", c.delta, b[at], c.version)
+		}
+		var got uint64
+		if c.version == 1 {
+			got = binary.BigEndian.Uint64(b[at+24:])
+		} else {
+			got = uint64(binary.BigEndian.Uint32(b[at+16:]))
+		}
+		if want := 3 * uint64(c.delta); got != want {
+			t.Errorf("delta %d: mdhd duration %d, want %d", c.delta, got, want)
+		}
+	}
+}
