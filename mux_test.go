@@ -249,3 +249,27 @@ func TestMediaHeaderPast32Bits(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteFailed checks how a full disk while vidgen writes a render's file ends the attempt:
+// under -min-free the job waits for room (errDiskFilling, no retry counted); without a floor it is
+// an ordinary failure, so a disk that stays full cannot requeue it forever.
+func TestWriteFailed(t *testing.T) {
+	t.Parallel()
+	full := fmt.Errorf("mux: %w", &os.PathError{Op: "write", Path: "video.mp4", Err: syscall.ENOSPC})
+	other := errors.New("mux: audio: not an ADTS stream")
+	for _, c := range []struct {
+		minFree int64
+		err     error
+		want    error
+	}{
+		{1 << 30, full, errDiskFilling},
+		{0, full, full},
+		{1 << 30, other, other},
+		{1 << 30, nil, nil},
+	} {
+		rd := &renderer{minFree: c.minFree}
+		if got := rd.writeFailed(c.err); got != c.want {
+			t.Errorf("minFree %d, %v: got %v, want %v", c.minFree, c.err, got, c.want)
+		}
+	}
+}

@@ -503,17 +503,22 @@ func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio,
 	}
 	if segs != nil {
 		if err := joinSegments(encoded, parts, segs); err != nil {
-			return err
+			return rd.writeFailed(err)
 		}
 	}
 	if err := rd.checkBudget(job, clip.size(), encoded); err != nil {
 		return err
 	}
 	rd.startStep(job.ID, 95, 100, 0.05)
-	err := writeStillVideo(video, clip, encoded, job.AudioDuration)
+	return rd.writeFailed(writeStillVideo(video, clip, encoded, job.AudioDuration))
+}
+
+// writeFailed is the error of a file vidgen writes itself during a render: a full disk under
+// -min-free is errDiskFilling, as when the disk watch stops ffmpeg, and the job waits for room
+// without counting a retry. Without a floor there is no watch, and a disk that stays full must end
+// the job, so ENOSPC is then an ordinary failure.
+func (rd *renderer) writeFailed(err error) error {
 	if errors.Is(err, syscall.ENOSPC) && rd.minFree > 0 {
-		// As when the disk watch stops ffmpeg: the job waits for room without counting a retry.
-		// Without a floor there is no watch, and a disk that stays full must end the job.
 		return errDiskFilling
 	}
 	return err
