@@ -413,13 +413,10 @@ func mp4aEntry(asc []byte, rate, bitRate uint32) []byte {
 	return mp4Box("mp4a", entry, mp4Box("esds", be32(nil, 0), es), btrt(bitRate))
 }
 
-// stillVideoFrames is the number of frames of a still picture's video for sound lasting seconds
-// at fps: the frames that start before the sound's end less half a frame, so the video ends
-// within half a frame of the sound.
+// stillVideoFrames is the number of frames of a still picture's video under sound lasting seconds
+// at fps: those that start within clipMillis, as ffmpeg counted them when it repeated the clip.
 func stillVideoFrames(seconds float64, fps int) int {
-	half := 0.5 / float64(fps)
-	ms := int64(math.Round(max(seconds-half, half) * 1000))
-	return int((ms*int64(fps) + 999) / 1000)
+	return int((clipMillis(seconds, fps)*int64(fps) + 999) / 1000)
 }
 
 // writeStillVideo writes to path the video of a still picture: clip's frames repeated for

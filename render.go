@@ -555,7 +555,7 @@ func (rd *renderer) makeClip(ctx context.Context, job Job, image, poster string)
 func clipFrameCount(job Job) int { return clipFrames * job.Options.fps() / clipFPS }
 
 // clipArgs are ffmpeg's arguments for step 1: image to poster and to the start of the clip, which
-// x264 writes to stream as H.264 (Annex B) for writeClip. x264 encodes the keyframe and the
+// x264 writes to stream as H.264 (Annex B) for newStillClip. x264 encodes the keyframe and the
 // clipLookahead frames after it that its rate control weighs the keyframe's quality by: in a
 // whole clip the keyframe comes out the same (on a noisy 1080p photo, 1,174,805 bytes at an
 // average QP of 14.09 either way), for half the CPU.
@@ -603,11 +603,18 @@ func muxArgs(job Job, audio, clip, video string) []string {
 	return append(args, "-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", "file:"+video)
 }
 
-// clipLength is how long the repeated clip is read for audio of duration seconds at fps: half a
-// frame short of the audio, so the video ends within half a frame of it (see clipFPS).
-func clipLength(duration float64, fps int) string {
+// clipMillis is how long, in milliseconds, the repeated clip lasts under audio of duration seconds
+// at fps: half a frame short of the audio, so the video ends within half a frame of it (see
+// clipFPS).
+func clipMillis(duration float64, fps int) int64 {
 	half := 0.5 / float64(fps)
-	return strconv.FormatFloat(max(duration-half, half), 'f', 3, 64)
+	return int64(math.Round(max(duration-half, half) * 1000))
+}
+
+// clipLength is clipMillis as ffmpeg's -t reads it, when ffmpeg repeats the clip.
+func clipLength(duration float64, fps int) string {
+	ms := clipMillis(duration, fps)
+	return fmt.Sprintf("%d.%03d", ms/1000, ms%1000)
 }
 
 // audioEncodeArgs are ffmpeg's arguments for encoding a job's audio alone into an ADTS stream at

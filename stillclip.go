@@ -12,14 +12,14 @@ import (
 // CPU on each of those frames at 1080p looking for changes where there are none (99 of them cost
 // 0.6-0.9 s, more than the keyframe), so x264 encodes only the keyframe and the few frames its
 // rate control looks ahead at, which give the keyframe the same quality as a full clip's, and
-// writeClip writes the rest: P-frames in which every macroblock is skipped, which a decoder
+// newStillClip writes the rest: P-frames in which every macroblock is skipped, which a decoder
 // turns into an exact copy of the frame before. Each is a few dozen bytes.
 
 // clipLookahead is x264's rate-control lookahead (rc-lookahead) for the clip: the keyframe's
 // quality depends on how many frames that repeat it x264 sees, and it sees this many.
 const clipLookahead = 10
 
-// errClipStream is returned for an H.264 stream whose settings writeClip does not write frames
+// errClipStream is returned for an H.264 stream whose settings newStillClip does not write frames
 // for (interlaced, slice groups, picture order count type 1): x264 as the clip step runs it
 // makes none of these.
 var errClipStream = errors.New("clip: unsupported H.264 stream")
@@ -78,15 +78,6 @@ func newStillClip(stream []byte, frames, fps int) (*stillClip, error) {
 		c.samples[i] = appendLengthPrefixed(nil, skipFrame(c.sps, pps, i))
 	}
 	return c, nil
-}
-
-// writeClip writes to path the clip newStillClip makes of stream, as an MP4 file.
-func writeClip(path string, stream []byte, frames, fps int) error {
-	c, err := newStillClip(stream, frames, fps)
-	if err != nil {
-		return err
-	}
-	return writeClipFile(path, c)
 }
 
 // writeClipFile writes clip c to path as an MP4 file, for ffmpeg to repeat.

@@ -11,11 +11,11 @@ import (
 	"testing"
 )
 
-// TestWriteClip checks that the clip writeClip makes from x264's keyframe decodes without an error
+// TestWriteClip checks that the clip newStillClip makes from x264's keyframe decodes without an error
 // to frames frames, each the keyframe exactly, with the picture's size and the job's frame rate.
 // It covers the clip step's own settings (CABAC, weighted prediction, a picture cropped from whole
-// macroblocks; High 4.0 with a VBV at a platform size) and the other x264 streams writeClip
-// accepts: CAVLC and picture order count type 0.
+// macroblocks; High 4.0 with a VBV at a platform size) and the other x264 streams newStillClip
+// accepts: CAVLC and picture order count type 0. writeClipFile writes it as ffmpeg repeats it.
 func TestWriteClip(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -51,7 +51,11 @@ func TestWriteClip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := writeClip(clip, b, c.frames, c.fps); err != nil {
+			sc, err := newStillClip(b, c.frames, c.fps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := writeClipFile(clip, sc); err != nil {
 				t.Fatal(err)
 			}
 
@@ -149,7 +153,7 @@ func TestRBSP(t *testing.T) {
 	}
 }
 
-// TestWriteClipRefuses checks that a stream writeClip cannot extend is an error, not a clip.
+// TestWriteClipRefuses checks that a stream newStillClip cannot extend is an error, not a clip.
 func TestWriteClipRefuses(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -160,7 +164,7 @@ func TestWriteClipRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, stream := range map[string][]byte{"interlaced": b, "empty": nil, "cut in its SPS": b[:8]} {
-		if err := writeClip(filepath.Join(dir, "clip.mp4"), stream, 10, 10); err == nil {
+		if _, err := newStillClip(stream, 10, 10); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 	}
