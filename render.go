@@ -537,9 +537,9 @@ func (rd *renderer) runWatched(ctx context.Context, jobID string, duration float
 }
 
 // makeClip is step 1: the clip from image, and the poster at poster. ffmpeg makes the poster and
-// x264 the clip's keyframe; newStillClip the rest of the clip.
+// x264 the clip's keyframe (in a file beside the poster); newStillClip the rest of the clip.
 func (rd *renderer) makeClip(ctx context.Context, job Job, image, poster string) (*stillClip, error) {
-	stream := poster + ".h264"
+	stream := filepath.Join(filepath.Dir(poster), "clip.h264")
 	if err := rd.ffmpegRun(ctx, job.ID, 0, clipArgs(job, image, stream, poster)...); err != nil {
 		return nil, classify(err, "image", imageFailure)
 	}
