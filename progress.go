@@ -1,0 +1,90 @@
+package main
+
+import (
+	"math"
+	"os"
+	"time"
+)
+
+// jobProgress is a running job's progress bar. Each step (image, then mux) owns a span [from, to)
+// of it, sized by the step's expected duration; within a step the bar advances with ffmpeg's
+// reported position when there is one, and with the time spent against the estimate otherwise
+// (approaching the span's end without reaching it), so even a fast render moves smoothly.
+type jobProgress struct {
+	pct     int
+	started time.Time
+
+	from, to  int
+	stepStart time.Time
+	est       float64 // seconds the step is expected to take
+}
+
+// timeBased is where the bar would be from the time spent in the current step alone: 63 % of the
+// step's span at its estimate, never past 90 %, the last stretch being ffmpeg's to report.
+func (p *jobProgress) timeBased(now time.Time) int {
+	if p.est <= 0 || p.to <= p.from {
+		return p.pct
+	}
+	f := 1 - math.Exp(-now.Sub(p.stepStart).Seconds()/p.est)
+	return p.from + int(0.9*f*float64(p.to-p.from))
+}
+
+// Notify tells the renderer a job may be waiting. It never blocks.
+func (rd *renderer) Notify() {
+	select {
+	case rd.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Progress returns a PROCESSING job's progress (0-100, never decreasing) and its estimated seconds
+// left, nil when unknown.
+func (rd *renderer) Progress(id string) (int, *int) {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	p := rd.progress[id]
+	if p == nil {
+		return 0, nil
+	}
+	p.pct = max(p.pct, min(p.timeBased(rd.now()), 99))
+	elapsed := rd.now().Sub(p.started).Seconds()
+	if p.pct < 3 || elapsed < 1 {
+		return p.pct, nil // too early for an estimate worth showing
+	}
+	eta := int(elapsed*float64(100-p.pct)/float64(p.pct) + 0.5)
+	return p.pct, &eta
+}
+
+// startStep gives the next step of job id the span [from, to) of the bar and its expected seconds.
+func (rd *renderer) startStep(id string, from, to int, est float64) {
+	rd.mu.Lock()
+	if p := rd.progress[id]; p != nil {
+		p.pct = max(p.pct, p.timeBased(rd.now()), min(from, 99))
+		p.from, p.to, p.stepStart, p.est = from, to, rd.now(), est
+	}
+	rd.mu.Unlock()
+}
+
+// stepDone reports the fraction (0-1) of the current step that ffmpeg says it has done.
+func (rd *renderer) stepDone(id string, frac float64) {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	if p := rd.progress[id]; p != nil {
+		pct := p.from + int(min(frac, 1)*float64(p.to-p.from))
+		p.pct = max(p.pct, min(pct, p.to-1, 99))
+	}
+}
+
+// renderEstimates are the expected seconds of a job's two steps, to size their parts of the bar:
+// the image step grows with the image file, the mux step with the audio, much faster when copied.
+func renderEstimates(job Job, imagePath string) (clip, mux float64) {
+	clip = 0.4
+	if fi, err := os.Stat(imagePath); err == nil {
+		clip += float64(fi.Size()) / 20e6
+	}
+	speed := 80.0 // times realtime, encoding the audio
+	if a := audioArgs(job.AudioCodec, job.Options); len(a) > 1 && a[1] == "copy" {
+		speed = 1000
+	}
+	return clip, 0.2 + job.AudioDuration/speed
+}
