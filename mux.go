@@ -128,10 +128,10 @@ func writeMovie(w io.Writer, tracks ...*mp4Track) error {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	bw.Write(ftyp)
 	bw.Write(moov)
-	if large {
-		bw.Write(binary.BigEndian.AppendUint64(append(binary.BigEndian.AppendUint32(nil, 1), "mdat"...), 16+data))
+	if large { // size 1: the 64-bit size follows the type
+		bw.Write(binary.BigEndian.AppendUint64(append(be32(nil, 1), "mdat"...), 16+data))
 	} else {
-		bw.Write(append(binary.BigEndian.AppendUint32(nil, uint32(8+data)), "mdat"...))
+		bw.Write(append(be32(nil, uint32(8+data)), "mdat"...))
 	}
 	for _, c := range chunks {
 		for range c.count {
@@ -178,9 +178,9 @@ func trackBox(id uint32, t *mp4Track, stbl []byte) []byte {
 		header, name = mp4Box("smhd", be32(fullBox(0, 0), 0)), "SoundHandler"
 	}
 	var mdhd []byte
-	if d := t.mediaDuration(); d > math.MaxUint32 { // a day of 48 kHz sound: 64-bit times
-		mdhd = binary.BigEndian.AppendUint64(be32(make([]byte, 20), t.timescale), d)
-		mdhd[0] = 1
+	if d := t.mediaDuration(); d > math.MaxUint32 { // a day of 48 kHz sound: version 1, 64-bit times
+		mdhd = append(fullBox(1, 0), make([]byte, 16)...) // creation, modification time
+		mdhd = binary.BigEndian.AppendUint64(be32(mdhd, t.timescale), d)
 	} else {
 		mdhd = be32(be32(be32(be32(fullBox(0, 0), 0), 0), t.timescale), uint32(d))
 	}
@@ -272,8 +272,7 @@ func mp4Box(typ string, parts ...[]byte) []byte {
 	for _, p := range parts {
 		size += len(p)
 	}
-	b := binary.BigEndian.AppendUint32(make([]byte, 0, size), uint32(size))
-	b = append(b, typ...)
+	b := append(be32(make([]byte, 0, size), uint32(size)), typ...)
 	for _, p := range parts {
 		b = append(b, p...)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -94,7 +93,7 @@ func writeClipFile(path string, c *stillClip) error {
 }
 
 func appendLengthPrefixed(b, nal []byte) []byte {
-	return append(binary.BigEndian.AppendUint32(b, uint32(len(nal))), nal...)
+	return append(be32(b, uint32(len(nal))), nal...)
 }
 
 // size is the clip's size in bytes: its frames, without the MP4 index.
