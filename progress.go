@@ -29,14 +29,6 @@ func (p *jobProgress) timeBased(now time.Time) int {
 	return p.from + int(0.9*f*float64(p.to-p.from))
 }
 
-// Notify tells the renderer a job may be waiting. It never blocks.
-func (rd *renderer) Notify() {
-	select {
-	case rd.wake <- struct{}{}:
-	default:
-	}
-}
-
 // Progress returns a PROCESSING job's progress (0-100, never decreasing) and its estimated seconds
 // left, nil when unknown.
 func (rd *renderer) Progress(id string) (int, *int) {

@@ -122,6 +122,14 @@ type renderer struct {
 	done         chan struct{}      // closed when the loop and every job have returned
 }
 
+// Notify tells the renderer a job may be waiting. It never blocks.
+func (rd *renderer) Notify() {
+	select {
+	case rd.wake <- struct{}{}:
+	default:
+	}
+}
+
 // longAudio is the audio length from which a render that times out is blamed on its input.
 const longAudio = 10 * time.Minute
 
