@@ -216,12 +216,14 @@ func (rd *renderer) run(killCtx context.Context, job Job) {
 	if killCtx.Err() != nil && out.Status != StatusCompleted {
 		out = Outcome{Status: StatusPending} // shutdown: not the job's fault, not a retry
 	}
-	if err := rd.finish(job.ID, out); err != nil {
+	stored, err := rd.finish(job.ID, out)
+	if err != nil {
 		// The job stays PROCESSING; the next start-up's recovery puts it back to PENDING.
 		rd.log.Error("record render outcome", "job", job.ID, "err", err)
 		return
 	}
-	rd.log.Info("render ended", "job", job.ID, "outcome", out.Status, "seconds", time.Since(start).Seconds(), "audio_s", job.AudioDuration)
+	// The outcome is the job's state as stored: a retry past the last one is FAILED, not PENDING.
+	rd.log.Info("render ended", "job", job.ID, "outcome", stored.Status, "seconds", time.Since(start).Seconds(), "audio_s", job.AudioDuration)
 	if rd.observe != nil {
 		rd.observe(job, out, time.Since(start))
 	}
@@ -229,20 +231,21 @@ func (rd *renderer) run(killCtx context.Context, job Job) {
 
 // finish records a render's outcome, trying again for about a minute if the database refuses (a
 // disk briefly full, a lock held past busy_timeout): a job left PROCESSING would hold its key's slot
-// until the next restart. It runs even when killCtx is done.
-func (rd *renderer) finish(id string, out Outcome) error {
+// until the next restart. It runs even when killCtx is done, and returns the job as stored.
+func (rd *renderer) finish(id string, out Outcome) (Job, error) {
 	var err error
 	for wait := time.Second; wait <= 32*time.Second; wait *= 2 {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_, err = rd.jobs.finish(ctx, id, "", StatusProcessing, out)
+		var j Job
+		j, err = rd.jobs.finish(ctx, id, "", StatusProcessing, out)
 		cancel()
 		if err == nil {
-			return nil
+			return j, nil
 		}
 		rd.log.Warn("record render outcome, will retry", "job", id, "err", err, "in", wait)
 		time.Sleep(wait)
 	}
-	return err
+	return Job{}, err
 }
 
 // renderFailure is a failed render step: final says whether trying again cannot help (the job
