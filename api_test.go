@@ -444,6 +444,10 @@ func TestCLI(t *testing.T) {
 	if err != nil || !strings.Contains(out, "vidgen") || !strings.Contains(out, "ffmpeg version") {
 		t.Errorf("version: %v %s", err, out)
 	}
+	// Every command takes -data, so a script can pass it to all of them.
+	if out, err := cli("version", "-data", t.TempDir()); err != nil {
+		t.Errorf("version -data: %v %s", err, out)
+	}
 	_, err = cli("serve", "-ffmpeg", "/nonexistent/ffmpeg", "-addr", "127.0.0.1:0")
 	if err == nil || !strings.Contains(err.Error(), "apt-get install -y ffmpeg") {
 		t.Errorf("serve without ffmpeg: %v", err)

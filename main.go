@@ -68,6 +68,7 @@ func runCommand(ctx context.Context, args []string, env func(string) string, std
 		fs := flag.NewFlagSet("version", flag.ContinueOnError)
 		fs.SetOutput(stderr)
 		ffmpeg := fs.String("ffmpeg", "ffmpeg", "path of ffmpeg")
+		fs.String("data", "", "accepted, as by every command; version reads no data")
 		if err := fs.Parse(args); err != nil {
 			return err
 		}
