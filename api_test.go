@@ -105,6 +105,8 @@ func TestBadInputs(t *testing.T) {
 		{"PNG claiming 60000x60000", writeFixture(t, "huge.png", pngHeader(60000, 60000)), fixture(t, "tone.mp3"), nil, 400, "megapixels"},
 		{"PNG with damaged pixels", writeFixture(t, "damaged.png", damaged), fixture(t, "tone.mp3"), nil, 400, "image"},
 		{"truncated JPEG", writeFixture(t, "cut.jpg", jpg[:len(jpg)/2]), fixture(t, "tone.mp3"), nil, 400, "image"},
+		{"video without sound as audio", fixture(t, "img.jpg"), fixture(t, "video.mp4"), nil, 415, "MP4/M4A with no audio track"},
+		{"video as image", fixture(t, "video.mp4"), fixture(t, "tone.mp3"), nil, 415, "MP4/M4A (video or audio)"},
 		{"random bytes named .mp3", fixture(t, "img.jpg"), writeFixture(t, "noise.mp3", random), nil, 415, "audio"},
 		{"image sent as audio", fixture(t, "img.jpg"), fixture(t, "img.png"), nil, 415, "PNG image"},
 		{"audio sent as image", fixture(t, "tone.mp3"), fixture(t, "tone.mp3"), nil, 415, "image"},

@@ -51,6 +51,10 @@ func probeAudio(ctx context.Context, t tools, path, typ string) (audioInfo, erro
 	}
 	broken := badMedia("audio: the %s could not be decoded; check that the file plays and upload it again", typeName(typ))
 	info, ok := scan.info()
+	if err == nil && !ok && scan.format != nil {
+		// The container was read whole and holds no audio: a video without sound, most often.
+		return audioInfo{}, unsupportedMedia("audio: the file is %s with no audio track; send %s", withArticle(containerName(typ)), audioTypes)
+	}
 	if err != nil || !ok {
 		return audioInfo{}, broken
 	}

@@ -96,6 +96,11 @@ func TestCorpus(t *testing.T) {
 		// Types named in the 415, not mistaken for another.
 		{name: "heic-in-audio-part", needs: "heif-enc", status: 415, words: []string{"audio", "HEIC image"}, audio: heifFile("img.heic")},
 		{name: "avif-in-audio-part", needs: "heif-enc", status: 415, words: []string{"audio", "AVIF image"}, audio: heifFile("img.avif", "-A")},
+		{name: "mp4-video-as-image", status: 415, words: []string{"image", "MP4/M4A (video or audio)"}, image: func(t testing.TB, dir string) string {
+			out := filepath.Join(dir, "video.mp4")
+			ffmpegMake(t, "-f", "lavfi", "-i", "testsrc2=s=64x32:d=0.5", "-c:v", "libx264", out)
+			return out
+		}},
 		{name: "pdf-as-image", status: 415, words: []string{"image", "PDF document"}, image: bytesOf("doc.pdf", func(testing.TB) []byte { return []byte("%PDF-1.4\n%âãÏÓ\n1 0 obj\n") })},
 
 		// Audio: truncated and lying files.
@@ -128,7 +133,7 @@ func TestCorpus(t *testing.T) {
 		{name: "mka-vorbis", audio: audioRecipe("tone.mka", "sine=f=440:d=2", "-c:a", "libvorbis", "-f", "matroska")},
 		{name: "mka-flac-5.1-96k", audio: audioRecipe("surround.mka", "sine=f=440:d=2:r=96000", "-af", "aformat=channel_layouts=5.1", "-c:a", "flac", "-f", "matroska")},
 		{name: "m4a-alac", audio: audioRecipe("alac.m4a", "sine=f=440:d=2", "-c:a", "alac")},
-		{name: "webm-with-video-only", status: 400, words: []string{"audio"}, audio: func(t testing.TB, dir string) string {
+		{name: "webm-with-video-only", status: 415, words: []string{"audio", "WebM/Matroska", "no audio track"}, audio: func(t testing.TB, dir string) string {
 			out := filepath.Join(dir, "video.webm")
 			ffmpegMake(t, "-f", "lavfi", "-i", "testsrc2=s=64x32:d=0.5", "-c:v", "libvpx", out)
 			return out

@@ -191,13 +191,38 @@ func adtsChain(head []byte) bool {
 	return true
 }
 
+// containerName names the container of type typ as people know it: an M4A is an MP4 that holds
+// only audio, and a phone's video is an MP4 too.
+func containerName(typ string) string {
+	if typ == typeM4A {
+		return "MP4/M4A"
+	}
+	return typeName(typ)
+}
+
+// audioTypes lists the audio an upload may hold, for the messages that refuse one.
+const audioTypes = "MP3, WAV, M4A (AAC), Ogg (Vorbis, Opus), FLAC, AIFF, AAC or WebM/Matroska (Opus, Vorbis) audio"
+
+// withArticle puts "a" or "an" before a type's name, as it is read aloud: an MP3, a WAV.
+func withArticle(name string) string {
+	if strings.ContainsRune("AEIOUM", rune(name[0])) {
+		return "an " + name
+	}
+	return "a " + name
+}
+
 // describe names what a file looks like, for error messages.
 func describe(head []byte) string {
 	if t := sniffImage(head); t != "" {
-		return "a " + typeName(t) + " image"
+		return withArticle(typeName(t)) + " image"
 	}
-	if t := sniffAudio(head); t != "" {
-		return "an " + typeName(t) + " audio file"
+	switch t := sniffAudio(head); t {
+	case "":
+	case typeM4A, typeMKA:
+		// These containers hold video as often as audio; which one is for probeAudio to read.
+		return withArticle(containerName(t)) + " (video or audio)"
+	default:
+		return withArticle(typeName(t)) + " audio file"
 	}
 	for _, k := range []struct{ magic, name string }{
 		{"%PDF", "a PDF document"}, {"PK\x03\x04", "a ZIP archive"}, {"#EXTM3U", "a playlist"},

@@ -29,6 +29,7 @@ func init() {
 		"tone.webm":  {"-f", "lavfi", "-i", "sine=f=440:d=1", "-c:a", "libopus", "-f", "webm"},
 		"video.avi":  {"-f", "lavfi", "-i", "testsrc2=s=64x32:d=0.2", "-c:v", "mjpeg"},
 		"tone.mp4":   {"-f", "lavfi", "-i", "sine=f=440:d=1", "-c:a", "aac", "-f", "mp4"},
+		"video.mp4":  {"-f", "lavfi", "-i", "testsrc2=s=64x32:d=0.2", "-c:v", "mpeg4"},
 		"anim.webp":  {"-f", "lavfi", "-i", "testsrc2=s=32x16:r=5:d=0.6", "-c:v", "libwebp_anim", "-loop", "0"},
 	} {
 		fixtureRecipes[name] = recipe
@@ -103,8 +104,13 @@ func TestSniff(t *testing.T) {
 			t.Fatalf("random buffer %d sniffed as %q/%q", i, img, aud)
 		}
 	}
-	if d := describe(head(readFile(t, fixture(t, "img.png")))); d != "a PNG image" {
-		t.Errorf("describe(png) = %q", d)
+	for name, want := range map[string]string{
+		"img.png": "a PNG image", "tone.wav": "a WAV audio file", "tone.mp3": "an MP3 audio file",
+		"video.mp4": "an MP4/M4A (video or audio)", "tone.webm": "a WebM/Matroska (video or audio)",
+	} {
+		if d := describe(head(readFile(t, fixture(t, name)))); d != want {
+			t.Errorf("describe(%s) = %q, want %q", name, d, want)
+		}
 	}
 	if d := describe(nil); d != "empty" {
 		t.Errorf("describe(nil) = %q", d)

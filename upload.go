@@ -291,7 +291,7 @@ func (s *server) validateSubmission(r *http.Request, files map[string]*upload, f
 	}
 	audType := sniffAudio(aud.head)
 	if audType == "" {
-		return Job{}, unsupportedMedia("audio: the file is %s; send MP3, WAV, M4A (AAC), Ogg (Vorbis, Opus), FLAC, AIFF, AAC or WebM/Matroska (Opus, Vorbis) audio", describe(aud.head))
+		return Job{}, unsupportedMedia("audio: the file is %s; send %s", describe(aud.head), audioTypes)
 	}
 	// Decoding the files is the upload's expensive part (a process each, up to a 100-megapixel
 	// picture): a bounded number of submissions do it at once, whatever the number of uploads, so
