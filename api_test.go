@@ -91,6 +91,8 @@ func TestBadInputs(t *testing.T) {
 	for i := idat + 20; i < idat+60; i++ {
 		damaged[i] ^= 0x5a
 	}
+	// A WAV cut between two samples, 100 after its header: it decodes without an error.
+	wav := readFile(t, fixture(t, "tone.wav"))
 	cases := []struct {
 		name         string
 		image, audio string
@@ -105,6 +107,7 @@ func TestBadInputs(t *testing.T) {
 		{"PNG claiming 60000x60000", writeFixture(t, "huge.png", pngHeader(60000, 60000)), fixture(t, "tone.mp3"), nil, 400, "megapixels"},
 		{"PNG with damaged pixels", writeFixture(t, "damaged.png", damaged), fixture(t, "tone.mp3"), nil, 400, "image"},
 		{"truncated JPEG", writeFixture(t, "cut.jpg", jpg[:len(jpg)/2]), fixture(t, "tone.mp3"), nil, 400, "image"},
+		{"WAV cut after its header", fixture(t, "img.jpg"), writeFixture(t, "cut.wav", wav[:bytes.Index(wav, []byte("data"))+8+400]), nil, 400, "truncated"},
 		{"video without sound as audio", fixture(t, "img.jpg"), fixture(t, "video.mp4"), nil, 415, "MP4/M4A with no audio track"},
 		{"video as image", fixture(t, "video.mp4"), fixture(t, "tone.mp3"), nil, 415, "MP4/M4A (video or audio)"},
 		{"random bytes named .mp3", fixture(t, "img.jpg"), writeFixture(t, "noise.mp3", random), nil, 415, "audio"},

@@ -112,6 +112,34 @@ func TestCorpus(t *testing.T) {
 			b := readFile(t, makeAudio(t, dir, "whole.m4a", "sine=f=440:d=6", "-c:a", "aac"))
 			return corpusFile(t, dir, "half-moov-last.m4a", b[:len(b)/2])
 		}},
+		// Cut files whose header states their length exactly: no decoder error needed to show it.
+		{name: "wav-cut-between-samples", status: 400, words: []string{"audio", "WAV", "truncated"}, audio: func(t testing.TB, dir string) string {
+			b := readFile(t, makeAudio(t, dir, "whole.wav", "sine=f=440:d=4", "-ac", "2"))
+			return corpusFile(t, dir, "half.wav", b[:bytes.Index(b, []byte("data"))+8+4*44100])
+		}},
+		{name: "wav-size-left-unknown", audio: func(t testing.TB, dir string) string {
+			// A recorder that streams writes 0xFFFFFFFF, "until the end of the file".
+			b := readFile(t, makeAudio(t, dir, "whole.wav", "sine=f=440:d=2", "-ac", "2"))
+			binary.LittleEndian.PutUint32(b[bytes.Index(b, []byte("data"))+4:], 0xffffffff)
+			return corpusFile(t, dir, "stream.wav", b)
+		}},
+		{name: "aiff-cut-between-samples", status: 400, words: []string{"audio", "AIFF", "truncated"}, audio: func(t testing.TB, dir string) string {
+			b := readFile(t, makeAudio(t, dir, "whole.aiff", "sine=f=440:d=4", "-ac", "2"))
+			return corpusFile(t, dir, "half.aiff", b[:bytes.Index(b, []byte("SSND"))+16+4*44100])
+		}},
+		{name: "flac-cut-in-half", status: 400, words: []string{"audio", "FLAC", "truncated"}, audio: func(t testing.TB, dir string) string {
+			b := readFile(t, makeAudio(t, dir, "whole.flac", "sine=f=440:d=4"))
+			return corpusFile(t, dir, "half.flac", b[:len(b)/2])
+		}},
+		{name: "mp3-cut-in-half", status: 400, words: []string{"audio", "MP3", "truncated"}, audio: func(t testing.TB, dir string) string {
+			b := readFile(t, makeAudio(t, dir, "whole.mp3", "sine=f=440:d=4", "-c:a", "libmp3lame"))
+			return corpusFile(t, dir, "half.mp3", b[:len(b)/2])
+		}},
+		// Without LAME's Info frame nothing states an MP3's length: what it holds is the sound.
+		{name: "mp3-without-info-cut-in-half", audio: func(t testing.TB, dir string) string {
+			b := readFile(t, makeAudio(t, dir, "whole.mp3", "sine=f=440:d=4", "-c:a", "libmp3lame", "-write_xing", "0"))
+			return corpusFile(t, dir, "half-noinfo.mp3", b[:len(b)/2])
+		}},
 		{name: "m4a-header-claims-10x", seconds: 3, audio: func(t testing.TB, dir string) string {
 			return corpusFile(t, dir, "lie.m4a", stretchMP4Duration(t, readFile(t, makeAudio(t, dir, "src.m4a", "sine=f=440:d=3", "-c:a", "aac")), 10))
 		}},

@@ -147,11 +147,7 @@ func sniffAudio(head []byte) string {
 	case bytes.HasPrefix(head, []byte("\x1a\x45\xdf\xa3")):
 		return typeMKA // the codec is checked by probeAudio
 	case bytes.HasPrefix(head, []byte("ID3")) && len(head) >= 10:
-		// The tag's size is syncsafe (7 bits a byte); a footer adds 10 bytes.
-		n := 10 + int(head[6]&0x7f)<<21 | int(head[7]&0x7f)<<14 | int(head[8]&0x7f)<<7 | int(head[9]&0x7f)
-		if head[5]&0x10 != 0 {
-			n += 10
-		}
+		n := id3Len(head)
 		if n >= len(head) {
 			return typeMP3 // a tag larger than what was read (cover art): the probe decides
 		}
@@ -169,6 +165,16 @@ func sniffAudio(head []byte) string {
 		return typeAAC
 	}
 	return ""
+}
+
+// id3Len is the length of the ID3v2 tag that starts head (at least 10 bytes), footer included.
+func id3Len(head []byte) int {
+	// The tag's size is syncsafe (7 bits a byte); a footer adds 10 bytes.
+	n := 10 + int(head[6]&0x7f)<<21 | int(head[7]&0x7f)<<14 | int(head[8]&0x7f)<<7 | int(head[9]&0x7f)
+	if head[5]&0x10 != 0 {
+		n += 10
+	}
+	return n
 }
 
 // adtsChain reports whether head starts with three chained ADTS (AAC) frame headers.

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"hash/crc32"
 	"image/color"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -300,5 +301,40 @@ func TestAudioScan(t *testing.T) {
 	none.Write([]byte("format|duration=1.0\n"))
 	if _, ok := none.info(); ok {
 		t.Error("no stream line, yet info is ok")
+	}
+}
+
+// TestDeclaredSeconds reads the length each type's header states, exactly or not at all, and keeps
+// reading it after the file is cut: that is what shows the cut.
+func TestDeclaredSeconds(t *testing.T) {
+	t.Parallel()
+	wav := readFile(t, fixture(t, "tone.wav"))
+	placeholder := bytes.Clone(wav)
+	binary.LittleEndian.PutUint32(placeholder[bytes.Index(placeholder, []byte("data"))+4:], 0xffffffff)
+	flac := readFile(t, fixture(t, "tone.flac"))
+	id3 := append([]byte("ID3\x04\x00\x00\x00\x00\x00\x0a"), make([]byte, 10+64)...) // a tag, then padding
+	for _, c := range []struct {
+		name, typ string
+		file      []byte
+		want      float64 // 0: no exact length stated
+	}{
+		{"WAV", typeWAV, wav, 2.5},
+		{"WAV cut after its header", typeWAV, wav[:100], 2.5},
+		{"WAV of a recorder that never wrote its size", typeWAV, placeholder, 0},
+		{"FLAC", typeFLAC, flac, 1},
+		{"FLAC cut in half", typeFLAC, flac[:len(flac)/2], 1},
+		{"FLAC behind an ID3 tag", typeFLAC, append(bytes.Clone(id3), flac...), 1},
+		{"MP3 with LAME's Info frame", typeMP3, readFile(t, fixture(t, "xing.mp3")), 1},
+		{"MP3 with an ID3 tag and the Info frame", typeMP3, readFile(t, fixture(t, "tone.mp3")), 2.5},
+		{"MPEG-2 MP3 with the Info frame", typeMP3, readFile(t, fixture(t, "mpeg2.mp3")), 1},
+		{"MP3 without it", typeMP3, readFile(t, fixture(t, "noid3.mp3")), 0},
+		{"Ogg", typeOgg, readFile(t, fixture(t, "tone.ogg")), 0},
+		{"M4A", typeM4A, readFile(t, fixture(t, "tone.m4a")), 0},
+	} {
+		got, ok := declaredSeconds(writeFixture(t, "audio", c.file), c.typ)
+		// An MP3's frame count covers the encoder's delay and padding too (a few frames).
+		if ok != (c.want > 0) || math.Abs(got-c.want) > 0.1 {
+			t.Errorf("%s: %.3f s %v, want %.3f s", c.name, got, ok, c.want)
+		}
 	}
 }
