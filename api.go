@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -445,8 +446,41 @@ func (s *server) handleVideo(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", ctype)
 	w.Header().Set("Cache-Control", "public, max-age=86400")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	http.ServeContent(w, r, name, j.FinishedAt, f)
+	http.ServeContent(&rangeErrorWriter{ResponseWriter: w, s: s, r: r}, r, name, j.FinishedAt, f)
 }
+
+// rangeErrorWriter passes http.ServeContent's answer through, except its plain-text 416 for a
+// range past the end of the file, which it turns into the API's JSON error (the Content-Range
+// header ServeContent set, with the file's size, stays).
+type rangeErrorWriter struct {
+	http.ResponseWriter
+	s       *server
+	r       *http.Request
+	refused bool
+}
+
+func (w *rangeErrorWriter) WriteHeader(code int) {
+	if code != http.StatusRequestedRangeNotSatisfiable {
+		w.ResponseWriter.WriteHeader(code)
+		return
+	}
+	w.refused = true
+	w.s.writeError(w.ResponseWriter, w.r, errorf(kindBadRange, "The range is past the end of the file; its size is in Content-Range"))
+}
+
+func (w *rangeErrorWriter) Write(b []byte) (int, error) {
+	if w.refused {
+		return len(b), nil // ServeContent's text, replaced by the JSON
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// ReadFrom keeps the connection's sendfile for the video's bytes.
+func (w *rangeErrorWriter) ReadFrom(src io.Reader) (int64, error) {
+	return io.Copy(w.ResponseWriter, src)
+}
+
+func (w *rangeErrorWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 //go:embed share.html
 var shareHTML string

@@ -23,6 +23,7 @@ const (
 	kindTimeout                           // the client sent too slowly (408)
 	kindGone                              // it existed and was deleted (410)
 	kindTooLarge                          // an upload over its cap (413)
+	kindBadRange                          // a byte range past the end of a file (416)
 	kindUnsupported                       // a file of a type vidgen does not take (415)
 	kindRateLimited                       // the client's bucket is empty (429)
 	kindUnavailable                       // the service cannot take it right now (503)
@@ -93,6 +94,8 @@ func (k errorKind) statusCode() int {
 		return http.StatusServiceUnavailable
 	case kindNoSpace:
 		return http.StatusInsufficientStorage
+	case kindBadRange:
+		return http.StatusRequestedRangeNotSatisfiable
 	}
 	return http.StatusInternalServerError
 }

@@ -758,6 +758,12 @@ func TestQuickStart(t *testing.T) {
 	if rresp.StatusCode != 206 || !bytes.Equal(part, video[:100]) {
 		t.Errorf("range request: %d, %d bytes", rresp.StatusCode, len(part))
 	}
+	// A range past the end is a JSON error like any other, with the size a player needs.
+	rresp, part = mustRequest(t, "GET", st["outputVideo"].(string), "", nil, "Range", fmt.Sprintf("bytes=%d-", len(video)))
+	if cr := rresp.Header.Get("Content-Range"); rresp.StatusCode != 416 || cr != fmt.Sprintf("bytes */%d", len(video)) ||
+		!strings.HasPrefix(rresp.Header.Get("Content-Type"), "application/json") || !strings.Contains(string(part), `"error":"The range is past the end`) {
+		t.Errorf("range past the end: %d %q %q %s", rresp.StatusCode, cr, rresp.Header.Get("Content-Type"), part)
+	}
 
 	page, presp := download(t, st["outputShareLink"].(string))
 	if !strings.HasPrefix(presp.Header.Get("Content-Type"), "text/html") {

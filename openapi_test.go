@@ -278,6 +278,8 @@ func TestOpenAPIResponses(t *testing.T) {
 	want(resp, b, 200)
 	resp, b = c.do(t, "GET", "/v/"+token+".mp4", "", nil, "Range", "bytes=0-99")
 	want(resp, b, 206)
+	resp, b = c.refused(t, "GET", "/v/"+token+".mp4", "", nil, "Range", "bytes=999999999-")
+	want(resp, b, 416)
 	resp, b = c.do(t, "GET", "/v/"+token+".jpg", "", nil)
 	want(resp, b, 200)
 	resp, b = c.refused(t, "GET", "/v/nope.mp4", "", nil)
