@@ -25,7 +25,9 @@ import (
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *Error
 	if !errors.As(err, &e) || e.Kind == kindInternal {
-		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err, "request_id", requestIDFrom(r))
+		// No path: an output's holds its token. The request's own line, with the same request_id,
+		// names its route.
+		s.log.Error("request failed", "method", r.Method, "err", err, "request_id", requestIDFrom(r))
 		e = &Error{Kind: kindInternal, Msg: "Internal server error"}
 	}
 	body := map[string]string{"error": e.Msg}
@@ -435,7 +437,8 @@ func (s *server) handleVideo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		s.writeError(w, r, err)
+		// Without the file's path, which holds the token.
+		s.writeError(w, r, fmt.Errorf("open an output %s: %w", kind, errors.Unwrap(err)))
 		return
 	}
 	defer f.Close()

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"net/netip"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -619,6 +620,33 @@ func TestCrashEveryTimeFails(t *testing.T) {
 	code, _ := e.submit(t, e.key, fixture(t, "img.jpg"), fixture(t, "tone.wav"), nil)
 	if code != 201 {
 		t.Errorf("next submission: %d", code)
+	}
+}
+
+// TestOutputErrorLogsNoToken: an output that cannot be read is a bare 500, and no log line holds its
+// token, which is in the URL's path and in the file's name.
+func TestOutputErrorLogsNoToken(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	id := e.mustSubmit(t, e.key, fixture(t, "img.jpg"), fixture(t, "tone.m4a"))
+	st := e.wait(t, e.key, id, StatusCompleted)
+	poster := st["outputThumbnail"].(string)
+	token := strings.TrimSuffix(path.Base(poster), ".jpg")
+	file := e.srv.dirs.output(token, "jpg")
+	// A link to itself: opening it fails, and not as a missing file (which is a 410).
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(file, file); err != nil {
+		t.Fatal(err)
+	}
+	resp, b := mustRequest(t, "GET", poster, "", nil)
+	if msg := errorBody(t, resp, b, 500); msg != "Internal server error" {
+		t.Errorf("500 says %q", msg)
+	}
+	logs := e.logs.String()
+	if !strings.Contains(logs, `msg="request failed"`) || strings.Contains(logs, token) {
+		t.Errorf("the log lacks the error or holds the token %s:\n%s", token, logs)
 	}
 }
 
