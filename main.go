@@ -475,7 +475,7 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 	// from the signal, before they are stopped and their jobs go back to PENDING without counting a
 	// retry; then the webhook sender, whose outbox survives. No render starts once the signal came,
 	// so exit comes within max(httpDrain, ShutdownGrace) plus a moment.
-	log.Info("shutting down", "grace", cfg.ShutdownGrace)
+	log.Info("shutting down", "grace", cfg.ShutdownGrace.String())
 	graceCtx, cancelGrace := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancelGrace()
 	s.renderer.stopClaiming()

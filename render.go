@@ -278,6 +278,11 @@ func (rd *renderer) render(killCtx context.Context, job Job) Outcome {
 		rd.log.Warn("render failed", "job", job.ID, "err", err)
 		return Outcome{Status: StatusFailed, ErrorMessage: rf.msg}
 	}
+	if killCtx.Err() != nil {
+		// Shutting down: run requeues the job without counting a retry; this is no failure to alert on.
+		rd.log.Info("render stopped for shutdown, the job goes back to the queue", "job", job.ID)
+		return Outcome{Status: StatusPending}
+	}
 	if errors.Is(err, errDiskFilling) {
 		rd.log.Warn("render stopped: disk filling, will retry", "job", job.ID)
 		return Outcome{Status: StatusPending} // the disk's fault, not the job's: no retry counted
