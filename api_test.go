@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -449,6 +450,18 @@ func TestCLI(t *testing.T) {
 	out, err = cli("version")
 	if err != nil || !strings.Contains(out, "vidgen") || !strings.Contains(out, "ffmpeg version") {
 		t.Errorf("version: %v %s", err, out)
+	}
+	// Pointed at a directory without a database, only create starts one: a list there is an error
+	// that says what to pass, and leaves nothing behind.
+	elsewhere := filepath.Join(t.TempDir(), "typo")
+	if out, err := cli("keys", "list", "-data", elsewhere); err == nil || !strings.Contains(err.Error(), "-data (or VIDGEN_DATA)") {
+		t.Errorf("keys list in an empty directory: %v %s", err, out)
+	}
+	if _, err := os.Stat(elsewhere); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("keys list made %s: %v", elsewhere, err)
+	}
+	if out, err := cli("keys", "-h"); err != nil || !strings.Contains(out, "usage: vidgen keys create") {
+		t.Errorf("keys -h: %v %s", err, out)
 	}
 	// Every command takes -data, so a script can pass it to all of them.
 	if out, err := cli("version", "-data", t.TempDir()); err != nil {

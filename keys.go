@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -122,13 +123,16 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, env f
 	}
 	sub, args := args[0], args[1:]
 	switch sub {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprintln(stdout, usage)
+		return nil
 	case "create", "list", "deactivate", "rotate-secret":
 	default:
 		return errors.New(usage) // before openData: a typo must not create a data directory
 	}
 	fs := flag.NewFlagSet("keys "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dataDir := fs.String("data", envOr(env, "VIDGEN_DATA", "./data"), "data directory")
+	dataPath := fs.String("data", envOr(env, "VIDGEN_DATA", "./data"), "data directory (VIDGEN_DATA)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	name := fs.String("name", "", "name of the new key (create)")
 	pos, err := parseInterleaved(fs, args)
@@ -142,7 +146,14 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, env f
 	if len(pos) != wantArgs {
 		return errors.New(usage)
 	}
-	_, st, err := openData(ctx, *dataDir, now)
+	// Only create may start a data directory (before the first serve, as a script does): a list or
+	// a deactivation pointed at a mistyped -data must not answer from a new, empty database.
+	if db := (dataDir{root: *dataPath}).db(); sub != "create" {
+		if _, err := os.Stat(db); errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("keys %s: no vidgen database at %s; pass the -data (or VIDGEN_DATA) that vidgen serve uses", sub, db)
+		}
+	}
+	_, st, err := openData(ctx, *dataPath, now)
 	if err != nil {
 		return err
 	}
