@@ -129,17 +129,17 @@ func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (
 	fs.IntVar(&cfg.RateAPI, "rate-api", 600, "requests a minute per client IP on /api/*, 0 for no limit")
 	fs.IntVar(&cfg.RateSubmit, "rate-submit", 30, "submissions a minute per client IP, 0 for no limit")
 	fs.IntVar(&cfg.RateDownload, "rate-download", 1200, "requests a minute per client IP for videos, posters and share pages, 0 for no limit")
-	fs.DurationVar(&cfg.MaxDuration, "max-duration", time.Hour, "longest audio accepted")
+	fs.DurationVar(&cfg.MaxDuration, "max-duration", time.Hour, "longest audio accepted, 0 for no limit")
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 20*time.Second, "how long running renders may finish on shutdown")
 	fs.DurationVar(&cfg.Retention, "retention", 30*24*time.Hour, "how long outputs are kept, 0 for ever")
 	fs.Int64Var(&cfg.MinFree, "min-free", 1<<30, "bytes of free disk below which submissions get 507")
-	fs.Int64Var(&cfg.ChildMemory, "child-memory", defaultChildMemory, "bytes of address space each ffmpeg/ffprobe process may map, 0 for no limit")
+	fs.Int64Var(&cfg.ChildMemory, "child-memory", defaultChildMemory, "bytes of address space each ffmpeg/ffprobe process may map, 0 for no limit, else at least 512 MiB")
 	addOpsFlags(fs, &cfg)
 	// Each flag can come from VIDGEN_<NAME>; the variables are applied first, so a flag on the
 	// command line beats its variable, and a malformed value is an error, never a silent default.
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
-		name := "VIDGEN_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		name := envName(f.Name)
 		f.Usage += " [" + name + "]"
 		if v := env(name); v != "" && envErr == nil {
 			if err := fs.Set(f.Name, v); err != nil {
@@ -158,10 +158,12 @@ func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	if cfg.Workers < 1 {
-		return config{}, errors.New("serve: -workers must be at least 1")
+		return config{}, badSetting("workers", "must be at least 1")
 	}
-	if cfg.RateAPI < 0 || cfg.RateSubmit < 0 || cfg.RateDownload < 0 {
-		return config{}, errors.New("serve: -rate-api, -rate-submit and -rate-download must be 0 (no limit) or more")
+	for name, rate := range map[string]int{"rate-api": cfg.RateAPI, "rate-submit": cfg.RateSubmit, "rate-download": cfg.RateDownload} {
+		if rate < 0 {
+			return config{}, badSetting(name, "must be 0 (no limit) or more")
+		}
 	}
 	for _, s := range strings.Split(*trust, ",") {
 		if s = strings.TrimSpace(s); s == "" {
@@ -171,7 +173,7 @@ func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (
 		if err != nil {
 			a, err2 := netip.ParseAddr(s)
 			if err2 != nil {
-				return config{}, fmt.Errorf("serve: -trust-proxy: %q is not a CIDR", s)
+				return config{}, badSetting("trust-proxy", "%q is not a CIDR", s)
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
 		}

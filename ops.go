@@ -90,50 +90,57 @@ func addOpsFlags(fs *flag.FlagSet, cfg *config) {
 	}
 }
 
+// badSetting is the start-up error for a bad value of serve's flag flagName: it names the flag and
+// its variable, so a bad unit file or .env line is found at once.
+func badSetting(flagName, format string, args ...any) error {
+	return fmt.Errorf("serve: -%s (%s): %s", flagName, envName(flagName), fmt.Sprintf(format, args...))
+}
+
+// envName is the variable that sets serve's flag flagName: VIDGEN_ and the name in capitals.
+func envName(flagName string) string {
+	return "VIDGEN_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
 // checkOpsConfig validates the settings that the flag package cannot and resolves -log-format auto.
 // Each error names the flag and its variable, so a bad unit file or .env line is found at once.
 func checkOpsConfig(cfg *config, env func(string) string, stderr io.Writer) error {
-	bad := func(flagName, format string, args ...any) error {
-		v := "VIDGEN_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-		return fmt.Errorf("serve: -%s (%s): %s", flagName, v, fmt.Sprintf(format, args...))
-	}
 	switch cfg.LogFormat {
 	case "text", "json":
 	case "auto":
 		cfg.LogFormat = resolveLogFormat(env, stderr)
 	default:
-		return bad("log-format", "%q is not text, json or auto", cfg.LogFormat)
+		return badSetting("log-format", "%q is not text, json or auto", cfg.LogFormat)
 	}
 	if err := checkListenAddr(cfg.Addr); err != nil {
-		return bad("addr", "%v", err)
+		return badSetting("addr", "%v", err)
 	}
 	if cfg.MetricsAddr != "" {
 		if err := checkListenAddr(cfg.MetricsAddr); err != nil {
-			return bad("metrics-addr", "%v", err)
+			return badSetting("metrics-addr", "%v", err)
 		}
 	}
 	if cfg.PublicURL != "" {
 		u, err := url.Parse(cfg.PublicURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-			return bad("public-url", "%q is not an absolute http:// or https:// URL without query, like https://video.example.com", cfg.PublicURL)
+			return badSetting("public-url", "%q is not an absolute http:// or https:// URL without query, like https://video.example.com", cfg.PublicURL)
 		}
 	}
 	for _, p := range cfg.WebhookPorts {
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return bad("webhook-ports", "%q is not a port number (1-65535)", p)
+			return badSetting("webhook-ports", "%q is not a port number (1-65535)", p)
 		}
 	}
 	for name, d := range map[string]time.Duration{"max-duration": cfg.MaxDuration, "shutdown-grace": cfg.ShutdownGrace, "retention": cfg.Retention} {
 		if d < 0 {
-			return bad(name, "may not be negative")
+			return badSetting(name, "may not be negative")
 		}
 	}
 	if cfg.MinFree < 0 {
-		return bad("min-free", "may not be negative (0 turns the check off)")
+		return badSetting("min-free", "may not be negative (0 turns the check off)")
 	}
 	// ffmpeg maps ~300 MB of shared libraries and buffers before it reads a byte.
 	if cfg.ChildMemory != 0 && cfg.ChildMemory < 512<<20 {
-		return bad("child-memory", "must be 0 (no limit) or at least 536870912 (512 MiB): ffmpeg needs ~300 MB to start")
+		return badSetting("child-memory", "must be 0 (no limit) or at least 536870912 (512 MiB): ffmpeg needs ~300 MB to start")
 	}
 	return nil
 }

@@ -79,7 +79,10 @@ func TestInvalidSettingsNamed(t *testing.T) {
 		{[]string{"-retention", "-1h"}, nil, "-retention (VIDGEN_RETENTION)"},
 		{[]string{"-min-free", "-5"}, nil, "-min-free (VIDGEN_MIN_FREE)"},
 		{nil, map[string]string{"VIDGEN_WORKERS": "many"}, "VIDGEN_WORKERS"},
-		{[]string{"-workers", "0"}, nil, "-workers"},
+		{[]string{"-workers", "0"}, nil, "-workers (VIDGEN_WORKERS)"},
+		{nil, map[string]string{"VIDGEN_RATE_API": "-1"}, "-rate-api (VIDGEN_RATE_API)"},
+		{[]string{"-rate-download", "-1"}, nil, "-rate-download (VIDGEN_RATE_DOWNLOAD)"},
+		{nil, map[string]string{"VIDGEN_TRUST_PROXY": "nonsense"}, "-trust-proxy (VIDGEN_TRUST_PROXY)"},
 	}
 	for _, c := range cases {
 		dir := t.TempDir() + "/data"
