@@ -955,6 +955,12 @@ func TestRenderKilledOnShutdown(t *testing.T) {
 		t.Errorf("shutdown took %v", d)
 	}
 	checkGone(t, pids)
+	// Shutting down is not a failure: the render's end is an INFO line, and nothing warns.
+	logs := e.logs.String()
+	if !strings.Contains(logs, `level=INFO msg="render stopped for shutdown, the job goes back to the queue" job=`+id) ||
+		strings.Contains(logs, "level=WARN") {
+		t.Errorf("log of a render stopped by shutdown:\n%s", logs)
+	}
 }
 
 // TestRenderTimeout: a render that outlives its timeout is killed with its process group, retried,
