@@ -59,6 +59,8 @@ time_cmd() {
 
 say "building vidgen from $root"
 (cd "$root" && go build -o "$tmp/vidgen" .)
+# The commit the binary was built from: the tree may change while the bench runs.
+built=$(git -C "$root" describe --always --dirty 2>/dev/null || echo '?')
 
 say "generating fixtures"
 fx=$tmp/fixtures
@@ -235,7 +237,7 @@ if [[ $ONLY != still ]]; then
 fi
 
 echo
-echo "vidgen $(git -C "$root" describe --always --dirty 2>/dev/null || echo '?'), ffmpeg $("$FFMPEG" -version | awk 'NR == 1 { print $3 }'), $(nproc) cores, $(date -u +%F); vidgen and floor: median of $RUNS"
+echo "vidgen $built, ffmpeg $("$FFMPEG" -version | awk 'NR == 1 { print $3 }'), $(nproc) cores, $(date -u +%F); vidgen and floor: median of $RUNS"
 if ((${#rows[@]})); then
 	printf '%-20s %8s %9s %7s %8s %8s %8s %7s %7s %6s  %s\n' case vidgen_s tutorial_s speedup realtime floor_s vid/floor out_MB tut_MB size check
 	printf '%s\n' "${rows[@]}"
