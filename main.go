@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -141,6 +142,7 @@ func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (
 	fs.VisitAll(func(f *flag.Flag) {
 		name := envName(f.Name)
 		f.Usage += " [" + name + "]"
+		hintMalformed(f)
 		if v := env(name); v != "" && envErr == nil {
 			if err := fs.Set(f.Name, v); err != nil {
 				envErr = fmt.Errorf("serve: %s=%q: %v", name, v, err)
@@ -149,6 +151,10 @@ func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (
 	})
 	if envErr != nil {
 		return config{}, envErr
+	}
+	if !slices.ContainsFunc(args, isHelpArg) {
+		// A mistake gets its one line and a pointer, not the whole list of flags after it.
+		fs.Usage = func() { fmt.Fprintln(fs.Output(), "run 'vidgen serve -h' for every flag") }
 	}
 	if err := fs.Parse(args); err != nil {
 		return config{}, err

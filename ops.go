@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -94,6 +95,35 @@ func addOpsFlags(fs *flag.FlagSet, cfg *config) {
 // its variable, so a bad unit file or .env line is found at once.
 func badSetting(flagName, format string, args ...any) error {
 	return fmt.Errorf("serve: -%s (%s): %s", flagName, envName(flagName), fmt.Sprintf(format, args...))
+}
+
+// hintMalformed makes a malformed value of f, a flag of a duration or a number, an error that says
+// what is expected ("5" for -shutdown-grace is "not a duration like 20s, 90m or 720h"), where the flag
+// package says only "parse error".
+func hintMalformed(f *flag.Flag) {
+	g, ok := f.Value.(flag.Getter)
+	if !ok {
+		return
+	}
+	switch g.Get().(type) {
+	case time.Duration:
+		f.Value = hinted{f.Value, "not a duration like 20s, 90m or 720h"}
+	case int, int64:
+		f.Value = hinted{f.Value, "not a whole number"}
+	}
+}
+
+// hinted is a flag value whose malformed values get hint as their error.
+type hinted struct {
+	flag.Value
+	hint string
+}
+
+func (h hinted) Set(s string) error {
+	if err := h.Value.Set(s); err != nil {
+		return errors.New(h.hint)
+	}
+	return nil
 }
 
 // envName is the variable that sets serve's flag flagName: VIDGEN_ and the name in capitals.

@@ -83,6 +83,9 @@ func TestInvalidSettingsNamed(t *testing.T) {
 		{nil, map[string]string{"VIDGEN_RATE_API": "-1"}, "-rate-api (VIDGEN_RATE_API)"},
 		{[]string{"-rate-download", "-1"}, nil, "-rate-download (VIDGEN_RATE_DOWNLOAD)"},
 		{nil, map[string]string{"VIDGEN_TRUST_PROXY": "nonsense"}, "-trust-proxy (VIDGEN_TRUST_PROXY)"},
+		{[]string{"-shutdown-grace", "5"}, nil, `"5" for flag -shutdown-grace: not a duration like 20s`},
+		{nil, map[string]string{"VIDGEN_RETENTION": "30d"}, `VIDGEN_RETENTION="30d": not a duration like 20s`},
+		{[]string{"-min-free", "1GB"}, nil, "-min-free: not a whole number"},
 	}
 	for _, c := range cases {
 		dir := t.TempDir() + "/data"
@@ -99,6 +102,12 @@ func TestInvalidSettingsNamed(t *testing.T) {
 		if _, statErr := os.Stat(dir); statErr == nil {
 			t.Errorf("%v %v: the data directory was created before the settings were checked", c.args, c.env)
 		}
+	}
+	// A malformed value gets its line and a pointer to the help, not every flag after it.
+	var stderr strings.Builder
+	run(context.Background(), []string{"serve", "-data", t.TempDir(), "-workers", "x"}, func(string) string { return "" }, io.Discard, &stderr)
+	if s := stderr.String(); !strings.Contains(s, "run 'vidgen serve -h' for every flag") || strings.Contains(s, "-rate-api") {
+		t.Errorf("serve -workers x printed:\n%s", s)
 	}
 	// Good values pass.
 	cfg, err := parseServeFlags([]string{"-log-format", "json", "-metrics-addr", "127.0.0.1:9464", "-public-url", "https://v.example.com/base/", "-webhook-ports", "443, 8443"},
