@@ -82,12 +82,9 @@ func probeAudio(ctx context.Context, t tools, path, typ string) (audioInfo, erro
 	// the file is cut short of what its header says. A header that states the length exactly needs
 	// no error to show a cut; any other header's length may be a guess (an MP3's, from its first
 	// frame's bitrate) or a lie over whole sound (an M4A's), which renders as the sound it holds.
-	claimed, exact := declaredSeconds(path, typ)
-	if typ == typeAIFF {
-		claimed, exact = info.Duration, true
-	}
-	if !exact {
-		claimed = info.Duration
+	claimed, exact := info.Duration, typ == typeAIFF // an AIFF's frame count is what ffprobe reports
+	if s, ok := declaredSeconds(path, typ); ok {
+		claimed, exact = s, true
 	}
 	if (exact || len(stderr.Bytes()) > 0) && claimed > decoded+0.5 {
 		return audioInfo{}, badMedia("audio: the %s is truncated or damaged: only %.1f s of its %.1f s decode; upload the whole file",
@@ -191,6 +188,9 @@ func (a *audioScan) seconds(rate int) float64 {
 // A file that holds less than its header states was cut short (an interrupted upload or copy),
 // whether or not its decoder says so: PCM cut between two samples decodes without an error.
 func declaredSeconds(path, typ string) (secs float64, ok bool) {
+	if typ != typeWAV && typ != typeFLAC && typ != typeMP3 {
+		return 0, false
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, false
