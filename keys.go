@@ -122,10 +122,11 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, env f
 		return errors.New(usage)
 	}
 	sub, args := args[0], args[1:]
-	switch sub {
-	case "-h", "-help", "--help", "help":
+	if isHelpArg(sub) {
 		fmt.Fprintln(stdout, usage)
 		return nil
+	}
+	switch sub {
 	case "create", "list", "deactivate", "rotate-secret":
 	default:
 		return errors.New(usage) // before openData: a typo must not create a data directory
