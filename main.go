@@ -163,14 +163,6 @@ func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (
 		return config{}, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
-	if cfg.Workers < 1 {
-		return config{}, badSetting("workers", "must be at least 1")
-	}
-	for name, rate := range map[string]int{"rate-api": cfg.RateAPI, "rate-submit": cfg.RateSubmit, "rate-download": cfg.RateDownload} {
-		if rate < 0 {
-			return config{}, badSetting(name, "must be 0 (no limit) or more")
-		}
-	}
 	for _, s := range strings.Split(*trust, ",") {
 		if s = strings.TrimSpace(s); s == "" {
 			continue

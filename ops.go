@@ -165,6 +165,14 @@ func checkOpsConfig(cfg *config, env func(string) string, stderr io.Writer) erro
 			return badSetting(name, "may not be negative")
 		}
 	}
+	if cfg.Workers < 1 {
+		return badSetting("workers", "must be at least 1")
+	}
+	for name, rate := range map[string]int{"rate-api": cfg.RateAPI, "rate-submit": cfg.RateSubmit, "rate-download": cfg.RateDownload} {
+		if rate < 0 {
+			return badSetting(name, "must be 0 (no limit) or more")
+		}
+	}
 	if cfg.MinFree < 0 {
 		return badSetting("min-free", "may not be negative (0 turns the check off)")
 	}
