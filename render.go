@@ -213,9 +213,6 @@ func (rd *renderer) run(killCtx context.Context, job Job) {
 
 	start := time.Now()
 	out := rd.render(killCtx, job)
-	if killCtx.Err() != nil && out.Status != StatusCompleted {
-		out = Outcome{Status: StatusPending} // shutdown: not the job's fault, not a retry
-	}
 	stored, err := rd.finish(job.ID, out)
 	if err != nil {
 		// The job stays PROCESSING; the next start-up's recovery puts it back to PENDING.
@@ -273,21 +270,22 @@ func (rd *renderer) render(killCtx context.Context, job Job) Outcome {
 	if err == nil {
 		return Outcome{Status: StatusCompleted, OutputToken: token}
 	}
+	if killCtx.Err() != nil {
+		// Shutting down, whatever the render's error became: not the job's fault, no retry counted,
+		// and no failure to alert on.
+		rd.log.Info("render stopped for shutdown, the job goes back to the queue", "job", job.ID)
+		return Outcome{Status: StatusPending}
+	}
 	var rf *renderFailure
 	if errors.As(err, &rf) && rf.final {
 		rd.log.Warn("render failed", "job", job.ID, "err", err)
 		return Outcome{Status: StatusFailed, ErrorMessage: rf.msg}
 	}
-	if killCtx.Err() != nil {
-		// Shutting down: run requeues the job without counting a retry; this is no failure to alert on.
-		rd.log.Info("render stopped for shutdown, the job goes back to the queue", "job", job.ID)
-		return Outcome{Status: StatusPending}
-	}
 	if errors.Is(err, errDiskFilling) {
 		rd.log.Warn("render stopped: disk filling, will retry", "job", job.ID)
 		return Outcome{Status: StatusPending} // the disk's fault, not the job's: no retry counted
 	}
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) && killCtx.Err() == nil && job.AudioDuration >= longAudio.Seconds() {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) && job.AudioDuration >= longAudio.Seconds() {
 		// A long job that runs out of time will run out again: three tries would hold a worker for
 		// hours. A short one that times out met a stalled machine, which passes.
 		rd.log.Warn("render timed out", "job", job.ID, "err", err, "audio_s", job.AudioDuration)
