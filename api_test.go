@@ -66,14 +66,20 @@ func dirFiles(t testing.TB, dir string) []string {
 // the job ended a moment before they are gone.
 func checkInputsGone(t testing.TB, inputs string) {
 	t.Helper()
+	var files []string
+	if !eventually(func() bool { files = dirFiles(t, inputs); return len(files) == 0 }) {
+		t.Errorf("inputs left after the job ended: %v", files)
+	}
+}
+
+// eventually reports whether cond became true within 10 s, trying every 20 ms.
+func eventually(cond func() bool) bool {
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		files := dirFiles(t, inputs)
-		if len(files) == 0 {
-			return
+		if cond() {
+			return true
 		}
 		if time.Now().After(deadline) {
-			t.Errorf("inputs left after the job ended: %v", files)
-			return
+			return false
 		}
 	}
 }

@@ -157,7 +157,12 @@ func TestPlatformSizes(t *testing.T) {
 			}
 			id := decodeJSON(t, resp, b)["jobId"].(string)
 			st := e.wait(t, key, id, StatusCompleted)
-			if _, err := os.Stat(e.srv.dirs.input(id, inputCaptions)); !errors.Is(err, os.ErrNotExist) {
+			var err error
+			gone := func() bool {
+				_, err = os.Stat(e.srv.dirs.input(id, inputCaptions))
+				return errors.Is(err, os.ErrNotExist)
+			}
+			if !eventually(gone) {
 				t.Errorf("the captions upload is still there after the job ended: %v", err)
 			}
 
