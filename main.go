@@ -325,13 +325,18 @@ func toolVersion(ctx context.Context, tool string) (string, error) {
 	return strings.TrimSpace(line), nil
 }
 
-// checkTools makes sure ffmpeg and ffprobe run, with the fix in the error when they do not.
+// checkTools makes sure ffmpeg and ffprobe run and are what their flags name, with the fix in the
+// error when they are not. A -ffmpeg pointed at another program (ffprobe, a wrapper that prints
+// nothing, /bin/true) would otherwise start and fail every job.
 func checkTools(ctx context.Context, cfg config) (string, error) {
 	var v string
-	for _, tool := range []string{cfg.FFmpeg, cfg.FFprobe} {
-		line, err := toolVersion(ctx, tool)
+	for _, tool := range []struct{ path, name string }{{cfg.FFmpeg, "ffmpeg"}, {cfg.FFprobe, "ffprobe"}} {
+		line, err := toolVersion(ctx, tool.path)
+		if err == nil && !strings.HasPrefix(line, tool.name+" version ") {
+			err = fmt.Errorf("its -version printed %q, not %q", line, tool.name+" version …")
+		}
 		if err != nil {
-			return "", fmt.Errorf("cannot run %s (%v): install it with `sudo apt-get install -y ffmpeg` (or point -ffmpeg/-ffprobe at it)", tool, err)
+			return "", fmt.Errorf("cannot run %s as %s (%v): install it with `sudo apt-get install -y ffmpeg` (or point -%s at it)", tool.path, tool.name, err, tool.name)
 		}
 		if v == "" {
 			v = line

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -52,6 +53,39 @@ func TestHelpListsCommands(t *testing.T) {
 	for _, v := range []string{"VIDGEN_ADDR", "VIDGEN_LOG_FORMAT", "VIDGEN_METRICS_ADDR", "VIDGEN_WEBHOOK_PORTS", "VIDGEN_SHUTDOWN_GRACE"} {
 		if !strings.Contains(errOut, v) {
 			t.Errorf("serve -h lacks %s", v)
+		}
+	}
+}
+
+// TestToolsChecked: serve stops at once, naming the tool and the fix, when -ffmpeg or -ffprobe is
+// missing or names another program, rather than start and fail every job.
+func TestToolsChecked(t *testing.T) {
+	t.Parallel()
+	trueBin, err := exec.LookPath("true")
+	if err != nil {
+		t.Skip("no true(1) on PATH")
+	}
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-ffmpeg", trueBin}, "cannot run " + trueBin + " as ffmpeg"},
+		{[]string{"-ffmpeg", "ffprobe"}, `cannot run ffprobe as ffmpeg (its -version printed "ffprobe version`},
+		{[]string{"-ffprobe", "ffmpeg"}, "cannot run ffmpeg as ffprobe"},
+		{[]string{"-ffprobe", t.TempDir() + "/missing"}, "missing as ffprobe"},
+	}
+	for _, c := range cases {
+		dir := t.TempDir() + "/data"
+		args := append([]string{"serve", "-data", dir, "-addr", "127.0.0.1:0"}, c.args...)
+		// A serve that started anyway is stopped, and fails the test, rather than hang it.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err := run(ctx, args, func(string) string { return "" }, io.Discard, io.Discard)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "apt-get install -y ffmpeg") {
+			t.Errorf("%v: %v, want an error with %q and the fix", c.args, err, c.want)
+		}
+		if _, statErr := os.Stat(dir); statErr == nil {
+			t.Errorf("%v: the data directory was created", c.args)
 		}
 	}
 }
