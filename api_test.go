@@ -453,6 +453,9 @@ func TestCLI(t *testing.T) {
 	if _, err := cli("keys", "deactivate", "nobody"); err == nil {
 		t.Error("deactivating a missing key succeeded")
 	}
+	if out, err := cli("keys", "list", "-name", "ci"); err == nil || !strings.Contains(err.Error(), "-name is only for keys create") {
+		t.Errorf("keys list -name: %v %s", err, out)
+	}
 	out, err = cli("version")
 	if err != nil || !strings.Contains(out, "vidgen") || !strings.Contains(out, "ffmpeg version") {
 		t.Errorf("version: %v %s", err, out)

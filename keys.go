@@ -147,6 +147,10 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, env f
 	if len(pos) != wantArgs {
 		return errors.New(usage)
 	}
+	// A name given to list or deactivate reads as a filter or a target, and would be ignored.
+	if sub != "create" && *name != "" {
+		return fmt.Errorf("keys %s: -name is only for keys create\n%s", sub, usage)
+	}
 	// Only create may start a data directory (before the first serve, as a script does): a list or
 	// a deactivation pointed at a mistyped -data must not answer from a new, empty database.
 	if db := (dataDir{root: *dataPath}).db(); sub != "create" {
