@@ -132,7 +132,15 @@ func (s *server) authenticate(next http.Handler) http.Handler {
 
 func keyFrom(r *http.Request) Key { return r.Context().Value(keyCtxKey{}).(Key) }
 
+// handleHealth answers 200 {"status":"ok"} while the service can keep the jobs it takes, and 503
+// when its data directory is gone or its database was replaced under it, so that a monitor or a
+// load balancer sees what every submission would otherwise find out later.
 func (s *server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	if err := s.dirs.check(s.dbFile); err != nil {
+		s.log.Error("health check failed", "err", err)
+		s.writeError(w, r, errorf(kindUnavailable, "The service cannot use its data directory; its operator must restart it"))
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 

@@ -38,6 +38,30 @@ func (d dataDir) input(jobID string, kind inputKind) string {
 }
 func (d dataDir) output(token, ext string) string { return filepath.Join(d.outputs(), token+"."+ext) }
 
+// check reports whether the directory is still the one the service opened: its database the file
+// db was at start (not deleted, moved away or replaced by a restore while the service runs) and
+// its folders in place. SQLite goes on writing to a deleted database through its open handle, so
+// a service whose directory was removed would accept jobs it can never keep.
+func (d dataDir) check(db os.FileInfo) error {
+	fi, err := os.Stat(d.db())
+	if err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	if !os.SameFile(fi, db) {
+		return fmt.Errorf("data directory: %s was replaced while the service ran; restart it", d.db())
+	}
+	for _, dir := range []string{d.tmp(), d.inputs(), d.outputs()} {
+		fi, err := os.Stat(dir)
+		if err == nil && !fi.IsDir() {
+			err = fmt.Errorf("%s is not a directory", dir)
+		}
+		if err != nil {
+			return fmt.Errorf("data directory: %w", err)
+		}
+	}
+	return nil
+}
+
 // outputExts are the files a finished job publishes under its token.
 var outputExts = []string{"mp4", "jpg"}
 

@@ -195,6 +195,7 @@ type server struct {
 	now      func() time.Time
 	rand     io.Reader
 	dirs     dataDir
+	dbFile   os.FileInfo // the database as opened, for the health check
 	store    *Store
 	jobs     *lifecycle
 	renderer *renderer
@@ -259,7 +260,12 @@ func newServer(ctx context.Context, cfg config, log *slog.Logger, now func() tim
 		return nil, err
 	}
 	cfg.DataDir = dirs.root
-	s := &server{cfg: cfg, log: log, now: now, rand: rand.Reader, dirs: dirs, store: st, clients: clientIPs{trusted: cfg.TrustProxy}, diskFree: diskFree,
+	dbFile, err := os.Stat(dirs.db())
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	s := &server{dbFile: dbFile, cfg: cfg, log: log, now: now, rand: rand.Reader, dirs: dirs, store: st, clients: clientIPs{trusted: cfg.TrustProxy}, diskFree: diskFree,
 		headerTimeout: headerTimeout}
 	s.tools = tools{ffmpeg: cfg.FFmpeg, ffprobe: cfg.FFprobe, heifConvert: cfg.HeifConvert, memory: cfg.ChildMemory}
 	if cfg.RateAPI > 0 {

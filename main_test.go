@@ -663,6 +663,47 @@ func TestHealth(t *testing.T) {
 	}
 }
 
+// TestHealthDataDirectory: health is 503 while the data directory is not the one the service opened
+// (a folder gone, the database deleted or replaced by a restore) and 200 again once it is.
+func TestHealthDataDirectory(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	root := e.srv.dirs.root
+	db := e.srv.dirs.db()
+	health := func(want int, what string) {
+		t.Helper()
+		resp, b := e.do(t, "GET", "/api/health", "", nil)
+		if resp.StatusCode != want {
+			t.Errorf("%s: health %d %s, want %d", what, resp.StatusCode, b, want)
+		}
+		if want == 503 {
+			if msg := errorBody(t, resp, b, 503); strings.Contains(msg, root) {
+				t.Errorf("%s: the 503 names the path: %q", what, msg)
+			}
+		}
+	}
+	move := func(from, to string) {
+		t.Helper()
+		if err := os.Rename(from, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	health(200, "at start")
+	move(e.srv.dirs.outputs(), root+"/outputs.moved")
+	health(503, "outputs/ moved away")
+	move(root+"/outputs.moved", e.srv.dirs.outputs())
+	health(200, "outputs/ back")
+	move(db, db+".moved")
+	health(503, "the database moved away")
+	copyFile(t, db+".moved", db) // a restore: the same bytes in another file
+	health(503, "the database replaced")
+	move(db+".moved", db)
+	health(200, "the database back")
+	if logs := e.logs.String(); !strings.Contains(logs, "was replaced while the service ran") || !strings.Contains(logs, "outputs: no such file") {
+		t.Errorf("the causes are not in the log:\n%s", logs)
+	}
+}
+
 func TestAuth(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, nil)
