@@ -810,7 +810,9 @@ func TestQuickStart(t *testing.T) {
 	if !strings.HasPrefix(presp.Header.Get("Content-Type"), "text/html") {
 		t.Errorf("share page Content-Type %q", presp.Header.Get("Content-Type"))
 	}
-	for _, want := range []string{`property="og:video" content="` + st["outputVideo"].(string) + `"`, `property="og:title"`, "<video"} {
+	for _, want := range []string{`property="og:video" content="` + st["outputVideo"].(string) + `"`, `property="og:title"`, "<video",
+		// A player card needs a page X may frame, and this one may not be framed: the poster, large.
+		`name="twitter:card" content="summary_large_image"`, `name="twitter:image" content="` + st["outputThumbnail"].(string) + `"`} {
 		if !strings.Contains(string(page), want) {
 			t.Errorf("share page lacks %s", want)
 		}
