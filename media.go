@@ -170,7 +170,7 @@ func sniffAudio(head []byte) string {
 // id3Len is the length of the ID3v2 tag that starts head (at least 10 bytes), footer included.
 func id3Len(head []byte) int {
 	// The tag's size is syncsafe (7 bits a byte); a footer adds 10 bytes.
-	n := 10 + int(head[6]&0x7f)<<21 | int(head[7]&0x7f)<<14 | int(head[8]&0x7f)<<7 | int(head[9]&0x7f)
+	n := 10 + (int(head[6]&0x7f)<<21 | int(head[7]&0x7f)<<14 | int(head[8]&0x7f)<<7 | int(head[9]&0x7f))
 	if head[5]&0x10 != 0 {
 		n += 10
 	}

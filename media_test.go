@@ -306,6 +306,26 @@ func TestAudioScan(t *testing.T) {
 
 // TestDeclaredSeconds reads the length each type's header states, exactly or not at all, and keeps
 // reading it after the file is cut: that is what shows the cut.
+// TestID3Len: the tag's length is its 10-byte header plus its syncsafe size, plus 10 with a footer.
+func TestID3Len(t *testing.T) {
+	for _, c := range []struct {
+		flags byte
+		size  [4]byte
+		want  int
+	}{
+		{0, [4]byte{0, 0, 0, 2}, 12},
+		{0, [4]byte{0, 0, 0, 0x7f}, 137},
+		{0, [4]byte{0, 0, 1, 0}, 138},
+		{0, [4]byte{1, 2, 3, 4}, 10 + 1<<21 + 2<<14 + 3<<7 + 4},
+		{0x10, [4]byte{0, 0, 0, 5}, 25},
+	} {
+		head := append([]byte{'I', 'D', '3', 4, 0, c.flags}, c.size[:]...)
+		if got := id3Len(head); got != c.want {
+			t.Errorf("flags %#x size %v: %d, want %d", c.flags, c.size, got, c.want)
+		}
+	}
+}
+
 func TestDeclaredSeconds(t *testing.T) {
 	t.Parallel()
 	wav := readFile(t, fixture(t, "tone.wav"))
