@@ -633,10 +633,11 @@ func TestCrashEveryTimeFails(t *testing.T) {
 	if item := decodeJSON(t, resp, b)["jobs"].([]any)[0].(map[string]any); item["retries"].(float64) != MaxAttempts-1 {
 		t.Errorf("retries %v, want %d", item["retries"], MaxAttempts-1)
 	}
-	// The log says how each attempt ended as stored: the last one FAILED.
-	if logs := e.logs.String(); strings.Count(logs, `msg="render ended" job=`+id+" outcome=PENDING") != MaxAttempts-1 ||
-		!strings.Contains(logs, `msg="render ended" job=`+id+" outcome=FAILED") {
-		t.Errorf("render ended lines:\n%s", logs)
+	// The log says how each attempt ended as stored: the last one FAILED. The line follows the
+	// state's commit, which a poll can see first.
+	ended := func() bool { return strings.Contains(e.logs.String(), `msg="render ended" job=`+id+" outcome=FAILED") }
+	if !eventually(ended) || strings.Count(e.logs.String(), `msg="render ended" job=`+id+" outcome=PENDING") != MaxAttempts-1 {
+		t.Errorf("render ended lines:\n%s", e.logs.String())
 	}
 	// The key is not locked out.
 	code, _ := e.submit(t, e.key, fixture(t, "img.jpg"), fixture(t, "tone.wav"), nil)
