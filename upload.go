@@ -98,6 +98,12 @@ func (s *server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		}
 		u.path = path // so the deferred cleanup removes it if the job is refused
 	}
+	// The renames too: after a power cut, a committed job whose uploads were still in tmp/ would
+	// have them deleted at start-up and fail.
+	if err := syncDir(s.dirs.inputs()); err != nil {
+		s.writeError(w, r, fmt.Errorf("place upload: %w", err))
+		return
+	}
 	if err := s.store.CreateJob(r.Context(), job); err != nil {
 		s.writeError(w, r, err)
 		return
