@@ -13,6 +13,7 @@ import (
 	"image/jpeg"
 	"image/png"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -390,23 +391,32 @@ func orient(img image.Image, o int) image.Image {
 // libheif-examples), which applies the image's rotation and mirroring. ffmpeg 5.1 cannot read
 // HEIF, so without heif-convert these are a 415 that says so.
 func heifToPNG(ctx context.Context, t tools, path, typ string) error {
+	lacking := unsupportedMedia("image: %s images are not supported on this server (it lacks heif-convert); send a JPEG or PNG", typeName(typ))
 	if t.heifConvert == "" {
-		return unsupportedMedia("image: %s images are not supported on this server (it lacks heif-convert); send a JPEG or PNG", typeName(typ))
+		return lacking
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	hctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	out := path + ".heif.png"
 	defer os.Remove(out)
 	var msg bytes.Buffer
-	cmd := exec.CommandContext(ctx, t.heifConvert, path, out)
+	cmd := exec.CommandContext(hctx, t.heifConvert, path, out)
 	cmd.Stdout, cmd.Stderr = &msg, &msg
-	if err := t.run(cmd); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return badMedia("image: the %s could not be decoded (%s); export it again as JPEG and upload it", typeName(typ), lastLine(msg.Bytes()))
+	err := t.run(cmd)
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return os.Rename(out, path)
+	case ctx.Err() != nil:
+		return ctx.Err() // the client went away
+	case errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist):
+		return lacking // the default -heif-convert on a server without libheif-examples
+	case !errors.As(err, &exit):
+		return fmt.Errorf("run heif-convert: %w", err) // the server's trouble, not the file's
+	case hctx.Err() != nil:
+		return badMedia("image: the %s could not be decoded within a minute; export it again as JPEG and upload it", typeName(typ))
 	}
-	return os.Rename(out, path)
+	return badMedia("image: the %s could not be decoded (%s); export it again as JPEG and upload it", typeName(typ), lastLine(msg.Bytes()))
 }
 
 // lastLine is the last non-empty line of a tool's output, for a message.

@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
+	"errors"
 	"hash/crc32"
 	"image/color"
 	"math"
@@ -306,6 +308,18 @@ func TestAudioScan(t *testing.T) {
 
 // TestDeclaredSeconds reads the length each type's header states, exactly or not at all, and keeps
 // reading it after the file is cut: that is what shows the cut.
+// TestHeifConvertMissing: a -heif-convert that is not installed (the default, on a server without
+// libheif-examples) makes HEIC a 415 that names what the server lacks, not a 400 that blames the file.
+func TestHeifConvertMissing(t *testing.T) {
+	t.Parallel()
+	path := writeFixture(t, "photo.heic", []byte("\x00\x00\x00\x18ftypheic"))
+	err := heifToPNG(context.Background(), tools{heifConvert: filepath.Join(t.TempDir(), "heif-convert")}, path, typeHEIC)
+	var e *Error
+	if !errors.As(err, &e) || e.Kind != kindUnsupported || !strings.Contains(e.Msg, "lacks heif-convert") {
+		t.Errorf("got %v, want a 415 naming heif-convert", err)
+	}
+}
+
 // TestID3Len: the tag's length is its 10-byte header plus its syncsafe size, plus 10 with a footer.
 func TestID3Len(t *testing.T) {
 	for _, c := range []struct {
