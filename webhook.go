@@ -102,7 +102,14 @@ type webhookSender struct {
 	total    int
 	gen      uint64
 	ended    chan struct{}
+	// held is when each delivery whose attempt could not be recorded (a full disk, a lock held
+	// too long) may be tried again: it is still due in the database, and without a pause the
+	// receiver would get the same request as fast as it answers.
+	held map[string]time.Time
 }
+
+// unrecordedHold is how long a delivery whose attempt could not be recorded waits to be tried again.
+const unrecordedHold = 30 * time.Second
 
 func newWebhookSender(st *Store, log *slog.Logger, now func() time.Time, publicURL string, allowPrivate bool, ports []string, roots *tls.Config) *webhookSender {
 	ws := &webhookSender{
@@ -116,6 +123,7 @@ func newWebhookSender(st *Store, log *slog.Logger, now func() time.Time, publicU
 		inFlight: map[string]bool{},
 		perKey:   map[string]int{},
 		ended:    make(chan struct{}, 1),
+		held:     map[string]time.Time{},
 	}
 	ws.cond = sync.NewCond(&ws.mu)
 	for _, p := range ports {
@@ -274,7 +282,8 @@ func (ws *webhookSender) Run(ctx context.Context) {
 		}
 		if blocked || wait <= 0 {
 			// Due deliveries wait for a free slot, or are the ones in flight: an attempt that ends
-			// wakes the loop. A second is the fallback when an attempt could not be recorded.
+			// wakes the loop. A second is the fallback when an attempt could not be recorded (and
+			// its delivery is held, see unrecordedHold).
 			wait = time.Second
 		}
 		t := time.NewTimer(wait)
@@ -342,8 +351,14 @@ func (ws *webhookSender) dispatch(ctx context.Context, wg *sync.WaitGroup, tried
 	defer ws.mu.Unlock()
 	var keys []string
 	queue := map[string][]Delivery{}
+	now := ws.now()
+	for id, until := range ws.held {
+		if !now.Before(until) {
+			delete(ws.held, id)
+		}
+	}
 	for _, d := range due {
-		if tried[d.ID] {
+		if _, held := ws.held[d.ID]; held || tried[d.ID] {
 			continue
 		}
 		if queue[d.KeyID] == nil {
@@ -439,11 +454,13 @@ func (ws *webhookSender) attempt(ctx context.Context, d Delivery) {
 	k, err := ws.store.KeyByID(ctx, d.KeyID)
 	if err != nil {
 		ws.log.Error("webhook key", "delivery", d.ID, "err", err)
+		ws.hold(d.ID)
 		return
 	}
 	j, err := ws.store.JobByID(ctx, d.JobID)
 	if err != nil {
 		ws.log.Error("webhook job", "delivery", d.ID, "err", err)
+		ws.hold(d.ID)
 		return
 	}
 	body, err := json.Marshal(statusOf(j, ws.publicURL))
@@ -505,10 +522,18 @@ func describeSendError(err error) string {
 	return "connection failed"
 }
 
+// hold keeps delivery id from being tried again for unrecordedHold.
+func (ws *webhookSender) hold(id string) {
+	ws.mu.Lock()
+	ws.held[id] = ws.now().Add(unrecordedHold)
+	ws.mu.Unlock()
+}
+
 func (ws *webhookSender) record(ctx context.Context, d Delivery, a Attempt, resp *http.Response) {
 	state, next := ws.nextStep(d, a, resp)
 	if err := ws.store.RecordAttempt(ctx, d.ID, a, state, next); err != nil {
-		ws.log.Error("record webhook attempt", "delivery", d.ID, "err", err)
+		ws.log.Error("record webhook attempt", "delivery", d.ID, "err", err, "retry_in", unrecordedHold.String())
+		ws.hold(d.ID)
 		return
 	}
 	ws.log.Info("webhook attempt", "delivery", d.ID, "job", d.JobID, "status", a.StatusCode, "error", a.Error, "state", state)

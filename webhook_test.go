@@ -677,6 +677,38 @@ func TestWebhookRetrySchedule(t *testing.T) {
 }
 
 // TestWebhookJitter: each wait is within ±10% of the schedule, and the jitter does vary.
+// TestWebhookUnrecordedAttemptHeld: an attempt the database refuses to record (a full disk) leaves
+// its delivery due; it is held for unrecordedHold, not sent again as fast as the receiver answers,
+// and goes out once the hold is over and the database takes writes again.
+func TestWebhookUnrecordedAttemptHeld(t *testing.T) {
+	t.Parallel()
+	recv := newHookReceiver(t, nil)
+	clock := newHookClock(time.Now().Add(time.Hour)) // past the delivery's first attempt time
+	e := newTestEnv(t, hookConfig(t.TempDir(), recv), hookTrust(recv), clock.install)
+	full := `CREATE TRIGGER full BEFORE INSERT ON webhook_attempts BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END`
+	if _, err := e.srv.store.db.Exec(full); err != nil {
+		t.Fatal(err)
+	}
+	id, _ := e.endWithHook(t, e.key, recv.url())
+	recv.waitFor(t, 1)
+	e.settle(t) // the attempt under way ends, unrecorded
+	e.settle(t) // and its delivery, still due, is not tried again
+	if n := len(recv.requests()); n != 1 {
+		t.Errorf("the receiver got %d requests while the attempt could not be recorded, want 1", n)
+	}
+	if !strings.Contains(e.logs.String(), `msg="record webhook attempt"`) {
+		t.Errorf("the refused write is not in the log:\n%s", e.logs.String())
+	}
+	if _, err := e.srv.store.db.Exec(`DROP TRIGGER full`); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(unrecordedHold)
+	e.settle(t)
+	if d := e.deliveries(t, e.key, id)[0]; d.State != "delivered" || len(d.Attempts) != 1 || len(recv.requests()) != 2 {
+		t.Errorf("after the hold: %+v, %d requests", d, len(recv.requests()))
+	}
+}
+
 func TestWebhookJitter(t *testing.T) {
 	t.Parallel()
 	t0 := time.Unix(1_800_000_000, 0)
