@@ -24,7 +24,11 @@ import (
 // answered with a bare 500 that shows nothing of the service's insides.
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *Error
-	if !errors.As(err, &e) || e.Kind == kindInternal {
+	if r.Context().Err() != nil && errors.Is(err, context.Canceled) {
+		// The client left mid-request (most often during an upload's checks): nobody reads this
+		// answer, and it is no failure of the service to alert on.
+		e = errorf(kindClientGone, "Client closed the request")
+	} else if !errors.As(err, &e) || e.Kind == kindInternal {
 		// No path: an output's holds its token. The request's own line, with the same request_id,
 		// names its route.
 		s.log.Error("request failed", "method", r.Method, "err", err, "request_id", requestIDFrom(r))

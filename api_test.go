@@ -11,6 +11,7 @@ import (
 	"hash/crc32"
 	"io"
 	"io/fs"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path"
@@ -670,6 +671,27 @@ func TestOutputErrorLogsNoToken(t *testing.T) {
 	logs := e.logs.String()
 	if !strings.Contains(logs, `msg="request failed"`) || strings.Contains(logs, token) {
 		t.Errorf("the log lacks the error or holds the token %s:\n%s", token, logs)
+	}
+}
+
+// TestClientGoneNotAnError: a request whose client left while it was being handled (an upload's
+// checks cut short) is a 499 in the request log, not an internal failure; a cancellation while the
+// client is still there is the service's, and stays a 500.
+func TestClientGoneNotAnError(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	gone := httptest.NewRequestWithContext(ctx, "POST", "/api/jobs", nil)
+	w := httptest.NewRecorder()
+	e.srv.writeError(w, gone, fmt.Errorf("probe audio: %w", context.Canceled))
+	if w.Code != 499 || strings.Contains(e.logs.String(), `msg="request failed"`) {
+		t.Errorf("client gone: %d, log:\n%s", w.Code, e.logs.String())
+	}
+	w = httptest.NewRecorder()
+	e.srv.writeError(w, httptest.NewRequest("POST", "/api/jobs", nil), context.Canceled)
+	if w.Code != 500 || !strings.Contains(e.logs.String(), `msg="request failed"`) {
+		t.Errorf("client still there: %d, log:\n%s", w.Code, e.logs.String())
 	}
 }
 

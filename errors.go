@@ -28,6 +28,7 @@ const (
 	kindRateLimited                       // the client's bucket is empty (429)
 	kindUnavailable                       // the service cannot take it right now (503)
 	kindNoSpace                           // the disk is nearly full (507)
+	kindClientGone                        // the client closed the request before its answer (499, as nginx logs it)
 )
 
 // Error is every error vidgen reports to a client: a kind and a message the client can act on.
@@ -96,6 +97,8 @@ func (k errorKind) statusCode() int {
 		return http.StatusInsufficientStorage
 	case kindBadRange:
 		return http.StatusRequestedRangeNotSatisfiable
+	case kindClientGone:
+		return 499
 	}
 	return http.StatusInternalServerError
 }
