@@ -33,6 +33,9 @@ func (d dataDir) db() string      { return filepath.Join(d.root, "vidgen.db") }
 func (d dataDir) tmp() string     { return filepath.Join(d.root, "tmp") }
 func (d dataDir) inputs() string  { return filepath.Join(d.root, "inputs") }
 func (d dataDir) outputs() string { return filepath.Join(d.root, "outputs") }
+
+// folders are the directories inside the root that the service works in.
+func (d dataDir) folders() []string { return []string{d.tmp(), d.inputs(), d.outputs()} }
 func (d dataDir) input(jobID string, kind inputKind) string {
 	return filepath.Join(d.inputs(), jobID+"."+string(kind))
 }
@@ -50,7 +53,7 @@ func (d dataDir) check(db os.FileInfo) error {
 	if !os.SameFile(fi, db) {
 		return fmt.Errorf("data directory: %s was replaced while the service ran; restart it", d.db())
 	}
-	for _, dir := range []string{d.tmp(), d.inputs(), d.outputs()} {
+	for _, dir := range d.folders() {
 		fi, err := os.Stat(dir)
 		if err == nil && !fi.IsDir() {
 			err = fmt.Errorf("%s is not a directory", dir)
@@ -74,7 +77,7 @@ func openDataDir(path string) (dataDir, error) {
 		return dataDir{}, fmt.Errorf("data directory: %w", err)
 	}
 	d := dataDir{root: abs}
-	for _, dir := range []string{d.root, d.tmp(), d.inputs(), d.outputs()} {
+	for _, dir := range append([]string{d.root}, d.folders()...) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return dataDir{}, fmt.Errorf("data directory: %w", err)
 		}
