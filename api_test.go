@@ -181,16 +181,20 @@ func TestOneActiveJobRace(t *testing.T) {
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	for i := range n {
+		// Built here: the goroutines may not call t.Fatal.
+		mp, ctype := multipartBody(t, map[string]string{"image": fixture(t, "img.png"), "audio": fixture(t, "tone.wav")}, nil)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			<-start
-			mp, ctype := multipartBody(t, map[string]string{"image": fixture(t, "img.png"), "audio": fixture(t, "tone.wav")}, nil)
-			resp, b := e.do(t, "POST", "/api/jobs", e.key, mp, "Content-Type", ctype, "X-Forwarded-For", fmt.Sprintf("198.51.100.%d", i+1))
-			code, body := resp.StatusCode, string(b)
-			codes[i] = code
-			if code != 201 && code != 409 {
-				t.Errorf("submission %d: %d %v", i, code, body)
+			resp, b, err := request(nil, "POST", e.hs.URL+"/api/jobs", e.key, mp, "Content-Type", ctype, "X-Forwarded-For", fmt.Sprintf("198.51.100.%d", i+1))
+			if err != nil {
+				t.Errorf("submission %d: %v", i, err)
+				return
+			}
+			codes[i] = resp.StatusCode
+			if resp.StatusCode != 201 && resp.StatusCode != 409 {
+				t.Errorf("submission %d: %d %s", i, resp.StatusCode, b)
 			}
 		}()
 	}

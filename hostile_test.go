@@ -57,7 +57,7 @@ func TestLongRenderTimeoutFailsOnce(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.FFmpeg, cfg.Workers = hangScript(t, dir), 1
 	e := newTestEnv(t, &cfg, func(s *server) {
-		s.renderer.timeout = func(float64) time.Duration { return 300 * time.Millisecond }
+		s.renderer.timeout = func(float64) time.Duration { return time.Second }
 	})
 	// The files are in place before the job exists, as a submission leaves them: the renderer may
 	// claim the job the moment it is stored.
@@ -77,7 +77,7 @@ func TestLongRenderTimeoutFailsOnce(t *testing.T) {
 	if got.Retries != 0 || !strings.Contains(got.ErrorMessage, "took longer") {
 		t.Errorf("retries %d, errorMessage %q", got.Retries, got.ErrorMessage)
 	}
-	checkGone(t, hangPids(t, dir, 1))
+	checkGone(t, endedPids(t, dir))
 }
 
 // TestDataDirPermissions: the data directory is private to the service's user from the first
@@ -177,15 +177,18 @@ func TestRedeliveryFloodDoesNotStarve(t *testing.T) {
 	other := e.newKey(t, "other")
 	e.endWithHook(t, other, fast.url())
 	fast.waitFor(t, 1)
+	hanging := eventually(func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return inFlight > 0
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	if most > webhookPerKey || len(slow.requests()) == 0 {
 		t.Errorf("the flooding account had %d attempts under way at once (%d in all), want 1 to %d", most, len(slow.requests()), webhookPerKey)
 	}
-	select {
-	case <-release:
-		t.Fatal("the slow receiver answered")
-	default:
+	if !hanging {
+		t.Error("none of the flooding account's attempts was hanging: the test proves nothing")
 	}
 }
 
@@ -349,7 +352,6 @@ func TestConnsPerAddress(t *testing.T) {
 			}
 		}()
 		var conns []net.Conn
-		closed := 0
 		for range maxConnsPerAddr + 6 {
 			c, err := net.Dial("tcp", ln.Addr().String())
 			if err != nil {
@@ -357,30 +359,46 @@ func TestConnsPerAddress(t *testing.T) {
 			}
 			conns = append(conns, c)
 		}
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		for _, c := range conns {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-				if _, err := c.Read(make([]byte, 1)); errors.Is(err, io.EOF) {
-					mu.Lock()
-					closed++
-					mu.Unlock()
-				}
-			}()
-		}
-		wg.Wait()
-		for _, c := range conns {
-			c.Close()
-		}
+		// The connections over the cap are closed by the server: wait for their EOFs however slow
+		// the machine, then a little longer for any extra one, and close the rest ourselves.
 		want := 6
 		if trusted {
 			want = 0
 		}
+		eofs := make(chan struct{}, len(conns))
+		for _, c := range conns {
+			go func() {
+				if _, err := c.Read(make([]byte, 1)); errors.Is(err, io.EOF) {
+					eofs <- struct{}{}
+				}
+			}()
+		}
+		closed := 0
+		timeout := time.After(10 * time.Second)
+	wait:
+		for closed < want {
+			select {
+			case <-eofs:
+				closed++
+			case <-timeout:
+				break wait
+			}
+		}
+		extra := time.After(300 * time.Millisecond)
+	more:
+		for {
+			select {
+			case <-eofs:
+				closed++
+			case <-extra:
+				break more
+			}
+		}
+		for _, c := range conns {
+			c.Close()
+		}
 		if closed != want {
-			t.Errorf("trusted %v: %d connections closed at once, want %d", trusted, closed, want)
+			t.Errorf("trusted %v: %d connections closed by the server, want %d", trusted, closed, want)
 		}
 		ln.Close()
 	}

@@ -313,7 +313,9 @@ func TestLimiterMemoryBound(t *testing.T) {
 	if grew > limiterBytesBound {
 		t.Errorf("limiter holds %d MB for %d clients, bound %d MB", grew>>20, p.size(), limiterBytesBound>>20)
 	}
-	if took > 5*time.Second {
+	// Linear eviction takes well under a second even under -race; a scan of the table per request
+	// would take minutes. The bound is loose for a loaded machine.
+	if took > time.Minute {
 		t.Errorf("100,000 clients took %v: eviction is too slow", took)
 	}
 	t.Logf("100,000 clients: %d buckets kept, heap +%.1f MB, %v", p.size(), float64(grew)/(1<<20), took)

@@ -764,7 +764,9 @@ func TestPlaylistsNeverRead(t *testing.T) {
 	control := filepath.Join(dir, "control.m3u8")
 	os.WriteFile(control, []byte(hls), 0o644)
 	exec.Command("ffprobe", "-v", "quiet", "-protocol_whitelist", "file,http,tcp", control).Run()
-	if conns.Load() == 0 || !canaryOpened() {
+	// The listener counts a connection when its goroutine accepts it, which can be after ffprobe exits.
+	reached := eventually(func() bool { return conns.Load() > 0 })
+	if !reached || !canaryOpened() {
 		t.Errorf("control: unrestricted ffprobe did not reach the listener (%d) or the canary; the test proves nothing", conns.Load())
 	}
 }
@@ -899,6 +901,24 @@ func hangPids(t testing.TB, dir string, n int) []int {
 	return nil
 }
 
+// endedPids returns the processes dir/pids lists once the renders that ran the stand-in ffmpeg have
+// ended: at least one stand-in must have recorded itself. A stand-in killed before it could write is
+// not waited for (under load, a short render timeout can end one that early).
+func endedPids(t testing.TB, dir string) []int {
+	t.Helper()
+	b, _ := os.ReadFile(filepath.Join(dir, "pids"))
+	var pids []int
+	for _, f := range strings.Fields(string(b)) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	if len(pids) < 2 {
+		t.Fatalf("the stand-in ffmpeg never ran: pids %q", b)
+	}
+	return pids
+}
+
 // procStat returns a process's state letter, parent pid and nice value, ok false when it is gone.
 func procStat(pid int) (state byte, ppid, nice int, ok bool) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
@@ -951,7 +971,8 @@ func TestRenderKilledOnShutdown(t *testing.T) {
 	}
 	start := time.Now()
 	e.close() // one second of grace, then the renders are killed
-	if d := time.Since(start); d > 4*time.Second {
+	// One second of grace, not the stand-in's hour: the bound is loose for a loaded machine.
+	if d := time.Since(start); d > 30*time.Second {
 		t.Errorf("shutdown took %v", d)
 	}
 	checkGone(t, pids)
@@ -971,7 +992,7 @@ func TestRenderTimeout(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.FFmpeg, cfg.Workers = hangScript(t, dir), 1
 	e := newTestEnv(t, &cfg, func(s *server) {
-		s.renderer.timeout = func(float64) time.Duration { return 300 * time.Millisecond }
+		s.renderer.timeout = func(float64) time.Duration { return time.Second }
 	})
 	if d := renderTimeout(600); d < 10*time.Minute || d > time.Hour {
 		t.Errorf("the timeout for 10 minutes of audio is %v", d)
@@ -981,7 +1002,7 @@ func TestRenderTimeout(t *testing.T) {
 	if msg, _ := st["errorMessage"].(string); msg == "" || strings.Contains(msg, "ffmpeg") || strings.Contains(msg, "/") {
 		t.Errorf("errorMessage %q", msg)
 	}
-	checkGone(t, hangPids(t, dir, 2*MaxAttempts))
+	checkGone(t, endedPids(t, dir))
 	if files := dirFiles(t, filepath.Join(cfg.DataDir, "tmp")); len(files) != 0 {
 		t.Errorf("files left in tmp: %v", files)
 	}
