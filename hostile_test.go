@@ -621,7 +621,7 @@ func TestChildMemoryLimit(t *testing.T) {
 	}
 	under := filepath.Join(dir, "copy.png")
 	copyFile(t, deep, under)
-	if _, err := prepareImage(t.Context(), tools{ffmpeg: "ffmpeg", ffprobe: "ffprobe", memory: defaultChildMemory}, under, typePNG); err != nil {
+	if _, err := prepareImage(t.Context(), tools{ffmpeg: "ffmpeg", ffprobe: "ffprobe", memory: defaultChildMemory}, newDecodeGate(), under, typePNG); err != nil {
 		t.Errorf("the same picture under the default limit: %v", err)
 	}
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"image/color"
 	"image/draw"
 	"image/gif"
 	"image/jpeg"
@@ -16,7 +17,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -40,20 +41,50 @@ import (
 //   - GIF: the first frame, decoded in Go (as a browser's still of it).
 //   - HEIC/AVIF: converted by heif-convert (libheif), when the server has it.
 //
-// A Go decode holds the picture in memory (4 bytes a pixel at most under maxPixels: 400 MB for the
-// largest accepted image); it runs only for the files above, never for a clean JPEG, PNG or WebP.
+// A Go decode holds the picture in vidgen's own memory (up to ~0.7 GB for the largest accepted
+// image), so it runs only for the files above, never for a clean JPEG, PNG or WebP, and one at a
+// time (decodeGate).
+
+// decodeGate admits one Go decode at a time: uploads that need one wait their turn, so a burst of
+// them costs the service one picture's memory rather than one per validation slot.
+type decodeGate chan struct{}
+
+func newDecodeGate() decodeGate { return make(decodeGate, 1) }
+
+// toPNG runs goToPNG when the gate is free (or returns ctx's error), and afterwards hands the
+// picture's memory back to the system: the service shares its memory limit with its renders.
+func (g decodeGate) toPNG(ctx context.Context, path, typ string) error {
+	select {
+	case g <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-g }()
+	defer debug.FreeOSMemory()
+	return goToPNG(path, typ)
+}
 
 // prepareImage makes the uploaded image at path, of sniffed type typ, ready for the render and
 // returns the type it has then (typePNG when it was rewritten). A file that cannot be made to decode
-// is a 400 naming the image part; a type this server cannot decode is a 415.
-func prepareImage(ctx context.Context, t tools, path, typ string) (string, error) {
+// is a 400 naming the image part; a type this server cannot decode is a 415. Go decodes go through
+// gate.
+func prepareImage(ctx context.Context, t tools, gate decodeGate, path, typ string) (string, error) {
 	broken := badMedia("image: the %s could not be decoded; it may be damaged. Export it again and upload it", typeName(typ))
-	switch typ {
-	case typeGIF:
-		if err := goToPNG(path, typ); err != nil {
-			return "", broken
+	toPNG := func() error {
+		if err := gate.toPNG(ctx, path, typ); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return broken
 		}
 		typ = typePNG
+		return nil
+	}
+	switch typ {
+	case typeGIF:
+		if err := toPNG(); err != nil {
+			return "", err
+		}
 	case typeHEIC, typeAVIF:
 		if err := heifToPNG(ctx, t, path, typ); err != nil {
 			return "", err
@@ -64,10 +95,9 @@ func prepareImage(ctx context.Context, t tools, path, typ string) (string, error
 			return "", err
 		}
 		if rgb, err := jpegStoredAsRGB(path); err == nil && rgb {
-			if err := goToPNG(path, typ); err != nil {
-				return "", broken
+			if err := toPNG(); err != nil {
+				return "", err
 			}
-			typ = typePNG
 		}
 	case typePNG:
 		if err := trimPNG(path); err != nil {
@@ -88,10 +118,9 @@ func prepareImage(ctx context.Context, t tools, path, typ string) (string, error
 			return "", badMedia("image: the PNG is truncated or damaged (its rows are incomplete); upload the whole file")
 		}
 	case typeJPEG, typeBMP, typeTIFF, typeWebP:
-		if goToPNG(path, typ) != nil {
-			return "", broken
+		if err := toPNG(); err != nil {
+			return "", err
 		}
-		typ = typePNG
 	default:
 		return "", broken
 	}
@@ -223,19 +252,20 @@ func jpegStoredAsRGB(path string) (bool, error) {
 
 // goToPNG decodes the image at path, of type typ, with Go's decoders and replaces it with a PNG of
 // the picture a person sees (EXIF orientation applied to a JPEG). checkImage has already held its
-// size to maxPixels.
+// size to maxPixels. The decoded picture is the only copy held: the PNG's rows are made from it one
+// at a time, turned as they are written (a 100-megapixel RGB JPEG: ~0.5 GB, where decoding, turning
+// and encoding whole pictures took 1.5 GB).
 func goToPNG(path, typ string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
 	}
 	var img image.Image
+	orientation := 1
 	switch typ {
 	case typeJPEG:
+		orientation = jpegOrientation(b)
 		img, err = jpeg.Decode(bytes.NewReader(b))
-		if err == nil {
-			img = orient(img, jpegOrientation(b))
-		}
 	case typeGIF:
 		img, err = gifFirstFrame(b)
 	case typeBMP:
@@ -253,24 +283,170 @@ func goToPNG(path, typ string) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".png"
-	out, err := os.Create(tmp)
-	if err != nil {
-		return err
+	rows := newPictureRows(img, orientation)
+	ihdr := make([]byte, 13)
+	binary.BigEndian.PutUint32(ihdr[0:], uint32(rows.w))
+	binary.BigEndian.PutUint32(ihdr[4:], uint32(rows.h))
+	ihdr[8], ihdr[9] = 8, 2 // 8 bits, RGB
+	if rows.bpp == 4 {
+		ihdr[9] = 6 // RGBA
 	}
-	defer os.Remove(tmp)
-	defer out.Close()
-	w := bufio.NewWriterSize(out, 1<<20)
-	if err := (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(w, img); err != nil {
-		return err
+	return replaceWithPNG(path, ihdr, nil, nil, rows, int64(rows.h)*int64(1+rows.w*rows.bpp))
+}
+
+// pictureRows reads a decoded picture as 8-bit PNG image data (each row its filter byte, Up, then
+// RGB, or RGBA when the picture has transparency), turned as an EXIF orientation says.
+type pictureRows struct {
+	px        func(x, y int) (r, g, b, a uint8) // the source's pixel, in its own coordinates
+	src       func(x, y int) (int, int)         // the source pixel shown at (x, y) of the output
+	w, h, bpp int                               // the output's size, and its bytes a pixel
+	cur, prev []byte                            // this row's and the previous row's pixels
+	out       []byte                            // this row as written: filter byte, filtered pixels
+	y, off    int                               // the row being read out, and how much of it was
+}
+
+func newPictureRows(img image.Image, orientation int) *pictureRows {
+	b := img.Bounds()
+	sw, sh := b.Dx(), b.Dy()
+	p := &pictureRows{px: pixelReader(img), w: sw, h: sh, bpp: 3, y: -1}
+	if o, ok := img.(interface{ Opaque() bool }); !ok || !o.Opaque() {
+		p.bpp = 4
 	}
-	if err := w.Flush(); err != nil {
-		return err
+	if orientation >= 5 && orientation <= 8 {
+		p.w, p.h = sh, sw
 	}
-	if err := out.Sync(); err != nil {
-		return err
+	p.src = func(x, y int) (int, int) {
+		switch orientation {
+		case 2:
+			x = sw - 1 - x
+		case 3:
+			x, y = sw-1-x, sh-1-y
+		case 4:
+			y = sh - 1 - y
+		case 5:
+			x, y = y, x
+		case 6:
+			x, y = y, sh-1-x
+		case 7:
+			x, y = sw-1-y, sh-1-x
+		case 8:
+			x, y = sw-1-y, x
+		}
+		return b.Min.X + x, b.Min.Y + y
 	}
-	return os.Rename(tmp, filepath.Clean(path))
+	n := p.w * p.bpp
+	p.cur, p.prev, p.out = make([]byte, n), make([]byte, n), make([]byte, 1+n)
+	p.off = len(p.out)
+	return p
+}
+
+func (p *pictureRows) Read(b []byte) (int, error) {
+	if p.off == len(p.out) {
+		if p.y+1 >= p.h {
+			return 0, io.EOF
+		}
+		p.y++
+		p.fill()
+	}
+	n := copy(b, p.out[p.off:])
+	p.off += n
+	return n, nil
+}
+
+// fill makes row p.y with the Up filter (each byte less the one above it), which deflate
+// compresses much better than a photograph's raw rows, at almost no cost.
+func (p *pictureRows) fill() {
+	p.cur, p.prev = p.prev, p.cur
+	for x := range p.w {
+		r, g, b, a := p.px(p.src(x, p.y))
+		i := x * p.bpp
+		p.cur[i], p.cur[i+1], p.cur[i+2] = r, g, b
+		if p.bpp == 4 {
+			p.cur[i+3] = a
+		}
+	}
+	p.out[0] = 2 // Up; above the first row is zero
+	for i, v := range p.cur {
+		p.out[1+i] = v - p.prev[i]
+	}
+	p.off = 0
+}
+
+// pixelReader returns a function reading img's pixels as 8-bit non-premultiplied RGBA, without the
+// allocation per pixel that image.Image's At costs, for every type Go's decoders return.
+func pixelReader(img image.Image) func(x, y int) (r, g, b, a uint8) {
+	unpremultiply := func(r, g, b, a uint32) (uint8, uint8, uint8, uint8) { // 16-bit premultiplied
+		if a == 0 {
+			return 0, 0, 0, 0
+		}
+		return uint8(r * 0xffff / a >> 8), uint8(g * 0xffff / a >> 8), uint8(b * 0xffff / a >> 8), uint8(a >> 8)
+	}
+	switch m := img.(type) {
+	case *image.NRGBA:
+		return func(x, y int) (uint8, uint8, uint8, uint8) {
+			i := m.PixOffset(x, y)
+			return m.Pix[i], m.Pix[i+1], m.Pix[i+2], m.Pix[i+3]
+		}
+	case *image.RGBA:
+		return func(x, y int) (uint8, uint8, uint8, uint8) {
+			i := m.PixOffset(x, y)
+			if a := m.Pix[i+3]; a != 0xff {
+				return unpremultiply(uint32(m.Pix[i])*0x101, uint32(m.Pix[i+1])*0x101, uint32(m.Pix[i+2])*0x101, uint32(a)*0x101)
+			}
+			return m.Pix[i], m.Pix[i+1], m.Pix[i+2], 0xff
+		}
+	case *image.YCbCr:
+		return func(x, y int) (uint8, uint8, uint8, uint8) {
+			c := m.YCbCrAt(x, y)
+			r, g, b := color.YCbCrToRGB(c.Y, c.Cb, c.Cr)
+			return r, g, b, 0xff
+		}
+	case *image.NYCbCrA:
+		return func(x, y int) (uint8, uint8, uint8, uint8) {
+			c := m.NYCbCrAAt(x, y)
+			r, g, b := color.YCbCrToRGB(c.Y, c.Cb, c.Cr)
+			return r, g, b, c.A
+		}
+	case *image.Gray:
+		return func(x, y int) (uint8, uint8, uint8, uint8) {
+			v := m.Pix[m.PixOffset(x, y)]
+			return v, v, v, 0xff
+		}
+	case *image.Gray16:
+		return func(x, y int) (uint8, uint8, uint8, uint8) {
+			v := m.Pix[m.PixOffset(x, y)]
+			return v, v, v, 0xff
+		}
+	case *image.NRGBA64:
+		return func(x, y int) (uint8, uint8, uint8, uint8) {
+			c := m.NRGBA64At(x, y)
+			return uint8(c.R >> 8), uint8(c.G >> 8), uint8(c.B >> 8), uint8(c.A >> 8)
+		}
+	case *image.RGBA64:
+		return func(x, y int) (uint8, uint8, uint8, uint8) {
+			c := m.RGBA64At(x, y)
+			return unpremultiply(uint32(c.R), uint32(c.G), uint32(c.B), uint32(c.A))
+		}
+	case *image.CMYK:
+		return func(x, y int) (uint8, uint8, uint8, uint8) {
+			c := m.CMYKAt(x, y)
+			r, g, b := color.CMYKToRGB(c.C, c.M, c.Y, c.K)
+			return r, g, b, 0xff
+		}
+	case *image.Paletted:
+		var pal [256]color.NRGBA
+		for i, c := range m.Palette {
+			pal[i] = color.NRGBAModel.Convert(c).(color.NRGBA)
+		}
+		return func(x, y int) (uint8, uint8, uint8, uint8) {
+			c := pal[m.Pix[m.PixOffset(x, y)]]
+			return c.R, c.G, c.B, c.A
+		}
+	}
+	return func(x, y int) (uint8, uint8, uint8, uint8) {
+		c := color.NRGBAModel.Convert(img.At(x, y)).(color.NRGBA)
+		return c.R, c.G, c.B, c.A
+	}
 }
 
 // gifFirstFrame is a GIF's first frame drawn on its logical screen, as a browser shows a still of it
@@ -346,45 +522,6 @@ func exifOrientation(t []byte) int {
 		}
 	}
 	return 0
-}
-
-// orient returns img turned as EXIF orientation o says a viewer must show it.
-func orient(img image.Image, o int) image.Image {
-	if o <= 1 || o > 8 {
-		return img
-	}
-	b := img.Bounds()
-	src := image.NewNRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
-	draw.Draw(src, src.Bounds(), img, b.Min, draw.Src)
-	w, h := b.Dx(), b.Dy()
-	dw, dh := w, h
-	if o >= 5 {
-		dw, dh = h, w
-	}
-	dst := image.NewNRGBA(image.Rect(0, 0, dw, dh))
-	for y := range h {
-		for x := range w {
-			var dx, dy int
-			switch o {
-			case 2:
-				dx, dy = w-1-x, y
-			case 3:
-				dx, dy = w-1-x, h-1-y
-			case 4:
-				dx, dy = x, h-1-y
-			case 5:
-				dx, dy = y, x
-			case 6:
-				dx, dy = h-1-y, x
-			case 7:
-				dx, dy = h-1-y, w-1-x
-			case 8:
-				dx, dy = y, w-1-x
-			}
-			copy(dst.Pix[dy*dst.Stride+dx*4:dy*dst.Stride+dx*4+4], src.Pix[y*src.Stride+x*4:y*src.Stride+x*4+4])
-		}
-	}
-	return dst
 }
 
 // heifToPNG converts the HEIC or AVIF at path into a PNG with heif-convert (Debian's

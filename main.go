@@ -207,6 +207,7 @@ type server struct {
 	downloadLimit         *limitPolicy[netip.Prefix]
 	downloads, uploads    *counter      // responses and uploads under way, per client
 	validations           chan struct{} // a slot per submission decoding its files (maxValidations)
+	goDecodes             decodeGate    // pictures decoded in vidgen's own memory, one at a time
 	uploadGrace           time.Duration
 	uploadMinRate         float64              // bytes a second, after uploadGrace
 	redeliverLimit        *limitPolicy[string] // per account
@@ -281,6 +282,7 @@ func newServer(ctx context.Context, cfg config, log *slog.Logger, now func() tim
 	s.downloads = newCounter(maxDownloadsPerClient, 0)
 	s.uploads = newCounter(maxUploadsPerClient, maxUploads)
 	s.validations = make(chan struct{}, maxValidations)
+	s.goDecodes = newDecodeGate()
 	s.uploadGrace, s.uploadMinRate = uploadGrace, uploadMinRate
 	s.ratePolicyHeader = ratePolicy(s.apiLimit, s.submitLimit)
 	s.hooks = newWebhookSender(st, log, now, cfg.PublicURL, cfg.WebhookAllowPrivate, cfg.WebhookPorts, nil)

@@ -118,15 +118,21 @@ func salvagePNG(path string) error {
 	inflated := flate.NewReader(zr)
 	defer inflated.Close()
 	rows := &pngRowReader{r: inflated, runs: runs}
+	return replaceWithPNG(path, ihdr, plte, trns, rows, raw)
+}
 
-	tmp := path + ".salvage"
+// replaceWithPNG replaces the file at path, durably, with a PNG of header ihdr, palette plte and
+// transparency trns (each nil when absent) whose image data (filtered rows, raw bytes in all) is
+// read from rows. It fails, leaving path as it was, when rows gives fewer bytes.
+func replaceWithPNG(path string, ihdr, plte, trns []byte, rows io.Reader, raw int64) error {
+	tmp := path + ".new.png"
 	out, err := os.Create(tmp)
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp)
 	defer out.Close()
-	w := bufio.NewWriter(out)
+	w := bufio.NewWriterSize(out, 1<<20)
 	w.WriteString("\x89PNG\r\n\x1a\n")
 	writePNGChunk(w, "IHDR", ihdr)
 	if plte != nil {

@@ -359,7 +359,7 @@ func renderPicture(t *testing.T, e *testEnv, path string) (int, int, []byte) {
 	image := e.srv.dirs.input(id, inputImage)
 	copyFile(t, path, image)
 	copyFile(t, fixture(t, "short.wav"), e.srv.dirs.input(id, inputAudio))
-	typ, err = prepareImage(t.Context(), tools{ffmpeg: "ffmpeg", ffprobe: "ffprobe"}, image, typ)
+	typ, err = prepareImage(t.Context(), tools{ffmpeg: "ffmpeg", ffprobe: "ffprobe"}, newDecodeGate(), image, typ)
 	if err != nil {
 		t.Fatalf("prepareImage: %v", err)
 	}

@@ -313,7 +313,7 @@ func (s *server) validateSubmission(r *http.Request, files map[string]*upload, f
 	imgErr := make(chan error, 1)
 	go func() {
 		var err error
-		imgType, err = prepareImage(r.Context(), s.tools, img.path, imgType)
+		imgType, err = prepareImage(r.Context(), s.tools, s.goDecodes, img.path, imgType)
 		imgErr <- err
 	}()
 	info, audErr := probeAudio(r.Context(), s.tools, aud.path, audType)

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestGoToPNGOrientations: a JPEG decoded in Go (stored as RGB) comes out as a PNG of the picture
+// a viewer shows, under each of the eight EXIF orientations (the same expectations the render
+// meets through ffmpeg in TestPictureFidelity).
+func TestGoToPNGOrientations(t *testing.T) {
+	t.Parallel()
+	base := quad(64, 32)
+	for o := 1; o <= 8; o++ {
+		path := writeFixture(t, "o.jpg", withOrientation(rgbJPEG(64, 32, base, "after-sof"), uint16(o), binary.BigEndian))
+		if err := goToPNG(path, typeJPEG); err != nil {
+			t.Fatalf("orientation %d: %v", o, err)
+		}
+		got, err := png.Decode(bytes.NewReader(readFile(t, path)))
+		if err != nil {
+			t.Fatalf("orientation %d: the output is not a PNG: %v", o, err)
+		}
+		want := oriented(base, o)
+		if got.Bounds() != want.Bounds() {
+			t.Errorf("orientation %d: %v, want %v", o, got.Bounds(), want.Bounds())
+			continue
+		}
+		if d := maxDiff(got, want); d > 8 {
+			t.Errorf("orientation %d: a pixel is off by %d", o, d)
+		}
+		if _, ok := got.(*image.RGBA); !ok { // opaque: written as RGB, which png decodes to RGBA
+			t.Errorf("orientation %d: an opaque picture decoded as %T", o, got)
+		}
+	}
+}
+
+// TestPixelReader: the reader goToPNG uses gives, for every image type Go's decoders return, the
+// colour the image's own At gives, within one step of 8 bits.
+func TestPixelReader(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(1, 2))
+	rect := image.Rect(3, 5, 20, 17) // not at the origin, as a sub-image or GIF frame may be
+	fill := func(img interface {
+		image.Image
+		Set(x, y int, c color.Color)
+	}) image.Image {
+		for y := rect.Min.Y; y < rect.Max.Y; y++ {
+			for x := rect.Min.X; x < rect.Max.X; x++ {
+				a := uint8(r.IntN(256))
+				if r.IntN(3) == 0 {
+					a = 255
+				}
+				img.Set(x, y, color.NRGBA{uint8(r.IntN(256)), uint8(r.IntN(256)), uint8(r.IntN(256)), a})
+			}
+		}
+		return img
+	}
+	ycc := func(ratio image.YCbCrSubsampleRatio) image.Image {
+		m := image.NewYCbCr(rect, ratio)
+		for i := range m.Y {
+			m.Y[i] = uint8(r.IntN(256))
+		}
+		for i := range m.Cb {
+			m.Cb[i], m.Cr[i] = uint8(r.IntN(256)), uint8(r.IntN(256))
+		}
+		return m
+	}
+	nycca := image.NewNYCbCrA(rect, image.YCbCrSubsampleRatio420)
+	for i := range nycca.Y {
+		nycca.Y[i], nycca.A[i] = uint8(r.IntN(256)), uint8(r.IntN(256))
+	}
+	for i := range nycca.Cb {
+		nycca.Cb[i], nycca.Cr[i] = uint8(r.IntN(256)), uint8(r.IntN(256))
+	}
+	pal := color.Palette{color.NRGBA{255, 0, 0, 255}, color.NRGBA{0, 0, 255, 128}, color.Transparent, color.White}
+	images := []image.Image{
+		fill(image.NewNRGBA(rect)), fill(image.NewRGBA(rect)), fill(image.NewNRGBA64(rect)), fill(image.NewRGBA64(rect)),
+		fill(image.NewGray(rect)), fill(image.NewGray16(rect)), fill(image.NewCMYK(rect)), fill(image.NewPaletted(rect, pal)),
+		ycc(image.YCbCrSubsampleRatio420), ycc(image.YCbCrSubsampleRatio444), nycca,
+		fill(image.NewAlpha(rect)), // no fast path: read through At
+	}
+	for _, img := range images {
+		px := pixelReader(img)
+		for y := rect.Min.Y; y < rect.Max.Y; y++ {
+			for x := rect.Min.X; x < rect.Max.X; x++ {
+				// Compared premultiplied: a colour under alpha 0 is no colour.
+				r, g, b, a := px(x, y)
+				got := color.RGBA64Model.Convert(color.NRGBA{r, g, b, a}).(color.RGBA64)
+				want := color.RGBA64Model.Convert(img.At(x, y)).(color.RGBA64)
+				if d := max(diff16(got.R, want.R), diff16(got.G, want.G), diff16(got.B, want.B), diff16(got.A, want.A)); d > 0x101 {
+					t.Fatalf("%T at (%d,%d): %v, want %v", img, x, y, got, want)
+				}
+			}
+		}
+	}
+}
+
+func diff8(a, b uint8) int { return absDiff(uint32(a), b) }
+
+func diff16(a, b uint16) int { return max(int(a)-int(b), int(b)-int(a)) }
+
+// maxDiff is the largest difference of any channel of any pixel of two pictures of one size.
+func maxDiff(a, b image.Image) int {
+	d := 0
+	for y := a.Bounds().Min.Y; y < a.Bounds().Max.Y; y++ {
+		for x := a.Bounds().Min.X; x < a.Bounds().Max.X; x++ {
+			p, q := color.NRGBAModel.Convert(a.At(x, y)).(color.NRGBA), color.NRGBAModel.Convert(b.At(x, y)).(color.NRGBA)
+			d = max(d, diff8(p.R, q.R), diff8(p.G, q.G), diff8(p.B, q.B), diff8(p.A, q.A))
+		}
+	}
+	return d
+}
+
+// BenchmarkGoToPNG measures the Go decode path on a 2000×2000 JPEG stored as RGB, upright and
+// turned (EXIF 6): B/op is the memory a decode asks for, which the largest picture multiplies by 25.
+func BenchmarkGoToPNG(b *testing.B) {
+	const n = 2000
+	pic := image.NewNRGBA(image.Rect(0, 0, n, n))
+	r := rand.New(rand.NewPCG(1, 2))
+	for by := 0; by < n; by += 8 {
+		for bx := 0; bx < n; bx += 8 {
+			c := color.NRGBA{uint8(r.IntN(256)), uint8(r.IntN(256)), uint8(r.IntN(256)), 255}
+			for y := by; y < by+8; y++ {
+				for x := bx; x < bx+8; x++ {
+					pic.SetNRGBA(x, y, c)
+				}
+			}
+		}
+	}
+	upright := rgbJPEG(n, n, pic, "after-sof")
+	for _, o := range []int{1, 6} {
+		b.Run(fmt.Sprintf("orientation-%d", o), func(b *testing.B) {
+			src := withOrientation(upright, uint16(o), binary.BigEndian)
+			path := filepath.Join(b.TempDir(), "p.jpg")
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				if err := os.WriteFile(path, src, 0o644); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				if err := goToPNG(path, typeJPEG); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
