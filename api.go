@@ -28,6 +28,12 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		// The client left mid-request (most often during an upload's checks): nobody reads this
 		// answer, and it is no failure of the service to alert on.
 		e = errorf(kindClientGone, "Client closed the request")
+	} else if errors.As(err, &e) && e.Kind == kindUnavailable && e.Err != nil {
+		// The client may try again; the operator must know why the service could not serve it.
+		s.log.Error("request failed", "method", r.Method, "err", e.Err, "request_id", requestIDFrom(r))
+		if w.Header().Get("Retry-After") == "" {
+			w.Header().Set("Retry-After", "60")
+		}
 	} else if !errors.As(err, &e) || e.Kind == kindInternal {
 		// No path: an output's holds its token. The request's own line, with the same request_id,
 		// names its route.

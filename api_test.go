@@ -699,6 +699,37 @@ func TestClientGoneNotAnError(t *testing.T) {
 	}
 }
 
+// TestToolsCannotStart: when ffprobe cannot be started under a running service (removed by an
+// upgrade, not executable, or no process left under TasksMax), a submission is a 503 that asks the
+// client to try again, not a 400 that blames its files; the cause is in the log, not the answer.
+func TestToolsCannotStart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	notExecutable := filepath.Join(dir, "ffprobe")
+	if err := os.WriteFile(notExecutable, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, ffprobe := range []string{filepath.Join(dir, "gone", "ffprobe"), notExecutable} {
+		e := newTestEnv(t, nil)
+		e.srv.tools.ffprobe = ffprobe
+		for _, image := range []string{"img.jpg", "img.png"} {
+			mp, ctype := multipartBody(t, map[string]string{"image": fixture(t, image), "audio": fixture(t, "tone.wav")}, nil)
+			resp, b := e.do(t, "POST", "/api/jobs", e.key, mp, "Content-Type", ctype)
+			msg := errorBody(t, resp, b, 503)
+			if !strings.Contains(msg, "try again") || strings.Contains(msg, dir) || strings.Contains(msg, "ffprobe") || resp.Header.Get("Retry-After") == "" {
+				t.Errorf("%s, %s: %q, Retry-After %q", ffprobe, image, msg, resp.Header.Get("Retry-After"))
+			}
+		}
+		if logs := e.logs.String(); !strings.Contains(logs, `level=ERROR msg="request failed"`) || !strings.Contains(logs, "start ffprobe") {
+			t.Errorf("%s: the cause was not logged:\n%s", ffprobe, logs)
+		}
+		resp, b := e.do(t, "GET", "/api/jobs", e.key, nil)
+		if jobs := decodeJSON(t, resp, b)["jobs"].([]any); len(jobs) != 0 {
+			t.Errorf("%s: jobs were made: %s", ffprobe, b)
+		}
+	}
+}
+
 // TestInternalErrorHidesDetails breaks the database under a running server: the client gets a bare
 // 500, and the details go to the log.
 func TestInternalErrorHidesDetails(t *testing.T) {

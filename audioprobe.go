@@ -52,6 +52,9 @@ func probeAudio(ctx context.Context, t tools, path, typ string) (audioInfo, erro
 	if ctx.Err() != nil {
 		return audioInfo{}, ctx.Err() // the client went away
 	}
+	if kindOf(err) == kindUnavailable {
+		return audioInfo{}, err // ffprobe did not start: nothing is known of the file
+	}
 	broken := badMedia("audio: the %s could not be decoded; check that the file plays and upload it again", typeName(typ))
 	info, ok := scan.info()
 	if err == nil && !ok && scan.format != nil {

@@ -48,6 +48,14 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// toolFailed is an ffmpeg, ffprobe or heif-convert that could not be started (a binary removed by
+// an upgrade, no processes left under the unit's TasksMax): the server's trouble, never the file's,
+// so the client is told to try again and the operator gets the cause in the log.
+func toolFailed(name string, err error) *Error {
+	return &Error{Kind: kindUnavailable, Msg: "The server cannot process files right now; try again in a minute",
+		Err: fmt.Errorf("start %s: %w", name, err)}
+}
+
 // errorf returns an *Error of kind with a formatted message for the client.
 func errorf(kind errorKind, format string, args ...any) *Error {
 	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...)}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -45,7 +46,7 @@ func encoderThreads() int { return min(8, (3*runtime.NumCPU()+1)/2) }
 // stderr are set by the caller as for cmd.Run.
 func (t tools) run(cmd *exec.Cmd) error {
 	if err := cmd.Start(); err != nil {
-		return err
+		return toolFailed(filepath.Base(cmd.Path), err)
 	}
 	t.limit(cmd)
 	return cmd.Wait()

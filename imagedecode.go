@@ -105,7 +105,7 @@ func prepareImage(ctx context.Context, t tools, gate decodeGate, path, typ strin
 		}
 	}
 	err := ffDecodeCheck(ctx, t, path, typ)
-	if err == nil || ctx.Err() != nil {
+	if err == nil || ctx.Err() != nil || kindOf(err) == kindUnavailable {
 		return typ, err
 	}
 	if errors.Is(err, errChildMemory) {
@@ -125,7 +125,7 @@ func prepareImage(ctx context.Context, t tools, gate decodeGate, path, typ strin
 		return "", broken
 	}
 	if err := ffDecodeCheck(ctx, t, path, typePNG); err != nil {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || kindOf(err) == kindUnavailable {
 			return "", err
 		}
 		return "", broken
@@ -147,6 +147,9 @@ func ffDecodeCheck(ctx context.Context, t tools, path, typ string) error {
 	out, err := t.output(cmd)
 	if errors.Is(ctx.Err(), context.Canceled) {
 		return ctx.Err()
+	}
+	if kindOf(err) == kindUnavailable {
+		return err // ffprobe did not start: nothing is known of the file
 	}
 	if n, _ := strconv.Atoi(strings.TrimSpace(string(out))); err != nil || n < 1 || stderr.Len() > 0 {
 		if t.memory > 0 && outOfMemory(stderr.Bytes()) {
@@ -549,7 +552,7 @@ func heifToPNG(ctx context.Context, t tools, path, typ string) error {
 	case errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist):
 		return lacking // the default -heif-convert on a server without libheif-examples
 	case !errors.As(err, &exit):
-		return fmt.Errorf("run heif-convert: %w", err) // the server's trouble, not the file's
+		return err // heif-convert did not start: the server's trouble, not the file's
 	case hctx.Err() != nil:
 		return badMedia("image: the %s could not be decoded within a minute; export it again as JPEG and upload it", typeName(typ))
 	}

@@ -306,8 +306,6 @@ func TestAudioScan(t *testing.T) {
 	}
 }
 
-// TestDeclaredSeconds reads the length each type's header states, exactly or not at all, and keeps
-// reading it after the file is cut: that is what shows the cut.
 // TestHeifConvertMissing: a -heif-convert that is not installed (the default, on a server without
 // libheif-examples) makes HEIC a 415 that names what the server lacks, not a 400 that blames the file.
 func TestHeifConvertMissing(t *testing.T) {
@@ -340,6 +338,8 @@ func TestID3Len(t *testing.T) {
 	}
 }
 
+// TestDeclaredSeconds reads the length each type's header states, exactly or not at all, and keeps
+// reading it after the file is cut: that is what shows the cut.
 func TestDeclaredSeconds(t *testing.T) {
 	t.Parallel()
 	wav := readFile(t, fixture(t, "tone.wav"))
