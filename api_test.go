@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
@@ -552,31 +553,113 @@ func TestMigrations(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "m.db")
-	st, err := openStore(ctx, path, time.Now, nil)
+	st, err := openStore(ctx, path, time.Now, nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
+	count := func(query string) int {
+		t.Helper()
+		var n int
+		if err := st.db.QueryRow(query).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
 	migs := []string{`ALTER TABLE jobs ADD COLUMN note TEXT`, `CREATE TABLE extra (x INTEGER)`}
+	// Opened as it is, a database behind the binary's schema is refused and left alone.
+	if err := st.init(ctx, migs, false); !errors.Is(err, errSchema) || !strings.Contains(err.Error(), "stop the running vidgen serve") {
+		t.Errorf("behind, not migrating: %v", err)
+	}
+	if n := count(`SELECT count(*) FROM schema_migrations`); n != 0 {
+		t.Errorf("opened as it is, %d migrations were applied", n)
+	}
 	for range 2 { // a second run must apply nothing again
-		if err := st.init(ctx, migs); err != nil {
+		if err := st.init(ctx, migs, true); err != nil {
 			t.Fatal(err)
 		}
 	}
-	var versions int
-	st.db.QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&versions)
-	if versions != 2 {
-		t.Errorf("%d migrations recorded, want 2", versions)
+	if n := count(`SELECT count(*) FROM schema_migrations`); n != 2 {
+		t.Errorf("%d migrations recorded, want 2", n)
+	}
+	if err := st.init(ctx, migs, false); err != nil {
+		t.Errorf("at the binary's schema, as it is: %v", err)
+	}
+	// A binary that knows fewer migrations (a rollback) refuses the database, migrating or not.
+	for _, migrate := range []bool{true, false} {
+		if err := st.init(ctx, migs[:1], migrate); !errors.Is(err, errSchema) || !strings.Contains(err.Error(), "later vidgen") {
+			t.Errorf("newer database, migrate %v: %v", migrate, err)
+		}
 	}
 	// A failing migration leaves nothing half-applied.
 	bad := append(migs, `CREATE TABLE half (x INTEGER); SELECT nope FROM nowhere`)
-	if err := st.init(ctx, bad); err == nil {
+	if err := st.init(ctx, bad, true); err == nil {
 		t.Fatal("bad migration succeeded")
 	}
-	var n int
-	st.db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE name = 'half'`).Scan(&n)
-	if n != 0 {
+	if count(`SELECT count(*) FROM sqlite_master WHERE name = 'half'`) != 0 {
 		t.Error("a failed migration left its table behind")
+	}
+}
+
+// TestKeysBesideServeDoNotMigrate: a keys command of a newer binary, run while a serve holds the
+// data directory (an upgrade's new binary installed, the old service still running), does not
+// migrate the database under it; with no serve running it does.
+func TestKeysBesideServeDoNotMigrate(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	dirs, err := openDataDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := openStore(ctx, dirs.db(), time.Now, migrations[:len(migrations)-1], true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	version := func() int {
+		t.Helper()
+		db, err := sql.Open("sqlite", dirs.db())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		v, err := (&Store{db: db}).schemaVersion(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	keys := func(args ...string) (string, error) {
+		var out syncBuffer
+		err := run(ctx, append([]string{"keys"}, append(args, "-data", dir)...), func(string) string { return "" }, &out, &out)
+		return out.String(), err
+	}
+	unlock, err := dirs.lock() // the old serve
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys("create", "-name", "beside"); err == nil || !strings.Contains(err.Error(), "stop the running vidgen serve") {
+		t.Errorf("keys create beside an older serve: %v", err)
+	}
+	if v := version(); v != len(migrations)-1 {
+		t.Errorf("the database was migrated to %d under the running serve", v)
+	}
+	unlock()
+	if out, err := keys("create", "-name", "after"); err != nil {
+		t.Fatalf("keys create with no serve running: %v\n%s", err, out)
+	}
+	if v := version(); v != len(migrations) {
+		t.Errorf("with no serve running, the database is at %d, want %d", v, len(migrations))
+	}
+	// At the binary's schema, keys work beside a serve.
+	unlock, err = dirs.lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	if out, err := keys("list"); err != nil || !strings.Contains(out, "after") {
+		t.Errorf("keys list beside a serve: %v\n%s", err, out)
 	}
 }
 

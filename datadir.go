@@ -114,10 +114,15 @@ func tighten(path string, mode os.FileMode) error {
 	return nil
 }
 
+// errDataDirInUse is a data directory another vidgen holds the lock of.
+var errDataDirInUse = errors.New("data directory in use")
+
 // lock takes an exclusive lock on the directory for as long as serve runs: a second serve on the
 // same directory would put the first one's running jobs back to PENDING and empty its tmp/. The
-// kernel drops the lock when the process dies, even by kill -9. The keys commands take no lock:
-// they only run short transactions, which SQLite serialises.
+// kernel drops the lock when the process dies, even by kill -9. Serve takes it before it opens the
+// database, so that only the serve that will run migrates it. The keys commands run beside a serve
+// (SQLite serialises their short transactions): they hold the lock only while they open the
+// database, and migrate it only when they got the lock.
 func (d dataDir) lock() (unlock func(), err error) {
 	f, err := os.OpenFile(filepath.Join(d.root, "vidgen.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
@@ -125,7 +130,10 @@ func (d dataDir) lock() (unlock func(), err error) {
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("another vidgen serve is using the data directory %s", d.root)
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: another vidgen serve is using the data directory %s", errDataDirInUse, d.root)
+		}
+		return nil, fmt.Errorf("lock data directory: %w", err)
 	}
 	return func() { f.Close() }, nil
 }

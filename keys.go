@@ -158,7 +158,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, env f
 			return fmt.Errorf("keys %s: no vidgen database at %s; pass the -data (or VIDGEN_DATA) that vidgen serve uses", sub, db)
 		}
 	}
-	_, st, err := openData(ctx, *dataPath, now)
+	st, err := openKeysStore(ctx, *dataPath, now)
 	if err != nil {
 		return err
 	}
@@ -258,5 +258,27 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 		}
 		pos = append(pos, fs.Arg(0))
 		args = fs.Args()[1:]
+	}
+}
+
+// openKeysStore opens the data directory's database for a keys command. With no serve running it
+// takes the directory's lock for as long as it opens the database, so it may create or migrate it
+// (a script makes the first key before the first start). Beside a running serve it opens the
+// database as it is, and refuses one this binary would have to migrate: that is the new serve's
+// job, after the old one has stopped.
+func openKeysStore(ctx context.Context, path string, now func() time.Time) (*Store, error) {
+	dirs, err := openDataDir(path)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := dirs.lock()
+	switch {
+	case err == nil:
+		defer unlock()
+		return OpenStore(ctx, dirs.db(), now)
+	case errors.Is(err, errDataDirInUse):
+		return OpenStoreAsIs(ctx, dirs.db(), now)
+	default:
+		return nil, err
 	}
 }

@@ -439,16 +439,21 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The lock comes before the database is opened: only the serve that runs may migrate it.
+	dirs, err := openDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	unlock, err := dirs.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	s, err := newServer(ctx, cfg, log, time.Now)
 	if err != nil {
 		return err
 	}
 	defer s.store.Close()
-	unlock, err := s.dirs.lock()
-	if err != nil {
-		return err
-	}
-	defer unlock()
 	if err := s.ensureDefaultKey(ctx, stderr); err != nil {
 		return err
 	}

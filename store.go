@@ -53,10 +53,22 @@ type Store struct {
 // OpenStore opens (creating if needed) the SQLite database at path, applies schema.sql and any
 // pending migrations.
 func OpenStore(ctx context.Context, path string, now func() time.Time) (*Store, error) {
-	return openStore(ctx, path, now, migrations)
+	return openStore(ctx, path, now, migrations, true)
 }
 
-func openStore(ctx context.Context, path string, now func() time.Time, migs []string) (*Store, error) {
+// OpenStoreAsIs opens the database at path without changing its schema, for a command that runs
+// beside a serve: migrating under a running service could pull its tables from under it. It fails
+// with errSchema when the database is not at this binary's schema.
+func OpenStoreAsIs(ctx context.Context, path string, now func() time.Time) (*Store, error) {
+	return openStore(ctx, path, now, migrations, false)
+}
+
+// errSchema is a database whose schema is not the one this binary knows: older (pending
+// migrations that only a command holding the data directory's lock may apply) or newer (written by
+// a later vidgen, which an older one must not run on).
+var errSchema = errors.New("database schema")
+
+func openStore(ctx context.Context, path string, now func() time.Time, migs []string, migrate bool) (*Store, error) {
 	// The pragmas live in the DSN because database/sql pools connections: a PRAGMA run once would set
 	// only the connection it ran on.
 	//   journal_mode(WAL): readers (status polls) never wait for the writer (the renderer).
@@ -88,16 +100,30 @@ func openStore(ctx context.Context, path string, now func() time.Time, migs []st
 	db.SetMaxIdleConns(4)
 	db.SetConnMaxIdleTime(10 * time.Second) // a burst's connections (descriptors) do not linger
 	s := &Store{db: db, now: now}
-	if err := s.init(ctx, migs); err != nil {
+	if err := s.init(ctx, migs, migrate); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *Store) init(ctx context.Context, migs []string) error {
+func (s *Store) init(ctx context.Context, migs []string, migrate bool) error {
+	if !migrate {
+		v, err := s.schemaVersion(ctx)
+		if err != nil {
+			return err
+		}
+		if v < len(migs) {
+			return fmt.Errorf("%w: the database is at version %d and this vidgen needs %d; stop the running vidgen serve "+
+				"and start this version's, which updates it", errSchema, v, len(migs))
+		}
+		return s.checkNotNewer(ctx, len(migs))
+	}
 	if _, err := s.db.ExecContext(ctx, schemaSQL); err != nil {
 		return fmt.Errorf("apply schema: %w", err)
+	}
+	if err := s.checkNotNewer(ctx, len(migs)); err != nil {
+		return err
 	}
 	for i, m := range migs {
 		version := i + 1
@@ -118,6 +144,34 @@ func (s *Store) init(ctx context.Context, migs []string) error {
 		if err != nil {
 			return fmt.Errorf("migration %d: %w", version, err)
 		}
+	}
+	return nil
+}
+
+// schemaVersion is the number of the last migration applied to the database; 0 for none, or for a
+// file vidgen never set up.
+func (s *Store) schemaVersion(ctx context.Context) (int, error) {
+	var tables, v int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`).Scan(&tables)
+	if err == nil && tables > 0 {
+		err = s.db.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&v)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return v, nil
+}
+
+// checkNotNewer refuses a database a later vidgen has migrated past known, the last migration this
+// binary has: after a rollback to an older binary, its queries would meet tables they do not know.
+func (s *Store) checkNotNewer(ctx context.Context, known int) error {
+	v, err := s.schemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	if v > known {
+		return fmt.Errorf("%w: the database is at version %d, written by a later vidgen (this one knows %d); run that version",
+			errSchema, v, known)
 	}
 	return nil
 }
