@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -494,11 +493,6 @@ func (w *rangeErrorWriter) Write(b []byte) (int, error) {
 		return len(b), nil // ServeContent's text, replaced by the JSON
 	}
 	return w.ResponseWriter.Write(b)
-}
-
-// ReadFrom keeps the connection's sendfile for the video's bytes.
-func (w *rangeErrorWriter) ReadFrom(src io.Reader) (int64, error) {
-	return io.Copy(w.ResponseWriter, src)
 }
 
 func (w *rangeErrorWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
