@@ -118,14 +118,33 @@ func (rd *renderer) ffmpegRun(ctx context.Context, jobID string, duration float6
 		}
 	}
 	io.Copy(io.Discard, stdout)
-	if err := cmd.Wait(); err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("ffmpeg stopped: %w", ctx.Err())
-		}
-		return fmt.Errorf("ffmpeg: %w: %s", err, bytes.TrimSpace(stderr.Bytes()))
+	err = cmd.Wait()
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("ffmpeg stopped: %w", ctx.Err())
 	}
-	return nil
+	log := bytes.TrimSpace(stderr.Bytes())
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	// ffmpeg reports a failed write of its output only in its log, and exits 0 when that write was
+	// the last (the trailer, or the buffer flushed as the file closes): 1 s of AAC written to a full
+	// disk exits 0. The output is incomplete all the same. ENOSPC is carried as the errno the
+	// renderer's own writes fail with, so that one errors.Is finds both.
+	switch {
+	case bytes.Contains(log, []byte("No space left on device")):
+		errs = append(errs, syscall.ENOSPC)
+	case err == nil && (bytes.Contains(log, []byte("Error writing trailer")) || bytes.Contains(log, []byte("Error closing file"))):
+		errs = append(errs, errOutputIncomplete)
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("ffmpeg: %w: %s", errors.Join(errs...), log)
 }
+
+// errOutputIncomplete is an ffmpeg run that exited 0 after it failed to finish writing its output.
+var errOutputIncomplete = errors.New("ffmpeg could not finish writing its output")
 
 // renderNice is ffmpeg's CPU priority: renders yield the CPU to the API, so a status poll does not
 // wait behind an encode.

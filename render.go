@@ -561,7 +561,7 @@ func audioEncodeArgs(job Job, audio, out string) []string {
 // retry; being killed, timing out or a full disk are passing causes.
 func classify(err error, input, msg string) error {
 	var ee *exec.ExitError
-	if errors.As(err, &ee) && ee.Exited() && ee.ExitCode() != 0 && !strings.Contains(err.Error(), "No space left") {
+	if errors.As(err, &ee) && ee.Exited() && ee.ExitCode() != 0 && !errors.Is(err, syscall.ENOSPC) {
 		return &renderFailure{final: true, msg: msg, err: fmt.Errorf("%s: %w", input, err)}
 	}
 	return &renderFailure{err: fmt.Errorf("%s: %w", input, err)}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"image"
@@ -1068,6 +1069,27 @@ func TestProgressModel(t *testing.T) {
 	check("long after", 99, 99)
 	if p, eta := rd.Progress("unknown"); p != 0 || eta != nil {
 		t.Errorf("unknown job: %d %v", p, eta)
+	}
+}
+
+// TestFFmpegFullDisk: ffmpeg writing to a full disk fails the step with ENOSPC, also when ffmpeg
+// exits 0 because the failed write was its last (a short output is written whole as it closes),
+// and the render counts it as a passing cause, not a file it cannot read.
+func TestFFmpegFullDisk(t *testing.T) {
+	t.Parallel()
+	rd := &renderer{tools: tools{ffmpeg: "ffmpeg"}, now: time.Now, progress: map[string]*jobProgress{}}
+	for _, seconds := range []string{"1", "60"} { // exits 0, exits 1
+		err := rd.ffmpegRun(t.Context(), "job", 0, "-f", "lavfi", "-i", "sine=d="+seconds, "-f", "wav", "file:/dev/full")
+		if !errors.Is(err, syscall.ENOSPC) {
+			t.Errorf("%s s to /dev/full: %v, want ENOSPC", seconds, err)
+		}
+		var f *renderFailure
+		if !errors.As(classify(err, "audio", "msg"), &f) || f.final {
+			t.Errorf("%s s to /dev/full: classified %+v, want a failure worth retrying", seconds, f)
+		}
+	}
+	if err := rd.ffmpegRun(t.Context(), "job", 0, "-f", "lavfi", "-i", "sine=d=1", "-f", "wav", "file:"+filepath.Join(t.TempDir(), "ok.wav")); err != nil {
+		t.Errorf("with room: %v", err)
 	}
 }
 
