@@ -213,7 +213,7 @@ func (rd *renderer) run(killCtx context.Context, job Job) {
 
 	start := time.Now()
 	out := rd.render(killCtx, job)
-	stored, err := rd.finish(job.ID, out)
+	stored, err := rd.finish(killCtx, job.ID, out)
 	if err != nil {
 		// The job stays PROCESSING; the next start-up's recovery puts it back to PENDING.
 		rd.log.Error("record render outcome", "job", job.ID, "err", err)
@@ -228,8 +228,11 @@ func (rd *renderer) run(killCtx context.Context, job Job) {
 
 // finish records a render's outcome, trying again for about a minute if the database refuses (a
 // disk briefly full, a lock held past busy_timeout): a job left PROCESSING would hold its key's slot
-// until the next restart. It runs even when killCtx is done, and returns the job as stored.
-func (rd *renderer) finish(id string, out Outcome) (Job, error) {
+// until the next restart. It runs even when killCtx is done, and returns the job as stored. During
+// a shutdown (killCtx done) it tries once: the next start's recovery puts a job left PROCESSING
+// back in the queue, and a shutdown must end within the unit's TimeoutStopSec, not after the
+// minutes the retries can take.
+func (rd *renderer) finish(killCtx context.Context, id string, out Outcome) (Job, error) {
 	var err error
 	for wait := time.Second; wait <= 32*time.Second; wait *= 2 {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -239,8 +242,14 @@ func (rd *renderer) finish(id string, out Outcome) (Job, error) {
 		if err == nil {
 			return j, nil
 		}
+		if killCtx.Err() != nil {
+			return Job{}, err
+		}
 		rd.log.Warn("record render outcome, will retry", "job", id, "err", err, "in", wait)
-		time.Sleep(wait)
+		select {
+		case <-time.After(wait):
+		case <-killCtx.Done():
+		}
 	}
 	return Job{}, err
 }

@@ -985,6 +985,38 @@ func TestRenderKilledOnShutdown(t *testing.T) {
 	}
 }
 
+// TestShutdownDoesNotWaitForTheDatabase: when the database refuses a stopped render's outcome at
+// shutdown, the render gives up after one try (the next start's recovery requeues the job) instead
+// of retrying for minutes past the unit's TimeoutStopSec.
+func TestShutdownDoesNotWaitForTheDatabase(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := testConfig(t.TempDir())
+	cfg.FFmpeg, cfg.Workers = hangScript(t, dir), 1
+	e := newTestEnv(t, &cfg)
+	id := e.mustSubmit(t, e.key, fixture(t, "img.jpg"), fixture(t, "tone.wav"))
+	e.wait(t, e.key, id, StatusProcessing)
+	hangPids(t, dir, 2)
+	full := `CREATE TRIGGER full BEFORE UPDATE ON jobs BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END`
+	if _, err := e.srv.store.db.Exec(full); err != nil {
+		t.Fatal(err)
+	}
+	account := e.accountOf(t, e.key).ID
+	e.close()
+	logs := e.logs.String()
+	if strings.Count(logs, `level=ERROR msg="record render outcome"`) != 1 || strings.Contains(logs, "will retry") {
+		t.Errorf("recording the outcome at shutdown was retried, or not tried:\n%s", logs)
+	}
+	st, err := OpenStore(t.Context(), e.srv.dirs.db(), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if j, err := st.Job(t.Context(), account, id); err != nil || j.Status != StatusProcessing {
+		t.Errorf("job after shutdown: %v %v, want PROCESSING for the next start to requeue", j.Status, err)
+	}
+}
+
 // TestRenderTimeout: a render that outlives its timeout is killed with its process group, retried,
 // and the job fails after the last attempt with a message for the user.
 func TestRenderTimeout(t *testing.T) {
