@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -18,6 +19,11 @@ type lifecycle struct {
 	hooks *webhookSender
 	log   *slog.Logger
 	rand  io.Reader
+	// expiredBefore is the cutoff of this run's last complete expiry: outputs of jobs that finished
+	// before it are gone. It is zero until the first, which reads every expired job, so a shorter
+	// -retention after a restart takes effect. expiring serialises expiries.
+	expiring      sync.Mutex
+	expiredBefore time.Time
 }
 
 // finish moves job id from state from as o says (keyID, when set, must own it) and returns the job
@@ -87,9 +93,12 @@ func (l *lifecycle) recover(ctx context.Context) error {
 }
 
 // expire deletes the outputs of jobs that finished before cutoff, so their links answer 410, and the
-// webhook history of those jobs. It returns how many files it deleted.
+// webhook history of those jobs. It returns how many files it deleted. Jobs an earlier expiry of
+// this run already went through are not read again.
 func (l *lifecycle) expire(ctx context.Context, cutoff time.Time) (int, error) {
-	tokens, err := l.store.ExpiredOutputs(ctx, cutoff)
+	l.expiring.Lock()
+	defer l.expiring.Unlock()
+	tokens, err := l.store.ExpiredOutputs(ctx, l.expiredBefore, cutoff)
 	if err != nil {
 		return 0, err
 	}
@@ -103,5 +112,6 @@ func (l *lifecycle) expire(ctx context.Context, cutoff time.Time) (int, error) {
 	if _, err := l.store.PruneDeliveries(ctx, cutoff); err != nil {
 		return n, err
 	}
+	l.expiredBefore = cutoff
 	return n, nil
 }

@@ -401,8 +401,9 @@ func TestInputsGoneAndOutputExpires(t *testing.T) {
 	if err := e.srv.jobs.recover(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if files := dirFiles(t, outputs); len(files) != 2 {
-		t.Errorf("outputs after the orphan sweep: %v, want the job's video and poster", files)
+	kept := dirFiles(t, outputs)
+	if len(kept) != 2 {
+		t.Errorf("outputs after the orphan sweep: %v, want the job's video and poster", kept)
 	}
 
 	clk.Advance(e.srv.cfg.Retention + time.Minute)
@@ -423,6 +424,23 @@ func TestInputsGoneAndOutputExpires(t *testing.T) {
 	}
 	if files := dirFiles(t, outputs); len(files) != 0 {
 		t.Errorf("outputs left after expiry: %v", files)
+	}
+	// The next sweep reads only what expired since: a file put back under the expired video's name
+	// is not looked for again (after a restart, the first sweep reads every expired job).
+	putBack := kept[0]
+	os.WriteFile(putBack, nil, 0o640)
+	clk.Advance(time.Hour)
+	if n, err := e.srv.jobs.expire(context.Background(), clk.Now().Add(-e.srv.cfg.Retention)); err != nil || n != 0 {
+		t.Errorf("the next sweep deleted %d files (%v), want 0", n, err)
+	}
+	if _, err := os.Stat(putBack); err != nil {
+		t.Errorf("the next sweep read the expired job again: %v", err)
+	}
+	var node, parent, unused int
+	var plan string
+	err = e.srv.store.db.QueryRow("EXPLAIN QUERY PLAN "+expiredOutputsQuery, 1, 2).Scan(&node, &parent, &unused, &plan)
+	if err != nil || !strings.Contains(plan, "jobs_finished") {
+		t.Errorf("the expiry query's plan: %q (%v), want the jobs_finished index", plan, err)
 	}
 	// The job itself is still listed; only its files are gone.
 	if st := e.status(t, e.key, id); st["status"] != string(StatusCompleted) {

@@ -36,6 +36,9 @@ var migrations = []string{
 	// 5: a job's render options (size, background, waveform, captions) as JSON; '' for the defaults,
 	// which is what every job made before them was.
 	`ALTER TABLE jobs ADD COLUMN options TEXT NOT NULL DEFAULT '';`,
+	// 6: the hourly sweep reads only the outputs that expired since the last one, however many
+	// jobs the service has finished.
+	`CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(status, finished_at);`,
 }
 
 // maxOpenConns bounds the database's connection pool: every connection is a descriptor on

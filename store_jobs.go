@@ -238,11 +238,14 @@ func (s *Store) ActiveJobIDs(ctx context.Context) (map[string]bool, error) {
 	return idSet(collect(ctx, s.db, "active jobs", scanString, `SELECT id FROM jobs WHERE status IN ('PENDING','PROCESSING')`))
 }
 
-// ExpiredOutputs returns the tokens of outputs of jobs that finished before cutoff.
-func (s *Store) ExpiredOutputs(ctx context.Context, cutoff time.Time) ([]string, error) {
-	return collect(ctx, s.db, "expired outputs", scanString,
-		`SELECT output_token FROM jobs WHERE status = 'COMPLETED' AND finished_at < ? AND output_token IS NOT NULL`, ms(cutoff))
+// ExpiredOutputs returns the tokens of outputs of jobs that finished in [since, cutoff).
+func (s *Store) ExpiredOutputs(ctx context.Context, since, cutoff time.Time) ([]string, error) {
+	return collect(ctx, s.db, "expired outputs", scanString, expiredOutputsQuery, ms(since), ms(cutoff))
 }
+
+// expiredOutputsQuery reads a window of finished jobs through the jobs_finished index.
+const expiredOutputsQuery = `SELECT output_token FROM jobs
+	WHERE status = 'COMPLETED' AND finished_at >= ? AND finished_at < ? AND output_token IS NOT NULL`
 
 // OutputTokens returns the output token of every job that has one.
 func (s *Store) OutputTokens(ctx context.Context) (map[string]bool, error) {
