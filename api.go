@@ -100,7 +100,19 @@ func (s *server) routes() http.Handler {
 	media := func(h http.HandlerFunc) http.Handler { return s.limit(s.downloadLimit)(s.limitDownloads(h)) }
 	get("/v/:file", media(s.handleVideo))
 	get("/s/:token", media(s.handleShare))
-	s.opsRoutes(get) // the page, the OpenAPI document and /metrics
+
+	get("/", http.HandlerFunc(s.handlePage))
+	// Browsers ask every page's origin for an icon; an empty answer keeps 404s out of their consoles
+	// and of the request log.
+	get("/favicon.ico", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=86400")
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	get("/api/openapi.yaml", s.limitAPI(http.HandlerFunc(s.handleOpenAPI)))
+	// /metrics is served here to loopback only, or on its own listener (-metrics-addr) instead.
+	if s.cfg.MetricsAddr == "" {
+		get("/metrics", s.localOnly(s.metrics.handler()))
+	}
 	return s.observed(r)
 }
 

@@ -42,22 +42,6 @@ func (s *server) pageCSP() string {
 		"; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 }
 
-// opsRoutes registers the routes for people and tools around the API: the page at /, the OpenAPI
-// document, and /metrics on the main listener (loopback only) unless -metrics-addr moves it.
-func (s *server) opsRoutes(get func(path string, h http.Handler)) {
-	get("/", http.HandlerFunc(s.handlePage))
-	// Browsers ask every page's origin for an icon; an empty answer keeps 404s out of their consoles
-	// and of the request log.
-	get("/favicon.ico", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "public, max-age=86400")
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	get("/api/openapi.yaml", s.limitAPI(http.HandlerFunc(s.handleOpenAPI)))
-	if s.cfg.MetricsAddr == "" {
-		get("/metrics", s.localOnly(s.metrics.handler()))
-	}
-}
-
 // handlePage serves the page to try the service: plain HTML, CSS and JavaScript, no external
 // requests; the API key stays in the browser's localStorage.
 func (s *server) handlePage(w http.ResponseWriter, r *http.Request) {
