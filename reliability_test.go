@@ -25,7 +25,7 @@ import (
 
 // limitServer is a server that is not started (jobs stay PENDING), on a clock that stands still
 // until advanced, with the default limits, called straight through its handler.
-func limitServer(t *testing.T, trust ...string) (*server, http.Handler, *fakeClock) {
+func limitServer(t testing.TB, trust ...string) (*server, http.Handler, *fakeClock) {
 	t.Helper()
 	clk := &fakeClock{t: time.Date(2026, 5, 7, 12, 0, 0, 0, time.UTC)}
 	cfg := *hangConfig(t, 1)
@@ -64,7 +64,7 @@ func call(h http.Handler, method, path, peer, key string, body []byte, ctype str
 }
 
 // checkLimitHeaders asserts the RateLimit-* headers of a limited response.
-func checkLimitHeaders(t *testing.T, w *httptest.ResponseRecorder, limit, remaining, reset int, retryAfter string) {
+func checkLimitHeaders(t testing.TB, w *httptest.ResponseRecorder, limit, remaining, reset int, retryAfter string) {
 	t.Helper()
 	h := w.Header()
 	want := map[string]string{
@@ -330,7 +330,7 @@ func TestLimiterMemoryBound(t *testing.T) {
 }
 
 // slowServer runs s's real http.Server (its timeouts and header cap) on a loopback port.
-func slowServer(t *testing.T, s *server) string {
+func slowServer(t testing.TB, s *server) string {
 	t.Helper()
 	hs := s.httpServer()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -343,7 +343,7 @@ func comparePicture(t testing.TB, want image.Image, wantW, wantH, w, h int, rgb 
 
 // renderPicture validates image as an upload is validated, renders it with the real renderer over
 // a short audio, and returns the output's first frame.
-func renderPicture(t *testing.T, e *testEnv, path string) (int, int, []byte) {
+func renderPicture(t testing.TB, e *testEnv, path string) (int, int, []byte) {
 	t.Helper()
 	head := readFile(t, path)
 	typ := sniffImage(head)
