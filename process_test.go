@@ -648,7 +648,9 @@ func TestE2ESoakVerify(t *testing.T) {
 			continue
 		}
 	}
-	st.db.QueryRow(`SELECT count(*) FROM jobs WHERE status IN ('PENDING','PROCESSING')`).Scan(&stuck)
+	if err := st.db.QueryRow(`SELECT count(*) FROM jobs WHERE status IN ('PENDING','PROCESSING')`).Scan(&stuck); err != nil {
+		t.Fatal(err)
+	}
 	fmt.Printf("accepted=%d lost=%d stuck=%d integrity=%s\n", total, lost, stuck, integrity)
 	if lost != 0 || stuck != 0 || integrity != "ok" {
 		t.Fail()

@@ -352,7 +352,9 @@ func TestJobOptionsStored(t *testing.T) {
 			t.Fatal(err)
 		}
 		var stored string
-		st.db.QueryRow(`SELECT options FROM jobs WHERE id = ?`, id).Scan(&stored)
+		if err := st.db.QueryRow(`SELECT options FROM jobs WHERE id = ?`, id).Scan(&stored); err != nil {
+			t.Fatal(err)
+		}
 		if (o == defaultOptions) != (stored == "") {
 			t.Errorf("options %+v stored as %q", o, stored)
 		}
@@ -399,7 +401,9 @@ func TestMigrateFromFirstRelease(t *testing.T) {
 	}
 	defer st.Close()
 	var applied int
-	st.db.QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&applied)
+	if err := st.db.QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&applied); err != nil {
+		t.Fatal(err)
+	}
 	if applied != len(migrations) {
 		t.Errorf("%d migrations recorded, want %d", applied, len(migrations))
 	}
@@ -421,7 +425,9 @@ func TestMigrateFromFirstRelease(t *testing.T) {
 	for _, col := range []string{"jobs.image_path", "jobs.audio_path", "webhook_deliveries.payload"} {
 		table, name, _ := strings.Cut(col, ".")
 		var n int
-		st.db.QueryRow(`SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, table, name).Scan(&n)
+		if err := st.db.QueryRow(`SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, table, name).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
 		if n != 0 {
 			t.Errorf("%s is still there", col)
 		}
@@ -510,7 +516,9 @@ func TestPruneDeliveries(t *testing.T) {
 		}
 	}
 	var attempts int
-	st.db.QueryRow(`SELECT count(*) FROM webhook_attempts WHERE delivery_id = 'msg_old'`).Scan(&attempts)
+	if err := st.db.QueryRow(`SELECT count(*) FROM webhook_attempts WHERE delivery_id = 'msg_old'`).Scan(&attempts); err != nil {
+		t.Fatal(err)
+	}
 	if attempts != 0 {
 		t.Errorf("%d attempts of the pruned delivery left", attempts)
 	}

@@ -951,7 +951,9 @@ func TestWebhookDeliveriesEndpoints(t *testing.T) {
 	done := insertJobs(t, e, e.key, 1, StatusCompleted)[0] // no webhookUrl
 	bob := e.newKey(t, "bob")
 	running := insertJobs(t, e, bob, 1, StatusProcessing)[0]
-	e.srv.store.db.Exec(`UPDATE jobs SET webhook_url = 'https://hooks.example.com/' WHERE id = ?`, running)
+	if _, err := e.srv.store.db.Exec(`UPDATE jobs SET webhook_url = 'https://hooks.example.com/' WHERE id = ?`, running); err != nil {
+		t.Fatal(err)
+	}
 
 	if ds := e.deliveries(t, e.key, done); len(ds) != 0 {
 		t.Errorf("deliveries of a job without webhook: %+v", ds)
@@ -1095,7 +1097,9 @@ func TestWebhookSSRFAtDial(t *testing.T) {
 		}
 	}
 	// A public address on a port that is not configured is refused too, before any connection.
-	e.srv.store.db.Exec(`UPDATE jobs SET webhook_url = ? WHERE id = ?`, "https://93.184.215.14:8443/hook", id)
+	if _, err := e.srv.store.db.Exec(`UPDATE jobs SET webhook_url = ? WHERE id = ?`, "https://93.184.215.14:8443/hook", id); err != nil {
+		t.Fatal(err)
+	}
 	e.giveUp(t, id)
 	did := e.redeliver(t, e.key, id)
 	e.settle(t)
