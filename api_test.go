@@ -17,6 +17,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -585,14 +586,24 @@ func TestMigrations(t *testing.T) {
 	if err := st.init(ctx, migs, false); err != nil {
 		t.Errorf("at the binary's schema, as it is: %v", err)
 	}
-	// A binary that knows fewer migrations (a rollback) refuses the database, migrating or not.
-	for _, migrate := range []bool{true, false} {
-		if err := st.init(ctx, migs[:1], migrate); !errors.Is(err, errSchema) || !strings.Contains(err.Error(), "later vidgen") {
-			t.Errorf("newer database, migrate %v: %v", migrate, err)
+	// A binary that knows fewer migrations (a rollback) refuses the database, migrating or not, and
+	// changes nothing in it: not even schema.sql's indexes, which a later migration dropped.
+	later := append(slices.Clone(migs), `DROP INDEX jobs_by_status`)
+	if err := st.init(ctx, later, true); err != nil {
+		t.Fatal(err)
+	}
+	for _, known := range [][]string{migs, migs[:1]} {
+		for _, migrate := range []bool{true, false} {
+			if err := st.init(ctx, known, migrate); !errors.Is(err, errSchema) || !strings.Contains(err.Error(), "later vidgen") {
+				t.Errorf("newer database, %d migrations known, migrate %v: %v", len(known), migrate, err)
+			}
 		}
 	}
+	if count(`SELECT count(*) FROM sqlite_master WHERE name = 'jobs_by_status'`) != 0 {
+		t.Error("an older binary recreated an index of schema.sql in a newer database")
+	}
 	// A failing migration leaves nothing half-applied.
-	bad := append(migs, `CREATE TABLE half (x INTEGER); SELECT nope FROM nowhere`)
+	bad := append(slices.Clone(later), `CREATE TABLE half (x INTEGER); SELECT nope FROM nowhere`)
 	if err := st.init(ctx, bad, true); err == nil {
 		t.Fatal("bad migration succeeded")
 	}

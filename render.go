@@ -235,7 +235,11 @@ func (rd *renderer) run(killCtx context.Context, job Job) {
 func (rd *renderer) finish(killCtx context.Context, id string, out Outcome) (Job, error) {
 	var err error
 	for wait := time.Second; wait <= 32*time.Second; wait *= 2 {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		attempt := 30 * time.Second
+		if killCtx.Err() != nil {
+			attempt = 5 * time.Second // within the unit's TimeoutStopSec, after -shutdown-grace
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), attempt)
 		var j Job
 		j, err = rd.jobs.finish(ctx, id, "", StatusProcessing, out)
 		cancel()

@@ -122,11 +122,12 @@ func (s *Store) init(ctx context.Context, migs []string, migrate bool) error {
 		}
 		return s.checkNotNewer(ctx, len(migs))
 	}
-	if _, err := s.db.ExecContext(ctx, schemaSQL); err != nil {
-		return fmt.Errorf("apply schema: %w", err)
-	}
+	// Before schema.sql: a database a later vidgen migrated is left exactly as it is.
 	if err := s.checkNotNewer(ctx, len(migs)); err != nil {
 		return err
+	}
+	if _, err := s.db.ExecContext(ctx, schemaSQL); err != nil {
+		return fmt.Errorf("apply schema: %w", err)
 	}
 	for i, m := range migs {
 		version := i + 1
