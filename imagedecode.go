@@ -20,6 +20,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/image/bmp"
@@ -64,6 +65,23 @@ func (g decodeGate) toPNG(ctx context.Context, path, typ string) error {
 	return goToPNG(path, typ)
 }
 
+// errUndecodable is a picture that vidgen's own decoders (goToPNG, salvagePNG) cannot read: the
+// file's fault, unlike a failure to write the PNG made from it.
+var errUndecodable = errors.New("the picture cannot be decoded")
+
+// rewriteFailed is the error of a rewrite of an upload into a PNG that failed with err: fault (a 400
+// for the file) when the file could not be read, and otherwise the server's trouble: 507 for a full
+// disk, else an internal error.
+func rewriteFailed(err, fault error) error {
+	switch {
+	case errors.Is(err, errUndecodable):
+		return fault
+	case errors.Is(err, syscall.ENOSPC):
+		return &Error{Kind: kindNoSpace, Msg: "The server is low on disk space and cannot take new jobs right now; try again later", Err: err}
+	}
+	return fmt.Errorf("rewrite image: %w", err)
+}
+
 // prepareImage makes the uploaded image at path, of sniffed type typ, ready for the render and
 // returns the type it has then (typePNG when it was rewritten). A file that cannot be made to decode
 // is a 400 naming the image part; a type this server cannot decode is a 415. Go decodes go through
@@ -75,7 +93,7 @@ func prepareImage(ctx context.Context, t tools, gate decodeGate, path, typ strin
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return broken
+			return rewriteFailed(err, broken)
 		}
 		typ = typePNG
 		return nil
@@ -114,8 +132,8 @@ func prepareImage(ctx context.Context, t tools, gate decodeGate, path, typ strin
 	// ffmpeg could not decode it cleanly: try the repair each type allows, then check again.
 	switch typ {
 	case typePNG:
-		if salvagePNG(path) != nil {
-			return "", badMedia("image: the PNG is truncated or damaged (its rows are incomplete); upload the whole file")
+		if err := salvagePNG(path); err != nil {
+			return "", rewriteFailed(err, badMedia("image: the PNG is truncated or damaged (its rows are incomplete); upload the whole file"))
 		}
 	case typeJPEG, typeBMP, typeTIFF, typeWebP:
 		if err := toPNG(); err != nil {
@@ -284,7 +302,7 @@ func goToPNG(path, typ string) error {
 	}
 	b = nil
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %v", errUndecodable, err)
 	}
 	rows := newPictureRows(img, orientation)
 	ihdr := make([]byte, 13)

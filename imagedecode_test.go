@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -39,6 +40,47 @@ func TestGoToPNGOrientations(t *testing.T) {
 		if _, ok := got.(*image.RGBA); !ok { // opaque: written as RGB, which png decodes to RGBA
 			t.Errorf("orientation %d: an opaque picture decoded as %T", o, got)
 		}
+	}
+}
+
+// TestImageRewriteFailures: when vidgen cannot decode an upload it rewrites (a GIF, a damaged
+// PNG), the user's file is at fault (400); when it cannot write the PNG it makes, the server is
+// (an internal error, or 507 for a full disk), and the file is not blamed.
+func TestImageRewriteFailures(t *testing.T) {
+	t.Parallel()
+	tl := tools{ffmpeg: "ffmpeg", ffprobe: "ffprobe"}
+	for _, c := range []struct {
+		name, typ string
+		file      []byte
+	}{
+		{"gif", typeGIF, readFile(t, fixture(t, "img.gif"))},
+		{"png", typePNG, pngChunks(t, badAdler)}, // decodes only through salvagePNG
+	} {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "upload")
+		if err := os.WriteFile(path, c.file, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// The PNG's temporary name is taken by a directory: its creation fails, as on a broken disk.
+		if err := os.Mkdir(path+".new.png", 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := prepareImage(t.Context(), tl, newDecodeGate(), path, c.typ); err == nil || kindOf(err) != kindInternal {
+			t.Errorf("%s, unwritable: %v (kind %d), want an internal error", c.name, err, kindOf(err))
+		}
+		if err := os.Remove(path + ".new.png"); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, c.file[:len(c.file)/3], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := prepareImage(t.Context(), tl, newDecodeGate(), path, c.typ); kindOf(err) != kindInvalid {
+			t.Errorf("%s, cut to a third: %v, want a 400", c.name, err)
+		}
+	}
+	full := fmt.Errorf("write: %w", syscall.ENOSPC)
+	if kindOf(rewriteFailed(full, badMedia("x"))) != kindNoSpace {
+		t.Error("a full disk during a rewrite is not a 507")
 	}
 }
 

@@ -101,11 +101,11 @@ func salvagePNG(path string) error {
 		off += 12 + n
 	}
 	if len(ihdr) != 13 || len(idat) == 0 {
-		return errors.New("png: no header or no image data")
+		return fmt.Errorf("%w: png: no header or no image data", errUndecodable)
 	}
 	runs, err := pngRows(ihdr)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %v", errUndecodable, err)
 	}
 	var raw int64
 	for _, r := range runs {
@@ -113,7 +113,7 @@ func salvagePNG(path string) error {
 	}
 	zr := io.MultiReader(idat...)
 	if _, err := io.CopyN(io.Discard, zr, 2); err != nil { // the zlib header; its checksum is ignored
-		return err
+		return fmt.Errorf("%w: png: no zlib header: %v", errUndecodable, err)
 	}
 	inflated := flate.NewReader(zr)
 	defer inflated.Close()
@@ -144,7 +144,7 @@ func replaceWithPNG(path string, ihdr, plte, trns []byte, rows io.Reader, raw in
 	cw := &idatWriter{w: w}
 	zw, _ := zlib.NewWriterLevel(cw, zlib.BestSpeed)
 	if k, err := io.Copy(zw, rows); k != raw {
-		return fmt.Errorf("png: %d of %d bytes of rows: %v", k, raw, err)
+		return fmt.Errorf("%w: png: %d of %d bytes of rows: %v", errUndecodable, k, raw, err)
 	}
 	if err := zw.Close(); err != nil {
 		return err
