@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // dataDir is the data directory, the one place that knows its layout:
@@ -114,24 +115,38 @@ func tighten(path string, mode os.FileMode) error {
 	return nil
 }
 
-// errDataDirInUse is a data directory another vidgen holds the lock of.
-var errDataDirInUse = errors.New("data directory in use")
+// errDataDirInUse is a data directory a running serve holds.
+var errDataDirInUse = errors.New("another vidgen serve is using the data directory")
 
 // lock takes an exclusive lock on the directory for as long as serve runs: a second serve on the
 // same directory would put the first one's running jobs back to PENDING and empty its tmp/. The
 // kernel drops the lock when the process dies, even by kill -9. Serve takes it before it opens the
-// database, so that only the serve that will run migrates it. The keys commands run beside a serve
-// (SQLite serialises their short transactions): they hold the lock only while they open the
-// database, and migrate it only when they got the lock.
+// database, so that only the serve that will run migrates it. A keys command holds a shared lock
+// for the milliseconds it takes to open the database (see share), so lock waits up to 3 s for one
+// before it concludes that a serve holds the directory.
 func (d dataDir) lock() (unlock func(), err error) {
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		unlock, err = d.flock(syscall.LOCK_EX)
+		if !errors.Is(err, errDataDirInUse) || time.Now().After(deadline) {
+			return unlock, err
+		}
+	}
+}
+
+// share takes a shared lock on the directory, or fails at once with errDataDirInUse when a serve
+// holds it. Keys commands take it to create or migrate the database when no serve runs; several of
+// them may hold it together (SQLite serialises their migrations).
+func (d dataDir) share() (unlock func(), err error) { return d.flock(syscall.LOCK_SH) }
+
+func (d dataDir) flock(how int) (unlock func(), err error) {
 	f, err := os.OpenFile(filepath.Join(d.root, "vidgen.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock data directory: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w: another vidgen serve is using the data directory %s", errDataDirInUse, d.root)
+			return nil, fmt.Errorf("%w %s", errDataDirInUse, d.root)
 		}
 		return nil, fmt.Errorf("lock data directory: %w", err)
 	}

@@ -114,6 +114,47 @@ func TestDataDirPermissions(t *testing.T) {
 	check("restart")
 }
 
+// TestDataDirLock: keys commands share the data directory with each other, never with a serve; a
+// serve starting while a keys command has it waits for it rather than refusing to start.
+func TestDataDirLock(t *testing.T) {
+	t.Parallel()
+	dirs, err := openDataDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := dirs.share()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := dirs.share()
+	if err != nil {
+		t.Fatalf("a second keys command: %v", err)
+	}
+	b()
+	released := make(chan struct{})
+	go func() {
+		time.Sleep(200 * time.Millisecond) // a keys command opening the database
+		close(released)
+		a()
+	}()
+	unlock, err := dirs.lock()
+	if err != nil {
+		t.Fatalf("serve starting beside a keys command: %v", err)
+	}
+	select {
+	case <-released:
+	default:
+		t.Error("serve took the lock while a keys command held it")
+	}
+	if _, err := dirs.share(); !errors.Is(err, errDataDirInUse) {
+		t.Errorf("a keys command beside a serve: %v, want errDataDirInUse", err)
+	}
+	if _, err := dirs.lock(); !errors.Is(err, errDataDirInUse) || !strings.Contains(err.Error(), dirs.root) {
+		t.Errorf("a second serve: %v", err)
+	}
+	unlock()
+}
+
 // TestShareAndMethodHeaders: the share page cannot be framed and sends no Referer with its token;
 // a 405 lists only the methods the route answers.
 func TestShareAndMethodHeaders(t *testing.T) {

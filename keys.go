@@ -262,7 +262,7 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 // openKeysStore opens the data directory's database for a keys command. With no serve running it
-// takes the directory's lock for as long as it opens the database, so it may create or migrate it
+// holds the directory's shared lock while it opens the database, so it may create or migrate it
 // (a script makes the first key before the first start). Beside a running serve it opens the
 // database as it is, and refuses one this binary would have to migrate: that is the new serve's
 // job, after the old one has stopped.
@@ -271,7 +271,7 @@ func openKeysStore(ctx context.Context, path string, now func() time.Time) (*Sto
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := dirs.lock()
+	unlock, err := dirs.share()
 	switch {
 	case err == nil:
 		defer unlock()
