@@ -50,6 +50,7 @@ import (
 // them costs the service one picture's memory rather than one per validation slot.
 type decodeGate chan struct{}
 
+// newDecodeGate returns an open gate for one decode at a time.
 func newDecodeGate() decodeGate { return make(decodeGate, 1) }
 
 // toPNG runs goToPNG when the gate is free (or returns ctx's error), and afterwards hands the
@@ -326,6 +327,7 @@ type pictureRows struct {
 	y, off    int                               // the row being read out, and how much of it was
 }
 
+// newPictureRows reads img turned as EXIF orientation (1-8; anything else is upright) says.
 func newPictureRows(img image.Image, orientation int) *pictureRows {
 	b := img.Bounds()
 	sw, sh := b.Dx(), b.Dy()
@@ -361,6 +363,7 @@ func newPictureRows(img image.Image, orientation int) *pictureRows {
 	return p
 }
 
+// Read gives the image data row after row, then io.EOF.
 func (p *pictureRows) Read(b []byte) (int, error) {
 	if p.off == len(p.out) {
 		if p.y+1 >= p.h {
@@ -455,8 +458,13 @@ func pixelReader(img image.Image) func(x, y int) (r, g, b, a uint8) {
 			return r, g, b, 0xff
 		}
 	case *image.Paletted:
+		// An index past the palette (BMP and TIFF decoders do not check) is opaque black, as
+		// libpng and image/png read it.
 		var pal [256]color.NRGBA
-		for i, c := range m.Palette {
+		for i := range pal {
+			pal[i] = color.NRGBA{A: 0xff}
+		}
+		for i, c := range m.Palette[:min(len(m.Palette), len(pal))] {
 			pal[i] = color.NRGBAModel.Convert(c).(color.NRGBA)
 		}
 		return func(x, y int) (uint8, uint8, uint8, uint8) {

@@ -123,6 +123,12 @@ func TestPixelReader(t *testing.T) {
 		nycca.Cb[i], nycca.Cr[i] = uint8(r.IntN(256)), uint8(r.IntN(256))
 	}
 	pal := color.Palette{color.NRGBA{255, 0, 0, 255}, color.NRGBA{0, 0, 255, 128}, color.Transparent, color.White}
+	// An index past its palette is opaque black, whatever else the palette holds.
+	short := image.NewPaletted(image.Rect(0, 0, 2, 1), pal[:2])
+	short.Pix[1] = 7
+	if r, g, b, a := pixelReader(short)(1, 0); r != 0 || g != 0 || b != 0 || a != 0xff {
+		t.Errorf("an index past the palette: %v, want opaque black", color.NRGBA{r, g, b, a})
+	}
 	images := []image.Image{
 		fill(image.NewNRGBA(rect)), fill(image.NewRGBA(rect)), fill(image.NewNRGBA64(rect)), fill(image.NewRGBA64(rect)),
 		fill(image.NewGray(rect)), fill(image.NewGray16(rect)), fill(image.NewCMYK(rect)), fill(image.NewPaletted(rect, pal)),
