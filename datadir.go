@@ -164,15 +164,25 @@ func (d dataDir) removeInputs(jobID string) error {
 	return errors.Join(errs...)
 }
 
-// removeOutputs deletes a job's published files and returns how many there were.
-func (d dataDir) removeOutputs(token string) int {
+// removeOutputs deletes a job's published files and returns how many it deleted; a file already
+// gone is not an error.
+func (d dataDir) removeOutputs(token string) (int, error) {
 	n := 0
+	var errs []error
 	for _, ext := range outputExts {
-		if os.Remove(d.output(token, ext)) == nil {
+		var pe *os.PathError
+		switch err := os.Remove(d.output(token, ext)); {
+		case err == nil:
 			n++
+		case errors.Is(err, os.ErrNotExist):
+		case errors.As(err, &pe):
+			// Not the path: it holds the output's token, which is as good as its link.
+			errs = append(errs, fmt.Errorf("remove %s output: %w", ext, pe.Err))
+		default:
+			errs = append(errs, err)
 		}
 	}
-	return n
+	return n, errors.Join(errs...)
 }
 
 // emptyTmp deletes everything in tmp/: partial uploads and renders of a process that died. It runs

@@ -20,8 +20,8 @@ type lifecycle struct {
 	log   *slog.Logger
 	rand  io.Reader
 	// expiredBefore is the cutoff of this run's last complete expiry: outputs of jobs that finished
-	// before it are gone. It is zero until the first, which reads every expired job, so a shorter
-	// -retention after a restart takes effect. expiring serialises expiries.
+	// before it were deleted. It is zero until the first, which reads every expired job, so a
+	// shorter -retention after a restart takes effect. expiring serialises expiries.
 	expiring      sync.Mutex
 	expiredBefore time.Time
 }
@@ -98,13 +98,23 @@ func (l *lifecycle) recover(ctx context.Context) error {
 func (l *lifecycle) expire(ctx context.Context, cutoff time.Time) (int, error) {
 	l.expiring.Lock()
 	defer l.expiring.Unlock()
-	tokens, err := l.store.ExpiredOutputs(ctx, l.expiredBefore, cutoff)
+	// The window reaches a day back into the last one: a file whose deletion failed is tried again
+	// for a day, and a clock set back by less than that skips nothing.
+	since := l.expiredBefore
+	if !since.IsZero() {
+		since = since.Add(-24 * time.Hour)
+	}
+	tokens, err := l.store.ExpiredOutputs(ctx, since, cutoff)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, t := range tokens {
-		n += l.dirs.removeOutputs(t)
+		k, err := l.dirs.removeOutputs(t)
+		n += k
+		if err != nil {
+			l.log.Error("delete expired output", "err", err)
+		}
 	}
 	if n > 0 {
 		l.log.Info("deleted expired outputs", "files", n)

@@ -425,16 +425,24 @@ func TestInputsGoneAndOutputExpires(t *testing.T) {
 	if files := dirFiles(t, outputs); len(files) != 0 {
 		t.Errorf("outputs left after expiry: %v", files)
 	}
-	// The next sweep reads only what expired since: a file put back under the expired video's name
-	// is not looked for again (after a restart, the first sweep reads every expired job).
+	// Later sweeps read again the jobs that expired within a day of the last sweep's cutoff (a
+	// deletion that failed is retried), and no older ones: a file put back under the expired job's
+	// name is deleted by the sweeps of the next day, then no longer looked for.
 	putBack := kept[0]
-	os.WriteFile(putBack, nil, 0o640)
-	clk.Advance(time.Hour)
-	if n, err := e.srv.jobs.expire(context.Background(), clk.Now().Add(-e.srv.cfg.Retention)); err != nil || n != 0 {
-		t.Errorf("the next sweep deleted %d files (%v), want 0", n, err)
+	for _, c := range []struct {
+		after   time.Duration
+		deleted int
+	}{{time.Hour, 1}, {25 * time.Hour, 1}, {time.Hour, 0}} {
+		if err := os.WriteFile(putBack, nil, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(c.after)
+		if n, err := e.srv.jobs.expire(context.Background(), clk.Now().Add(-e.srv.cfg.Retention)); err != nil || n != c.deleted {
+			t.Errorf("a sweep %v after the last deleted %d files (%v), want %d", c.after, n, err, c.deleted)
+		}
 	}
 	if _, err := os.Stat(putBack); err != nil {
-		t.Errorf("the next sweep read the expired job again: %v", err)
+		t.Errorf("a sweep read again a job that expired over a day before its last cutoff: %v", err)
 	}
 	var node, parent, unused int
 	var plan string
@@ -445,6 +453,28 @@ func TestInputsGoneAndOutputExpires(t *testing.T) {
 	// The job itself is still listed; only its files are gone.
 	if st := e.status(t, e.key, id); st["status"] != string(StatusCompleted) {
 		t.Errorf("expired job: %v", st)
+	}
+}
+
+// TestRemoveOutputsError: a published file that cannot be deleted is reported without its path,
+// which holds the output's token.
+func TestRemoveOutputsError(t *testing.T) {
+	t.Parallel()
+	dirs, err := openDataDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := strings.Repeat("cd", 16)
+	if err := os.WriteFile(dirs.output(token, "jpg"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stuck := dirs.output(token, "mp4") // a directory with a file in it cannot be removed, even by root
+	if err := os.MkdirAll(filepath.Join(stuck, "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	n, err := dirs.removeOutputs(token)
+	if n != 1 || err == nil || strings.Contains(err.Error(), token) || !strings.Contains(err.Error(), "remove mp4 output") {
+		t.Errorf("removeOutputs: %d, %v; want 1 deleted and an error without the token", n, err)
 	}
 }
 
