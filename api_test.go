@@ -569,7 +569,7 @@ func TestMigrations(t *testing.T) {
 	}
 	migs := []string{`ALTER TABLE jobs ADD COLUMN note TEXT`, `CREATE TABLE extra (x INTEGER)`}
 	// Opened as it is, a database behind the binary's schema is refused and left alone.
-	if err := st.init(ctx, migs, false); !errors.Is(err, errSchema) || !strings.Contains(err.Error(), "stop the running vidgen serve") {
+	if err := st.init(ctx, migs, false); !errors.Is(err, errSchemaBehind) || !strings.Contains(err.Error(), "stop the running vidgen serve") {
 		t.Errorf("behind, not migrating: %v", err)
 	}
 	if n := count(`SELECT count(*) FROM schema_migrations`); n != 0 {
@@ -594,7 +594,7 @@ func TestMigrations(t *testing.T) {
 	}
 	for _, known := range [][]string{migs, migs[:1]} {
 		for _, migrate := range []bool{true, false} {
-			if err := st.init(ctx, known, migrate); !errors.Is(err, errSchema) || !strings.Contains(err.Error(), "later vidgen") {
+			if err := st.init(ctx, known, migrate); !errors.Is(err, errSchemaAhead) || !strings.Contains(err.Error(), "later vidgen") {
 				t.Errorf("newer database, %d migrations known, migrate %v: %v", len(known), migrate, err)
 			}
 		}
@@ -671,6 +671,36 @@ func TestKeysBesideServeDoNotMigrate(t *testing.T) {
 	defer unlock()
 	if out, err := keys("list"); err != nil || !strings.Contains(out, "after") {
 		t.Errorf("keys list beside a serve: %v\n%s", err, out)
+	}
+}
+
+// TestKeysWaitForStartingServe: a provisioning script's first `keys create` racing the service's
+// first start waits for the serve to create the database rather than calling it old.
+func TestKeysWaitForStartingServe(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dirs, err := openDataDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := dirs.lock() // the serve, starting
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	done := make(chan error, 1)
+	var out syncBuffer
+	go func() {
+		done <- run(ctx, []string{"keys", "create", "-name", "first", "-json", "-data", dirs.root}, func(string) string { return "" }, &out, &out)
+	}()
+	time.Sleep(300 * time.Millisecond) // the keys command is waiting (or not yet started: as good)
+	st, err := OpenStore(ctx, dirs.db(), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if err := <-done; err != nil || !strings.Contains(out.String(), `"apiKey"`) {
+		t.Errorf("keys create while the serve created the database: %v\n%s", err, out.String())
 	}
 }
 

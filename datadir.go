@@ -121,14 +121,23 @@ var errDataDirInUse = errors.New("another vidgen serve is using the data directo
 // lock takes an exclusive lock on the directory for as long as serve runs: a second serve on the
 // same directory would put the first one's running jobs back to PENDING and empty its tmp/. The
 // kernel drops the lock when the process dies, even by kill -9. Serve takes it before it opens the
-// database, so that only the serve that will run migrates it. A keys command holds a shared lock
-// for the milliseconds it takes to open the database (see share), so lock waits up to 3 s for one
-// before it concludes that a serve holds the directory.
+// database, so that only the serve that will run migrates it. Keys commands hold a shared lock
+// while they open the database (see share), usually for milliseconds, longer when they migrate a
+// large one: lock waits for them (up to a minute), and fails at once when a serve holds it.
 func (d dataDir) lock() (unlock func(), err error) {
-	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
 		unlock, err = d.flock(syscall.LOCK_EX)
-		if !errors.Is(err, errDataDirInUse) || time.Now().After(deadline) {
+		if !errors.Is(err, errDataDirInUse) {
 			return unlock, err
+		}
+		// A shared lock is to be had only when no serve holds the directory: keys commands do.
+		shared, serr := d.flock(syscall.LOCK_SH)
+		if serr != nil {
+			return nil, err
+		}
+		shared()
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("vidgen keys commands have held the data directory %s for a minute", d.root)
 		}
 	}
 }

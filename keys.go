@@ -261,6 +261,10 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// keysWaitForServe is how long a keys command waits for a starting serve to bring the database to
+// its schema: past busy_timeout (10 s), which one migration may spend waiting for SQLite's lock.
+const keysWaitForServe = 15 * time.Second
+
 // openKeysStore opens the data directory's database for a keys command. With no serve running it
 // holds the directory's shared lock while it opens the database, so it may create or migrate it
 // (a script makes the first key before the first start). Beside a running serve it opens the
@@ -277,7 +281,14 @@ func openKeysStore(ctx context.Context, path string, now func() time.Time) (*Sto
 		defer unlock()
 		return OpenStore(ctx, dirs.db(), now)
 	case errors.Is(err, errDataDirInUse):
-		return OpenStoreAsIs(ctx, dirs.db(), now)
+		// The serve may be starting, and migrating (or creating) the database this moment: give it
+		// longer than one migration may wait for SQLite's lock before calling the database old.
+		for deadline := time.Now().Add(keysWaitForServe); ; time.Sleep(100 * time.Millisecond) {
+			st, err := OpenStoreAsIs(ctx, dirs.db(), now)
+			if !errors.Is(err, errSchemaBehind) || time.Now().After(deadline) {
+				return st, err
+			}
+		}
 	default:
 		return nil, err
 	}

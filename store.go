@@ -61,15 +61,18 @@ func OpenStore(ctx context.Context, path string, now func() time.Time) (*Store, 
 
 // OpenStoreAsIs opens the database at path without changing its schema, for a command that runs
 // beside a serve: migrating under a running service could pull its tables from under it. It fails
-// with errSchema when the database is not at this binary's schema.
+// with errSchemaBehind or errSchemaAhead when the database is not at this binary's schema.
 func OpenStoreAsIs(ctx context.Context, path string, now func() time.Time) (*Store, error) {
 	return openStore(ctx, path, now, migrations, false)
 }
 
-// errSchema is a database whose schema is not the one this binary knows: older (pending
-// migrations that only a command holding the data directory's lock may apply) or newer (written by
-// a later vidgen, which an older one must not run on).
-var errSchema = errors.New("database schema")
+// A database whose schema is not the one this binary knows is either behind it (migrations pending,
+// which only a command holding the data directory's lock may apply) or ahead of it (written by a
+// later vidgen, which an older one must not run on).
+var (
+	errSchemaBehind = errors.New("database schema behind this vidgen's")
+	errSchemaAhead  = errors.New("database schema ahead of this vidgen's")
+)
 
 func openStore(ctx context.Context, path string, now func() time.Time, migs []string, migrate bool) (*Store, error) {
 	// The pragmas live in the DSN because database/sql pools connections: a PRAGMA run once would set
@@ -118,7 +121,7 @@ func (s *Store) init(ctx context.Context, migs []string, migrate bool) error {
 		}
 		if v < len(migs) {
 			return fmt.Errorf("%w: the database is at version %d and this vidgen needs %d; stop the running vidgen serve "+
-				"and start this version's, which updates it", errSchema, v, len(migs))
+				"and start this version's, which updates it", errSchemaBehind, v, len(migs))
 		}
 		return s.checkNotNewer(ctx, len(migs))
 	}
@@ -175,7 +178,7 @@ func (s *Store) checkNotNewer(ctx context.Context, known int) error {
 	}
 	if v > known {
 		return fmt.Errorf("%w: the database is at version %d, written by a later vidgen (this one knows %d); run that version",
-			errSchema, v, known)
+			errSchemaAhead, v, known)
 	}
 	return nil
 }
