@@ -77,7 +77,7 @@ func TestLongRenderTimeoutFailsOnce(t *testing.T) {
 	if got.Retries != 0 || !strings.Contains(got.ErrorMessage, "took longer") {
 		t.Errorf("retries %d, errorMessage %q", got.Retries, got.ErrorMessage)
 	}
-	checkGone(t, endedPids(t, dir))
+	checkGone(t, endedPids(t, dir, false))
 }
 
 // TestDataDirPermissions: the data directory is private to the service's user from the first
@@ -146,11 +146,17 @@ func TestDataDirLock(t *testing.T) {
 	default:
 		t.Error("serve took the lock while a keys command held it")
 	}
-	if _, err := dirs.share(); !errors.Is(err, errDataDirInUse) {
+	if other, err := dirs.share(); !errors.Is(err, errDataDirInUse) {
 		t.Errorf("a keys command beside a serve: %v, want errDataDirInUse", err)
+		if err == nil {
+			other()
+		}
 	}
-	if _, err := dirs.lock(); !errors.Is(err, errDataDirInUse) || !strings.Contains(err.Error(), dirs.root) {
+	if other, err := dirs.lock(); !errors.Is(err, errDataDirInUse) || !strings.Contains(err.Error(), dirs.root) {
 		t.Errorf("a second serve: %v", err)
+		if err == nil {
+			other()
+		}
 	}
 	unlock()
 }

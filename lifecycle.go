@@ -104,16 +104,16 @@ func (l *lifecycle) expire(ctx context.Context, cutoff time.Time) (int, error) {
 	if !since.IsZero() {
 		since = since.Add(-24 * time.Hour)
 	}
-	tokens, err := l.store.ExpiredOutputs(ctx, since, cutoff)
+	expired, err := l.store.ExpiredOutputs(ctx, since, cutoff)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
-	for _, t := range tokens {
-		k, err := l.dirs.removeOutputs(t)
+	for _, o := range expired {
+		k, err := l.dirs.removeOutputs(o.Token)
 		n += k
 		if err != nil {
-			l.log.Error("delete expired output", "err", err)
+			l.log.Error("delete expired output, will retry for a day", "job", o.JobID, "err", err)
 		}
 	}
 	if n > 0 {

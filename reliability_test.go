@@ -406,6 +406,16 @@ func TestInputsGoneAndOutputExpires(t *testing.T) {
 		t.Errorf("outputs after the orphan sweep: %v, want the job's video and poster", kept)
 	}
 
+	// The service's own first sweep runs as it starts: it must be done before the clock moves, or
+	// it would delete the files this test counts.
+	swept := eventually(func() bool {
+		e.srv.jobs.expiring.Lock()
+		defer e.srv.jobs.expiring.Unlock()
+		return !e.srv.jobs.expiredBefore.IsZero()
+	})
+	if !swept {
+		t.Fatal("the service's first sweep did not run")
+	}
 	clk.Advance(e.srv.cfg.Retention + time.Minute)
 	for _, u := range []string{video, share, poster} {
 		resp, err := http.Get(u)

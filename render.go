@@ -235,13 +235,14 @@ func (rd *renderer) run(killCtx context.Context, job Job) {
 func (rd *renderer) finish(killCtx context.Context, id string, out Outcome) (Job, error) {
 	var err error
 	for wait := time.Second; wait <= 32*time.Second; wait *= 2 {
-		attempt := 30 * time.Second
-		if killCtx.Err() != nil {
-			attempt = 5 * time.Second // within the unit's TimeoutStopSec, after -shutdown-grace
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), attempt)
+		// An attempt has 30 s, and 5 s once shutdown begins, even one already under way: with
+		// -shutdown-grace (20 s) that stays within the unit's TimeoutStopSec (45 s), as far as a
+		// context can stop the database (not inside a stuck fsync).
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		stop := context.AfterFunc(killCtx, func() { time.AfterFunc(5*time.Second, cancel) })
 		var j Job
 		j, err = rd.jobs.finish(ctx, id, "", StatusProcessing, out)
+		stop()
 		cancel()
 		if err == nil {
 			return j, nil

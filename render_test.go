@@ -878,7 +878,7 @@ func hangScript(t testing.TB, dir string) string {
 	// The upload's decode check (output format null) runs the real ffmpeg: only renders hang.
 	// Its own pid first, at once: a render timeout may kill it before it gets further.
 	pids := filepath.Join(dir, "pids")
-	script := fmt.Sprintf("#!/bin/sh\nfor a; do [ \"$a\" = null ] && exec ffmpeg \"$@\"; done\necho $$ >> %q\nsleep 3600 &\necho $! >> %q\nwait\n", pids, pids)
+	script := fmt.Sprintf("#!/bin/sh\nfor a; do [ \"$a\" = null ] && exec ffmpeg \"$@\"; done\necho sh $$ >> %q\nsleep 3600 &\necho child $! >> %q\nwait\n", pids, pids)
 	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -905,19 +905,25 @@ func hangPids(t testing.TB, dir string, n int) []int {
 }
 
 // endedPids returns the processes dir/pids lists, for a caller whose renders that ran the stand-in
-// ffmpeg have all ended (their jobs FAILED): at least one stand-in must have recorded itself. Its
-// sleep child, which a render timeout may kill before it is recorded, is not waited for.
-func endedPids(t testing.TB, dir string) []int {
+// ffmpeg have all ended (their jobs FAILED): at least one stand-in must have recorded itself, and
+// when needChild, at least one its child (which a render timeout can kill before it is recorded:
+// only a test of several attempts can count on one).
+func endedPids(t testing.TB, dir string, needChild bool) []int {
 	t.Helper()
 	b, _ := os.ReadFile(filepath.Join(dir, "pids"))
 	var pids []int
-	for _, f := range strings.Fields(string(b)) {
-		if pid, err := strconv.Atoi(f); err == nil {
+	children := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		kind, v, _ := strings.Cut(line, " ")
+		if pid, err := strconv.Atoi(v); err == nil {
 			pids = append(pids, pid)
+			if kind == "child" {
+				children++
+			}
 		}
 	}
-	if len(pids) < 1 {
-		t.Fatalf("the stand-in ffmpeg never ran: pids %q", b)
+	if len(pids) == 0 || needChild && children == 0 {
+		t.Fatalf("the stand-in ffmpeg never ran, or never started its child: pids %q", b)
 	}
 	return pids
 }
@@ -1037,7 +1043,7 @@ func TestRenderTimeout(t *testing.T) {
 	if msg, _ := st["errorMessage"].(string); msg == "" || strings.Contains(msg, "ffmpeg") || strings.Contains(msg, "/") {
 		t.Errorf("errorMessage %q", msg)
 	}
-	checkGone(t, endedPids(t, dir))
+	checkGone(t, endedPids(t, dir, true))
 	if files := dirFiles(t, filepath.Join(cfg.DataDir, "tmp")); len(files) != 0 {
 		t.Errorf("files left in tmp: %v", files)
 	}
