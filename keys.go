@@ -158,7 +158,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, env f
 			return fmt.Errorf("keys %s: no vidgen database at %s; pass the -data (or VIDGEN_DATA) that vidgen serve uses", sub, db)
 		}
 	}
-	st, err := openKeysStore(ctx, *dataPath, now)
+	st, err := openKeysStore(ctx, *dataPath, now, keysWaitForServe)
 	if err != nil {
 		return err
 	}
@@ -267,10 +267,11 @@ const keysWaitForServe = 15 * time.Second
 
 // openKeysStore opens the data directory's database for a keys command. With no serve running it
 // holds the directory's shared lock while it opens the database, so it may create or migrate it
-// (a script makes the first key before the first start). Beside a running serve it opens the
+// (a script makes the first key before the first start). Beside a serve it waits up to wait for
+// the database to reach its schema (see keysWaitForServe). Beside a running serve it opens the
 // database as it is, and refuses one this binary would have to migrate: that is the new serve's
 // job, after the old one has stopped.
-func openKeysStore(ctx context.Context, path string, now func() time.Time) (*Store, error) {
+func openKeysStore(ctx context.Context, path string, now func() time.Time, wait time.Duration) (*Store, error) {
 	dirs, err := openDataDir(path)
 	if err != nil {
 		return nil, err
@@ -283,7 +284,7 @@ func openKeysStore(ctx context.Context, path string, now func() time.Time) (*Sto
 	case errors.Is(err, errDataDirInUse):
 		// The serve may be starting, and migrating (or creating) the database this moment: give it
 		// longer than one migration may wait for SQLite's lock before calling the database old.
-		for deadline := time.Now().Add(keysWaitForServe); ; time.Sleep(100 * time.Millisecond) {
+		for deadline := time.Now().Add(wait); ; time.Sleep(100 * time.Millisecond) {
 			st, err := OpenStoreAsIs(ctx, dirs.db(), now)
 			if !errors.Is(err, errSchemaBehind) || time.Now().After(deadline) {
 				return st, err
