@@ -70,8 +70,8 @@ func OpenStoreAsIs(ctx context.Context, path string, now func() time.Time) (*Sto
 // which only a command holding the data directory's lock may apply) or ahead of it (written by a
 // later vidgen, which an older one must not run on).
 var (
-	errSchemaBehind = errors.New("database schema behind this vidgen's")
-	errSchemaAhead  = errors.New("database schema ahead of this vidgen's")
+	errSchemaBehind = errors.New("the database is older than this vidgen")
+	errSchemaAhead  = errors.New("the database was written by a later vidgen")
 )
 
 func openStore(ctx context.Context, path string, now func() time.Time, migs []string, migrate bool) (*Store, error) {
@@ -120,7 +120,7 @@ func (s *Store) init(ctx context.Context, migs []string, migrate bool) error {
 			return err
 		}
 		if v < len(migs) {
-			return fmt.Errorf("%w: the database is at version %d and this vidgen needs %d; stop the running vidgen serve "+
+			return fmt.Errorf("%w (schema version %d, this vidgen needs %d): stop the running vidgen serve "+
 				"and start this version's, which updates it", errSchemaBehind, v, len(migs))
 		}
 		return s.checkNotNewer(ctx, len(migs))
@@ -177,7 +177,7 @@ func (s *Store) checkNotNewer(ctx context.Context, known int) error {
 		return err
 	}
 	if v > known {
-		return fmt.Errorf("%w: the database is at version %d, written by a later vidgen (this one knows %d); run that version",
+		return fmt.Errorf("%w (schema version %d, this vidgen knows %d): run that version, or restore the backup made before it",
 			errSchemaAhead, v, known)
 	}
 	return nil
