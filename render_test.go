@@ -959,23 +959,31 @@ func checkGone(t testing.TB, pids []int) {
 	}
 }
 
+// hungRender starts a service whose ffmpeg hangs, submits a job and returns once its render is
+// under way: the job and the stand-in processes, both of them (the picture step and the audio
+// encode) with their children.
+func hungRender(t testing.TB) (e *testEnv, id string, pids []int) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := testConfig(t.TempDir())
+	cfg.FFmpeg, cfg.Workers = hangScript(t, dir), 1
+	e = newTestEnv(t, &cfg)
+	id = e.mustSubmit(t, e.key, fixture(t, "img.jpg"), fixture(t, "tone.wav"))
+	e.wait(t, e.key, id, StatusProcessing)
+	return e, id, hangPids(t, dir, 4)
+}
+
 // TestRenderKilledOnShutdown: a hung render runs at lower priority, with its children, writes only
 // into tmp/, and on shutdown its whole process group is killed and reaped.
 func TestRenderKilledOnShutdown(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	cfg := testConfig(t.TempDir())
-	cfg.FFmpeg, cfg.Workers = hangScript(t, dir), 1
-	e := newTestEnv(t, &cfg)
-	id := e.mustSubmit(t, e.key, fixture(t, "img.jpg"), fixture(t, "tone.wav"))
-	e.wait(t, e.key, id, StatusProcessing)
-	pids := hangPids(t, dir, 4) // two stand-ins (the picture step and the audio encode), each with its child
+	e, id, pids := hungRender(t)
 	for _, pid := range pids {
 		if _, _, nice, ok := procStat(pid); !ok || nice != renderNice {
 			t.Errorf("process %d: nice %d (running %v), want %d", pid, nice, ok, renderNice)
 		}
 	}
-	if files := dirFiles(t, filepath.Join(cfg.DataDir, "outputs")); len(files) != 0 {
+	if files := dirFiles(t, filepath.Join(e.srv.cfg.DataDir, "outputs")); len(files) != 0 {
 		t.Errorf("outputs before the render completed: %v", files)
 	}
 	start := time.Now()
@@ -998,13 +1006,7 @@ func TestRenderKilledOnShutdown(t *testing.T) {
 // of retrying for minutes past the unit's TimeoutStopSec.
 func TestShutdownDoesNotWaitForTheDatabase(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	cfg := testConfig(t.TempDir())
-	cfg.FFmpeg, cfg.Workers = hangScript(t, dir), 1
-	e := newTestEnv(t, &cfg)
-	id := e.mustSubmit(t, e.key, fixture(t, "img.jpg"), fixture(t, "tone.wav"))
-	e.wait(t, e.key, id, StatusProcessing)
-	hangPids(t, dir, 4) // two stand-ins (the picture step and the audio encode), each with its child
+	e, id, _ := hungRender(t)
 	full := `CREATE TRIGGER full BEFORE UPDATE ON jobs BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END`
 	if _, err := e.srv.store.db.Exec(full); err != nil {
 		t.Fatal(err)
