@@ -63,7 +63,19 @@ func (g decodeGate) toPNG(ctx context.Context, path, typ string) error {
 	}
 	defer func() { <-g }()
 	defer debug.FreeOSMemory()
-	return goToPNG(path, typ)
+	return noPanic(func() error { return goToPNG(path, typ) })
+}
+
+// noPanic runs decode, a Go decoder reading an upload, and turns a panic in it into errUndecodable:
+// a decoder's bug that a file sets off is that file's refusal, never the service's crash (the
+// decode runs beside the request's goroutine, where nothing else would recover it).
+func noPanic(decode func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("%w: the decoder panicked: %v", errUndecodable, v)
+		}
+	}()
+	return decode()
 }
 
 // errUndecodable is a picture that vidgen's own decoders (goToPNG, salvagePNG) cannot read: the

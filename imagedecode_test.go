@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -200,5 +201,18 @@ func BenchmarkGoToPNG(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestDecoderPanic: a Go decoder that panics on an upload refuses the file; it does not crash the
+// service.
+func TestDecoderPanic(t *testing.T) {
+	t.Parallel()
+	err := noPanic(func() error { panic("index out of range") })
+	if !errors.Is(err, errUndecodable) || kindOf(rewriteFailed(err, badMedia("x"))) != kindInvalid {
+		t.Errorf("a panicking decoder: %v, want errUndecodable and a 400", err)
+	}
+	if err := noPanic(func() error { return nil }); err != nil {
+		t.Errorf("a decoder that succeeds: %v", err)
 	}
 }

@@ -313,8 +313,14 @@ func (s *server) validateSubmission(r *http.Request, files map[string]*upload, f
 	imgErr := make(chan error, 1)
 	go func() {
 		var err error
+		defer func() {
+			// A panic here, off the request's goroutine, would take the whole service down.
+			if v := recover(); v != nil {
+				err = fmt.Errorf("prepare image: panic: %v", v)
+			}
+			imgErr <- err
+		}()
 		imgType, err = prepareImage(r.Context(), s.tools, s.goDecodes, img.path, imgType)
-		imgErr <- err
 	}()
 	info, audErr := probeAudio(r.Context(), s.tools, aud.path, audType)
 	if err := <-imgErr; err != nil {
