@@ -179,16 +179,12 @@ func (d dataDir) removeOutputs(token string) (int, error) {
 	n := 0
 	var errs []error
 	for _, ext := range outputExts {
-		var pe *os.PathError
 		switch err := os.Remove(d.output(token, ext)); {
 		case err == nil:
 			n++
-		case errors.Is(err, os.ErrNotExist):
-		case errors.As(err, &pe):
-			// Not the path: it holds the output's token, which is as good as its link.
-			errs = append(errs, fmt.Errorf("remove %s output: %w", ext, pe.Err))
-		default:
-			errs = append(errs, err)
+		case !errors.Is(err, os.ErrNotExist):
+			// Unwrapped from its *PathError: the path holds the output's token, as good as its link.
+			errs = append(errs, fmt.Errorf("remove %s output: %w", ext, errors.Unwrap(err)))
 		}
 	}
 	return n, errors.Join(errs...)

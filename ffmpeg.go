@@ -122,7 +122,7 @@ func (rd *renderer) ffmpegRun(ctx context.Context, jobID string, duration float6
 	if err != nil && ctx.Err() != nil {
 		return fmt.Errorf("ffmpeg stopped: %w", ctx.Err())
 	}
-	log := bytes.TrimSpace(stderr.Bytes())
+	msgs := bytes.TrimSpace(stderr.Bytes())
 	var errs []error
 	if err != nil {
 		errs = append(errs, err)
@@ -132,15 +132,15 @@ func (rd *renderer) ffmpegRun(ctx context.Context, jobID string, duration float6
 	// disk exits 0. The output is incomplete all the same. ENOSPC is carried as the errno the
 	// renderer's own writes fail with, so that one errors.Is finds both.
 	switch {
-	case bytes.Contains(log, []byte("No space left on device")):
+	case bytes.Contains(msgs, []byte("No space left on device")):
 		errs = append(errs, syscall.ENOSPC)
-	case err == nil && (bytes.Contains(log, []byte("Error writing trailer")) || bytes.Contains(log, []byte("Error closing file"))):
+	case err == nil && (bytes.Contains(msgs, []byte("Error writing trailer")) || bytes.Contains(msgs, []byte("Error closing file"))):
 		errs = append(errs, errOutputIncomplete)
 	}
 	if len(errs) == 0 {
 		return nil
 	}
-	return fmt.Errorf("ffmpeg: %w: %s", errors.Join(errs...), log)
+	return fmt.Errorf("ffmpeg: %w: %s", errors.Join(errs...), msgs)
 }
 
 // errOutputIncomplete is an ffmpeg run that exited 0 after it failed to finish writing its output.

@@ -267,10 +267,9 @@ const keysWaitForServe = 15 * time.Second
 
 // openKeysStore opens the data directory's database for a keys command. With no serve running it
 // holds the directory's shared lock while it opens the database, so it may create or migrate it
-// (a script makes the first key before the first start). Beside a serve it waits up to wait for
-// the database to reach its schema (see keysWaitForServe). Beside a running serve it opens the
-// database as it is, and refuses one this binary would have to migrate: that is the new serve's
-// job, after the old one has stopped.
+// (a script makes the first key before the first start). Beside a serve it opens the database as
+// it is, waiting up to wait for a starting serve to bring it to this binary's schema, and then
+// refuses one it would have to migrate: that is the new serve's job, after the old one stopped.
 func openKeysStore(ctx context.Context, path string, now func() time.Time, wait time.Duration) (*Store, error) {
 	dirs, err := openDataDir(path)
 	if err != nil {

@@ -114,20 +114,23 @@ func openStore(ctx context.Context, path string, now func() time.Time, migs []st
 }
 
 func (s *Store) init(ctx context.Context, migs []string, migrate bool) error {
+	// The version is read before schema.sql runs: a database a later vidgen migrated is left
+	// exactly as it is.
+	v, err := s.schemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	if v > len(migs) {
+		// After a rollback to an older binary, its queries would meet tables they do not know.
+		return fmt.Errorf("%w (schema version %d, this vidgen knows %d): run that version, or restore the backup made before it",
+			errSchemaAhead, v, len(migs))
+	}
 	if !migrate {
-		v, err := s.schemaVersion(ctx)
-		if err != nil {
-			return err
-		}
 		if v < len(migs) {
 			return fmt.Errorf("%w (schema version %d, this vidgen needs %d): stop the running vidgen serve "+
 				"and start this version's, which updates it", errSchemaBehind, v, len(migs))
 		}
-		return s.checkNotNewer(ctx, len(migs))
-	}
-	// Before schema.sql: a database a later vidgen migrated is left exactly as it is.
-	if err := s.checkNotNewer(ctx, len(migs)); err != nil {
-		return err
+		return nil
 	}
 	if _, err := s.db.ExecContext(ctx, schemaSQL); err != nil {
 		return fmt.Errorf("apply schema: %w", err)
@@ -167,20 +170,6 @@ func (s *Store) schemaVersion(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("read schema version: %w", err)
 	}
 	return v, nil
-}
-
-// checkNotNewer refuses a database a later vidgen has migrated past known, the last migration this
-// binary has: after a rollback to an older binary, its queries would meet tables they do not know.
-func (s *Store) checkNotNewer(ctx context.Context, known int) error {
-	v, err := s.schemaVersion(ctx)
-	if err != nil {
-		return err
-	}
-	if v > known {
-		return fmt.Errorf("%w (schema version %d, this vidgen knows %d): run that version, or restore the backup made before it",
-			errSchemaAhead, v, known)
-	}
-	return nil
 }
 
 // Close closes the database.
