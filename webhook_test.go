@@ -617,7 +617,7 @@ func TestWebhookRetrySchedule(t *testing.T) {
 	recv := newHookReceiver(t, func(w http.ResponseWriter, r *http.Request, n int) { failures[n%len(failures)](w, r, n) })
 	clock := newHookClock(time.Now().Add(time.Hour))
 	e := newTestEnv(t, hookConfig(t.TempDir(), recv, target), hookTrust(recv, target), clock.install,
-		func(s *server) { s.hooks.client.Timeout = 5 * time.Second }) // a hang is a timeout; an answer under load is not
+		func(s *server) { s.hooks.client.Timeout = 3 * time.Second }) // a hang is a timeout; an answer under load is not
 	id, _ := e.endWithHook(t, e.key, recv.url())
 	e.settle(t) // the first attempt: at once
 
@@ -744,7 +744,7 @@ func TestWebhookResponses(t *testing.T) {
 	recv := newHookReceiver(t, nil)
 	clock := newHookClock(time.Now().Add(time.Hour))
 	e := newTestEnv(t, hookConfig(t.TempDir(), recv, target), hookTrust(recv, target), clock.install,
-		func(s *server) { s.hooks.client.Timeout = 5 * time.Second }) // a hang is a timeout; an answer under load is not
+		func(s *server) { s.hooks.client.Timeout = 3 * time.Second }) // a hang is a timeout; an answer under load is not
 	id, _ := e.endWithHook(t, e.key, recv.url())
 	e.settle(t)
 	now := clock.Now()
