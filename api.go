@@ -23,21 +23,23 @@ import (
 // answered with a bare 500 that shows nothing of the service's insides.
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *Error
-	if r.Context().Err() != nil && errors.Is(err, context.Canceled) {
+	isError := errors.As(err, &e)
+	switch {
+	case r.Context().Err() != nil && errors.Is(err, context.Canceled):
 		// The client left mid-request (most often during an upload's checks): nobody reads this
 		// answer, and it is no failure of the service to alert on.
 		e = errorf(kindClientGone, "Client closed the request")
-	} else if errors.As(err, &e) && e.Kind == kindUnavailable && e.Err != nil {
+	case !isError || e.Kind == kindInternal:
+		// No path: an output's holds its token. The request's own line, with the same request_id,
+		// names its route.
+		s.log.Error("request failed", "method", r.Method, "err", err, "request_id", requestIDFrom(r))
+		e = &Error{Kind: kindInternal, Msg: "Internal server error"}
+	case e.Kind == kindUnavailable && e.Err != nil:
 		// The client may try again; the operator must know why the service could not serve it.
 		s.log.Error("request failed", "method", r.Method, "err", e.Err, "request_id", requestIDFrom(r))
 		if w.Header().Get("Retry-After") == "" {
 			w.Header().Set("Retry-After", "60")
 		}
-	} else if !errors.As(err, &e) || e.Kind == kindInternal {
-		// No path: an output's holds its token. The request's own line, with the same request_id,
-		// names its route.
-		s.log.Error("request failed", "method", r.Method, "err", err, "request_id", requestIDFrom(r))
-		e = &Error{Kind: kindInternal, Msg: "Internal server error"}
 	}
 	body := map[string]string{"error": e.Msg}
 	if id := requestIDFrom(r); id != "" {

@@ -56,6 +56,11 @@ func toolFailed(name string, err error) *Error {
 		Err: fmt.Errorf("start %s: %w", name, err)}
 }
 
+// lowDisk is the 507 of a server whose data disk is (nearly) full; cause, when set, is for the log.
+func lowDisk(cause error) *Error {
+	return &Error{Kind: kindNoSpace, Msg: "The server is low on disk space and cannot take new jobs right now; try again later", Err: cause}
+}
+
 // errorf returns an *Error of kind with a formatted message for the client.
 func errorf(kind errorKind, format string, args ...any) *Error {
 	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...)}

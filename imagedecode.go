@@ -90,7 +90,7 @@ func rewriteFailed(err, fault error) error {
 	case errors.Is(err, errUndecodable):
 		return fault
 	case errors.Is(err, syscall.ENOSPC):
-		return &Error{Kind: kindNoSpace, Msg: "The server is low on disk space and cannot take new jobs right now; try again later", Err: err}
+		return lowDisk(err)
 	}
 	return fmt.Errorf("rewrite image: %w", err)
 }

@@ -310,7 +310,7 @@ func (s *server) checkDiskSpace() error {
 	}
 	if free < s.cfg.MinFree {
 		s.log.Warn("refusing submission: low disk space", "free", free, "min", s.cfg.MinFree)
-		return errorf(kindNoSpace, "The server is low on disk space and cannot take new jobs right now; try again later")
+		return lowDisk(nil)
 	}
 	return nil
 }
