@@ -119,6 +119,15 @@ type hinted struct {
 	hint string
 }
 
+// String is the wrapped value's. The flag package also calls it on a zero hinted, which wraps
+// nothing, to learn whether a default is worth printing in -h.
+func (h hinted) String() string {
+	if h.Value == nil {
+		return ""
+	}
+	return h.Value.String()
+}
+
 func (h hinted) Set(s string) error {
 	if err := h.Value.Set(s); err != nil {
 		return errors.New(h.hint)

@@ -47,7 +47,7 @@ func TestHelpListsCommands(t *testing.T) {
 		t.Errorf("unknown command: %v\n%s", err, errOut)
 	}
 	_, errOut, err = cliOutput(t, "serve", "-h")
-	if err != nil || !strings.HasPrefix(errOut, "Usage: vidgen serve") {
+	if err != nil || !strings.HasPrefix(errOut, "Usage: vidgen serve") || strings.Contains(errOut, "panic") {
 		t.Errorf("serve -h: %v\n%s", err, errOut)
 	}
 	for _, v := range []string{"VIDGEN_ADDR", "VIDGEN_LOG_FORMAT", "VIDGEN_METRICS_ADDR", "VIDGEN_WEBHOOK_PORTS", "VIDGEN_SHUTDOWN_GRACE"} {
