@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -9,10 +10,13 @@ import (
 	"image/color"
 	"image/png"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
+	"testing/fstest"
+	"time"
 )
 
 // TestGoToPNGOrientations: a JPEG decoded in Go (stored as RGB) comes out as a PNG of the picture
@@ -214,5 +218,221 @@ func TestDecoderPanic(t *testing.T) {
 	}
 	if err := noPanic(func() error { return nil }); err != nil {
 		t.Errorf("a decoder that succeeds: %v", err)
+	}
+}
+
+// TestMemoryGate: work is admitted while its costs fit the budget, in turn (a small cost does not
+// pass a large one waiting), a cost above the whole budget runs alone, and a waiter that gives up
+// holds nothing and lets the next one in.
+func TestMemoryGate(t *testing.T) {
+	t.Parallel()
+	g := newMemoryGate(10)
+	now := func(cost int64) func() {
+		t.Helper()
+		release, err := g.acquire(t.Context(), cost)
+		if err != nil {
+			t.Fatalf("acquire %d: %v", cost, err)
+		}
+		return release
+	}
+	type waiter struct {
+		admitted chan func()
+		cancel   context.CancelFunc
+	}
+	later := func(cost int64) waiter {
+		t.Helper()
+		queued := g.waiting()
+		ctx, cancel := context.WithCancel(t.Context())
+		w := waiter{admitted: make(chan func(), 1), cancel: cancel}
+		go func() {
+			if release, err := g.acquire(ctx, cost); err == nil {
+				w.admitted <- release
+			} else {
+				close(w.admitted)
+			}
+		}()
+		if !eventually(func() bool { return g.waiting() == queued+1 }) {
+			t.Fatalf("acquire %d did not wait", cost)
+		}
+		return w
+	}
+	admitted := func(w waiter) func() {
+		t.Helper()
+		select {
+		case release, ok := <-w.admitted:
+			if !ok {
+				t.Fatal("a waiter gave up instead of being admitted")
+			}
+			return release
+		case <-time.After(10 * time.Second):
+			t.Fatal("a waiter was not admitted")
+			return nil
+		}
+	}
+	a, b := now(4), now(6)
+	c := later(1)
+	a() // 6 held: c's 1 fits
+	c1 := admitted(c)
+	d := later(5) // 7 held: 5 does not fit
+	e := later(1) // it would fit, but d is first
+	if g.waiting() != 2 {
+		t.Fatalf("waiting %d, want d and e", g.waiting())
+	}
+	b() // 1 held: d and then e fit
+	d1, e1 := admitted(d), admitted(e)
+	c1()
+	d1()
+	e1()
+	e1() // a second release gives back nothing more
+	if g.used != 0 {
+		t.Fatalf("used %d after every release", g.used)
+	}
+
+	big := now(50) // more than the budget, with nothing held: runs alone
+	f := later(1)
+	big()
+	admitted(f)()
+
+	held := now(8)
+	giveUp := later(5)
+	next := later(2) // fits beside 8, but waits behind giveUp
+	giveUp.cancel()
+	if _, ok := <-giveUp.admitted; ok {
+		t.Fatal("a cancelled waiter was admitted")
+	}
+	admitted(next)()
+	held()
+	if g.used != 0 || g.waiting() != 0 {
+		t.Fatalf("used %d, waiting %d at the end", g.used, g.waiting())
+	}
+}
+
+// TestPicturesShareMemory: an upload's decode check and a render's picture step start only when
+// the picture's expected memory fits beside the pictures being decoded already.
+func TestPicturesShareMemory(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil, func(s *server) { s.pictures.budget = 1 }) // every picture runs alone
+	gate := e.srv.pictures
+	hold, err := gate.acquire(t.Context(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, ctype := multipartBody(t, map[string]string{"image": fixture(t, "img.jpg"), "audio": fixture(t, "tone.m4a")}, nil)
+	answered := make(chan int, 1)
+	go func() {
+		resp, _, err := request(http.DefaultClient, "POST", e.hs.URL+"/api/jobs", e.key, body, "Content-Type", ctype)
+		if err != nil {
+			close(answered)
+			return
+		}
+		answered <- resp.StatusCode
+	}()
+	if !eventually(func() bool { return gate.waiting() == 1 }) {
+		t.Fatal("the submission's decode check did not wait for the picture being decoded")
+	}
+	select {
+	case code := <-answered:
+		t.Fatalf("the submission was answered (%d) before its picture could be checked", code)
+	default:
+	}
+	hold()
+	if code := <-answered; code != http.StatusCreated {
+		t.Fatalf("submission: %d, want 201", code)
+	}
+
+	// A render's picture step waits the same way.
+	id, err := newJobID(time.Now(), e.srv.rand)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, fixture(t, "img.jpg"), e.srv.dirs.input(id, inputImage))
+	copyFile(t, fixture(t, "short.wav"), e.srv.dirs.input(id, inputAudio))
+	job := Job{ID: id, ImageType: typeJPEG, AudioType: typeWAV, AudioCodec: "pcm_s16le//1/16000", AudioDuration: 0.6}
+	if hold, err = gate.acquire(t.Context(), 1); err != nil {
+		t.Fatal(err)
+	}
+	rendered := make(chan error, 1)
+	go func() {
+		_, err := e.srv.renderer.renderFiles(t.Context(), job)
+		rendered <- err
+	}()
+	if !eventually(func() bool { return gate.waiting() == 1 }) {
+		t.Fatal("the render's picture step did not wait for the picture being decoded")
+	}
+	hold()
+	if err := <-rendered; err != nil {
+		t.Fatalf("render after the wait: %v", err)
+	}
+}
+
+// TestPictureCost: a picture's expected memory follows its header's size and depth; a header that
+// cannot be read counts as the largest picture accepted.
+func TestPictureCost(t *testing.T) {
+	t.Parallel()
+	eight := writeFixture(t, "p8.png", pngHeader(4000, 3000))
+	if got, want := pictureCost(eight, typePNG), int64(pictureBaseCost+12_000_000*pictureByteCost); got != want {
+		t.Errorf("8-bit 4000×3000 PNG: %d, want %d", got, want)
+	}
+	var deep bytes.Buffer
+	if err := png.Encode(&deep, image.NewRGBA64(image.Rect(0, 0, 30, 20))); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := pictureCost(writeFixture(t, "p16.png", deep.Bytes()), typePNG), int64(pictureBaseCost+600*pictureDeepCost); got != want {
+		t.Errorf("16-bit 30×20 PNG: %d, want %d", got, want)
+	}
+	if got := pictureCost(writeFixture(t, "junk.png", []byte("not a png")), typePNG); got != largestPicture {
+		t.Errorf("unreadable header: %d, want %d", got, largestPicture)
+	}
+}
+
+// TestMemoryBudget: the picture budget is half of what the service may use, never more than half
+// the machine's memory.
+func TestMemoryBudget(t *testing.T) {
+	t.Parallel()
+	var si syscall.Sysinfo_t
+	if err := syscall.Sysinfo(&si); err != nil {
+		t.Skip(err)
+	}
+	total := int64(si.Totalram) * int64(si.Unit)
+	got := memoryBudget()
+	if got <= 0 || got > total/2 {
+		t.Fatalf("budget %d with %d of memory", got, total)
+	}
+	if limit, ok := cgroupMemoryMax(); ok && got > limit/2 {
+		t.Fatalf("budget %d under a cgroup limit of %d", got, limit)
+	}
+	t.Logf("budget %d MB (memory %d MB)", got>>20, total>>20)
+}
+
+// TestCgroupLimit: the tightest memory limit from the service's cgroup up, under cgroup v2 (a
+// systemd unit's MemoryMax) and v1.
+func TestCgroupLimit(t *testing.T) {
+	t.Parallel()
+	v2 := fstest.MapFS{
+		"memory.max":                                     {Data: []byte("max\n")},
+		"system.slice/memory.max":                        {Data: []byte("max\n")},
+		"system.slice/vidgen.service/memory.max":         {Data: []byte("2147483648\n")},
+		"user.slice/memory.max":                          {Data: []byte("1048576\n")},
+		"memory/vidgen/memory.limit_in_bytes":            {Data: []byte("1073741824\n")},
+		"memory/memory.limit_in_bytes":                   {Data: []byte("9223372036854771712\n")},
+		"memory/other/memory.limit_in_bytes":             {Data: []byte("4096\n")},
+		"system.slice/vidgen.service/memory.swap.max":    {Data: []byte("0\n")},
+		"system.slice/vidgen.service/memory.limit_bytes": {Data: []byte("1\n")},
+	}
+	for _, c := range []struct {
+		self string
+		want int64
+	}{
+		{"0::/system.slice/vidgen.service\n", 2 << 30},
+		{"0::/\n", 0},
+		{"0::/system.slice/other.service\n", 0},
+		{"12:cpu,cpuacct:/vidgen\n4:memory:/vidgen\n1:name=systemd:/vidgen\n", 1 << 30},
+		{"4:memory:/\n", 9223372036854771712},
+		{"", 0},
+	} {
+		got, ok := cgroupLimit(v2, c.self)
+		if got != c.want || ok != (c.want > 0) {
+			t.Errorf("%q: %d %v, want %d", c.self, got, ok, c.want)
+		}
 	}
 }

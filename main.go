@@ -208,6 +208,7 @@ type server struct {
 	downloads, uploads    *counter      // responses and uploads under way, per client
 	validations           chan struct{} // a slot per submission decoding its files (maxValidations)
 	goDecodes             decodeGate    // pictures decoded in vidgen's own memory, one at a time
+	pictures              *memoryGate   // decoding pictures, in uploads and renders, by their memory
 	uploadGrace           time.Duration
 	uploadMinRate         float64              // bytes a second, after uploadGrace
 	redeliverLimit        *limitPolicy[string] // per account
@@ -283,12 +284,13 @@ func newServer(ctx context.Context, cfg config, log *slog.Logger, now func() tim
 	s.uploads = newCounter(maxUploadsPerClient, maxUploads)
 	s.validations = make(chan struct{}, maxValidations)
 	s.goDecodes = newDecodeGate()
+	s.pictures = newMemoryGate(memoryBudget())
 	s.uploadGrace, s.uploadMinRate = uploadGrace, uploadMinRate
 	s.ratePolicyHeader = ratePolicy(s.apiLimit, s.submitLimit)
 	s.hooks = newWebhookSender(st, log, now, cfg.PublicURL, cfg.WebhookAllowPrivate, cfg.WebhookPorts, nil)
 	s.jobs = &lifecycle{store: st, dirs: dirs, hooks: s.hooks, log: log, rand: s.rand}
 	s.renderer = &renderer{
-		store: st, jobs: s.jobs, dirs: dirs, log: log, now: now, rand: s.rand, tools: s.tools, workers: cfg.Workers,
+		store: st, jobs: s.jobs, dirs: dirs, log: log, now: now, rand: s.rand, tools: s.tools, workers: cfg.Workers, pictures: s.pictures,
 		diskFree: diskFree, minFree: cfg.MinFree,
 		minSegment: defaultMinSegment, audioCores: runtime.NumCPU(),
 		wake: make(chan struct{}, 1), progress: map[string]*jobProgress{},
@@ -482,7 +484,7 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 	hs := s.httpServer()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	log.Info("vidgen listening", "addr", ln.Addr().String(), "data", s.cfg.DataDir, "public_url", s.cfg.PublicURL, "public_url_from", publicFrom, "workers", cfg.Workers, "ffmpeg", ffv, "version", version)
+	log.Info("vidgen listening", "addr", ln.Addr().String(), "data", s.cfg.DataDir, "public_url", s.cfg.PublicURL, "public_url_from", publicFrom, "workers", cfg.Workers, "picture_memory_mb", s.pictures.budget>>20, "ffmpeg", ffv, "version", version)
 
 	select {
 	case err = <-errc:

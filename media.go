@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"image"
+	"image/color"
 	"image/gif"
 	"image/jpeg"
 	"image/png"
@@ -300,44 +301,9 @@ func mp3FrameChain(head []byte) bool {
 // header's dimensions against maxPixels, and a JPEG's or WebP's structure against truncation. (A
 // PNG's structure is prepareImage's to judge: browsers show some PNGs that break its rules.)
 func checkImage(path, typ string) error {
-	f, err := os.Open(path)
+	w, h, _, err := imageSize(path, typ)
 	if err != nil {
 		return err
-	}
-	defer f.Close()
-	unreadable := func(err error) error {
-		return badMedia("image: the %s could not be read (%v); re-export it and try again", typeName(typ), err)
-	}
-	var w, h int
-	switch typ {
-	case typeJPEG, typePNG, typeGIF:
-		decode := map[string]func(io.Reader) (image.Config, error){
-			typeJPEG: jpeg.DecodeConfig, typePNG: png.DecodeConfig, typeGIF: gif.DecodeConfig,
-		}[typ]
-		cfg, err := decode(bufio.NewReader(f))
-		if err != nil {
-			return unreadable(err)
-		}
-		w, h = cfg.Width, cfg.Height
-	case typeBMP:
-		var hdr [26]byte
-		if _, err := io.ReadFull(f, hdr[:]); err != nil {
-			return unreadable(err)
-		}
-		if binary.LittleEndian.Uint32(hdr[14:18]) == 12 { // OS/2 header: 16-bit sizes
-			w, h = int(binary.LittleEndian.Uint16(hdr[18:])), int(binary.LittleEndian.Uint16(hdr[20:]))
-		} else {
-			w, h = int(int32(binary.LittleEndian.Uint32(hdr[18:]))), int(int32(binary.LittleEndian.Uint32(hdr[22:])))
-			h = max(h, -h) // negative: stored top-down
-		}
-	case typeTIFF:
-		w, h = tiffSize(f)
-	case typeHEIC, typeAVIF:
-		w, h = heifSize(f)
-	case typeWebP:
-		if w, h, err = webpSize(f); err != nil {
-			return err
-		}
 	}
 	if w <= 0 || h <= 0 {
 		return badMedia("image: it has no pixels")
@@ -345,13 +311,67 @@ func checkImage(path, typ string) error {
 	if int64(w)*int64(h) > maxPixels {
 		return badMedia("image: %d×%d is %.0f megapixels; the most accepted is %d", w, h, float64(w)*float64(h)/1e6, maxPixels/1_000_000)
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
+	if typ != typeJPEG {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
 		return err
 	}
-	if typ == typeJPEG && !jpegComplete(bufio.NewReaderSize(f, 64<<10)) {
+	defer f.Close()
+	if !jpegComplete(bufio.NewReaderSize(f, 64<<10)) {
 		return badMedia("image: the %s is truncated or damaged; upload the whole file", typeName(typ))
 	}
 	return nil
+}
+
+// imageSize reads the width and height of the image at path, of sniffed type typ, from its header,
+// and whether it may hold 16 bits a channel (deep). A header that cannot be read is a kindInvalid
+// error; a size it does not give is 0×0.
+func imageSize(path, typ string) (w, h int, deep bool, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	defer f.Close()
+	unreadable := func(err error) error {
+		return badMedia("image: the %s could not be read (%v); re-export it and try again", typeName(typ), err)
+	}
+	switch typ {
+	case typeJPEG, typePNG, typeGIF:
+		decode := map[string]func(io.Reader) (image.Config, error){
+			typeJPEG: jpeg.DecodeConfig, typePNG: png.DecodeConfig, typeGIF: gif.DecodeConfig,
+		}[typ]
+		cfg, err := decode(bufio.NewReader(f))
+		if err != nil {
+			return 0, 0, false, unreadable(err)
+		}
+		switch cfg.ColorModel {
+		case color.RGBA64Model, color.NRGBA64Model, color.Gray16Model:
+			deep = true
+		}
+		return cfg.Width, cfg.Height, deep, nil
+	case typeBMP:
+		var hdr [26]byte
+		if _, err := io.ReadFull(f, hdr[:]); err != nil {
+			return 0, 0, false, unreadable(err)
+		}
+		if binary.LittleEndian.Uint32(hdr[14:18]) == 12 { // OS/2 header: 16-bit sizes
+			return int(binary.LittleEndian.Uint16(hdr[18:])), int(binary.LittleEndian.Uint16(hdr[20:])), false, nil
+		}
+		w, h = int(int32(binary.LittleEndian.Uint32(hdr[18:]))), int(int32(binary.LittleEndian.Uint32(hdr[22:])))
+		return w, max(h, -h), false, nil // negative: stored top-down
+	case typeTIFF:
+		w, h = tiffSize(f)
+		return w, h, true, nil
+	case typeHEIC, typeAVIF:
+		w, h = heifSize(f)
+		return w, h, true, nil
+	case typeWebP:
+		w, h, err = webpSize(f)
+		return w, h, false, err
+	}
+	return 0, 0, false, nil
 }
 
 // tiffSize reads the width and height tags of a TIFF's first image (its IFD may sit anywhere in

@@ -50,8 +50,8 @@ func (rd *renderer) renderMoving(ctx context.Context, job Job, image, audio, tmp
 	}
 	split := min(setupShare+int(float64(100-setupShare)*clipEst/(clipEst+movingEstimate(job, guess))), 90)
 	rd.startStep(job.ID, setupShare, split, clipEst)
-	if err := rd.ffmpegRun(ctx, job.ID, 0, stillArgs(job, image, still, poster)...); err != nil {
-		return classify(err, "image", imageFailure)
+	if err := rd.pictureStep(ctx, job, image, stillArgs(job, image, still, poster)); err != nil {
+		return err
 	}
 	if !known {
 		var err error

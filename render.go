@@ -100,6 +100,8 @@ type renderer struct {
 	rand    io.Reader // names outputs
 	tools   tools
 	workers int
+	// pictures admits the step that decodes a job's picture, shared with the uploads' checks.
+	pictures *memoryGate
 	// timeout is how long a render of audio lasting audioSeconds may take before it is killed.
 	timeout func(audioSeconds float64) time.Duration
 	// diskFree reports the free bytes under a path; renders keep at least minFree (0: no floor).
@@ -485,8 +487,8 @@ func (rd *renderer) runWatched(ctx context.Context, jobID string, duration float
 // x264 the clip's keyframe (in a file beside the poster); newStillClip the rest of the clip.
 func (rd *renderer) makeClip(ctx context.Context, job Job, image, poster string) (*stillClip, error) {
 	stream := filepath.Join(filepath.Dir(poster), "clip.h264")
-	if err := rd.ffmpegRun(ctx, job.ID, 0, clipArgs(job, image, stream, poster)...); err != nil {
-		return nil, classify(err, "image", imageFailure)
+	if err := rd.pictureStep(ctx, job, image, clipArgs(job, image, stream, poster)); err != nil {
+		return nil, err
 	}
 	b, err := os.ReadFile(stream)
 	if err != nil {
@@ -494,6 +496,20 @@ func (rd *renderer) makeClip(ctx context.Context, job Job, image, poster string)
 	}
 	os.Remove(stream)
 	return newStillClip(b, clipFrameCount(job), job.Options.fps())
+}
+
+// pictureStep runs ffmpeg with args, the render's step that decodes the job's image, once the
+// memory it takes fits beside the other pictures being decoded.
+func (rd *renderer) pictureStep(ctx context.Context, job Job, image string, args []string) error {
+	release, err := rd.pictures.acquire(ctx, pictureCost(image, job.ImageType))
+	if err != nil {
+		return &renderFailure{err: fmt.Errorf("image: waiting for memory: %w", err)}
+	}
+	defer release()
+	if err := rd.ffmpegRun(ctx, job.ID, 0, args...); err != nil {
+		return classify(err, "image", imageFailure)
+	}
+	return nil
 }
 
 // clipFrameCount is the number of frames of a job's clip: clipFrames/clipFPS seconds at its frame rate.

@@ -320,6 +320,11 @@ func (s *server) validateSubmission(r *http.Request, files map[string]*upload, f
 			}
 			imgErr <- err
 		}()
+		release, err := s.pictures.acquire(r.Context(), pictureCost(img.path, imgType))
+		if err != nil {
+			return
+		}
+		defer release()
 		imgType, err = prepareImage(r.Context(), s.tools, s.goDecodes, img.path, imgType)
 	}()
 	info, audErr := probeAudio(r.Context(), s.tools, aud.path, audType)
