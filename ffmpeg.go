@@ -36,10 +36,9 @@ type tools struct {
 // encoderThreads encoder threads; 3 GiB leaves a margin over both.
 const defaultChildMemory = 3 << 30
 
-// encoderThreads is the most threads x264 may use in a render: its default, 1.5 a core, maps ~75 MB
-// of address space a thread at 1080p, so that on a 32-core machine a render of the largest picture
-// needed over 3 GB. The clip is one keyframe and near-empty frames: beyond a few frame threads there
-// is little left to share.
+// encoderThreads is the most threads x264 may use in a moving render: its default, 1.5 a core, maps
+// ~75 MB of address space a thread at 1080p, so that on a 32-core machine a render of the largest
+// picture needed over 3 GB. (The still render's clip uses one.)
 func encoderThreads() int { return min(8, (3*runtime.NumCPU()+1)/2) }
 
 // run starts cmd under t's memory limit and waits for it. Nothing else may start cmd: its stdout and

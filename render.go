@@ -519,7 +519,10 @@ func clipFrameCount(job Job) int { return clipFrames * job.Options.fps() / clipF
 // x264 writes to stream as H.264 (Annex B) for newStillClip. x264 encodes the keyframe and the
 // clipLookahead frames after it that its rate control weighs the keyframe's quality by: in a
 // whole clip the keyframe comes out the same (on a noisy 1080p photo, 1,174,805 bytes at an
-// average QP of 14.09 either way), for half the CPU.
+// average QP of 14.09 either way), for half the CPU. x264 runs on one thread: one keyframe is
+// not shared out between frame threads, the step mostly runs beside the audio encode on a core of
+// its own, and each extra thread costs ~75 MB and a few thousand page faults (the output is the
+// same frame).
 func clipArgs(job Job, image, stream, poster string) []string {
 	fps := job.Options.fps()
 	frames := clipLookahead + 1
@@ -530,7 +533,7 @@ func clipArgs(job Job, image, stream, poster string) []string {
 		"-xerror", "-threads", "1", "-f", demuxer[job.ImageType], "-i", "file:" + image,
 		"-filter_complex", graph,
 		"-map", "[v]", "-frames:v", strconv.Itoa(frames), "-r", strconv.Itoa(fps),
-		"-threads", strconv.Itoa(encoderThreads()), "-c:v", "libx264", "-preset", clipPreset, "-tune", "stillimage",
+		"-threads", "1", "-c:v", "libx264", "-preset", clipPreset, "-tune", "stillimage",
 		"-crf", clipCRF, "-x264-params", clipX264Params + ":rc-lookahead=" + strconv.Itoa(clipLookahead),
 		"-g", strconv.Itoa(clipFrameCount(job)), "-bf", "0",
 	}
