@@ -119,7 +119,7 @@ func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Addr, "addr", ":8080", "listen address")
 	fs.StringVar(&cfg.DataDir, "data", "./data", "directory for the database, uploads and outputs")
-	fs.StringVar(&cfg.PublicURL, "public-url", "", "base of outputVideo and outputShareLink URLs (default: from -addr, like http://localhost:8080)")
+	fs.StringVar(&cfg.PublicURL, "public-url", "", "base of the outputVideo, outputThumbnail and outputShareLink URLs (default: from -addr, like http://localhost:8080)")
 	fs.IntVar(&cfg.Workers, "workers", runtime.NumCPU(), "most renders at once")
 	fs.StringVar(&cfg.FFmpeg, "ffmpeg", "ffmpeg", "path of ffmpeg")
 	fs.StringVar(&cfg.FFprobe, "ffprobe", "ffprobe", "path of ffprobe")

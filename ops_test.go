@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -320,4 +322,28 @@ func jsonField(t testing.TB, line, name string) string {
 	}
 	s, _ := v[name].(string)
 	return s
+}
+
+// TestProxyBodyLimits: the reverse proxies in deploy/ pass every submission vidgen itself accepts,
+// so that vidgen, not the proxy's plain-text page, answers one that is too large.
+func TestProxyBodyLimits(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		file string
+		re   string
+		unit int64
+	}{
+		{"deploy/nginx.conf", `client_max_body_size (\d+)m;`, 1 << 20}, // nginx's m is MiB
+		{"deploy/Caddyfile", `max_size (\d+)MiB`, 1 << 20},
+	} {
+		m := regexp.MustCompile(c.re).FindSubmatch(readFile(t, c.file))
+		if m == nil {
+			t.Errorf("%s: no %s", c.file, c.re)
+			continue
+		}
+		n, _ := strconv.ParseInt(string(m[1]), 10, 64)
+		if n*c.unit < maxBodySize {
+			t.Errorf("%s lets %d bytes through; vidgen accepts %d", c.file, n*c.unit, maxBodySize)
+		}
+	}
 }
