@@ -16,8 +16,9 @@ deps: check-go
 check-go:
 	@command -v $(GO) >/dev/null 2>&1 || { echo "Go 1.26 or newer is needed: see https://go.dev/doc/install"; exit 1; }
 
-## check-tools: the tests run the real ffmpeg. As root (a fresh machine, CI) a missing one is installed
-## with apt-get; anyone else is told the command: the tests never run sudo.
+## check-tools: the tests run the real ffmpeg, and the race detector needs cgo and so a C compiler.
+## As root (a fresh machine, CI) what is missing is installed with apt-get; anyone else is told the
+## command: the tests never run sudo.
 check-tools: check-go
 	@if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -25,6 +26,14 @@ check-tools: check-go
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg; \
 		else \
 			echo "The tests need ffmpeg and ffprobe: install them with 'sudo apt-get install -y ffmpeg' (or 'make deps')"; exit 1; \
+		fi; \
+	fi
+	@if ! command -v "$$($(GO) env CC)" >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "no C compiler (the race detector needs cgo): installing gcc with apt-get"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev; \
+		else \
+			echo "The tests run under the race detector, which needs a C compiler: install it with 'sudo apt-get install -y gcc'"; exit 1; \
 		fi; \
 	fi
 
