@@ -139,13 +139,17 @@ func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (
 	// Each flag can come from VIDGEN_<NAME>; the variables are applied first, so a flag on the
 	// command line beats its variable, and a malformed value is an error, never a silent default.
 	var envErr error
+	var bad *malformed // the last value a flag refused
 	fs.VisitAll(func(f *flag.Flag) {
 		name := envName(f.Name)
 		f.Usage += " [" + name + "]"
-		hintMalformed(f)
+		hintMalformed(f, &bad)
 		if v := env(name); v != "" && envErr == nil {
 			if err := fs.Set(f.Name, v); err != nil {
-				envErr = fmt.Errorf("serve: %s=%q: %v", name, v, err)
+				envErr = fmt.Errorf("serve: %s (-%s): %q: %v", name, f.Name, v, err)
+				if bad != nil {
+					envErr = bad.error(true)
+				}
 			}
 		}
 	})
@@ -153,11 +157,18 @@ func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (
 		return config{}, envErr
 	}
 	if !slices.ContainsFunc(args, isHelpArg) {
-		// A mistake gets its one line and a pointer, not the whole list of flags after it.
-		fs.Usage = func() { fmt.Fprintln(fs.Output(), "run 'vidgen serve -h' for every flag") }
+		// A mistake is one line, the error returned, not the flag package's print of it and the
+		// whole list of flags after it.
+		fs.SetOutput(io.Discard)
 	}
 	if err := fs.Parse(args); err != nil {
-		return config{}, err
+		if bad != nil {
+			return config{}, bad.error(false)
+		}
+		if errors.Is(err, flag.ErrHelp) {
+			return config{}, err
+		}
+		return config{}, fmt.Errorf("serve: %v; run 'vidgen serve -h' for every flag", err)
 	}
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))

@@ -97,27 +97,53 @@ func badSetting(flagName, format string, args ...any) error {
 	return fmt.Errorf("serve: -%s (%s): %s", flagName, envName(flagName), fmt.Sprintf(format, args...))
 }
 
-// hintMalformed makes a malformed value of f, a flag of a duration or a number, an error that says
-// what is expected ("5" for -shutdown-grace is "not a duration like 20s, 90m or 720h"), where the flag
-// package says only "parse error".
-func hintMalformed(f *flag.Flag) {
+// malformed is a value that a flag of serve, or its variable, could not take.
+type malformed struct{ flag, value, hint string }
+
+// error names the setting the way it was given (the variable first when the value came from it),
+// with the other name beside it, and what was expected.
+func (m *malformed) error(fromEnv bool) error {
+	if fromEnv {
+		return fmt.Errorf("serve: %s (-%s): %q is %s", envName(m.flag), m.flag, m.value, m.hint)
+	}
+	return fmt.Errorf("serve: -%s (%s): %q is %s", m.flag, envName(m.flag), m.value, m.hint)
+}
+
+// hintMalformed makes a malformed value of f, a flag of a duration, a number or a boolean, say what
+// is expected ("5" for -shutdown-grace is "not a duration like 20s, 90m or 720h"), where the flag
+// package says only "parse error"; the value is recorded in *last.
+func hintMalformed(f *flag.Flag, last **malformed) {
 	g, ok := f.Value.(flag.Getter)
 	if !ok {
 		return
 	}
+	h := hinted{Value: f.Value, name: f.Name, last: last}
 	switch g.Get().(type) {
 	case time.Duration:
-		f.Value = hinted{f.Value, "not a duration like 20s, 90m or 720h"}
+		h.hint = "not a duration like 20s, 90m or 720h"
 	case int, int64:
-		f.Value = hinted{f.Value, "not a whole number"}
+		h.hint = "not a whole number"
+	case bool:
+		h.hint = "not true or false"
+		f.Value = hintedBool{h}
+		return
+	default:
+		return
 	}
+	f.Value = h
 }
 
-// hinted is a flag value whose malformed values get hint as their error.
+// hinted is a flag value whose malformed values get hint as their error and are recorded in *last.
 type hinted struct {
 	flag.Value
-	hint string
+	name, hint string
+	last       **malformed
 }
+
+// hintedBool is a hinted boolean, which keeps "-flag" alone meaning true.
+type hintedBool struct{ hinted }
+
+func (hintedBool) IsBoolFlag() bool { return true }
 
 // String is the wrapped value's. The flag package also calls it on a zero hinted, which wraps
 // nothing, to learn whether a default is worth printing in -h.
@@ -130,6 +156,7 @@ func (h hinted) String() string {
 
 func (h hinted) Set(s string) error {
 	if err := h.Value.Set(s); err != nil {
+		*h.last = &malformed{flag: h.name, value: s, hint: h.hint}
 		return errors.New(h.hint)
 	}
 	return nil

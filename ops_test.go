@@ -114,14 +114,17 @@ func TestInvalidSettingsNamed(t *testing.T) {
 		{[]string{"-max-duration", "-1s"}, nil, "-max-duration (VIDGEN_MAX_DURATION)"},
 		{[]string{"-retention", "-1h"}, nil, "-retention (VIDGEN_RETENTION)"},
 		{[]string{"-min-free", "-5"}, nil, "-min-free (VIDGEN_MIN_FREE)"},
-		{nil, map[string]string{"VIDGEN_WORKERS": "many"}, "VIDGEN_WORKERS"},
+		{nil, map[string]string{"VIDGEN_WORKERS": "many"}, `VIDGEN_WORKERS (-workers): "many" is not a whole number`},
 		{[]string{"-workers", "0"}, nil, "-workers (VIDGEN_WORKERS)"},
 		{nil, map[string]string{"VIDGEN_RATE_API": "-1"}, "-rate-api (VIDGEN_RATE_API)"},
 		{[]string{"-rate-download", "-1"}, nil, "-rate-download (VIDGEN_RATE_DOWNLOAD)"},
 		{nil, map[string]string{"VIDGEN_TRUST_PROXY": "nonsense"}, "-trust-proxy (VIDGEN_TRUST_PROXY)"},
-		{[]string{"-shutdown-grace", "5"}, nil, `"5" for flag -shutdown-grace: not a duration like 20s`},
-		{nil, map[string]string{"VIDGEN_RETENTION": "30d"}, `VIDGEN_RETENTION="30d": not a duration like 20s`},
-		{[]string{"-min-free", "1GB"}, nil, "-min-free: not a whole number"},
+		{[]string{"-shutdown-grace", "5"}, nil, `-shutdown-grace (VIDGEN_SHUTDOWN_GRACE): "5" is not a duration like 20s`},
+		{nil, map[string]string{"VIDGEN_RETENTION": "30d"}, `VIDGEN_RETENTION (-retention): "30d" is not a duration like 20s`},
+		{[]string{"-min-free", "1GB"}, nil, `-min-free (VIDGEN_MIN_FREE): "1GB" is not a whole number`},
+		{nil, map[string]string{"VIDGEN_WEBHOOK_ALLOW_PRIVATE": "yes"}, `VIDGEN_WEBHOOK_ALLOW_PRIVATE (-webhook-allow-private): "yes" is not true or false`},
+		{[]string{"-webhook-allow-private=maybe"}, nil, `-webhook-allow-private (VIDGEN_WEBHOOK_ALLOW_PRIVATE): "maybe" is not true or false`},
+		{[]string{"-bogus"}, nil, "flag provided but not defined: -bogus; run 'vidgen serve -h' for every flag"},
 	}
 	for _, c := range cases {
 		dir := t.TempDir() + "/data"
@@ -139,11 +142,17 @@ func TestInvalidSettingsNamed(t *testing.T) {
 			t.Errorf("%v %v: the data directory was created before the settings were checked", c.args, c.env)
 		}
 	}
-	// A malformed value gets its line and a pointer to the help, not every flag after it.
-	var stderr strings.Builder
-	run(context.Background(), []string{"serve", "-data", t.TempDir(), "-workers", "x"}, func(string) string { return "" }, io.Discard, &stderr)
-	if s := stderr.String(); !strings.Contains(s, "run 'vidgen serve -h' for every flag") || strings.Contains(s, "-rate-api") {
-		t.Errorf("serve -workers x printed:\n%s", s)
+	// A mistake is the one line of the error returned: nothing printed before it, no list of flags.
+	for _, args := range [][]string{{"-workers", "x"}, {"-bogus"}} {
+		var stderr strings.Builder
+		run(context.Background(), append([]string{"serve", "-data", t.TempDir()}, args...), func(string) string { return "" }, io.Discard, &stderr)
+		if stderr.Len() > 0 {
+			t.Errorf("serve %v printed:\n%s", args, stderr.String())
+		}
+	}
+	// A boolean flag alone still means true.
+	if cfg, err := parseServeFlags([]string{"-webhook-allow-private"}, func(string) string { return "" }, io.Discard); err != nil || !cfg.WebhookAllowPrivate {
+		t.Errorf("-webhook-allow-private alone: %v %v", err, cfg.WebhookAllowPrivate)
 	}
 	// Good values pass.
 	cfg, err := parseServeFlags([]string{"-log-format", "json", "-metrics-addr", "127.0.0.1:9464", "-public-url", "https://v.example.com/base/", "-webhook-ports", "443, 8443"},
