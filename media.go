@@ -208,7 +208,7 @@ func containerName(typ string) string {
 }
 
 // audioTypes lists the audio an upload may hold, for the messages that refuse one.
-const audioTypes = "MP3, WAV, M4A (AAC), Ogg (Vorbis, Opus), FLAC, AIFF, AAC or WebM/Matroska (Opus, Vorbis) audio"
+const audioTypes = "MP3, WAV, M4A (AAC, ALAC), Ogg (Vorbis, Opus), FLAC, AIFF, AAC or WebM/Matroska (Opus, Vorbis, FLAC, AAC, MP3) audio"
 
 // withArticle puts "a" or "an" before a type's name, as it is read aloud: an MP3, a WAV.
 func withArticle(name string) string {
@@ -309,7 +309,9 @@ func checkImage(path, typ string) error {
 		return badMedia("image: it has no pixels")
 	}
 	if int64(w)*int64(h) > maxPixels {
-		return badMedia("image: %d×%d is %.0f megapixels; the most accepted is %d", w, h, float64(w)*float64(h)/1e6, maxPixels/1_000_000)
+		// Exact sizes: a rounded count would read "100 megapixels; the most accepted is 100".
+		return badMedia("image: %d×%d is more than the %d megapixels accepted (%d pixels, such as 10000×10000); send a smaller picture",
+			w, h, maxPixels/1_000_000, maxPixels)
 	}
 	if typ != typeJPEG {
 		return nil

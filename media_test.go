@@ -240,7 +240,7 @@ func TestCheckImagePixelCap(t *testing.T) {
 	if err := check("cap.png", pngWith(10000, 10000)); err != nil {
 		t.Errorf("exactly 100 MP: %v", err)
 	}
-	if err := check("over.png", pngWith(10001, 10000)); err == nil || !strings.Contains(err.Error(), "megapixels") {
+	if err := check("over.png", pngWith(10001, 10000)); err == nil || !strings.Contains(err.Error(), "10001×10000 is more than the 100 megapixels accepted") {
 		t.Errorf("just over 100 MP: %v", err)
 	}
 	if err := check("zero.png", pngWith(0, 10)); err == nil {
@@ -369,6 +369,16 @@ func TestDeclaredSeconds(t *testing.T) {
 		// An MP3's frame count covers the encoder's delay and padding too (a few frames).
 		if ok != (c.want > 0) || math.Abs(got-c.want) > 0.1 {
 			t.Errorf("%s: %.3f s %v, want %.3f s", c.name, got, ok, c.want)
+		}
+	}
+}
+
+// TestFmtOver: a length over a limit never reads as the limit: tenths are rounded up.
+func TestFmtOver(t *testing.T) {
+	t.Parallel()
+	for sec, want := range map[float64]string{5.4: "0:00:05.4", 5.01: "0:00:05.1", 120: "0:02:00.0", 3600.05: "1:00:00.1", 3725.5: "1:02:05.5"} {
+		if got := fmtOver(sec); got != want {
+			t.Errorf("fmtOver(%v) = %s, want %s", sec, got, want)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net"
 	"net/http"
@@ -335,7 +336,7 @@ func (s *server) validateSubmission(r *http.Request, files map[string]*upload, f
 		return Job{}, audErr
 	}
 	if s.cfg.MaxDuration > 0 && info.Duration > s.cfg.MaxDuration.Seconds() {
-		return Job{}, badMedia("audio: it lasts %s; the most accepted is %s", fmtDuration(info.Duration), fmtDuration(s.cfg.MaxDuration.Seconds()))
+		return Job{}, badMedia("audio: it lasts %s; the most accepted is %s", fmtOver(info.Duration), fmtDuration(s.cfg.MaxDuration.Seconds()))
 	}
 	return Job{ImageType: imgType, AudioType: audType, AudioCodec: audioCodecTag(info), AudioDuration: info.Duration, WebhookURL: webhookURL, Options: opts}, nil
 }
@@ -343,6 +344,14 @@ func (s *server) validateSubmission(r *http.Request, files map[string]*upload, f
 func fmtDuration(sec float64) string {
 	s := int(sec + 0.5)
 	return fmt.Sprintf("%d:%02d:%02d", s/3600, s/60%60, s%60)
+}
+
+// fmtOver is fmtDuration of a length over a limit, with its tenths rounded up, so that it never
+// reads as the limit itself: 5.4 s over 5 s is 0:00:05.4.
+func fmtOver(sec float64) string {
+	tenths := int(math.Ceil(sec*10 - 1e-6)) // less floating-point noise
+	s := tenths / 10
+	return fmt.Sprintf("%d:%02d:%02d.%d", s/3600, s/60%60, s%60, tenths%10)
 }
 
 // validWebhookSyntax checks the shape of a webhook URL: absolute https with a host, no credentials.
