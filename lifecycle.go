@@ -38,12 +38,7 @@ func (l *lifecycle) finish(ctx context.Context, id, keyID string, from JobStatus
 	if err != nil {
 		return Job{}, err
 	}
-	attrs := []any{"job", j.ID, "key", j.KeyID, "from", from, "status", j.Status, "retries", j.Retries,
-		"age_s", j.UpdatedAt.Sub(j.CreatedAt).Seconds()}
-	if j.ErrorMessage != "" {
-		attrs = append(attrs, "error", j.ErrorMessage)
-	}
-	l.log.Info("job state changed", attrs...)
+	l.logChange(j, from)
 	if j.Active() {
 		return j, nil
 	}
@@ -54,6 +49,17 @@ func (l *lifecycle) finish(ctx context.Context, id, keyID string, from JobStatus
 		l.hooks.Notify()
 	}
 	return j, nil
+}
+
+// logChange writes the log line of every change of a job's state: j as stored, from its state
+// before.
+func (l *lifecycle) logChange(j Job, from JobStatus) {
+	attrs := []any{"job", j.ID, "key", j.KeyID, "from", from, "status", j.Status, "retries", j.Retries,
+		"age_s", j.UpdatedAt.Sub(j.CreatedAt).Seconds()}
+	if j.ErrorMessage != "" {
+		attrs = append(attrs, "error", j.ErrorMessage)
+	}
+	l.log.Info("job state changed", attrs...)
 }
 
 // cancel ends keyID's PENDING job id as CANCELLED.

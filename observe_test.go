@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -106,6 +107,18 @@ func TestRequestLogAndIDs(t *testing.T) {
 		t.Errorf("submission line %v, want job %s", l, id)
 	}
 	st := e.wait(t, e.key, id, StatusCompleted)
+	// Each change of the job's state has its line, the claim included.
+	// (The renderer and the lifecycle keep the server's first logger, the env's text log.)
+	change := regexp.MustCompile(`msg="job state changed" job=` + id + ` key=\S+ from=(\w+) status=(\w+)`)
+	changes := func() (got []string) {
+		for _, m := range change.FindAllStringSubmatch(e.logs.String(), -1) {
+			got = append(got, m[1]+">"+m[2])
+		}
+		return got
+	}
+	if want := []string{"PENDING>PROCESSING", "PROCESSING>COMPLETED"}; !eventually(func() bool { return slices.Equal(changes(), want) }) {
+		t.Errorf("job state lines %v, want %v", changes(), want)
+	}
 	video := st["outputVideo"].(string)
 	token := strings.TrimSuffix(path.Base(video), ".mp4")
 	resp, b = e.do(t, "GET", "/v/"+token+".mp4", "", nil)

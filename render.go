@@ -186,6 +186,7 @@ func (rd *renderer) loop(claimCtx, killCtx context.Context) {
 				}
 				break
 			}
+			rd.jobs.logChange(job, StatusPending)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
