@@ -50,7 +50,10 @@ func frameFit(o Options) string {
 	fg := fmt.Sprintf("scale=%d:%d:force_original_aspect_ratio=decrease:force_divisible_by=2:flags=lanczos[pfg];", f.W, f.H)
 	over := "[pbg][pfg]overlay=x=(W-w)/2:y=(H-h)/2:format=rgb:shortest=1,"
 	if o.Background != "blur" && o.Background != "" {
-		return fmt.Sprintf("format=rgb24,%scolor=c=0x%s:s=%dx%d:r=1:d=1,format=rgb24[pbg];%s", fg, o.Background[1:], f.W, f.H, over)
+		// The colour's frame rate is the default 25, the image demuxers' own: the picture's frame
+		// takes its duration from the colour, and a moving render's constant frame rate repeats the
+		// last frame to fill it (at r=1 the video ran a second past the audio).
+		return fmt.Sprintf("format=rgb24,%scolor=c=0x%s:s=%dx%d:d=1,format=rgb24[pbg];%s", fg, o.Background[1:], f.W, f.H, over)
 	}
 	// The background: the image enlarged to cover the frame, blurred and darkened to half its
 	// brightness so the picture in front stands out.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -328,4 +329,32 @@ func hexByte(s string) uint8 {
 		v = v<<4 | uint8(strings.IndexRune("0123456789abcdef", c))
 	}
 	return v
+}
+
+// TestMovingOnColourEndsWithAudio: a waveform over a colour background ends with the sound. The
+// colour's still frame once lasted a second, and ffmpeg's constant frame rate filled that second
+// after the last frame: the video ran ~1 s past the audio.
+func TestMovingOnColourEndsWithAudio(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	audio := fixture(t, "short.wav")
+	body, ctype := multipartBody(t, map[string]string{"image": fixture(t, "img.jpg"), "audio": audio},
+		map[string]string{"size": "square", "background": "#102030", "waveform": "bars"})
+	resp, b := e.do(t, "POST", "/api/jobs", e.key, body, "Content-Type", ctype)
+	if resp.StatusCode != 201 {
+		t.Fatalf("submit: %d %s", resp.StatusCode, b)
+	}
+	st := e.wait(t, e.key, decodeJSON(t, resp, b)["jobId"].(string), StatusCompleted)
+	video, _ := download(t, st["outputVideo"].(string))
+	path := writeFixture(t, "out.mp4", video)
+	want := mediaDuration(t, audio)
+	for _, kind := range []string{"v", "a"} {
+		out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", kind+":0", "-show_entries", "stream=duration", "-of", "csv=p=0", path).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64); err != nil || math.Abs(got-want) > 0.05 {
+			t.Errorf("%s stream lasts %s s, the audio %.3f s", kind, bytes.TrimSpace(out), want)
+		}
+	}
 }
