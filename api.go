@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"os"
 	"slices"
@@ -480,7 +481,56 @@ func (s *server) handleVideo(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", ctype)
 	w.Header().Set("Cache-Control", "public, max-age=86400")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if h := r.Header.Get("Range"); h != "" && !byteRanges(h) {
+		// RFC 9110 (14.2): a range in another unit, or one that does not parse, is ignored and the
+		// whole file served; ServeContent would answer 416 with no size to go on.
+		r.Header.Del("Range")
+	}
 	http.ServeContent(&rangeErrorWriter{ResponseWriter: w, s: s, r: r}, r, name, j.FinishedAt, f)
+}
+
+// byteRanges says whether h is a Range header of byte ranges that parse: "bytes=" and specs
+// "first-last", "first-" or "-suffix", with last ≥ first. Whether they overlap the file is
+// ServeContent's to judge.
+func byteRanges(h string) bool {
+	specs, ok := strings.CutPrefix(h, "bytes=")
+	if !ok {
+		return false
+	}
+	num := func(s string) (uint64, bool) {
+		n, err := strconv.ParseUint(s, 10, 64) // digits only: no sign
+		return n, err == nil
+	}
+	seen := false
+	for _, spec := range strings.Split(specs, ",") {
+		spec = textproto.TrimString(spec)
+		if spec == "" {
+			continue
+		}
+		first, last, ok := strings.Cut(spec, "-")
+		if !ok {
+			return false
+		}
+		first, last = textproto.TrimString(first), textproto.TrimString(last)
+		switch {
+		case first == "":
+			if _, ok := num(last); !ok {
+				return false
+			}
+		case last == "":
+			if _, ok := num(first); !ok {
+				return false
+			}
+		default:
+			f, ok1 := num(first)
+			l, ok2 := num(last)
+			if !ok1 || !ok2 || l < f {
+				return false
+			}
+		}
+		seen = true
+	}
+	return seen
 }
 
 // rangeErrorWriter passes http.ServeContent's answer through, except its plain-text 416 for a

@@ -805,6 +805,13 @@ func TestQuickStart(t *testing.T) {
 		!strings.HasPrefix(rresp.Header.Get("Content-Type"), "application/json") || !strings.Contains(string(part), `"error":"The range is past the end`) {
 		t.Errorf("range past the end: %d %q %q %s", rresp.StatusCode, cr, rresp.Header.Get("Content-Type"), part)
 	}
+	// A Range header that is not one (another unit, malformed, reversed) is ignored: the whole file.
+	for _, h := range []string{"items=0-1", "bytes=abc", "bytes=5-2", "bytes=-", "bytes=0-1,x"} {
+		rresp, part = mustRequest(t, "GET", st["outputVideo"].(string), "", nil, "Range", h)
+		if rresp.StatusCode != 200 || !bytes.Equal(part, video) {
+			t.Errorf("Range: %s: %d, %d bytes of %d", h, rresp.StatusCode, len(part), len(video))
+		}
+	}
 
 	page, presp := download(t, st["outputShareLink"].(string))
 	if !strings.HasPrefix(presp.Header.Get("Content-Type"), "text/html") {
