@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"unicode/utf8"
 )
 
 // maxPixels caps the images vidgen accepts, checked from the header before anything is decoded.
@@ -239,10 +240,31 @@ func describe(head []byte) string {
 			return k.name
 		}
 	}
-	if len(head) == 0 {
+	switch {
+	case len(head) == 0:
 		return "empty"
+	case bytes.HasPrefix(head, []byte("RIFF")) && len(head) >= 12 && string(head[8:12]) == "AVI ":
+		return "an AVI video"
+	case isText(head):
+		return "a text file"
 	}
 	return "not a supported format"
+}
+
+// isText says whether head, the start of a file, reads as text: UTF-8 (a character cut at its end
+// allowed) without control characters other than tabs and line ends.
+func isText(head []byte) bool {
+	for len(head) > 0 {
+		r, n := utf8.DecodeRune(head)
+		if r == utf8.RuneError && n <= 1 {
+			return !utf8.FullRune(head) // only a character that the head cuts short
+		}
+		if r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0x7f {
+			return false
+		}
+		head = head[n:]
+	}
+	return true
 }
 
 var (

@@ -115,8 +115,13 @@ func TestSniff(t *testing.T) {
 			t.Errorf("describe(%s) = %q, want %q", name, d, want)
 		}
 	}
-	if d := describe(nil); d != "empty" {
-		t.Errorf("describe(nil) = %q", d)
+	for in, want := range map[string]string{
+		"": "empty", "hello": "a text file", "name,size\r\nx,1\n": "a text file", "caf\xc3\xa9 \xe2\x82": "a text file",
+		"RIFF\x00\x00\x00\x00AVI LIST": "an AVI video", "hel\x00lo": "not a supported format", "\xff\xfe\x00x": "not a supported format",
+	} {
+		if d := describe([]byte(in)); d != want {
+			t.Errorf("describe(%q) = %q, want %q", in, d, want)
+		}
 	}
 }
 
