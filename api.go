@@ -573,7 +573,6 @@ func (s *server) handleShare(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	out := outputURLs(j, s.cfg.PublicURL)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	// Nobody frames the page (sites that want the video embed the MP4 itself), and the token in its
@@ -581,14 +580,21 @@ func (s *server) handleShare(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; media-src 'self' "+s.cfg.PublicURL+"; img-src 'self' "+s.cfg.PublicURL+
 		"; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 	w.Header().Set("Referrer-Policy", "no-referrer")
-	err = shareTmpl.Execute(w, map[string]any{
+	if err := shareTmpl.Execute(w, sharePage(j, s.cfg.PublicURL)); err != nil {
+		s.log.Debug("share page", "err", err) // the client went away mid-write
+	}
+}
+
+// sharePage is what the share page of the completed job j shows, under the public base URL.
+func sharePage(j Job, base string) map[string]any {
+	out := outputURLs(j, base)
+	return map[string]any{
 		"Video":    *out.video,
 		"Page":     *out.share,
 		"Poster":   *out.thumbnail,
 		"Title":    "Video " + j.ID,
 		"Duration": int(j.AudioDuration + 0.5),
-	})
-	if err != nil {
-		s.log.Debug("share page", "err", err) // the client went away mid-write
+		// og:video:secure_url promises HTTPS: only when the video is served over it.
+		"Secure": strings.HasPrefix(*out.video, "https://"),
 	}
 }

@@ -824,6 +824,10 @@ func TestQuickStart(t *testing.T) {
 			t.Errorf("share page lacks %s", want)
 		}
 	}
+	// The video is served over plain HTTP here: the page does not call it secure.
+	if strings.Contains(string(page), "secure_url") {
+		t.Error("the share page names an http:// video as og:video:secure_url")
+	}
 	// The poster is published as outputThumbnail, and it is the one the page names.
 	thumb, _ := st["outputThumbnail"].(string)
 	if want := strings.TrimSuffix(st["outputVideo"].(string), ".mp4") + ".jpg"; thumb != want || !strings.Contains(string(page), thumb) {

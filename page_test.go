@@ -86,3 +86,18 @@ func TestOpenAPIServed(t *testing.T) {
 		t.Errorf("not an OpenAPI 3.1 document: %.40s", b)
 	}
 }
+
+// TestShareSecureURL: og:video:secure_url is given only for a video served over HTTPS.
+func TestShareSecureURL(t *testing.T) {
+	t.Parallel()
+	j := Job{ID: "c0", Status: StatusCompleted, OutputToken: "tok", AudioDuration: 2}
+	for base, secure := range map[string]bool{"https://v.example.com": true, "http://localhost:8080": false} {
+		var b strings.Builder
+		if err := shareTmpl.Execute(&b, sharePage(j, base)); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(b.String(), `og:video:secure_url" content="`+base+`/v/tok.mp4"`); got != secure {
+			t.Errorf("%s: secure_url given %v, want %v", base, got, secure)
+		}
+	}
+}
