@@ -441,6 +441,15 @@ func TestCLI(t *testing.T) {
 	if _, err := cli("keys", "create", "-name", "ci"); err == nil {
 		t.Error("a second key with the same name was accepted")
 	}
+	for name, want := range map[string]string{"": "-name is required", created["id"]: "may not start with key_",
+		strings.Repeat("n", 65): "at most 64", " ci2": "without spaces", "a\x1b[2Jb": "printable"} {
+		if _, err := cli("keys", "create", "-name", name); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("keys create -name %q: %v, want %q", name, err, want)
+		}
+	}
+	if _, err := cli("keys", "create", "-name", "Marketing team"); err != nil {
+		t.Errorf("a name with a space inside: %v", err)
+	}
 	out, err = cli("keys", "list", "-json")
 	if err != nil || !strings.Contains(out, `"name":"ci"`) || !strings.Contains(out, `"active":true`) || strings.Contains(out, created["apiKey"]) {
 		t.Errorf("keys list: %v %s", err, out)

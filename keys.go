@@ -15,6 +15,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // secretOverlap is how long a rotated-out webhook secret keeps signing deliveries beside the new one.
@@ -115,6 +117,25 @@ func createKey(ctx context.Context, st *Store, name string, r io.Reader, now tim
 	return k, apiKey, nil
 }
 
+// maxKeyName bounds a key's name: it is typed on command lines and shown in a table.
+const maxKeyName = 64
+
+// checkKeyName refuses a name that deactivate and rotate-secret could not tell from an ID (they
+// take either), one too long for keys list's table, or one with characters a terminal would act on.
+func checkKeyName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("-name is required")
+	case strings.HasPrefix(name, "key_"):
+		return fmt.Errorf("-name %q: names may not start with key_, as IDs do", name)
+	case utf8.RuneCountInString(name) > maxKeyName:
+		return fmt.Errorf("-name: %d characters; at most %d", utf8.RuneCountInString(name), maxKeyName)
+	case strings.TrimSpace(name) != name || strings.ContainsFunc(name, func(r rune) bool { return !unicode.IsPrint(r) && r != ' ' }) || !utf8.ValidString(name):
+		return fmt.Errorf("-name %q: printable characters only, without spaces at either end", name)
+	}
+	return nil
+}
+
 // runKeys implements `vidgen keys ...`.
 func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) string, r io.Reader, now func() time.Time) error {
 	usage := "usage: vidgen keys create -name NAME [-json] | list [-json] | deactivate ID_OR_NAME | rotate-secret ID_OR_NAME [-json]"
@@ -166,8 +187,8 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, env f
 
 	switch sub {
 	case "create":
-		if *name == "" {
-			return errors.New("keys create: -name is required")
+		if err := checkKeyName(*name); err != nil {
+			return fmt.Errorf("keys create: %w", err)
 		}
 		k, apiKey, err := createKey(ctx, st, *name, r, now())
 		if errors.Is(err, ErrNameTaken) {
