@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
@@ -318,27 +319,38 @@ func TestPicturesShareMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	body, ctype := multipartBody(t, map[string]string{"image": fixture(t, "img.jpg"), "audio": fixture(t, "tone.m4a")}, nil)
-	answered := make(chan int, 1)
+	type answer struct {
+		code int
+		body []byte
+	}
+	answered := make(chan answer, 1)
 	go func() {
-		resp, _, err := request(http.DefaultClient, "POST", e.hs.URL+"/api/jobs", e.key, body, "Content-Type", ctype)
+		resp, b, err := request(http.DefaultClient, "POST", e.hs.URL+"/api/jobs", e.key, body, "Content-Type", ctype)
 		if err != nil {
 			close(answered)
 			return
 		}
-		answered <- resp.StatusCode
+		answered <- answer{resp.StatusCode, b}
 	}()
 	if !eventually(func() bool { return gate.waiting() == 1 }) {
 		t.Fatal("the submission's decode check did not wait for the picture being decoded")
 	}
 	select {
-	case code := <-answered:
-		t.Fatalf("the submission was answered (%d) before its picture could be checked", code)
+	case a := <-answered:
+		t.Fatalf("the submission was answered (%d) before its picture could be checked", a.code)
 	default:
 	}
 	hold()
-	if code := <-answered; code != http.StatusCreated {
-		t.Fatalf("submission: %d, want 201", code)
+	a := <-answered
+	if a.code != http.StatusCreated {
+		t.Fatalf("submission: %d %s, want 201", a.code, a.body)
 	}
+	// Its render takes the gate too: the render below must be the only one waiting.
+	var created struct{ JobID string }
+	if err := json.Unmarshal(a.body, &created); err != nil {
+		t.Fatal(err)
+	}
+	e.wait(t, e.key, created.JobID, StatusCompleted)
 
 	// A render's picture step waits the same way.
 	id, err := newJobID(time.Now(), e.srv.rand)
