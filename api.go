@@ -497,8 +497,13 @@ func byteRanges(h string) bool {
 	if !ok {
 		return false
 	}
-	num := func(s string) (uint64, bool) {
-		n, err := strconv.ParseUint(s, 10, 64) // digits only: no sign
+	// Digits only, and within int64, as ServeContent parses them: a number it cannot read would
+	// get its 416 again.
+	num := func(s string) (int64, bool) {
+		if s == "" || strings.Trim(s, "0123456789") != "" {
+			return 0, false
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
 		return n, err == nil
 	}
 	seen := false

@@ -806,7 +806,7 @@ func TestQuickStart(t *testing.T) {
 		t.Errorf("range past the end: %d %q %q %s", rresp.StatusCode, cr, rresp.Header.Get("Content-Type"), part)
 	}
 	// A Range header that is not one (another unit, malformed, reversed) is ignored: the whole file.
-	for _, h := range []string{"items=0-1", "bytes=abc", "bytes=5-2", "bytes=-", "bytes=0-1,x"} {
+	for _, h := range []string{"items=0-1", "bytes=abc", "bytes=5-2", "bytes=-", "bytes=0-1,x", "bytes=9223372036854775808-", "bytes=+0-1"} {
 		rresp, part = mustRequest(t, "GET", st["outputVideo"].(string), "", nil, "Range", h)
 		if rresp.StatusCode != 200 || !bytes.Equal(part, video) {
 			t.Errorf("Range: %s: %d, %d bytes of %d", h, rresp.StatusCode, len(part), len(video))
