@@ -26,6 +26,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -821,4 +822,29 @@ func BenchmarkDownload(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(spent.Microseconds())/1000/float64(b.N), "server-cpu-ms/op")
+}
+
+// TestUploadDiskFull: an upload that fills the disk is the server's 507, its message names no path;
+// a body that breaks off is the client's 400.
+func TestUploadDiskFull(t *testing.T) {
+	t.Parallel()
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skip(err)
+	}
+	defer full.Close()
+	_, err = io.Copy(diskWriter{full}, strings.NewReader("RIFF...."))
+	var e *Error
+	if !errors.As(copyFailed(err), &e) || e.Kind != kindNoSpace || strings.Contains(e.Error(), "/dev/full") {
+		t.Errorf("a full disk: %v, want a 507 without the path", copyFailed(err))
+	}
+	room, err := os.Create(filepath.Join(t.TempDir(), "upload"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer room.Close()
+	_, err = io.Copy(diskWriter{room}, io.MultiReader(strings.NewReader("RIFF"), iotest.ErrReader(io.ErrUnexpectedEOF)))
+	if !errors.As(copyFailed(err), &e) || e.Kind != kindInvalid {
+		t.Errorf("a body that breaks off: %v, want the client's 400", copyFailed(err))
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -245,9 +246,9 @@ func (s *server) saveUpload(p io.Reader, name string) (*upload, error) {
 	}
 	defer f.Close()
 	u := &upload{path: f.Name()}
-	u.size, err = io.Copy(f, io.LimitReader(p, limit+1))
+	u.size, err = io.Copy(diskWriter{f}, io.LimitReader(p, limit+1))
 	if err != nil {
-		return u, multipartError(err)
+		return u, copyFailed(err)
 	}
 	if u.size > limit {
 		return u, errorf(kindTooLarge, "The %s file is larger than %d %s", name, limit>>20, unit)
@@ -264,6 +265,41 @@ func (s *server) saveUpload(p io.Reader, name string) (*upload, error) {
 		return u, fmt.Errorf("read upload: %w", err)
 	}
 	return u, nil
+}
+
+// diskWriter writes an upload to its file, marking the file's errors as the server's: a full disk
+// is a 507 and any other failure a 500, never the client's malformed body.
+type diskWriter struct{ f *os.File }
+
+func (w diskWriter) Write(b []byte) (int, error) {
+	n, err := w.f.Write(b)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // without the temporary file's path, for the log as for the client
+		}
+		return n, &diskWriteError{err}
+	}
+	return n, nil
+}
+
+// diskWriteError is a failure to write an upload to disk.
+type diskWriteError struct{ err error }
+
+func (e *diskWriteError) Error() string { return "write upload: " + e.err.Error() }
+func (e *diskWriteError) Unwrap() error { return e.err }
+
+// copyFailed is the error of copying an upload from the request to disk: a full disk is a 507,
+// another disk failure the server's, and a failure to read the body the client's (multipartError).
+func copyFailed(err error) error {
+	var werr *diskWriteError
+	switch {
+	case errors.As(err, &werr) && errors.Is(werr.err, syscall.ENOSPC):
+		return lowDisk(err)
+	case errors.As(err, &werr):
+		return fmt.Errorf("save upload: %w", werr)
+	}
+	return multipartError(err)
 }
 
 // validateSubmission checks the options, the webhook URL, the captions and both media files' types
