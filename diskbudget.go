@@ -30,6 +30,26 @@ func (rd *renderer) checkBudget(job Job, clipBytes int64, audio string) error {
 	return rd.checkFree(job, estimateOutputSize(clipBytes, job.AudioDuration, bits))
 }
 
+// checkEncodeBudget refuses, before it starts, a render whose encoded audio alone would leave less
+// than minFree free: the encode's file, its segments too when there are (segmented), and the copy in
+// the video. Without it, a disk too small for the job filled during the encode, the render went
+// back in the queue for want of room, and the next attempt filled it again, for ever. The picture's
+// share is checkBudget's, once the clip's size is known.
+func (rd *renderer) checkEncodeBudget(job Job, segmented bool) error {
+	if rd.minFree <= 0 {
+		return nil
+	}
+	audio := int64(job.AudioDuration * encodedBitsPerSecond / 8)
+	copies := int64(2)
+	if segmented {
+		copies = 3
+	}
+	return rd.checkFree(job, audio*copies)
+}
+
+// encodedBitsPerSecond is audioRate as a number.
+const encodedBitsPerSecond = 192000
+
 // checkMovingBudget is checkBudget for a moving picture of size f: still is its lossless frame,
 // audio the upload.
 func (rd *renderer) checkMovingBudget(job Job, still, audio string, f frameSize) error {
@@ -40,7 +60,7 @@ func (rd *renderer) checkMovingBudget(job Job, still, audio string, f frameSize)
 	if err != nil {
 		return err
 	}
-	bits := int64(192000) // audioRate, when the audio is encoded
+	bits := int64(encodedBitsPerSecond)
 	if a := audioArgs(job.AudioCodec, job.Options); a[1] == "copy" {
 		if bits, err = audioBits(job, audio); err != nil {
 			return err

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/zlib"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"image/color"
 	"image/png"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -477,6 +479,33 @@ func TestDiskBudget(t *testing.T) {
 	spare.Store(100 << 20)
 	id := e.mustSubmit(t, e.key, fixture(t, "img.png"), fixture(t, "tone.wav"))
 	e.wait(t, e.key, id, StatusCompleted)
+}
+
+// TestEncodeBudgetFirst: a render whose encoded audio alone cannot fit FAILS before it starts an
+// ffmpeg, so it is never requeued to fill the disk again: here ffmpeg cannot even start, and the
+// failure is the disk's message all the same.
+func TestEncodeBudgetFirst(t *testing.T) {
+	t.Parallel()
+	if got := fmt.Sprintf("%dk", encodedBitsPerSecond/1000); got != audioRate {
+		t.Fatalf("encodedBitsPerSecond is %s, audioRate %s", got, audioRate)
+	}
+	const minFree = 1 << 30
+	dirs, err := openDataDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := &renderer{dirs: dirs, tools: tools{ffmpeg: "/nonexistent/ffmpeg"}, now: time.Now, progress: map[string]*jobProgress{},
+		log: slog.New(slog.NewTextHandler(io.Discard, nil)), rand: rand.Reader, minFree: minFree, minSegment: defaultMinSegment, audioCores: 2,
+		pictures: newMemoryGate(1 << 30), diskFree: func(string) (int64, error) { return minFree + 10<<20, nil }} // 10 MB to spare
+	job := Job{ID: "c0mx4budget000000000000000", ImageType: typeJPEG, AudioType: typeMP3, AudioCodec: "mp3//2/44100", AudioDuration: 300}
+	copyFile(t, fixture(t, "img.jpg"), dirs.input(job.ID, inputImage))
+	copyFile(t, fixture(t, "tone.mp3"), dirs.input(job.ID, inputAudio))
+	// 300 s at 192 kbit/s is 7.2 MB, three times over with segments: more than the 10 MB to spare.
+	_, err = rd.renderFiles(t.Context(), job)
+	var f *renderFailure
+	if !errors.As(err, &f) || !f.final || !strings.Contains(f.msg, "short of disk space") {
+		t.Fatalf("render: %v, want a final failure for the disk before any ffmpeg", err)
+	}
 }
 
 // TestDiskFillingRequeues: when free space falls under -min-free while a render writes, the render

@@ -404,6 +404,9 @@ func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio,
 	if n := audioSegments(job.AudioDuration, rd.minSegment, rd.audioCores); n > 1 && rate > 0 {
 		segs = planSegments(job.AudioDuration, rate, n)
 	}
+	if err := rd.checkEncodeBudget(job, len(segs) > 0); err != nil {
+		return err
+	}
 	steps := 1 + max(len(segs), 1) // the picture, and the audio in one or more parts
 	errs := make(chan error, steps)
 	step := func(f func() error) {
