@@ -15,6 +15,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"slices"
@@ -846,7 +847,12 @@ func TestToolsCannotStart(t *testing.T) {
 	if err := os.WriteFile(notExecutable, []byte("#!/bin/sh\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, ffprobe := range []string{filepath.Join(dir, "gone", "ffprobe"), notExecutable} {
+	// One killed by a signal as it checks a file (the OOM killer's SIGKILL) tells as little of it.
+	killedBySignal := filepath.Join(dir, "ffprobe-killed")
+	if err := os.WriteFile(killedBySignal, []byte("#!/bin/sh\nkill -9 $$\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, ffprobe := range []string{filepath.Join(dir, "gone", "ffprobe"), notExecutable, killedBySignal} {
 		e := newTestEnv(t, nil)
 		e.srv.tools.ffprobe = ffprobe
 		for _, image := range []string{"img.jpg", "img.png"} {
@@ -857,7 +863,11 @@ func TestToolsCannotStart(t *testing.T) {
 				t.Errorf("%s, %s: %q, Retry-After %q", ffprobe, image, msg, resp.Header.Get("Retry-After"))
 			}
 		}
-		if logs := e.logs.String(); !strings.Contains(logs, `level=ERROR msg="request failed"`) || !strings.Contains(logs, "start ffprobe") {
+		cause := "start ffprobe"
+		if ffprobe == killedBySignal {
+			cause = "ffprobe killed"
+		}
+		if logs := e.logs.String(); !strings.Contains(logs, `level=ERROR msg="request failed"`) || !strings.Contains(logs, cause) {
 			t.Errorf("%s: the cause was not logged:\n%s", ffprobe, logs)
 		}
 		resp, b := e.do(t, "GET", "/api/jobs", e.key, nil)
@@ -938,5 +948,19 @@ func TestServeFlagsFromEnvironment(t *testing.T) {
 		if _, err := parseServeFlags(nil, env(map[string]string{name: v}), io.Discard); err == nil {
 			t.Errorf("%s=%q accepted", name, v)
 		}
+	}
+}
+
+// TestKilledIsNotCrashed: a tool killed from outside is the server's trouble, a crash the file's.
+func TestKilledIsNotCrashed(t *testing.T) {
+	t.Parallel()
+	for sig, want := range map[string]bool{"KILL": true, "TERM": true, "SEGV": false, "ABRT": false} {
+		err := exec.Command("sh", "-c", "kill -"+sig+" $$").Run()
+		if killed(err) != want {
+			t.Errorf("SIG%s: killed %v, want %v (%v)", sig, killed(err), want, err)
+		}
+	}
+	if killed(exec.Command("false").Run()) || killed(nil) {
+		t.Error("an exit status or no error counted as killed")
 	}
 }

@@ -55,6 +55,9 @@ func probeAudio(ctx context.Context, t tools, path, typ string) (audioInfo, erro
 	if kindOf(err) == kindUnavailable {
 		return audioInfo{}, err // ffprobe did not start: nothing is known of the file
 	}
+	if killed(err) && pctx.Err() == nil { // killed, but not for taking too long
+		return audioInfo{}, toolKilled("ffprobe", err)
+	}
 	broken := badMedia("audio: the %s could not be decoded; check that the file plays and upload it again", typeName(typ))
 	info, ok := scan.info()
 	if err == nil && !ok && scan.format != nil {

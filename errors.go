@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os/exec"
 	"strings"
+	"syscall"
 	"unicode"
 	"unicode/utf8"
 )
@@ -54,6 +56,25 @@ func (e *Error) Unwrap() error { return e.Err }
 func toolFailed(name string, err error) *Error {
 	return &Error{Kind: kindUnavailable, Msg: "The server cannot process files right now; try again in a minute",
 		Err: fmt.Errorf("start %s: %w", name, err)}
+}
+
+// toolKilled is an ffmpeg or ffprobe checking an upload that a signal ended (the kernel's OOM killer
+// under the unit's MemoryMax, an operator): nothing is known of the file, so it is a 503 like
+// toolFailed, never "damaged".
+func toolKilled(name string, err error) *Error {
+	return &Error{Kind: kindUnavailable, Msg: "The server cannot process files right now; try again in a minute",
+		Err: fmt.Errorf("%s killed: %w", name, err)}
+}
+
+// killed says whether err is a process's end by a signal from outside it (SIGKILL, SIGTERM). A
+// crash (SIGSEGV, SIGABRT) is not: a file can cause that, and it is the file's refusal.
+func killed(err error) bool {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && (ws.Signal() == syscall.SIGKILL || ws.Signal() == syscall.SIGTERM)
 }
 
 // lowDisk is the 507 of a server whose data disk is (nearly) full; cause, when set, is for the log.

@@ -179,6 +179,9 @@ func ffDecodeCheck(ctx context.Context, t tools, path, typ string) error {
 	if errors.Is(ctx.Err(), context.Canceled) {
 		return ctx.Err()
 	}
+	if killed(err) && ctx.Err() == nil { // killed, but not for taking too long
+		return toolKilled("ffprobe", err)
+	}
 	if kindOf(err) == kindUnavailable {
 		return err // ffprobe did not start: nothing is known of the file
 	}
