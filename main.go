@@ -337,14 +337,26 @@ func diskFree(path string) (int64, error) {
 }
 
 // toolVersion returns the first line of `tool -version`, which also proves the tool runs.
+// It gives up after toolVersionTimeout: a tool that never answers must stop serve with the fix, not
+// hang it without a word.
 func toolVersion(ctx context.Context, tool string) (string, error) {
-	out, err := exec.CommandContext(ctx, tool, "-version").Output()
+	ctx, cancel := context.WithTimeout(ctx, toolVersionTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, tool, "-version")
+	cmd.WaitDelay = time.Second // a child of its own may hold its output open
+	out, err := cmd.Output()
+	if ctx.Err() != nil {
+		return "", fmt.Errorf("-version did not answer within %s", toolVersionTimeout)
+	}
 	if err != nil {
 		return "", err
 	}
 	line, _, _ := strings.Cut(string(out), "\n")
 	return strings.TrimSpace(line), nil
 }
+
+// toolVersionTimeout bounds `tool -version` (0.13 s for Debian's ffmpeg).
+const toolVersionTimeout = 5 * time.Second
 
 // checkTools makes sure ffmpeg and ffprobe run and are what their flags name, with the fix in the
 // error when they are not. A -ffmpeg pointed at another program (ffprobe, a wrapper that prints

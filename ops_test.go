@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -67,6 +68,10 @@ func TestToolsChecked(t *testing.T) {
 	if err != nil {
 		t.Skip("no true(1) on PATH")
 	}
+	hung := filepath.Join(t.TempDir(), "ffmpeg")
+	if err := os.WriteFile(hung, []byte("#!/bin/sh\nexec sleep 3600\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		args []string
 		want string
@@ -75,6 +80,8 @@ func TestToolsChecked(t *testing.T) {
 		{[]string{"-ffmpeg", "ffprobe"}, `cannot run ffprobe as ffmpeg (its -version printed "ffprobe version`},
 		{[]string{"-ffprobe", "ffmpeg"}, "cannot run ffmpeg as ffprobe"},
 		{[]string{"-ffprobe", t.TempDir() + "/missing"}, "missing as ffprobe"},
+		// It never answers: serve stops after toolVersionTimeout.
+		{[]string{"-ffmpeg", hung}, "-version did not answer within 5s"},
 	}
 	for _, c := range cases {
 		dir := t.TempDir() + "/data"
