@@ -424,6 +424,8 @@ func TestCgroupLimit(t *testing.T) {
 		"memory.max":                                     {Data: []byte("max\n")},
 		"system.slice/memory.max":                        {Data: []byte("max\n")},
 		"system.slice/vidgen.service/memory.max":         {Data: []byte("2147483648\n")},
+		"system.slice/high.service/memory.max":           {Data: []byte("2147483648\n")},
+		"system.slice/high.service/memory.high":          {Data: []byte("1610612736\n")},
 		"user.slice/memory.max":                          {Data: []byte("1048576\n")},
 		"memory/vidgen/memory.limit_in_bytes":            {Data: []byte("1073741824\n")},
 		"memory/memory.limit_in_bytes":                   {Data: []byte("9223372036854771712\n")},
@@ -436,6 +438,7 @@ func TestCgroupLimit(t *testing.T) {
 		want int64
 	}{
 		{"0::/system.slice/vidgen.service\n", 2 << 30},
+		{"0::/system.slice/high.service\n", 1536 << 20}, // MemoryHigh=1536M under MemoryMax=2G
 		{"0::/\n", 0},
 		{"0::/system.slice/other.service\n", 0},
 		{"12:cpu,cpuacct:/vidgen\n4:memory:/vidgen\n1:name=systemd:/vidgen\n", 1 << 30},

@@ -28,11 +28,13 @@ type memoryGate struct {
 	waiters []*memoryWaiter
 }
 
+// memoryWaiter is one acquire waiting its turn.
 type memoryWaiter struct {
 	cost  int64
 	ready chan struct{} // closed when admitted
 }
 
+// newMemoryGate returns a gate admitting work whose costs sum to at most budget.
 func newMemoryGate(budget int64) *memoryGate { return &memoryGate{budget: budget} }
 
 // acquire waits until cost fits and returns the function that gives it back, or ctx's error if ctx
@@ -78,12 +80,15 @@ func (g *memoryGate) fits(cost int64) bool { return g.used == 0 || g.used+cost <
 func (g *memoryGate) admit() {
 	for len(g.waiters) > 0 && g.fits(g.waiters[0].cost) {
 		w := g.waiters[0]
+		g.waiters[0] = nil // not kept reachable by the slice's array
 		g.waiters = g.waiters[1:]
 		g.used += w.cost
 		close(w.ready)
 	}
 }
 
+// releaser returns the function that gives cost back and admits whoever then fits; calling it again
+// gives back nothing more.
 func (g *memoryGate) releaser(cost int64) func() {
 	var once sync.Once
 	return func() {
@@ -96,7 +101,7 @@ func (g *memoryGate) releaser(cost int64) func() {
 	}
 }
 
-// waiting is the number of waiters, for tests and metrics.
+// waiting is the number of waiters, for tests.
 func (g *memoryGate) waiting() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -148,8 +153,9 @@ func memoryBudget() int64 {
 }
 
 // cgroupMemoryMax reads the tightest memory limit on the way from this process's cgroup up to the
-// root: memory.max under cgroup v2 (Debian's default), memory.limit_in_bytes under v1. ok is false
-// when there is none.
+// root: memory.max or memory.high (where the kernel starts reclaiming hard: the unit's MemoryHigh)
+// under cgroup v2, Debian's default; memory.limit_in_bytes under v1. ok is false when there is
+// none; v1's "unlimited" is a huge number, which the machine's memory then bounds.
 func cgroupMemoryMax() (int64, bool) {
 	self, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
@@ -168,19 +174,20 @@ func cgroupLimit(cgroups fs.FS, self string) (int64, bool) {
 		if len(parts) != 3 {
 			continue
 		}
-		root, file := ".", "memory.max"
+		root, files := ".", []string{"memory.max", "memory.high"}
 		if parts[1] != "" {
 			if !slices.Contains(strings.Split(parts[1], ","), "memory") {
 				continue
 			}
-			root, file = "memory", "memory.limit_in_bytes"
+			root, files = "memory", []string{"memory.limit_in_bytes"}
 		}
 		for dir := path.Clean("/" + parts[2]); ; dir = path.Dir(dir) {
-			b, err := fs.ReadFile(cgroups, path.Join(root, dir, file))
-			// "max" (v2) and a huge number (v1) both mean no limit here; the machine's memory
-			// bounds the budget anyway.
-			if n, perr := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && perr == nil && n > 0 && (least == 0 || n < least) {
-				least = n
+			for _, file := range files {
+				b, err := fs.ReadFile(cgroups, path.Join(root, dir, file))
+				// "max" (v2) is no limit, and fails to parse.
+				if n, perr := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && perr == nil && n > 0 && (least == 0 || n < least) {
+					least = n
+				}
 			}
 			if dir == "/" {
 				break
