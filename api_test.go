@@ -443,7 +443,7 @@ func TestCLI(t *testing.T) {
 		t.Error("a second key with the same name was accepted")
 	}
 	for name, want := range map[string]string{"": "-name is required", created["id"]: "may not start with key_",
-		strings.Repeat("n", 65): "at most 64", " ci2": "without spaces", "a\x1b[2Jb": "printable"} {
+		strings.Repeat("n", 65): "at most 64", " ci2": "without spaces", "a\x1b[2Jb": "printable", "-json": "may not start with -", "a\xffb": "printable"} {
 		if _, err := cli("keys", "create", "-name", name); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("keys create -name %q: %v, want %q", name, err, want)
 		}

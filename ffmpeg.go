@@ -32,8 +32,9 @@ type tools struct {
 }
 
 // defaultChildMemory is -child-memory's default. The largest picture accepted (100 megapixels at 16
-// bits a channel) needs 1.2 GB of address space to decode with ffprobe and 2.0 GB to render with
-// encoderThreads encoder threads; 3 GiB leaves a margin over both.
+// bits a channel) needs 1.2 GB of address space to decode with ffprobe and at most 2.0 GB to render
+// (measured with x264 on 8 threads; the still render's clip now uses one); 3 GiB leaves a margin
+// over both.
 const defaultChildMemory = 3 << 30
 
 // encoderThreads is the most threads x264 may use in a moving render: its default, 1.5 a core, maps

@@ -128,6 +128,8 @@ func checkKeyName(name string) error {
 		return errors.New("-name is required")
 	case strings.HasPrefix(name, "key_"):
 		return fmt.Errorf("-name %q: names may not start with key_, as IDs do", name)
+	case strings.HasPrefix(name, "-"):
+		return fmt.Errorf("-name %q: names may not start with -, which reads as a flag", name)
 	case utf8.RuneCountInString(name) > maxKeyName:
 		return fmt.Errorf("-name: %d characters; at most %d", utf8.RuneCountInString(name), maxKeyName)
 	case strings.TrimSpace(name) != name || strings.ContainsFunc(name, func(r rune) bool { return !unicode.IsPrint(r) && r != ' ' }) || !utf8.ValidString(name):

@@ -17,7 +17,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -146,9 +145,9 @@ func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (
 		hintMalformed(f, &bad)
 		if v := env(name); v != "" && envErr == nil {
 			if err := fs.Set(f.Name, v); err != nil {
-				envErr = fmt.Errorf("serve: %s (-%s): %q: %v", name, f.Name, v, err)
+				envErr = fmt.Errorf("serve: %s (-%s): %q: %w", name, f.Name, v, err)
 				if bad != nil {
-					envErr = bad.error(true)
+					envErr = bad.err(true)
 				}
 			}
 		}
@@ -156,19 +155,19 @@ func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (
 	if envErr != nil {
 		return config{}, envErr
 	}
-	if !slices.ContainsFunc(args, isHelpArg) {
-		// A mistake is one line, the error returned, not the flag package's print of it and the
-		// whole list of flags after it.
-		fs.SetOutput(io.Discard)
-	}
+	// A mistake is one line, the error returned, not the flag package's print of it and the whole
+	// list of flags after it; -h alone prints the list.
+	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		if bad != nil {
-			return config{}, bad.error(false)
+			return config{}, bad.err(false)
 		}
 		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stderr)
+			fs.Usage()
 			return config{}, err
 		}
-		return config{}, fmt.Errorf("serve: %v; run 'vidgen serve -h' for every flag", err)
+		return config{}, fmt.Errorf("serve: %w; run 'vidgen serve -h' for every flag", err)
 	}
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))

@@ -245,21 +245,22 @@ func describe(head []byte) string {
 		return "empty"
 	case bytes.HasPrefix(head, []byte("RIFF")) && len(head) >= 12 && string(head[8:12]) == "AVI ":
 		return "an AVI video"
-	case isText(head):
+	case isText(head, len(head) >= sniffLen):
 		return "a text file"
 	}
 	return "not a supported format"
 }
 
-// isText says whether head, the start of a file, reads as text: UTF-8 (a character cut at its end
-// allowed) without control characters other than tabs and line ends.
-func isText(head []byte) bool {
+// isText says whether head, the start of a file (cut short of the file when cut), reads as text:
+// UTF-8 without control characters (C0 other than tabs and line ends, DEL, C1); a character the cut
+// splits at its end is allowed.
+func isText(head []byte, cut bool) bool {
 	for len(head) > 0 {
 		r, n := utf8.DecodeRune(head)
 		if r == utf8.RuneError && n <= 1 {
-			return !utf8.FullRune(head) // only a character that the head cuts short
+			return cut && !utf8.FullRune(head)
 		}
-		if r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0x7f {
+		if r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r >= 0x7f && r <= 0x9f {
 			return false
 		}
 		head = head[n:]

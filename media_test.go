@@ -116,8 +116,9 @@ func TestSniff(t *testing.T) {
 		}
 	}
 	for in, want := range map[string]string{
-		"": "empty", "hello": "a text file", "name,size\r\nx,1\n": "a text file", "caf\xc3\xa9 \xe2\x82": "a text file",
-		"RIFF\x00\x00\x00\x00AVI LIST": "an AVI video", "hel\x00lo": "not a supported format", "\xff\xfe\x00x": "not a supported format",
+		"": "empty", "hello": "a text file", "name,size\r\nx,1\n": "a text file", "caf\xc3\xa9 \xe2\x82": "not a supported format", "\xc2\x85": "not a supported format",
+		strings.Repeat("x", sniffLen-2) + "\xe2\x82": "a text file",
+		"RIFF\x00\x00\x00\x00AVI LIST":               "an AVI video", "hel\x00lo": "not a supported format", "\xff\xfe\x00x": "not a supported format",
 	} {
 		if d := describe([]byte(in)); d != want {
 			t.Errorf("describe(%q) = %q, want %q", in, d, want)
@@ -384,6 +385,11 @@ func TestFmtOver(t *testing.T) {
 	for sec, want := range map[float64]string{5.4: "0:00:05.4", 5.01: "0:00:05.1", 120: "0:02:00.0", 3600.05: "1:00:00.1", 3725.5: "1:02:05.5"} {
 		if got := fmtOver(sec); got != want {
 			t.Errorf("fmtOver(%v) = %s, want %s", sec, got, want)
+		}
+	}
+	for sec, want := range map[float64]string{5: "0:00:05", 3600: "1:00:00", 5.5: "0:00:05.5", 5.55: "0:00:05.5", 90.25: "0:01:30.2"} {
+		if got := fmtLimit(sec); got != want {
+			t.Errorf("fmtLimit(%v) = %s, want %s", sec, got, want)
 		}
 	}
 }

@@ -102,7 +102,7 @@ type malformed struct{ flag, value, hint string }
 
 // error names the setting the way it was given (the variable first when the value came from it),
 // with the other name beside it, and what was expected.
-func (m *malformed) error(fromEnv bool) error {
+func (m *malformed) err(fromEnv bool) error {
 	if fromEnv {
 		return fmt.Errorf("serve: %s (-%s): %q is %s", envName(m.flag), m.flag, m.value, m.hint)
 	}
@@ -144,6 +144,15 @@ type hinted struct {
 type hintedBool struct{ hinted }
 
 func (hintedBool) IsBoolFlag() bool { return true }
+
+// String is the wrapped value's, and a zero boolean's ("false") for the flag package's look at the
+// zero value, so that -h prints no "(default false)".
+func (h hintedBool) String() string {
+	if h.Value == nil {
+		return "false"
+	}
+	return h.Value.String()
+}
 
 // String is the wrapped value's. The flag package also calls it on a zero hinted, which wraps
 // nothing, to learn whether a default is worth printing in -h.

@@ -372,7 +372,7 @@ func (s *server) validateSubmission(r *http.Request, files map[string]*upload, f
 		return Job{}, audErr
 	}
 	if s.cfg.MaxDuration > 0 && info.Duration > s.cfg.MaxDuration.Seconds() {
-		return Job{}, badMedia("audio: it lasts %s; the most accepted is %s", fmtOver(info.Duration), fmtDuration(s.cfg.MaxDuration.Seconds()))
+		return Job{}, badMedia("audio: it lasts %s; the most accepted is %s", fmtOver(info.Duration), fmtLimit(s.cfg.MaxDuration.Seconds()))
 	}
 	return Job{ImageType: imgType, AudioType: audType, AudioCodec: audioCodecTag(info), AudioDuration: info.Duration, WebhookURL: webhookURL, Options: opts}, nil
 }
@@ -386,6 +386,17 @@ func fmtDuration(sec float64) string {
 // reads as the limit itself: 5.4 s over 5 s is 0:00:05.4.
 func fmtOver(sec float64) string {
 	tenths := int(math.Ceil(sec*10 - 1e-6)) // less floating-point noise
+	s := tenths / 10
+	return fmt.Sprintf("%d:%02d:%02d.%d", s/3600, s/60%60, s%60, tenths%10)
+}
+
+// fmtLimit is fmtDuration of a limit, with its tenths (rounded down) when it is not whole seconds, so
+// that fmtOver of a length over it always reads as more: 0:00:05.6 over 0:00:05.5.
+func fmtLimit(sec float64) string {
+	if sec == math.Trunc(sec) {
+		return fmtDuration(sec)
+	}
+	tenths := int(math.Floor(sec*10 + 1e-6))
 	s := tenths / 10
 	return fmt.Sprintf("%d:%02d:%02d.%d", s/3600, s/60%60, s%60, tenths%10)
 }
