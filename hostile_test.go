@@ -264,6 +264,10 @@ func TestRedeliveryRate(t *testing.T) {
 	if resp.Header.Get("Retry-After") == "" {
 		t.Error("429 without Retry-After")
 	}
+	// Its RateLimit headers are the redeliveries' policy, not the API's with room left.
+	if l, r := resp.Header.Get("RateLimit-Limit"), resp.Header.Get("RateLimit-Remaining"); l != strconv.Itoa(redeliveriesPerMinute) || r != "0" {
+		t.Errorf("429 with RateLimit-Limit %q, RateLimit-Remaining %q", l, r)
+	}
 	clk.Advance(time.Minute)
 	e.redeliver(t, e.key, jobs[redeliveriesPerMinute])
 }
