@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -174,6 +175,8 @@ type rateReader struct {
 	minRate  float64 // bytes a second
 	deadline time.Time
 	n        int64
+	// cut is set when the body ended short of its length: the client closed the connection.
+	cut bool
 }
 
 func (u *rateReader) Read(p []byte) (int, error) {
@@ -184,5 +187,8 @@ func (u *rateReader) Read(p []byte) (int, error) {
 	u.rc.SetReadDeadline(due)
 	n, err := u.ReadCloser.Read(p)
 	u.n += int64(n)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		u.cut = true
+	}
 	return n, err
 }

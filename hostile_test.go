@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -879,5 +880,35 @@ func TestUploadDiskFull(t *testing.T) {
 	_, err = io.Copy(diskWriter{room}, io.MultiReader(strings.NewReader("RIFF"), iotest.ErrReader(io.ErrUnexpectedEOF)))
 	if !errors.As(copyFailed(err), &e) || e.Kind != kindInvalid {
 		t.Errorf("a body that breaks off: %v, want the client's 400", copyFailed(err))
+	}
+}
+
+// TestAbandonedUploadLogged499: a client that closes its connection mid-upload is logged as 499 (it
+// left), not as a 400 for a malformed body, and its temp file goes.
+func TestAbandonedUploadLogged499(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	conn := stalledUpload(t, e)
+	tmp := filepath.Join(e.srv.cfg.DataDir, "tmp")
+	if !eventually(func() bool { return len(dirFiles(t, tmp)) == 1 }) {
+		t.Fatal("the upload's temp file did not appear")
+	}
+	conn.Close()
+	line := regexp.MustCompile(`msg=request .*route=/api/jobs .*status=(\d+)`)
+	var status string
+	if !eventually(func() bool {
+		if m := line.FindStringSubmatch(e.logs.String()); m != nil {
+			status = m[1]
+			return true
+		}
+		return false
+	}) {
+		t.Fatalf("no request line:\n%s", e.logs.String())
+	}
+	if status != "499" {
+		t.Errorf("an abandoned upload was logged with status %s, want 499", status)
+	}
+	if !eventually(func() bool { return len(dirFiles(t, tmp)) == 0 }) {
+		t.Errorf("temp files left: %v", dirFiles(t, tmp))
 	}
 }

@@ -66,7 +66,8 @@ func (s *server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	d := uploadDeadline(r.ContentLength)
 	now := time.Now()
-	r.Body = &rateReader{ReadCloser: r.Body, rc: rc, start: now, grace: s.uploadGrace, minRate: s.uploadMinRate, deadline: now.Add(d)}
+	body := &rateReader{ReadCloser: r.Body, rc: rc, start: now, grace: s.uploadGrace, minRate: s.uploadMinRate, deadline: now.Add(d)}
+	r.Body = body
 	rc.SetWriteDeadline(now.Add(d + 5*time.Minute))
 	files := map[string]*upload{}
 	defer func() {
@@ -75,6 +76,11 @@ func (s *server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	fields, err := s.readParts(w, r, files)
+	if err != nil && body.cut {
+		// The connection closed mid-body: nobody reads the answer, and the log and metrics say 499,
+		// not a client's malformed request.
+		err = &Error{Kind: kindClientGone, Msg: "Client closed the request", Err: err}
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
