@@ -175,7 +175,7 @@ type rateReader struct {
 	minRate  float64 // bytes a second
 	deadline time.Time
 	n        int64
-	// cut is set when the body ended short of its length: the client closed the connection.
+	// cut is set when the body ended short of its length: the client closed or reset the connection.
 	cut bool
 }
 
@@ -187,7 +187,7 @@ func (u *rateReader) Read(p []byte) (int, error) {
 	u.rc.SetReadDeadline(due)
 	n, err := u.ReadCloser.Read(p)
 	u.n += int64(n)
-	if errors.Is(err, io.ErrUnexpectedEOF) {
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
 		u.cut = true
 	}
 	return n, err

@@ -27,7 +27,7 @@ func (rd *renderer) checkBudget(job Job, clipBytes int64, audio string) error {
 	if err != nil {
 		return err
 	}
-	return rd.checkFree(job, estimateOutputSize(clipBytes, job.AudioDuration, bits))
+	return rd.checkFree(job, estimateOutputSize(clipBytes, job.AudioDuration, bits), videoNeeds)
 }
 
 // checkEncodeBudget refuses, before it starts, a render whose encoded audio alone would leave less
@@ -44,7 +44,7 @@ func (rd *renderer) checkEncodeBudget(job Job, segmented bool) error {
 	if segmented {
 		copies = 3
 	}
-	return rd.checkFree(job, audio*copies)
+	return rd.checkFree(job, audio*copies, "The job needs about %d MB of disk for its audio")
 }
 
 // encodedBitsPerSecond is audioRate as a number.
@@ -66,7 +66,7 @@ func (rd *renderer) checkMovingBudget(job Job, still, audio string, f frameSize)
 			return err
 		}
 	}
-	return rd.checkFree(job, estimateMovingSize(si.Size(), f, job.Options, job.AudioDuration, bits))
+	return rd.checkFree(job, estimateMovingSize(si.Size(), f, job.Options, job.AudioDuration, bits), videoNeeds)
 }
 
 // audioBits is the bitrate of the audio file at path, over the job's duration.
@@ -78,8 +78,12 @@ func audioBits(job Job, path string) (int64, error) {
 	return int64(float64(ai.Size()) * 8 / job.AudioDuration), nil
 }
 
-// checkFree refuses a render whose output, need bytes, would leave less than minFree bytes free.
-func (rd *renderer) checkFree(job Job, need int64) error {
+// videoNeeds is checkFree's what for a render's output.
+const videoNeeds = "The video would take about %d MB"
+
+// checkFree refuses a render whose files, need bytes, would leave less than minFree bytes free.
+// what, with a %d for the megabytes, says what needs them in the user's message.
+func (rd *renderer) checkFree(job Job, need int64, what string) error {
 	free, err := rd.diskFree(rd.dirs.root)
 	if err != nil {
 		return fmt.Errorf("free disk space: %w", err)
@@ -87,7 +91,7 @@ func (rd *renderer) checkFree(job Job, need int64) error {
 	if free-need < rd.minFree {
 		rd.log.Warn("render refused: output would fill the disk", "job", job.ID, "estimate", need, "free", free, "min_free", rd.minFree)
 		return &renderFailure{final: true, err: fmt.Errorf("estimate %d bytes, free %d", need, free),
-			msg: fmt.Sprintf("The video would take about %d MB and the server is short of disk space right now; submit the job again later", need>>20+1)}
+			msg: fmt.Sprintf(what+" and the server is short of disk space right now; submit the job again later", need>>20+1)}
 	}
 	return nil
 }

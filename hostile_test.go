@@ -501,14 +501,15 @@ func TestEncodeBudgetFirst(t *testing.T) {
 	}
 	rd := &renderer{dirs: dirs, tools: tools{ffmpeg: "/nonexistent/ffmpeg"}, now: time.Now, progress: map[string]*jobProgress{},
 		log: slog.New(slog.NewTextHandler(io.Discard, nil)), rand: rand.Reader, minFree: minFree, minSegment: defaultMinSegment, audioCores: 2,
-		pictures: newMemoryGate(1 << 30), diskFree: func(string) (int64, error) { return minFree + 10<<20, nil }} // 10 MB to spare
+		pictures: newMemoryGate(1 << 30), diskFree: func(string) (int64, error) { return minFree + 18<<20, nil }} // 18 MB to spare
 	job := Job{ID: "c0mx4budget000000000000000", ImageType: typeJPEG, AudioType: typeMP3, AudioCodec: "mp3//2/44100", AudioDuration: 300}
 	copyFile(t, fixture(t, "img.jpg"), dirs.input(job.ID, inputImage))
 	copyFile(t, fixture(t, "tone.mp3"), dirs.input(job.ID, inputAudio))
-	// 300 s at 192 kbit/s is 7.2 MB, three times over with segments: more than the 10 MB to spare.
+	// 300 s at 192 kbit/s is 7.2 MB: twice over (14.4 MB) would fit the 18 MB to spare, three times
+	// (21.6 MB: the segments, their join and the video's copy) does not.
 	_, err = rd.renderFiles(t.Context(), job)
 	var f *renderFailure
-	if !errors.As(err, &f) || !f.final || !strings.Contains(f.msg, "short of disk space") {
+	if !errors.As(err, &f) || !f.final || !strings.Contains(f.msg, "needs about 21 MB of disk for its audio") {
 		t.Fatalf("render: %v, want a final failure for the disk before any ffmpeg", err)
 	}
 }
@@ -859,7 +860,8 @@ func BenchmarkDownload(b *testing.B) {
 }
 
 // TestUploadDiskFull: an upload that fills the disk is the server's 507, its message names no path;
-// a body that breaks off is the client's 400.
+// a body that breaks off is not the server's (a 400, or the 499 of a client that left: see
+// TestAbandonedUploadLogged499).
 func TestUploadDiskFull(t *testing.T) {
 	t.Parallel()
 	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
@@ -887,8 +889,20 @@ func TestUploadDiskFull(t *testing.T) {
 // left), not as a 400 for a malformed body, and its temp file goes.
 func TestAbandonedUploadLogged499(t *testing.T) {
 	t.Parallel()
+	for _, reset := range []bool{false, true} {
+		abandonUpload(t, reset)
+	}
+}
+
+// abandonUpload is TestAbandonedUploadLogged499 for a client that closes its connection, or resets
+// it (as an aborted client does).
+func abandonUpload(t testing.TB, reset bool) {
+	t.Helper()
 	e := newTestEnv(t, nil)
 	conn := stalledUpload(t, e)
+	if reset {
+		conn.(*net.TCPConn).SetLinger(0) // Close sends RST
+	}
 	tmp := filepath.Join(e.srv.cfg.DataDir, "tmp")
 	if !eventually(func() bool { return len(dirFiles(t, tmp)) == 1 }) {
 		t.Fatal("the upload's temp file did not appear")
@@ -906,7 +920,7 @@ func TestAbandonedUploadLogged499(t *testing.T) {
 		t.Fatalf("no request line:\n%s", e.logs.String())
 	}
 	if status != "499" {
-		t.Errorf("an abandoned upload was logged with status %s, want 499", status)
+		t.Errorf("an abandoned upload (reset %v) was logged with status %s, want 499", reset, status)
 	}
 	if !eventually(func() bool { return len(dirFiles(t, tmp)) == 0 }) {
 		t.Errorf("temp files left: %v", dirFiles(t, tmp))

@@ -235,6 +235,11 @@ func multipartError(err error) error {
 		return &Error{Kind: kindTimeout, Err: err, Msg: fmt.Sprintf(
 			"The upload was too slow: after the first %d s it must average at least %d KB/s", int(uploadGrace.Seconds()), uploadMinRate>>10)}
 	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		// The connection failed; its message names the server's own address.
+		return &Error{Kind: kindInvalid, Msg: "The upload's connection failed before the body was whole", Err: err}
+	}
 	return &Error{Kind: kindInvalid, Msg: "Malformed multipart body: " + echo(err.Error()), Err: err}
 }
 
@@ -247,6 +252,9 @@ func (s *server) saveUpload(p io.Reader, name string) (*upload, error) {
 		limit, unit = maxCaptionsSize, "MB of text"
 	}
 	f, err := os.CreateTemp(s.dirs.tmp(), "upload-*")
+	if diskFull(err) {
+		return nil, lowDisk(err) // no room, or no inode, for the file
+	}
 	if err != nil {
 		return nil, fmt.Errorf("create upload file: %w", err)
 	}
@@ -263,7 +271,9 @@ func (s *server) saveUpload(p io.Reader, name string) (*upload, error) {
 		return u, errorf(kindInvalid, "The %s file is empty", name)
 	}
 	// The job's row will promise this file exists; make that true across a power cut.
-	if err := f.Sync(); err != nil {
+	if err := f.Sync(); diskFull(err) {
+		return u, lowDisk(err) // a file system that reports a full disk only when it writes back
+	} else if err != nil {
 		return u, fmt.Errorf("sync upload: %w", err)
 	}
 	u.head = make([]byte, min(u.size, sniffLen))
@@ -295,12 +305,18 @@ type diskWriteError struct{ err error }
 func (e *diskWriteError) Error() string { return "write upload: " + e.err.Error() }
 func (e *diskWriteError) Unwrap() error { return e.err }
 
+// diskFull says whether err is a write refused for want of room: the disk's (ENOSPC) or the
+// service user's quota (EDQUOT).
+func diskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
 // copyFailed is the error of copying an upload from the request to disk: a full disk is a 507,
 // another disk failure the server's, and a failure to read the body the client's (multipartError).
 func copyFailed(err error) error {
 	var werr *diskWriteError
 	switch {
-	case errors.As(err, &werr) && errors.Is(werr.err, syscall.ENOSPC):
+	case errors.As(err, &werr) && diskFull(werr.err):
 		return lowDisk(err)
 	case errors.As(err, &werr):
 		return fmt.Errorf("save upload: %w", werr)
