@@ -419,10 +419,11 @@ func (s *server) handleRedeliver(w http.ResponseWriter, r *http.Request) {
 		// The headers describe the policy that refused, not the API's per-address one that let the
 		// request through with room to spare.
 		h := w.Header()
-		h.Set("RateLimit-Limit", strconv.Itoa(redeliveriesPerMinute))
+		p := s.redeliverLimit
+		h.Set("RateLimit-Limit", strconv.Itoa(p.perMinute))
 		h.Set("RateLimit-Remaining", strconv.Itoa(remaining))
 		h.Set("RateLimit-Reset", strconv.Itoa(reset))
-		h.Set("RateLimit-Policy", fmt.Sprintf("%d;w=60;comment=%q", redeliveriesPerMinute, "redeliveries per account"))
+		h.Set("RateLimit-Policy", fmt.Sprintf("%d;w=60;comment=%q", p.perMinute, p.name+" per account"))
 		h.Set("Retry-After", strconv.Itoa(retryAfter))
 		s.writeError(w, r, errorf(kindRateLimited, "Too many redeliveries: at most %d a minute for one account; retry in %d s", redeliveriesPerMinute, retryAfter))
 		return

@@ -60,7 +60,10 @@ func toolFailed(name string, err error) *Error {
 
 // toolKilled is an ffmpeg or ffprobe checking an upload that a signal ended (the kernel's OOM killer
 // under the unit's MemoryMax, an operator): nothing is known of the file, so it is a 503 like
-// toolFailed, never "damaged".
+// toolFailed, never "damaged". The trade-off: a file whose decode alone takes more than the unit
+// allows is killed the same way and gets a 503 on each try, where -child-memory (when below the
+// unit's limit) would have made it the 400 it is; the picture budget keeps other decodes out of
+// its way.
 func toolKilled(name string, err error) *Error {
 	return &Error{Kind: kindUnavailable, Msg: "The server cannot process files right now; try again in a minute",
 		Err: fmt.Errorf("%s killed: %w", name, err)}

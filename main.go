@@ -344,8 +344,8 @@ func toolVersion(ctx context.Context, tool string) (string, error) {
 	cmd := exec.CommandContext(ctx, tool, "-version")
 	cmd.WaitDelay = time.Second // a child of its own may hold its output open
 	out, err := cmd.Output()
-	if ctx.Err() != nil {
-		return "", fmt.Errorf("-version did not answer within %s", toolVersionTimeout)
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return "", fmt.Errorf("-version did not answer within %s: %w", toolVersionTimeout, err)
 	}
 	if err != nil {
 		return "", err

@@ -134,8 +134,8 @@ func pictureCost(path, typ string) int64 {
 }
 
 // memoryBudget is how much memory the picture steps may expect to use at once: half of what the
-// service may use, the smallest memory.max of its cgroup and the cgroups above it (the systemd
-// unit's MemoryMax, a container's limit) or else the machine's memory. The other half is the
+// service may use, the tightest limit of its cgroup and the cgroups above it (cgroupMemoryMax: the
+// systemd unit's MemoryHigh or MemoryMax, a container's limit) or else the machine's memory. The other half is the
 // service itself, its audio encodes and the page cache its files pass through.
 func memoryBudget() int64 {
 	limit := int64(0)

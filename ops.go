@@ -100,7 +100,7 @@ func badSetting(flagName, format string, args ...any) error {
 // malformed is a value that a flag of serve, or its variable, could not take.
 type malformed struct{ flag, value, hint string }
 
-// error names the setting the way it was given (the variable first when the value came from it),
+// err names the setting the way it was given (the variable first when the value came from it),
 // with the other name beside it, and what was expected.
 func (m *malformed) err(fromEnv bool) error {
 	if fromEnv {

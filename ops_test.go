@@ -81,7 +81,7 @@ func TestToolsChecked(t *testing.T) {
 		{[]string{"-ffprobe", "ffmpeg"}, "cannot run ffmpeg as ffprobe"},
 		{[]string{"-ffprobe", t.TempDir() + "/missing"}, "missing as ffprobe"},
 		// It never answers: serve stops after toolVersionTimeout.
-		{[]string{"-ffmpeg", hung}, "-version did not answer within 5s"},
+		{[]string{"-ffmpeg", hung}, "-version did not answer within " + toolVersionTimeout.String()},
 	}
 	for _, c := range cases {
 		dir := t.TempDir() + "/data"
