@@ -20,7 +20,6 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/image/bmp"
@@ -89,7 +88,7 @@ func rewriteFailed(err, fault error) error {
 	switch {
 	case errors.Is(err, errUndecodable):
 		return fault
-	case errors.Is(err, syscall.ENOSPC):
+	case diskFull(err):
 		return lowDisk(err)
 	}
 	return fmt.Errorf("rewrite image: %w", err)
