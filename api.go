@@ -418,13 +418,9 @@ func (s *server) handleRedeliver(w http.ResponseWriter, r *http.Request) {
 	if ok, remaining, reset, retryAfter := s.redeliverLimit.take(keyFrom(r).ID); !ok {
 		// The headers describe the policy that refused, not the API's per-address one that let the
 		// request through with room to spare.
-		h := w.Header()
 		p := s.redeliverLimit
-		h.Set("RateLimit-Limit", strconv.Itoa(p.perMinute))
-		h.Set("RateLimit-Remaining", strconv.Itoa(remaining))
-		h.Set("RateLimit-Reset", strconv.Itoa(reset))
-		h.Set("RateLimit-Policy", fmt.Sprintf("%d;w=60;comment=%q", p.perMinute, p.name+" per account"))
-		h.Set("Retry-After", strconv.Itoa(retryAfter))
+		setRateHeaders(w.Header(), p.perMinute, remaining, reset, policyItem(p.perMinute, p.name+" per account"))
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
 		s.writeError(w, r, errorf(kindRateLimited, "Too many redeliveries: at most %d a minute for one account; retry in %d s", redeliveriesPerMinute, retryAfter))
 		return
 	}

@@ -161,10 +161,7 @@ func (s *server) limit(p *limitPolicy[netip.Prefix]) func(http.Handler) http.Han
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ok, remaining, reset, retryAfter := p.take(s.clients.key(r))
 			h := w.Header()
-			h.Set("RateLimit-Limit", strconv.Itoa(p.perMinute))
-			h.Set("RateLimit-Remaining", strconv.Itoa(remaining))
-			h.Set("RateLimit-Reset", strconv.Itoa(reset))
-			h.Set("RateLimit-Policy", policy)
+			setRateHeaders(h, p.perMinute, remaining, reset, policy)
 			if !ok {
 				h.Set("Retry-After", strconv.Itoa(retryAfter))
 				s.writeError(w, r, errorf(kindRateLimited, "Rate limit exceeded: at most %d %s a minute from one address; retry in %d s", p.perMinute, p.name, retryAfter))
@@ -175,13 +172,27 @@ func (s *server) limit(p *limitPolicy[netip.Prefix]) func(http.Handler) http.Han
 	}
 }
 
+// setRateHeaders writes the RateLimit-* headers of a limited response: the policy's size, what is
+// left of the client's bucket, the seconds until it is full, and the policies that apply.
+func setRateHeaders(h http.Header, perMinute, remaining, reset int, policy string) {
+	h.Set("RateLimit-Limit", strconv.Itoa(perMinute))
+	h.Set("RateLimit-Remaining", strconv.Itoa(remaining))
+	h.Set("RateLimit-Reset", strconv.Itoa(reset))
+	h.Set("RateLimit-Policy", policy)
+}
+
 // ratePolicy describes the policies for the RateLimit-Policy header, e.g. `600;w=60, 30;w=60`.
 func ratePolicy(ps ...*limitPolicy[netip.Prefix]) string {
 	var parts []string
 	for _, p := range ps {
 		if p != nil {
-			parts = append(parts, fmt.Sprintf("%d;w=60;comment=%q", p.perMinute, p.name))
+			parts = append(parts, policyItem(p.perMinute, p.name))
 		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+// policyItem is one policy of a RateLimit-Policy header.
+func policyItem(perMinute int, name string) string {
+	return fmt.Sprintf("%d;w=60;comment=%q", perMinute, name)
 }
