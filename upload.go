@@ -407,9 +407,7 @@ func fmtDuration(sec float64) string {
 // fmtOver is fmtDuration of a length over a limit, with its tenths rounded up, so that it never
 // reads as the limit itself: 5.4 s over 5 s is 0:00:05.4.
 func fmtOver(sec float64) string {
-	tenths := int(math.Ceil(sec*10 - 1e-6)) // less floating-point noise
-	s := tenths / 10
-	return fmt.Sprintf("%d:%02d:%02d.%d", s/3600, s/60%60, s%60, tenths%10)
+	return fmtTenths(int(math.Ceil(sec*10 - 1e-6))) // less floating-point noise
 }
 
 // fmtLimit is fmtDuration of a limit, with its tenths (rounded down) when it is not whole seconds, so
@@ -418,7 +416,11 @@ func fmtLimit(sec float64) string {
 	if sec == math.Trunc(sec) {
 		return fmtDuration(sec)
 	}
-	tenths := int(math.Floor(sec*10 + 1e-6))
+	return fmtTenths(int(math.Floor(sec*10 + 1e-6)))
+}
+
+// fmtTenths writes tenths of a second as fmtDuration does, with the tenth: 0:00:05.4.
+func fmtTenths(tenths int) string {
 	s := tenths / 10
 	return fmt.Sprintf("%d:%02d:%02d.%d", s/3600, s/60%60, s%60, tenths%10)
 }
