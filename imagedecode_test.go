@@ -410,7 +410,7 @@ func TestMemoryBudget(t *testing.T) {
 	if got <= 0 || got > total/2 {
 		t.Fatalf("budget %d with %d of memory", got, total)
 	}
-	if limit, ok := cgroupMemoryMax(); ok && got > limit/2 {
+	if limit, ok := cgroupMemoryLimit(); ok && got > limit/2 {
 		t.Fatalf("budget %d under a cgroup limit of %d", got, limit)
 	}
 	t.Logf("budget %d MB (memory %d MB)", got>>20, total>>20)

@@ -134,7 +134,7 @@ func pictureCost(path, typ string) int64 {
 }
 
 // memoryBudget is how much memory the picture steps may expect to use at once: half of what the
-// service may use, the tightest limit of its cgroup and the cgroups above it (cgroupMemoryMax: the
+// service may use, the tightest limit of its cgroup and the cgroups above it (cgroupMemoryLimit: the
 // systemd unit's MemoryHigh or MemoryMax, a container's limit) or else the machine's memory. The other half is the
 // service itself, its audio encodes and the page cache its files pass through.
 func memoryBudget() int64 {
@@ -143,7 +143,7 @@ func memoryBudget() int64 {
 	if syscall.Sysinfo(&si) == nil {
 		limit = int64(si.Totalram) * int64(si.Unit)
 	}
-	if c, ok := cgroupMemoryMax(); ok && (limit == 0 || c < limit) {
+	if c, ok := cgroupMemoryLimit(); ok && (limit == 0 || c < limit) {
 		limit = c
 	}
 	if limit <= 0 {
@@ -152,11 +152,11 @@ func memoryBudget() int64 {
 	return limit / 2
 }
 
-// cgroupMemoryMax reads the tightest memory limit on the way from this process's cgroup up to the
+// cgroupMemoryLimit reads the tightest memory limit on the way from this process's cgroup up to the
 // root: memory.max or memory.high (where the kernel starts reclaiming hard: the unit's MemoryHigh)
 // under cgroup v2, Debian's default; memory.limit_in_bytes under v1. ok is false when there is
 // none; v1's "unlimited" is a huge number, which the machine's memory then bounds.
-func cgroupMemoryMax() (int64, bool) {
+func cgroupMemoryLimit() (int64, bool) {
 	self, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
 		return 0, false
@@ -164,7 +164,7 @@ func cgroupMemoryMax() (int64, bool) {
 	return cgroupLimit(os.DirFS("/sys/fs/cgroup"), string(self))
 }
 
-// cgroupLimit is cgroupMemoryMax for the cgroup file system cgroups (mounted at /sys/fs/cgroup) and
+// cgroupLimit is cgroupMemoryLimit for the cgroup file system cgroups (mounted at /sys/fs/cgroup) and
 // self, the contents of /proc/self/cgroup.
 func cgroupLimit(cgroups fs.FS, self string) (int64, bool) {
 	var least int64
