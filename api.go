@@ -112,10 +112,8 @@ func (s *server) routes() http.Handler {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	get("/api/openapi.yaml", s.limitAPI(http.HandlerFunc(s.handleOpenAPI)))
-	// /metrics is served here to loopback only, or on its own listener (-metrics-addr) instead.
-	if s.cfg.MetricsAddr == "" {
-		get("/metrics", s.localOnly(s.metrics.handler()))
-	}
+	// No /metrics here, whoever asks: a proxy on this machine, even one that forwards raw TCP and
+	// adds no header, would hand them to the world. They have a listener of their own (-metrics-addr).
 	return s.observed(r)
 }
 

@@ -521,7 +521,7 @@ func TestServeFirstStart(t *testing.T) {
 	var stderr syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "-addr", "127.0.0.1:0", "-data", dir}, func(string) string { return "" }, &stderr, &stderr)
+		done <- run(ctx, []string{"serve", "-addr", "127.0.0.1:0", "-metrics-addr", "off", "-data", dir}, func(string) string { return "" }, &stderr, &stderr)
 	}()
 	var key, addr string
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && (key == "" || addr == ""); time.Sleep(20 * time.Millisecond) {
@@ -542,7 +542,7 @@ func TestServeFirstStart(t *testing.T) {
 	}
 	// A second serve on the same data directory refuses to start.
 	var second syncBuffer
-	err := run(ctx, []string{"serve", "-addr", "127.0.0.1:0", "-data", dir}, func(string) string { return "" }, &second, &second)
+	err := run(ctx, []string{"serve", "-addr", "127.0.0.1:0", "-metrics-addr", "off", "-data", dir}, func(string) string { return "" }, &second, &second)
 	if err == nil || !strings.Contains(err.Error(), "another vidgen serve") {
 		t.Errorf("second serve on the same data: %v", err)
 	}

@@ -486,10 +486,10 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 		return err
 	}
 	ln = limitConns(ln, s.clients.isTrusted)
-	stopMetrics, err := s.startMetricsListener()
+	metricsAt, stopMetrics, err := s.startMetricsListener()
 	if err != nil {
 		ln.Close()
-		return fmt.Errorf("-metrics-addr: %w", err)
+		return err
 	}
 	defer stopMetrics()
 	// Without -public-url the links point at the listener, so a laptop setup works as it is.
@@ -506,7 +506,7 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 	hs := s.httpServer()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	log.Info("vidgen listening", "addr", ln.Addr().String(), "data", s.cfg.DataDir, "public_url", s.cfg.PublicURL, "public_url_from", publicFrom, "workers", cfg.Workers, "picture_memory_mb", s.pictures.budget>>20, "ffmpeg", ffv, "version", version)
+	log.Info("vidgen listening", "addr", ln.Addr().String(), "data", s.cfg.DataDir, "public_url", s.cfg.PublicURL, "public_url_from", publicFrom, "workers", cfg.Workers, "picture_memory_mb", s.pictures.budget>>20, "metrics", metricsAt, "ffmpeg", ffv, "version", version)
 
 	select {
 	case err = <-errc:

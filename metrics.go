@@ -5,8 +5,8 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"net/netip"
 	"runtime"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -155,39 +155,39 @@ func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }
 
-// localOnly lets through requests made from this machine directly: a loopback peer and no
-// forwarding header, so a reverse proxy on loopback does not expose the metrics to the internet.
-// Anything else gets the same 404 as an unknown route.
-func (s *server) localOnly(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ap, err := netip.ParseAddrPort(r.RemoteAddr)
-		proxied := r.Header.Get("X-Forwarded-For") != "" || r.Header.Get("Forwarded") != "" || r.Header.Get("X-Real-Ip") != ""
-		if err != nil || !ap.Addr().Unmap().IsLoopback() || proxied {
-			s.writeError(w, r, ErrNotFound)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// startMetricsListener serves GET /metrics on -metrics-addr, when set, for anyone who can reach that
-// address (the operator chose it). The returned function closes it.
-func (s *server) startMetricsListener() (stop func(), err error) {
-	if s.cfg.MetricsAddr == "" {
-		return func() {}, nil
-	}
-	ln, err := net.Listen("tcp", s.cfg.MetricsAddr)
-	if err != nil {
-		return nil, err
-	}
+// metricsRoutes is the metrics listener's handler: GET /metrics and nothing else.
+func (s *server) metricsRoutes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.metrics.handler())
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: headerTimeout, ReadTimeout: requestReadTimeout, WriteTimeout: time.Minute, IdleTimeout: idleTimeout}
+	return mux
+}
+
+// startMetricsListener serves GET /metrics on -metrics-addr, for anyone who can reach that address
+// (loopback by default; the operator chose any other). It returns where it listens ("off" when
+// -metrics-addr is off) and the function that closes it. An address it cannot listen on stops
+// start-up with the fix, the usual cause being a second vidgen on the same machine.
+func (s *server) startMetricsListener() (where string, stop func(), err error) {
+	if s.cfg.MetricsAddr == "" {
+		s.log.Info("metrics off (-metrics-addr off)")
+		return metricsOff, func() {}, nil
+	}
+	ln, err := net.Listen("tcp", s.cfg.MetricsAddr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return "", nil, badSetting("metrics-addr", "%s is in use (by another vidgen on this machine, or this one's -addr?): give this one another address, like 127.0.0.1:9465, or off for no metrics", s.cfg.MetricsAddr)
+	}
+	if err != nil {
+		return "", nil, badSetting("metrics-addr", "cannot listen on %s (%v): give another address, or off for no metrics", s.cfg.MetricsAddr, errors.Unwrap(err))
+	}
+	hs := &http.Server{Handler: s.metricsRoutes(), ReadHeaderTimeout: headerTimeout, ReadTimeout: requestReadTimeout, WriteTimeout: time.Minute, IdleTimeout: idleTimeout}
 	go func() {
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("metrics listener", "err", err)
 		}
 	}()
-	s.log.Info("metrics listening", "addr", ln.Addr().String())
-	return func() { hs.Close() }, nil
+	where = ln.Addr().String()
+	s.log.Info("metrics listening", "addr", where)
+	if a, ok := ln.Addr().(*net.TCPAddr); ok && !a.IP.IsLoopback() {
+		s.log.Warn("metrics listen beyond this machine (-metrics-addr): let the firewall keep the port to your scraper", "addr", where)
+	}
+	return where, func() { hs.Close() }, nil
 }

@@ -154,10 +154,18 @@ func metricValue(text, series string) string {
 	return ""
 }
 
-// scrape GETs /metrics from the test server and returns the exposition.
-func scrape(t testing.TB, e *testEnv) string {
+// metricsListener serves the test server's metrics listener and returns its URL.
+func metricsListener(t testing.TB, e *testEnv) string {
 	t.Helper()
-	resp, b := e.do(t, "GET", "/metrics", "", nil)
+	hs := httptest.NewServer(e.srv.metricsRoutes())
+	t.Cleanup(hs.Close)
+	return hs.URL
+}
+
+// scrape GETs /metrics from the metrics listener at base and returns the exposition.
+func scrape(t testing.TB, base string) string {
+	t.Helper()
+	resp, b := mustRequest(t, "GET", base+"/metrics", "", nil)
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
 		t.Fatalf("GET /metrics: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
@@ -209,8 +217,9 @@ func TestMetrics(t *testing.T) {
 		}
 		return bad
 	}
+	metrics := metricsListener(t, e)
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if text = scrape(t, e); len(mismatches()) == 0 {
+		if text = scrape(t, metrics); len(mismatches()) == 0 {
 			break
 		}
 	}
@@ -224,18 +233,6 @@ func TestMetrics(t *testing.T) {
 	}
 	if strings.Contains(text, id) || strings.Contains(text, e.key) {
 		t.Error("a job id or a key appears in the metrics")
-	}
-
-	// Only from this machine, and not through a proxy.
-	if resp, b := e.do(t, "GET", "/metrics", "", nil, "X-Forwarded-For", "198.51.100.7"); resp.StatusCode != 404 {
-		t.Errorf("proxied /metrics: %d %s", resp.StatusCode, b)
-	}
-	req := httptest.NewRequest("GET", "/metrics", nil)
-	req.RemoteAddr = "198.51.100.7:4711"
-	w := httptest.NewRecorder()
-	e.srv.routes().ServeHTTP(w, req)
-	if w.Code != 404 || strings.Contains(w.Body.String(), "vidgen_") {
-		t.Errorf("/metrics from a remote peer: %d %s", w.Code, w.Body.String())
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"path"
 	"reflect"
 	"slices"
@@ -106,15 +107,29 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 		item := doc.Paths.Value(specPath(pattern))
 		if item == nil || item.GetOperation(method) == nil {
 			t.Errorf("%s is served but missing from openapi.yaml", rt)
+		} else if onMetricsListener(item) {
+			t.Errorf("%s is served on the public listener, but openapi.yaml puts it on the metrics listener", rt)
 		}
 	}
+	metrics := httptest.NewServer(e.srv.metricsRoutes())
+	defer metrics.Close()
 	for p, item := range doc.Paths.Map() {
 		for method := range item.Operations() {
-			if !served[method+" "+p] {
+			if onMetricsListener(item) {
+				if resp, b := mustRequest(t, method, metrics.URL+p, "", nil); resp.StatusCode != http.StatusOK {
+					t.Errorf("openapi.yaml puts %s %s on the metrics listener, which answers %d %.200s", method, p, resp.StatusCode, b)
+				}
+			} else if !served[method+" "+p] {
 				t.Errorf("openapi.yaml describes %s %s, which the server does not serve", method, p)
 			}
 		}
 	}
+}
+
+// onMetricsListener says whether openapi.yaml puts the path on the metrics listener (a servers entry
+// of its own, at -metrics-addr's default) rather than on the public one.
+func onMetricsListener(item *openapi3.PathItem) bool {
+	return len(item.Servers) == 1 && item.Servers[0].URL == "http://"+defaultMetricsAddr
 }
 
 // htmlDecoder registers, once, kin-openapi's decoder for the HTML pages (its registry is global).
@@ -227,11 +242,17 @@ func TestOpenAPIResponses(t *testing.T) {
 		return b, ctype
 	}
 
-	for _, p := range []string{"/health", "/api/health", "/api/openapi.yaml", "/", "/metrics"} {
+	for _, p := range []string{"/health", "/api/health", "/api/openapi.yaml", "/"} {
 		resp, b := c.do(t, "GET", p, "", nil)
 		want(resp, b, 200)
 	}
-	resp, b := c.do(t, "GET", "/favicon.ico", "", nil)
+	// /metrics, on the metrics listener alone.
+	metrics := httptest.NewServer(e.srv.metricsRoutes())
+	defer metrics.Close()
+	mc := &specChecker{doc: doc, name: func(*http.Request) requestRoute { return requestRoute{pattern: "/metrics"} }, base: metrics.URL, seen: c.seen, ctx: c.ctx}
+	resp, b := mc.do(t, "GET", "/metrics", "", nil)
+	want(resp, b, 200)
+	resp, b = c.do(t, "GET", "/favicon.ico", "", nil)
 	want(resp, b, 204)
 	good := map[string]string{"image": fixture(t, "img.jpg"), "audio": fixture(t, "tone.m4a")}
 	body, ctype := submission(good, map[string]string{"webhookUrl": recv.url()})

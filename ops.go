@@ -20,10 +20,18 @@ import (
 type opsConfig struct {
 	// LogFormat is "text" or "json" once parsed; "auto" is resolved by resolveLogFormat.
 	LogFormat string
-	// MetricsAddr, when set, serves GET /metrics on a listener of its own; the main listener then
-	// has no /metrics at all.
+	// MetricsAddr is the address of the metrics listener, the only one that serves GET /metrics;
+	// "" (-metrics-addr off) serves no metrics at all. The main listener never has /metrics.
 	MetricsAddr string
 }
+
+// defaultMetricsAddr is where the metrics listen unless -metrics-addr says otherwise: loopback, so a
+// proxy on the main address, even one that forwards raw TCP and adds no header, cannot reach them.
+const defaultMetricsAddr = "127.0.0.1:9464"
+
+// metricsOff is the -metrics-addr value that serves no metrics (an empty flag value does too; an
+// empty variable, like any empty VIDGEN_* variable, leaves the default).
+const metricsOff = "off"
 
 // usageText lists the commands; `vidgen -h` and `vidgen help` print it before serve's flags.
 const usageText = `vidgen turns one still image and one audio file into an MP4 through an HTTP API.
@@ -84,7 +92,7 @@ func isHelpArg(arg string) bool {
 // addOpsFlags registers the operations flags on serve's flag set.
 func addOpsFlags(fs *flag.FlagSet, cfg *config) {
 	fs.StringVar(&cfg.LogFormat, "log-format", "auto", "text, json, or auto: JSON when standard error is the systemd journal, else text")
-	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve GET /metrics on this address instead of on -addr for loopback clients")
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", defaultMetricsAddr, "serve GET /metrics on this address (keep it private: loopback or an internal network), never on -addr; off for no metrics")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), serveUsageHeader)
 		fs.PrintDefaults()
@@ -189,9 +197,15 @@ func checkOpsConfig(cfg *config, env func(string) string, stderr io.Writer) erro
 	if err := checkListenAddr(cfg.Addr); err != nil {
 		return badSetting("addr", "%v", err)
 	}
+	if cfg.MetricsAddr == metricsOff {
+		cfg.MetricsAddr = ""
+	}
 	if cfg.MetricsAddr != "" {
 		if err := checkListenAddr(cfg.MetricsAddr); err != nil {
-			return badSetting("metrics-addr", "%v", err)
+			return badSetting("metrics-addr", "%v, or off for no metrics", err)
+		}
+		if _, port, _ := net.SplitHostPort(cfg.Addr); cfg.MetricsAddr == cfg.Addr && port != "0" { // two ports of the system's choosing never meet
+			return badSetting("metrics-addr", "%q is -addr's too: the metrics need an address of their own, like %s, or off", cfg.MetricsAddr, defaultMetricsAddr)
 		}
 	}
 	if cfg.PublicURL != "" {

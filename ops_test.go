@@ -85,7 +85,7 @@ func TestToolsChecked(t *testing.T) {
 	}
 	for _, c := range cases {
 		dir := t.TempDir() + "/data"
-		args := append([]string{"serve", "-data", dir, "-addr", "127.0.0.1:0"}, c.args...)
+		args := append([]string{"serve", "-data", dir, "-addr", "127.0.0.1:0", "-metrics-addr", "off"}, c.args...)
 		// A serve that started anyway is stopped, and fails the test, rather than hang it.
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		err := run(ctx, args, func(string) string { return "" }, io.Discard, io.Discard)
@@ -116,6 +116,7 @@ func TestInvalidSettingsNamed(t *testing.T) {
 		{[]string{"-addr", "8080"}, nil, "-addr (VIDGEN_ADDR)"},
 		{[]string{"-addr", ":http-alt"}, nil, "-addr (VIDGEN_ADDR)"},
 		{[]string{"-metrics-addr", "localhost"}, nil, "-metrics-addr (VIDGEN_METRICS_ADDR)"},
+		{[]string{"-addr", "127.0.0.1:9464"}, nil, `-metrics-addr (VIDGEN_METRICS_ADDR): "127.0.0.1:9464" is -addr's too`},
 		{[]string{"-webhook-ports", "443,abc"}, nil, "-webhook-ports (VIDGEN_WEBHOOK_PORTS)"},
 		{[]string{"-webhook-ports", "70000"}, nil, "-webhook-ports"},
 		{[]string{"-max-duration", "-1s"}, nil, "-max-duration (VIDGEN_MAX_DURATION)"},
@@ -244,7 +245,7 @@ func TestServeDerivesPublicURL(t *testing.T) {
 	go func() {
 		done <- run(ctx, []string{"serve", "-addr", "127.0.0.1:0", "-min-free", "0", "-log-format", "json", "-metrics-addr", "127.0.0.1:0"}, env, &stderr, &stderr)
 	}()
-	var key, addr, metricsAddr string
+	var key, addr, metricsAddr, metricsAt string
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && (key == "" || addr == "" || metricsAddr == ""); time.Sleep(20 * time.Millisecond) {
 		for _, line := range strings.Split(stderr.String(), "\n") {
 			if strings.Contains(line, `"msg":"metrics listening"`) {
@@ -261,11 +262,15 @@ func TestServeDerivesPublicURL(t *testing.T) {
 				if !strings.Contains(jsonField(t, line, "public_url_from"), "-addr") {
 					t.Errorf("the start-up line does not say the links come from -addr: %s", line)
 				}
+				metricsAt = jsonField(t, line, "metrics")
 			}
 		}
 	}
 	if key == "" || addr == "" {
 		t.Fatalf("no key or JSON start-up line:\n%s", stderr.String())
+	}
+	if metricsAt != metricsAddr || !strings.HasPrefix(metricsAt, "127.0.0.1:") {
+		t.Errorf("the start-up line says metrics=%q; they listen on %q", metricsAt, metricsAddr)
 	}
 	base := "http://" + addr
 	body, ctype := multipartBody(t, map[string]string{"image": fixture(t, "img.jpg"), "audio": fixture(t, "tone.m4a")}, nil)
@@ -294,12 +299,12 @@ func TestServeDerivesPublicURL(t *testing.T) {
 	if b, _ := download(t, share); !bytes.Contains(b, []byte(video)) {
 		t.Errorf("the share page does not play %s", video)
 	}
-	// -metrics-addr moves /metrics to its own listener.
+	// /metrics is on the metrics listener alone.
 	if resp, b := mustRequest(t, "GET", "http://"+metricsAddr+"/metrics", "", nil); resp.StatusCode != 200 || metricValue(string(b), `vidgen_jobs{state="COMPLETED"}`) != "1" {
 		t.Errorf("GET /metrics on -metrics-addr: %d\n%s", resp.StatusCode, b)
 	}
 	if resp, _ := mustRequest(t, "GET", base+"/metrics", "", nil); resp.StatusCode != 404 {
-		t.Errorf("GET /metrics on -addr with -metrics-addr set: %d", resp.StatusCode)
+		t.Errorf("GET /metrics on -addr: %d", resp.StatusCode)
 	}
 	cancel()
 	if err := <-done; err != nil {

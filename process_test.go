@@ -89,7 +89,8 @@ func startVidgen(t testing.TB, dataDir, ffmpeg string, env []string, args ...str
 // vidgen's.
 func startVidgenVia(t testing.TB, via []string, dataDir, ffmpeg string, env []string, args ...string) *vidgenProc {
 	t.Helper()
-	all := append([]string{"serve", "-data", dataDir, "-addr", "127.0.0.1:0", "-ffmpeg", ffmpeg, "-workers", "1",
+	// A metrics listener of its own on a free port: tests run side by side and never meet on the default.
+	all := append([]string{"serve", "-data", dataDir, "-addr", "127.0.0.1:0", "-metrics-addr", "127.0.0.1:0", "-ffmpeg", ffmpeg, "-workers", "1",
 		"-rate-api", "0", "-rate-submit", "0", "-min-free", "0"}, args...)
 	name, argv := vidgenBinary(t), all
 	if len(via) > 0 {

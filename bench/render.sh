@@ -93,7 +93,7 @@ done
 [[ -n $port ]] || die "no free port"
 base=http://127.0.0.1:$port
 
-"$tmp/vidgen" serve -data "$tmp/data" -addr "127.0.0.1:$port" -public-url "$base" \
+"$tmp/vidgen" serve -data "$tmp/data" -addr "127.0.0.1:$port" -metrics-addr off -public-url "$base" \
 	-rate-api 0 -rate-submit 0 -workers 1 -ffmpeg "$FFMPEG" -ffprobe "$FFPROBE" 2>"$tmp/server.log" &
 server_pid=$!
 for _ in $(seq 100); do

@@ -49,7 +49,7 @@ start_server() {
 	local before
 	touch "$LOG"
 	before=$(listening)
-	"$BIN" serve -data "$DATA" -addr 127.0.0.1:0 -ffmpeg ffmpeg -workers 2 -rate-api 0 -rate-submit 0 \
+	"$BIN" serve -data "$DATA" -addr 127.0.0.1:0 -metrics-addr off -ffmpeg ffmpeg -workers 2 -rate-api 0 -rate-submit 0 \
 		-min-free 0 -shutdown-grace 2s 2>>"$LOG" &
 	PID=$!
 	for _ in $(seq 1 200); do

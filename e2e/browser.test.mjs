@@ -23,7 +23,7 @@ const browserErrors = [];
 // start-up line (the links are derived from the listener: no -public-url needed).
 function startVidgen(dataDir) {
   return new Promise((resolveStart, reject) => {
-    const proc = spawn(vidgen, ['serve', '-addr', '127.0.0.1:0', '-data', dataDir, '-min-free', '0', '-log-format', 'json', '-workers', '1'],
+    const proc = spawn(vidgen, ['serve', '-addr', '127.0.0.1:0', '-metrics-addr', 'off', '-data', dataDir, '-min-free', '0', '-log-format', 'json', '-workers', '1'],
       { stdio: ['ignore', 'ignore', 'pipe'] });
     let buf = '';
     const timer = setTimeout(() => reject(new Error('vidgen did not start:\n' + buf)), 20000);
