@@ -452,6 +452,19 @@ func (s *server) outputJob(r *http.Request, token string) (Job, error) {
 	return j, nil
 }
 
+// outputMaxAge is the longest a browser or a CDN may keep an output (video, poster, share page).
+const outputMaxAge = 24 * time.Hour
+
+// cacheOutput lets caches keep an output of j for outputMaxAge, and never past the moment it
+// expires: a cache that outlived it would go on serving a video its owner was told is deleted.
+func (s *server) cacheOutput(w http.ResponseWriter, j Job) {
+	age := outputMaxAge
+	if s.cfg.Retention > 0 {
+		age = min(age, j.FinishedAt.Add(s.cfg.Retention).Sub(s.now()))
+	}
+	w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(max(0, int(age/time.Second))))
+}
+
 // handleVideo serves /v/TOKEN.mp4 (the video, with ranges) and /v/TOKEN.jpg (its poster).
 func (s *server) handleVideo(w http.ResponseWriter, r *http.Request) {
 	name := httprouter.ParamsFromContext(r.Context()).ByName("file")
@@ -481,7 +494,7 @@ func (s *server) handleVideo(w http.ResponseWriter, r *http.Request) {
 		ctype = "image/jpeg"
 	}
 	w.Header().Set("Content-Type", ctype)
-	w.Header().Set("Cache-Control", "public, max-age=86400")
+	s.cacheOutput(w, j)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	if h := r.Header.Get("Range"); h != "" && !byteRanges(h) {
 		// RFC 9110 (14.2): a range in another unit, or one that does not parse, is ignored and the
@@ -582,6 +595,7 @@ func (s *server) handleShare(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	s.cacheOutput(w, j)
 	// Nobody frames the page (sites that want the video embed the MP4 itself), and the token in its
 	// URL never leaves in a Referer.
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; media-src 'self' "+s.cfg.PublicURL+"; img-src 'self' "+s.cfg.PublicURL+
