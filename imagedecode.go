@@ -586,6 +586,9 @@ func heifToPNG(ctx context.Context, t tools, path, typ string) error {
 	var exit *exec.ExitError
 	switch {
 	case err == nil:
+		if err := decodedSize(out); err != nil {
+			return err
+		}
 		return os.Rename(out, path)
 	case ctx.Err() != nil:
 		return ctx.Err() // the client went away
@@ -597,6 +600,25 @@ func heifToPNG(ctx context.Context, t tools, path, typ string) error {
 		return badMedia("image: the %s could not be decoded within a minute; export it again as JPEG and upload it", typeName(typ))
 	}
 	return badMedia("image: the %s could not be decoded (%s); export it again as JPEG and upload it", typeName(typ), lastLine(msg.Bytes()))
+}
+
+// decodedSize holds heif-convert's PNG at path to maxPixels: checkImage has held the file's largest
+// coded size to it before the decode, and this is the decoder's own word on what it made, before
+// ffprobe and the render read it.
+func decodedSize(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	cfg, err := png.DecodeConfig(bufio.NewReader(f))
+	if err != nil {
+		return fmt.Errorf("heif-convert's PNG: %w", err)
+	}
+	if int64(cfg.Width)*int64(cfg.Height) > maxPixels {
+		return tooManyPixels(cfg.Width, cfg.Height)
+	}
+	return nil
 }
 
 // lastLine is the last non-empty line of a tool's output, for a message.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"image"
 	"image/color"
 	"image/gif"
@@ -332,9 +333,7 @@ func checkImage(path, typ string) error {
 		return badMedia("image: it has no pixels")
 	}
 	if int64(w)*int64(h) > maxPixels {
-		// Exact sizes: a rounded count would read "100 megapixels; the most accepted is 100".
-		return badMedia("image: %d×%d is more than the %d megapixels accepted (%d pixels, such as 10000×10000); send a smaller picture",
-			w, h, maxPixels/1_000_000, maxPixels)
+		return tooManyPixels(w, h)
 	}
 	if typ != typeJPEG {
 		return nil
@@ -348,6 +347,13 @@ func checkImage(path, typ string) error {
 		return badMedia("image: the %s is truncated or damaged; upload the whole file", typeName(typ))
 	}
 	return nil
+}
+
+// tooManyPixels is the refusal of a w×h picture, over maxPixels.
+func tooManyPixels(w, h int) error {
+	// Exact sizes: a rounded count would read "100 megapixels; the most accepted is 100".
+	return badMedia("image: %d×%d is more than the %d megapixels accepted (%d pixels, such as 10000×10000); send a smaller picture",
+		w, h, maxPixels/1_000_000, maxPixels)
 }
 
 // imageSize reads the width and height of the image at path, of sniffed type typ, from its header,
@@ -390,8 +396,14 @@ func imageSize(path, typ string) (w, h int, deep bool, err error) {
 		w, h = tiffSize(f)
 		return w, h, true, nil
 	case typeHEIC, typeAVIF:
-		w, h = heifSize(f)
-		return w, h, true, nil
+		w, h, err = heifSize(f)
+		if errors.Is(err, errHEIFCodec) {
+			return 0, 0, false, unsupportedMedia("image: the %s holds %v, which this server does not decode; send a JPEG or PNG", typeName(typ), err)
+		}
+		if errors.Is(err, errHEIFDamaged) {
+			return 0, 0, false, unreadable(err)
+		}
+		return w, h, true, err
 	case typeWebP:
 		w, h, err = webpSize(f)
 		return w, h, false, err
@@ -435,22 +447,14 @@ func tiffSize(f io.ReaderAt) (int, int) {
 	return w, h
 }
 
-// heifSize returns the largest picture size a HEIF file's item properties ('ispe' boxes in its
-// first 1 MB) declare: the main image, or the grid its tiles make.
-func heifSize(f io.Reader) (int, int) {
-	b, _ := io.ReadAll(io.LimitReader(f, 1<<20))
-	var w, h int
-	for i := 0; ; {
-		j := bytes.Index(b[i:], []byte("ispe"))
-		if j < 0 || i+j+16 > len(b) {
-			return w, h
-		}
-		p := b[i+j+8:] // after the type and the version/flags
-		if ww, hh := int(binary.BigEndian.Uint32(p)), int(binary.BigEndian.Uint32(p[4:])); int64(ww)*int64(hh) > int64(w)*int64(h) {
-			w, h = ww, hh
-		}
-		i += j + 4
+// heifSize returns the largest picture the HEIF file f can make its decoder allocate (see
+// heifLargest: the coded sizes and canvases, not only what its 'ispe' properties claim).
+func heifSize(f *os.File) (int, int, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, 0, err
 	}
+	return heifLargest(f, fi.Size())
 }
 
 // jpegComplete walks a JPEG's markers, through every scan's entropy-coded data, and reports whether
