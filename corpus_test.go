@@ -80,6 +80,11 @@ func TestCorpus(t *testing.T) {
 		{name: "jpeg-restart-marker-missing", status: 400, words: []string{"image", "JPEG", "could not be decoded"}, image: bytesOf("rstmissing.jpg", func(t testing.TB) []byte {
 			return rgbJPEG(64, 32, corpusPicture, "rst-missing")
 		})},
+		// JPEG whose EXIF block is malformed (brokenEXIF): browsers show it, ignoring the EXIF.
+		{name: "jpeg-exif-tiff-header-ffff", image: brokenEXIFFile("tiff-header-ffff")},
+		{name: "jpeg-exif-ifd-count-past-segment", picture: oriented(corpusPicture, 6), image: brokenEXIFFile("ifd-count-past")},
+		{name: "jpeg-exif-ifd-offset-past-segment", image: brokenEXIFFile("ifd-offset-past")},
+		{name: "jpeg-app1-length-0", image: brokenEXIFFile("app1-length-0")},
 		// More image types.
 		{name: "gif-animated-first-frame", image: bytesOf("anim.gif", func(t testing.TB) []byte { return animatedGIF(t) })},
 		{name: "gif-transparent", picture: overWhite(quadrants(64, 32, red, color.NRGBA{}, blue, yellow)), image: bytesOf("transparent.gif", func(t testing.TB) []byte {
@@ -237,13 +242,16 @@ func init() {
 }
 
 // checkCorpusOutput asserts what every rendered corpus file must give: a video that plays
-// everywhere, whose picture is the expected one (not black, not false colours), and whose video and
-// audio both end within 0.05 s of the sound the input holds.
+// everywhere and decodes to its end without an error, whose picture is the expected one (not black,
+// not false colours), and whose video and audio both end within 0.05 s of the sound the input holds.
 func checkCorpusOutput(t testing.TB, out, audio string, c corpusCase) {
 	t.Helper()
 	p := ffprobe(t, out)
 	if p.VideoCodec != "h264" || p.PixFmt != "yuv420p" || p.AudioCodec != "aac" {
 		t.Errorf("streams: %+v, want h264 yuv420p + aac", p)
+	}
+	if msg := ffmpegErrors(t, out); msg != "" {
+		t.Errorf("the video does not decode cleanly:\n%s", msg)
 	}
 	want := c.seconds
 	if want == 0 {

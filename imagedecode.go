@@ -36,8 +36,10 @@ import (
 //     browsers draw it. A PNG whose rows are missing is refused.
 //   - JPEG stored as RGB (Adobe transform 0, or components named R, G, B): ffmpeg decodes it as
 //     YCbCr when the Adobe marker comes after the frame header (false colours); Go's decoder follows
-//     libjpeg's rules, so such files are decoded in Go. A JPEG whose decode reports errors (which
-//     ffmpeg survives with black blocks and exit 0) is decoded in Go too, and refused if Go fails.
+//     libjpeg's rules, so such files are decoded in Go. A JPEG whose decode reports errors is
+//     checked again without its metadata (jpegmeta.go: a malformed EXIF block is the error browsers
+//     ignore) and kept so when that decodes cleanly; otherwise its picture has errors (which ffmpeg
+//     survives with black blocks and exit 0), and it is decoded in Go, and refused if Go fails.
 //   - GIF: the first frame, decoded in Go (as a browser's still of it).
 //   - HEIC/AVIF: converted by heif-convert (libheif), when the server has it.
 //
@@ -141,6 +143,19 @@ func prepareImage(ctx context.Context, t tools, gate decodeGate, path, typ strin
 	if errors.Is(err, errChildMemory) {
 		return "", badMedia("image: decoding it takes more memory than this server gives one file; send a smaller picture")
 	}
+	if typ == typeJPEG {
+		// What ffmpeg reported may be the metadata's fault, not the picture's: a damaged EXIF block
+		// that browsers ignore. Without it the picture may decode cleanly, and stays a JPEG.
+		bare, err := withoutMetadata(ctx, t, path)
+		switch {
+		case err != nil && (ctx.Err() != nil || kindOf(err) == kindUnavailable):
+			return "", err
+		case err != nil:
+			return "", rewriteFailed(err, broken)
+		case bare:
+			return typ, nil
+		}
+	}
 	// ffmpeg could not decode it cleanly: try the repair each type allows, then check again.
 	switch typ {
 	case typePNG:
@@ -223,67 +238,6 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
-}
-
-// jpegStoredAsRGB reports whether the JPEG at path has three components that libjpeg (and so every
-// browser) reads as RGB, not YCbCr: an Adobe marker with transform 0 or components named R, G, B,
-// and no JFIF marker (JFIF means YCbCr). It reads the markers up to the first scan.
-func jpegStoredAsRGB(path string) (bool, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	r := bufio.NewReader(f)
-	if _, err := r.Discard(2); err != nil {
-		return false, err
-	}
-	var jfif, adobe0 bool
-	var ids []byte
-	for {
-		b, err := r.ReadByte()
-		if err != nil {
-			return false, err
-		}
-		if b != 0xff {
-			continue
-		}
-		m, err := r.ReadByte()
-		for err == nil && m == 0xff {
-			m, err = r.ReadByte()
-		}
-		if err != nil {
-			return false, err
-		}
-		if m == 0x00 || m == 0x01 || m >= 0xd0 && m <= 0xd8 {
-			continue
-		}
-		var l [2]byte
-		if _, err := io.ReadFull(r, l[:]); err != nil {
-			return false, err
-		}
-		n := int(binary.BigEndian.Uint16(l[:])) - 2
-		if n < 0 || m == 0xd9 {
-			return false, nil
-		}
-		seg := make([]byte, n)
-		if _, err := io.ReadFull(r, seg); err != nil {
-			return false, err
-		}
-		switch {
-		case m == 0xe0 && bytes.HasPrefix(seg, []byte("JFIF\x00")):
-			jfif = true
-		case m == 0xee && len(seg) >= 12 && bytes.HasPrefix(seg, []byte("Adobe")):
-			adobe0 = seg[11] == 0
-		case m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc && len(seg) >= 6:
-			nc := int(seg[5])
-			for i := 0; i < nc && 6+3*i < len(seg); i++ {
-				ids = append(ids, seg[6+3*i])
-			}
-		case m == 0xda:
-			return len(ids) == 3 && !jfif && (adobe0 || string(ids) == "RGB"), nil
-		}
-	}
 }
 
 // goToPNG decodes the image at path, of type typ, with Go's decoders and replaces it with a PNG of
@@ -510,61 +464,6 @@ func gifFirstFrame(b []byte) (image.Image, error) {
 	canvas := image.NewNRGBA(screen)
 	draw.Draw(canvas, frame.Bounds(), frame, frame.Bounds().Min, draw.Src)
 	return canvas, nil
-}
-
-// jpegOrientation returns the EXIF orientation (1-8) of the JPEG b, 1 when it has none.
-func jpegOrientation(b []byte) int {
-	for p := 2; p+4 <= len(b) && b[p] == 0xff; {
-		m := b[p+1]
-		if m == 0xda || m == 0xd9 {
-			break
-		}
-		n := int(binary.BigEndian.Uint16(b[p+2:]))
-		if p+2+n > len(b) {
-			break
-		}
-		seg := b[p+4 : p+2+n]
-		if m == 0xe1 && bytes.HasPrefix(seg, []byte("Exif\x00\x00")) {
-			if o := exifOrientation(seg[6:]); o != 0 {
-				return o
-			}
-		}
-		p += 2 + n
-	}
-	return 1
-}
-
-// exifOrientation reads tag 0x0112 of IFD0 of the TIFF structure t, or 0.
-func exifOrientation(t []byte) int {
-	if len(t) < 8 {
-		return 0
-	}
-	var bo binary.ByteOrder
-	switch string(t[:2]) {
-	case "II":
-		bo = binary.LittleEndian
-	case "MM":
-		bo = binary.BigEndian
-	default:
-		return 0
-	}
-	ifd := int(bo.Uint32(t[4:]))
-	if ifd+2 > len(t) || ifd < 0 {
-		return 0
-	}
-	for i, n := 0, int(bo.Uint16(t[ifd:])); i < n; i++ {
-		e := ifd + 2 + 12*i
-		if e+12 > len(t) {
-			return 0
-		}
-		if bo.Uint16(t[e:]) == 0x0112 {
-			if o := int(bo.Uint16(t[e+8:])); o >= 1 && o <= 8 {
-				return o
-			}
-			return 0
-		}
-	}
-	return 0
 }
 
 // heifToPNG converts the HEIC or AVIF at path into a PNG with heif-convert (Debian's

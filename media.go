@@ -374,6 +374,11 @@ func imageSize(path, typ string) (w, h int, deep bool, err error) {
 			typeJPEG: jpeg.DecodeConfig, typePNG: png.DecodeConfig, typeGIF: gif.DecodeConfig,
 		}[typ]
 		cfg, err := decode(bufio.NewReader(f))
+		if err != nil && typ == typeJPEG {
+			if c, err2 := jpegConfigWithoutMetadata(f); err2 == nil {
+				cfg, err = c, nil
+			}
+		}
 		if err != nil {
 			return 0, 0, false, unreadable(err)
 		}
@@ -494,6 +499,9 @@ func jpegComplete(r *bufio.Reader) bool {
 			return false
 		}
 		n := int(binary.BigEndian.Uint16(l[:])) - 2
+		if n < 0 && (m >= 0xe0 && m <= 0xef || m == 0xfe) {
+			n = 0 // an APPn segment or comment with a bogus length: libjpeg reads it as empty
+		}
 		if n < 0 {
 			return false
 		}

@@ -1,0 +1,302 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"image"
+	"image/jpeg"
+	"io"
+	"os"
+)
+
+// A JPEG's header: its segments up to the first scan, and the metadata among them. Cameras, phones
+// and editors write EXIF blocks that break their own rules (an IFD offset or entry count past the
+// segment, a TIFF header overwritten, a segment length below the length word's own two bytes);
+// browsers and libjpeg show such a file and ignore what they cannot read. ffmpeg decodes the
+// picture too but reports the EXIF as an error, which the upload's check cannot tell from an error
+// in the picture. So a JPEG whose check fails is checked again without its metadata (see
+// withoutMetadata), and kept without it when the picture alone decodes cleanly.
+
+// errJPEGHeader is a JPEG header that libjpeg would refuse as well: a segment of the picture's own
+// with a bogus length, a second start of image, or no scan.
+var errJPEGHeader = errors.New("jpeg: damaged header")
+
+// isJPEGMetadata reports whether marker m starts a segment the picture does not need to be drawn:
+// APP1-APP13 and APP15 (EXIF, XMP, ICC profiles, maker data) and comments. APP0 (JFIF) and APP14
+// (Adobe) stay: they say whether the components are YCbCr or RGB.
+func isJPEGMetadata(m byte) bool {
+	return m >= 0xe1 && m <= 0xef && m != 0xee || m == 0xfe
+}
+
+// nextJPEGSegment reads the next segment of a JPEG's header from r (after its start of image): its
+// marker and its data, the length word left out. Stray bytes between segments are skipped, as
+// libjpeg skips them; so are restart markers and FF 00, which no header holds. A metadata segment
+// whose length is below 2 is empty, as libjpeg reads it, and the bytes after its length word are
+// stray. At the end of image data is nil.
+func nextJPEGSegment(r *bufio.Reader) (byte, []byte, error) {
+	for {
+		b, err := r.ReadByte()
+		if err != nil {
+			return 0, nil, err
+		}
+		if b != 0xff {
+			continue
+		}
+		m, err := r.ReadByte()
+		for err == nil && m == 0xff {
+			m, err = r.ReadByte()
+		}
+		switch {
+		case err != nil:
+			return 0, nil, err
+		case m == 0x00 || m == 0x01 || m >= 0xd0 && m <= 0xd7:
+			continue
+		case m == 0xd8:
+			return 0, nil, fmt.Errorf("%w: a second start of image", errJPEGHeader)
+		case m == 0xd9:
+			return m, nil, nil
+		}
+		var l [2]byte
+		if _, err := io.ReadFull(r, l[:]); err != nil {
+			return 0, nil, err
+		}
+		n := int(binary.BigEndian.Uint16(l[:])) - 2
+		if n < 0 {
+			if m < 0xe0 && m != 0xfe { // neither an APPn segment nor a comment
+				return 0, nil, fmt.Errorf("%w: marker %02X has length %d", errJPEGHeader, m, n+2)
+			}
+			n = 0
+		}
+		data := make([]byte, n)
+		if _, err := io.ReadFull(r, data); err != nil {
+			return 0, nil, err
+		}
+		return m, data, nil
+	}
+}
+
+// copyWithoutMetadata writes the JPEG read from r to w without its metadata segments and the stray
+// bytes between segments; the first EXIF block is replaced by a clean one that holds only its
+// orientation (as exifOrientation reads it, which is what browsers show), or dropped when it has
+// none. Everything from the first scan on is copied as it is. It returns how many metadata
+// segments it left out.
+func copyWithoutMetadata(w io.Writer, r *bufio.Reader) (int, error) {
+	var soi [2]byte
+	if _, err := io.ReadFull(r, soi[:]); err != nil || soi != [2]byte{0xff, 0xd8} {
+		return 0, fmt.Errorf("%w: no start of image", errJPEGHeader)
+	}
+	if _, err := w.Write(soi[:]); err != nil {
+		return 0, err
+	}
+	dropped := 0
+	oriented := false // the orientation is the first EXIF block's that holds one, as jpegOrientation reads it
+	for {
+		m, data, err := nextJPEGSegment(r)
+		if err == io.EOF || err == io.ErrUnexpectedEOF || err == nil && m == 0xd9 {
+			return dropped, fmt.Errorf("%w: no scan", errJPEGHeader)
+		}
+		if err != nil {
+			return dropped, err
+		}
+		if isJPEGMetadata(m) {
+			dropped++
+			if m == 0xe1 && !oriented && bytes.HasPrefix(data, []byte("Exif\x00\x00")) {
+				o := exifOrientation(data[6:])
+				oriented = o != 0
+				if o > 1 {
+					if _, err := w.Write(orientationSegment(o)); err != nil {
+						return dropped, err
+					}
+				}
+			}
+			continue
+		}
+		if err := writeJPEGSegment(w, m, data); err != nil {
+			return dropped, err
+		}
+		if m == 0xda {
+			_, err := io.Copy(w, r)
+			return dropped, err
+		}
+	}
+}
+
+// writeJPEGSegment writes a segment: its marker, length word and data.
+func writeJPEGSegment(w io.Writer, m byte, data []byte) error {
+	hdr := binary.BigEndian.AppendUint16([]byte{0xff, m}, uint16(len(data)+2))
+	if _, err := w.Write(hdr); err != nil {
+		return err
+	}
+	_, err := w.Write(data)
+	return err
+}
+
+// orientationSegment is an APP1 EXIF segment whose IFD0 holds only Orientation o.
+func orientationSegment(o int) []byte {
+	tiff := []byte("MM\x00\x2a\x00\x00\x00\x08")
+	tiff = binary.BigEndian.AppendUint16(tiff, 1)                       // one entry
+	tiff = append(tiff, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, byte(o), 0, 0) // Orientation, SHORT, 1 value
+	tiff = binary.BigEndian.AppendUint32(tiff, 0)                       // no next IFD
+	var seg bytes.Buffer
+	writeJPEGSegment(&seg, 0xe1, append([]byte("Exif\x00\x00"), tiff...))
+	return seg.Bytes()
+}
+
+// withoutMetadata checks whether the JPEG at path, which ffmpeg reported errors for, decodes
+// cleanly without its metadata (copyWithoutMetadata), and if so replaces it with that copy and
+// returns true. false means it has no metadata, or the picture itself does not decode cleanly (or
+// its header is damaged past what libjpeg reads): the file is left as it was. Its errors are the server's trouble or
+// ctx's, for rewriteFailed.
+func withoutMetadata(ctx context.Context, t tools, path string) (bool, error) {
+	in, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer in.Close()
+	tmp := path + ".bare.jpg"
+	out, err := os.Create(tmp)
+	if err != nil {
+		return false, err
+	}
+	defer os.Remove(tmp)
+	defer out.Close()
+	w := bufio.NewWriterSize(out, 1<<20)
+	dropped, err := copyWithoutMetadata(w, bufio.NewReaderSize(in, 64<<10))
+	if errors.Is(err, errJPEGHeader) || err == nil && dropped == 0 {
+		return false, nil // no metadata to blame
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := w.Flush(); err != nil {
+		return false, err
+	}
+	if err := ffDecodeCheck(ctx, t, tmp, typeJPEG); err != nil {
+		if ctx.Err() != nil || kindOf(err) == kindUnavailable {
+			return false, err
+		}
+		return false, nil
+	}
+	if err := out.Sync(); err != nil {
+		return false, err
+	}
+	return true, os.Rename(tmp, path)
+}
+
+// jpegStoredAsRGB reports whether the JPEG at path has three components that libjpeg (and so every
+// browser) reads as RGB, not YCbCr: an Adobe marker with transform 0 or components named R, G, B,
+// and no JFIF marker (JFIF means YCbCr). It reads the markers up to the first scan.
+func jpegStoredAsRGB(path string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	r := bufio.NewReader(f)
+	if _, err := r.Discard(2); err != nil {
+		return false, err
+	}
+	var jfif, adobe0 bool
+	var ids []byte
+	for {
+		m, seg, err := nextJPEGSegment(r)
+		if err != nil {
+			return false, err
+		}
+		switch {
+		case m == 0xd9:
+			return false, nil
+		case m == 0xe0 && bytes.HasPrefix(seg, []byte("JFIF\x00")):
+			jfif = true
+		case m == 0xee && len(seg) >= 12 && bytes.HasPrefix(seg, []byte("Adobe")):
+			adobe0 = seg[11] == 0
+		case m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc && len(seg) >= 6:
+			nc := int(seg[5])
+			for i := 0; i < nc && 6+3*i < len(seg); i++ {
+				ids = append(ids, seg[6+3*i])
+			}
+		case m == 0xda:
+			return len(ids) == 3 && !jfif && (adobe0 || string(ids) == "RGB"), nil
+		}
+	}
+}
+
+// jpegOrientation returns the EXIF orientation (1-8) of the JPEG b, 1 when it has none.
+func jpegOrientation(b []byte) int {
+	for p := 2; p+4 <= len(b) && b[p] == 0xff; {
+		m := b[p+1]
+		if m == 0xda || m == 0xd9 {
+			break
+		}
+		n := int(binary.BigEndian.Uint16(b[p+2:]))
+		if n < 2 || p+2+n > len(b) {
+			break // a bogus length: libjpeg reads the segment as empty, and what follows as stray bytes
+		}
+		seg := b[p+4 : p+2+n]
+		if m == 0xe1 && bytes.HasPrefix(seg, []byte("Exif\x00\x00")) {
+			if o := exifOrientation(seg[6:]); o != 0 {
+				return o
+			}
+		}
+		p += 2 + n
+	}
+	return 1
+}
+
+// exifOrientation reads tag 0x0112 of IFD0 of the TIFF structure t, or 0. Like browsers, it reads
+// the entries that lie within t and ignores the rest.
+func exifOrientation(t []byte) int {
+	if len(t) < 8 {
+		return 0
+	}
+	var bo binary.ByteOrder
+	switch string(t[:2]) {
+	case "II":
+		bo = binary.LittleEndian
+	case "MM":
+		bo = binary.BigEndian
+	default:
+		return 0
+	}
+	ifd := int64(bo.Uint32(t[4:]))
+	if ifd+2 > int64(len(t)) {
+		return 0
+	}
+	for i, n := 0, int(bo.Uint16(t[ifd:])); i < n; i++ {
+		e := int(ifd) + 2 + 12*i
+		if e+12 > len(t) {
+			return 0
+		}
+		if bo.Uint16(t[e:]) == 0x0112 {
+			if o := int(bo.Uint16(t[e+8:])); o >= 1 && o <= 8 {
+				return o
+			}
+			return 0
+		}
+	}
+	return 0
+}
+
+// jpegConfigWithoutMetadata is jpeg.DecodeConfig of the JPEG in f read without its metadata
+// (copyWithoutMetadata): Go's decoder refuses a metadata segment whose length is below 2, which
+// libjpeg reads as empty.
+func jpegConfigWithoutMetadata(f io.ReadSeeker) (image.Config, error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return image.Config{}, err
+	}
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, err := copyWithoutMetadata(pw, bufio.NewReader(f))
+		pw.CloseWithError(err)
+	}()
+	cfg, err := jpeg.DecodeConfig(pr)
+	pr.Close() // the copy stops at its next write
+	<-done
+	return cfg, err
+}
