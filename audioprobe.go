@@ -29,7 +29,8 @@ type audioInfo struct {
 
 // probeAudio reads and decodes the audio at path, of sniffed type typ, with one ffprobe restricted
 // to that demuxer and to local files. Bad or unsupported audio is a kindInvalid or kindUnsupported
-// error naming the audio part.
+// error naming the audio part. An ADTS file some of whose frames did not decode is cut down to the
+// frames that did (keepDecoded).
 //
 // The header's duration is a claim (an MP3 without a Xing header has it guessed from the first
 // frame's bitrate; a cut or damaged M4A keeps the whole file's), so the duration returned is what
@@ -41,11 +42,16 @@ func probeAudio(ctx context.Context, t tools, path, typ string) (audioInfo, erro
 	// a second); it is then as broken as one the tool refuses.
 	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
+	frame := "nb_samples"
+	var scan audioScan
+	if typ == typeAAC {
+		frame += ",pkt_pos,pkt_size"
+		scan.packets = &decodedPackets{}
+	}
 	cmd := exec.CommandContext(pctx, t.ffprobe, "-v", "error", "-protocol_whitelist", "file", "-f", demuxer[typ],
 		"-select_streams", "a:0", "-show_entries",
-		"stream=codec_name,profile,channels,sample_rate:format=duration:frame=nb_samples",
+		"stream=codec_name,profile,channels,sample_rate:format=duration:frame="+frame,
 		"-of", "compact", "file:"+path)
-	var scan audioScan
 	var stderr tailBuffer // a flood of decode errors is held to its last 4 KB
 	cmd.Stdout, cmd.Stderr = &scan, &stderr
 	err := t.run(cmd)
@@ -96,6 +102,15 @@ func probeAudio(ctx context.Context, t tools, path, typ string) (audioInfo, erro
 		return audioInfo{}, badMedia("audio: the %s is truncated or damaged: only %.1f s of its %.1f s decode; upload the whole file",
 			typeName(typ), decoded, claimed)
 	}
+	if len(stderr.Bytes()) > 0 {
+		// Some frames did not decode: an ADTS stream, which the render may copy, keeps only those that did.
+		if err := keepDecoded(path, scan.packets); err != nil {
+			if kindOf(err) == kindInvalid {
+				return audioInfo{}, err
+			}
+			return audioInfo{}, rewriteFailed(err, broken)
+		}
+	}
 	info.Duration = decoded
 	return info, nil
 }
@@ -108,6 +123,7 @@ type audioScan struct {
 	samples int64
 	stream  map[string]string
 	format  map[string]string
+	packets *decodedPackets // when set, the bytes each decoded frame came from are noted there
 }
 
 // maxProbeLine bounds one line of ffprobe's output; the fields asked for are short.
@@ -134,17 +150,32 @@ func (a *audioScan) Write(p []byte) (int, error) {
 }
 
 // parse takes one line such as "frame|nb_samples=1152" (one for each of up to millions of frames, so
-// read without allocating) or "stream|codec_name=mp3|channels=2|...".
+// read without allocating; an ADTS stream's also give "pkt_pos=…|pkt_size=…") or
+// "stream|codec_name=mp3|channels=2|...".
 func (a *audioScan) parse(b []byte) {
-	if v, ok := bytes.CutPrefix(b, []byte("frame|nb_samples=")); ok {
-		var n int64
-		for _, c := range v {
-			if c < '0' || c > '9' || n > 1<<40 {
-				return
+	if rest, ok := bytes.CutPrefix(b, []byte("frame|")); ok {
+		samples, pos, size := int64(-1), int64(-1), int64(-1)
+		for len(rest) > 0 {
+			var field []byte
+			field, rest, _ = bytes.Cut(rest, []byte("|"))
+			k, v, _ := bytes.Cut(field, []byte("="))
+			n := probeInt(v)
+			switch string(k) {
+			case "nb_samples":
+				samples = n
+			case "pkt_pos":
+				pos = n
+			case "pkt_size":
+				size = n
 			}
-			n = n*10 + int64(c-'0')
 		}
-		a.samples += n
+		if samples < 0 {
+			return
+		}
+		a.samples += samples
+		if a.packets != nil {
+			a.packets.add(pos, size)
+		}
 		return
 	}
 	section, rest, _ := strings.Cut(string(b), "|")
@@ -162,6 +193,21 @@ func (a *audioScan) parse(b []byte) {
 	case "format":
 		a.format = fields
 	}
+}
+
+// probeInt reads a decimal count of ffprobe's output without allocating, or -1 ("N/A", too big).
+func probeInt(v []byte) int64 {
+	if len(v) == 0 {
+		return -1
+	}
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' || n > 1<<40 {
+			return -1
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n
 }
 
 // info returns the stream's description, with the container's claimed duration; ok is false when

@@ -158,6 +158,9 @@ func TestCorpus(t *testing.T) {
 		{name: "adts-aac-with-id3", audio: func(t testing.TB, dir string) string {
 			return corpusFile(t, dir, "id3.aac", append(id3Tag(), readFile(t, makeAudio(t, dir, "src.aac", "sine=f=440:d=2", "-c:a", "aac", "-f", "adts"))...))
 		}},
+		// ADTS AAC whose last frame does not decode (damagedADTS), which a copy would carry into the video.
+		{name: "adts-aac-last-frame-flipped", audio: damagedADTSFile("flip")},
+		{name: "adts-aac-last-frame-cut", audio: damagedADTSFile("cut")},
 		// More audio types.
 		{name: "flac", audio: audioRecipe("tone.flac", "sine=f=440:d=2")},
 		{name: "aiff", audio: audioRecipe("tone.aiff", "sine=f=440:d=2")},

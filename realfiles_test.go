@@ -5,13 +5,15 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"math"
 	"os/exec"
+	"strings"
 	"testing"
 )
 
 // Real files from public test suites that browsers and players accept and vidgen once did not: a
-// JPEG whose EXIF block is malformed. The fixtures are made here, each of exactly its class;
-// TestCorpus renders them through the API as well.
+// JPEG whose EXIF block is malformed, an ADTS AAC stream whose last frame is damaged. The fixtures
+// are made here, each of exactly its class; TestCorpus renders them through the API as well.
 
 // brokenEXIF is jpg (a JPEG with no APP1) with an EXIF block after its start of image whose IFD0
 // holds Orientation 6, broken as kind says. Each is a class of real files that libjpeg (checked
@@ -56,6 +58,55 @@ func brokenEXIFFile(kind string) func(testing.TB, string) string {
 	return func(t testing.TB, dir string) string {
 		return corpusFile(t, dir, kind+".jpg", brokenEXIF(t, encodeJPEG(t, corpusPicture), kind))
 	}
+}
+
+// damagedADTSFile is damagedADTS as a corpus case's audio.
+func damagedADTSFile(how string) func(testing.TB, string) string {
+	return func(t testing.TB, dir string) string { return damagedADTS(t, dir, how) }
+}
+
+// damagedADTS makes a 2 s tone as an ADTS AAC file in dir and damages its last frame (with
+// "middle-", the middle one), whose header stays as it was: "flip" inverts its payload's bits
+// (ffmpeg: "channel element … is not allocated"), "cut" ends the file halfway through its payload,
+// as a recorder or copy that stopped there (ffmpeg: "Input buffer exhausted before END element").
+func damagedADTS(t testing.TB, dir, how string) string {
+	t.Helper()
+	b := readFile(t, makeAudio(t, dir, "tone.aac", "sine=f=440:d=2", "-c:a", "aac", "-f", "adts"))
+	frames := adtsFrameOffsets(t, b)
+	i := len(frames) - 1
+	if strings.HasPrefix(how, "middle-") {
+		i, how = len(frames)/2, strings.TrimPrefix(how, "middle-")
+	}
+	start, end := frames[i], len(b)
+	if i+1 < len(frames) {
+		end = frames[i+1]
+	}
+	payload := start + adtsHeaderLen(b[start:])
+	switch how {
+	case "flip":
+		for p := payload; p < end; p++ {
+			b[p] ^= 0xff
+		}
+	case "cut":
+		b = b[:payload+(end-payload)/2]
+	default:
+		t.Fatalf("no ADTS damage %q", how)
+	}
+	return corpusFile(t, dir, "damaged-"+how+".aac", b)
+}
+
+// adtsFrameOffsets is where each frame of the ADTS stream b starts.
+func adtsFrameOffsets(t testing.TB, b []byte) []int {
+	t.Helper()
+	var at []int
+	for p := 0; p < len(b); {
+		if p+7 > len(b) || b[p] != 0xff || b[p+1]&0xf6 != 0xf0 {
+			t.Fatalf("no ADTS frame at %d", p)
+		}
+		at = append(at, p)
+		p += int(b[p+3]&3)<<11 | int(b[p+4])<<3 | int(b[p+5])>>5
+	}
+	return at
 }
 
 // ffmpegErrors is what ffmpeg reports decoding every stream of the file at path to its end, as
@@ -138,6 +189,91 @@ func TestMalformedEXIF(t *testing.T) {
 			t.Errorf("copyWithoutMetadata: %v, want errJPEGHeader", err)
 		}
 	})
+}
+
+// TestDamagedADTS: an ADTS AAC upload whose frames do not all decode is kept as the frames that do,
+// so the render's copy of it decodes cleanly to its end and lasts what the probe counted; a clean
+// one is not touched.
+func TestDamagedADTS(t *testing.T) {
+	t.Parallel()
+	tl := tools{ffmpeg: "ffmpeg", ffprobe: "ffprobe"}
+	for _, how := range []string{"flip", "cut", "middle-flip", "id3-flip", "clean"} {
+		t.Run(how, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			var path string
+			switch how {
+			case "clean":
+				path = makeAudio(t, dir, "tone.aac", "sine=f=440:d=2", "-c:a", "aac", "-f", "adts")
+			case "id3-flip":
+				path = corpusFile(t, dir, "id3.aac", append(id3Tag(), readFile(t, damagedADTS(t, dir, "flip"))...))
+			default:
+				path = damagedADTS(t, dir, how)
+			}
+			before := readFile(t, path)
+			if how != "clean" && ffmpegErrors(t, path) == "" {
+				t.Fatal("the damaged fixture decodes cleanly; the case proves nothing")
+			}
+			info, err := probeAudio(t.Context(), tl, path, typeAAC)
+			if err != nil {
+				t.Fatalf("probeAudio: %v", err)
+			}
+			if msg := ffmpegErrors(t, path); msg != "" {
+				t.Errorf("the accepted file does not decode cleanly:\n%s", msg)
+			}
+			if how == "clean" && !bytes.Equal(readFile(t, path), before) {
+				t.Error("a clean file was rewritten")
+			}
+			// What the file holds now is what decoded: its frames, 1024 samples each, are the duration.
+			frames := len(adtsFrameOffsets(t, readFile(t, path)))
+			if want := float64(frames*aacFrame) / float64(info.SampleRate); info.Duration != want {
+				t.Errorf("probe says %.4f s; the file holds %d frames, %.4f s", info.Duration, frames, want)
+			}
+			if got := decodedSeconds(t, path); math.Abs(got-info.Duration) > 1e-3 {
+				t.Errorf("the file decodes to %.4f s, the probe said %.4f s", got, info.Duration)
+			}
+		})
+	}
+	t.Run("damaged-in-too-many-places", func(t *testing.T) {
+		t.Parallel()
+		d := &decodedPackets{}
+		for i := range int64(maxDecodedRuns + 1) {
+			d.add(i*10, 5) // a gap after every frame
+		}
+		path := writeFixture(t, "many.aac", make([]byte, (maxDecodedRuns+1)*10))
+		if err := keepDecoded(path, d); kindOf(err) != kindInvalid {
+			t.Errorf("keepDecoded: %v, want a 400", err)
+		}
+	})
+}
+
+// TestKeepDecoded: runs move down in order and the file ends after the last; a position ffprobe
+// could not give leaves the file alone.
+func TestKeepDecoded(t *testing.T) {
+	t.Parallel()
+	src := []byte("hhAAAAxxBBByyyCzz")
+	for _, c := range []struct {
+		name string
+		add  [][2]int64
+		want string
+	}{
+		{"runs", [][2]int64{{2, 2}, {4, 2}, {8, 3}, {14, 1}}, "AAAABBBC"},
+		{"tail", [][2]int64{{0, 6}}, "hhAAAA"},
+		{"whole", [][2]int64{{0, 10}, {10, 7}}, string(src)},
+		{"no-position", [][2]int64{{2, 4}, {-1, 3}}, string(src)},
+	} {
+		path := writeFixture(t, c.name, src)
+		d := &decodedPackets{}
+		for _, a := range c.add {
+			d.add(a[0], a[1])
+		}
+		if err := keepDecoded(path, d); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got := string(readFile(t, path)); got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
 }
 
 // FuzzJPEGMetadata feeds arbitrary bytes to the readers of a JPEG's header and metadata: they never
