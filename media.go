@@ -534,26 +534,6 @@ func jpegComplete(r *bufio.Reader) bool {
 	}
 }
 
-// pngComplete walks a PNG's chunks and reports whether it reaches IEND.
-func pngComplete(r *bufio.Reader) bool {
-	if _, err := r.Discard(8); err != nil {
-		return false
-	}
-	var hdr [8]byte
-	for {
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			return false
-		}
-		n := int64(binary.BigEndian.Uint32(hdr[:4]))
-		if string(hdr[4:]) == "IEND" {
-			return true
-		}
-		if k, err := io.CopyN(io.Discard, r, n+4); err != nil || k != n+4 {
-			return false
-		}
-	}
-}
-
 // webpSize returns the size of the picture a WebP decodes to. Its first chunk may be a VP8X
 // header whose canvas size is only a claim: the image chunk after it (VP8 or VP8L) holds the size
 // the decoder allocates, so it is read too, and a file whose two sizes differ is refused (libwebp

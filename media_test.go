@@ -165,19 +165,6 @@ func TestJPEGComplete(t *testing.T) {
 	}
 }
 
-func TestPNGComplete(t *testing.T) {
-	t.Parallel()
-	b := encodePNG(t, quad(64, 32))
-	if !pngComplete(bufio.NewReader(bytes.NewReader(b))) {
-		t.Fatal("a whole PNG is incomplete")
-	}
-	for i := 1; i < 8; i++ {
-		if n := len(b) * i / 8; pngComplete(bufio.NewReader(bytes.NewReader(b[:n]))) {
-			t.Errorf("cut at %d of %d bytes: reported complete", n, len(b))
-		}
-	}
-}
-
 func TestWebPSize(t *testing.T) {
 	t.Parallel()
 	size := func(b []byte) (int, int, error) {
