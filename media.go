@@ -322,9 +322,16 @@ func mp3FrameChain(head []byte) bool {
 }
 
 // checkImage validates the image at path, of sniffed type typ, without decoding its pixels: the
-// header's dimensions against maxPixels, and a JPEG's or WebP's structure against truncation. (A
-// PNG's structure is prepareImage's to judge: browsers show some PNGs that break its rules.)
+// header's dimensions against maxPixels, a JPEG's or WebP's structure against truncation, and a
+// PNG's chunk layout (readPNGLayout: one header, first, and a bounded chunk count). The rest of a
+// PNG's structure (checksums, a missing IEND) is prepareImage's to judge: browsers show some PNGs
+// that break those rules.
 func checkImage(path, typ string) error {
+	if typ == typePNG {
+		if err := checkPNGLayout(path); err != nil {
+			return err
+		}
+	}
 	w, h, _, err := imageSize(path, typ)
 	if err != nil {
 		return err

@@ -16,9 +16,17 @@ import (
 	"os"
 )
 
+// maxPNGChunks is the most chunks a PNG may have up to IEND. Encoders cut the image data into
+// chunks of 4 KB (ffmpeg), 8 KB (libpng), 32 KB (Go), 256 KB (vidgen's own repair) or one chunk,
+// so a 50 MB upload holds at most ~13,000; even an encoder writing a chunk a row would reach this
+// cap only for a picture 262,144 rows tall, under maxPixels at most 381 pixels wide. A hostile
+// file of empty chunks holds 4.4 million in 50 MB, each a turn of ffmpeg's decoding loop and of
+// every walk of the file, so past the cap a PNG is refused as damaged.
+const maxPNGChunks = 1 << 18
+
 // pngWalker walks a PNG's chunks in file order, reading the file once from its start. It holds
 // one chunk's header at a time: memory stays flat whatever the chunk count. Every reader of a
-// PNG's chunk layout (the trim, the salvage) walks with it, so they all agree
+// PNG's chunk layout (checkImage's check, the trim, the salvage) walks with it, so they all agree
 // on where the chunks and IEND are.
 type pngWalker struct {
 	r     *bufio.Reader
@@ -117,20 +125,36 @@ func (w *pngWalker) data(limit int64) []byte {
 
 // pngLayout is what a walk of a PNG's chunks up to IEND finds.
 type pngLayout struct {
-	ihdr, plte, trns []byte // the last header, palette and transparency (nil: none)
+	ihdr, plte, trns []byte // the header's data, and the last palette and transparency (nil: none)
 	idat             bool   // whether it has image data
 	end              int64  // the offset just past IEND; 0 when the file has none
 }
 
-// readPNGLayout walks the PNG r up to IEND, or the file's end: a PNG cut short is the salvage's
-// to judge.
+// readPNGLayout walks the PNG r up to IEND (or the file's end: a PNG cut short is the salvage's
+// to judge) and refuses, as damaged, a layout that decoders read in different ways or that only a
+// hostile file has: a first chunk other than a 13-byte IHDR, a second IHDR (Go's decoder, which
+// sizes the picture, reads the first one and ffmpeg may decode by a later one, so a 1×1 header
+// would hide a 100-megapixel picture), or more than maxPNGChunks chunks. Bytes after IEND are
+// never read: trimPNG cuts them before any decode.
 func readPNGLayout(r io.Reader) (pngLayout, error) {
+	damaged := func(why string, args ...any) error {
+		return badMedia("image: the PNG is damaged (%s); export it again and upload it", fmt.Sprintf(why, args...))
+	}
 	var l pngLayout
-	w, _ := newPNGWalker(r)
+	w, ok := newPNGWalker(r)
+	if !ok {
+		return l, damaged("it does not start with the PNG signature")
+	}
 	for w.next() {
 		switch {
+		case w.count > maxPNGChunks:
+			return l, damaged("it has more than %d chunks, which no picture needs", maxPNGChunks)
+		case w.count == 1 && (!w.is("IHDR") || w.size != 13):
+			return l, damaged("it does not start with its header")
+		case w.is("IHDR") && w.count > 1:
+			return l, damaged("it has a second header")
 		case w.is("IHDR"):
-			l.ihdr = w.data(1 << 16)
+			l.ihdr = w.data(13)
 		case w.is("PLTE"):
 			l.plte = w.data(1 << 16)
 		case w.is("tRNS"):
@@ -139,13 +163,31 @@ func readPNGLayout(r io.Reader) (pngLayout, error) {
 			l.idat = true
 		}
 	}
+	if w.err != nil {
+		return l, w.err
+	}
+	if len(l.ihdr) != 13 {
+		return l, damaged("it has no header")
+	}
 	l.end = w.end
-	return l, w.err
+	return l, nil
+}
+
+// checkPNGLayout is readPNGLayout of the file at path.
+func checkPNGLayout(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = readPNGLayout(f)
+	return err
 }
 
 // trimPNG cuts whatever follows a PNG's IEND chunk (a newline added by a transfer, a tool's
 // trailer, a second image): ffmpeg reads it as a next image, which would fail the render or be
-// decoded unweighed. It cuts where readPNGLayout stops.
+// decoded unweighed. It cuts where readPNGLayout stopped, so nothing checkImage did not see is
+// left for ffmpeg.
 func trimPNG(path string) error {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
@@ -173,8 +215,8 @@ func trimPNG(path string) error {
 
 // salvagePNG rewrites the PNG at path from its header, palette, transparency and image data, as a
 // browser draws it: chunk CRCs and the zlib checksum are not required, and other chunks (a broken
-// ICC profile; ffmpeg applies none anyway) are dropped. It fails when the rows are not all there.
-// It streams, in two walks of the chunks (the first finds
+// ICC profile; ffmpeg applies none anyway) are dropped. It fails when the rows are not all there,
+// and on a layout readPNGLayout refuses. It streams, in two walks of the chunks (the first finds
 // the header and palette, the second reads the image data as it comes): whatever the image's size
 // or its chunk count it allocates ~2.5 MB in ~70 allocations (its buffers and the zlib state),
 // within the pictureBaseCost its caller holds.
@@ -186,10 +228,13 @@ func salvagePNG(path string) error {
 	defer f.Close()
 	l, err := readPNGLayout(f)
 	if err != nil {
+		if kindOf(err) == kindInvalid {
+			return fmt.Errorf("%w: %v", errUndecodable, err)
+		}
 		return err
 	}
-	if len(l.ihdr) != 13 || !l.idat {
-		return fmt.Errorf("%w: png: no header or no image data", errUndecodable)
+	if !l.idat {
+		return fmt.Errorf("%w: png: no image data", errUndecodable)
 	}
 	runs, err := pngRows(l.ihdr)
 	if err != nil {

@@ -3,6 +3,9 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"compress/zlib"
+	"encoding/binary"
+	"errors"
 	"image"
 	"image/png"
 	"os"
@@ -11,6 +14,27 @@ import (
 	"strings"
 	"testing"
 )
+
+// pngIHDR is the data of an IHDR chunk: w×h, depth bits a channel, colour type ctype, not
+// interlaced.
+func pngIHDR(w, h uint32, depth, ctype byte) []byte {
+	b := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, w), h)
+	return append(b, depth, ctype, 0, 0, 0)
+}
+
+// pngFile is the PNG signature followed by chunks, each made by rawPNGChunk.
+func pngFile(chunks ...[]byte) []byte {
+	return bytes.Join(append([][]byte{[]byte(pngSignature)}, chunks...), nil)
+}
+
+// onePixelIDAT is the IDAT chunk of a 1×1 8-bit RGB picture, one red pixel.
+func onePixelIDAT() []byte {
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	zw.Write([]byte{0, 0xff, 0, 0}) // filter none, then R, G, B
+	zw.Close()
+	return rawPNGChunk("IDAT", z.Bytes())
+}
 
 // writeChunkedPNG writes to path a PNG of img whose image data is preceded by empty IDAT chunks,
 // empty in all, and that ends without IEND when cut: a file only the salvage reads (ffmpeg
@@ -41,6 +65,66 @@ func writeChunkedPNG(t testing.TB, path string, img image.Image, empty int, cut 
 	w.Write(rest)
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPNGLayout: the chunk layouts checkImage takes and refuses, and what trimPNG then leaves. A
+// PNG has one IHDR, first: the one Go's decoder reads to weigh the picture is then the one ffmpeg
+// decodes by. Bytes after IEND are never looked at, since trimPNG cuts them before any decode.
+func TestPNGLayout(t *testing.T) {
+	t.Parallel()
+	normal := encodePNG(t, quad(64, 32))
+	small := rawPNGChunk("IHDR", pngIHDR(1, 1, 8, 2))
+	huge := rawPNGChunk("IHDR", pngIHDR(10000, 10000, 16, 6)) // 100 megapixels at 16 bits
+	idat, iend := onePixelIDAT(), rawPNGChunk("IEND", nil)
+	text := rawPNGChunk("tEXt", []byte("Comment\x00hello"))
+	many := func(n int) []byte { // the 1×1 picture in n chunks in all
+		return pngFile(small, idat, bytes.Repeat(rawPNGChunk("IDAT", nil), n-3), iend)
+	}
+	for _, c := range []struct {
+		name string
+		file []byte
+		want string // a part of the 400's message, "" when accepted
+		size int    // the file's size after trimPNG, when accepted
+	}{
+		{"normal", normal, "", len(normal)},
+		{"newline after IEND", append(bytes.Clone(normal), '\n'), "", len(normal)},
+		{"a second header after IEND", pngFile(small, idat, iend, huge), "", len(pngFile(small, idat, iend))},
+		{"no IEND", pngFile(small, idat), "", len(pngFile(small, idat))},
+		{"cut inside a chunk", normal[:len(normal)-20], "", len(normal) - 20},
+		{"two headers, 1×1 then 100 MP 16-bit", pngFile(small, huge, idat, iend), "it has a second header", 0},
+		{"a second header after the image data", pngFile(small, idat, huge, iend), "it has a second header", 0},
+		{"the same header twice", pngFile(small, small, idat, iend), "it has a second header", 0},
+		{"the header not first", pngFile(text, small, idat, iend), "it does not start with its header", 0},
+		{"no header", pngFile(idat, iend), "it does not start with its header", 0},
+		{"a header of 12 bytes", pngFile(rawPNGChunk("IHDR", pngIHDR(1, 1, 8, 2)[:12]), idat, iend), "it does not start with its header", 0},
+		{"signature only", pngFile(), "it has no header", 0},
+		{"a header cut short", pngFile(small)[:8+20], "it has no header", 0},
+		{"as many chunks as allowed", many(maxPNGChunks), "", len(many(maxPNGChunks))},
+		{"one chunk too many", many(maxPNGChunks + 1), "more than 262144 chunks", 0},
+	} {
+		path := writeFixture(t, "layout.png", c.file)
+		err := checkImage(path, typePNG)
+		if c.want != "" {
+			msg := ""
+			if err != nil {
+				msg = err.Error()
+			}
+			if kindOf(err) != kindInvalid || !strings.Contains(msg, c.want) || !strings.Contains(msg, "the PNG is damaged") {
+				t.Errorf("%s: %v, want a 400 saying %q", c.name, err, c.want)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		if err := trimPNG(path); err != nil {
+			t.Fatal(err)
+		}
+		if got := len(readFile(t, path)); got != c.size {
+			t.Errorf("%s: %d bytes after the trim, want %d", c.name, got, c.size)
+		}
 	}
 }
 
@@ -108,5 +192,33 @@ func TestSalvagePNGStreams(t *testing.T) {
 	}
 	if manyBytes > 8<<20 {
 		t.Errorf("the salvage allocated %d MB", manyBytes>>20)
+	}
+}
+
+// TestSalvagePNGLayout: the salvage, which reads a PNG ffmpeg could not, refuses the layouts
+// checkImage refuses, as undecodable, rather than rewrite a picture by a header nobody weighed.
+func TestSalvagePNGLayout(t *testing.T) {
+	t.Parallel()
+	small := rawPNGChunk("IHDR", pngIHDR(1, 1, 8, 2))
+	for name, file := range map[string][]byte{
+		"two headers":      pngFile(small, rawPNGChunk("IHDR", pngIHDR(64, 64, 8, 2)), onePixelIDAT()),
+		"header not first": pngFile(onePixelIDAT(), small),
+	} {
+		path := writeFixture(t, "salvage.png", file)
+		if err := salvagePNG(path); !errors.Is(err, errUndecodable) {
+			t.Errorf("%s: %v, want undecodable", name, err)
+		}
+		if got := readFile(t, path); !bytes.Equal(got, file) {
+			t.Errorf("%s: the file was rewritten", name)
+		}
+	}
+	// A 1×1 picture with no IEND and its image data after 1,000 empty chunks is salvaged.
+	path := filepath.Join(t.TempDir(), "ok.png")
+	writeChunkedPNG(t, path, image.NewRGBA(image.Rect(0, 0, 1, 1)), 1000, true)
+	if err := salvagePNG(path); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err := png.DecodeConfig(bytes.NewReader(readFile(t, path))); err != nil || cfg.Width != 1 {
+		t.Errorf("salvaged: %+v %v", cfg, err)
 	}
 }
