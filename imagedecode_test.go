@@ -377,20 +377,26 @@ func TestPicturesShareMemory(t *testing.T) {
 	}
 }
 
-// TestPictureCost: a picture's expected memory follows its header's size and depth; a header that
-// cannot be read counts as the largest picture accepted.
+// TestPictureCost: a picture's expected memory follows its header's size and depth, and a PNG's
+// file size; a header that cannot be read counts as the largest picture accepted.
 func TestPictureCost(t *testing.T) {
 	t.Parallel()
 	eight := writeFixture(t, "p8.png", pngHeader(4000, 3000))
-	if got, want := pictureCost(eight, typePNG), int64(pictureBaseCost+12_000_000*pictureByteCost); got != want {
+	if got, want := pictureCost(eight, typePNG), int64(pictureBaseCost+12_000_000*pictureByteCost+pngFileCost*len(pngHeader(4000, 3000))); got != want {
 		t.Errorf("8-bit 4000×3000 PNG: %d, want %d", got, want)
 	}
 	var deep bytes.Buffer
 	if err := png.Encode(&deep, image.NewRGBA64(image.Rect(0, 0, 30, 20))); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := pictureCost(writeFixture(t, "p16.png", deep.Bytes()), typePNG), int64(pictureBaseCost+600*pictureDeepCost); got != want {
+	if got, want := pictureCost(writeFixture(t, "p16.png", deep.Bytes()), typePNG), int64(pictureBaseCost+600*pictureDeepCost+pngFileCost*deep.Len()); got != want {
 		t.Errorf("16-bit 30×20 PNG: %d, want %d", got, want)
+	}
+	// ffmpeg holds a PNG whole, and its text chunks several times over: a picture of one pixel
+	// in 8 MB weighs by its bytes.
+	text := pngFile(rawPNGChunk("IHDR", pngIHDR(1, 1, 8, 2)), rawPNGChunk("tEXt", make([]byte, 8<<20)), onePixelIDAT(), rawPNGChunk("IEND", nil))
+	if got, want := pictureCost(writeFixture(t, "text.png", text), typePNG), int64(pictureBaseCost+pictureByteCost+4*len(text)); got != want {
+		t.Errorf("1×1 PNG of %d bytes: %d, want %d", len(text), got, want)
 	}
 	if got := pictureCost(writeFixture(t, "junk.png", []byte("not a png")), typePNG); got != largestPicture {
 		t.Errorf("unreadable header: %d, want %d", got, largestPicture)

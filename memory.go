@@ -117,10 +117,16 @@ const (
 	pictureDeepCost  = 14       // a pixel at 16 bits a channel
 	largestPicture   = pictureBaseCost + maxPixels*pictureDeepCost
 	defaultMemBudget = 1 << 30 // when the service's memory cannot be read
+
+	// A byte of a PNG file: ffmpeg's png_pipe reads the file whole into one packet, and its
+	// decoder copies text chunks into the frame's metadata, which the filters copy again. A 50 MB
+	// PNG of one pixel took 346 MB to render when its bytes were a text chunk, 192 MB when they
+	// were empty image data chunks, against 141 MB for a tiny PNG.
+	pngFileCost = 4
 )
 
 // pictureCost is the expected memory of decoding the image at path, of type typ: from its header's
-// size, or the largest accepted picture's when the header cannot be read.
+// size (and a PNG's file size), or the largest accepted picture's when the header cannot be read.
 func pictureCost(path, typ string) int64 {
 	w, h, deep, err := imageSize(path, typ)
 	if err != nil || w <= 0 || h <= 0 {
@@ -130,7 +136,11 @@ func pictureCost(path, typ string) int64 {
 	if deep {
 		per = pictureDeepCost
 	}
-	return pictureBaseCost + int64(w)*int64(h)*per
+	cost := pictureBaseCost + int64(w)*int64(h)*per
+	if fi, err := os.Stat(path); err == nil && typ == typePNG {
+		cost += pngFileCost * fi.Size()
+	}
+	return cost
 }
 
 // memoryBudget is how much memory the picture steps may expect to use at once: half of what the
