@@ -24,6 +24,13 @@ import (
 // every walk of the file, so past the cap a PNG is refused as damaged.
 const maxPNGChunks = 1 << 18
 
+// maxPNGInflated is the most a PNG's compressed text (zTXt, iTXt) and ICC profile (iCCP) chunks
+// may inflate to, together. ffmpeg inflates each whole into memory when it decodes the picture
+// (twice over: a 1 MB zTXt of 1 GB of zeros took ffprobe to 2.1 GB; 16 MB inflated costs it
+// 29 MB), and none of it shows in the render. Real ICC profiles and XMP packets are kilobytes to
+// a few megabytes.
+const maxPNGInflated = 16 << 20
+
 // pngWalker walks a PNG's chunks in file order, reading the file once from its start. It holds
 // one chunk's header at a time: memory stays flat whatever the chunk count. Every reader of a
 // PNG's chunk layout (checkImage's check, the trim, the salvage) walks with it, so they all agree
@@ -145,6 +152,9 @@ func readPNGLayout(r io.Reader) (pngLayout, error) {
 	if !ok {
 		return l, damaged("it does not start with the PNG signature")
 	}
+	var in pngInflater
+	defer in.close()
+	inflated := int64(0)
 	for w.next() {
 		switch {
 		case w.count > maxPNGChunks:
@@ -161,6 +171,10 @@ func readPNGLayout(r io.Reader) (pngLayout, error) {
 			l.trns = w.data(1 << 16)
 		case w.is("IDAT"):
 			l.idat = true
+		case w.is("zTXt"), w.is("iTXt"), w.is("iCCP"):
+			if inflated += in.size(w, maxPNGInflated-inflated+1); inflated > maxPNGInflated {
+				return l, damaged("its compressed text and colour profile chunks inflate to more than %d MB", maxPNGInflated>>20)
+			}
 		}
 	}
 	if w.err != nil {
@@ -171,6 +185,60 @@ func readPNGLayout(r io.Reader) (pngLayout, error) {
 	}
 	l.end = w.end
 	return l, nil
+}
+
+// pngInflater measures what compressed chunks inflate to, reusing its buffers from chunk to chunk.
+type pngInflater struct {
+	br *bufio.Reader
+	fr io.ReadCloser
+}
+
+// size is how many bytes, up to limit, the current chunk of w (a zTXt, iTXt or iCCP) inflates
+// to; a chunk whose stream is broken counts what inflates before the break, and an iTXt whose
+// text is not compressed counts nothing.
+func (in *pngInflater) size(w *pngWalker, limit int64) int64 {
+	if in.br == nil {
+		in.br = bufio.NewReaderSize(w, 512)
+	}
+	in.br.Reset(w)
+	skipTo := func() bool { // past a field that ends with a NUL, however long
+		for {
+			_, err := in.br.ReadSlice(0)
+			if err != bufio.ErrBufferFull {
+				return err == nil
+			}
+		}
+	}
+	if !skipTo() { // the keyword
+		return 0
+	}
+	if w.is("iTXt") {
+		// A compression flag and method, then a language tag and a translated keyword.
+		if flag, err := in.br.ReadByte(); err != nil || flag == 0 {
+			return 0
+		}
+		if _, err := in.br.Discard(1); err != nil || !skipTo() || !skipTo() {
+			return 0
+		}
+	} else if _, err := in.br.Discard(1); err != nil { // the method
+		return 0
+	}
+	if _, err := in.br.Discard(2); err != nil { // the zlib header
+		return 0
+	}
+	if in.fr == nil {
+		in.fr = flate.NewReader(in.br)
+	} else if in.fr.(flate.Resetter).Reset(in.br, nil) != nil {
+		return 0
+	}
+	n, _ := io.Copy(io.Discard, io.LimitReader(in.fr, limit))
+	return n
+}
+
+func (in *pngInflater) close() {
+	if in.fr != nil {
+		in.fr.Close()
+	}
 }
 
 // checkPNGLayout is readPNGLayout of the file at path.

@@ -29,13 +29,14 @@ const hostileMemory = 400 << 20
 //   - a first header of 1×1 and a second of 100 megapixels at 16 bits, with the image data of the
 //     second (ffmpeg refused it, and the repair then rewrote and decoded the big one, weighed as
 //     1×1): a 400;
+//   - a zTXt chunk of 250 KB that inflates to 256 MB, which ffmpeg inflates into memory: a 400;
 //   - 200,000 empty chunks before the image data and no IEND, under the chunk cap: repaired in
 //     bounded memory and rendered, the picture right.
 func TestE2EHostilePNG(t *testing.T) {
 	dir := t.TempDir()
 	// A key for each upload: on a service that takes a hostile file, its job keeps the key busy.
 	var keys []cliKey
-	for i := range 7 {
+	for i := range 8 {
 		keys = append(keys, createKeyCLI(t, dir, fmt.Sprint("k", i)))
 	}
 	p := startVidgen(t, dir, "ffmpeg", nil)
@@ -98,6 +99,17 @@ func TestE2EHostilePNG(t *testing.T) {
 	code, body = post(keys[5].APIKey, twoHeaders)
 	refused("two headers", code, body, "second header")
 	checkMemory("two headers", stop(), hostileMemory)
+
+	// 256 MB of text in a 250 KB zTXt chunk, which ffmpeg inflates whole (twice over) to decode.
+	bomb := filepath.Join(files, "bomb.png")
+	text := rawPNGChunk("zTXt", append([]byte("Comment\x00\x00"), zlibZeros(256<<20)...))
+	if err := os.WriteFile(bomb, pngFile(rawPNGChunk("IHDR", pngIHDR(1, 1, 8, 2)), text, onePixelIDAT(), rawPNGChunk("IEND", nil)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stop = treePeakRSS(t, pid)
+	code, body = post(keys[7].APIKey, bomb)
+	refused("compressed text bomb", code, body, "inflate to more than")
+	checkMemory("compressed text bomb", stop(), hostileMemory)
 
 	repairable := filepath.Join(files, "repairable.png")
 	writeChunkedPNG(t, repairable, quad(320, 240), 200_000, true)

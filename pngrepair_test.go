@@ -36,6 +36,14 @@ func onePixelIDAT() []byte {
 	return rawPNGChunk("IDAT", z.Bytes())
 }
 
+// zlibZeros is a zlib stream of at least n zero bytes: the image data of a zeroPNG (made in
+// microseconds, where compressing them takes seconds under the race detector).
+func zlibZeros(n int) []byte {
+	w := 2048
+	b := zeroPNG(w, (n+8*w)/(1+8*w))[8+25:] // past the signature and IHDR: the IDAT chunk
+	return b[8 : 8+binary.BigEndian.Uint32(b)]
+}
+
 // writeChunkedPNG writes to path a PNG of img whose image data is preceded by empty IDAT chunks,
 // empty in all, and that ends without IEND when cut: a file only the salvage reads (ffmpeg
 // reports the missing end), with as many chunks as a hostile file may hold. It streams, so a
@@ -78,6 +86,13 @@ func TestPNGLayout(t *testing.T) {
 	huge := rawPNGChunk("IHDR", pngIHDR(10000, 10000, 16, 6)) // 100 megapixels at 16 bits
 	idat, iend := onePixelIDAT(), rawPNGChunk("IEND", nil)
 	text := rawPNGChunk("tEXt", []byte("Comment\x00hello"))
+	ztxt := func(n int) []byte { return rawPNGChunk("zTXt", append([]byte("Comment\x00\x00"), zlibZeros(n)...)) }
+	iccp := func(n int) []byte { return rawPNGChunk("iCCP", append([]byte("icc\x00\x00"), zlibZeros(n)...)) }
+	itxt := func(compressed byte, translated, text []byte) []byte { // keyword, flag, method, language, translated keyword
+		b := append([]byte("XML:com.adobe.xmp\x00"), compressed, 0)
+		b = append(append(append(b, "en\x00"...), translated...), 0)
+		return rawPNGChunk("iTXt", append(b, text...))
+	}
 	many := func(n int) []byte { // the 1×1 picture in n chunks in all
 		return pngFile(small, idat, bytes.Repeat(rawPNGChunk("IDAT", nil), n-3), iend)
 	}
@@ -101,6 +116,12 @@ func TestPNGLayout(t *testing.T) {
 		{"signature only", pngFile(), "it has no header", 0},
 		{"a header cut short", pngFile(small)[:8+20], "it has no header", 0},
 		{"as many chunks as allowed", many(maxPNGChunks), "", len(many(maxPNGChunks))},
+		{"an ICC profile of 1 MB", pngFile(small, iccp(1<<20), idat, iend), "", len(pngFile(small, iccp(1<<20), idat, iend))},
+		{"a text of 1 MB, not compressed", pngFile(small, itxt(0, []byte("x"), make([]byte, 1<<20)), idat, iend), "", len(pngFile(small, itxt(0, []byte("x"), make([]byte, 1<<20)), idat, iend))},
+		{"a compressed text of 17 MB", pngFile(small, ztxt(17<<20), idat, iend), "inflate to more than 16 MB", 0},
+		{"an ICC profile of 17 MB", pngFile(small, iccp(17<<20), idat, iend), "inflate to more than 16 MB", 0},
+		{"two compressed texts of 9 MB", pngFile(small, ztxt(9<<20), ztxt(9<<20), idat, iend), "inflate to more than 16 MB", 0},
+		{"an international text of 17 MB, long keyword", pngFile(small, itxt(1, bytes.Repeat([]byte("k"), 5000), zlibZeros(17<<20)), idat, iend), "inflate to more than 16 MB", 0},
 		{"one chunk too many", many(maxPNGChunks + 1), "more than 262144 chunks", 0},
 	} {
 		path := writeFixture(t, "layout.png", c.file)
