@@ -11,16 +11,14 @@ import (
 	"time"
 )
 
-// Bounds on what one client can hold open. Every connection, download and upload costs a file
-// descriptor (an upload two: the socket and its temp file), and the process has a fixed number:
-// past it, every request and the database fail. These keep one address from taking them all.
+// Bounds on what one client can hold open. Every connection costs a file descriptor, a download or
+// an upload two (the socket and its file), and the process has a fixed number: past it, every
+// request and the database fail. These keep one address from taking them all; the descriptor
+// budget (fdbudget.go) keeps many from doing it together.
 const (
 	// maxConnsPerAddr is the most TCP connections one address (an IPv6 /64) may hold; a reverse
 	// proxy named by -trust-proxy is exempt and is expected to limit its clients itself.
 	maxConnsPerAddr = 64
-	// fdReserve is how many descriptors are kept back from connections for the database, ffmpeg's
-	// pipes, uploads' temp files and outputs being served.
-	fdReserve = 256
 	// maxDownloadsPerClient is the most video, poster and share page responses one client may be
 	// receiving at once; a player needs a few for its range requests.
 	maxDownloadsPerClient = 16
@@ -86,21 +84,18 @@ func (c *counter) release(p netip.Prefix) {
 }
 
 // connLimitListener closes at once every connection past its address's share or past the process's
-// descriptor budget, so a flood from one address leaves room for everyone else.
+// descriptor budget, so a flood from one address leaves room for everyone else, and counts the rest
+// in the budget.
 type connLimitListener struct {
 	net.Listener
 	conns   *counter
 	trusted func(netip.Addr) bool
+	fds     *fdBudget
 }
 
-// limitConns wraps ln with the per-address bound and an overall one sized to the descriptor limit.
-func limitConns(ln net.Listener, trusted func(netip.Addr) bool) net.Listener {
-	max := 0
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur > 2*fdReserve && lim.Cur < 1<<30 {
-		max = int(lim.Cur) - fdReserve
-	}
-	return &connLimitListener{Listener: ln, conns: newCounter(maxConnsPerAddr, max), trusted: trusted}
+// limitConns wraps ln with the per-address bound, and counts its connections in fds.
+func limitConns(ln net.Listener, trusted func(netip.Addr) bool, fds *fdBudget) net.Listener {
+	return &connLimitListener{Listener: ln, conns: newCounter(maxConnsPerAddr, 0), trusted: trusted, fds: fds}
 }
 
 func (l *connLimitListener) Accept() (net.Conn, error) {
@@ -119,12 +114,27 @@ func (l *connLimitListener) Accept() (net.Conn, error) {
 			c.Close()
 			continue
 		}
-		return &countedConn{Conn: c, release: sync.OnceFunc(func() { l.conns.release(p) })}, nil
+		cc := &countedConn{Conn: c}
+		fds, ok := l.fds.accept(cc.Close)
+		if !ok {
+			l.conns.release(p)
+			c.Close()
+			continue
+		}
+		cc.fds = fds
+		cc.release = sync.OnceFunc(func() {
+			fds.release()
+			l.conns.release(p)
+		})
+		return cc, nil
 	}
 }
 
+// countedConn is an accepted connection, counted against its address and in the descriptor budget
+// until it closes.
 type countedConn struct {
 	net.Conn
+	fds     *fdConn
 	release func()
 }
 
@@ -134,7 +144,10 @@ func (c *countedConn) Close() error {
 }
 
 // limitDownloads refuses a client more than maxDownloadsPerClient responses under way at once, and
-// cuts a response whose client has stopped reading for downloadStall.
+// any client one when the descriptor budget has no room for its file (a share page, which holds
+// none, is counted as one all the same: it is small and over at once) even after idle downloads
+// were cut for it. It cuts a response whose client has stopped reading for downloadStall, and lets
+// the budget cut it sooner, once idle for downloadIdle, when another connection needs the room.
 func (s *server) limitDownloads(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := s.clients.key(r)
@@ -144,21 +157,39 @@ func (s *server) limitDownloads(next http.Handler) http.Handler {
 			return
 		}
 		defer s.downloads.release(p)
-		next.ServeHTTP(&stallWriter{ResponseWriter: w, rc: http.NewResponseController(w), stall: downloadStall}, r)
+		conn := fdConnOf(r)
+		give, ok := s.fds.take(conn, 1, fdDownload)
+		if !ok {
+			// The connection goes too: its descriptor is what health checks need.
+			w.Header().Set("Retry-After", "5")
+			w.Header().Set("Connection", "close")
+			s.writeError(w, r, errorf(kindUnavailable, "The server is sending as many downloads as it can; try again in a few seconds"))
+			return
+		}
+		defer give()
+		conn.setDownloading(true)
+		defer conn.setDownloading(false)
+		next.ServeHTTP(&stallWriter{ResponseWriter: w, rc: http.NewResponseController(w), stall: downloadStall, conn: conn}, r)
 	})
 }
 
 // stallWriter moves the connection's write deadline forward before every write, so a response may
-// take as long as it needs on a slow link but not one that has stopped.
+// take as long as it needs on a slow link but not one that has stopped, and tells the descriptor
+// budget when its client took bytes: a write blocked on a full socket buffer is idle.
 type stallWriter struct {
 	http.ResponseWriter
 	rc    *http.ResponseController
 	stall time.Duration
+	conn  *fdConn // nil when the connection is not counted
 }
 
 func (w *stallWriter) Write(p []byte) (int, error) {
 	w.rc.SetWriteDeadline(time.Now().Add(w.stall))
-	return w.ResponseWriter.Write(p)
+	n, err := w.ResponseWriter.Write(p)
+	if n > 0 {
+		w.conn.progress()
+	}
+	return n, err
 }
 
 func (w *stallWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

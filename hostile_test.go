@@ -396,7 +396,7 @@ func TestConnsPerAddress(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		lim := limitConns(ln, func(netip.Addr) bool { return trusted })
+		lim := limitConns(ln, func(netip.Addr) bool { return trusted }, newFDBudget(0, 0, time.Now))
 		go func() {
 			for {
 				c, err := lim.Accept()

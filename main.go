@@ -216,6 +216,7 @@ type server struct {
 	apiLimit, submitLimit *limitPolicy[netip.Prefix]
 	downloadLimit         *limitPolicy[netip.Prefix]
 	downloads, uploads    *counter      // responses and uploads under way, per client
+	fds                   *fdBudget     // descriptors of connections and the files their requests hold
 	validations           chan struct{} // a slot per submission decoding its files (maxValidations)
 	goDecodes             decodeGate    // pictures decoded in vidgen's own memory, one at a time
 	pictures              *memoryGate   // decoding pictures, in uploads and renders, by their memory
@@ -292,6 +293,7 @@ func newServer(ctx context.Context, cfg config, log *slog.Logger, now func() tim
 	s.redeliverLimit = newLimitPolicy[string]("redeliveries", redeliveriesPerMinute, now)
 	s.downloads = newCounter(maxDownloadsPerClient, 0)
 	s.uploads = newCounter(maxUploadsPerClient, maxUploads)
+	s.fds = newFDBudget(fdLimit(), fdReserve(cfg.Workers, runtime.NumCPU()), now)
 	s.validations = make(chan struct{}, maxValidations)
 	s.goDecodes = newDecodeGate()
 	s.pictures = newMemoryGate(memoryBudget())
@@ -454,6 +456,9 @@ func (s *server) httpServer() *http.Server {
 		IdleTimeout:    idleTimeout,
 		MaxHeaderBytes: maxHeaderBytes,
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		// The descriptor budget follows connections between requests and gives downloads their own.
+		ConnState:   s.fds.connState,
+		ConnContext: withFDConn,
 	}
 }
 
@@ -485,7 +490,7 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ln = limitConns(ln, s.clients.isTrusted)
+	ln = limitConns(ln, s.clients.isTrusted, s.fds)
 	metricsAt, stopMetrics, err := s.startMetricsListener()
 	if err != nil {
 		ln.Close()
@@ -506,7 +511,11 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 	hs := s.httpServer()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	log.Info("vidgen listening", "addr", ln.Addr().String(), "data", s.cfg.DataDir, "public_url", s.cfg.PublicURL, "public_url_from", publicFrom, "workers", cfg.Workers, "picture_memory_mb", s.pictures.budget>>20, "metrics", metricsAt, "ffmpeg", ffv, "version", version)
+	log.Info("vidgen listening", "addr", ln.Addr().String(), "data", s.cfg.DataDir, "public_url", s.cfg.PublicURL, "public_url_from", publicFrom, "workers", cfg.Workers, "picture_memory_mb", s.pictures.budget>>20,
+		"metrics", metricsAt, "fd_limit", s.fds.limit, "fd_budget", s.fds.max, "ffmpeg", ffv, "version", version)
+	if s.fds.low() {
+		log.Warn("the descriptor limit leaves connections little room; raise it (LimitNOFILE in the unit)", "fd_limit", s.fds.limit, "fd_reserve", s.fds.reserve)
+	}
 
 	select {
 	case err = <-errc:

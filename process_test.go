@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -372,7 +373,7 @@ func TestE2EDownloadFlood(t *testing.T) {
 		}
 		_ = b
 	}
-	if c := fds(); c.sockets+c.database+c.other > 1024-fdReserve/2 {
+	if c := fds(); c.sockets+c.database+c.other > 1024-fdReserve(1, runtime.NumCPU())/2 {
 		t.Errorf("%+v descriptors open during the flood", c)
 	}
 	other.CloseIdleConnections()

@@ -59,6 +59,15 @@ func (s *server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.uploads.release(client)
+	// Its temporary file is counted in the descriptor budget; a submission may reach into the part
+	// kept from downloads, so that it is taken while downloads hold all the rest.
+	giveFD, ok := s.fds.take(fdConnOf(r), 1, fdUpload)
+	if !ok {
+		w.Header().Set("Retry-After", "5")
+		s.refuseUpload(w, r, errorf(kindUnavailable, "The server has as many connections and files open as it can; try again in a few seconds"))
+		return
+	}
+	defer giveFD()
 	// The server reads other requests within requestReadTimeout; an upload gets time for its size on
 	// a slow link, and no more, and must keep arriving at uploadMinRate on average once uploadGrace
 	// has passed, so a client trickling its body cannot hold the connection and a temp file for long.
