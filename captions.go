@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -21,7 +22,7 @@ import (
 const maxCaptionsSize = 1 << 20
 
 // cue is one caption: its text (lines joined by "\n", markup already reduced to what the burn-in
-// draws: <i>, <b>, <u>) shown from start to end.
+// draws: <i>, <b>, <u>, and no control character but the line breaks) shown from start to end.
 type cue struct {
 	start, end time.Duration
 	text       string
@@ -123,6 +124,9 @@ func parseTiming(line string) (cue, error) {
 var cueMarkup = regexp.MustCompile(`<(/?)(?:([A-Za-z][A-Za-z0-9]*)(?:[.\s][^<>]*)?|\d[\d:.]*)>`)
 
 // cueText joins a cue's lines, keeping italics, bold and underline and dropping every other tag.
+// Its only control characters are the "\n" between the lines: WebVTT's character references are
+// decoded line by line, and a control character one of them (or an SRT line) holds is cleaned
+// away (cleanLine).
 func cueText(lines []string, vtt bool) string {
 	s := strings.Join(lines, "\n")
 	s = cueMarkup.ReplaceAllStringFunc(s, func(tag string) string {
@@ -132,10 +136,42 @@ func cueText(lines []string, vtt bool) string {
 		}
 		return ""
 	})
-	if vtt {
-		s = html.UnescapeString(s)
+	// A tag may span lines, so the lines are split again after the markup: the "\n" are still only
+	// the file's own line breaks, for nothing has been decoded yet.
+	lines = strings.Split(s, "\n")
+	for i, l := range lines {
+		if vtt {
+			l = html.UnescapeString(l)
+		}
+		lines[i] = cleanLine(l)
 	}
-	return s
+	return strings.Join(lines, "\n")
+}
+
+// cleanLine is a line of caption text without control characters (C0, DEL, C1) or Unicode's line
+// and paragraph separators. Those that separate words (tab, line feed, vertical tab, form feed,
+// carriage return, NEL, U+2028, U+2029) become a space: only the file's own line breaks break a
+// caption's lines, for a break decoded from WebVTT's &#13; or &#10; is how a cue would write lines
+// of its own into the subtitle script, and a space keeps the words around it apart. The others
+// (NUL, BEL, ESC and the like) draw nothing in a caption, so they are dropped.
+func cleanLine(s string) string {
+	if !strings.ContainsFunc(s, isCaptionControl) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		switch {
+		case !isCaptionControl(r):
+			return r
+		case unicode.IsSpace(r):
+			return ' '
+		}
+		return -1
+	}, s)
+}
+
+// isCaptionControl says whether r is a character cleanLine takes out of caption text.
+func isCaptionControl(r rune) bool {
+	return unicode.IsControl(r) || r == '\u2028' || r == '\u2029'
 }
 
 // captionLayout is where captions go in a frame of size f: the font size and the margin under the
@@ -152,11 +188,18 @@ func captionLayout(f frameSize, o Options) (fontSize, marginV, marginH int) {
 	return fontSize, marginV, f.W * 6 / 100
 }
 
-// writeASS writes cues as an ASS script for a frame of size f: white bold text with a dark outline,
-// centred at the bottom of the lower third, wrapped by libass to the frame's width.
+// writeASS writes cues as an ASS script for a frame of size f (assScript) to path.
 func writeASS(path string, cues []cue, f frameSize, o Options) error {
+	return os.WriteFile(path, assScript(cues, f, o), 0o600)
+}
+
+// assScript is cues as an ASS script for a frame of size f: white bold text with a dark outline,
+// centred at the bottom of the lower third, wrapped by libass to the frame's width. Its lines are
+// the header and style lines it writes for no cue and one Dialogue line a cue, whatever the cues'
+// text (assText).
+func assScript(cues []cue, f frameSize, o Options) []byte {
 	size, marginV, marginH := captionLayout(f, o)
-	var b strings.Builder
+	var b bytes.Buffer
 	fmt.Fprintf(&b, "[Script Info]\nScriptType: v4.00+\nPlayResX: %d\nPlayResY: %d\nWrapStyle: 0\nScaledBorderAndShadow: yes\n\n", f.W, f.H)
 	b.WriteString("[V4+ Styles]\nFormat: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, " +
 		"Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, Encoding\n")
@@ -164,9 +207,11 @@ func writeASS(path string, cues []cue, f frameSize, o Options) error {
 		captionFontName, size, float64(size)/14, float64(size)/30, marginH, marginH, marginV)
 	b.WriteString("[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n")
 	for _, c := range cues {
-		fmt.Fprintf(&b, "Dialogue: 0,%s,%s,Default,,0,0,0,,%s\n", assTime(c.start), assTime(c.end), assText(c.text))
+		b.WriteString("Dialogue: 0," + assTime(c.start) + "," + assTime(c.end) + ",Default,,0,0,0,,")
+		b.WriteString(assText(c.text))
+		b.WriteByte('\n')
 	}
-	return os.WriteFile(path, []byte(b.String()), 0o600)
+	return b.Bytes()
 }
 
 // assTime formats d as ASS does, in centiseconds: H:MM:SS.cc.
@@ -175,14 +220,23 @@ func assTime(d time.Duration) string {
 	return fmt.Sprintf("%d:%02d:%02d.%02d", cs/360000, cs/6000%60, cs/100%60, cs%100)
 }
 
-// assText turns a cue's text into ASS: the text drawn as written (braces and backslashes are not
-// taken as ASS commands), line breaks kept, and <i>, <b>, <u> as ASS's own.
-var assText = strings.NewReplacer(
+// assText turns a cue's text into the text of one Dialogue line: drawn as written (braces and
+// backslashes are not taken as ASS commands), line breaks as ASS's \N, and <i>, <b>, <u> as ASS's
+// own. It is the only way cue text reaches the script, and whatever text it is given, it writes no
+// line break or other control character (cleanLine), so a cue can never write lines of its own.
+func assText(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = assEscape.Replace(cleanLine(l))
+	}
+	return strings.Join(lines, "\\N")
+}
+
+var assEscape = strings.NewReplacer(
 	"\\", "\\\u2060", // a word joiner after each backslash: \N or \h in a caption stays text
 	"{", "\\{", "}", "\\}",
-	"\n", "\\N",
 	"<i>", "{\\i1}", "</i>", "{\\i0}", "<b>", "{\\b1}", "</b>", "{\\b0}", "<u>", "{\\u1}", "</u>", "{\\u0}",
-).Replace
+)
 
 // captionFont is the captions' typeface, DejaVu Sans Bold (see fonts/LICENSE): written into each
 // render's directory and given to libass as its fonts directory, so the text looks the same on
