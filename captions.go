@@ -22,10 +22,12 @@ import (
 const maxCaptionsSize = 1 << 20
 
 // cue is one caption: its text (lines joined by "\n", markup already reduced to what the burn-in
-// draws: <i>, <b>, <u>, and no control character but the line breaks) shown from start to end.
+// draws: <i>, <b>, <u>, and no control character but the line breaks) shown from start to end;
+// line is where its time range is in the file, for the messages that name it.
 type cue struct {
 	start, end time.Duration
 	text       string
+	line       int
 }
 
 // cueTiming is a cue's time range: SRT's 00:00:01,000 --> 00:00:04,000 or WebVTT's
@@ -76,7 +78,11 @@ func parseCaptions(b []byte) ([]cue, error) {
 		if err != nil {
 			return nil, captionsError(first+t+1, err.Error())
 		}
+		c.line = first + t + 1
 		c.text = cueText(block[t+1:], vtt)
+		if err := checkCueText(c); err != nil {
+			return nil, err
+		}
 		if strings.TrimSpace(c.text) != "" {
 			cues = append(cues, c)
 		}
@@ -107,6 +113,13 @@ func parseTiming(line string) (cue, error) {
 	m := cueTiming.FindStringSubmatch(line)
 	if m == nil {
 		return cue{}, fmt.Errorf("%q is not a time range like 00:00:01,000 --> 00:00:04,000", echo(line))
+	}
+	// Hours are digits without a bound in the syntax: more than maxCueHours is refused before any
+	// arithmetic, so no number of digits overflows into a small or negative time.
+	for _, h := range []string{m[1], m[5]} {
+		if n, err := strconv.Atoi(h); h != "" && (err != nil || n > maxCueHours) {
+			return cue{}, fmt.Errorf("%q is past %d:59:59.999, the latest time a caption may have", echo(line), maxCueHours)
+		}
 	}
 	at := func(h, mi, s, ms string) time.Duration {
 		n := func(v string) time.Duration { d, _ := strconv.Atoi(v); return time.Duration(d) }

@@ -2,11 +2,27 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
+	"unicode/utf8"
 )
+
+// fill is s repeated to n characters, cut at the last space or line break: text for a cue n
+// characters long that does not end in white space.
+func fill(s string, n int) string {
+	r := []rune(strings.Repeat(s, n/utf8.RuneCountInString(s)+1))[:n]
+	return strings.TrimRight(string(r), " \n")
+}
+
+// srtTime formats d as SRT does: 00:00:01,000.
+func srtTime(d time.Duration) string {
+	ms := d.Milliseconds()
+	return fmt.Sprintf("%02d:%02d:%02d,%03d", ms/3600000, ms/60000%60, ms/1000%60, ms%1000)
+}
 
 // scriptInjection is a WebVTT cue that writes an ASS script of its own, its line breaks as
 // character references (sep, &#13; or &#10;): a frame 4 pixels wide, so that every size in the
@@ -103,11 +119,16 @@ func FuzzCaptions(f *testing.F) {
 			if i := strings.IndexFunc(c.text, func(r rune) bool {
 				return r < 0x20 && r != '\n' || r >= 0x7f && r <= 0x9f || r == '\u2028' || r == '\u2029'
 			}); i >= 0 {
-				t.Fatalf("the control character %q survived in %q", c.text[i:i+1], c.text)
+				t.Fatalf("line %d: the control character %q survived in %q", c.line, c.text[i:i+1], c.text)
 			}
-			if c.end <= c.start {
-				t.Fatalf("the cue runs from %v to %v", c.start, c.end)
+			if c.end <= c.start || c.end >= (maxCueHours+1)*time.Hour {
+				t.Fatalf("line %d: the cue runs from %v to %v", c.line, c.start, c.end)
 			}
+		}
+		if fit, err := fitCaptions(cues, 60); err == nil && (len(fit) == 0 || len(fit) > len(cues)) {
+			t.Fatalf("fitted %d cues of %d", len(fit), len(cues))
+		} else if err != nil && kindOf(err) != kindInvalid {
+			t.Fatalf("fitCaptions: %v, want a 400", err)
 		}
 		script := assScript(cues, frameSize{320, 240}, defaultOptions)
 		checkScript(t, header, script, cues)
@@ -161,6 +182,87 @@ func checkScript(t testing.TB, header, script []byte, cues []cue) {
 		}
 		if want := strings.Count(c.text, "\n"); breaks != want {
 			t.Fatalf("event %d: %d line breaks for the cue's %d: %q", i, breaks, want, text)
+		}
+	}
+}
+
+// srtCues is an SRT of n cues, cue i shown from at(i) for dur, each with the text text(i).
+func srtCues(n int, at func(i int) time.Duration, dur time.Duration, text func(i int) string) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "%d\n%s --> %s\n%s\n\n", i+1, srtTime(at(i)), srtTime(at(i)+dur), text(i))
+	}
+	return b.String()
+}
+
+// TestCaptionsHostile submits hostile captions files and real ones near the limits with 2.5 s of
+// audio: each over a limit is a 400 that names the limit, each within them renders.
+func TestCaptionsHostile(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	every := func(d time.Duration) func(int) time.Duration {
+		return func(i int) time.Duration { return time.Duration(i) * d }
+	}
+	same := func(s string) func(int) string { return func(int) string { return s } }
+	atOnce := func(n int) string { return srtCues(n, every(0), 2*time.Second, same("overlap")) }
+	arabic := "بِسْمِ ٱللَّهِ ٱلرَّحْمَٰنِ ٱلرَّحِيمِ ٱلْحَمْدُ لِلَّهِ رَبِّ ٱلْعَٰلَمِينَ" // vocalised: a mark on nearly every letter
+	cases := []struct {
+		name, file string
+		want       string // a fragment of the 400's message, or "" when accepted
+	}{
+		{"&#13; writes a script", scriptInjection("&#13;"), ""},
+		{"&#10; writes a script", scriptInjection("&#10;"), ""},
+		{"control characters", "1\n00:00:00,000 --> 00:00:02,000\n\x1b[31mred\x07\u2028two\n", ""},
+		{"7 cues at once", atOnce(7), "line 26: more than 6 cues on screen at once (the most is 6)"},
+		{"6 cues at once", atOnce(6), ""},
+		{"6 at once, a 7th as one ends", atOnce(6) + "7\n00:00:02,000 --> 00:00:02,400\nnext\n", ""},
+		{"31 cues for 2.5 s", srtCues(31, every(80*time.Millisecond), 80*time.Millisecond, same("w")),
+			"31 cues for 0:00:02.5 of audio; the most is 300 a minute (30 for this audio)"},
+		{"30 cues for 2.5 s, word by word", srtCues(30, every(80*time.Millisecond), 80*time.Millisecond, same("w")), ""},
+		{"301 characters", srtCues(1, every(0), time.Second, same(fill("WWWWWWW ", 301))), "line 2: a cue of 301 characters; the most is 300"},
+		{"300 characters", srtCues(1, every(0), time.Second, same(fill("WWWWWWW ", 300))), ""},
+		{"151 combining marks", srtCues(1, every(0), time.Second, same(strings.Repeat("e\u0301\u0302", 75)+"e\u0301")), "a cue with 151 combining marks; the most is 150"},
+		{"9 marks on one letter", srtCues(1, every(0), time.Second, same("Z"+strings.Repeat("\u0336", 9)+"algo")), "more than 8 combining marks on one character"},
+		{"9 marks on one letter, joined", srtCues(1, every(0), time.Second, same("Z"+strings.Repeat("\u0336\u200d", 9))), "more than 8 combining marks on one character"},
+		{"vocalised Arabic, two lines", srtCues(1, every(0), time.Second, same(arabic+"\n"+arabic)), ""},
+		{"Vietnamese decomposed", srtCues(1, every(0), time.Second, same("Tie\u0302\u0301ng Vie\u0323\u0302t")), ""},
+		{"99999 hours", "1\n99999:00:00.000 --> 99999:00:01.000\nlate\n", `line 2: "99999:00:00.000 --> 99999:00:01.000" is past 99:59:59.999`},
+		{"hours past an int", "WEBVTT\n\n123456789012345678901234567890:00:00.000 --> 123456789012345678901234567890:00:01.000\nlate\n", "is past 99:59:59.999"},
+		{"100 hours", "1\n99:59:59,000 --> 100:00:00,000\nlate\n", "is past 99:59:59.999"},
+		{"every cue after the audio", "1\n00:00:05,000 --> 00:00:06,000\nlate\n", "every cue starts after the audio ends (at 0:00:02.5)"},
+		{"a cue after the audio, one before", "1\n00:00:01,000 --> 00:00:09,000\nin\n\n2\n00:00:03,000 --> 00:00:04,000\nout\n", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			files := map[string]string{"image": fixture(t, "img.png"), "audio": fixture(t, "tone.wav"), "captions": writeFixture(t, "c.srt", []byte(c.file))}
+			body, ctype := multipartBody(t, files, nil)
+			key := e.newKey(t, c.name) // a key has one job at a time
+			resp, b := e.do(t, "POST", "/api/jobs", key, body, "Content-Type", ctype)
+			if c.want != "" {
+				if msg := errorBody(t, resp, b, 400); !strings.Contains(msg, "captions: ") || !strings.Contains(msg, c.want) {
+					t.Errorf("%q, want %q", msg, c.want)
+				}
+				return
+			}
+			if resp.StatusCode != 201 {
+				t.Fatalf("submit: %d %s", resp.StatusCode, b)
+			}
+			e.wait(t, key, decodeJSON(t, resp, b)["jobId"].(string), StatusCompleted)
+		})
+	}
+}
+
+// TestCaptionLimitsDocumented: --help, the README and the API's description give the limits the
+// service checks.
+func TestCaptionLimitsDocumented(t *testing.T) {
+	t.Parallel()
+	var help bytes.Buffer
+	printUsage(&help)
+	docs := map[string]string{"--help": help.String(), "README.md": string(readFile(t, "README.md")), "openapi.yaml": string(readFile(t, "openapi.yaml"))}
+	for name, text := range docs {
+		if !strings.Contains(text, captionLimits()) {
+			t.Errorf("%s does not give the captions' limits: %q", name, captionLimits())
 		}
 	}
 }

@@ -66,6 +66,9 @@ func (rd *renderer) renderMoving(ctx context.Context, job Job, image, audio, tmp
 			return err
 		}
 		cues, err := parseCaptions(b)
+		if err == nil {
+			cues, err = fitCaptions(cues, job.AudioDuration)
+		}
 		if err != nil { // checked at upload: only a file changed on the server gets here
 			return &renderFailure{final: true, err: err, msg: "The captions file could not be read; submit the job again"}
 		}

@@ -58,6 +58,7 @@ Each flag can also be set by the environment variable in brackets; a flag beats 
 // printUsage writes the command list and then serve's flags to w.
 func printUsage(w io.Writer) {
 	fmt.Fprint(w, usageText)
+	fmt.Fprintf(w, "Captions: %s.\n", captionLimits())
 	fmt.Fprint(w, "\nserve flags:\n\n")
 	// Parsing -h prints serve's flag list (with each flag's variable) and nothing else.
 	parseServeFlags([]string{"-h"}, func(string) string { return "" }, &indented{w: w})

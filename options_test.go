@@ -73,15 +73,15 @@ func TestParseCaptions(t *testing.T) {
 		err        string // a substring of the error, when refused
 	}{
 		{name: "srt", file: srt, want: []cue{
-			{500 * time.Millisecond, 1250 * time.Millisecond, "Hello <i>there</i>\n{braces} \\N stay"},
-			{2 * time.Second, 3 * time.Second, "Second a < b"}}},
+			{500 * time.Millisecond, 1250 * time.Millisecond, "Hello <i>there</i>\n{braces} \\N stay", 2},
+			{2 * time.Second, 3 * time.Second, "Second a < b", 7}}},
 		{name: "srt crlf", file: strings.ReplaceAll(srt, "\n", "\r\n"), want: []cue{
-			{500 * time.Millisecond, 1250 * time.Millisecond, "Hello <i>there</i>\n{braces} \\N stay"},
-			{2 * time.Second, 3 * time.Second, "Second a < b"}}},
-		{name: "srt without numbers", file: "00:00:01,000 --> 00:00:02,000\nHi\n", want: []cue{{time.Second, 2 * time.Second, "Hi"}}},
+			{500 * time.Millisecond, 1250 * time.Millisecond, "Hello <i>there</i>\n{braces} \\N stay", 2},
+			{2 * time.Second, 3 * time.Second, "Second a < b", 7}}},
+		{name: "srt without numbers", file: "00:00:01,000 --> 00:00:02,000\nHi\n", want: []cue{{time.Second, 2 * time.Second, "Hi", 1}}},
 		{name: "vtt", file: vtt, want: []cue{
-			{500 * time.Millisecond, 1250 * time.Millisecond, "Hello & welcome"},
-			{time.Hour + 2*time.Second, time.Hour + 3*time.Second, "Later"}}},
+			{500 * time.Millisecond, 1250 * time.Millisecond, "Hello & welcome", 11},
+			{time.Hour + 2*time.Second, time.Hour + 3*time.Second, "Later", 14}}},
 		{name: "bad time", file: "1\n00:00:01,000 --> 00:00:02,000\nok\n\n2\n00:00:0x,000 --> 00:00:04,000\nbad\n", err: "line 6: "},
 		{name: "text without time", file: "1\n00:00:01,000 --> 00:00:02,000\nok\n\nHello\nworld\n", err: "line 6: "},
 		{name: "number alone", file: "1\n00:00:01,000 --> 00:00:02,000\nok\n\n2\n", err: "line 5: "},
@@ -120,7 +120,7 @@ func TestCaptionFont(t *testing.T) {
 	}
 	f := frameSize{320, 240}
 	ass := filepath.Join(dir, "c.ass")
-	if err := writeASS(ass, []cue{{0, time.Second, "Hello"}}, f, defaultOptions); err != nil {
+	if err := writeASS(ass, []cue{{0, time.Second, "Hello", 1}}, f, defaultOptions); err != nil {
 		t.Fatal(err)
 	}
 	fonts, err := writeCaptionFont(dir)

@@ -340,12 +340,13 @@ func (s *server) validateSubmission(r *http.Request, files map[string]*upload, f
 	if err != nil {
 		return Job{}, err
 	}
+	var cues []cue
 	if c := files["captions"]; c != nil {
 		b, err := os.ReadFile(c.path) // at most maxCaptionsSize
 		if err != nil {
 			return Job{}, fmt.Errorf("read captions: %w", err)
 		}
-		if _, err := parseCaptions(b); err != nil {
+		if cues, err = parseCaptions(b); err != nil {
 			return Job{}, err
 		}
 	}
@@ -404,6 +405,13 @@ func (s *server) validateSubmission(r *http.Request, files map[string]*upload, f
 	}
 	if s.cfg.MaxDuration > 0 && info.Duration > s.cfg.MaxDuration.Seconds() {
 		return Job{}, badMedia("audio: it lasts %s; the most accepted is %s", fmtOver(info.Duration), fmtLimit(s.cfg.MaxDuration.Seconds()))
+	}
+	// The captions' limits that depend on the audio's length, checked before the job is queued so
+	// a file that would hold a worker for hours is a 400, not a render that times out.
+	if cues != nil {
+		if _, err := fitCaptions(cues, info.Duration); err != nil {
+			return Job{}, err
+		}
 	}
 	return Job{ImageType: imgType, AudioType: audType, AudioCodec: audioCodecTag(info), AudioDuration: info.Duration, WebhookURL: webhookURL, Options: opts}, nil
 }
