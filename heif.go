@@ -45,24 +45,42 @@ func heifDamaged(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", errHEIFDamaged, fmt.Sprintf(format, args...))
 }
 
-// heifLargest returns the largest picture the HEIF file r (size bytes) can make a decoder allocate:
-// the largest of every 'ispe' property, every coded size (the sequence parameter sets of HEVC items,
-// in their 'hvcC' and in their data; the sequence headers of AV1 items, in their 'av1C' and in their
-// data), every grid's and overlay's canvas, and every grid's tile size times its rows and columns.
-// Every picture item counts, not the primary alone: heif-convert decodes every top-level picture
-// with its alpha. A HEVC or AV1 item whose coded size cannot be found is refused (errHEIFDamaged):
-// its 'ispe' alone is never trusted. It reads at most heifMaxMeta bytes at once and a bounded
-// number of small pieces of the items' data, whatever r holds.
+// heifLargest returns the largest picture the HEIF file r (size bytes) can make heif-convert
+// allocate (heifWalk).
 func heifLargest(r io.ReaderAt, size int64) (w, h int, err error) {
+	pics, err := heifWalk(r, size)
+	return pics.w, pics.h, err
+}
+
+// heifPictures is what heifWalk finds in a HEIF file.
+type heifPictures struct {
+	w, h    int // the largest picture heif-convert allocates to decode the file
+	count   int // its top-level pictures: heif-convert decodes each and writes one file for each
+	primary int // the primary picture's place among them (from 0), in heif-convert's order
+}
+
+// heifWalk reads the HEIF file r (size bytes) as heif-convert (libheif 1.15) will decode it: its
+// top-level pictures (every picture item not hidden, not a thumbnail, not an auxiliary picture),
+// in the order of their item IDs, and the largest picture decoding them allocates: for each
+// top-level picture, the pictures it is derived from (a grid's tiles, an overlay's layers) and its
+// alpha planes, and for each of those the largest of its 'ispe' claim, its coded size (the sequence
+// parameter sets of HEVC items, in their 'hvcC' and in their data; the sequence headers of AV1
+// items, in their 'av1C' and in their data), a grid's or overlay's canvas, and a grid's tile size
+// times its rows and columns. Thumbnails, depth maps and items no picture is made of are never
+// decoded, so neither their codec nor their size matters. A decoded HEVC or AV1 item whose coded
+// size cannot be found is refused (errHEIFDamaged): its 'ispe' alone is never trusted; one in
+// another codec is errHEIFCodec. It reads at most heifMaxMeta bytes at once and a bounded number of
+// small pieces of the items' data, whatever r holds.
+func heifWalk(r io.ReaderAt, size int64) (heifPictures, error) {
 	var off int64
 	for n := 0; ; n++ {
 		if n == heifMaxTopBoxes || off >= size {
-			return 0, 0, heifDamaged("it has no meta box")
+			return heifPictures{}, heifDamaged("it has no meta box")
 		}
 		var hdr [16]byte
 		got, _ := r.ReadAt(hdr[:min(16, size-off)], off)
 		if got < 8 {
-			return 0, 0, heifDamaged("a box at byte %d is cut short", off)
+			return heifPictures{}, heifDamaged("a box at byte %d is cut short", off)
 		}
 		bsize, hl := int64(binary.BigEndian.Uint32(hdr[:])), int64(8)
 		switch bsize {
@@ -70,30 +88,29 @@ func heifLargest(r io.ReaderAt, size int64) (w, h int, err error) {
 			bsize = size - off
 		case 1:
 			if got < 16 || binary.BigEndian.Uint64(hdr[8:]) > uint64(size-off) {
-				return 0, 0, heifDamaged("a box at byte %d runs past the end of the file", off)
+				return heifPictures{}, heifDamaged("a box at byte %d runs past the end of the file", off)
 			}
 			bsize, hl = int64(binary.BigEndian.Uint64(hdr[8:])), 16
 		}
 		if bsize < hl || bsize > size-off {
-			return 0, 0, heifDamaged("a box at byte %d claims %d bytes, of %d left", off, bsize, size-off)
+			return heifPictures{}, heifDamaged("a box at byte %d claims %d bytes, of %d left", off, bsize, size-off)
 		}
 		if string(hdr[4:8]) != "meta" {
 			off += bsize
 			continue
 		}
 		if bsize > heifMaxMeta {
-			return 0, 0, heifDamaged("its meta box is %d bytes, where a picture's is a few KB", bsize)
+			return heifPictures{}, heifDamaged("its meta box is %d bytes, where a picture's is a few KB", bsize)
 		}
 		meta := make([]byte, bsize-hl)
 		if _, err := r.ReadAt(meta, off+hl); err != nil {
-			return 0, 0, heifDamaged("its meta box cannot be read: %v", err)
+			return heifPictures{}, heifDamaged("its meta box cannot be read: %v", err)
 		}
 		p := &heifParser{r: r, size: size, items: map[uint32]*heifItem{}, configs: map[*heifBox]heifConfig{}}
 		if err := p.parseMeta(meta); err != nil {
-			return 0, 0, err
+			return heifPictures{}, err
 		}
-		d, err := p.largest()
-		return int(d.w), int(d.h), err
+		return p.pictures()
 	}
 }
 
@@ -115,6 +132,10 @@ func (d heifDims) or(o heifDims) heifDims {
 // heifItem is one item of the file, as its iinf, iloc, iref and ipma boxes describe it.
 type heifItem struct {
 	typ     string
+	hidden  bool      // not a picture of its own (a grid's tile): infe's flag
+	thumb   bool      // a thumbnail of another picture ('thmb' from it): never decoded
+	auxOf   []uint32  // the pictures it is an auxiliary picture of ('auxl' from it)
+	alphas  []uint32  // its alpha planes: auxiliary pictures decoded with it
 	props   []uint16  // 1-based indices into ipco
 	dimg    []uint32  // the items it is derived from (a grid's tiles)
 	extents []heifExt // where its data is
@@ -123,8 +144,9 @@ type heifItem struct {
 	cols    uint64
 	dref    uint64 // iloc's data reference: 0 is this file
 	located bool
-	state   byte // 0 not sized, 1 being sized (a loop, if met again), 2 sized
-	dims    heifDims
+	state   byte     // 0 not sized, 1 being sized (a loop, if met again), 2 sized
+	dims    heifDims // the picture it makes
+	weight  heifDims // the largest picture decoding it allocates: its own, its inputs', its alpha planes'
 }
 
 type heifExt struct{ off, n uint64 }
@@ -286,6 +308,7 @@ func (p *heifParser) parseMeta(meta []byte) error {
 			return err
 		}
 	}
+	p.attachAlphas()
 	if c.bad || p.items[p.primary] == nil {
 		return heifDamaged("its primary item %d is not in its item list", p.primary)
 	}
@@ -311,7 +334,7 @@ func (p *heifParser) parseIinf(b heifBox) error {
 		if infe.typ != "infe" {
 			continue
 		}
-		v, _, c, err := heifFullBox(infe)
+		v, flags, c, err := heifFullBox(infe)
 		if err != nil {
 			return err
 		}
@@ -330,7 +353,7 @@ func (p *heifParser) parseIinf(b heifBox) error {
 		if err := p.entry("items"); err != nil {
 			return err
 		}
-		p.items[id] = &heifItem{typ: typ}
+		p.items[id] = &heifItem{typ: typ, hidden: flags&1 != 0}
 		p.order = append(p.order, id)
 	}
 	return nil
@@ -387,7 +410,9 @@ func (p *heifParser) parseIloc(b heifBox) error {
 	return nil
 }
 
-// parseIref reads which items each derived item ('dimg') is made of.
+// parseIref reads the references that decide what is decoded: which items each derived item
+// ('dimg') is made of, which items are thumbnails ('thmb') and which are auxiliary pictures
+// ('auxl') of which.
 func (p *heifParser) parseIref(b heifBox) error {
 	v, _, c, err := heifFullBox(b)
 	if err != nil {
@@ -399,22 +424,29 @@ func (p *heifParser) parseIref(b heifBox) error {
 		return err
 	}
 	for _, ref := range refs {
-		if ref.typ != "dimg" {
+		if ref.typ != "dimg" && ref.typ != "thmb" && ref.typ != "auxl" {
 			continue
 		}
 		c := &heifCursor{b: ref.body}
 		from := p.items[uint32(c.u(idSize))]
+		if from != nil && !c.bad && ref.typ == "thmb" {
+			from.thumb = true
+		}
 		for n := c.u(2); n > 0 && !c.bad; n-- {
 			to := uint32(c.u(idSize))
 			if err := p.entry("references"); err != nil {
 				return err
 			}
-			if from != nil && !c.bad {
+			switch {
+			case from == nil || c.bad:
+			case ref.typ == "dimg":
 				from.dimg = append(from.dimg, to)
+			case ref.typ == "auxl":
+				from.auxOf = append(from.auxOf, to)
 			}
 		}
 		if c.bad {
-			return heifDamaged("a dimg reference is cut short")
+			return heifDamaged("a %s reference is cut short", ref.typ)
 		}
 	}
 	return nil
@@ -464,133 +496,4 @@ func (p *heifParser) parseIprp(b heifBox) error {
 		}
 	}
 	return nil
-}
-
-// largest is the largest size of every property and every item.
-func (p *heifParser) largest() (heifDims, error) {
-	var d heifDims
-	for i := range p.props { // every one, whichever item it belongs to, if any
-		s, err := p.propDims(&p.props[i])
-		if err != nil {
-			return heifDims{}, err
-		}
-		d = d.or(s)
-	}
-	for _, id := range p.order {
-		s, err := p.itemDims(id, 0)
-		if err != nil {
-			return heifDims{}, err
-		}
-		d = d.or(s)
-	}
-	return d, nil
-}
-
-// propDims is the size a property claims ('ispe') or codes ('hvcC', 'av1C').
-func (p *heifParser) propDims(prop *heifBox) (heifDims, error) {
-	switch prop.typ {
-	case "ispe":
-		_, _, c, err := heifFullBox(*prop)
-		if err != nil {
-			return heifDims{}, err
-		}
-		s := dims(c.u(4), c.u(4))
-		if c.bad {
-			return heifDims{}, heifDamaged("an ispe box is cut short")
-		}
-		return s, nil
-	case "hvcC", "av1C":
-		c, err := p.config(prop)
-		return c.dims, err
-	}
-	return heifDims{}, nil
-}
-
-// prop is the first property of type typ that belongs to it, or nil.
-func (p *heifParser) prop(it *heifItem, typ string) *heifBox {
-	for _, idx := range it.props {
-		if p.props[idx-1].typ == typ {
-			return &p.props[idx-1]
-		}
-	}
-	return nil
-}
-
-// itemDims is the largest picture item id makes its decoder allocate.
-func (p *heifParser) itemDims(id uint32, depth int) (heifDims, error) {
-	it := p.items[id]
-	switch {
-	case it == nil:
-		return heifDims{}, heifDamaged("a picture is made of item %d, which the file does not list", id)
-	case it.state == 2:
-		return it.dims, nil
-	case it.state == 1 || depth > heifMaxDerivation:
-		return heifDims{}, heifDamaged("item %d is derived from itself, or too deeply", id)
-	case heifUnsizedCodecs[it.typ]:
-		return heifDims{}, fmt.Errorf("%w (item %d is %q)", errHEIFCodec, id, it.typ)
-	}
-	it.state = 1
-	var d heifDims
-	if ispe := p.prop(it, "ispe"); ispe != nil {
-		d, _ = p.propDims(ispe) // read already by largest
-	}
-	var err error
-	var s heifDims
-	switch it.typ {
-	case "hvc1":
-		s, err = p.hevcDims(id, it)
-	case "av01":
-		s, err = p.av1Dims(id, it)
-	case "grid", "iovl":
-		s, err = p.canvasDims(id, it)
-	}
-	if err != nil {
-		return heifDims{}, err
-	}
-	d = d.or(s)
-	if it.typ == "grid" || it.typ == "iden" || it.typ == "iovl" {
-		var tile heifDims // the largest width and the largest height of its inputs
-		for _, in := range it.dimg {
-			s, err := p.itemDims(in, depth+1)
-			if err != nil {
-				return heifDims{}, err
-			}
-			tile = heifDims{max(tile.w, s.w), max(tile.h, s.h)}
-		}
-		d = d.or(tile)
-		if it.typ == "grid" {
-			d = d.or(dims(uint64(tile.w)*it.cols, uint64(tile.h)*it.rows))
-		}
-	}
-	it.state, it.dims = 2, d
-	return d, nil
-}
-
-// canvasDims is the output size a grid's or an overlay's descriptor (its data) gives its canvas,
-// which the decoder allocates whole; a grid's rows and columns are kept for itemDims.
-func (p *heifParser) canvasDims(id uint32, it *heifItem) (heifDims, error) {
-	data, err := p.itemData(id, it)
-	if err != nil {
-		return heifDims{}, err
-	}
-	b := make([]byte, min(20, data.n))
-	if err := data.read(b, 0); err != nil {
-		return heifDims{}, heifDamaged("item %d's %s descriptor cannot be read: %v", id, it.typ, err)
-	}
-	c := &heifCursor{b: b}
-	version, flags := c.u(1), c.u(1)
-	if it.typ == "grid" {
-		it.rows, it.cols = c.u(1)+1, c.u(1)+1
-	} else {
-		c.skip(8) // the fill colour
-	}
-	fs := 2
-	if flags&1 != 0 {
-		fs = 4
-	}
-	d := dims(c.u(fs), c.u(fs))
-	if c.bad || version != 0 {
-		return heifDims{}, heifDamaged("item %d's %s descriptor is cut short or of unknown version", id, it.typ)
-	}
-	return d, nil
 }

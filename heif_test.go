@@ -38,11 +38,14 @@ func h32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
 
 // heifTestItem is one item of a hand-built HEIF file.
 type heifTestItem struct {
-	id    int
-	typ   string
-	props []int  // 1-based indices into the file's properties
-	data  []byte // in the mdat box
-	dimg  []int  // the items it is derived from (a grid's tiles)
+	id     int
+	typ    string
+	props  []int  // 1-based indices into the file's properties
+	data   []byte // in the mdat box
+	dimg   []int  // the items it is derived from (a grid's tiles)
+	hidden bool   // not a picture of its own (a grid's tile)
+	thmb   int    // the item it is a thumbnail of, if any
+	auxl   int    // the item it is an auxiliary picture of, if any
 }
 
 // buildHEIF is a HEIF file of major brand brand holding props (ipco's children) and items, the
@@ -53,7 +56,11 @@ func buildHEIF(brand string, props [][]byte, items []heifTestItem) []byte {
 		var infes, locs, assocs, refs [][]byte
 		off := dataStart
 		for _, it := range items {
-			infes = append(infes, hfull("infe", 2, 0, h16(it.id), h16(0), []byte(it.typ), []byte{0}))
+			var flags uint32
+			if it.hidden {
+				flags = 1
+			}
+			infes = append(infes, hfull("infe", 2, flags, h16(it.id), h16(0), []byte(it.typ), []byte{0}))
 			locs = append(locs, h16(it.id), h16(0), h16(0), h16(1), h32(uint32(off)), h32(uint32(len(it.data))))
 			off += len(it.data)
 			assocs = append(assocs, h16(it.id), []byte{byte(len(it.props))})
@@ -66,6 +73,12 @@ func buildHEIF(brand string, props [][]byte, items []heifTestItem) []byte {
 					ref = append(ref, h16(d))
 				}
 				refs = append(refs, hbox("dimg", ref...))
+			}
+			if it.thmb != 0 {
+				refs = append(refs, hbox("thmb", h16(it.id), h16(1), h16(it.thmb)))
+			}
+			if it.auxl != 0 {
+				refs = append(refs, hbox("auxl", h16(it.id), h16(1), h16(it.auxl)))
 			}
 		}
 		boxes := [][]byte{
@@ -235,7 +248,7 @@ func hevcGrid(rows, cols int, tile uint64, claim uint32) []byte {
 	props := [][]byte{ispeBox(claim, claim), hvcCBox(testSPS(tile, tile, 0))}
 	items := []heifTestItem{{id: 1, typ: "grid", props: []int{1}, data: gridData(rows, cols, claim, claim, false)}}
 	for i := range rows * cols {
-		items = append(items, heifTestItem{id: 2 + i, typ: "hvc1", props: []int{2, 1}, data: lengthPrefixed([]byte{0x26, 0x01, 0xaf})})
+		items = append(items, heifTestItem{id: 2 + i, typ: "hvc1", props: []int{2, 1}, data: lengthPrefixed([]byte{0x26, 0x01, 0xaf}), hidden: true})
 		items[0].dimg = append(items[0].dimg, 2+i)
 	}
 	return buildHEIF("heic", props, items)
@@ -246,7 +259,7 @@ func av1Grid(rows, cols int, tile uint64, claim uint32) []byte {
 	props := [][]byte{ispeBox(claim, claim), av1CBox(testSeqHeader(tile, tile, true))}
 	items := []heifTestItem{{id: 1, typ: "grid", props: []int{1}, data: gridData(rows, cols, claim, claim, false)}}
 	for i := range rows * cols {
-		items = append(items, heifTestItem{id: 2 + i, typ: "av01", props: []int{2, 1}, data: []byte{0x32, 0x01, 0x10}})
+		items = append(items, heifTestItem{id: 2 + i, typ: "av01", props: []int{2, 1}, data: []byte{0x32, 0x01, 0x10}, hidden: true})
 		items[0].dimg = append(items[0].dimg, 2+i)
 	}
 	return buildHEIF("avif", props, items)
@@ -343,7 +356,7 @@ func TestHEIFLyingISPE(t *testing.T) {
 				{id: 1, typ: "iovl", props: []int{1}, data: desc, dimg: []int{2}},
 				{id: 2, typ: "hvc1", props: []int{1, 2}, data: lengthPrefixed([]byte{0x26, 0x01})}})
 		}},
-		{name: "large-thumbnail-item", typ: typeHEIC, w: 11000, h: 11000, refuse: true, file: func(testing.TB) []byte {
+		{name: "large-second-picture", typ: typeHEIC, w: 11000, h: 11000, refuse: true, file: func(testing.TB) []byte {
 			return buildHEIF("heic", [][]byte{ispeBox(64, 64), hvcCBox(testSPS(64, 64, 0)), hvcCBox(testSPS(11000, 11000, 1))}, []heifTestItem{
 				{id: 1, typ: "hvc1", props: []int{1, 2}, data: lengthPrefixed([]byte{0x26, 0x01})},
 				{id: 2, typ: "hvc1", props: []int{1, 3}, data: lengthPrefixed([]byte{0x26, 0x01})}})
@@ -630,6 +643,12 @@ func FuzzHEIFLargest(f *testing.F) {
 	}
 	f.Add(hevcGrid(2, 2, 4096, 64))
 	f.Add(av1Grid(2, 2, 4096, 64))
+	slice := lengthPrefixed([]byte{0x26, 0x01})
+	f.Add(buildHEIF("heic", [][]byte{ispeBox(64, 48), hvcCBox(testSPS(64, 48, 0)), auxCBox(alphaURN)}, []heifTestItem{
+		{id: 1, typ: "hvc1", props: []int{1, 2}, data: slice},
+		{id: 2, typ: "hvc1", props: []int{1, 2, 3}, data: slice, auxl: 1},
+		{id: 3, typ: "jpeg", data: []byte{0xff, 0xd8}, thmb: 1},
+		{id: 4, typ: "hvc1", props: []int{1, 2}, data: slice, hidden: true}}))
 	for _, c := range heifHostile() {
 		if len(c.file) < 64<<10 { // the fuzzer's mutations of megabytes are slow
 			f.Add(c.file)
