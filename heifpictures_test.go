@@ -8,25 +8,42 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"image"
 	"image/color"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
 // heifEncItems is the properties and items of a HEIC heif-enc makes of img (one picture, no
-// thumbnail, no alpha), the primary first: a real, decodable picture to build files around.
+// thumbnail, no alpha): a real, decodable picture to build files around.
 func heifEncItems(t testing.TB, img image.Image) ([][]byte, []heifTestItem) {
 	t.Helper()
 	needTools(t, "heif-enc")
-	b := readFile(t, heifEncode(t, t.TempDir(), "a.heic", img))
+	props, items := heifItemsOf(t, readFile(t, heifEncode(t, t.TempDir(), "a.heic", img)))
+	if len(items) != 1 {
+		t.Fatalf("heif-enc wrote %d items", len(items))
+	}
+	return props, items
+}
+
+// heifItemsOf is the properties and items of the HEIF file b, which has no item references, the
+// primary first, for buildHEIF to build it again, changed.
+func heifItemsOf(t testing.TB, b []byte) ([][]byte, []heifTestItem) {
+	t.Helper()
 	p := &heifParser{r: bytes.NewReader(b), size: int64(len(b)), items: map[uint32]*heifItem{}, configs: map[*heifBox]heifConfig{}}
 	top, err := p.children(b)
 	meta := first(top, "meta")
-	if err != nil || meta == nil {
-		t.Fatalf("heif-enc's file: %v", err)
+	if err != nil || meta == nil || len(meta.body) < 4 {
+		t.Fatalf("no meta box: %v", err)
+	}
+	if inner, err := p.children(meta.body[4:]); err != nil || first(inner, "iref") != nil {
+		t.Fatalf("item references, or a damaged meta box: %v", err)
 	}
 	if err := p.parseMeta(meta.body); err != nil {
 		t.Fatal(err)
@@ -50,10 +67,11 @@ func heifEncItems(t testing.TB, img image.Image) ([][]byte, []heifTestItem) {
 		for _, idx := range it.props {
 			ti.props = append(ti.props, int(idx))
 		}
-		items = append(items, ti)
-	}
-	if len(items) != 1 || items[0].id != int(p.primary) {
-		t.Fatalf("heif-enc wrote %d items, primary %d", len(items), p.primary)
+		if id == p.primary {
+			items = append([]heifTestItem{ti}, items...)
+		} else {
+			items = append(items, ti)
+		}
 	}
 	return props, items
 }
@@ -184,6 +202,125 @@ func TestHEIFDecodedItems(t *testing.T) {
 			}
 			if left, _ := filepath.Glob(path + "?*"); len(left) > 0 {
 				t.Errorf("left %v", left)
+			}
+		})
+	}
+}
+
+// withPrimary is the HEIF file b (made by heif-enc: one pitm box, of version 0) with its primary
+// item set to id.
+func withPrimary(t testing.TB, b []byte, id uint16) []byte {
+	t.Helper()
+	i := bytes.Index(b, []byte("pitm"))
+	if bytes.Count(b, []byte("pitm")) != 1 || b[i+4] != 0 {
+		t.Fatal("not one pitm box of version 0")
+	}
+	b = bytes.Clone(b)
+	binary.BigEndian.PutUint16(b[i+8:], id)
+	return b
+}
+
+// TestHEIFSeveralPictures: a HEIC holding several top-level pictures, for which heif-convert writes
+// OUT-1.png, OUT-2.png… in the order of their item IDs (checked here against the real heif-convert),
+// is accepted over HTTP (201) and renders its primary picture, whatever its place among the others;
+// nothing heif-convert wrote is left behind.
+func TestHEIFSeveralPictures(t *testing.T) {
+	t.Parallel()
+	needTools(t, "heif-enc", "heif-convert")
+	dir := t.TempDir()
+	p1, p2 := quadrants(200, 400, yellow, blue, green, red), quad(320, 240)
+	p1png := filepath.Join(dir, "p1.png")
+	if err := os.WriteFile(p1png, encodePNG(t, p1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	two := readFile(t, heifEncode(t, dir, "two.heic", p2, p1png))                   // p1 is item 1, the primary; p2 item 2
+	thumbs := readFile(t, heifEncode(t, dir, "thumbs.heic", p2, "-t", "64", p1png)) // p1 is item 1, p2 item 4
+	cases := []struct {
+		name    string
+		file    []byte
+		want    image.Image
+		count   int
+		primary int
+	}{
+		{"primary-first", two, p1, 2, 0},
+		{"primary-second", withPrimary(t, two, 2), p2, 2, 1},
+		{"primary-listed-first-with-the-higher-id", func() []byte {
+			props, items := heifItemsOf(t, withPrimary(t, two, 2)) // the primary (item 2) first
+			return buildHEIF("heic", props, items)
+		}(), p2, 2, 1},
+		{"thumbnails-between", withPrimary(t, thumbs, 4), p2, 2, 1},
+	}
+	e := newTestEnv(t, nil, func(s *server) { s.tools.heifConvert = "heif-convert" })
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			path := writeFixture(t, "in.heic", c.file)
+			pics, err := heifWalk(bytes.NewReader(c.file), int64(len(c.file)))
+			if err != nil || pics.count != c.count || pics.primary != c.primary {
+				t.Fatalf("heifWalk: %+v %v, want %d pictures, the primary at %d", pics, err, c.count, c.primary)
+			}
+			// heif-convert's own files: the primary's is the one heifWalk places.
+			out := filepath.Join(t.TempDir(), "out.png")
+			if msg, err := exec.Command("heif-convert", path, out).CombinedOutput(); err != nil {
+				t.Fatalf("heif-convert: %v: %s", err, msg)
+			}
+			written, _ := filepath.Glob(filepath.Join(filepath.Dir(out), "*"))
+			cfg, err := decodePNGConfig(t, filepath.Join(filepath.Dir(out), fmt.Sprintf("out-%d.png", c.primary+1)))
+			if want := c.want.Bounds(); err != nil || len(written) != c.count || cfg.Width != want.Dx() || cfg.Height != want.Dy() {
+				t.Fatalf("heif-convert wrote %v, the primary's %d×%d (%v), want %d files, the primary's %v", written, cfg.Width, cfg.Height, err, c.count, want.Size())
+			}
+
+			key := e.newKey(t, c.name) // a job at a time for each key
+			code, body := e.submit(t, key, path, fixture(t, "short.wav"), nil)
+			if code != 201 {
+				t.Fatalf("submit: %d %v, want a 201", code, body)
+			}
+			st := e.wait(t, key, body["jobId"].(string), StatusCompleted)
+			video, _ := download(t, st["outputVideo"].(string))
+			mp4 := writeFixture(t, "out.mp4", video)
+			w, h, rgb := decodeFrame(t, mp4)
+			comparePicture(t, c.want, c.want.Bounds().Dx(), c.want.Bounds().Dy(), w, h, rgb, 60)
+		})
+	}
+	t.Cleanup(func() {
+		if left, _ := filepath.Glob(filepath.Join(e.srv.dirs.tmp(), "*")); len(left) > 0 {
+			t.Errorf("left in tmp/: %v", left)
+		}
+	})
+}
+
+// TestHEIFConvertLeavesNothing: whatever heif-convert does with a file of two pictures (fails after
+// writing the first, or writes more files than the file has pictures, as another libheif might),
+// the upload is a 400, never a guess at the primary's file, and none of heif-convert's files is left.
+func TestHEIFConvertLeavesNothing(t *testing.T) {
+	t.Parallel()
+	small := writeFixture(t, "small.png", encodePNG(t, quad(64, 48)))
+	slice := lengthPrefixed([]byte{0x26, 0x01})
+	file := buildHEIF("heic", [][]byte{ispeBox(64, 48), hvcCBox(testSPS(64, 48, 0))}, []heifTestItem{
+		{id: 1, typ: "hvc1", props: []int{1, 2}, data: slice},
+		{id: 2, typ: "hvc1", props: []int{1, 2}, data: slice}})
+	for _, c := range []struct{ name, script, words string }{
+		{"fails-after-the-first", `cp "` + small + `" "${2%.png}-1.png"; echo "Could not decode image: 1: broken" >&2; exit 1`, "could not be decoded (Could not decode image: 1: broken)"},
+		{"three-files-for-two", `for i in 1 2 3; do cp "` + small + `" "${2%.png}-$i.png"; done`, "made 3 files, where 2 were expected"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			path := filepath.Join(dir, "upload")
+			if err := os.WriteFile(path, file, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			script := markingScript(t, t.TempDir(), "heif-convert", c.script)
+			err := heifToPNG(t.Context(), tools{heifConvert: script}, path, typeHEIC)
+			var e *Error
+			if !errors.As(err, &e) || e.Kind != kindInvalid || !strings.Contains(e.Msg, c.words) {
+				t.Errorf("%v, want a 400 naming %q", err, c.words)
+			}
+			if _, err := os.Stat(script + ".ran"); err != nil {
+				t.Fatal("the stand-in did not run")
+			}
+			if left, _ := filepath.Glob(filepath.Join(dir, "*")); len(left) != 1 || !bytes.Equal(readFile(t, path), file) {
+				t.Errorf("left %v, or changed the upload", left)
 			}
 		})
 	}

@@ -14,7 +14,6 @@ import (
 	"image/jpeg"
 	"image/png"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"runtime/debug"
@@ -464,60 +463,6 @@ func gifFirstFrame(b []byte) (image.Image, error) {
 	canvas := image.NewNRGBA(screen)
 	draw.Draw(canvas, frame.Bounds(), frame, frame.Bounds().Min, draw.Src)
 	return canvas, nil
-}
-
-// heifToPNG converts the HEIC or AVIF at path into a PNG with heif-convert (Debian's
-// libheif-examples), which applies the image's rotation and mirroring. ffmpeg 5.1 cannot read
-// HEIF, so without heif-convert these are a 415 that says so.
-func heifToPNG(ctx context.Context, t tools, path, typ string) error {
-	lacking := unsupportedMedia("image: %s images are not supported on this server (it lacks heif-convert); send a JPEG or PNG", typeName(typ))
-	if t.heifConvert == "" {
-		return lacking
-	}
-	hctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	out := path + ".heif.png"
-	defer os.Remove(out)
-	var msg bytes.Buffer
-	cmd := exec.CommandContext(hctx, t.heifConvert, path, out)
-	cmd.Stdout, cmd.Stderr = &msg, &msg
-	err := t.run(cmd)
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-		if err := decodedSize(out); err != nil {
-			return err
-		}
-		return os.Rename(out, path)
-	case ctx.Err() != nil:
-		return ctx.Err() // the client went away
-	case errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist):
-		return lacking // the default -heif-convert on a server without libheif-examples
-	case !errors.As(err, &exit):
-		return err // heif-convert did not start: the server's trouble, not the file's
-	case hctx.Err() != nil:
-		return badMedia("image: the %s could not be decoded within a minute; export it again as JPEG and upload it", typeName(typ))
-	}
-	return badMedia("image: the %s could not be decoded (%s); export it again as JPEG and upload it", typeName(typ), lastLine(msg.Bytes()))
-}
-
-// decodedSize holds heif-convert's PNG at path to maxPixels: checkImage has held the file's largest
-// coded size to it before the decode, and this is the decoder's own word on what it made, before
-// ffprobe and the render read it.
-func decodedSize(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	cfg, err := png.DecodeConfig(bufio.NewReader(f))
-	if err != nil {
-		return fmt.Errorf("heif-convert's PNG: %w", err)
-	}
-	if int64(cfg.Width)*int64(cfg.Height) > maxPixels {
-		return tooManyPixels(cfg.Width, cfg.Height)
-	}
-	return nil
 }
 
 // lastLine is the last non-empty line of a tool's output, for a message.

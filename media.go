@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"image"
 	"image/color"
 	"image/gif"
@@ -356,6 +355,11 @@ func checkImage(path, typ string) error {
 	return nil
 }
 
+// unreadableImage is the refusal of an image of type typ whose header cannot be read (err).
+func unreadableImage(typ string, err error) error {
+	return badMedia("image: the %s could not be read (%v); re-export it and try again", typeName(typ), err)
+}
+
 // tooManyPixels is the refusal of a w×h picture, over maxPixels.
 func tooManyPixels(w, h int) error {
 	// Exact sizes: a rounded count would read "100 megapixels; the most accepted is 100".
@@ -372,9 +376,7 @@ func imageSize(path, typ string) (w, h int, deep bool, err error) {
 		return 0, 0, false, err
 	}
 	defer f.Close()
-	unreadable := func(err error) error {
-		return badMedia("image: the %s could not be read (%v); re-export it and try again", typeName(typ), err)
-	}
+	unreadable := func(err error) error { return unreadableImage(typ, err) }
 	switch typ {
 	case typeJPEG, typePNG, typeGIF:
 		decode := map[string]func(io.Reader) (image.Config, error){
@@ -408,14 +410,8 @@ func imageSize(path, typ string) (w, h int, deep bool, err error) {
 		w, h = tiffSize(f)
 		return w, h, true, nil
 	case typeHEIC, typeAVIF:
-		w, h, err = heifSize(f)
-		if errors.Is(err, errHEIFCodec) {
-			return 0, 0, false, unsupportedMedia("image: the %s holds %v, which this server does not decode; send a JPEG or PNG", typeName(typ), err)
-		}
-		if errors.Is(err, errHEIFDamaged) {
-			return 0, 0, false, unreadable(err)
-		}
-		return w, h, true, err
+		pics, err := heifPicturesOf(f, typ)
+		return pics.w, pics.h, true, err
 	case typeWebP:
 		w, h, err = webpSize(f)
 		return w, h, false, err
@@ -457,16 +453,6 @@ func tiffSize(f io.ReaderAt) (int, int) {
 		}
 	}
 	return w, h
-}
-
-// heifSize returns the largest picture the HEIF file f can make its decoder allocate (see
-// heifLargest: the coded sizes and canvases, not only what its 'ispe' properties claim).
-func heifSize(f *os.File) (int, int, error) {
-	fi, err := f.Stat()
-	if err != nil {
-		return 0, 0, err
-	}
-	return heifLargest(f, fi.Size())
 }
 
 // jpegComplete walks a JPEG's markers, through every scan's entropy-coded data, and reports whether

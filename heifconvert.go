@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image/png"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// heifPicturesOf walks the HEIC or AVIF f (heifWalk): its pictures as heif-convert will decode
+// them, or the refusal of a file whose structure is damaged (400) or that holds a picture in a
+// codec this server cannot size (415).
+func heifPicturesOf(f *os.File, typ string) (heifPictures, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return heifPictures{}, err
+	}
+	pics, err := heifWalk(f, fi.Size())
+	switch {
+	case errors.Is(err, errHEIFCodec):
+		return heifPictures{}, unsupportedMedia("image: the %s holds %v, which this server does not decode; send a JPEG or PNG", typeName(typ), err)
+	case errors.Is(err, errHEIFDamaged):
+		return heifPictures{}, unreadableImage(typ, err)
+	}
+	return pics, err
+}
+
+// heifToPNG replaces the HEIC or AVIF at path with a PNG of its primary picture, made by
+// heif-convert (Debian's libheif-examples), which applies the picture's rotation and mirroring.
+// ffmpeg 5.1 cannot read HEIF, so without heif-convert these are a 415 that says so. heif-convert
+// writes a file for every top-level picture (OUT-1.png, OUT-2.png… when there are several, in the
+// order heifWalk gives them): it writes into a directory of its own, next to the upload and removed
+// afterwards whatever happened, and the primary's file takes the upload's place.
+func heifToPNG(ctx context.Context, t tools, path, typ string) error {
+	lacking := unsupportedMedia("image: %s images are not supported on this server (it lacks heif-convert); send a JPEG or PNG", typeName(typ))
+	if t.heifConvert == "" {
+		return lacking
+	}
+	dir, err := os.MkdirTemp(filepath.Dir(path), filepath.Base(path)+".heif-")
+	if diskFull(err) {
+		return lowDisk(err)
+	}
+	if err != nil {
+		return fmt.Errorf("heif-convert's directory: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	hctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	var msg bytes.Buffer
+	cmd := exec.CommandContext(hctx, t.heifConvert, path, filepath.Join(dir, "picture.png"))
+	cmd.Stdout, cmd.Stderr = &msg, &msg
+	err = t.run(cmd)
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		primary, err := heifPrimaryFile(path, dir, msg.Bytes(), typ)
+		if err != nil {
+			return err
+		}
+		if err := decodedSize(primary); err != nil {
+			return err
+		}
+		return os.Rename(primary, path)
+	case ctx.Err() != nil:
+		return ctx.Err() // the client went away
+	case errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist):
+		return lacking // the default -heif-convert on a server without libheif-examples
+	case !errors.As(err, &exit):
+		return err // heif-convert did not start: the server's trouble, not the file's
+	case hctx.Err() != nil:
+		return badMedia("image: the %s could not be decoded within a minute; export it again as JPEG and upload it", typeName(typ))
+	}
+	return badMedia("image: the %s could not be decoded (%s); export it again as JPEG and upload it", typeName(typ), lastLine(msg.Bytes()))
+}
+
+// heifPrimaryFile is the file heif-convert wrote in dir for the primary picture of the HEIC or
+// AVIF at path: picture.png when the file has one top-level picture, else picture-N.png, N its
+// place among them from 1 (heifWalk). Should heif-convert write other files than heifWalk foresaw
+// (a libheif counting pictures its own way), none is taken: which is the primary would be a guess.
+func heifPrimaryFile(path, dir string, msg []byte, typ string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	pics, err := heifPicturesOf(f, typ)
+	f.Close()
+	if err != nil {
+		return "", err
+	}
+	name := func(i int) string {
+		if pics.count == 1 {
+			return "picture.png"
+		}
+		return fmt.Sprintf("picture-%d.png", i+1)
+	}
+	var want, got []string
+	for i := range pics.count {
+		want = append(want, name(i))
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "", err
+	}
+	for _, e := range entries {
+		got = append(got, e.Name())
+	}
+	slices.Sort(want)
+	slices.Sort(got)
+	switch {
+	case slices.Equal(got, want):
+		return filepath.Join(dir, name(pics.primary)), nil
+	case bytes.Contains(msg, []byte("could not write")): // heif-convert's words when it could not write a PNG
+		return "", fmt.Errorf("heif-convert: %s", lastLine(msg))
+	}
+	return "", badMedia("image: the %s's pictures could not be told apart (heif-convert made %d files, where %d were expected); export the picture again as JPEG and upload it",
+		typeName(typ), len(got), len(want))
+}
+
+// decodedSize holds heif-convert's PNG at path to maxPixels: checkImage has held the file's largest
+// coded size to it before the decode, and this is the decoder's own word on what it made, before
+// ffprobe and the render read it.
+func decodedSize(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	cfg, err := png.DecodeConfig(bufio.NewReader(f))
+	if err != nil {
+		return fmt.Errorf("heif-convert's PNG: %w", err)
+	}
+	if int64(cfg.Width)*int64(cfg.Height) > maxPixels {
+		return tooManyPixels(cfg.Width, cfg.Height)
+	}
+	return nil
+}
