@@ -3,15 +3,11 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -42,29 +38,10 @@ func TestE2EHEICCodedSizeOverCap(t *testing.T) {
 	p := startVidgen(t, dataDir, "ffmpeg", nil, "-heif-convert", wrapper)
 	pid := p.cmd.Process.Pid
 
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	peaks := map[int]int64{} // child pid: its VmHWM, in bytes
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			for _, c := range descendants(pid) {
-				if hwm := procStatusBytes(c, "VmHWM"); hwm > peaks[c] {
-					peaks[c] = hwm
-				}
-			}
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-		}
-	}()
+	stop := treePeakRSS(t, pid)
 	body, ctype := multipartBody(t, map[string]string{"image": lying, "audio": fixture(t, "tone.wav")}, nil)
 	code, b, err := p.do("POST", "/api/jobs", key.APIKey, body, ctype)
-	close(stop)
-	wg.Wait()
+	tree := stop()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,40 +53,9 @@ func TestE2EHEICCodedSizeOverCap(t *testing.T) {
 	if _, err := os.Stat(wrapper + ".ran"); err == nil {
 		t.Error("heif-convert was started for a picture over the cap")
 	}
-	service := procStatusBytes(pid, "VmHWM")
-	var children int64
-	for _, hwm := range peaks {
-		children += hwm
+	service := vmHWM(t, pid)
+	t.Logf("vidgen VmHWM %d MB; vidgen with its children peaked at %d MB", service>>20, tree>>20)
+	if service > 400<<20 || tree > 400<<20 {
+		t.Errorf("vidgen %d MB, with its children %d MB: want at most 400 MB each", service>>20, tree>>20)
 	}
-	t.Logf("vidgen VmHWM %d MB, %d child processes seen, their peaks summed %d MB", service>>20, len(peaks), children>>20)
-	if service == 0 || service+children > 400<<20 {
-		t.Errorf("service %d MB + children %d MB, want at most 400 MB", service>>20, children>>20)
-	}
-}
-
-// descendants lists the processes below pid, from /proc's children lists.
-func descendants(pid int) []int {
-	var out []int
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	for _, task := range tasks {
-		b, _ := os.ReadFile(task)
-		for _, f := range strings.Fields(string(b)) {
-			if c, err := strconv.Atoi(f); err == nil {
-				out = append(append(out, c), descendants(c)...)
-			}
-		}
-	}
-	return out
-}
-
-// procStatusBytes reads a kB field of /proc/pid/status (VmHWM, VmRSS) in bytes, 0 when gone.
-func procStatusBytes(pid int, field string) int64 {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		if rest, ok := bytes.CutPrefix(line, []byte(field+":")); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(string(rest)), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }
