@@ -28,6 +28,7 @@ const (
 	heifMaxReads      = 1 << 18 // pieces of items' data read, in all
 	heifMaxDim        = 1 << 30 // a larger width or height counts as this
 	heifMaxDerivation = 8       // grids of grids (or of identity items), deep
+	heifMaxPixels     = 1 << 61 // a larger sum of pixels counts as this (two of them add up without overflow)
 )
 
 // errHEIFDamaged is a HEIF file whose structure cannot be walked, or that leaves the size of a
@@ -54,14 +55,16 @@ func heifLargest(r io.ReaderAt, size int64) (w, h int, err error) {
 
 // heifPictures is what heifWalk finds in a HEIF file.
 type heifPictures struct {
-	w, h    int // the largest picture heif-convert allocates to decode the file
-	count   int // its top-level pictures: heif-convert decodes each and writes one file for each
-	primary int // the primary picture's place among them (from 0), in heif-convert's order
+	w, h    int   // the largest picture heif-convert allocates to decode the file
+	count   int   // its top-level pictures: heif-convert decodes each and writes one file for each
+	primary int   // the primary picture's place among them (from 0), in heif-convert's order
+	pixels  int64 // of every picture heif-convert decodes, summed (heifItem.pixels), at most heifMaxPixels
 }
 
 // heifWalk reads the HEIF file r (size bytes) as heif-convert (libheif 1.15) will decode it: its
 // top-level pictures (every picture item not hidden, not a thumbnail, not an auxiliary picture),
-// in the order of their item IDs, and the largest picture decoding them allocates: for each
+// in the order of their item IDs, the pixels decoding them all makes (each reference to a picture
+// decodes it again), and the largest picture decoding them allocates: for each
 // top-level picture, the pictures it is derived from (a grid's tiles, an overlay's layers) and its
 // alpha planes, and for each of those the largest of its 'ispe' claim, its coded size (the sequence
 // parameter sets of HEVC items, in their 'hvcC' and in their data; the sequence headers of AV1
@@ -147,6 +150,7 @@ type heifItem struct {
 	state   byte     // 0 not sized, 1 being sized (a loop, if met again), 2 sized
 	dims    heifDims // the picture it makes
 	weight  heifDims // the largest picture decoding it allocates: its own, its inputs', its alpha planes'
+	pixels  int64    // the pixels decoding it makes: the larger of its own and its inputs' summed, and its alpha planes'
 }
 
 type heifExt struct{ off, n uint64 }

@@ -46,6 +46,7 @@ type heifTestItem struct {
 	hidden bool   // not a picture of its own (a grid's tile)
 	thmb   int    // the item it is a thumbnail of, if any
 	auxl   int    // the item it is an auxiliary picture of, if any
+	shares int    // an earlier item whose data (one extent) this one points at, its own data unwritten
 }
 
 // buildHEIF is a HEIF file of major brand brand holding props (ipco's children) and items, the
@@ -55,14 +56,18 @@ func buildHEIF(brand string, props [][]byte, items []heifTestItem) []byte {
 	meta := func(dataStart int) []byte {
 		var infes, locs, assocs, refs [][]byte
 		off := dataStart
+		at := map[int][]byte{} // an item's extent: its offset and length
 		for _, it := range items {
 			var flags uint32
 			if it.hidden {
 				flags = 1
 			}
 			infes = append(infes, hfull("infe", 2, flags, h16(it.id), h16(0), []byte(it.typ), []byte{0}))
-			locs = append(locs, h16(it.id), h16(0), h16(0), h16(1), h32(uint32(off)), h32(uint32(len(it.data))))
-			off += len(it.data)
+			if at[it.id] = at[it.shares]; it.shares == 0 {
+				at[it.id] = append(h32(uint32(off)), h32(uint32(len(it.data)))...)
+				off += len(it.data)
+			}
+			locs = append(locs, h16(it.id), h16(0), h16(0), h16(1), at[it.id])
 			assocs = append(assocs, h16(it.id), []byte{byte(len(it.props))})
 			for _, p := range it.props {
 				assocs = append(assocs, []byte{0x80 | byte(p)})
@@ -96,7 +101,9 @@ func buildHEIF(brand string, props [][]byte, items []heifTestItem) []byte {
 	start := len(ftyp) + len(meta(0)) + 8 // the mdat box's header
 	var mdat [][]byte
 	for _, it := range items {
-		mdat = append(mdat, it.data)
+		if it.shares == 0 {
+			mdat = append(mdat, it.data)
+		}
 	}
 	return bytes.Join([][]byte{ftyp, meta(start), hbox("mdat", mdat...)}, nil)
 }
@@ -133,6 +140,13 @@ func gridData(rows, cols int, w, h uint32, wide bool) []byte {
 		return append([]byte{0, 1, byte(rows - 1), byte(cols - 1)}, append(h32(w), h32(h)...)...)
 	}
 	return append([]byte{0, 0, byte(rows - 1), byte(cols - 1)}, append(h16(int(w)), h16(int(h))...)...)
+}
+
+// overlayData is an overlay item's descriptor: a w×h canvas (32-bit sizes) of layers layers, all at
+// its top left corner.
+func overlayData(w, h uint32, layers int) []byte {
+	b := append([]byte{0, 1}, make([]byte, 8)...) // version, flags, the fill colour
+	return append(append(append(b, h32(w)...), h32(h)...), make([]byte, 8*layers)...)
 }
 
 // msbBits writes a bitstream most significant bit first, as HEVC and AV1 read them.
@@ -350,10 +364,8 @@ func TestHEIFLyingISPE(t *testing.T) {
 				{id: 2, typ: "hvc1", props: []int{1, 2}, data: lengthPrefixed([]byte{0x26, 0x01})}})
 		}},
 		{name: "overlay-canvas-30000x9000", typ: typeHEIC, w: 30000, h: 9000, refuse: true, file: func(testing.TB) []byte {
-			desc := append([]byte{0, 1}, make([]byte, 8)...)
-			desc = append(append(append(desc, h32(30000)...), h32(9000)...), make([]byte, 8)...)
 			return buildHEIF("heic", [][]byte{ispeBox(64, 64), hvcCBox(testSPS(64, 64, 0))}, []heifTestItem{
-				{id: 1, typ: "iovl", props: []int{1}, data: desc, dimg: []int{2}},
+				{id: 1, typ: "iovl", props: []int{1}, data: overlayData(30000, 9000, 1), dimg: []int{2}},
 				{id: 2, typ: "hvc1", props: []int{1, 2}, data: lengthPrefixed([]byte{0x26, 0x01})}})
 		}},
 		{name: "large-second-picture", typ: typeHEIC, w: 11000, h: 11000, refuse: true, file: func(testing.TB) []byte {
@@ -594,8 +606,9 @@ func (r *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	return bytes.NewReader(r.b).ReadAt(p, off)
 }
 
-// heifBounded runs heifLargest on b and fails t unless it answers within a minute (it never loops
-// for ever), with a size in bounds or an error of its own kinds, having read at most one piece
+// heifBounded runs heifWalk on b and fails t unless it answers within a minute (it never loops
+// for ever), with a size in bounds and pixels in all no fewer than the largest picture's and at
+// most heifMaxPixels, or an error of its own kinds, having read at most one piece
 // larger than a parameter set (the meta box, at most heifMaxMeta), at most heifMaxReads pieces of
 // items' data, and allocated at most 64 MiB.
 func heifBounded(t testing.TB, b []byte) {
@@ -604,21 +617,24 @@ func heifBounded(t testing.TB, b []byte) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	done := make(chan struct{})
-	var w, h int
+	var pics heifPictures
 	var err error
 	go func() {
 		defer close(done)
-		w, h, err = heifLargest(r, int64(len(b)))
+		pics, err = heifWalk(r, int64(len(b)))
 	}()
 	select {
 	case <-done:
 	case <-time.After(time.Minute):
-		t.Fatal("heifLargest gave no answer within a minute")
+		t.Fatal("heifWalk gave no answer within a minute")
 	}
 	runtime.ReadMemStats(&after)
+	w, h := pics.w, pics.h
 	switch {
 	case err == nil && (w < 0 || h < 0 || w > heifMaxDim || h > heifMaxDim):
 		t.Fatalf("size %d×%d", w, h)
+	case err == nil && (pics.pixels < int64(w)*int64(h) || pics.pixels > heifMaxPixels):
+		t.Fatalf("%d pixels in all, where the largest picture is %d×%d", pics.pixels, w, h)
 	case err != nil && !errors.Is(err, errHEIFDamaged) && !errors.Is(err, errHEIFCodec):
 		t.Fatalf("error of no known kind: %v", err)
 	case r.largest > heifMaxMeta:
@@ -649,6 +665,9 @@ func FuzzHEIFLargest(f *testing.F) {
 		{id: 2, typ: "hvc1", props: []int{1, 2, 3}, data: slice, auxl: 1},
 		{id: 3, typ: "jpeg", data: []byte{0xff, 0xd8}, thmb: 1},
 		{id: 4, typ: "hvc1", props: []int{1, 2}, data: slice, hidden: true}}))
+	f.Add(buildHEIF("heic", [][]byte{ispeBox(64, 48), hvcCBox(testSPS(64, 48, 0))}, append(
+		[]heifTestItem{{id: 1, typ: "iovl", props: []int{1}, data: overlayData(64, 48, 3), dimg: []int{2, 3, 3}}},
+		sharingItems(heifTestItem{typ: "hvc1", props: []int{1, 2}, data: slice}, 2, 3, 4, 5)...)))
 	for _, c := range heifHostile() {
 		if len(c.file) < 64<<10 { // the fuzzer's mutations of megabytes are slow
 			f.Add(c.file)

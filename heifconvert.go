@@ -33,6 +33,37 @@ func heifPicturesOf(f *os.File, typ string) (heifPictures, error) {
 	return pics, err
 }
 
+// heifMaxPictures bounds the top-level pictures of a HEIC or AVIF, each of which heif-convert
+// decodes and writes to a file of its own (~3 ms of CPU for each 320×240 picture, so 3 s for a
+// thousand, which a file can name within the pixel budget). A photo from a phone or a camera has
+// one, its thumbnails and depth map aside; Nokia's HEIF conformance files, collections and bursts
+// included, hold at most 11.
+const heifMaxPictures = 16
+
+// heifDecodedPictures walks the HEIC or AVIF at path (heifPicturesOf) and refuses, before
+// heif-convert ever starts, a file it would decode too much of: more than heifMaxPictures top-level
+// pictures, or pictures (their tiles and alpha planes counted, by coded size) over maxPixels in all.
+// heif-convert decodes and writes every top-level picture, though vidgen keeps only the primary, and
+// any number of them may point at one bitstream: the total is what one accepted picture may cost.
+func heifDecodedPictures(path, typ string) (heifPictures, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return heifPictures{}, err
+	}
+	pics, err := heifPicturesOf(f, typ)
+	f.Close()
+	if err != nil || (pics.count <= heifMaxPictures && pics.pixels <= maxPixels) {
+		return pics, err
+	}
+	noun := "pictures"
+	if pics.count == 1 {
+		noun = "picture"
+	}
+	return heifPictures{}, badMedia("image: the %s holds %d %s of %.1f megapixels in all (%d pixels, tiles and alpha planes counted), all of which would be decoded; "+
+		"at most %d pictures of %d megapixels in all are accepted: export the picture you want alone as JPEG or PNG and upload that",
+		typeName(typ), pics.count, noun, float64(pics.pixels)/1e6, pics.pixels, heifMaxPictures, maxPixels/1_000_000)
+}
+
 // heifToPNG replaces the HEIC or AVIF at path with a PNG of its primary picture, made by
 // heif-convert (Debian's libheif-examples), which applies the picture's rotation and mirroring.
 // ffmpeg 5.1 cannot read HEIF, so without heif-convert these are a 415 that says so. heif-convert
@@ -43,6 +74,10 @@ func heifToPNG(ctx context.Context, t tools, path, typ string) error {
 	lacking := unsupportedMedia("image: %s images are not supported on this server (it lacks heif-convert); send a JPEG or PNG", typeName(typ))
 	if t.heifConvert == "" {
 		return lacking
+	}
+	pics, err := heifDecodedPictures(path, typ)
+	if err != nil {
+		return err
 	}
 	dir, err := os.MkdirTemp(filepath.Dir(path), filepath.Base(path)+".heif-")
 	if diskFull(err) {
@@ -61,7 +96,7 @@ func heifToPNG(ctx context.Context, t tools, path, typ string) error {
 	var exit *exec.ExitError
 	switch {
 	case err == nil:
-		primary, err := heifPrimaryFile(path, dir, msg.Bytes(), typ)
+		primary, err := heifPrimaryFile(dir, pics, msg.Bytes(), typ)
 		if err != nil {
 			return err
 		}
@@ -81,20 +116,11 @@ func heifToPNG(ctx context.Context, t tools, path, typ string) error {
 	return badMedia("image: the %s could not be decoded (%s); export it again as JPEG and upload it", typeName(typ), lastLine(msg.Bytes()))
 }
 
-// heifPrimaryFile is the file heif-convert wrote in dir for the primary picture of the HEIC or
-// AVIF at path: picture.png when the file has one top-level picture, else picture-N.png, N its
+// heifPrimaryFile is the file heif-convert wrote in dir for the primary picture of a HEIC or AVIF
+// of pictures pics: picture.png when the file has one top-level picture, else picture-N.png, N its
 // place among them from 1 (heifWalk). Should heif-convert write other files than heifWalk foresaw
 // (a libheif counting pictures its own way), none is taken: which is the primary would be a guess.
-func heifPrimaryFile(path, dir string, msg []byte, typ string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	pics, err := heifPicturesOf(f, typ)
-	f.Close()
-	if err != nil {
-		return "", err
-	}
+func heifPrimaryFile(dir string, pics heifPictures, msg []byte, typ string) (string, error) {
 	name := func(i int) string {
 		if pics.count == 1 {
 			return "picture.png"

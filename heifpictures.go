@@ -70,10 +70,12 @@ func (p *heifParser) topLevel() []uint32 {
 	return ids
 }
 
-// pictures weighs every top-level picture and finds the primary among them.
+// pictures weighs every top-level picture, counts the pixels decoding them all makes and finds
+// the primary among them.
 func (p *heifParser) pictures() (heifPictures, error) {
 	top := p.topLevel()
 	var d heifDims
+	var pixels int64
 	primary := -1
 	for i, id := range top {
 		if id == p.primary {
@@ -83,12 +85,17 @@ func (p *heifParser) pictures() (heifPictures, error) {
 		if err != nil {
 			return heifPictures{}, err
 		}
-		d = d.or(w)
+		d, pixels = d.or(w), addPixels(pixels, p.items[id].pixels)
 	}
 	if primary < 0 {
 		return heifPictures{}, heifDamaged("its primary item %d is not a picture of its own (it is hidden, a thumbnail or an auxiliary picture)", p.primary)
 	}
-	return heifPictures{w: int(d.w), h: int(d.h), count: len(top), primary: primary}, nil
+	return heifPictures{w: int(d.w), h: int(d.h), count: len(top), primary: primary, pixels: pixels}, nil
+}
+
+// addPixels is a+b, at most heifMaxPixels: a file can name one picture from any number of places.
+func addPixels(a, b int64) int64 {
+	return min(a+b, heifMaxPixels)
 }
 
 // ispeDims is the largest size its 'ispe' properties claim (libheif takes the last of them).
@@ -153,6 +160,7 @@ func (p *heifParser) itemDims(id uint32, depth int) (size, weight heifDims, err 
 	}
 	d = d.or(s)
 	var inputs heifDims // the largest weight of what it is made of, and of its alpha planes
+	var made int64      // the pixels decoding what it is made of makes: each reference decodes again
 	if it.typ == "grid" || it.typ == "iden" || it.typ == "iovl" {
 		var tile heifDims // the largest width and the largest height of its inputs
 		for _, in := range it.dimg {
@@ -160,21 +168,24 @@ func (p *heifParser) itemDims(id uint32, depth int) (size, weight heifDims, err 
 			if err != nil {
 				return heifDims{}, heifDims{}, err
 			}
-			tile, inputs = heifDims{max(tile.w, s.w), max(tile.h, s.h)}, inputs.or(w)
+			tile, inputs, made = heifDims{max(tile.w, s.w), max(tile.h, s.h)}, inputs.or(w), addPixels(made, p.items[in].pixels)
 		}
 		d = d.or(tile)
 		if it.typ == "grid" {
 			d = d.or(dims(uint64(tile.w)*it.cols, uint64(tile.h)*it.rows))
 		}
 	}
+	// A grid's canvas is its tiles' pixels again, so they count once; an overlay's canvas is drawn
+	// over by its layers, so the larger of the two is at least half of what it takes.
+	pixels := max(d.w*d.h, made)
 	for _, a := range it.alphas {
 		_, w, err := p.itemDims(a, depth+1)
 		if err != nil {
 			return heifDims{}, heifDims{}, err
 		}
-		inputs = inputs.or(w)
+		inputs, pixels = inputs.or(w), addPixels(pixels, p.items[a].pixels)
 	}
-	it.state, it.dims, it.weight = 2, d, d.or(inputs)
+	it.state, it.dims, it.weight, it.pixels = 2, d, d.or(inputs), pixels
 	return it.dims, it.weight, nil
 }
 

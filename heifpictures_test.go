@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"image/draw"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -270,16 +271,7 @@ func TestHEIFSeveralPictures(t *testing.T) {
 				t.Fatalf("heif-convert wrote %v, the primary's %d×%d (%v), want %d files, the primary's %v", written, cfg.Width, cfg.Height, err, c.count, want.Size())
 			}
 
-			key := e.newKey(t, c.name) // a job at a time for each key
-			code, body := e.submit(t, key, path, fixture(t, "short.wav"), nil)
-			if code != 201 {
-				t.Fatalf("submit: %d %v, want a 201", code, body)
-			}
-			st := e.wait(t, key, body["jobId"].(string), StatusCompleted)
-			video, _ := download(t, st["outputVideo"].(string))
-			mp4 := writeFixture(t, "out.mp4", video)
-			w, h, rgb := decodeFrame(t, mp4)
-			comparePicture(t, c.want, c.want.Bounds().Dx(), c.want.Bounds().Dy(), w, h, rgb, 60)
+			rendersAs(t, e, e.newKey(t, c.name), path, c.want) // a job at a time for each key
 		})
 	}
 	t.Cleanup(func() {
@@ -287,6 +279,20 @@ func TestHEIFSeveralPictures(t *testing.T) {
 			t.Errorf("left in tmp/: %v", left)
 		}
 	})
+}
+
+// rendersAs submits the image at path as key to e's server and fails t unless it is accepted (201)
+// and the video it renders shows want.
+func rendersAs(t testing.TB, e *testEnv, key, path string, want image.Image) {
+	t.Helper()
+	code, body := e.submit(t, key, path, fixture(t, "short.wav"), nil)
+	if code != 201 {
+		t.Fatalf("submit: %d %v, want a 201", code, body)
+	}
+	st := e.wait(t, key, body["jobId"].(string), StatusCompleted)
+	video, _ := download(t, st["outputVideo"].(string))
+	w, h, rgb := decodeFrame(t, writeFixture(t, "out.mp4", video))
+	comparePicture(t, want, want.Bounds().Dx(), want.Bounds().Dy(), w, h, rgb, 60)
 }
 
 // TestHEIFConvertLeavesNothing: whatever heif-convert does with a file of two pictures (fails after
@@ -321,6 +327,139 @@ func TestHEIFConvertLeavesNothing(t *testing.T) {
 			}
 			if left, _ := filepath.Glob(filepath.Join(dir, "*")); len(left) != 1 || !bytes.Equal(readFile(t, path), file) {
 				t.Errorf("left %v, or changed the upload", left)
+			}
+		})
+	}
+}
+
+// sharingItems is the item it under each of ids, the first holding its data and the others pointing
+// at that data (iloc): many pictures for the bytes of one.
+func sharingItems(it heifTestItem, ids ...int) []heifTestItem {
+	var out []heifTestItem
+	for i, id := range ids {
+		c := it
+		c.id = id
+		if i > 0 {
+			c.shares, c.data = ids[0], nil
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// idRange is the item IDs from first to last, but skip.
+func idRange(first, last, skip int) []int {
+	var ids []int
+	for id := first; id <= last; id++ {
+		if id != skip {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// TestHEIFPictureBudget: heif-convert decodes and writes every top-level picture of a HEIC, so a
+// file is refused (400, naming its pictures and megapixels and what to send) before heif-convert
+// starts when it holds more than 16 top-level pictures, or pictures of more than 100 megapixels in
+// all: every reference to a picture counts (many pictures, or an overlay's layers, may point at one
+// bitstream), and so do alpha planes; a grid's tiles count once, not again as its canvas. A file
+// within both is converted, and its primary picture rendered.
+func TestHEIFPictureBudget(t *testing.T) {
+	t.Parallel()
+	needTools(t, "heif-enc", "heif-convert")
+	dir := t.TempDir()
+	p1, p2, p3 := quadrants(200, 400, yellow, blue, green, red), quad(320, 240), quadrants(240, 160, blue, red, yellow, green)
+	var pngs []string
+	for i, img := range []image.Image{p1, p3} {
+		pngs = append(pngs, filepath.Join(dir, fmt.Sprintf("p%d.png", 2*i+1)))
+		if err := os.WriteFile(pngs[i], encodePNG(t, img), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// props and real: the properties and items (p1, the primary, and p2) of a heif-enc file of two
+	// pictures, to build real files of many pictures around.
+	props, real := heifItemsOf(t, readFile(t, heifEncode(t, dir, "two.heic", p2, pngs[0])))
+	grid := image.NewNRGBA(image.Rect(0, 0, 960, 720))
+	for i := range 9 {
+		draw.Draw(grid, p2.Bounds().Add(image.Pt(i%3*320, i/3*240)), p2, image.Point{}, draw.Src)
+	}
+	// fake: pictures coded at w×h by their parameter sets (their properties numbered from 1), with
+	// no picture in their data: heif-convert, should it start, fails on them.
+	fake := func(w, h uint32, more ...[]byte) [][]byte {
+		return append([][]byte{ispeBox(w, h), hvcCBox(testSPS(uint64(w), uint64(h), 0))}, more...)
+	}
+	slice := lengthPrefixed([]byte{0x26, 0x01, 0xaf})
+	big := heifTestItem{id: 1, typ: "hvc1", props: []int{1, 2}, data: slice}
+	primaryAt9 := func(last int) []heifTestItem {
+		p := real[0]
+		p.id = 9
+		return append([]heifTestItem{p}, sharingItems(real[1], idRange(1, last, 9)...)...)
+	}
+	cases := []struct {
+		name   string
+		file   []byte
+		count  int
+		pixels int64
+		want   image.Image // the primary picture, rendered; nil when refused
+		words  []string    // in the refusal
+	}{
+		{name: "one-picture", file: readFile(t, heifEncode(t, dir, "one.heic", p2)), count: 1, pixels: 320 * 240, want: p2},
+		{name: "three-pictures-primary-second", file: withPrimary(t, readFile(t, heifEncode(t, dir, "three.heic", p2, pngs[0], pngs[1])), 2),
+			count: 3, pixels: 200*400 + 240*160 + 320*240, want: p3},
+		{name: "16-pictures-sharing-one-bitstream", file: buildHEIF("heic", props, primaryAt9(16)), count: 16, pixels: 200*400 + 15*320*240, want: p1},
+		{name: "3x3-grid-of-one-tile", file: buildHEIF("heic", append(props, ispeBox(960, 720)), []heifTestItem{
+			{id: 1, typ: "grid", props: []int{len(props) + 1}, data: gridData(3, 3, 960, 720, false), dimg: []int{2, 2, 2, 2, 2, 2, 2, 2, 2}},
+			{id: 2, typ: real[1].typ, props: real[1].props, data: real[1].data, hidden: true}}),
+			count: 1, pixels: 960 * 720, want: grid},
+		{name: "17-pictures-sharing-one-bitstream", file: buildHEIF("heic", props, primaryAt9(17)), count: 17, pixels: 200*400 + 16*320*240,
+			words: []string{"HEIC holds 17 pictures of 1.3 megapixels in all (1308800 pixels", "at most 16 pictures of 100 megapixels", "JPEG or PNG"}},
+		{name: "9-pictures-of-4000x3000-sharing-one-bitstream", file: buildHEIF("heic", fake(4000, 3000), sharingItems(big, idRange(1, 9, 0)...)),
+			count: 9, pixels: 9 * 4000 * 3000, words: []string{"holds 9 pictures of 108.0 megapixels in all (108000000 pixels"}},
+		{name: "30-pictures-of-4000x3000-sharing-one-bitstream", file: buildHEIF("heic", fake(4000, 3000), sharingItems(big, idRange(1, 30, 0)...)),
+			count: 30, pixels: 30 * 4000 * 3000, words: []string{"holds 30 pictures of 360.0 megapixels in all"}},
+		{name: "8000x7000-with-alpha", file: buildHEIF("heic", fake(8000, 7000, auxCBox(alphaURN)), []heifTestItem{
+			big, {id: 2, typ: "hvc1", props: []int{1, 2, 3}, data: slice, auxl: 1}}),
+			count: 1, pixels: 2 * 8000 * 7000, words: []string{"holds 1 picture of 112.0 megapixels in all"}},
+		{name: "overlay-of-one-layer-thrice", file: buildHEIF("heic", fake(6000, 6000), []heifTestItem{
+			{id: 1, typ: "iovl", props: []int{1}, data: overlayData(6000, 6000, 3), dimg: []int{2, 2, 2}},
+			{id: 2, typ: "hvc1", props: []int{1, 2}, data: slice, hidden: true}}),
+			count: 1, pixels: 3 * 6000 * 6000, words: []string{"holds 1 picture of 108.0 megapixels in all"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			pics, err := heifWalk(bytes.NewReader(c.file), int64(len(c.file)))
+			if err != nil || pics.count != c.count || pics.pixels != c.pixels {
+				t.Errorf("heifWalk: %d pictures of %d pixels (%v), want %d of %d", pics.count, pics.pixels, err, c.count, c.pixels)
+			}
+			cfg := testConfig(t.TempDir())
+			cfg.HeifConvert = markingScript(t, t.TempDir(), "heif-convert", `exec heif-convert "$@"`)
+			e := newTestEnv(t, &cfg)
+			path := writeFixture(t, "in.heic", c.file)
+			if c.want != nil {
+				rendersAs(t, e, e.key, path, c.want)
+				if _, err := os.Stat(cfg.HeifConvert + ".ran"); err != nil {
+					t.Error("heif-convert did not run")
+				}
+				return
+			}
+			code, body := e.submit(t, e.key, path, fixture(t, "short.wav"), nil)
+			msg, _ := body["error"].(string)
+			if code != 400 {
+				t.Errorf("%d %q, want a 400", code, msg)
+			}
+			for _, w := range c.words {
+				if !strings.Contains(msg, w) {
+					t.Errorf("%q lacks %q", msg, w)
+				}
+			}
+			// The conversion, should a file come to it unchecked, refuses it before heif-convert too.
+			err = heifToPNG(t.Context(), tools{heifConvert: cfg.HeifConvert}, writeFixture(t, "again.heic", c.file), typeHEIC)
+			if e := (*Error)(nil); !errors.As(err, &e) || e.Kind != kindInvalid || !strings.Contains(e.Msg, c.words[0]) {
+				t.Errorf("heifToPNG: %v, want a 400 naming %q", err, c.words[0])
+			}
+			if _, err := os.Stat(cfg.HeifConvert + ".ran"); err == nil {
+				t.Error("heif-convert was started")
 			}
 		})
 	}

@@ -321,8 +321,9 @@ func mp3FrameChain(head []byte) bool {
 }
 
 // checkImage validates the image at path, of sniffed type typ, without decoding its pixels: the
-// header's dimensions against maxPixels, a JPEG's or WebP's structure against truncation, and a
-// PNG's chunk layout (readPNGLayout: one header, first, and a bounded chunk count). The rest of a
+// header's dimensions against maxPixels, a JPEG's or WebP's structure against truncation, a HEIC's
+// or AVIF's pictures against what heif-convert may decode (heifDecodedPictures), and a PNG's chunk
+// layout (readPNGLayout: one header, first, and a bounded chunk count). The rest of a
 // PNG's structure (checksums, a missing IEND) is prepareImage's to judge: browsers show some PNGs
 // that break those rules.
 func checkImage(path, typ string) error {
@@ -340,6 +341,10 @@ func checkImage(path, typ string) error {
 	}
 	if int64(w)*int64(h) > maxPixels {
 		return tooManyPixels(w, h)
+	}
+	if typ == typeHEIC || typ == typeAVIF {
+		_, err := heifDecodedPictures(path, typ)
+		return err
 	}
 	if typ != typeJPEG {
 		return nil

@@ -300,10 +300,11 @@ func TestAudioScan(t *testing.T) {
 }
 
 // TestHeifConvertMissing: a -heif-convert that is not installed (the default, on a server without
-// libheif-examples) makes HEIC a 415 that names what the server lacks, not a 400 that blames the file.
+// libheif-examples) makes a HEIC that passes the upload's checks a 415 that names what the server
+// lacks, not a 400 that blames the file.
 func TestHeifConvertMissing(t *testing.T) {
 	t.Parallel()
-	path := writeFixture(t, "photo.heic", []byte("\x00\x00\x00\x18ftypheic"))
+	path := writeFixture(t, "photo.heic", hevcGrid(1, 1, 64, 64))
 	err := heifToPNG(context.Background(), tools{heifConvert: filepath.Join(t.TempDir(), "heif-convert")}, path, typeHEIC)
 	var e *Error
 	if !errors.As(err, &e) || e.Kind != kindUnsupported || !strings.Contains(e.Msg, "lacks heif-convert") {
