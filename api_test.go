@@ -70,22 +70,12 @@ func dirFiles(t testing.TB, dir string) []string {
 // the job ended a moment before they are gone.
 func checkInputsGone(t testing.TB, inputs string) {
 	t.Helper()
-	var files []string
-	if !eventually(func() bool { files = dirFiles(t, inputs); return len(files) == 0 }) {
-		t.Errorf("inputs left after the job ended: %v", files)
-	}
-}
-
-// eventually reports whether cond became true within 10 s, trying every 20 ms.
-func eventually(cond func() bool) bool {
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if cond() {
-			return true
+	eventually(t, 10*time.Second, func() error {
+		if files := dirFiles(t, inputs); len(files) != 0 {
+			return fmt.Errorf("inputs left after the job ended: %v", files)
 		}
-		if time.Now().After(deadline) {
-			return false
-		}
-	}
+		return nil
+	})
 }
 
 func TestBadInputs(t *testing.T) {
@@ -524,7 +514,7 @@ func TestServeFirstStart(t *testing.T) {
 		done <- run(ctx, []string{"serve", "-addr", "127.0.0.1:0", "-metrics-addr", "off", "-data", dir}, func(string) string { return "" }, &stderr, &stderr)
 	}()
 	var key, addr string
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && (key == "" || addr == ""); time.Sleep(20 * time.Millisecond) {
+	eventually(t, 10*time.Second, func() error {
 		for _, line := range strings.Split(stderr.String(), "\n") {
 			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "X-API-Key:"); ok {
 				key = strings.TrimSpace(v)
@@ -533,10 +523,11 @@ func TestServeFirstStart(t *testing.T) {
 				addr = strings.Fields(line[i+5:])[0]
 			}
 		}
-	}
-	if key == "" || addr == "" {
-		t.Fatalf("no key or address printed:\n%s", stderr.String())
-	}
+		if key == "" || addr == "" {
+			return fmt.Errorf("no key or address printed:\n%s", stderr.String())
+		}
+		return nil
+	})
 	if resp, _ := mustRequest(t, "GET", "http://"+addr+"/api/jobs", key, nil); resp.StatusCode != 200 {
 		t.Errorf("printed key: %d", resp.StatusCode)
 	}
@@ -778,8 +769,13 @@ func TestCrashEveryTimeFails(t *testing.T) {
 	}
 	// The log says how each attempt ended as stored: the last one FAILED. The line follows the
 	// state's commit, which a poll can see first.
-	ended := func() bool { return strings.Contains(e.logs.String(), `msg="render ended" job=`+id+" outcome=FAILED") }
-	if !eventually(ended) || strings.Count(e.logs.String(), `msg="render ended" job=`+id+" outcome=PENDING") != MaxAttempts-1 {
+	eventually(t, 10*time.Second, func() error {
+		if !strings.Contains(e.logs.String(), `msg="render ended" job=`+id+" outcome=FAILED") {
+			return fmt.Errorf("no render ended line with outcome=FAILED:\n%s", e.logs.String())
+		}
+		return nil
+	})
+	if strings.Count(e.logs.String(), `msg="render ended" job=`+id+" outcome=PENDING") != MaxAttempts-1 {
 		t.Errorf("render ended lines:\n%s", e.logs.String())
 	}
 	// The key is not locked out.

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"syscall"
 	"testing"
@@ -48,14 +49,15 @@ func renderCost(t testing.TB, e *testEnv, files, fields map[string]string) (cpu,
 	id := decodeJSON(t, resp, b)["jobId"].(string)
 	// A minute of video may take longer than e.wait's deadline on a loaded machine: the render's own
 	// timeout (2 minutes plus 4× the audio) is the bound.
-	for deadline := time.Now().Add(7 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+	eventually(t, 7*time.Minute, func() error {
 		st := e.status(t, e.key, id)
 		if s := JobStatus(st["status"].(string)); s == StatusCompleted {
-			break
-		} else if s.Final() || time.Now().After(deadline) {
+			return nil
+		} else if s.Final() {
 			t.Fatalf("job %s: %v", id, st)
 		}
-	}
+		return fmt.Errorf("job %s: %v", id, st)
+	})
 	return childCPU(t) - cpu0, time.Since(wall0)
 }
 

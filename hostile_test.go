@@ -228,18 +228,18 @@ func TestRedeliveryFloodDoesNotStarve(t *testing.T) {
 	other := e.newKey(t, "other")
 	e.endWithHook(t, other, fast.url())
 	fast.waitFor(t, 1)
-	hanging := eventually(func() bool {
+	eventually(t, 10*time.Second, func() error {
 		mu.Lock()
 		defer mu.Unlock()
-		return inFlight > 0
+		if inFlight == 0 {
+			return errors.New("none of the flooding account's attempts was hanging: the test proves nothing")
+		}
+		return nil
 	})
 	mu.Lock()
 	defer mu.Unlock()
 	if most > webhookPerKey || len(slow.requests()) == 0 {
 		t.Errorf("the flooding account had %d attempts under way at once (%d in all), want 1 to %d", most, len(slow.requests()), webhookPerKey)
-	}
-	if !hanging {
-		t.Error("none of the flooding account's attempts was hanging: the test proves nothing")
 	}
 }
 
@@ -320,26 +320,23 @@ func TestUploadsPerClient(t *testing.T) {
 		conns = append(conns, stalledUpload(t, e))
 	}
 	// The stalled uploads are being received once their temp files exist.
-	for deadline := time.Now().Add(20 * time.Second); len(dirFiles(t, filepath.Join(e.srv.cfg.DataDir, "tmp"))) < maxUploadsPerClient; {
-		if time.Now().After(deadline) {
-			t.Fatal("the stalled uploads were not taken")
+	eventually(t, 20*time.Second, func() error {
+		if files := dirFiles(t, filepath.Join(e.srv.cfg.DataDir, "tmp")); len(files) < maxUploadsPerClient {
+			return fmt.Errorf("the stalled uploads were not taken: temp files %v, want %d", files, maxUploadsPerClient)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	code, body := e.submit(t, e.key, fixture(t, "img.png"), fixture(t, "tone.wav"), nil)
 	if code != http.StatusTooManyRequests || !strings.Contains(body["error"].(string), "uploads at once") {
 		t.Errorf("one upload too many: %d %v", code, body)
 	}
 	conns[0].Close()
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		code, body = e.submit(t, e.key, fixture(t, "img.png"), fixture(t, "tone.wav"), nil)
-		if code == http.StatusCreated {
-			break
+	eventually(t, 20*time.Second, func() error {
+		if code, body := e.submit(t, e.key, fixture(t, "img.png"), fixture(t, "tone.wav"), nil); code != http.StatusCreated {
+			return fmt.Errorf("after one upload ended: %d %v", code, body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after one upload ended: %d %v", code, body)
-		}
-	}
+		return nil
+	})
 }
 
 // TestDownloadsPerClient: one address may be receiving maxDownloadsPerClient responses at once;
@@ -544,20 +541,19 @@ func TestDiskFillingRequeues(t *testing.T) {
 	cfg.FFmpeg = ffmpeg
 	e := newTestEnv(t, &cfg, func(s *server) { s.renderer.minFree, s.renderer.diskFree = minFree, free })
 	id := e.mustSubmit(t, e.key, fixture(t, "img.png"), fixture(t, "tone.m4a"))
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := os.Stat(started); err == nil {
-			break
+	eventually(t, 30*time.Second, func() error {
+		if _, err := os.Stat(started); err != nil {
+			return fmt.Errorf("the long step did not start: %w", err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the long step did not start")
-		}
-	}
+		return nil
+	})
 	full.Store(true)
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(e.logs.String(), "disk filling"); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the render did not stop when the disk filled")
+	eventually(t, 30*time.Second, func() error {
+		if !strings.Contains(e.logs.String(), "disk filling") {
+			return errors.New("the render did not stop when the disk filled")
 		}
-	}
+		return nil
+	})
 	e.wait(t, e.key, id, StatusCompleted)
 	if j, err := e.srv.store.JobByID(context.Background(), id); err != nil || j.Retries != 0 {
 		t.Errorf("retries %d (%v): a full disk is not the job's fault", j.Retries, err)
@@ -904,25 +900,30 @@ func abandonUpload(t testing.TB, reset bool) {
 		conn.(*net.TCPConn).SetLinger(0) // Close sends RST
 	}
 	tmp := filepath.Join(e.srv.cfg.DataDir, "tmp")
-	if !eventually(func() bool { return len(dirFiles(t, tmp)) == 1 }) {
-		t.Fatal("the upload's temp file did not appear")
-	}
+	eventually(t, 10*time.Second, func() error {
+		if files := dirFiles(t, tmp); len(files) != 1 {
+			return fmt.Errorf("the upload's temp file did not appear: temp files %v", files)
+		}
+		return nil
+	})
 	conn.Close()
 	line := regexp.MustCompile(`msg=request .*route=/api/jobs .*status=(\d+)`)
 	var status string
-	if !eventually(func() bool {
-		if m := line.FindStringSubmatch(e.logs.String()); m != nil {
-			status = m[1]
-			return true
+	eventually(t, 10*time.Second, func() error {
+		m := line.FindStringSubmatch(e.logs.String())
+		if m == nil {
+			return fmt.Errorf("no request line:\n%s", e.logs.String())
 		}
-		return false
-	}) {
-		t.Fatalf("no request line:\n%s", e.logs.String())
-	}
+		status = m[1]
+		return nil
+	})
 	if status != "499" {
 		t.Errorf("an abandoned upload (reset %v) was logged with status %s, want 499", reset, status)
 	}
-	if !eventually(func() bool { return len(dirFiles(t, tmp)) == 0 }) {
-		t.Errorf("temp files left: %v", dirFiles(t, tmp))
-	}
+	eventually(t, 10*time.Second, func() error {
+		if files := dirFiles(t, tmp); len(files) != 0 {
+			return fmt.Errorf("temp files left: %v", files)
+		}
+		return nil
+	})
 }

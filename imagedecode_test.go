@@ -252,9 +252,12 @@ func TestMemoryGate(t *testing.T) {
 				close(w.admitted)
 			}
 		}()
-		if !eventually(func() bool { return g.waiting() == queued+1 }) {
-			t.Fatalf("acquire %d did not wait", cost)
-		}
+		eventually(t, 10*time.Second, func() error {
+			if n := g.waiting(); n != queued+1 {
+				return fmt.Errorf("acquire %d did not wait: %d waiting, want %d", cost, n, queued+1)
+			}
+			return nil
+		})
 		return w
 	}
 	admitted := func(w waiter) func() {
@@ -332,9 +335,12 @@ func TestPicturesShareMemory(t *testing.T) {
 		}
 		answered <- answer{resp.StatusCode, b}
 	}()
-	if !eventually(func() bool { return gate.waiting() == 1 }) {
-		t.Fatal("the submission's decode check did not wait for the picture being decoded")
-	}
+	eventually(t, 10*time.Second, func() error {
+		if n := gate.waiting(); n != 1 {
+			return fmt.Errorf("the submission's decode check did not wait for the picture being decoded: %d waiting", n)
+		}
+		return nil
+	})
 	select {
 	case a := <-answered:
 		t.Fatalf("the submission was answered (%d) before its picture could be checked", a.code)
@@ -368,9 +374,12 @@ func TestPicturesShareMemory(t *testing.T) {
 		_, err := e.srv.renderer.renderFiles(t.Context(), job)
 		rendered <- err
 	}()
-	if !eventually(func() bool { return gate.waiting() == 1 }) {
-		t.Fatal("the render's picture step did not wait for the picture being decoded")
-	}
+	eventually(t, 10*time.Second, func() error {
+		if n := gate.waiting(); n != 1 {
+			return fmt.Errorf("the render's picture step did not wait for the picture being decoded: %d waiting", n)
+		}
+		return nil
+	})
 	hold()
 	if err := <-rendered; err != nil {
 		t.Fatalf("render after the wait: %v", err)

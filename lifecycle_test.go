@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,16 +14,16 @@ import (
 func waitStored(t testing.TB, st *Store, id string, want JobStatus) Job {
 	t.Helper()
 	var j Job
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	eventually(t, 60*time.Second, func() error {
 		var err error
 		if j, err = st.JobByID(context.Background(), id); err != nil {
 			t.Fatal(err)
 		}
-		if j.Status == want {
-			return j
+		if j.Status != want {
+			return fmt.Errorf("job %s is %s, want %s", id, j.Status, want)
 		}
-	}
-	t.Fatalf("job %s is %s, want %s", id, j.Status, want)
+		return nil
+	})
 	return j
 }
 

@@ -497,27 +497,22 @@ func (e *testEnv) status(t testing.TB, key, id string) map[string]any {
 	return decodeJSON(t, resp, b)
 }
 
-// wait polls the job until its status is one of want, and fails on any other final status. The
-// pause between polls doubles from 10 ms to 200 ms: each poll costs a request, a query and JSON
-// (many times over under the race detector), and a render takes a second or more.
+// wait polls the job until its status is one of want, and fails on any other final status.
 func (e *testEnv) wait(t testing.TB, key, id string, want ...JobStatus) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for pause := 10 * time.Millisecond; time.Now().Before(deadline); pause = min(2*pause, 200*time.Millisecond) {
-		st := e.status(t, key, id)
+	var st map[string]any
+	eventually(t, 90*time.Second, func() error {
+		st = e.status(t, key, id)
 		s := JobStatus(st["status"].(string))
-		for _, w := range want {
-			if s == w {
-				return st
-			}
+		if slices.Contains(want, s) {
+			return nil
 		}
 		if s.Final() {
 			t.Fatalf("job %s ended %s, want %v: %v", id, s, want, st)
 		}
-		time.Sleep(pause)
-	}
-	t.Fatalf("job %s did not reach %v", id, want)
-	return nil
+		return fmt.Errorf("job %s is %s, want %v", id, s, want)
+	})
+	return st
 }
 
 // download fetches a URL the API returned and fails unless it answers 200.

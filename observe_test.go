@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -39,16 +40,18 @@ func requestLines(t testing.TB, buf *syncBuffer) []map[string]any {
 // has returned, which can be just after the client has read the whole response.
 func requestLine(t testing.TB, buf *syncBuffer, what string, match func(map[string]any) bool) map[string]any {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+	var line map[string]any
+	eventually(t, 10*time.Second, func() error {
 		lines := requestLines(t, buf)
 		for i := len(lines) - 1; i >= 0; i-- {
 			if match(lines[i]) {
-				return lines[i]
+				line = lines[i]
+				return nil
 			}
 		}
-	}
-	t.Fatalf("no request line for %s in\n%s", what, buf.String())
-	return nil
+		return fmt.Errorf("no request line for %s in\n%s", what, buf.String())
+	})
+	return line
 }
 
 // routeLine waits for a request line of route with the given status.
@@ -116,9 +119,12 @@ func TestRequestLogAndIDs(t *testing.T) {
 		}
 		return got
 	}
-	if want := []string{"PENDING>PROCESSING", "PROCESSING>COMPLETED"}; !eventually(func() bool { return slices.Equal(changes(), want) }) {
-		t.Errorf("job state lines %v, want %v", changes(), want)
-	}
+	eventually(t, 10*time.Second, func() error {
+		if got, want := changes(), []string{"PENDING>PROCESSING", "PROCESSING>COMPLETED"}; !slices.Equal(got, want) {
+			return fmt.Errorf("job state lines %v, want %v", got, want)
+		}
+		return nil
+	})
 	video := st["outputVideo"].(string)
 	token := strings.TrimSuffix(path.Base(video), ".mp4")
 	resp, b = e.do(t, "GET", "/v/"+token+".mp4", "", nil)
@@ -218,14 +224,13 @@ func TestMetrics(t *testing.T) {
 		return bad
 	}
 	metrics := metricsListener(t, e)
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if text = scrape(t, metrics); len(mismatches()) == 0 {
-			break
+	eventually(t, 10*time.Second, func() error {
+		text = scrape(t, metrics)
+		if bad := mismatches(); len(bad) != 0 {
+			return errors.New(strings.Join(bad, "\n"))
 		}
-	}
-	for _, m := range mismatches() {
-		t.Error(m)
-	}
+		return nil
+	})
 	for _, name := range []string{"vidgen_build_info", "go_goroutines", "vidgen_http_request_duration_seconds_bucket"} {
 		if !strings.Contains(text, name) {
 			t.Errorf("no %s in the scrape", name)

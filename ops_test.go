@@ -246,7 +246,7 @@ func TestServeDerivesPublicURL(t *testing.T) {
 		done <- run(ctx, []string{"serve", "-addr", "127.0.0.1:0", "-min-free", "0", "-log-format", "json", "-metrics-addr", "127.0.0.1:0"}, env, &stderr, &stderr)
 	}()
 	var key, addr, metricsAddr, metricsAt string
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && (key == "" || addr == "" || metricsAddr == ""); time.Sleep(20 * time.Millisecond) {
+	eventually(t, 20*time.Second, func() error {
 		for _, line := range strings.Split(stderr.String(), "\n") {
 			if strings.Contains(line, `"msg":"metrics listening"`) {
 				metricsAddr = jsonField(t, line, "addr")
@@ -265,10 +265,11 @@ func TestServeDerivesPublicURL(t *testing.T) {
 				metricsAt = jsonField(t, line, "metrics")
 			}
 		}
-	}
-	if key == "" || addr == "" {
-		t.Fatalf("no key or JSON start-up line:\n%s", stderr.String())
-	}
+		if key == "" || addr == "" || metricsAddr == "" {
+			return fmt.Errorf("no key, JSON start-up line or metrics line:\n%s", stderr.String())
+		}
+		return nil
+	})
 	if metricsAt != metricsAddr || !strings.HasPrefix(metricsAt, "127.0.0.1:") {
 		t.Errorf("the start-up line says metrics=%q; they listen on %q", metricsAt, metricsAddr)
 	}
@@ -281,13 +282,13 @@ func TestServeDerivesPublicURL(t *testing.T) {
 		t.Fatalf("submit: %d %s", resp.StatusCode, b)
 	}
 	var st map[string]any
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	eventually(t, 60*time.Second, func() error {
 		resp, b := mustRequest(t, "GET", base+"/api/status/"+id, key, nil)
-		st = decodeJSON(t, resp, b)
-		if st["status"] == string(StatusCompleted) || st["status"] == string(StatusFailed) {
-			break
+		if st = decodeJSON(t, resp, b); st["status"] != string(StatusCompleted) && st["status"] != string(StatusFailed) {
+			return fmt.Errorf("job %s did not end: %v", id, st)
 		}
-	}
+		return nil
+	})
 	video, _ := st["outputVideo"].(string)
 	if !strings.HasPrefix(video, "http://"+addr+"/v/") {
 		t.Fatalf("outputVideo %q is not under the listener http://%s: %v", video, addr, st)

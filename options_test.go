@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/rand"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -240,17 +241,18 @@ func TestCaptionsSurviveRestart(t *testing.T) {
 
 	cfg := testConfig(dir)
 	e := newTestEnv(t, &cfg)
-	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	eventually(t, 90*time.Second, func() error {
 		j, err := e.srv.store.JobByID(t.Context(), id)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if j.Status == StatusCompleted && j.Retries == 1 && j.Options == o {
-			break
+			return nil
 		}
-		if j.Status.Final() || time.Now().After(deadline) {
+		if j.Status.Final() {
 			t.Fatalf("job after restart: %+v", j)
 		}
-	}
+		return fmt.Errorf("job after restart: %+v", j)
+	})
 	checkInputsGone(t, filepath.Join(dir, "inputs"))
 }

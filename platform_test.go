@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The options rendered for real: one job per size, each checked for several properties at once
@@ -158,14 +159,12 @@ func TestPlatformSizes(t *testing.T) {
 			}
 			id := decodeJSON(t, resp, b)["jobId"].(string)
 			st := e.wait(t, key, id, StatusCompleted)
-			var err error
-			gone := func() bool {
-				_, err = os.Stat(e.srv.dirs.input(id, inputCaptions))
-				return errors.Is(err, os.ErrNotExist)
-			}
-			if !eventually(gone) {
-				t.Errorf("the captions upload is still there after the job ended: %v", err)
-			}
+			eventually(t, 10*time.Second, func() error {
+				if _, err := os.Stat(e.srv.dirs.input(id, inputCaptions)); !errors.Is(err, os.ErrNotExist) {
+					return fmt.Errorf("the captions upload is still there after the job ended: %v", err)
+				}
+				return nil
+			})
 
 			// The options as chosen, defaults filled in.
 			o, _ := parseOptions(c.fields, c.captions)

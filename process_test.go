@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -181,17 +182,14 @@ func (p *vidgenProc) submit(t testing.TB, key string) string {
 // waitStatus polls a job until it reaches want.
 func (p *vidgenProc) waitStatus(t testing.TB, key, id string, want JobStatus) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
 	var st map[string]any
-	for time.Now().Before(deadline) {
-		st = p.mustDo(t, "GET", "/api/status/"+id, key, nil, "", 200)
-		if st["status"] == string(want) {
-			return st
+	eventually(t, 60*time.Second, func() error {
+		if st = p.mustDo(t, "GET", "/api/status/"+id, key, nil, "", 200); st["status"] != string(want) {
+			return fmt.Errorf("job %s did not reach %s: %v", id, want, st)
 		}
-		time.Sleep(30 * time.Millisecond)
-	}
-	t.Fatalf("job %s did not reach %s: %v", id, want, st)
-	return nil
+		return nil
+	})
+	return st
 }
 
 // listItem returns the job's entry in the key's list (which carries retries).
@@ -232,15 +230,14 @@ func readPids(t testing.TB, path string) []int {
 
 func waitGone(t testing.TB, pids []int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for _, pid := range pids {
-		for !processGone(pid) {
-			if time.Now().After(deadline) {
-				t.Fatalf("ffmpeg pid %d outlived the server", pid)
+	eventually(t, 5*time.Second, func() error {
+		for _, pid := range pids {
+			if !processGone(pid) {
+				return fmt.Errorf("ffmpeg pid %d outlived the server", pid)
 			}
-			time.Sleep(20 * time.Millisecond)
 		}
-	}
+		return nil
+	})
 }
 
 // openStoreAfter opens the data directory's database once no process uses it.
@@ -264,9 +261,13 @@ func TestE2EKill9DuringRender(t *testing.T) {
 	p := startVidgen(t, dir, block, []string{"FAKE_FFMPEG_PIDS=" + pids})
 	id := p.submit(t, k.APIKey)
 	p.waitStatus(t, k.APIKey, id, StatusProcessing)
-	for len(readPids(t, pids)) == 0 {
-		time.Sleep(10 * time.Millisecond) // the render has started when the fake ffmpeg wrote its pid
-	}
+	// The render has started when the fake ffmpeg wrote its pid.
+	eventually(t, 20*time.Second, func() error {
+		if len(readPids(t, pids)) == 0 {
+			return errors.New("the fake ffmpeg wrote no pid")
+		}
+		return nil
+	})
 	if partial, _ := os.ReadDir(filepath.Join(dir, "tmp")); len(partial) == 0 {
 		t.Fatal("no render directory in tmp/ while rendering")
 	}
@@ -386,17 +387,12 @@ func TestE2EDownloadFlood(t *testing.T) {
 	// descriptors of closed connections open to reuse for as long as another connection holds a
 	// lock on the file, which under WAL is always. Bounded is what matters: before the pool had a
 	// limit, thousands stayed open.
-	deadline := time.Now().Add(45 * time.Second)
-	for {
-		c := fds()
-		if c.sockets <= before.sockets && c.other <= before.other && c.database <= 2*maxOpenConns+1 {
-			break
+	eventually(t, 45*time.Second, func() error {
+		if c := fds(); c.sockets > before.sockets || c.other > before.other || c.database > 2*maxOpenConns+1 {
+			return fmt.Errorf("descriptors after the flood %+v, before %+v\nafter:  %v\nbefore: %s", c, before, targets, targetsBefore)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("descriptors after the flood %+v, before %+v\nafter:  %v\nbefore: %s", c, before, targets, targetsBefore)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestE2ESIGTERMRequeues: SIGTERM with one job rendering, one queued and an upload in flight. The
@@ -584,21 +580,17 @@ func TestE2EKill9Cycles(t *testing.T) {
 
 	// A last run drains every job, then stops cleanly.
 	p := startVidgen(t, dir, "ffmpeg", nil, "-workers", "2")
-	deadline := time.Now().Add(60 * time.Second)
-	for _, k := range keys {
-		for _, status := range []JobStatus{StatusPending, StatusProcessing} {
-			for {
+	eventually(t, 60*time.Second, func() error {
+		for _, k := range keys {
+			for _, status := range []JobStatus{StatusPending, StatusProcessing} {
 				res := p.mustDo(t, "GET", "/api/jobs?status="+string(status), k.APIKey, nil, "", 200)
-				if len(res["jobs"].([]any)) == 0 {
-					break
+				if jobs := res["jobs"].([]any); len(jobs) != 0 {
+					return fmt.Errorf("jobs still %s: %v", status, jobs)
 				}
-				if time.Now().After(deadline) {
-					t.Fatalf("jobs still %s: %v", status, res["jobs"])
-				}
-				time.Sleep(50 * time.Millisecond)
 			}
 		}
-	}
+		return nil
+	})
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	<-p.exited
 
@@ -742,27 +734,23 @@ func TestE2EWebhookSurvivesKill9(t *testing.T) {
 	}
 
 	// The attempt is recorded just after the receiver answered: poll for it.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	var d map[string]any
+	eventually(t, 5*time.Second, func() error {
 		res := p2.mustDo(t, "GET", "/api/jobs/"+id+"/deliveries", k.APIKey, nil, "", 200)
 		ds := res["deliveries"].([]any)
 		if len(ds) != 1 {
 			t.Fatalf("deliveries: %v", res)
 		}
-		d := ds[0].(map[string]any)
-		if d["state"] == "delivered" {
-			if d["id"] != wantID {
-				t.Errorf("delivery id %v, want %s", d["id"], wantID)
-			}
-			if atts := d["attempts"].([]any); len(atts) != 1 {
-				t.Errorf("attempts %v, want the one that reached a response", atts)
-			}
-			break
+		if d = ds[0].(map[string]any); d["state"] != "delivered" {
+			return fmt.Errorf("delivery not marked delivered: %v", d)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("delivery not marked delivered: %v", d)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return nil
+	})
+	if d["id"] != wantID {
+		t.Errorf("delivery id %v, want %s", d["id"], wantID)
+	}
+	if atts := d["attempts"].([]any); len(atts) != 1 {
+		t.Errorf("attempts %v, want the one that reached a response", atts)
 	}
 	if n := n.Load(); n != 2 {
 		t.Errorf("%d requests reached the receiver, want 2", n)

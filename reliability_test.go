@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -408,14 +409,14 @@ func TestInputsGoneAndOutputExpires(t *testing.T) {
 
 	// The service's own first sweep runs as it starts: it must be done before the clock moves, or
 	// it would delete the files this test counts.
-	swept := eventually(func() bool {
+	eventually(t, 10*time.Second, func() error {
 		e.srv.jobs.expiring.Lock()
 		defer e.srv.jobs.expiring.Unlock()
-		return !e.srv.jobs.expiredBefore.IsZero()
+		if e.srv.jobs.expiredBefore.IsZero() {
+			return errors.New("the service's first sweep did not run")
+		}
+		return nil
 	})
-	if !swept {
-		t.Fatal("the service's first sweep did not run")
-	}
 	clk.Advance(e.srv.cfg.Retention + time.Minute)
 	for _, u := range []string{video, share, poster} {
 		resp, err := http.Get(u)

@@ -766,9 +766,14 @@ func TestPlaylistsNeverRead(t *testing.T) {
 	os.WriteFile(control, []byte(hls), 0o644)
 	exec.Command("ffprobe", "-v", "quiet", "-protocol_whitelist", "file,http,tcp", control).Run()
 	// The listener counts a connection when its goroutine accepts it, which can be after ffprobe exits.
-	reached := eventually(func() bool { return conns.Load() > 0 })
-	if !reached || !canaryOpened() {
-		t.Errorf("control: unrestricted ffprobe did not reach the listener (%d) or the canary; the test proves nothing", conns.Load())
+	eventually(t, 10*time.Second, func() error {
+		if conns.Load() == 0 {
+			return errors.New("control: unrestricted ffprobe did not reach the listener; the test proves nothing")
+		}
+		return nil
+	})
+	if !canaryOpened() {
+		t.Error("control: unrestricted ffprobe did not reach the canary; the test proves nothing")
 	}
 }
 
@@ -888,20 +893,21 @@ func hangScript(t testing.TB, dir string) string {
 // hangPids waits until dir/pids lists at least n processes and returns them.
 func hangPids(t testing.TB, dir string, n int) []int {
 	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	var pids []int
+	eventually(t, 20*time.Second, func() error {
 		b, _ := os.ReadFile(filepath.Join(dir, "pids"))
-		var pids []int
+		pids = nil
 		for _, f := range strings.Fields(string(b)) {
 			if pid, err := strconv.Atoi(f); err == nil {
 				pids = append(pids, pid)
 			}
 		}
-		if len(pids) >= n {
-			return pids
+		if len(pids) < n {
+			return fmt.Errorf("the stand-in ffmpeg did not record %d pids: %q", n, b)
 		}
-	}
-	t.Fatalf("the stand-in ffmpeg did not record %d pids", n)
-	return nil
+		return nil
+	})
+	return pids
 }
 
 // endedPids returns the processes dir/pids lists, for a caller whose renders that ran the stand-in
@@ -941,21 +947,16 @@ func procStat(pid int) (state byte, ppid, nice int, ok bool) {
 	return f[0][0], ppid, nice, true
 }
 
-// checkGone fails for each pid still running, or left a zombie of this process.
+// checkGone fails when a pid is still running 5 s on, or is left a zombie of this process.
 func checkGone(t testing.TB, pids []int) {
 	t.Helper()
 	for _, pid := range pids {
-		var state byte
-		var ppid int
-		var ok bool
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			if state, ppid, _, ok = procStat(pid); !ok || state == 'Z' && ppid != os.Getpid() {
-				break // gone, or dead and reparented (reaping it is init's job)
+		eventually(t, 5*time.Second, func() error {
+			if state, ppid, _, ok := procStat(pid); ok && (state != 'Z' || ppid == os.Getpid()) {
+				return fmt.Errorf("process %d left behind: state %c, parent %d (we are %d)", pid, state, ppid, os.Getpid())
 			}
-		}
-		if ok && (state != 'Z' || ppid == os.Getpid()) {
-			t.Errorf("process %d left behind: state %c, parent %d (we are %d)", pid, state, ppid, os.Getpid())
-		}
+			return nil // gone, or dead and reparented (reaping it is init's job)
+		})
 	}
 }
 

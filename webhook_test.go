@@ -93,13 +93,14 @@ func (hr *hookReceiver) requests() []hookRequest {
 // running service makes on its own.
 func (hr *hookReceiver) waitFor(t testing.TB, n int) []hookRequest {
 	t.Helper()
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if reqs := hr.requests(); len(reqs) >= n {
-			return reqs
+	var reqs []hookRequest
+	eventually(t, 15*time.Second, func() error {
+		if reqs = hr.requests(); len(reqs) < n {
+			return fmt.Errorf("receiver got %d requests, want %d", len(reqs), n)
 		}
-	}
-	t.Fatalf("receiver got %d requests, want %d", len(hr.requests()), n)
-	return nil
+		return nil
+	})
+	return reqs
 }
 
 // status answers with code and, when given, header name/value pairs.
@@ -1115,10 +1116,14 @@ func TestWebhookSSRFAtDial(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
-	for deadline := time.Now().Add(5 * time.Second); accepts.Load() == 0 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-	}
-	if accepts.Load() != 1 {
-		t.Error("the counting listener does not count")
+	eventually(t, 5*time.Second, func() error {
+		if accepts.Load() == 0 {
+			return errors.New("the counting listener does not count")
+		}
+		return nil
+	})
+	if n := accepts.Load(); n != 1 {
+		t.Errorf("the counting listener counted %d connections, want 1", n)
 	}
 }
 
