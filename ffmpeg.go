@@ -18,8 +18,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// This file runs the external programs: the one place a child process is started, limited,
-// watched and killed.
+// This file runs the programs that read and render uploaded files (ffprobe, heif-convert, ffmpeg):
+// each is started here under its memory limit, and ffmpeg is watched and killed here too. The one
+// other child, toolVersion's `-version` at start-up, reads no upload.
 
 // tools are the programs vidgen runs on uploaded files, and the memory each run may take.
 type tools struct {

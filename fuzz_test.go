@@ -1,7 +1,8 @@
 package main
 
 // Fuzz targets for the code that reads what clients send. Seeds are in testdata/fuzz/<Name>/ (Go's
-// corpus format) besides the f.Add calls; `make -f Makefile.fuzz fuzz` runs each for a few seconds.
+// corpus format) besides the f.Add calls; `make fuzz` runs each for FUZZTIME executions (10000x
+// unless given), as CI does.
 
 import (
 	"bytes"

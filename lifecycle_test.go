@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// waitStatus polls job id in the store until it is want (real time, bounded) and returns it.
+// waitStored polls job id in the store until it is want (real time, bounded) and returns it.
 func waitStored(t testing.TB, st *Store, id string, want JobStatus) Job {
 	t.Helper()
 	var j Job

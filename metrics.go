@@ -149,7 +149,7 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// metricsHandler serves the registry in the Prometheus text format. A scrape that cannot read the
+// handler serves the registry in the Prometheus text format. A scrape that cannot read the
 // database still gets every other metric.
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})

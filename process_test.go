@@ -488,9 +488,9 @@ func TestE2ESIGTERMRequeues(t *testing.T) {
 	}
 }
 
-// kill9Cycles is how many times TestKill9Cycles kills the server: the 100, or 20 with
-// -short. A cycle takes 0.7-2 s on a 2-CPU machine (start-up alone runs ffmpeg and ffprobe
-// -version, and every submission runs ffprobe), so 100 cycles take one to two minutes.
+// kill9Cycles is how many times TestE2EKill9Cycles kills the server: 100, or 20 with -short. A
+// cycle takes 0.7-2 s on a 2-CPU machine (start-up alone runs ffmpeg and ffprobe -version, and
+// every submission runs ffprobe), so 100 cycles take one to two minutes.
 func kill9Cycles() int {
 	if testing.Short() {
 		return 20

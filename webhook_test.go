@@ -103,7 +103,7 @@ func (hr *hookReceiver) waitFor(t testing.TB, n int) []hookRequest {
 	return reqs
 }
 
-// status answers with code and, when given, header name/value pairs.
+// hookAnswer answers with code and, when given, header name/value pairs.
 func hookAnswer(code int, header ...string) func(http.ResponseWriter, *http.Request, int) {
 	return func(w http.ResponseWriter, _ *http.Request, _ int) {
 		for i := 0; i+1 < len(header); i += 2 {
@@ -150,7 +150,7 @@ func hookTrustPool(pool *x509.CertPool) func(*server) {
 	}
 }
 
-// trust makes the sender trust the receivers' test certificates.
+// hookTrust makes the sender trust the receivers' test certificates.
 func hookTrust(recv ...*hookReceiver) func(*server) {
 	pool := x509.NewCertPool()
 	for _, r := range recv {
@@ -170,7 +170,7 @@ func (c *fakeClock) install(s *server) {
 
 // ---- env helpers ----
 
-// account returns the account behind an API key, with its webhook secrets.
+// accountOf returns the account behind an API key, with its webhook secrets.
 func (e *testEnv) accountOf(t testing.TB, apiKey string) Key {
 	t.Helper()
 	k, err := e.srv.store.KeyByHash(context.Background(), hashKey(apiKey))
@@ -677,7 +677,6 @@ func TestWebhookRetrySchedule(t *testing.T) {
 	}
 }
 
-// TestWebhookJitter: each wait is within ±10% of the schedule, and the jitter does vary.
 // TestWebhookUnrecordedAttemptHeld: an attempt the database refuses to record (a full disk) leaves
 // its delivery due; it is held for unrecordedHold, not sent again as fast as the receiver answers,
 // and goes out once the hold is over and the database takes writes again.
@@ -710,6 +709,7 @@ func TestWebhookUnrecordedAttemptHeld(t *testing.T) {
 	}
 }
 
+// TestWebhookJitter: each wait is within ±10% of the schedule, and the jitter does vary.
 func TestWebhookJitter(t *testing.T) {
 	t.Parallel()
 	t0 := time.Unix(1_800_000_000, 0)
