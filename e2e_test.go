@@ -137,9 +137,10 @@ func TestE2EProgress(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.FFmpeg = slow
 	e := newTestEnv(t, &cfg)
+	wait := renderDeadline(t) // measured before the render, whose first values it would miss
 	id := e.mustSubmit(t, e.key, fixture(t, "img.jpg"), fixture(t, "long.wav"))
 	last, seen, etas := -1, map[int]bool{}, 0
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(40 * time.Millisecond) {
+	for deadline := time.Now().Add(wait); ; time.Sleep(40 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the job did not complete")
 		}

@@ -541,7 +541,7 @@ func TestDiskFillingRequeues(t *testing.T) {
 	cfg.FFmpeg = ffmpeg
 	e := newTestEnv(t, &cfg, func(s *server) { s.renderer.minFree, s.renderer.diskFree = minFree, free })
 	id := e.mustSubmit(t, e.key, fixture(t, "img.png"), fixture(t, "tone.m4a"))
-	eventually(t, 30*time.Second, func() error {
+	eventually(t, renderDeadline(t), func() error {
 		if _, err := os.Stat(started); err != nil {
 			return fmt.Errorf("the long step did not start: %w", err)
 		}

@@ -10,19 +10,23 @@ import (
 	"time"
 )
 
-// waitStored polls job id in the store until it is want (real time, bounded) and returns it.
+// waitStored polls job id in the store until it is want, within renderDeadline, and returns it. It
+// fails on any other final status.
 func waitStored(t testing.TB, st *Store, id string, want JobStatus) Job {
 	t.Helper()
 	var j Job
-	eventually(t, 60*time.Second, func() error {
+	eventually(t, renderDeadline(t), func() error {
 		var err error
 		if j, err = st.JobByID(context.Background(), id); err != nil {
 			t.Fatal(err)
 		}
-		if j.Status != want {
-			return fmt.Errorf("job %s is %s, want %s", id, j.Status, want)
+		if j.Status == want {
+			return nil
 		}
-		return nil
+		if j.Status.Final() {
+			t.Fatalf("job %s ended %s, want %s: %+v", id, j.Status, want, j)
+		}
+		return fmt.Errorf("job %s is %s, want %s", id, j.Status, want)
 	})
 	return j
 }

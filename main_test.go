@@ -497,11 +497,12 @@ func (e *testEnv) status(t testing.TB, key, id string) map[string]any {
 	return decodeJSON(t, resp, b)
 }
 
-// wait polls the job until its status is one of want, and fails on any other final status.
+// wait polls the job until its status is one of want, within renderDeadline, and fails on any
+// other final status.
 func (e *testEnv) wait(t testing.TB, key, id string, want ...JobStatus) map[string]any {
 	t.Helper()
 	var st map[string]any
-	eventually(t, 90*time.Second, func() error {
+	eventually(t, renderDeadline(t), func() error {
 		st = e.status(t, key, id)
 		s := JobStatus(st["status"].(string))
 		if slices.Contains(want, s) {

@@ -282,7 +282,7 @@ func TestServeDerivesPublicURL(t *testing.T) {
 		t.Fatalf("submit: %d %s", resp.StatusCode, b)
 	}
 	var st map[string]any
-	eventually(t, 60*time.Second, func() error {
+	eventually(t, renderDeadline(t), func() error {
 		resp, b := mustRequest(t, "GET", base+"/api/status/"+id, key, nil)
 		if st = decodeJSON(t, resp, b); st["status"] != string(StatusCompleted) && st["status"] != string(StatusFailed) {
 			return fmt.Errorf("job %s did not end: %v", id, st)

@@ -241,7 +241,7 @@ func TestCaptionsSurviveRestart(t *testing.T) {
 
 	cfg := testConfig(dir)
 	e := newTestEnv(t, &cfg)
-	eventually(t, 90*time.Second, func() error {
+	eventually(t, renderDeadline(t), func() error {
 		j, err := e.srv.store.JobByID(t.Context(), id)
 		if err != nil {
 			t.Fatal(err)

@@ -179,15 +179,21 @@ func (p *vidgenProc) submit(t testing.TB, key string) string {
 	return p.mustDo(t, "POST", "/api/jobs", key, body, ctype, 201)["jobId"].(string)
 }
 
-// waitStatus polls a job until it reaches want.
+// waitStatus polls a job until it reaches want, within renderDeadline, and fails on any other
+// final status.
 func (p *vidgenProc) waitStatus(t testing.TB, key, id string, want JobStatus) map[string]any {
 	t.Helper()
 	var st map[string]any
-	eventually(t, 60*time.Second, func() error {
-		if st = p.mustDo(t, "GET", "/api/status/"+id, key, nil, "", 200); st["status"] != string(want) {
-			return fmt.Errorf("job %s did not reach %s: %v", id, want, st)
+	eventually(t, renderDeadline(t), func() error {
+		st = p.mustDo(t, "GET", "/api/status/"+id, key, nil, "", 200)
+		s := JobStatus(st["status"].(string))
+		if s == want {
+			return nil
 		}
-		return nil
+		if s.Final() {
+			t.Fatalf("job %s ended %s, want %s: %v", id, s, want, st)
+		}
+		return fmt.Errorf("job %s did not reach %s: %v", id, want, st)
 	})
 	return st
 }
@@ -580,7 +586,7 @@ func TestE2EKill9Cycles(t *testing.T) {
 
 	// A last run drains every job, then stops cleanly.
 	p := startVidgen(t, dir, "ffmpeg", nil, "-workers", "2")
-	eventually(t, 60*time.Second, func() error {
+	eventually(t, renderDeadline(t), func() error {
 		for _, k := range keys {
 			for _, status := range []JobStatus{StatusPending, StatusProcessing} {
 				res := p.mustDo(t, "GET", "/api/jobs?status="+string(status), k.APIKey, nil, "", 200)
@@ -690,6 +696,7 @@ func TestE2EWebhookSurvivesKill9(t *testing.T) {
 
 	dir := t.TempDir()
 	k := createKeyCLI(t, dir, "x")
+	rendered := renderDeadline(t) // measured before the attempt is in flight, not while it is
 	p := startVidgen(t, dir, "ffmpeg", env, args...)
 	body, ctype := multipartBody(t, map[string]string{"image": fixture(t, "img.jpg"), "audio": fixture(t, "tone.wav")},
 		map[string]string{"webhookUrl": hookURL})
@@ -700,7 +707,7 @@ func TestE2EWebhookSurvivesKill9(t *testing.T) {
 	case blocked = <-first:
 	case <-p.exited:
 		t.Fatal("vidgen exited before the webhook was sent")
-	case <-time.After(30 * time.Second):
+	case <-time.After(rendered):
 		t.Fatal("the webhook did not arrive at the receiver")
 	}
 	p.kill9()

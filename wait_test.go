@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 )
@@ -31,6 +32,62 @@ func eventually(tb testing.TB, timeout time.Duration, cond func() error) {
 		}
 		time.Sleep(min(pause, left))
 	}
+}
+
+// renderDeadline is how long a test waits for renders to end: renderFactor times the reference
+// render this test binary measured on this machine, and never under renderFloor. A fixed deadline
+// fails on a machine slower or busier than the one it was chosen on (three 20 s platform renders
+// outlived 90 s in a make e2e on a loaded 2-core machine); a render's own time scales with both.
+// The time matters only when a job is stuck, for a wait ends as soon as the job does.
+func renderDeadline(tb testing.TB) time.Duration {
+	tb.Helper()
+	return max(renderFloor, renderFactor*referenceRender(tb))
+}
+
+// renderFactor and renderFloor bound renderDeadline. On a 2-core machine under a load of 4 to 10,
+// the reference render took 0.46-1.0 s (1.7 s the first time), and the third of three 20 s 1080p
+// platform renders sharing the two workers ended 27-30 s after its submission: 30 to 60 references.
+// 300 leaves the load 5 to 10 times the room to grow between the measure and the render. The floor
+// is the largest fixed deadline the waits had.
+const (
+	renderFactor = 300
+	renderFloor  = 90 * time.Second
+)
+
+// reference is the reference render's time, measured once per test binary.
+var reference struct {
+	once sync.Once
+	took time.Duration
+}
+
+// referenceRender returns how long the reference render took: a job of the fast suite's usual
+// kind (the 320x240 test picture over 2.5 s of tone, default options), from its submission to
+// COMPLETED, on a server of its own, timed once per test binary by the first test that asks, while
+// the other tests run as they do. It fails tb when that render failed.
+func referenceRender(tb testing.TB) time.Duration {
+	tb.Helper()
+	reference.once.Do(func() {
+		e := newTestEnv(tb, nil)
+		defer e.close()
+		image, audio := fixture(tb, "img.jpg"), fixture(tb, "tone.wav")
+		start := time.Now()
+		id := e.mustSubmit(tb, e.key, image, audio)
+		eventually(tb, renderFloor, func() error {
+			st := e.status(tb, e.key, id)
+			if s := JobStatus(st["status"].(string)); s == StatusCompleted {
+				return nil
+			} else if s.Final() {
+				tb.Fatalf("the reference render ended %s: %v", s, st)
+			}
+			return fmt.Errorf("the reference render did not end: %v", st)
+		})
+		reference.took = time.Since(start)
+		tb.Logf("the reference render took %v: renders get %v", reference.took, max(renderFloor, renderFactor*reference.took))
+	})
+	if reference.took == 0 {
+		tb.Fatal("the reference render failed, in the first test that waited on a render")
+	}
+	return reference.took
 }
 
 // fatalTB records a Fatalf and ends the goroutine that called it, as testing.T's does.
