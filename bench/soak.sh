@@ -10,7 +10,7 @@
 #   SOAK_SECONDS=60 SOAK_KEYS=4 bench/soak.sh
 #
 # Needs go, curl, ffmpeg. Uses the sqlite3 CLI for the checks when present, else the Go test helper
-# TestSoakVerify. Work files go to bench/out/soak-*/ (kept; they hold the server log).
+# TestE2ESoakVerify. Work files go to bench/out/soak-*/ (kept; they hold the server log).
 set -euo pipefail
 
 SOAK_SECONDS=${SOAK_SECONDS:-180}
@@ -172,7 +172,7 @@ if command -v sqlite3 >/dev/null; then
 	stuck=$(sqlite3 "$DATA/vidgen.db" "SELECT count(*) FROM jobs WHERE status IN ('PENDING','PROCESSING')")
 	retried=$(sqlite3 "$DATA/vidgen.db" "SELECT count(*) FROM jobs WHERE retries > 0")
 else
-	line=$(cd "$ROOT" && VIDGEN_SOAK_DATA=$DATA VIDGEN_SOAK_IDS=$OUT/accepted.txt go test -run '^TestSoakVerify$' -count=1 -v . | grep '^accepted=' || true)
+	line=$(cd "$ROOT" && VIDGEN_SOAK_DATA=$DATA VIDGEN_SOAK_IDS=$OUT/accepted.txt go test -tags e2e -run '^TestE2ESoakVerify$' -count=1 -v . | grep '^accepted=' || true)
 	lost=$(sed -n 's/.*lost=\([0-9]*\).*/\1/p' <<<"$line")
 	stuck=$(sed -n 's/.*stuck=\([0-9]*\).*/\1/p' <<<"$line")
 	integrity=$(sed -n 's/.*integrity=\(.*\)$/\1/p' <<<"$line")
