@@ -9,6 +9,8 @@ import (
 	"io"
 	"math"
 	"os"
+
+	"vidgen/internal/aac"
 )
 
 // vidgen writes a still picture's video itself: the clip's frames over and over and the audio's
@@ -284,61 +286,16 @@ func btrt(rate uint32) []byte {
 	return mp4Box("btrt", be32(be32(make([]byte, 4), rate), rate)) // buffer size (not given), maximum, average
 }
 
-// adtsReader reads an ADTS stream (AAC frames, each after a header) frame by frame.
-type adtsReader struct {
-	r     *bufio.Reader
-	frame [8192]byte // an ADTS frame's length has 13 bits
-	n     int        // frames read
-}
-
-func newADTSReader(r io.Reader) *adtsReader {
-	return &adtsReader{r: bufio.NewReaderSize(r, 1<<16)}
-}
-
-// next returns the next frame, header included, valid until the following call; io.EOF after
-// the last.
-func (a *adtsReader) next() ([]byte, error) {
-	head, err := a.r.Peek(7)
-	if err == io.EOF && len(head) == 0 {
-		return nil, io.EOF
-	}
-	if err != nil && err != io.EOF {
-		return nil, fmt.Errorf("frame %d: %w", a.n, err) // the disk's fault, not the stream's
-	}
-	if err != nil || head[0] != 0xFF || head[1]&0xF6 != 0xF0 {
-		return nil, fmt.Errorf("frame %d: %w", a.n, errADTS)
-	}
-	n := int(head[3]&3)<<11 | int(head[4])<<3 | int(head[5])>>5
-	if n < adtsHeaderLen(head) {
-		return nil, fmt.Errorf("frame %d: %w", a.n, errADTS)
-	}
-	if _, err := io.ReadFull(a.r, a.frame[:n]); err == io.ErrUnexpectedEOF {
-		return nil, fmt.Errorf("frame %d: %w: cut short", a.n, errADTS)
-	} else if err != nil {
-		return nil, fmt.Errorf("frame %d: %w", a.n, err)
-	}
-	a.n++
-	return a.frame[:n], nil
-}
-
-// adtsHeaderLen is the length of the ADTS header head starts with: 9 bytes with a CRC, 7 without.
-func adtsHeaderLen(head []byte) int {
-	if head[1]&1 == 0 {
-		return 9
-	}
-	return 7
-}
-
 // aacTrack is the audio track of the ADTS stream in f, which an AAC encoder wrote: its first
 // frame is the encoder's priming, which the edit list skips, and the last frame's duration ends
 // where the sound ends, seconds from its start. f is read to the end, and the track's write
 // reads it again from the start.
 func aacTrack(f io.ReadSeeker, seconds float64) (*mp4Track, error) {
-	a := newADTSReader(f)
+	a := aac.NewReader(f)
 	var config []byte // the first header's: every frame must have the same
 	t := &mp4Track{handler: "soun", delta: aacFrame, skip: aacFrame, roll: true}
 	for {
-		frame, err := a.next()
+		frame, err := a.Next()
 		if err == io.EOF {
 			break
 		}
@@ -351,17 +308,17 @@ func aacTrack(f io.ReadSeeker, seconds float64) (*mp4Track, error) {
 			config = c
 		}
 		if c[0] != config[0] || c[1] != config[1] || frame[6]&3 != 0 { // one AAC frame an ADTS frame
-			return nil, fmt.Errorf("frame %d: %w: its format changes", a.n-1, errADTS)
+			return nil, fmt.Errorf("frame %d: %w: its format changes", len(t.sizes), aac.ErrADTS)
 		}
-		t.sizes = append(t.sizes, uint32(len(frame)-adtsHeaderLen(frame)))
+		t.sizes = append(t.sizes, uint32(len(frame)-aac.HeaderLen(frame)))
 	}
 	if config == nil {
-		return nil, fmt.Errorf("no frames: %w", errADTS)
+		return nil, fmt.Errorf("no frames: %w", aac.ErrADTS)
 	}
 	object, rateIndex, channels := config[0]>>6+1, config[0]>>2&0xF, (config[0]&1)<<2|config[1]>>6
 	rates := []uint32{96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350}
 	if int(rateIndex) >= len(rates) || channels == 0 {
-		return nil, fmt.Errorf("rate index %d, channel configuration %d: %w", rateIndex, channels, errADTS)
+		return nil, fmt.Errorf("rate index %d, channel configuration %d: %w", rateIndex, channels, aac.ErrADTS)
 	}
 	t.timescale = rates[rateIndex]
 	samples := int64(math.Round(seconds * float64(t.timescale)))
@@ -373,13 +330,13 @@ func aacTrack(f io.ReadSeeker, seconds float64) (*mp4Track, error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return nil, err
 	}
-	a = newADTSReader(f)
+	a = aac.NewReader(f)
 	t.write = func(w io.Writer) error {
-		frame, err := a.next()
+		frame, err := a.Next()
 		if err != nil {
 			return fmt.Errorf("audio: %w", err) // the file changed since it was read
 		}
-		_, err = w.Write(frame[adtsHeaderLen(frame):])
+		_, err = w.Write(frame[aac.HeaderLen(frame):])
 		return err
 	}
 	return t, nil

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"vidgen/internal/aac"
 )
 
 // TestWriteStillVideo checks the video vidgen writes itself against the one ffmpeg's muxer made
@@ -200,7 +202,7 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 }
 
 // TestAACTrackRefuses checks that an encoder output the video cannot be written from is an error
-// (errADTS), not a video with broken sound: no frames, not ADTS, a cut last frame, a change of
+// (aac.ErrADTS), not a video with broken sound: no frames, not ADTS, a cut last frame, a change of
 // format mid-stream.
 func TestAACTrackRefuses(t *testing.T) {
 	t.Parallel()
@@ -218,8 +220,8 @@ func TestAACTrackRefuses(t *testing.T) {
 		"cut last frame":    m[:len(m)-10],
 		"format mid-stream": append(append([]byte{}, m...), s...),
 	} {
-		if _, err := aacTrack(bytes.NewReader(b), 0.5); !errors.Is(err, errADTS) {
-			t.Errorf("%s: error %v, want errADTS", name, err)
+		if _, err := aacTrack(bytes.NewReader(b), 0.5); !errors.Is(err, aac.ErrADTS) {
+			t.Errorf("%s: error %v, want aac.ErrADTS", name, err)
 		}
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"vidgen/internal/aac"
 )
 
 // Real files from public test suites that browsers and players accept and vidgen once did not: a
@@ -81,7 +83,7 @@ func damagedADTS(t testing.TB, dir, how string) string {
 	if i+1 < len(frames) {
 		end = frames[i+1]
 	}
-	payload := start + adtsHeaderLen(b[start:])
+	payload := start + aac.HeaderLen(b[start:])
 	switch how {
 	case "flip":
 		for p := payload; p < end; p++ {

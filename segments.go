@@ -2,12 +2,13 @@ package main
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strconv"
 	"strings"
+
+	"vidgen/internal/aac"
 )
 
 // Long audio is encoded in segments side by side, one ffmpeg each, because ffmpeg's AAC encoder
@@ -24,7 +25,7 @@ import (
 // segmentKeep is where, counted in frames from a segment's first input sample, the frames that
 // sound from the cut onwards begin.
 const (
-	aacFrame       = 1024
+	aacFrame       = aac.FrameSamples
 	segmentOverlap = 4
 	segmentKeep    = 3
 	// defaultMinSegment is the least audio, in seconds, worth a segment of its own: an ffmpeg start
@@ -132,9 +133,6 @@ func joinSegments(dst string, parts []string, segs []segment) error {
 	return out.Close()
 }
 
-// errADTS is an encoder output that is not the ADTS stream it should be.
-var errADTS = errors.New("not an ADTS stream")
-
 // copyFrames copies the ADTS frames from index from up to index to (0: to the end) of the stream
 // at path to w. A stream with fewer frames than to is an error: the join would have a gap.
 func copyFrames(w io.Writer, path string, from, to int) error {
@@ -143,9 +141,9 @@ func copyFrames(w io.Writer, path string, from, to int) error {
 		return err
 	}
 	defer f.Close()
-	a := newADTSReader(f)
+	a := aac.NewReader(f)
 	for i := 0; to == 0 || i < to; i++ {
-		frame, err := a.next()
+		frame, err := a.Next()
 		if err == io.EOF {
 			if to != 0 {
 				return fmt.Errorf("%d frames, %d needed", i, to)
