@@ -67,13 +67,19 @@ e2e: check-tools
 	$(GO) test -race -count=1 -tags e2e -run '$(E2E_TESTS)' -timeout 30m .
 	$(MAKE) e2e-browser
 
-## fuzz: every Fuzz target for FUZZTIME each (CI runs this too). A count of executions, not a
-## duration: Go 1.26's fuzzer can fail a duration run with "context deadline exceeded" when its
-## deadline races a busy worker (go.dev/issue/75804, fixed in Go 1.27); a count has no deadline.
+## fuzz: every Fuzz target of every package for FUZZTIME each (CI runs this too). A count of
+## executions, not a duration: Go 1.26's fuzzer can fail a duration run with "context deadline
+## exceeded" when its deadline races a busy worker (go.dev/issue/75804, fixed in Go 1.27); a count
+## has no deadline. go test -list names a package's targets (build tags and all); only packages
+## whose tests declare one are listed, so the others' test binaries are not built for nothing.
 FUZZTIME ?= 10000x
 fuzz: check-go
-	@for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' *_test.go | cut -d' ' -f2); do \
-		echo "fuzz $$f"; $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) . || exit 1; \
+	@for pkg in $$($(GO) list -f '{{.ImportPath}}={{.Dir}}' ./...); do \
+		dir=$${pkg#*=}; pkg=$${pkg%%=*}; \
+		grep -qs '^func Fuzz' $$dir/*_test.go || continue; \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "fuzz $$pkg $$f"; $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
+		done; \
 	done
 
 ## bench: the render benchmark against the tutorial ffmpeg command (several minutes).
