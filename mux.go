@@ -11,6 +11,7 @@ import (
 	"os"
 
 	"vidgen/internal/aac"
+	"vidgen/internal/h264"
 )
 
 // vidgen writes a still picture's video itself: the clip's frames over and over and the audio's
@@ -377,7 +378,7 @@ func stillVideoFrames(seconds float64, fps int) int {
 
 // writeStillVideo writes to path the video of a still picture: clip's frames repeated for
 // seconds, under the AAC audio of the ADTS stream at audio (an encoder's, priming first).
-func writeStillVideo(path string, clip *stillClip, audio string, seconds float64) error {
+func writeStillVideo(path string, clip *h264.StillClip, audio string, seconds float64) error {
 	f, err := os.Open(audio)
 	if err != nil {
 		return fmt.Errorf("mux: %w", err)
@@ -391,7 +392,7 @@ func writeStillVideo(path string, clip *stillClip, audio string, seconds float64
 	if err != nil {
 		return fmt.Errorf("mux: %w", err)
 	}
-	err = writeMovie(out, clip.track(stillVideoFrames(seconds, clip.fps)), sound)
+	err = writeMovie(out, clipTrack(clip, stillVideoFrames(seconds, clip.FPS)), sound)
 	if err = errors.Join(err, out.Close()); err != nil {
 		return fmt.Errorf("mux: %w", err)
 	}

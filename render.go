@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"vidgen/internal/h264"
 )
 
 // The render pipeline. A still image over audio needs one encoded picture, not one per frame:
@@ -356,7 +358,7 @@ func (rd *renderer) renderFiles(ctx context.Context, job Job) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if err := rd.checkBudget(job, c.size(), audio); err != nil {
+		if err := rd.checkBudget(job, c.Size(), audio); err != nil {
 			return "", err
 		}
 		if err := writeClipFile(clip, c); err != nil {
@@ -424,7 +426,7 @@ func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio,
 			return nil
 		})
 	}
-	var clip *stillClip
+	var clip *h264.StillClip
 	go step(func() (err error) {
 		clip, err = rd.makeClip(ctx, job, image, poster)
 		return err
@@ -457,7 +459,7 @@ func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio,
 			return rd.writeFailed(err)
 		}
 	}
-	if err := rd.checkBudget(job, clip.size(), encoded); err != nil {
+	if err := rd.checkBudget(job, clip.Size(), encoded); err != nil {
 		return err
 	}
 	rd.startStep(job.ID, 95, 100, 0.05)
@@ -489,7 +491,7 @@ func (rd *renderer) runWatched(ctx context.Context, jobID string, duration float
 
 // makeClip is step 1: the clip from image, and the poster at poster. ffmpeg makes the poster and
 // x264 the clip's keyframe (in a file beside the poster); newStillClip the rest of the clip.
-func (rd *renderer) makeClip(ctx context.Context, job Job, image, poster string) (*stillClip, error) {
+func (rd *renderer) makeClip(ctx context.Context, job Job, image, poster string) (*h264.StillClip, error) {
 	stream := filepath.Join(filepath.Dir(poster), "clip.h264")
 	if err := rd.pictureStep(ctx, job, image, clipArgs(job, image, stream, poster)); err != nil {
 		return nil, err

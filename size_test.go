@@ -57,11 +57,11 @@ func TestE2EOutputSize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	est := estimateOutputSize(clip.size(), 25, 192000)
+	est := estimateOutputSize(clip.Size(), 25, 192000)
 	if r := float64(len(video)) / float64(est); math.Abs(r-1) > 0.1 {
-		t.Errorf("output %d bytes, estimate %d (clip %d bytes): off by %.0f%%", len(video), est, clip.size(), (r-1)*100)
+		t.Errorf("output %d bytes, estimate %d (clip %d bytes): off by %.0f%%", len(video), est, clip.Size(), (r-1)*100)
 	}
-	t.Logf("output %d bytes, estimate %d, clip %d", len(video), est, clip.size())
+	t.Logf("output %d bytes, estimate %d, clip %d", len(video), est, clip.Size())
 }
 
 // keyframeTimes lists the times of the video keyframes of the MP4 at path.
