@@ -119,11 +119,27 @@ func ParseSPS(b []byte) (*SPS, error) {
 	if r.err != nil {
 		return nil, fmt.Errorf("%w: sequence parameter set: %w", ErrUnsupported, r.err)
 	}
-	if p.maxNumRefFrames == 0 {
+	// The standard's ranges (7.4.2.1.1; the largest frame is A.3.1's for the highest level): no
+	// encoder writes a set outside them, and the frames and fields written for one would have no
+	// bound.
+	switch {
+	case p.ChromaFormat > 3, p.BitDepthLuma > 14, p.BitDepthChroma > 14,
+		p.log2MaxFrameNum > 16, p.log2MaxPocLsb > 16, p.maxNumRefFrames > 16,
+		widthMbs > maxSideMbs, heightMbs > maxSideMbs, p.picSizeInMbs > maxFrameMbs,
+		unitX*(crop[0]+crop[1]) >= widthMbs*16, unitY*(crop[2]+crop[3]) >= heightMbs*16:
+		return nil, fmt.Errorf("%w: sequence parameter set outside the standard's ranges", ErrUnsupported)
+	case p.maxNumRefFrames == 0:
 		return nil, fmt.Errorf("%w: no reference frames", ErrUnsupported)
 	}
 	return p, nil
 }
+
+// maxFrameMbs is the most macroblocks a frame has at any level (MaxFS of levels 6 to 6.2, H.264
+// Table A-1), and maxSideMbs the most across or down (A.3.1: at most √(8 × MaxFS)).
+const (
+	maxFrameMbs = 139264
+	maxSideMbs  = 1055
+)
 
 // parseVUI reads the start of the video usability information (H.264 E.1.1), up to the colour
 // description.

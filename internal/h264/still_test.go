@@ -105,20 +105,9 @@ func TestStillClip(t *testing.T) {
 // an MP4 sample entry repeats.
 func TestParseSPS(t *testing.T) {
 	t.Parallel()
-	b, err := os.ReadFile("testdata/clip.h264")
+	sps, err := ParseSPS(unescapeRBSP(testdataNALs(t)[NALSPS][1:]))
 	if err != nil {
 		t.Fatal(err)
-	}
-	var sps *SPS
-	for _, nal := range SplitAnnexB(b) {
-		if len(nal) > 0 && nal[0]&0x1f == NALSPS {
-			if sps, err = ParseSPS(unescapeRBSP(nal[1:])); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if sps == nil {
-		t.Fatal("no SPS")
 	}
 	got := *sps
 	got.Colour = nil
@@ -132,34 +121,37 @@ func TestParseSPS(t *testing.T) {
 	}
 }
 
+// testdataNALs are the NAL units of testdata/clip.h264 (x264's output of the clip step) by type.
+func testdataNALs(t testing.TB) map[byte][]byte {
+	t.Helper()
+	b, err := os.ReadFile("testdata/clip.h264")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nals := map[byte][]byte{}
+	for _, nal := range SplitAnnexB(b) {
+		nals[nal[0]&0x1f] = nal
+	}
+	return nals
+}
+
+// stream is the Annex B stream of nals.
+func stream(nals ...[]byte) []byte {
+	var b []byte
+	for _, n := range nals {
+		b = append(append(b, 0, 0, 0, 1), n...)
+	}
+	return b
+}
+
 // TestStillClipRefuses checks that a stream NewStillClip cannot extend is an error wrapping
 // ErrUnsupported, not a clip: interlaced, empty, cut in its SPS, without a PPS, a picture order
 // count of type 1, slice groups.
 func TestStillClipRefuses(t *testing.T) {
 	t.Parallel()
 	interlaced := x264(t, "64x64", "-flags", "+ildct+ilme")
-	good, err := os.ReadFile("testdata/clip.h264")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sps, pps, idr []byte
-	for _, nal := range SplitAnnexB(good) {
-		switch nal[0] & 0x1f {
-		case NALSPS:
-			sps = nal
-		case NALPPS:
-			pps = nal
-		case NALIDR:
-			idr = nal
-		}
-	}
-	stream := func(nals ...[]byte) []byte {
-		var b []byte
-		for _, n := range nals {
-			b = append(append(b, 0, 0, 0, 1), n...)
-		}
-		return b
-	}
+	nals := testdataNALs(t)
+	sps, pps, idr := nals[NALSPS], nals[NALPPS], nals[NALIDR]
 	// A baseline SPS of picture order count type 1, and a PPS of two slice groups.
 	var w rbspWriter
 	w.u(66, 8)
@@ -191,6 +183,79 @@ func TestStillClipRefuses(t *testing.T) {
 	} {
 		if _, err := NewStillClip(b, 10, 10); !errors.Is(err, ErrUnsupported) {
 			t.Errorf("%s: %v, want ErrUnsupported", name, err)
+		}
+	}
+}
+
+// baselineSPS is the NAL unit of a Baseline profile SPS with picture order count type 2 and one
+// reference frame, of the fields s gives.
+type baselineSPS struct {
+	log2MaxFrameNum, bitsMinus8 uint // bitsMinus8: a High profile set then, with its bit depths
+	widthMbs, heightMbs         uint
+	crop                        [4]uint
+}
+
+func (s baselineSPS) nal() []byte {
+	var w rbspWriter
+	if s.bitsMinus8 > 0 {
+		w.u(100, 8)
+		w.u(0, 16)
+		w.ue(0)
+		w.ue(1)            // chroma_format_idc
+		w.ue(s.bitsMinus8) // bit_depth_luma_minus8
+		w.ue(s.bitsMinus8) // bit_depth_chroma_minus8
+		w.u(0, 2)          // qpprime_y_zero_transform_bypass_flag, seq_scaling_matrix_present_flag
+	} else {
+		w.u(66, 8)
+		w.u(0, 16)
+		w.ue(0)
+	}
+	w.ue(s.log2MaxFrameNum - 4)
+	w.ue(2)   // pic_order_cnt_type
+	w.ue(1)   // max_num_ref_frames
+	w.u(0, 1) // gaps_in_frame_num_value_allowed_flag
+	w.ue(s.widthMbs - 1)
+	w.ue(s.heightMbs - 1)
+	w.u(1, 1) // frame_mbs_only_flag
+	w.u(1, 1) // direct_8x8_inference_flag
+	w.u(1, 1) // frame_cropping_flag
+	for _, c := range s.crop {
+		w.ue(c)
+	}
+	w.u(0, 1) // vui_parameters_present_flag
+	w.u(1, 1) // rbsp_stop_one_bit
+	return append([]byte{0x67}, escapeRBSP(w.b)...)
+}
+
+// TestSPSRanges checks that a sequence parameter set outside the standard's ranges is refused
+// with ErrUnsupported rather than written frames for: a picture too large for any level (whose
+// skipped frames would take as long to write as it has macroblocks), cropped to nothing, a
+// frame number field wider than 16 bits (which a frame is written with), bit depths past 14.
+// The sets just inside those ranges make clips.
+func TestSPSRanges(t *testing.T) {
+	t.Parallel()
+	nals := testdataNALs(t)
+	for _, c := range []struct {
+		name string
+		sps  baselineSPS
+		ok   bool
+	}{
+		{"inside every range", baselineSPS{16, 6, maxSideMbs, 132, [4]uint{0, 8*maxSideMbs - 1, 8*132 - 1, 0}}, true},
+		{"too many macroblocks", baselineSPS{4, 0, 1000, 1000, [4]uint{}}, false},
+		{"too wide", baselineSPS{4, 0, maxSideMbs + 1, 1, [4]uint{}}, false},
+		{"cropped to nothing across", baselineSPS{4, 0, 4, 4, [4]uint{16, 16, 0, 0}}, false},
+		{"cropped to nothing down", baselineSPS{4, 0, 4, 4, [4]uint{0, 0, 32, 0}}, false},
+		{"frame number of 17 bits", baselineSPS{17, 0, 4, 4, [4]uint{}}, false},
+		{"15 bits a sample", baselineSPS{4, 7, 4, 4, [4]uint{}}, false},
+	} {
+		clip, err := NewStillClip(stream(c.sps.nal(), nals[NALPPS], nals[NALIDR]), 2, 10)
+		switch {
+		case c.ok && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case !c.ok && err == nil:
+			t.Errorf("%s: a clip of %dx%d, want ErrUnsupported", c.name, clip.SPS.Width, clip.SPS.Height)
+		case !c.ok && !errors.Is(err, ErrUnsupported):
+			t.Errorf("%s: %v, want ErrUnsupported", c.name, err)
 		}
 	}
 }
