@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,8 +11,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-
-	"vidgen/internal/aac"
 )
 
 // TestWriteStillVideo checks the video vidgen writes itself against the one ffmpeg's muxer made
@@ -127,129 +122,6 @@ func topBoxes(t testing.TB, b []byte) []string {
 		off += size
 	}
 	return types
-}
-
-// TestWriteMovieOver4GiB checks the layout of a file whose samples end past 4 GiB, too large to
-// write in a test: its index must use 64-bit chunk offsets (co64) and a 64-bit mdat size, and
-// each offset must be where the writer put that chunk's sample. Picture and sound alternate, a
-// chunk each.
-func TestWriteMovieOver4GiB(t *testing.T) {
-	t.Parallel()
-	const frames = 520 // of 8 MiB: 4.06 GiB
-	var w countingWriter
-	written := make([][]uint64, 2) // where each track's samples began
-	track := func(k int, handler string, size uint32) *mp4Track {
-		blank := make([]byte, size)
-		tr := &mp4Track{handler: handler, timescale: 1000, delta: 100, sizes: make([]uint32, frames), entry: mp4Box("test")}
-		for i := range tr.sizes {
-			tr.sizes[i] = size
-		}
-		tr.write = func(bw io.Writer) error {
-			written[k] = append(written[k], w.n+uint64(bw.(*bufio.Writer).Buffered()))
-			_, err := bw.Write(blank)
-			return err
-		}
-		return tr
-	}
-	if err := writeMovie(&w, track(0, "vide", 8<<20), track(1, "soun", 100)); err != nil {
-		t.Fatal(err)
-	}
-	if w.n < 1<<32 {
-		t.Fatalf("wrote %d bytes, want over 4 GiB", w.n)
-	}
-	head := w.head.Bytes()
-	mdat := bytes.Index(head, []byte("mdat"))
-	if mdat < 0 || bytes.Contains(head, []byte("stco")) {
-		t.Fatalf("mdat at %d, stco found: %v; want an mdat and no stco", mdat, bytes.Contains(head, []byte("stco")))
-	}
-	if size := binary.BigEndian.Uint32(head[mdat-4:]); size != 1 {
-		t.Fatalf("mdat's 32-bit size is %d, want 1 (a 64-bit size follows)", size)
-	}
-	if size := binary.BigEndian.Uint64(head[mdat+4:]); uint64(mdat-4)+size != w.n {
-		t.Errorf("mdat ends at %d, the file at %d", uint64(mdat-4)+size, w.n)
-	}
-	rest := head
-	for k := range 2 {
-		at := bytes.Index(rest, []byte("co64"))
-		if at < 0 {
-			t.Fatalf("track %d has no co64", k)
-		}
-		rest = rest[at+8:]
-		n := int(binary.BigEndian.Uint32(rest))
-		if n != frames {
-			t.Fatalf("track %d has %d chunks, want %d", k, n, frames)
-		}
-		for i := range n {
-			if off := binary.BigEndian.Uint64(rest[4+8*i:]); off != written[k][i] {
-				t.Fatalf("track %d, chunk %d: offset %d, its sample was written at %d", k, i, off, written[k][i])
-			}
-		}
-	}
-}
-
-// countingWriter counts what is written to it and keeps the first 64 KB.
-type countingWriter struct {
-	n    uint64
-	head bytes.Buffer
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	if keep := 64<<10 - c.head.Len(); keep > 0 {
-		c.head.Write(p[:min(keep, len(p))])
-	}
-	c.n += uint64(len(p))
-	return len(p), nil
-}
-
-// TestAACTrackRefuses checks that an encoder output the video cannot be written from is an error
-// (aac.ErrADTS), not a video with broken sound: no frames, not ADTS, a cut last frame, a change of
-// format mid-stream.
-func TestAACTrackRefuses(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	mono, stereo := filepath.Join(dir, "mono.aac"), filepath.Join(dir, "stereo.aac")
-	ffmpegMake(t, "-f", "lavfi", "-i", "sine=d=0.5:r=44100", "-c:a", "aac", "-f", "adts", mono)
-	ffmpegMake(t, "-f", "lavfi", "-i", "sine=d=0.5:r=48000", "-ac", "2", "-c:a", "aac", "-f", "adts", stereo)
-	m, s := readFile(t, mono), readFile(t, stereo)
-	if _, err := aacTrack(bytes.NewReader(m), 0.5); err != nil {
-		t.Fatalf("a whole stream: %v", err)
-	}
-	for name, b := range map[string][]byte{
-		"empty":             nil,
-		"not ADTS":          []byte("RIFF....WAVEfmt "),
-		"cut last frame":    m[:len(m)-10],
-		"format mid-stream": append(append([]byte{}, m...), s...),
-	} {
-		if _, err := aacTrack(bytes.NewReader(b), 0.5); !errors.Is(err, aac.ErrADTS) {
-			t.Errorf("%s: error %v, want aac.ErrADTS", name, err)
-		}
-	}
-}
-
-// TestMediaHeaderPast32Bits checks that a track longer than 2³² units of its time scale (a day of
-// 48 kHz sound) gets a version 1 mdhd, whose 64-bit duration holds it, and a shorter one version 0.
-func TestMediaHeaderPast32Bits(t *testing.T) {
-	t.Parallel()
-	for _, c := range []struct {
-		delta   uint32
-		version byte
-	}{{1 << 31, 1}, {1 << 30, 0}} {
-		tr := &mp4Track{handler: "soun", timescale: 48000, delta: c.delta, sizes: []uint32{1, 1, 1}}
-		b := trackBox(1, tr, nil)
-		at := bytes.Index(b, []byte("mdhd")) + 4
-		if at < 4 || b[at] != c.version {
-			t.Fatalf("delta %d: mdhd version %d, want %d", c.delta, b[at], c.version)
-		}
-		var got uint64
-		if c.version == 1 {
-			got = binary.BigEndian.Uint64(b[at+24:])
-		} else {
-			got = uint64(binary.BigEndian.Uint32(b[at+16:]))
-		}
-		if want := 3 * uint64(c.delta); got != want {
-			t.Errorf("delta %d: mdhd duration %d, want %d", c.delta, got, want)
-		}
-	}
 }
 
 // TestWriteFailed checks how a full disk while vidgen writes a render's file ends the attempt:
