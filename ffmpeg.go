@@ -33,10 +33,19 @@ type tools struct {
 }
 
 // defaultChildMemory is -child-memory's default. The largest picture accepted (100 megapixels at 16
-// bits a channel) needs 1.2 GB of address space to decode with ffprobe and at most 2.0 GB to render
-// (measured with x264 on 8 threads; the still render's clip now uses one); 3 GiB leaves a margin
-// over both.
+// bits a channel) needs 1.1 GB of address space to decode with ffprobe and at most 1.7 GB to render
+// (its moving picture's still, measured with ffmpeg 5.1 as on a 32-core machine: -cpucount 32, x264
+// on 8 threads); 3 GiB leaves a margin over both.
 const defaultChildMemory = 3 << 30
+
+// minChildMemory is the least -child-memory accepted: what every ordinary job needs, with a margin.
+// ffmpeg maps ~270 MB of shared libraries before it reads a byte; a render's frames, filters and
+// encoder threads come on top. Measured with ffmpeg 5.1 as on a 32-core machine (-cpucount 32, x264
+// on 8 threads), the most an ordinary job took was 1381 MiB: a 3000x3000 JPEG as a 1920x1920 moving
+// picture with a line waveform and captions (a 1080p waveform 1032-1087 MiB, a 1080p still 436
+// MiB, a 12-megapixel 16-bit PNG still 579 MiB; on 2 cores, x264 on 3 threads, ~300 MiB less for
+// a moving picture). 2 GiB leaves ~50% for other builds of ffmpeg and their libraries.
+const minChildMemory = 2 << 30
 
 // encoderThreads is the most threads x264 may use in a moving render: its default, 1.5 a core, maps
 // ~75 MB of address space a thread at 1080p, so that on a 32-core machine a render of the largest

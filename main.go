@@ -133,7 +133,7 @@ func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 20*time.Second, "how long running renders may finish on shutdown")
 	fs.DurationVar(&cfg.Retention, "retention", 30*24*time.Hour, "how long outputs are kept, 0 for ever")
 	fs.Int64Var(&cfg.MinFree, "min-free", 1<<30, "bytes of free disk below which submissions get 507")
-	fs.Int64Var(&cfg.ChildMemory, "child-memory", defaultChildMemory, "bytes of address space each ffmpeg/ffprobe process may map, 0 for no limit, else at least 512 MiB")
+	fs.Int64Var(&cfg.ChildMemory, "child-memory", defaultChildMemory, fmt.Sprintf("bytes of address space each ffmpeg/ffprobe process may map, 0 for no limit, else at least %d (%d GiB)", int64(minChildMemory), minChildMemory>>30))
 	addOpsFlags(fs, &cfg)
 	// Each flag can come from VIDGEN_<NAME>; the variables are applied first, so a flag on the
 	// command line beats its variable, and a malformed value is an error, never a silent default.

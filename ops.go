@@ -236,9 +236,8 @@ func checkOpsConfig(cfg *config, env func(string) string, stderr io.Writer) erro
 	if cfg.MinFree < 0 {
 		return badSetting("min-free", "may not be negative (0 turns the check off)")
 	}
-	// ffmpeg maps ~300 MB of shared libraries and buffers before it reads a byte.
-	if cfg.ChildMemory != 0 && cfg.ChildMemory < 512<<20 {
-		return badSetting("child-memory", "must be 0 (no limit) or at least 536870912 (512 MiB): ffmpeg needs ~300 MB to start")
+	if cfg.ChildMemory != 0 && cfg.ChildMemory < minChildMemory {
+		return badSetting("child-memory", "must be 0 (no limit) or at least %d (%d GiB): an ordinary render needs up to 1.4 GiB of address space", int64(minChildMemory), minChildMemory>>30)
 	}
 	return nil
 }

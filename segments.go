@@ -87,12 +87,10 @@ func segmentArgs(job Job, audio, out string, s segment) []string {
 		trim += fmt.Sprintf(":end_sample=%d", s.End)
 	}
 	chain = append(chain, trim, "asetpts=N/SR/TB")
-	return []string{
-		"-f", demuxer[job.AudioType], "-i", "file:" + audio, "-map", "0:a:0",
+	return append(audioInput(job, audio), "-map", "0:a:0",
 		"-af", strings.Join(chain, ","),
 		"-c:a", "aac", "-aac_coder", aacCoder, "-b:a", audioRate,
-		"-map_metadata", "-1", "-f", "adts", "file:" + out,
-	}
+		"-map_metadata", "-1", "-f", "adts", "file:"+out)
 }
 
 // encodedFormat returns the filters that give a job's audio the channels and rate audioArgs asks
