@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -63,6 +64,11 @@ func probeAudio(ctx context.Context, t tools, path, typ string) (audioInfo, erro
 	}
 	if killed(err) && pctx.Err() == nil { // killed, but not for taking too long
 		return audioInfo{}, toolKilled("ffprobe", err)
+	}
+	if err != nil && t.memory > 0 && outOfMemory(stderr.Bytes()) {
+		// As for a picture (prepareImage): the file asks more of the decoder than -child-memory allows.
+		return audioInfo{}, &Error{Kind: kindInvalid, Msg: "audio: decoding it takes more memory than this server gives one file; export it again as MP3 or AAC and upload it",
+			Err: fmt.Errorf("ffprobe: %w: %s", errChildMemory, bytes.TrimSpace(stderr.Bytes()))}
 	}
 	broken := badMedia("audio: the %s could not be decoded; check that the file plays and upload it again", typeName(typ))
 	info, ok := scan.info()

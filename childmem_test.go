@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // leastChildMemory is the least -child-memory that serve accepts (other than 0, no limit): the
@@ -108,5 +109,134 @@ func TestE2EChildMemoryMinimumRenders(t *testing.T) {
 	}
 	for key, id := range ids {
 		e.wait(t, key, id, StatusCompleted)
+	}
+}
+
+// TestRenderOutOfMemory: a render whose ffmpeg runs out of memory under -child-memory (here the real
+// x264 at a limit the upload's probes fit under and a 1920x1920 clip does not) FAILS at once, with
+// a message that names -child-memory and does not blame the image or the audio: the same render
+// under the same limit would fail again.
+func TestRenderOutOfMemory(t *testing.T) {
+	t.Parallel()
+	square := filepath.Join(t.TempDir(), "square.jpg")
+	ffmpegMake(t, "-f", "lavfi", "-i", "testsrc2=s=3000x3000", "-frames:v", "1", "-q:v", "2", square)
+	cfg := testConfig(t.TempDir())
+	// Under the flag's minimum, as only a test sets it: the probes take ~280 MiB, the clip ~550 MiB.
+	cfg.ChildMemory = 400 << 20
+	e := newTestEnv(t, &cfg)
+	id := e.mustSubmit(t, e.key, square, fixture(t, "tone.m4a"))
+	st := e.wait(t, e.key, id, StatusFailed)
+	checkNotBlamed(t, "out of memory", st["errorMessage"])
+	if msg, _ := st["errorMessage"].(string); !strings.Contains(msg, "-child-memory") {
+		t.Errorf("errorMessage %q does not name -child-memory", msg)
+	}
+	if j := waitStored(t, e.srv.store, id, StatusFailed); j.Retries != 0 {
+		t.Errorf("retries %d, want 0: a fixed limit fails the same way again", j.Retries)
+	}
+}
+
+// checkNotBlamed fails when a job's errorMessage names one of its files or calls it undecodable.
+func checkNotBlamed(t testing.TB, name string, msg any) {
+	t.Helper()
+	s, _ := msg.(string)
+	if s == "" || strings.Contains(s, "image") || strings.Contains(s, "audio") || strings.Contains(s, "caption") || strings.Contains(s, "decoded") {
+		t.Errorf("%s: errorMessage %q blames the user's file", name, s)
+	}
+}
+
+// TestRenderFailureBlame: a render step's ffmpeg that exits with an error gets a message naming the
+// job's image or audio only when that file is at fault. A stand-in prints what the real ffmpeg
+// prints for failures no real input produces (out of memory, the server's own filter graph or
+// encoder), and exits 1; the files themselves are fine.
+func TestRenderFailureBlame(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		log    string
+		memory int64
+		final  bool // FAILED at once, with a message naming -child-memory; else tried MaxAttempts times
+	}{
+		{"x264 malloc under the limit", "x264 [error]: malloc of size 6526080 failed\nError submitting video frame to the encoder", defaultChildMemory, true},
+		{"FFV1 packet under the limit", "[ffv1 @ 0x55d6ca41cac0] Failed to allocate packet of size 545603584\nError submitting video frame to the encoder", defaultChildMemory, true},
+		{"ENOMEM under the limit", "Error while filtering: Cannot allocate memory", defaultChildMemory, true},
+		{"ENOMEM without a limit (a busy machine)", "Error while filtering: Cannot allocate memory", 0, false},
+		{"the server's filter graph", "[Parsed_scale_4 @ 0x560c4843ea00] Failed to configure output pad on Parsed_scale_4\nError reinitializing filters!\nFailed to inject frame into filter network: Resource temporarily unavailable", defaultChildMemory, false},
+		{"the encoder would not open", "Error initializing output stream 0:0 -- Error while opening encoder for output stream #0:0 - maybe incorrect parameters such as bit_rate, rate, width or height", defaultChildMemory, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			script := filepath.Join(dir, "ffmpeg")
+			// Render steps (they ask for -progress) fail; -version and the upload's checks run ffmpeg.
+			body := "#!/bin/sh\nfor a; do [ \"$a\" = -progress ] && { cat \"$0.log\" >&2; exit 1; }; done\nexec ffmpeg \"$@\"\n"
+			if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(script+".log", []byte(c.log+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cfg := testConfig(t.TempDir())
+			cfg.FFmpeg, cfg.ChildMemory = script, c.memory
+			e := newTestEnv(t, &cfg)
+			// AAC audio is copied: the picture step is the one render step before the mux.
+			id := e.mustSubmit(t, e.key, fixture(t, "img.jpg"), fixture(t, "tone.m4a"))
+			st := e.wait(t, e.key, id, StatusFailed)
+			checkNotBlamed(t, c.name, st["errorMessage"])
+			msg, _ := st["errorMessage"].(string)
+			j := waitStored(t, e.srv.store, id, StatusFailed)
+			if c.final && (j.Retries != 0 || !strings.Contains(msg, "-child-memory")) {
+				t.Errorf("retries %d, errorMessage %q: want FAILED at once, naming -child-memory", j.Retries, msg)
+			}
+			if !c.final && j.Retries != MaxAttempts-1 {
+				t.Errorf("retries %d, errorMessage %q: want the server's failure tried %d times", j.Retries, msg, MaxAttempts)
+			}
+		})
+	}
+}
+
+// TestRenderBlamesDamagedInput: a render still names the file at fault when it is: an image or
+// audio that no longer decodes (damaged on the server after its upload was checked) FAILS the job
+// at once with that file's message, and never the other's.
+func TestRenderBlamesDamagedInput(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	for _, c := range []struct {
+		part         inputKind
+		image, audio string
+		want         string
+	}{
+		{inputImage, fixture(t, "tone.wav"), fixture(t, "tone.m4a"), imageFailure},
+		{inputAudio, fixture(t, "img.jpg"), fixture(t, "img.png"), audioFailure},
+	} {
+		id, err := newJobID(time.Now(), e.srv.rand)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copyFile(t, c.image, e.srv.dirs.input(id, inputImage))
+		copyFile(t, c.audio, e.srv.dirs.input(id, inputAudio))
+		j := Job{ID: id, KeyID: e.accountOf(t, e.key).ID, ImageType: typeJPEG, AudioType: typeM4A, AudioCodec: "aac/LC/2/44100",
+			AudioDuration: 2.5, CreatedAt: time.Now()}
+		if err := e.srv.store.CreateJob(t.Context(), j); err != nil {
+			t.Fatal(err)
+		}
+		e.srv.renderer.Notify()
+		if got := waitStored(t, e.srv.store, id, StatusFailed); got.ErrorMessage != c.want || got.Retries != 0 {
+			t.Errorf("%s damaged: retries %d, errorMessage %q, want %q at once", c.part, got.Retries, got.ErrorMessage, c.want)
+		}
+	}
+}
+
+// TestAudioProbeOutOfMemory: an audio file whose decode runs out of memory under -child-memory is
+// refused for needing more memory, like a picture, not called damaged.
+func TestAudioProbeOutOfMemory(t *testing.T) {
+	t.Parallel()
+	script := filepath.Join(t.TempDir(), "ffprobe")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho 'Error while decoding stream #0:0: Cannot allocate memory' >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := probeAudio(t.Context(), tools{ffprobe: script, memory: defaultChildMemory}, fixture(t, "tone.mp3"), typeMP3)
+	if msg := fmt.Sprint(err); kindOf(err) != kindInvalid || !strings.Contains(msg, "more memory") || strings.Contains(msg, "could not be decoded") {
+		t.Errorf("audio decode out of memory: %v (kind %v), want a 400 for the memory it needs", err, kindOf(err))
 	}
 }

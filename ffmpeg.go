@@ -83,18 +83,24 @@ func (t tools) limit(cmd *exec.Cmd) {
 }
 
 // errChildMemory is a child that stopped at the memory limit.
-var errChildMemory = errors.New("the file needs more memory than -child-memory allows")
+var errChildMemory = errors.New("a child ran out of the address space -child-memory allows")
 
-// outOfMemory reports whether a tool's error output says an allocation failed: ffmpeg's words for
-// ENOMEM and for a frame buffer it could not get, which under the limit mean "too large", not
-// "damaged".
+// outOfMemory reports whether a tool's error output says an allocation failed, which under the limit
+// means "needs more memory", not "damaged": ffmpeg's words for ENOMEM, for a frame buffer or a
+// packet it could not get, and x264's for a failed malloc.
 func outOfMemory(stderr []byte) bool {
-	return bytes.Contains(stderr, []byte("Cannot allocate memory")) || bytes.Contains(stderr, []byte("get_buffer() failed"))
+	for _, words := range []string{"Cannot allocate memory", "get_buffer() failed", "Failed to allocate", "x264 [error]: malloc of size"} {
+		if bytes.Contains(stderr, []byte(words)) {
+			return true
+		}
+	}
+	return false
 }
 
 // ffmpegRun runs ffmpeg with args, in its own process group at a lower CPU priority, restricted to
 // local files. When duration is positive it reports ffmpeg's position as the fraction of the job's
-// current step done. The error holds the tail of ffmpeg's log (for the server log only).
+// current step done. A failure is an *ffmpegError, which holds the tail of ffmpeg's log, and
+// errChildMemory when ffmpeg ran out of memory under the limit.
 func (rd *renderer) ffmpegRun(ctx context.Context, jobID string, duration float64, args ...string) error {
 	full := append([]string{"-nostdin", "-hide_banner", "-v", "error", "-y", "-protocol_whitelist", "file",
 		"-progress", "pipe:1", "-stats_period", "0.25", "-nostats"}, args...)
@@ -146,12 +152,25 @@ func (rd *renderer) ffmpegRun(ctx context.Context, jobID string, duration float6
 		errs = append(errs, syscall.ENOSPC)
 	case err == nil && (bytes.Contains(msgs, []byte("Error writing trailer")) || bytes.Contains(msgs, []byte("Error closing file"))):
 		errs = append(errs, errOutputIncomplete)
+	case err != nil && rd.tools.memory > 0 && outOfMemory(msgs):
+		errs = append(errs, errChildMemory)
 	}
 	if len(errs) == 0 {
 		return nil
 	}
-	return fmt.Errorf("ffmpeg: %w: %s", errors.Join(errs...), msgs)
+	return &ffmpegError{err: errors.Join(errs...), log: msgs}
 }
+
+// ffmpegError is a failed ffmpeg run: why, and the tail of its log, for the server's log and for
+// telling whose fault the failure is (stepFailed).
+type ffmpegError struct {
+	err error
+	log []byte
+}
+
+func (e *ffmpegError) Error() string { return fmt.Sprintf("ffmpeg: %v: %s", e.err, e.log) }
+
+func (e *ffmpegError) Unwrap() error { return e.err }
 
 // errOutputIncomplete is an ffmpeg run that exited 0 after it failed to finish writing its output.
 var errOutputIncomplete = errors.New("ffmpeg could not finish writing its output")

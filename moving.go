@@ -70,7 +70,7 @@ func (rd *renderer) renderMoving(ctx context.Context, job Job, image, audio, tmp
 			cues, err = fitCaptions(cues, job.AudioDuration)
 		}
 		if err != nil { // checked at upload: only a file changed on the server gets here
-			return &renderFailure{final: true, err: err, msg: "The captions file could not be read; submit the job again"}
+			return &renderFailure{final: true, err: err, msg: inputsDamaged}
 		}
 		ass = filepath.Join(tmp, "captions.ass")
 		if err := writeASS(ass, cues, f, job.Options); err != nil {
@@ -84,8 +84,9 @@ func (rd *renderer) renderMoving(ctx context.Context, job Job, image, audio, tmp
 		return err
 	}
 	rd.startStep(job.ID, split, 100, movingEstimate(job, f))
-	if err := rd.runWatched(ctx, job.ID, job.AudioDuration, movingArgs(job, still, audio, ass, fonts, video, f)); err != nil {
-		return classify(err, "audio", audioFailure)
+	args := movingArgs(job, still, audio, ass, fonts, video, f)
+	if err := rd.runWatched(ctx, job.ID, job.AudioDuration, args); err != nil {
+		return rd.stepFailed(ctx, err, job, inputAudio, args)
 	}
 	return nil
 }

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -264,18 +263,6 @@ func (rd *renderer) finish(killCtx context.Context, id string, out Outcome) (Job
 	return Job{}, err
 }
 
-// renderFailure is a failed render step: final says whether trying again cannot help (the job
-// FAILS at once with msg) or the cause is passing (it is tried again).
-type renderFailure struct {
-	final bool
-	msg   string // for the user when final
-	err   error  // for the log
-}
-
-func (f *renderFailure) Error() string { return f.err.Error() }
-
-func (f *renderFailure) Unwrap() error { return f.err }
-
 // render produces the job's video and poster in outputs/ and says how it went.
 func (rd *renderer) render(killCtx context.Context, job Job) Outcome {
 	timeout := renderTimeout
@@ -365,8 +352,9 @@ func (rd *renderer) renderFiles(ctx context.Context, job Job) (string, error) {
 			return "", err
 		}
 		rd.startStep(job.ID, clipEnd, 100, muxEst)
-		if err := rd.runWatched(ctx, job.ID, job.AudioDuration, muxArgs(job, audio, clip, video)); err != nil {
-			return "", classify(err, "audio", audioFailure)
+		args := muxArgs(job, audio, clip, video)
+		if err := rd.runWatched(ctx, job.ID, job.AudioDuration, args); err != nil {
+			return "", rd.stepFailed(ctx, err, job, inputAudio, args)
 		}
 	}
 	for src, dst := range map[string]string{video: rd.dirs.output(token, "mp4"), poster: rd.dirs.output(token, "jpg")} {
@@ -383,12 +371,6 @@ func (rd *renderer) renderFiles(ctx context.Context, job Job) (string, error) {
 	}
 	return token, nil
 }
-
-// What a job that failed for its input says, by the input.
-const (
-	imageFailure = "The image could not be decoded; it may be damaged. Export it again as JPEG or PNG and submit a new job."
-	audioFailure = "The audio could not be decoded; it may be damaged. Export it again and submit a new job."
-)
 
 // renderSideBySide makes the clip and poster from image and encodes audio at once, one ffmpeg
 // each (the picture step is one core's work, and so is the AAC encoder; long audio is encoded in
@@ -421,7 +403,7 @@ func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio,
 	run := func(duration float64, args []string) {
 		step(func() error {
 			if err := rd.ffmpegRun(ctx, job.ID, duration, args...); err != nil {
-				return classify(err, "audio", audioFailure)
+				return rd.stepFailed(ctx, err, job, inputAudio, args)
 			}
 			return nil
 		})
@@ -513,7 +495,7 @@ func (rd *renderer) pictureStep(ctx context.Context, job Job, image string, args
 	}
 	defer release()
 	if err := rd.ffmpegRun(ctx, job.ID, 0, args...); err != nil {
-		return classify(err, "image", imageFailure)
+		return rd.stepFailed(ctx, err, job, inputImage, args)
 	}
 	return nil
 }
@@ -598,17 +580,6 @@ func audioEncodeArgs(job Job, audio, out string) []string {
 	args := append(audioInput(job, audio), "-map", "0:a:0")
 	args = append(args, audioArgs(job.AudioCodec, job.Options)...)
 	return append(args, "-f", "adts", "file:"+out)
-}
-
-// classify turns a failed ffmpeg run of the step that reads input into a renderFailure. ffmpeg
-// exiting with an error on its own means it could not read that input, which will not change on a
-// retry; being killed, timing out or a full disk are passing causes.
-func classify(err error, input, msg string) error {
-	var ee *exec.ExitError
-	if errors.As(err, &ee) && ee.Exited() && ee.ExitCode() != 0 && !errors.Is(err, syscall.ENOSPC) {
-		return &renderFailure{final: true, msg: msg, err: fmt.Errorf("%s: %w", input, err)}
-	}
-	return &renderFailure{err: fmt.Errorf("%s: %w", input, err)}
 }
 
 func syncFile(path string) error {

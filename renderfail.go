@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"syscall"
+)
+
+// This file decides whose fault a failed render is, and what the job's message says: a message
+// names an uploaded file only when that file is at fault.
+
+// renderFailure is a failed render step: final says whether trying again cannot help (the job
+// FAILS at once with msg) or the cause is passing (it is tried again).
+type renderFailure struct {
+	final bool
+	msg   string // for the user when final
+	err   error  // for the log
+}
+
+func (f *renderFailure) Error() string { return f.err.Error() }
+
+func (f *renderFailure) Unwrap() error { return f.err }
+
+// What a failed job says, by the cause.
+const (
+	imageFailure = "The image could not be decoded; it may be damaged. Export it again as JPEG or PNG and submit a new job."
+	audioFailure = "The audio could not be decoded; it may be damaged. Export it again and submit a new job."
+	// childMemoryFailure is the operator's problem, not the files': the same render under the same
+	// limit would fail again.
+	childMemoryFailure = "The server ran out of memory for this render: its -child-memory setting is too low for this job (your files are not at fault). Ask the server's operator to raise it, then submit the job again."
+	// inputsDamaged: a file checked at upload that no longer reads as it did.
+	inputsDamaged = "The uploaded files of this job were damaged on the server before it could be rendered; please submit the job again"
+)
+
+// stepFailed turns a failed ffmpeg run of a render step (args) that reads the job's part (its image
+// or its audio) into a renderFailure:
+//
+//   - out of memory under -child-memory FAILS the job at once with childMemoryFailure: the limit is
+//     on address space, which does not depend on how busy the server is, so a retry would fail the
+//     same way;
+//   - killed, crashed, timed out or short of disk is passing, and tried again;
+//   - an ffmpeg that exits with an error FAILS the job with the part's message only when the part is
+//     at fault: ffmpeg's log says it could not read or decode that input, or the part fails the
+//     upload's check again (a decode that stops at its first error, -xerror, says nothing more than
+//     the decoder's own words). Any other error is the server's (its filter graph, its encoders,
+//     its disk) and is tried again, so the job never blames a file that is not at fault.
+func (rd *renderer) stepFailed(ctx context.Context, err error, job Job, part inputKind, args []string) error {
+	wrapped := fmt.Errorf("%s step: %w", part, err)
+	if errors.Is(err, errChildMemory) {
+		return &renderFailure{final: true, msg: childMemoryFailure, err: wrapped}
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || !ee.Exited() || ee.ExitCode() == 0 || errors.Is(err, syscall.ENOSPC) || ctx.Err() != nil {
+		return &renderFailure{err: wrapped}
+	}
+	path := rd.dirs.input(job.ID, part)
+	var fe *ffmpegError
+	if errors.As(err, &fe) && readFailed(fe.log, inputIndex(args, path), path) {
+		return &renderFailure{final: true, msg: partFailure(part), err: wrapped}
+	}
+	if cerr := rd.checkAgain(ctx, job, part, path); cerr != nil {
+		return &renderFailure{final: true, msg: partFailure(part), err: fmt.Errorf("%w; checked again: %v", wrapped, cerr)}
+	}
+	return &renderFailure{err: wrapped}
+}
+
+// partFailure is the message of a job that failed for its part.
+func partFailure(part inputKind) string {
+	if part == inputImage {
+		return imageFailure
+	}
+	return audioFailure
+}
+
+// inputIndex is the number ffmpeg gives the input that args read from path (-1 when none does).
+func inputIndex(args []string, path string) int {
+	n := 0
+	for i, a := range args {
+		if a != "-i" || i+1 >= len(args) {
+			continue
+		}
+		if args[i+1] == "file:"+path {
+			return n
+		}
+		n++
+	}
+	return -1
+}
+
+// readFailed reports whether ffmpeg's log says it could not read or decode its input number index,
+// the file at path: a decode error names the input's number, an error opening or reading it the
+// input's name, at the start of a line.
+func readFailed(log []byte, index int, path string) bool {
+	if index < 0 {
+		return false
+	}
+	if bytes.Contains(log, fmt.Appendf(nil, "Error while decoding stream #%d:", index)) {
+		return true
+	}
+	for line := range strings.Lines(string(log)) {
+		if strings.HasPrefix(line, "file:"+path+": ") {
+			return true
+		}
+	}
+	return false
+}
+
+// checkAgain runs the upload's check of the job's part once more, and returns why it fails, when it
+// fails for the file (not for the server's memory, a missing tool or a stop).
+func (rd *renderer) checkAgain(ctx context.Context, job Job, part inputKind, path string) error {
+	var err error
+	if part == inputImage {
+		err = ffDecodeCheck(ctx, rd.tools, path, job.ImageType)
+	} else {
+		_, err = probeAudio(ctx, rd.tools, path, job.AudioType)
+	}
+	if err == nil || ctx.Err() != nil || errors.Is(err, errChildMemory) || kindOf(err) == kindUnavailable {
+		return nil
+	}
+	return err
+}
