@@ -35,7 +35,10 @@ func pictureGraph(job Job) string {
 	if job.ImageType == typeJPEG {
 		flatten = "format=rgb24,"
 	}
-	return fmt.Sprintf("[0:v]scale=w='max(2\\,%s)':h='max(2\\,%s)':flags=lanczos,%s%s"+
+	// The pixels are square from here on (setsar=1), as browsers show a picture: they ignore the
+	// aspect a JPEG's JFIF density or a PNG's pHYs gives its pixels, and the white canvas that
+	// scale2ref stretches from 2×2 to the picture's size would otherwise lend it its own.
+	return fmt.Sprintf("[0:v]scale=w='max(2\\,%s)':h='max(2\\,%s)':flags=lanczos,%ssetsar=1,%s"+
 		"scale=out_color_matrix=bt709:out_range=tv,format=yuv420p,split[v0][p];",
 		fmt.Sprintf(fit, "iw"), fmt.Sprintf(fit, "ih"), flatten, frameFit(job.Options))
 }

@@ -53,14 +53,18 @@ const fixtureDirEnv = "VIDGEN_TEST_FIXTURES"
 // (the arguments up to its -i), then output options. Every input ends (a duration): an ffmpeg that
 // makes several fixtures at once may not stop while one of its inputs goes on.
 var fixtureRecipes = map[string][]string{
-	"img.jpg":   {"-f", "lavfi", "-i", "testsrc2=s=320x240:d=1", "-frames:v", "1"},
-	"img.png":   {"-f", "lavfi", "-i", "testsrc2=s=320x240:d=1", "-frames:v", "1"},
-	"img.webp":  {"-f", "lavfi", "-i", "testsrc2=s=320x240:d=1", "-frames:v", "1", "-c:v", "libwebp"},
-	"img.gif":   {"-f", "lavfi", "-i", "testsrc2=s=320x240:d=1", "-frames:v", "1"},
-	"img.bmp":   {"-f", "lavfi", "-i", "testsrc2=s=320x240:d=1", "-frames:v", "1"},
-	"img.tiff":  {"-f", "lavfi", "-i", "testsrc2=s=320x240:d=1", "-frames:v", "1"},
-	"odd.png":   {"-f", "lavfi", "-i", "testsrc2=s=333x201:d=1", "-frames:v", "1"},
-	"big.jpg":   {"-f", "lavfi", "-i", "testsrc2=s=3000x2000:d=1", "-frames:v", "1"},
+	"img.jpg":  {"-f", "lavfi", "-i", "testsrc2=s=320x240:d=1", "-frames:v", "1"},
+	"img.png":  {"-f", "lavfi", "-i", "testsrc2=s=320x240:d=1", "-frames:v", "1"},
+	"img.webp": {"-f", "lavfi", "-i", "testsrc2=s=320x240:d=1", "-frames:v", "1", "-c:v", "libwebp"},
+	"img.gif":  {"-f", "lavfi", "-i", "testsrc2=s=320x240:d=1", "-frames:v", "1"},
+	"img.bmp":  {"-f", "lavfi", "-i", "testsrc2=s=320x240:d=1", "-frames:v", "1"},
+	"img.tiff": {"-f", "lavfi", "-i", "testsrc2=s=320x240:d=1", "-frames:v", "1"},
+	"odd.png":  {"-f", "lavfi", "-i", "testsrc2=s=333x201:d=1", "-frames:v", "1"},
+	"big.jpg":  {"-f", "lavfi", "-i", "testsrc2=s=3000x2000:d=1", "-frames:v", "1"},
+	// Pictures whose header gives their pixels an aspect (JFIF density, PNG pHYs), which browsers
+	// ignore: they show the pixels square.
+	"sar.jpg":   {"-f", "lavfi", "-i", "testsrc2=s=320x240:d=1", "-frames:v", "1", "-vf", "setsar=2/1"},
+	"sar.png":   {"-f", "lavfi", "-i", "testsrc2=s=320x240:d=1", "-frames:v", "1", "-vf", "setsar=1/3"},
 	"tone.mp3":  {"-f", "lavfi", "-i", "sine=f=440:d=2.5", "-ac", "2", "-c:a", "libmp3lame", "-b:a", "128k"},
 	"tone.wav":  {"-f", "lavfi", "-i", "sine=f=440:d=2.5", "-ac", "2"},
 	"tone.m4a":  {"-f", "lavfi", "-i", "sine=f=440:d=2.5", "-ac", "2", "-c:a", "aac", "-b:a", "128k"},
@@ -537,6 +541,7 @@ func download(t testing.TB, url string) ([]byte, *http.Response) {
 // probe is what ffprobe says of a media file.
 type probe struct {
 	VideoCodec, PixFmt, AudioCodec, ColorSpace string
+	SAR                                        string // the video's sample aspect ratio, "1:1" when square
 	Width, Height                              int
 	Duration                                   float64
 }
@@ -544,19 +549,19 @@ type probe struct {
 func ffprobe(t testing.TB, path string) probe {
 	t.Helper()
 	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries",
-		"stream=codec_type,codec_name,pix_fmt,width,height,color_space:format=duration", "-of", "json", path).Output()
+		"stream=codec_type,codec_name,pix_fmt,width,height,color_space,sample_aspect_ratio:format=duration", "-of", "json", path).Output()
 	if err != nil {
 		t.Fatalf("ffprobe %s: %v", path, err)
 	}
 	var res struct {
 		Streams []struct {
-			CodecType, CodecName, PixFmt, ColorSpace string
-			Width, Height                            int
+			CodecType, CodecName, PixFmt, ColorSpace, SAR string
+			Width, Height                                 int
 		}
 		Format struct{ Duration string }
 	}
 	// ffprobe's keys are snake_case; map them onto the struct's fields.
-	out = []byte(strings.NewReplacer(`"codec_type"`, `"CodecType"`, `"codec_name"`, `"CodecName"`, `"pix_fmt"`, `"PixFmt"`, `"color_space"`, `"ColorSpace"`).Replace(string(out)))
+	out = []byte(strings.NewReplacer(`"codec_type"`, `"CodecType"`, `"codec_name"`, `"CodecName"`, `"pix_fmt"`, `"PixFmt"`, `"color_space"`, `"ColorSpace"`, `"sample_aspect_ratio"`, `"SAR"`).Replace(string(out)))
 	if err := json.Unmarshal(out, &res); err != nil {
 		t.Fatal(err)
 	}
@@ -564,7 +569,7 @@ func ffprobe(t testing.TB, path string) probe {
 	for _, s := range res.Streams {
 		switch s.CodecType {
 		case "video":
-			p.VideoCodec, p.PixFmt, p.ColorSpace, p.Width, p.Height = s.CodecName, s.PixFmt, s.ColorSpace, s.Width, s.Height
+			p.VideoCodec, p.PixFmt, p.ColorSpace, p.Width, p.Height, p.SAR = s.CodecName, s.PixFmt, s.ColorSpace, s.Width, s.Height, s.SAR
 		case "audio":
 			p.AudioCodec = s.CodecName
 		}
@@ -596,14 +601,18 @@ func mediaDuration(t testing.TB, path string) float64 {
 	return d
 }
 
-// checkVideo asserts the output plays everywhere: H.264 yuv420p + AAC, even dimensions, fast start,
-// and the audio's duration within 0.1 s.
+// checkVideo asserts the output plays everywhere: H.264 yuv420p + AAC, even dimensions, square
+// pixels (a player would stretch the picture otherwise), fast start, and the audio's duration within
+// 0.1 s.
 func checkVideo(t testing.TB, video []byte, audioPath string) probe {
 	t.Helper()
 	path := writeFixture(t, "out.mp4", video)
 	p := ffprobe(t, path)
 	if p.VideoCodec != "h264" || p.PixFmt != "yuv420p" || p.AudioCodec != "aac" {
 		t.Errorf("streams: %+v, want h264 yuv420p + aac", p)
+	}
+	if p.SAR != "1:1" {
+		t.Errorf("sample aspect ratio %q, want 1:1: players would show the picture stretched", p.SAR)
 	}
 	if p.Width%2 != 0 || p.Height%2 != 0 || p.Width > 1920 || p.Height > 1920 {
 		t.Errorf("dimensions %dx%d: want even, long side at most 1920", p.Width, p.Height)
@@ -871,7 +880,7 @@ func TestFormatMatrix(t *testing.T) {
 func TestOddAndLargeImages(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, nil)
-	for img, want := range map[string][2]int{"odd.png": {332, 200}, "big.jpg": {1920, 1280}} {
+	for img, want := range map[string][2]int{"odd.png": {332, 200}, "big.jpg": {1920, 1280}, "sar.jpg": {320, 240}, "sar.png": {320, 240}} {
 		t.Run(img, func(t *testing.T) {
 			t.Parallel()
 			key := e.newKey(t, img)

@@ -193,7 +193,8 @@ func TestOptionsRefused(t *testing.T) {
 // TestDefaultRenderUnchanged holds a job without options to the ffmpeg arguments vidgen ran before
 // options existed (copied from that version's output), so leaving every option out gives the same
 // video, byte for byte the same kind. Only thread counts were added since (-threads 1 before an input
-// or an output, -filter_complex_threads 1), to bound a child's memory; they change no output byte.
+// or an output, -filter_complex_threads 1), to bound a child's memory, and setsar=1, square pixels:
+// none changes a byte of a JPEG's video, whose pixels ffmpeg already read as square.
 func TestDefaultRenderUnchanged(t *testing.T) {
 	t.Parallel()
 	for _, o := range []Options{defaultOptions, {}} {
@@ -203,7 +204,7 @@ func TestDefaultRenderUnchanged(t *testing.T) {
 			got  []string
 			want string
 		}{
-			{clipArgs(mp3, "I", "C", "P"), `-xerror -threads 1 -f jpeg_pipe -i file:I -filter_complex_threads 1 -filter_complex [0:v]scale=w='max(2\,2*trunc(iw*min(1\,1920/max(iw\,ih))/2))':h='max(2\,2*trunc(ih*min(1\,1920/max(iw\,ih))/2))':flags=lanczos,format=rgb24,scale=out_color_matrix=bt709:out_range=tv,format=yuv420p,split[v0][p];[v0]loop=loop=10:size=1:start=0,setpts=N/10/TB[v];[p]scale=out_range=pc,format=yuvj420p[pj] -map [v] -frames:v 11 -r 10 -threads 1 -c:v libx264 -preset veryfast -tune stillimage -crf 19 -x264-params me=dia:subme=1:ref=1:rc-lookahead=10 -g 100 -bf 0 -colorspace bt709 -color_primaries bt709 -color_trc bt709 -color_range tv -f h264 file:C -threads 1 -map [pj] -frames:v 1 -q:v 3 -f image2 file:P`},
+			{clipArgs(mp3, "I", "C", "P"), `-xerror -threads 1 -f jpeg_pipe -i file:I -filter_complex_threads 1 -filter_complex [0:v]scale=w='max(2\,2*trunc(iw*min(1\,1920/max(iw\,ih))/2))':h='max(2\,2*trunc(ih*min(1\,1920/max(iw\,ih))/2))':flags=lanczos,format=rgb24,setsar=1,scale=out_color_matrix=bt709:out_range=tv,format=yuv420p,split[v0][p];[v0]loop=loop=10:size=1:start=0,setpts=N/10/TB[v];[p]scale=out_range=pc,format=yuvj420p[pj] -map [v] -frames:v 11 -r 10 -threads 1 -c:v libx264 -preset veryfast -tune stillimage -crf 19 -x264-params me=dia:subme=1:ref=1:rc-lookahead=10 -g 100 -bf 0 -colorspace bt709 -color_primaries bt709 -color_trc bt709 -color_range tv -f h264 file:C -threads 1 -map [pj] -frames:v 1 -q:v 3 -f image2 file:P`},
 			{muxArgs(mp3, "A", "C", "V"), `-stream_loop -1 -t 2.450 -f mp4 -i file:C -threads 1 -f mp3 -i file:A -map 0:v:0 -map 1:a:0 -c:v copy -c:a aac -aac_coder twoloop -b:a 192k -map_metadata -1 -movflags +faststart -f mp4 file:V`},
 			{muxArgs(m4a, "A", "C", "V"), `-stream_loop -1 -t 61.200 -f mp4 -i file:C -threads 1 -f mov -i file:A -map 0:v:0 -map 1:a:0 -c:v copy -c:a copy -map_metadata -1 -movflags +faststart -f mp4 file:V`},
 		} {

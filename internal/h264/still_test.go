@@ -100,9 +100,10 @@ func TestStillClip(t *testing.T) {
 }
 
 // TestParseSPS reads the parameter set of the clip step's stream for a 96x64 PNG (testdata/clip.h264,
-// x264's output): a High profile, 4:2:0, 8 bits, samples of aspect 2:3 (an Extended_SAR: the
-// picture step's scale2ref gave them) and a colour description of BT.709, limited range, which
-// an MP4 sample entry repeats.
+// x264's output): a High profile, 4:2:0, 8 bits, samples of aspect 2:3 (an Extended_SAR, kept
+// because it exercises that branch of the parser: the service made such streams before its picture
+// step set square pixels) and a colour description of BT.709, limited range, which an MP4 sample
+// entry repeats.
 func TestParseSPS(t *testing.T) {
 	t.Parallel()
 	sps, err := ParseSPS(unescapeRBSP(testdataNALs(t)[NALSPS][1:]))
