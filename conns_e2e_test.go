@@ -119,15 +119,33 @@ func TestE2EDescriptorFloodFromManyAddresses(t *testing.T) {
 	t.Logf("%d downloads opened from %d addresses; the video is %d bytes", len(flood), floodAddrs, len(whole))
 	// The server takes them in: those that fit hold a socket and the video open, the rest are
 	// refused. Wait until the count stops changing.
-	var held openFDs
-	for deadline, stable := time.Now().Add(20*time.Second), 0; stable < 5 && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		n := procFDs(t, p.cmd.Process.Pid)
-		if stable++; n != held {
-			stable = 0
+	settle := func() (held openFDs) {
+		for deadline, stable := time.Now().Add(20*time.Second), 0; stable < 5 && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			n := procFDs(t, p.cmd.Process.Pid)
+			if stable++; n != held {
+				stable = 0
+			}
+			held = n
 		}
-		held = n
+		return held
 	}
-	t.Logf("during the flood: %+v", held)
+	held := settle()
+	// On a loaded machine the flood's last downloads can be refused while the connections of
+	// those being refused still count, leaving the share short at the end; the flood tops it up,
+	// from addresses of its own (127.0.1.x), so no per-address cap refuses them.
+	want := (limit - fdReserve(1, runtime.NumCPU()) - fdVital) / 2
+	topped := 0
+	for round := 0; held.videos < want-1 && round < 3; round++ {
+		for range want - held.videos {
+			ip := net.IPv4(127, 0, 1, byte(1+topped/maxDownloadsPerClient))
+			topped++
+			if c := stuckDownload(t, ip, host, path); c != nil {
+				flood = append(flood, c)
+			}
+		}
+		held = settle()
+	}
+	t.Logf("during the flood (%d more opened to top it up): %+v", topped, held)
 
 	// The vital requests answer within a bound far above their usual milliseconds.
 	const bound = 10 * time.Second
@@ -164,7 +182,7 @@ func TestE2EDescriptorFloodFromManyAddresses(t *testing.T) {
 
 	// Enough downloads were held for the downloads' share of the budget to be spent (else the
 	// requests above proved nothing), and the process stayed within its limit.
-	if want := (limit - fdReserve(1, runtime.NumCPU()) - fdVital) / 2; held.videos < want-1 || held.total >= limit {
+	if held.videos < want-1 || held.total >= limit {
 		t.Errorf("during the flood %+v: want about %d videos open, under %d descriptors in all", held, want, limit)
 	}
 
