@@ -3,15 +3,21 @@
 package main
 
 import (
+	"bufio"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -80,6 +86,27 @@ func procFDs(t testing.TB, pid int) (n openFDs) {
 		}
 	}
 	return n
+}
+
+// vital sends a request that must be answered during a flood, on a new connection from client,
+// and fails the test unless want comes within the client's timeout. It gives the body, and how
+// long the answer took.
+func vital(t testing.TB, client *http.Client, base, method, path, key string, body io.Reader, ctype string, want int) ([]byte, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	header := []string{}
+	if ctype != "" {
+		header = append(header, "Content-Type", ctype)
+	}
+	resp, b, err := request(client, method, base+path, key, body, header...)
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("%s %s during the flood: no answer after %s: %v", method, path, took.Round(time.Millisecond), err)
+	}
+	if resp.StatusCode != want {
+		t.Fatalf("%s %s during the flood: %d %s, want %d", method, path, resp.StatusCode, b, want)
+	}
+	return b, took
 }
 
 // TestE2EDescriptorFloodFromManyAddresses: vidgen under a 512-descriptor limit (soft = hard, so it
@@ -152,19 +179,8 @@ func TestE2EDescriptorFloodFromManyAddresses(t *testing.T) {
 	client := loopbackClient(net.IPv4(127, 0, 0, 1), bound)
 	check := func(method, path, key string, body io.Reader, ctype string, want int) []byte {
 		t.Helper()
-		start := time.Now()
-		header := []string{}
-		if ctype != "" {
-			header = append(header, "Content-Type", ctype)
-		}
-		resp, b, err := request(client, method, p.url+path, key, body, header...)
-		if err != nil {
-			t.Fatalf("%s %s during the flood: no answer after %s: %v", method, path, time.Since(start).Round(time.Millisecond), err)
-		}
-		if resp.StatusCode != want {
-			t.Fatalf("%s %s during the flood: %d %s, want %d", method, path, resp.StatusCode, b, want)
-		}
-		t.Logf("%s %s: %d in %s", method, path, resp.StatusCode, time.Since(start).Round(time.Millisecond))
+		b, took := vital(t, client, p.url, method, path, key, body, ctype, want)
+		t.Logf("%s %s: %d in %s", method, path, want, took.Round(time.Millisecond))
 		return b
 	}
 	check("GET", "/api/health", "", nil, "", http.StatusOK)
@@ -226,5 +242,173 @@ func TestE2EDescriptorLimitRaised(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no soft limit of 1023 in /proc/PID/limits:\n%s", b)
+	}
+}
+
+// silentRole is what a connection of the silent flood does once connected.
+type silentRole int
+
+const (
+	roleSilent    silentRole = iota // sends nothing
+	roleTrickle                     // sends a request's headers a byte every trickleEvery
+	roleKeepAlive                   // asks for /api/health, then waits on the open connection
+)
+
+const trickleEvery = 3 * time.Second
+
+// silentSlot holds one connection from ip to host open in its role until ctx ends, and opens
+// another reopen after the server closes it (reopen spreads the flood's reconnections, as a
+// slowloris client's cycle does). It counts the connections the server closed at once (refused),
+// and by role those it closed after they waited the grace and before the header timeout (cut to
+// make room).
+func silentSlot(ctx context.Context, ip net.IP, host string, role silentRole, reopen func() time.Duration, refused *atomic.Int64, cut *[3]atomic.Int64) {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, Timeout: 5 * time.Second}
+	for {
+		if c, err := d.DialContext(ctx, "tcp", host); err == nil {
+			start := time.Now()
+			if holdSilent(ctx, c, role) {
+				switch age := time.Since(start); {
+				case age < waitGrace:
+					refused.Add(1)
+				case age < headerTimeout-time.Second:
+					cut[role].Add(1)
+				}
+			}
+			c.Close()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(reopen()):
+		}
+	}
+}
+
+// holdSilent plays role on c until the server closes it (true) or ctx ends (false).
+func holdSilent(ctx context.Context, c net.Conn, role silentRole) bool {
+	defer context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Now()) })()
+	br := bufio.NewReader(c)
+	switch role {
+	case roleTrickle:
+		fmt.Fprint(c, "GET /api/health HTTP/1.1\r\nHost: x\r\nX-Pad: ")
+	case roleKeepAlive:
+		fmt.Fprint(c, "GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return ctx.Err() == nil
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	for {
+		if role == roleTrickle {
+			c.SetReadDeadline(time.Now().Add(trickleEvery))
+		}
+		_, err := br.ReadByte()
+		switch {
+		case ctx.Err() != nil:
+			return false
+		case err == nil:
+		case !errors.Is(err, os.ErrDeadlineExceeded):
+			return true
+		default:
+			c.Write([]byte("a"))
+		}
+	}
+}
+
+// TestE2ESilentConnectionsFromManyAddresses: vidgen under a 512-descriptor limit, and 40 addresses
+// each holding as many connections as their per-address cap allows, 2,560 in all, that send no
+// request (an eighth of them trickle a header byte every few seconds, a sixteenth asked for one
+// answer and sit on their keep-alive connection), each reopened 15-30 s after the server closes it.
+// For half a minute, spanning the header timeout and the flood's reconnections, health, a job's
+// status and submissions still answer, on new connections, with their usual status: those that
+// have waited longest for a request are cut to make room. The flood's kinds of connection are
+// all among those cut. (A flood that reconnects faster than the budget over waitGrace, about 340
+// connections a second under this limit, keeps every waiting connection younger than the grace;
+// the budget does not stop that.)
+func TestE2ESilentConnectionsFromManyAddresses(t *testing.T) {
+	const limit, addrs = 512, 40
+	dir := t.TempDir()
+	k := createKeyCLI(t, dir, "a")
+	p := startVidgenVia(t, []string{"prlimit", fmt.Sprintf("--nofile=%d:%d", limit, limit), "--"}, dir, "ffmpeg", nil)
+	id := p.submit(t, k.APIKey)
+	p.waitStatus(t, k.APIKey, id, StatusCompleted)
+	host := strings.TrimPrefix(p.url, "http://")
+
+	ctx, stop := context.WithCancel(context.Background())
+	var refused atomic.Int64
+	var cut [3]atomic.Int64
+	var slots sync.WaitGroup
+	t.Cleanup(func() {
+		stop()
+		slots.Wait()
+	})
+	reopen := func() time.Duration { return 15*time.Second + rand.N(15*time.Second) }
+	for a := range addrs {
+		ip := net.IPv4(127, 0, 0, byte(2+a))
+		for i := range maxConnsPerAddr {
+			role := roleSilent
+			switch {
+			case i%16 == 0:
+				role = roleKeepAlive
+			case i%8 == 1:
+				role = roleTrickle
+			}
+			slots.Go(func() { silentSlot(ctx, ip, host, role, reopen, &refused, &cut) })
+		}
+	}
+	// The flood takes the budget: wait until the server's sockets have stopped growing for a
+	// second, so the first have waited a grace.
+	var held openFDs
+	for deadline, stable := time.Now().Add(20*time.Second), 0; stable < 5 && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		n := procFDs(t, p.cmd.Process.Pid)
+		if stable++; n.sockets > held.sockets {
+			stable = 0
+		}
+		held = n
+	}
+	t.Logf("the flood holds %+v", held)
+	if budget := limit - fdReserve(1, runtime.NumCPU()); held.sockets < budget-fdVital {
+		t.Fatalf("the flood holds %d sockets, the budget is %d: it proves nothing", held.sockets, budget)
+	}
+
+	const bound = 10 * time.Second
+	client := loopbackClient(net.IPv4(127, 0, 0, 1), bound)
+	var slowest time.Duration
+	defer func() {
+		t.Logf("slowest answer %s; the flood's connections: %d refused; cut before the header timeout %d silent, %d trickling, %d keep-alive",
+			slowest.Round(time.Millisecond), refused.Load(), cut[roleSilent].Load(), cut[roleTrickle].Load(), cut[roleKeepAlive].Load())
+	}()
+	check := func(method, path, key string, body io.Reader, ctype string, want int) []byte {
+		t.Helper()
+		b, took := vital(t, client, p.url, method, path, key, body, ctype, want)
+		slowest = max(slowest, took)
+		return b
+	}
+	var submitted []string
+	for start, round := time.Now(), 0; time.Since(start) < 30*time.Second; round++ {
+		check("GET", "/api/health", "", nil, "", http.StatusOK)
+		check("GET", "/api/status/"+id, k.APIKey, nil, "", http.StatusOK)
+		if round%5 == 0 {
+			body, ctype := multipartBody(t, map[string]string{"image": fixture(t, "img.png"), "audio": fixture(t, "tone.wav")}, nil)
+			var created struct{ JobID string }
+			if err := json.Unmarshal(check("POST", "/api/jobs", k.APIKey, body, ctype, http.StatusCreated), &created); err != nil {
+				t.Fatal(err)
+			}
+			submitted = append(submitted, created.JobID)
+		}
+		if n := procFDs(t, p.cmd.Process.Pid); n.total >= limit {
+			t.Errorf("%+v descriptors open: the limit is %d", n, limit)
+		}
+		time.Sleep(time.Second)
+	}
+	for role, name := range []string{"silent", "trickling", "keep-alive"} {
+		if cut[role].Load() == 0 {
+			t.Errorf("no %s connection was cut to make room", name)
+		}
+	}
+	for _, job := range submitted {
+		p.waitStatus(t, k.APIKey, job, StatusCompleted)
 	}
 }

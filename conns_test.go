@@ -1,24 +1,29 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 )
 
 // budgetConns is a test's set of connections in an fdBudget: each one's close records that it was
-// cut, and gives back what it holds as a real connection's close does.
+// cut, and in which order, and gives back what it holds as a real connection's close does.
 type budgetConns struct {
-	b   *fdBudget
-	cut map[*fdConn]bool
+	b     *fdBudget
+	cut   map[*fdConn]bool
+	order []*fdConn
 }
 
-func (bc *budgetConns) accept(t testing.TB) *fdConn {
+// waiting accepts a connection that has sent no request yet.
+func (bc *budgetConns) waiting(t testing.TB) *fdConn {
 	t.Helper()
 	var c *fdConn
 	c, ok := bc.b.accept(func() error {
 		bc.cut[c] = true
+		bc.order = append(bc.order, c)
 		c.release()
 		return nil
 	})
@@ -28,10 +33,23 @@ func (bc *budgetConns) accept(t testing.TB) *fdConn {
 	return c
 }
 
+// state moves c to state, as the HTTP server reports it.
+func (bc *budgetConns) state(c *fdConn, state http.ConnState) {
+	bc.b.connState(&countedConn{fds: c}, state)
+}
+
+// active accepts a connection whose request's headers were read.
+func (bc *budgetConns) active(t testing.TB) *fdConn {
+	t.Helper()
+	c := bc.waiting(t)
+	bc.state(c, http.StateActive)
+	return c
+}
+
 // download accepts a connection and starts a download on it, its file taken from the budget.
 func (bc *budgetConns) download(t testing.TB) *fdConn {
 	t.Helper()
-	c := bc.accept(t)
+	c := bc.active(t)
 	if _, ok := bc.b.take(c, 1, fdDownload); !ok {
 		t.Fatalf("a download refused with %d of %d descriptors in use", bc.b.inUse(), bc.b.max)
 	}
@@ -66,7 +84,7 @@ func TestFDBudget(t *testing.T) {
 	}
 	// One more is refused: none has been idle for downloadIdle yet. Its connection, whose route
 	// was not known when it came, was taken from the reserve.
-	extra := bc.accept(t)
+	extra := bc.active(t)
 	if _, ok := b.take(extra, 1, fdDownload); ok {
 		t.Fatal("a download past the downloads' share was taken")
 	}
@@ -97,7 +115,7 @@ func TestFDBudget(t *testing.T) {
 	// Room for three connections: the third and fourth downloads, idle for longest, are cut, each
 	// giving back its socket and its file.
 	for range 3 {
-		bc.accept(t)
+		bc.active(t)
 	}
 	for i, d := range downloads {
 		if want := i == 2 || i == 3; bc.cut[d] != want {
@@ -125,22 +143,22 @@ func TestFDBudget(t *testing.T) {
 		clk.Advance(time.Millisecond)
 		d.setDownloading(false)
 		b.give(d, 1)
-		b.connState(&countedConn{fds: d}, http.StateIdle)
+		bc.state(d, http.StateIdle)
 	}
 	stalled := bc.download(t)
 	clk.Advance(downloadIdle)
 	downloads[0].progress()
 	downloads[1].progress()
 	for b.inUse() < share {
-		bc.accept(t)
+		bc.active(t)
 	}
 	before := len(bc.cut)
-	bc.accept(t)
+	bc.active(t)
 	if len(bc.cut) != before+1 || !bc.cut[stalled] {
 		t.Errorf("with a download idle for %s and keep-alive connections: cut %d, the download %v", downloadIdle, len(bc.cut)-before, bc.cut[stalled])
 	}
-	bc.accept(t)
-	bc.accept(t)
+	bc.active(t)
+	bc.active(t)
 	if !bc.cut[downloads[4]] {
 		t.Error("the keep-alive connection idle for longest was not cut")
 	}
@@ -148,9 +166,9 @@ func TestFDBudget(t *testing.T) {
 		t.Error("the keep-alive connection idle for least was cut before older ones")
 	}
 	// A connection that is in a request again may not be cut.
-	b.connState(&countedConn{fds: downloads[len(downloads)-1]}, http.StateActive)
+	bc.state(downloads[len(downloads)-1], http.StateActive)
 	for b.inUse() < b.max {
-		bc.accept(t)
+		bc.active(t)
 	}
 	if bc.cut[downloads[len(downloads)-1]] {
 		t.Error("a connection in a request was cut")
@@ -215,5 +233,104 @@ func TestDownloadsOverBudget(t *testing.T) {
 	code, body := e.submit(t, third, fixture(t, "img.png"), fixture(t, "tone.wav"), nil)
 	if msg, _ := body["error"].(string); code != http.StatusServiceUnavailable || !strings.Contains(msg, "try again in a few seconds") {
 		t.Errorf("a submission with the uploads' share spent: %d %v", code, body)
+	}
+}
+
+// TestFDBudgetWaiting: connections that have sent no request (silent ones, and slowloris clients
+// whose headers trickle in, which the server still reports as new) and keep-alive connections
+// between requests are cut for a newcomer, the one that has waited longest first, once it has
+// waited waitGrace; a newcomer finds no room while every such connection is younger, and a
+// connection in a request is never cut for one.
+func TestFDBudgetWaiting(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 5, 7, 12, 0, 0, 0, time.UTC)
+	clk := &fakeClock{t: t0}
+	at := func(ms int) { clk.Set(t0.Add(time.Duration(ms) * time.Millisecond)) }
+	b := newFDBudget(120, 20, clk.Now) // 100 for connections, 68 once something waits to be cut
+	bc := &budgetConns{b: b, cut: map[*fdConn]bool{}}
+	names := map[*fdConn]string{}
+
+	// A request in progress from the start, and a keep-alive connection that answers one and waits
+	// for the next from 205 ms; the rest of the budget, connections that send nothing, one every
+	// 10 ms from 0 to 970 ms.
+	busy, kept := bc.active(t), bc.active(t)
+	names[busy], names[kept] = "the connection in a request", "the keep-alive connection"
+	var silent []*fdConn
+	for i := 0; b.inUse() < b.max; i++ {
+		at(10 * i)
+		c := bc.waiting(t)
+		names[c] = fmt.Sprintf("silent %d", i)
+		silent = append(silent, c)
+		if i == 20 {
+			at(205)
+			bc.state(kept, http.StateIdle)
+		}
+	}
+	order := func() (got []string) {
+		for _, c := range bc.order {
+			got = append(got, names[c])
+		}
+		return got
+	}
+
+	if len(bc.order) != 0 {
+		t.Fatalf("filling the budget within 970 ms cut %q: none had waited %s", order(), waitGrace)
+	}
+	// Nothing has waited a second yet: the newcomer is refused, and nothing cut.
+	at(975)
+	if _, ok := b.accept(func() error { return nil }); ok || len(bc.order) != 0 {
+		t.Fatalf("with %d of %d in use, none waiting for %s: newcomer taken %v, cut %v", b.inUse(), b.max, waitGrace, ok, order())
+	}
+	// At 1,045 ms the five oldest have waited a second: all five are cut, the oldest first, and
+	// the newcomer is taken.
+	at(1045)
+	newcomer := bc.waiting(t)
+	names[newcomer] = "the newcomer"
+	var want []string
+	for i := range 5 {
+		want = append(want, names[silent[i]])
+	}
+	if got := order(); !slices.Equal(got, want) {
+		t.Fatalf("cut for a newcomer at 1,045 ms: %q, want %q", got, want)
+	}
+	// At 1,325 ms, 29 of those that have waited a second are cut to leave the reserve free, in the
+	// order they began to wait: the keep-alive connection between silent 20 and silent 21.
+	at(1325)
+	late := bc.waiting(t)
+	names[late] = "the later newcomer"
+	for i := 5; i <= 32; i++ {
+		want = append(want, names[silent[i]])
+		if i == 20 {
+			want = append(want, names[kept])
+		}
+	}
+	if got := order(); !slices.Equal(got, want) {
+		t.Fatalf("cut for a newcomer at 1,325 ms:\n%q\nwant\n%q", got, want)
+	}
+	if got := b.inUse(); got != b.share(fdDownload) {
+		t.Errorf("%d in use after the cuts, want %d", got, b.share(fdDownload))
+	}
+
+	// The silent connections left and the first newcomer send their requests; however long those
+	// take, none is cut as more come in: only the later newcomer, still silent, is. With the whole
+	// budget spent, a newcomer is refused.
+	for _, c := range append([]*fdConn{newcomer}, silent[33:]...) {
+		bc.state(c, http.StateActive)
+	}
+	clk.Advance(time.Hour)
+	cut := len(bc.order)
+	for b.inUse() < b.max {
+		bc.active(t)
+	}
+	if got := order()[cut:]; !slices.Equal(got, []string{names[late]}) {
+		t.Errorf("filling the budget with requests an hour later cut %q, want only %s", got, names[late])
+	}
+	for _, c := range append([]*fdConn{busy, newcomer}, silent[33:]...) {
+		if bc.cut[c] {
+			t.Errorf("%s was cut", names[c])
+		}
+	}
+	if _, ok := b.accept(func() error { return nil }); ok {
+		t.Errorf("a connection taken with %d of %d in use, in requests", b.inUse(), b.max)
 	}
 }

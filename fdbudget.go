@@ -35,6 +35,15 @@ const (
 	// may be cut to make room for another connection: a paused player, a client that stopped
 	// reading. A client cut this way gets its video again with a range request.
 	downloadIdle = 5 * time.Second
+	// waitGrace is how long a connection without a request in progress (a new one whose request's
+	// headers have not all come, a keep-alive one between requests) is left alone before it may be
+	// cut to make room for another. A client sends its request as its connection opens: it is in
+	// within milliseconds (a health check's whole answer took 4-140 ms on loopback amid 2,560
+	// silent connections), within a second on a link of 300 ms round trip that loses a segment.
+	// Longer would only help a flood: to keep every waiting connection younger than this, so that
+	// none may be cut, it must open budget/waitGrace connections a second, over 300 under a limit
+	// of 512, some 65,000 under the unit's 65536.
+	waitGrace = time.Second
 )
 
 // fdReserve is how many descriptors the budget keeps back for what is not a connection's: the
@@ -70,8 +79,9 @@ const (
 
 // fdBudget counts the descriptors connections and the files of their requests hold, against what
 // the process's limit leaves once the reserve is kept back. When a taker would go past its share,
-// the oldest idle downloads are cut first, then the oldest idle keep-alive connections: both give
-// their descriptors back as their connection closes.
+// the oldest idle downloads are cut first, then the connections that have waited longest for a
+// request: keep-alive ones between requests, new ones that have sent nothing or only part of their
+// headers (slowloris). Both give their descriptors back as their connection closes.
 type fdBudget struct {
 	now     func() time.Time
 	limit   int // the process's descriptor limit; 0 when there is none
@@ -114,13 +124,14 @@ type fdConn struct {
 	b     *fdBudget
 	close func() error // closes the connection, which gives back what it holds
 	// Guarded by b.mu: held is what it counts for, gone that it gave all back (cut or closed),
-	// downloading and idle what may cut it.
+	// downloading and idle what may cut it. idle is true while no request is in progress: from
+	// accept until its first request's headers are read, and between requests.
 	held        int
 	gone        bool
 	downloading bool
 	idle        bool
-	// last is when it last made progress, in Unix nanoseconds: its request began or ended, or its
-	// download's client took bytes. Atomic, so a download's writes take no lock.
+	// last is when it last made progress, in Unix nanoseconds: it was accepted, its request began
+	// or ended, or its download's client took bytes. Atomic, so a download's writes take no lock.
 	last atomic.Int64
 }
 
@@ -128,7 +139,7 @@ type fdConn struct {
 // connections while the budget is past what downloads may take, so that accepting never eats the
 // reserve while something idle could give way, and says false only when the budget is spent.
 func (b *fdBudget) accept(close func() error) (*fdConn, bool) {
-	c := &fdConn{b: b, close: close}
+	c := &fdConn{b: b, close: close, idle: true}
 	c.last.Store(b.now().UnixNano())
 	if _, ok := b.take(c, 1, fdAccept); !ok {
 		return nil, false
@@ -167,17 +178,19 @@ func (b *fdBudget) take(c *fdConn, n int, class fdClass) (give func(), ok bool) 
 }
 
 // oldestIdle is the connection to cut first, nil when none may be: the download whose client has
-// taken nothing for longest, if for downloadIdle at least, else the keep-alive connection idle for
-// longest. Called with b.mu held; a scan, since it runs only when the budget is nearly spent.
+// taken nothing for longest, if for downloadIdle at least, else the connection that has waited for
+// a request for longest, if for waitGrace at least. Called with b.mu held; a scan, since it runs
+// only when the budget is nearly spent.
 func (b *fdBudget) oldestIdle() *fdConn {
 	var download, conn *fdConn
-	stalled := b.now().Add(-downloadIdle).UnixNano()
+	now := b.now()
+	stalled, waited := now.Add(-downloadIdle).UnixNano(), now.Add(-waitGrace).UnixNano()
 	for c := range b.conns {
 		last := c.last.Load()
 		switch {
 		case c.downloading && last <= stalled && (download == nil || last < download.last.Load()):
 			download = c
-		case c.idle && !c.downloading && (conn == nil || last < conn.last.Load()):
+		case c.idle && !c.downloading && last <= waited && (conn == nil || last < conn.last.Load()):
 			conn = c
 		}
 	}
@@ -234,8 +247,9 @@ func (c *fdConn) setDownloading(on bool) {
 	c.progress()
 }
 
-// connState follows the server's connections (http.Server.ConnState): one idle between requests
-// may be closed to make room, one in a request may not.
+// connState follows the server's connections (http.Server.ConnState): one waiting for a request
+// may be closed to make room, one in a request may not. The server reports a connection active
+// once its request's headers are read, so one that trickles them stays idle from accept.
 func (b *fdBudget) connState(nc net.Conn, state http.ConnState) {
 	cc, ok := nc.(*countedConn)
 	if !ok || cc.fds == nil || (state != http.StateIdle && state != http.StateActive) {
