@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,8 +23,9 @@ import (
 const maxCaptionsSize = 1 << 20
 
 // cue is one caption: its text (lines joined by "\n", markup already reduced to what the burn-in
-// draws: <i>, <b>, <u>, and no control character but the line breaks) shown from start to end;
-// line is where its time range is in the file, for the messages that name it.
+// draws: <i>, <b>, <u> as the characters of cueTags, and no control character but the line breaks)
+// shown from start to end; line is where its time range is in the file, for the messages that name
+// it.
 type cue struct {
 	start, end time.Duration
 	text       string
@@ -136,29 +138,58 @@ func parseTiming(line string) (cue, error) {
 // <00:00:01.000> and the like. A "<" not followed by a tag name ("a < b") is text.
 var cueMarkup = regexp.MustCompile(`<(/?)(?:([A-Za-z][A-Za-z0-9]*)(?:[.\s][^<>]*)?|\d[\d:.]*)>`)
 
-// cueText joins a cue's lines, keeping italics, bold and underline and dropping every other tag.
-// Its only control characters are the "\n" between the lines: WebVTT's character references are
-// decoded line by line, and a control character one of them (or an SRT line) holds is cleaned
-// away (cleanLine).
+// cueTags are the tags a caption keeps, "i", "/i", "b", "/b", "u", "/u": in its text, the tag at
+// index n is the character U+FDD0+n, a Unicode noncharacter (which no text interchanges), so that
+// only a tag of the file, never text that reads like one, is drawn as italics, bold or underline:
+// WebVTT's "&lt;i&gt;" is the author's literal "<i>", and stays that text.
+const cueTags = "i /i b /b u /u"
+
+// cueTag is the character that stands for the kept tag name (closing with a "/"), if it is one.
+func cueTag(name string) (rune, bool) {
+	i := slices.Index(strings.Fields(cueTags), name)
+	return '\uFDD0' + rune(i), i >= 0
+}
+
+// isCueTag says whether r is one of cueTags' characters, or another noncharacter of their block.
+func isCueTag(r rune) bool { return r >= '\uFDD0' && r <= '\uFDEF' }
+
+// cueText joins a cue's lines, keeping italics, bold and underline (as cueTags) and dropping every
+// other tag. The text between tags is decoded apart from them, WebVTT's character references line by
+// line, so no reference becomes a tag, and no line holds a control character (cleanLine) or a
+// tag's character it did not get from a tag: its only control characters are the "\n" between the lines.
 func cueText(lines []string, vtt bool) string {
 	s := strings.Join(lines, "\n")
-	s = cueMarkup.ReplaceAllStringFunc(s, func(tag string) string {
-		m := cueMarkup.FindStringSubmatch(tag)
-		if name := strings.ToLower(m[2]); name == "i" || name == "b" || name == "u" {
-			return "<" + m[1] + name + ">"
+	var b strings.Builder
+	text := func(t string) {
+		// A tag may span lines: the "\n" left in text between tags are only the file's own line
+		// breaks, for nothing has been decoded yet.
+		for i, l := range strings.Split(t, "\n") {
+			if i > 0 {
+				b.WriteByte('\n')
+			}
+			if vtt {
+				l = html.UnescapeString(l)
+			}
+			b.WriteString(strings.Map(func(r rune) rune {
+				if isCueTag(r) {
+					return -1
+				}
+				return r
+			}, cleanLine(l)))
 		}
-		return ""
-	})
-	// A tag may span lines, so the lines are split again after the markup: the "\n" are still only
-	// the file's own line breaks, for nothing has been decoded yet.
-	lines = strings.Split(s, "\n")
-	for i, l := range lines {
-		if vtt {
-			l = html.UnescapeString(l)
-		}
-		lines[i] = cleanLine(l)
 	}
-	return strings.Join(lines, "\n")
+	at := 0
+	for _, m := range cueMarkup.FindAllStringSubmatchIndex(s, -1) {
+		text(s[at:m[0]])
+		at = m[1]
+		if m[4] >= 0 {
+			if r, ok := cueTag(s[m[2]:m[3]] + strings.ToLower(s[m[4]:m[5]])); ok {
+				b.WriteRune(r)
+			}
+		}
+	}
+	text(s[at:])
+	return b.String()
 }
 
 // cleanLine is a line of caption text without control characters (C0, DEL, C1) or Unicode's line
@@ -234,9 +265,10 @@ func assTime(d time.Duration) string {
 }
 
 // assText turns a cue's text into the text of one Dialogue line: drawn as written (braces and
-// backslashes are not taken as ASS commands), line breaks as ASS's \N, and <i>, <b>, <u> as ASS's
-// own. It is the only way cue text reaches the script, and whatever text it is given, it writes no
-// line break or other control character (cleanLine), so a cue can never write lines of its own.
+// backslashes are not taken as ASS commands), line breaks as ASS's \N, and the characters of cueTags
+// as ASS's italics, bold and underline. It is the only way cue text reaches the script, and whatever
+// text it is given, it writes no line break or other control character (cleanLine), so a cue can
+// never write lines of its own.
 func assText(s string) string {
 	lines := strings.Split(s, "\n")
 	for i, l := range lines {
@@ -248,7 +280,7 @@ func assText(s string) string {
 var assEscape = strings.NewReplacer(
 	"\\", "\\\u2060", // a word joiner after each backslash: \N or \h in a caption stays text
 	"{", "\\{", "}", "\\}",
-	"<i>", "{\\i1}", "</i>", "{\\i0}", "<b>", "{\\b1}", "</b>", "{\\b0}", "<u>", "{\\u1}", "</u>", "{\\u0}",
+	"\uFDD0", "{\\i1}", "\uFDD1", "{\\i0}", "\uFDD2", "{\\b1}", "\uFDD3", "{\\b0}", "\uFDD4", "{\\u1}", "\uFDD5", "{\\u0}",
 )
 
 // captionFont is the captions' typeface, DejaVu Sans Bold (see fonts/LICENSE): written into each

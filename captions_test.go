@@ -90,10 +90,34 @@ func TestCaptionsControlCharacters(t *testing.T) {
 	}
 }
 
+// TestCaptionsLiteralTags: only a file's own <i>, <b> and <u> are drawn as italics, bold and
+// underline. Text that reads like a tag once decoded (WebVTT's &lt;i&gt;, an author's literal "<i>")
+// or a reference to the characters that stand for tags in a cue's text stays text.
+func TestCaptionsLiteralTags(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ name, file, want string }{
+		{"escaped tags", "WEBVTT\n\n00:00.000 --> 00:01.000\n&lt;i&gt;x&lt;/i&gt; &LT;b&GT; <i>y</i> &#60;u&#62;\n",
+			`<i>x</i> <b> {\i1}y{\i0} <u>`},
+		{"escaped tags across lines", "WEBVTT\n\n00:00.000 --> 00:01.000\n&lt;i\n&gt;<b>z\n</b>&lt;/i&gt;\n",
+			`<i\N>{\b1}z\N{\b0}</i>`},
+		{"a tag's character as a reference", "WEBVTT\n\n00:00.000 --> 00:01.000\n&#xFDD0;a&#xFDD5;<u>b</u>\n", `a{\u1}b{\u0}`},
+		{"a tag's character written", "1\n00:00:00,000 --> 00:00:01,000\n\uFDD2a\uFDD3 <B>b</B>\n", `a {\b1}b{\b0}`},
+	} {
+		cues, err := parseCaptions([]byte(c.file))
+		if err != nil || len(cues) != 1 {
+			t.Fatalf("%s: %+v %v, want one cue", c.name, cues, err)
+		}
+		if got := assText(cues[0].text); got != c.want {
+			t.Errorf("%s: the cue's Dialogue text is %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
 // FuzzCaptions parses any file as captions and writes the script of what it accepts: a refusal is
 // a 400, a cue's text holds no control character but the line breaks between its lines, and the
 // script is exactly the header and style lines vidgen writes and one Dialogue line a cue, its
-// text free of any ASS command but the italics, bold and underline vidgen writes.
+// text free of any ASS command but the italics, bold and underline vidgen writes, and those only
+// for tags of the file (a decoded "&lt;i&gt;" stays text).
 func FuzzCaptions(f *testing.F) {
 	for _, s := range []string{
 		scriptInjection("&#13;"), scriptInjection("&#10;"), scriptInjection("&#x2028;"),
@@ -103,6 +127,7 @@ func FuzzCaptions(f *testing.F) {
 		"1\n123456789012345678901234567890:00:00,000 --> 123456789012345678901234567890:00:01,000\nfar\n",
 		"1\n00:00:00,000 --> 00:00:01,000\ne" + strings.Repeat("\u0301", 20) + "\n",
 		strings.Repeat("1\n00:00:00,000 --> 00:00:09,000\noverlap\n\n", 10),
+		"WEBVTT\n\n00:00.000 --> 00:01.000\n&lt;i&gt;a&lt;/i&gt;&#xFDD0;<b>b</b>\uFDD4\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -132,6 +157,15 @@ func FuzzCaptions(f *testing.F) {
 		}
 		script := assScript(cues, frameSize{320, 240}, defaultOptions)
 		checkScript(t, header, script, cues)
+		// Only a tag of the file draws italics, bold or underline: text that decodes to "<i>" stays
+		// text, so the script has no more override blocks than the file has tags.
+		blocks := 0
+		for _, o := range []string{`{\i1}`, `{\i0}`, `{\b1}`, `{\b0}`, `{\u1}`, `{\u0}`} {
+			blocks += bytes.Count(script, []byte(o))
+		}
+		if tags := len(cueMarkup.FindAll(b, -1)); blocks > tags {
+			t.Fatalf("%d override blocks from a file of %d tags:\n%s", blocks, tags, script)
+		}
 	})
 }
 

@@ -74,10 +74,10 @@ func TestParseCaptions(t *testing.T) {
 		err        string // a substring of the error, when refused
 	}{
 		{name: "srt", file: srt, want: []cue{
-			{500 * time.Millisecond, 1250 * time.Millisecond, "Hello <i>there</i>\n{braces} \\N stay", 2},
+			{500 * time.Millisecond, 1250 * time.Millisecond, "Hello \uFDD0there\uFDD1\n{braces} \\N stay", 2},
 			{2 * time.Second, 3 * time.Second, "Second a < b", 7}}},
 		{name: "srt crlf", file: strings.ReplaceAll(srt, "\n", "\r\n"), want: []cue{
-			{500 * time.Millisecond, 1250 * time.Millisecond, "Hello <i>there</i>\n{braces} \\N stay", 2},
+			{500 * time.Millisecond, 1250 * time.Millisecond, "Hello \uFDD0there\uFDD1\n{braces} \\N stay", 2},
 			{2 * time.Second, 3 * time.Second, "Second a < b", 7}}},
 		{name: "srt without numbers", file: "00:00:01,000 --> 00:00:02,000\nHi\n", want: []cue{{time.Second, 2 * time.Second, "Hi", 1}}},
 		{name: "vtt", file: vtt, want: []cue{
@@ -105,7 +105,7 @@ func TestParseCaptions(t *testing.T) {
 			t.Errorf("%s: %+v %v, want %+v", c.name, got, err, c.want)
 		}
 	}
-	if got := assText("Hello <i>there</i>\n{x} \\N"); got != "Hello {\\i1}there{\\i0}\\N\\{x\\} \\\u2060N" {
+	if got := assText("Hello \uFDD0there\uFDD1\n{x} \\N"); got != "Hello {\\i1}there{\\i0}\\N\\{x\\} \\\u2060N" {
 		t.Errorf("assText: %q", got)
 	}
 }
