@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"flag"
 	"fmt"
 	"slices"
 	"strings"
@@ -287,13 +289,16 @@ func TestCaptionsHostile(t *testing.T) {
 	}
 }
 
-// TestCaptionLimitsDocumented: --help, the README and the API's description give the limits the
-// service checks.
+// TestCaptionLimitsDocumented: --help, serve -h, the README and the API's description give the
+// limits the service checks.
 func TestCaptionLimitsDocumented(t *testing.T) {
 	t.Parallel()
-	var help bytes.Buffer
+	var help, serveHelp bytes.Buffer
 	printUsage(&help)
-	docs := map[string]string{"--help": help.String(), "README.md": string(readFile(t, "README.md")), "openapi.yaml": string(readFile(t, "openapi.yaml"))}
+	if _, err := parseServeFlags([]string{"-h"}, func(string) string { return "" }, &serveHelp); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("serve -h: %v", err)
+	}
+	docs := map[string]string{"--help": help.String(), "serve -h": serveHelp.String(), "README.md": string(readFile(t, "README.md")), "openapi.yaml": string(readFile(t, "openapi.yaml"))}
 	for name, text := range docs {
 		if !strings.Contains(text, captionLimits()) {
 			t.Errorf("%s does not give the captions' limits: %q", name, captionLimits())

@@ -48,17 +48,21 @@ Usage:
 Every command takes -data DIR (or VIDGEN_DATA).
 `
 
-// serveUsageHeader opens `vidgen serve -h`; the flag list follows it.
-const serveUsageHeader = `Usage: vidgen serve [flags]
+// serveUsageHeader opens `vidgen serve -h`, with the captions' limits as `vidgen -h` gives them; the
+// flag list follows it.
+func serveUsageHeader() string {
+	return "Usage: vidgen serve [flags]\n\n" +
+		"Each flag can also be set by the environment variable in brackets; a flag beats its variable.\n" +
+		captionsUsage() + "\n"
+}
 
-Each flag can also be set by the environment variable in brackets; a flag beats its variable.
-
-`
+// captionsUsage is the line of the usage texts that gives the captions' limits.
+func captionsUsage() string { return fmt.Sprintf("Captions: %s.\n", captionLimits()) }
 
 // printUsage writes the command list and then serve's flags to w.
 func printUsage(w io.Writer) {
 	fmt.Fprint(w, usageText)
-	fmt.Fprintf(w, "Captions: %s.\n", captionLimits())
+	fmt.Fprint(w, captionsUsage())
 	fmt.Fprint(w, "\nserve flags:\n\n")
 	// Parsing -h prints serve's flag list (with each flag's variable) and nothing else.
 	parseServeFlags([]string{"-h"}, func(string) string { return "" }, &indented{w: w})
@@ -73,7 +77,7 @@ type indented struct {
 func (i *indented) Write(p []byte) (int, error) {
 	if !i.started {
 		i.started = true
-		if rest, ok := strings.CutPrefix(string(p), serveUsageHeader); ok {
+		if rest, ok := strings.CutPrefix(string(p), serveUsageHeader()); ok {
 			_, err := io.WriteString(i.w, rest)
 			return len(p), err
 		}
@@ -95,7 +99,7 @@ func addOpsFlags(fs *flag.FlagSet, cfg *config) {
 	fs.StringVar(&cfg.LogFormat, "log-format", "auto", "text, json, or auto: JSON when standard error is the systemd journal, else text")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", defaultMetricsAddr, "serve GET /metrics on this address (keep it private: loopback or an internal network), never on -addr; off for no metrics")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), serveUsageHeader)
+		fmt.Fprint(fs.Output(), serveUsageHeader())
 		fs.PrintDefaults()
 	}
 }
