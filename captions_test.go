@@ -305,3 +305,51 @@ func TestCaptionLimitsDocumented(t *testing.T) {
 		}
 	}
 }
+
+// TestCaptionWeight: a character the captions' font draws counts one toward the text on screen at
+// once, one it lacks missingGlyphWeight; real subtitles in scripts it lacks fit, and a file that
+// shows more such text at once than maxScreenWeight is a 400 that names the cue and the limit.
+func TestCaptionWeight(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		text string
+		want int
+	}{
+		{"Hello, world", 12},
+		{"Ελληνικά Кириллица עברית العربية Tiếng Việt", 43}, // scripts DejaVu Sans Bold draws
+		{"a\n\uFDD0b\uFDD1", 5},
+		{"字幕", 2 * missingGlyphWeight},
+		{"नमस्ते", 6 * missingGlyphWeight}, // its vowel signs and virama too
+		{"🍕", missingGlyphWeight},
+	} {
+		if got := cueWeight(c.text); got != c.want {
+			t.Errorf("cueWeight(%q) = %d, want %d", c.text, got, c.want)
+		}
+	}
+	cjk := fill("私たちは字幕を読みます、", 20) + "\n" + fill("今日はいい天気ですね。", 20)
+	hindi := fill("हम उपशीर्षक पढ़ते हैं। ", 42) + "\n" + fill("आज मौसम बहुत अच्छा है। ", 42)
+	every := func(d time.Duration) func(int) time.Duration {
+		return func(i int) time.Duration { return time.Duration(i) * d }
+	}
+	same := func(s string) func(int) string { return func(int) string { return s } }
+	for _, c := range []struct {
+		name, file string
+		want       string // a fragment of the error, or "" when accepted
+	}{
+		{"three CJK cues at once", srtCues(3, every(0), 2*time.Second, same(cjk)), ""},
+		{"two Hindi cues at once", srtCues(2, every(0), 2*time.Second, same(hindi)), ""},
+		{"CJK word by word, 4 at once", srtCues(60, every(time.Second/4), time.Second, same("字幕を読みます")), ""},
+		{"a cue of 161 CJK characters", srtCues(1, every(0), time.Second, same(strings.Repeat("字", 161))),
+			fmt.Sprintf("line 2: %d characters on screen at once, counting 25 for each one the captions' font lacks", 161*missingGlyphWeight)},
+		{"three Hindi cues at once", srtCues(3, every(0), 2*time.Second, same(hindi)), "line 12: "},
+		{"six cues of 27 emoji", srtCues(6, every(0), 2*time.Second, same(strings.Repeat("🍕", 27))), "the most is 4000, show fewer cues"},
+	} {
+		cues, err := parseCaptions([]byte(c.file))
+		if err == nil {
+			_, err = fitCaptions(cues, 20)
+		}
+		if c.want == "" && err != nil || c.want != "" && (err == nil || kindOf(err) != kindInvalid || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+	}
+}
