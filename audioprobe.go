@@ -26,12 +26,15 @@ type audioInfo struct {
 	Channels   int
 	SampleRate int
 	Duration   float64 // seconds
+	// Damaged is audio some of whose frames did not decode, which is left as it is: the render
+	// must encode what decodes of it, never copy it (damagedMark).
+	Damaged bool
 }
 
 // probeAudio reads and decodes the audio at path, of sniffed type typ, with one ffprobe restricted
 // to that demuxer and to local files. Bad or unsupported audio is a kindInvalid or kindUnsupported
 // error naming the audio part. An ADTS file some of whose frames did not decode is cut down to the
-// frames that did (keepDecoded).
+// frames that did, or marked Damaged when that cannot be done with certainty (mendADTS).
 //
 // The header's duration is a claim (an MP3 without a Xing header has it guessed from the first
 // frame's bitrate; a cut or damaged M4A keeps the whole file's), so the duration returned is what
@@ -108,14 +111,17 @@ func probeAudio(ctx context.Context, t tools, path, typ string) (audioInfo, erro
 		return audioInfo{}, badMedia("audio: the %s is truncated or damaged: only %.1f s of its %.1f s decode; upload the whole file",
 			typeName(typ), decoded, claimed)
 	}
-	if len(stderr.Bytes()) > 0 {
-		// Some frames did not decode: an ADTS stream, which the render may copy, keeps only those that did.
-		if err := keepDecoded(path, scan.packets); err != nil {
-			if kindOf(err) == kindInvalid {
-				return audioInfo{}, err
-			}
+	if len(stderr.Bytes()) > 0 && typ == typeAAC {
+		// Some frames did not decode: an ADTS stream, which the render may copy, keeps only those
+		// that did, or is encoded when that cannot be done with certainty.
+		copyable, err := mendADTS(path, scan.packets)
+		if kindOf(err) == kindInvalid {
+			return audioInfo{}, err
+		}
+		if err != nil {
 			return audioInfo{}, rewriteFailed(err, broken)
 		}
+		info.Damaged = !copyable
 	}
 	info.Duration = decoded
 	return info, nil

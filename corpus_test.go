@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -161,6 +162,12 @@ func TestCorpus(t *testing.T) {
 		// ADTS AAC whose last frame does not decode (damagedADTS), which a copy would carry into the video.
 		{name: "adts-aac-last-frame-flipped", audio: damagedADTSFile("flip")},
 		{name: "adts-aac-last-frame-cut", audio: damagedADTSFile("cut")},
+		// ADTS AAC with bytes that are no frame inside a frame, which ffprobe's packet positions
+		// then miscount: encoded, not copied.
+		{name: "adts-aac-zeros-inserted", audio: func(t testing.TB, dir string) string {
+			b := readFile(t, makeAudio(t, dir, "src.aac", "sine=f=440:d=5", "-c:a", "aac", "-f", "adts"))
+			return corpusFile(t, dir, "zeros.aac", slices.Concat(b[:30000], make([]byte, 500), b[30000:]))
+		}},
 		// More audio types.
 		{name: "flac", audio: audioRecipe("tone.flac", "sine=f=440:d=2")},
 		{name: "aiff", audio: audioRecipe("tone.aiff", "sine=f=440:d=2")},

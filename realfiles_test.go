@@ -5,9 +5,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
 	"math"
 	"os/exec"
-	"strings"
+	"slices"
 	"testing"
 
 	"vidgen/internal/aac"
@@ -67,34 +68,70 @@ func damagedADTSFile(how string) func(testing.TB, string) string {
 	return func(t testing.TB, dir string) string { return damagedADTS(t, dir, how) }
 }
 
-// damagedADTS makes a 2 s tone as an ADTS AAC file in dir and damages its last frame (with
-// "middle-", the middle one), whose header stays as it was: "flip" inverts its payload's bits
-// (ffmpeg: "channel element … is not allocated"), "cut" ends the file halfway through its payload,
-// as a recorder or copy that stopped there (ffmpeg: "Input buffer exhausted before END element").
+// damagedADTS makes a 2 s tone as an ADTS AAC file in dir and damages it as how says, each a class
+// of real file:
+//
+//   - "flip": the last frame's payload bits inverted, its header intact (ffmpeg: "channel element
+//     … is not allocated"); "middle-flip", the middle frame's;
+//   - "cut": the file ends halfway through its last frame's payload, as a recorder or copy that
+//     stopped there (ffmpeg: "Input buffer exhausted before END element");
+//   - "insert": 500 zero bytes inside the middle frame's payload, as a copy that wrote a block
+//     twice or a sector of zeros; ffmpeg's parser then reports the frames after it 500 bytes
+//     before where they are;
+//   - "delete": 100 bytes of the middle frame's payload gone, as a lost block;
+//   - "flip-40": 40 bytes inverted across the middle frame's end and the next one's header;
+//   - "garbage": 300 bytes that are no frame between two frames (no FF byte: no sync word);
+//   - "false-sync": the same, holding a frame header whose length reaches into the next frame.
 func damagedADTS(t testing.TB, dir, how string) string {
 	t.Helper()
 	b := readFile(t, makeAudio(t, dir, "tone.aac", "sine=f=440:d=2", "-c:a", "aac", "-f", "adts"))
 	frames := adtsFrameOffsets(t, b)
-	i := len(frames) - 1
-	if strings.HasPrefix(how, "middle-") {
-		i, how = len(frames)/2, strings.TrimPrefix(how, "middle-")
+	i := len(frames) / 2
+	if how == "flip" || how == "cut" {
+		i = len(frames) - 1
 	}
 	start, end := frames[i], len(b)
 	if i+1 < len(frames) {
 		end = frames[i+1]
 	}
 	payload := start + aac.HeaderLen(b[start:])
+	mid := payload + (end-payload)/2
+	garbage := make([]byte, 300)
+	for k := range garbage {
+		garbage[k] = byte(k*37%251) &^ 0x80 // never FF
+	}
 	switch how {
-	case "flip":
-		for p := payload; p < end; p++ {
-			b[p] ^= 0xff
-		}
+	case "flip", "middle-flip":
+		flipBytes(b[payload:end])
 	case "cut":
-		b = b[:payload+(end-payload)/2]
+		b = b[:mid]
+	case "insert":
+		b = slices.Concat(b[:mid], make([]byte, 500), b[mid:])
+	case "delete":
+		b = slices.Concat(b[:mid-50], b[mid+50:])
+	case "flip-40":
+		flipBytes(b[end-20 : end+20])
+	case "false-sync":
+		// A header of the stream's own format, 100 bytes into the garbage, whose frame ends 40
+		// bytes into the real frame after the garbage.
+		h := slices.Clone(b[:7])
+		n := len(garbage) - 100 + 40
+		h[3], h[4], h[5] = h[3]&^3|byte(n>>11), byte(n>>3), byte(n<<5)|h[5]&0x1F
+		copy(garbage[100:], h)
+		fallthrough
+	case "garbage":
+		b = slices.Concat(b[:end], garbage, b[end:])
 	default:
 		t.Fatalf("no ADTS damage %q", how)
 	}
 	return corpusFile(t, dir, "damaged-"+how+".aac", b)
+}
+
+// flipBytes inverts every bit of b.
+func flipBytes(b []byte) {
+	for k := range b {
+		b[k] ^= 0xff
+	}
 }
 
 // adtsFrameOffsets is where each frame of the ADTS stream b starts.
@@ -193,46 +230,99 @@ func TestMalformedEXIF(t *testing.T) {
 	})
 }
 
-// TestDamagedADTS: an ADTS AAC upload whose frames do not all decode is kept as the frames that do,
-// so the render's copy of it decodes cleanly to its end and lasts what the probe counted; a clean
-// one is not touched.
+// TestDamagedADTS: an ADTS AAC upload whose frames do not all decode renders to a video whose
+// sound decodes cleanly to its end and lasts what the probe counted, whatever the damage. When the
+// decoded frames are whole frames of a stream whose frames follow one another, the file is cut
+// down to them and copied; when bytes that are no frame broke the stream (inserted, deleted,
+// garbage), ffprobe's packet positions are not the file's, and the file is kept as it was and
+// encoded. A clean file is copied untouched.
 func TestDamagedADTS(t *testing.T) {
 	t.Parallel()
 	tl := tools{ffmpeg: "ffmpeg", ffprobe: "ffprobe"}
-	for _, how := range []string{"flip", "cut", "middle-flip", "id3-flip", "clean"} {
-		t.Run(how, func(t *testing.T) {
+	e := newTestEnv(t, nil)
+	// A server that encodes audio in segments of 0.6 s, 3 at once, as it does long audio on 3 cores.
+	inSegments := newTestEnv(t, nil, func(s *server) { s.renderer.minSegment, s.renderer.audioCores = 0.6, 3 })
+	img := writeFixture(t, "picture.png", encodePNG(t, corpusPicture))
+	for _, c := range []struct {
+		how    string
+		errors bool // ffmpeg reports errors decoding it
+		copied bool // copied (cut down to the frames that decode, if any did not); else kept whole and encoded
+		// segments: encoded in segments (segments.go), which are cut by the count of decoded samples
+		segments bool
+	}{
+		{"clean", false, true, false},
+		{"flip", true, true, false},
+		{"cut", true, true, false},
+		{"middle-flip", true, true, false},
+		{"id3-flip", true, true, false},
+		{"insert", true, false, false},
+		{"delete", true, false, false},
+		{"flip-40", true, false, false},
+		{"false-sync", true, false, false},
+		// ffmpeg's ADTS demuxer skips bytes with no sync word, and says nothing: as a clean file.
+		{"garbage", false, true, false},
+		{"insert", true, false, true},
+	} {
+		name, env := c.how, e
+		if c.segments {
+			name, env = c.how+"-in-segments", inSegments
+		}
+		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
 			var path string
-			switch how {
+			switch c.how {
 			case "clean":
 				path = makeAudio(t, dir, "tone.aac", "sine=f=440:d=2", "-c:a", "aac", "-f", "adts")
 			case "id3-flip":
 				path = corpusFile(t, dir, "id3.aac", append(id3Tag(), readFile(t, damagedADTS(t, dir, "flip"))...))
 			default:
-				path = damagedADTS(t, dir, how)
+				path = damagedADTS(t, dir, c.how)
 			}
-			before := readFile(t, path)
-			if how != "clean" && ffmpegErrors(t, path) == "" {
-				t.Fatal("the damaged fixture decodes cleanly; the case proves nothing")
+			upload := readFile(t, path)
+			if msg := ffmpegErrors(t, path); (msg != "") != c.errors {
+				t.Fatalf("decoding the fixture reports %q; want errors: %v", msg, c.errors)
 			}
-			info, err := probeAudio(t.Context(), tl, path, typeAAC)
+
+			// The probe, on a copy: the upload itself goes through the API below.
+			probed := corpusFile(t, dir, "probed.aac", upload)
+			info, err := probeAudio(t.Context(), tl, probed, typeAAC)
 			if err != nil {
 				t.Fatalf("probeAudio: %v", err)
 			}
-			if msg := ffmpegErrors(t, path); msg != "" {
-				t.Errorf("the accepted file does not decode cleanly:\n%s", msg)
+			after := readFile(t, probed)
+			if copied := audioArgs(audioCodecTag(info), Options{})[1] == "copy"; copied != c.copied {
+				t.Errorf("codec tag %q: copied %v, want %v", audioCodecTag(info), copied, c.copied)
 			}
-			if how == "clean" && !bytes.Equal(readFile(t, path), before) {
-				t.Error("a clean file was rewritten")
+			switch {
+			case !c.errors || !c.copied:
+				if !bytes.Equal(after, upload) {
+					t.Error("the file was rewritten")
+				}
+			default:
+				if msg := ffmpegErrors(t, probed); msg != "" {
+					t.Errorf("the file cut to its decoded frames does not decode cleanly:\n%s", msg)
+				}
+				// What the file holds now is what decoded: its frames, 1024 samples each, are the duration.
+				frames := len(adtsFrameOffsets(t, after))
+				if want := float64(frames*aacFrame) / float64(info.SampleRate); info.Duration != want {
+					t.Errorf("probe says %.4f s; the file holds %d frames, %.4f s", info.Duration, frames, want)
+				}
 			}
-			// What the file holds now is what decoded: its frames, 1024 samples each, are the duration.
-			frames := len(adtsFrameOffsets(t, readFile(t, path)))
-			if want := float64(frames*aacFrame) / float64(info.SampleRate); info.Duration != want {
-				t.Errorf("probe says %.4f s; the file holds %d frames, %.4f s", info.Duration, frames, want)
+
+			// The render: its audio decodes cleanly to its end and lasts what the probe counted.
+			key := env.newKey(t, name)
+			st := env.wait(t, key, env.mustSubmit(t, key, img, path), StatusCompleted)
+			video, _ := download(t, st["outputVideo"].(string))
+			out := writeFixture(t, "out.mp4", video)
+			if p := ffprobe(t, out); p.VideoCodec != "h264" || p.AudioCodec != "aac" {
+				t.Errorf("streams: %+v, want h264 + aac", p)
 			}
-			if got := decodedSeconds(t, path); math.Abs(got-info.Duration) > 1e-3 {
-				t.Errorf("the file decodes to %.4f s, the probe said %.4f s", got, info.Duration)
+			if msg := ffmpegErrors(t, out); msg != "" {
+				t.Errorf("the video does not decode cleanly:\n%s", msg)
+			}
+			if got := decodedSeconds(t, out); math.Abs(got-info.Duration) > 0.05 {
+				t.Errorf("the video's sound lasts %.3f s, the probe counted %.3f s", got, info.Duration)
 			}
 		})
 	}
@@ -243,14 +333,61 @@ func TestDamagedADTS(t *testing.T) {
 			d.add(i*10, 5) // a gap after every frame
 		}
 		path := writeFixture(t, "many.aac", make([]byte, (maxDecodedRuns+1)*10))
-		if err := keepDecoded(path, d); kindOf(err) != kindInvalid {
-			t.Errorf("keepDecoded: %v, want a 400", err)
+		if _, err := mendADTS(path, d); kindOf(err) != kindInvalid {
+			t.Errorf("mendADTS: %v, want a 400", err)
 		}
 	})
 }
 
-// TestKeepDecoded: runs move down in order and the file ends after the last; a position ffprobe
-// could not give leaves the file alone.
+// TestDecodedFrames: decoded packets are taken for the file's frames only when each run of them is
+// that many whole frames, of one format, of a stream whose frames follow one another from the
+// file's start (or its ID3 tag's end) to the last run's end.
+func TestDecodedFrames(t *testing.T) {
+	t.Parallel()
+	// Five frames of 10, 20, 30, 40 and 50 bytes, at 0, 10, 30, 60 and 100.
+	frame := func(n int) []byte {
+		return []byte{0xFF, 0xF1, 0x50, 0x80 | byte(n>>11)&3, byte(n >> 3), byte(n<<5) | 0x1F, 0xFC}
+	}
+	var stream []byte
+	for _, n := range []int{10, 20, 30, 40, 50} {
+		stream = append(stream, append(frame(n), make([]byte, n-7)...)...)
+	}
+	mono := slices.Clone(stream)
+	mono[60+3] ^= 0xC0 // frame 3 says one channel: another stream's, or damaged
+	tagged := append(append(id3Tag(), 0, 0, 0), stream...)
+	tag := int64(len(tagged) - len(stream))
+	inserted := slices.Concat(stream[:35], make([]byte, 10), stream[35:])
+	for _, c := range []struct {
+		name string
+		file []byte
+		add  [][2]int64 // each decoded packet's position and size
+		want bool
+	}{
+		{"all", stream, [][2]int64{{0, 10}, {10, 20}, {30, 30}, {60, 40}, {100, 50}}, true},
+		{"gaps", stream, [][2]int64{{10, 20}, {60, 40}}, true},
+		{"after-tag", tagged, [][2]int64{{tag + 10, 20}, {tag + 30, 30}}, true},
+		{"in-tag", tagged, [][2]int64{{0, 10}}, false},
+		{"mid-frame", stream, [][2]int64{{15, 15}}, false},
+		{"two-as-one", stream, [][2]int64{{10, 50}}, false},
+		{"one-as-two", stream, [][2]int64{{30, 10}, {40, 20}}, false},
+		{"past-the-end", stream, [][2]int64{{100, 60}}, false},
+		{"other-format", mono, [][2]int64{{30, 30}, {60, 40}}, false},
+		{"other-format-skipped", mono, [][2]int64{{30, 30}, {100, 50}}, true},
+		{"bytes-before", inserted, [][2]int64{{0, 10}, {10, 20}, {50, 30}}, false},
+		{"bytes-after-last", inserted, [][2]int64{{0, 10}, {10, 20}}, true},
+	} {
+		path := writeFixture(t, c.name, c.file)
+		d := &decodedPackets{}
+		for _, a := range c.add {
+			d.add(a[0], a[1])
+		}
+		if got, err := decodedFrames(path, d); err != nil || got != c.want {
+			t.Errorf("%s: %v, %v; want %v", c.name, got, err, c.want)
+		}
+	}
+}
+
+// TestKeepDecoded: runs move down in order and the file ends after the last.
 func TestKeepDecoded(t *testing.T) {
 	t.Parallel()
 	src := []byte("hhAAAAxxBBByyyCzz")
@@ -262,7 +399,6 @@ func TestKeepDecoded(t *testing.T) {
 		{"runs", [][2]int64{{2, 2}, {4, 2}, {8, 3}, {14, 1}}, "AAAABBBC"},
 		{"tail", [][2]int64{{0, 6}}, "hhAAAA"},
 		{"whole", [][2]int64{{0, 10}, {10, 7}}, string(src)},
-		{"no-position", [][2]int64{{2, 4}, {-1, 3}}, string(src)},
 	} {
 		path := writeFixture(t, c.name, src)
 		d := &decodedPackets{}
@@ -274,6 +410,17 @@ func TestKeepDecoded(t *testing.T) {
 		}
 		if got := string(readFile(t, path)); got != c.want {
 			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+	// A packet without a position, or before the one decoded before it, leaves nothing to cut by.
+	for name, add := range map[string][][2]int64{"no-position": {{2, 4}, {-1, 3}}, "out-of-order": {{8, 3}, {2, 4}}} {
+		d := &decodedPackets{}
+		for _, a := range add {
+			d.add(a[0], a[1])
+		}
+		path := writeFixture(t, name, src)
+		if copyable, err := mendADTS(path, d); copyable || err != nil || !bytes.Equal(readFile(t, path), src) {
+			t.Errorf("%s: mendADTS %v, %v, the file %q; want false, nil, untouched", name, copyable, err, readFile(t, path))
 		}
 	}
 }
@@ -303,6 +450,48 @@ func FuzzJPEGMetadata(f *testing.F) {
 		var twice bytes.Buffer
 		if _, err := copyWithoutMetadata(&twice, bufio.NewReader(bytes.NewReader(once.Bytes()))); err != nil || !bytes.Equal(once.Bytes(), twice.Bytes()) {
 			t.Fatalf("the copy of the copy differs (%v)", err)
+		}
+	})
+}
+
+// FuzzDecodedFrames feeds arbitrary bytes, and decoded packets at arbitrary places in them, to
+// decodedFrames: it never panics, and when it takes the packets for frames, the file keepDecoded
+// cuts down to them is ADTS frames of one format and nothing else.
+func FuzzDecodedFrames(f *testing.F) {
+	frame := []byte{0xFF, 0xF1, 0x50, 0x80, 0x01, 0x1F, 0xFC, 0, 0, 0, 0, 0} // 12 bytes
+	f.Add(slices.Concat(frame, frame, frame), uint16(0), uint16(12), uint16(24), uint16(12))
+	f.Add(slices.Concat(frame, []byte{1, 2}, frame), uint16(0), uint16(12), uint16(14), uint16(12))
+	f.Fuzz(func(t *testing.T, b []byte, pos1, size1, pos2, size2 uint16) {
+		path := writeFixture(t, "f.aac", b)
+		d := &decodedPackets{}
+		d.add(int64(pos1), int64(size1))
+		d.add(int64(pos2), int64(size2))
+		ok, err := decodedFrames(path, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok || d.unknown {
+			return
+		}
+		if err := keepDecoded(path, d); err != nil {
+			t.Fatal(err)
+		}
+		a := aac.NewReader(bytes.NewReader(readFile(t, path)))
+		var format []byte
+		for {
+			fr, err := a.Next()
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				t.Fatalf("the kept file: %v", err)
+			}
+			if format == nil {
+				format = slices.Clone(fr[:7])
+			}
+			if aac.Format(fr) != aac.Format(format) {
+				t.Fatal("the kept frames differ in format")
+			}
 		}
 	})
 }

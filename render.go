@@ -62,14 +62,25 @@ const (
 	setupShare = 2
 )
 
-// audioCodecTag records what the render needs to know about the audio: "codec/profile/channels/rate".
+// audioCodecTag records what the render needs to know about the audio: "codec/profile/channels/rate",
+// the codec followed by damagedMark for audio that must be encoded whatever its codec.
 func audioCodecTag(info audioInfo) string {
-	return fmt.Sprintf("%s/%s/%d/%d", info.Codec, info.Profile, info.Channels, info.SampleRate)
+	codec := info.Codec
+	if info.Damaged {
+		codec += damagedMark
+	}
+	return fmt.Sprintf("%s/%s/%d/%d", codec, info.Profile, info.Channels, info.SampleRate)
 }
+
+// damagedMark follows the codec in the codec tag of audio some of whose frames did not decode and
+// which is kept as it was uploaded (audioInfo.Damaged): a copy would carry the damage into the
+// video, an encode takes only what decodes.
+const damagedMark = "+damaged"
 
 // audioArgs returns the ffmpeg output options for the audio of a job whose codec tag is tag: a copy
 // when the audio already plays everywhere (AAC-LC, stereo or mono, at most 48 kHz; at exactly 48
-// kHz for a platform size, which the platforms' upload rules ask for), else AAC.
+// kHz for a platform size, which the platforms' upload rules ask for) and decodes cleanly (no
+// damagedMark), else AAC.
 func audioArgs(tag string, o Options) []string {
 	f := strings.Split(tag, "/")
 	for len(f) < 4 {

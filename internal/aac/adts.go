@@ -69,3 +69,11 @@ func HeaderLen(head []byte) int {
 	}
 	return 7
 }
+
+// Format is what the ADTS header head starts with (at least its first 7 bytes) says of its
+// stream: MPEG version, layer, CRC or not, profile, sample rate, channels, the bits beside them
+// that do not change in a stream, and how many AAC frames the ADTS frame holds. Every frame of one
+// stream has the same; a frame with another is damaged, or another stream's.
+func Format(head []byte) uint32 {
+	return uint32(head[1])<<24 | uint32(head[2])<<16 | uint32(head[3]&0xF0)<<8 | uint32(head[6]&3)
+}

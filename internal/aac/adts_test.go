@@ -70,7 +70,8 @@ func TestReader(t *testing.T) {
 
 // TestReaderEncoderOutput reads ffmpeg's AAC encoder's ADTS output (testdata/audio.aac: 2.5 s of
 // a 44.1 kHz tone): the frames are the encoder's, one of them the priming, the rest each
-// FrameSamples of the sound, and they cover the file.
+// FrameSamples of the sound, and they cover the file, each of the same Format (which a header that
+// says another channel count, rate or frame count has not).
 func TestReaderEncoderOutput(t *testing.T) {
 	t.Parallel()
 	b, err := os.ReadFile("testdata/audio.aac")
@@ -79,6 +80,7 @@ func TestReaderEncoderOutput(t *testing.T) {
 	}
 	a := NewReader(bytes.NewReader(b))
 	frames, total := 0, 0
+	var first []byte
 	for {
 		f, err := a.Next()
 		if err == io.EOF {
@@ -87,8 +89,21 @@ func TestReaderEncoderOutput(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if frames == 0 {
+			first = bytes.Clone(f[:7])
+		}
+		if Format(f) != Format(first) {
+			t.Fatalf("frame %d: format %08x, the first frame's %08x", frames, Format(f), Format(first))
+		}
 		frames++
 		total += len(f)
+	}
+	for name, change := range map[string][2]byte{"channels": {3, 0x40}, "rate": {2, 0x04}, "frames": {6, 0x01}} {
+		h := bytes.Clone(first)
+		h[change[0]] ^= change[1]
+		if Format(h) == Format(first) {
+			t.Errorf("%s changed: the same format", name)
+		}
 	}
 	// ffmpeg's encoder writes a priming frame, then ceil(2.5 s × 44100 / 1024) frames of sound.
 	if want := 1 + (110250+FrameSamples-1)/FrameSamples; frames != want || total != len(b) {
