@@ -166,57 +166,6 @@ func (s *server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// apiTime formats t as the API does: UTC, milliseconds, Z.
-func apiTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
-
-func strPtr(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
-}
-
-// statusBody is the body of GET /api/status/:jobId and of every webhook.
-type statusBody struct {
-	JobID           string    `json:"jobId"`
-	Status          JobStatus `json:"status"`
-	Progress        int       `json:"progress"`
-	EtaSeconds      *int      `json:"etaSeconds"`
-	OutputVideo     *string   `json:"outputVideo"`
-	OutputShareLink *string   `json:"outputShareLink"`
-	OutputThumbnail *string   `json:"outputThumbnail"`
-	ErrorMessage    *string   `json:"errorMessage"`
-	CreatedAt       string    `json:"createdAt"`
-	UpdatedAt       string    `json:"updatedAt"`
-	Options         Options   `json:"options"` // what the submission asked for, defaults filled in
-}
-
-// jobOutputs are a finished job's public URLs: the video, its share page and its poster (a JPEG of
-// the video's picture, the video's size).
-type jobOutputs struct{ video, share, thumbnail *string }
-
-// outputURLs are a COMPLETED job's outputs under the public base URL; all nil otherwise.
-func outputURLs(j Job, base string) jobOutputs {
-	if j.Status != StatusCompleted || j.OutputToken == "" {
-		return jobOutputs{}
-	}
-	v := base + "/v/" + j.OutputToken
-	return jobOutputs{strPtr(v + ".mp4"), strPtr(base + "/s/" + j.OutputToken), strPtr(v + ".jpg")}
-}
-
-// statusOf is the status body of a stored job under the public base URL. It is what a webhook
-// sends; a status poll of a PROCESSING job adds the live progress (see handleStatus).
-func statusOf(j Job, base string) statusBody {
-	b := statusBody{JobID: j.ID, Status: j.Status, ErrorMessage: strPtr(j.ErrorMessage),
-		CreatedAt: apiTime(j.CreatedAt), UpdatedAt: apiTime(j.UpdatedAt), Options: j.Options}
-	out := outputURLs(j, base)
-	b.OutputVideo, b.OutputShareLink, b.OutputThumbnail = out.video, out.share, out.thumbnail
-	if j.Status == StatusCompleted {
-		b.Progress = 100
-	}
-	return b
-}
-
 // jobIDParam returns the route's :jobId, or ErrNotFound when it cannot be a job id, so malformed ids
 // never reach the database.
 func jobIDParam(r *http.Request) (string, error) {
@@ -242,11 +191,7 @@ func (s *server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	b := statusOf(j, s.cfg.PublicURL)
-	if j.Status == StatusProcessing {
-		b.Progress, b.EtaSeconds = s.renderer.Progress(j.ID)
-	}
-	writeJSON(w, http.StatusOK, b)
+	writeJSON(w, http.StatusOK, statusOf(j, s.cfg.PublicURL, s.renderer.Progress))
 }
 
 type listItem struct {

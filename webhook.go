@@ -463,7 +463,7 @@ func (ws *webhookSender) attempt(ctx context.Context, d Delivery) {
 		ws.hold(d.ID)
 		return
 	}
-	body, err := json.Marshal(statusOf(j, ws.publicURL))
+	body, err := json.Marshal(statusOf(j, ws.publicURL, nil))
 	if err != nil {
 		ws.log.Error("webhook body", "delivery", d.ID, "err", err)
 		return

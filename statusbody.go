@@ -1,0 +1,63 @@
+package main
+
+import "time"
+
+// apiTime formats t as the API does: UTC, milliseconds, Z.
+func apiTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+func strPtr(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// statusBody is the body of GET /api/status/:jobId and of every webhook.
+type statusBody struct {
+	JobID           string    `json:"jobId"`
+	Status          JobStatus `json:"status"`
+	Progress        int       `json:"progress"`
+	EtaSeconds      *int      `json:"etaSeconds"`
+	OutputVideo     *string   `json:"outputVideo"`
+	OutputShareLink *string   `json:"outputShareLink"`
+	OutputThumbnail *string   `json:"outputThumbnail"`
+	ErrorMessage    *string   `json:"errorMessage"`
+	CreatedAt       string    `json:"createdAt"`
+	UpdatedAt       string    `json:"updatedAt"`
+	Options         Options   `json:"options"` // what the submission asked for, defaults filled in
+}
+
+// jobOutputs are a finished job's public URLs: the video, its share page and its poster (a JPEG of
+// the video's picture, the video's size).
+type jobOutputs struct{ video, share, thumbnail *string }
+
+// outputURLs are a COMPLETED job's outputs under the public base URL; all nil otherwise.
+func outputURLs(j Job, base string) jobOutputs {
+	if j.Status != StatusCompleted || j.OutputToken == "" {
+		return jobOutputs{}
+	}
+	v := base + "/v/" + j.OutputToken
+	return jobOutputs{strPtr(v + ".mp4"), strPtr(base + "/s/" + j.OutputToken), strPtr(v + ".jpg")}
+}
+
+// liveProgress reports a running job's progress in percent and its expected seconds to go (nil when
+// not known yet); the renderer's Progress is one.
+type liveProgress func(jobID string) (percent int, eta *int)
+
+// statusOf is the status body of the stored job j under the public base URL: what a status poll
+// answers and what a webhook sends, the one place either is built, so a receiver reads the same
+// fields a poll does. live, when not nil, gives a PROCESSING job's progress; a webhook, sent once
+// the job has ended, has none to give.
+func statusOf(j Job, base string, live liveProgress) statusBody {
+	b := statusBody{JobID: j.ID, Status: j.Status, ErrorMessage: strPtr(j.ErrorMessage),
+		CreatedAt: apiTime(j.CreatedAt), UpdatedAt: apiTime(j.UpdatedAt), Options: j.Options}
+	out := outputURLs(j, base)
+	b.OutputVideo, b.OutputShareLink, b.OutputThumbnail = out.video, out.share, out.thumbnail
+	switch {
+	case j.Status == StatusCompleted:
+		b.Progress = 100
+	case j.Status == StatusProcessing && live != nil:
+		b.Progress, b.EtaSeconds = live(j.ID)
+	}
+	return b
+}
