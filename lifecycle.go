@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 )
@@ -34,7 +35,7 @@ func (l *lifecycle) finish(ctx context.Context, id, keyID string, from JobStatus
 	if err != nil {
 		return Job{}, err
 	}
-	j, err := l.store.Transition(ctx, transition{JobID: id, KeyID: keyID, From: from, Outcome: o, DeliveryID: deliveryID})
+	j, err := l.store.Transition(ctx, transition{JobID: id, KeyID: keyID, From: from, Next: toward(o), DeliveryID: deliveryID})
 	if err != nil {
 		return Job{}, err
 	}
@@ -45,7 +46,7 @@ func (l *lifecycle) finish(ctx context.Context, id, keyID string, from JobStatus
 	if err := l.dirs.removeInputs(j.ID); err != nil {
 		l.log.Warn("remove inputs", "job", j.ID, "err", err)
 	}
-	if j.WebhookURL != "" && j.Status != StatusCancelled {
+	if owesWebhook(j) {
 		l.hooks.Notify()
 	}
 	return j, nil
@@ -130,4 +131,100 @@ func (l *lifecycle) expire(ctx context.Context, cutoff time.Time) (int, error) {
 	}
 	l.expiredBefore = cutoff
 	return n, nil
+}
+
+// The policies below decide where a job or a webhook delivery goes next. They are pure functions
+// of what is stored and what happened, so every store applies the same decisions.
+
+// Outcome is where a job goes next.
+type Outcome struct {
+	Status       JobStatus // COMPLETED, FAILED, CANCELLED, or PENDING to run the job again
+	OutputToken  string    // COMPLETED: names the output
+	ErrorMessage string    // FAILED: for the user
+	CountRetry   bool      // PENDING: the attempt counts against MaxAttempts (false for a shutdown)
+}
+
+// MaxAttempts is how many times a job is rendered before a passing failure becomes FAILED.
+const MaxAttempts = 3
+
+// nextAfter returns the job j, as stored, as outcome o leaves it: its state, retries, output token
+// and error message. A job to be run again that has had its MaxAttempts fails (see requeue).
+func nextAfter(j Job, o Outcome) (Job, error) {
+	switch o.Status {
+	case StatusPending:
+		var msg string
+		j.Status, j.Retries, msg = requeue(j.Retries, o.CountRetry)
+		if j.Status == StatusFailed {
+			j.ErrorMessage = msg
+		}
+	case StatusCompleted:
+		j.Status, j.OutputToken = StatusCompleted, o.OutputToken
+	case StatusFailed, StatusCancelled:
+		j.Status, j.ErrorMessage = o.Status, o.ErrorMessage
+	default:
+		return Job{}, fmt.Errorf("bad outcome %q", o.Status)
+	}
+	return j, nil
+}
+
+// requeue decides where a job that has had retries counted goes when its render is to run again:
+// PENDING, with one more retry counted when count says the attempt was the job's (a crash, a
+// passing failure; not a shutdown). Once that makes MaxAttempts it is FAILED instead, with the
+// message its owner reads, and its retries stay at MaxAttempts-1: the retries after the first try.
+func requeue(retries int, count bool) (JobStatus, int, string) {
+	if count {
+		retries++
+	}
+	if retries >= MaxAttempts {
+		return StatusFailed, MaxAttempts - 1, fmt.Sprintf("Rendering failed %d times for a passing reason (the renderer was interrupted); please submit the job again", MaxAttempts)
+	}
+	return StatusPending, retries, ""
+}
+
+// owesWebhook reports whether the job j, as it will be stored, is owed a webhook delivery: it has a
+// webhook URL and ended COMPLETED or FAILED (a job its owner cancelled is not announced).
+func owesWebhook(j Job) bool {
+	return j.WebhookURL != "" && (j.Status == StatusCompleted || j.Status == StatusFailed)
+}
+
+// toward is the decision a transition by outcome o hands the store: the job as nextAfter leaves it,
+// with its webhook delivery when owesWebhook says so.
+func toward(o Outcome) func(Job) (Job, bool, error) {
+	return func(j Job) (Job, bool, error) {
+		next, err := nextAfter(j, o)
+		if err != nil {
+			return Job{}, false, err
+		}
+		return next, owesWebhook(next), nil
+	}
+}
+
+// retrySchedule is the wait before each retry of a failed delivery (the first attempt is at once);
+// after the last one the delivery is given up. Each wait gets ±10% jitter.
+var retrySchedule = []time.Duration{
+	5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour,
+	10 * time.Hour, 14 * time.Hour, 20 * time.Hour, 24 * time.Hour,
+}
+
+// maxRetryAfter is the longest a receiver's Retry-After may put a delivery off.
+const maxRetryAfter = 24 * time.Hour
+
+// nextDelivery decides what follows attempt a at a delivery that had attempts before it: delivered
+// on a 2xx (no error); failed on 410 Gone or when the schedule is used up; otherwise pending at the
+// schedule's next wait after a, moved by jitter (in [0,1): 0.5 is none, 0 and 1 are ∓10%), or
+// after asked, up to maxRetryAfter, when the receiver answered 429 or 503 with a Retry-After
+// asking for longer (0: none).
+func nextDelivery(attempts int, a Attempt, asked time.Duration, jitter float64) (DeliveryState, time.Time) {
+	if a.Error == "" {
+		return DeliveryDelivered, time.Time{}
+	}
+	if a.StatusCode == http.StatusGone || attempts >= len(retrySchedule) {
+		return DeliveryFailed, time.Time{}
+	}
+	wait := retrySchedule[attempts]
+	wait += time.Duration((jitter*0.2 - 0.1) * float64(wait))
+	if (a.StatusCode == http.StatusTooManyRequests || a.StatusCode == http.StatusServiceUnavailable) && asked > wait {
+		wait = min(asked, maxRetryAfter)
+	}
+	return DeliveryPending, a.At.Add(wait)
 }

@@ -126,3 +126,112 @@ func TestRecoveryEndsJobWithWebhook(t *testing.T) {
 		t.Errorf("inputs of the failed job left: %v", files)
 	}
 }
+
+// TestRetryPolicy walks nextAfter through every outcome from every retry count, without a
+// database: a passing failure or a crash counts a retry and FAILS the job on its MaxAttempts-th
+// with the message its owner reads; a shutdown counts nothing; an end keeps what the job had.
+func TestRetryPolicy(t *testing.T) {
+	t.Parallel()
+	const exhausted = "Rendering failed 3 times for a passing reason (the renderer was interrupted); please submit the job again"
+	crash := Outcome{Status: StatusPending, CountRetry: true}
+	shutdown := Outcome{Status: StatusPending}
+	hook := "https://example.com/h"
+	cases := []struct {
+		name        string
+		retries     int
+		hook        string
+		o           Outcome
+		wantStatus  JobStatus
+		wantRetries int
+		wantMsg     string
+		wantToken   string
+		deliver     bool
+		wantErr     bool
+	}{
+		{"first crash", 0, hook, crash, StatusPending, 1, "", "", false, false},
+		{"second crash", 1, hook, crash, StatusPending, 2, "", "", false, false},
+		{"third crash fails", 2, hook, crash, StatusFailed, MaxAttempts - 1, exhausted, "", true, false},
+		{"third crash fails, no webhook", 2, "", crash, StatusFailed, MaxAttempts - 1, exhausted, "", false, false},
+		{"a count past the cap fails", 5, "", crash, StatusFailed, MaxAttempts - 1, exhausted, "", false, false},
+		{"shutdown counts nothing", 0, hook, shutdown, StatusPending, 0, "", "", false, false},
+		{"shutdown after two crashes", 2, hook, shutdown, StatusPending, 2, "", "", false, false},
+		{"a stored count at the cap fails even on shutdown", 3, "", shutdown, StatusFailed, MaxAttempts - 1, exhausted, "", false, false},
+		{"completed", 1, hook, Outcome{Status: StatusCompleted, OutputToken: "tok"}, StatusCompleted, 1, "", "tok", true, false},
+		{"completed, no webhook", 0, "", Outcome{Status: StatusCompleted, OutputToken: "tok"}, StatusCompleted, 0, "", "tok", false, false},
+		{"failed keeps the renderer's message", 2, hook, Outcome{Status: StatusFailed, ErrorMessage: "image: damaged"}, StatusFailed, 2, "image: damaged", "", true, false},
+		{"cancelled is not announced", 0, hook, Outcome{Status: StatusCancelled}, StatusCancelled, 0, "", "", false, false},
+		{"no such outcome", 0, hook, Outcome{Status: "LOST"}, "", 0, "", "", false, true},
+	}
+	for _, c := range cases {
+		j := Job{ID: "c0123456789abcdefghijklmn", KeyID: "k", Status: StatusProcessing, WebhookURL: c.hook, Retries: c.retries}
+		got, deliver, err := toward(c.o)(j)
+		if (err != nil) != c.wantErr {
+			t.Errorf("%s: error %v, want one: %v", c.name, err, c.wantErr)
+			continue
+		}
+		if c.wantErr {
+			continue
+		}
+		if got.Status != c.wantStatus || got.Retries != c.wantRetries || got.ErrorMessage != c.wantMsg ||
+			got.OutputToken != c.wantToken || deliver != c.deliver {
+			t.Errorf("%s: got %s retries %d %q token %q deliver %v, want %s retries %d %q token %q deliver %v", c.name,
+				got.Status, got.Retries, got.ErrorMessage, got.OutputToken, deliver,
+				c.wantStatus, c.wantRetries, c.wantMsg, c.wantToken, c.deliver)
+		}
+		if got.ID != j.ID || got.KeyID != j.KeyID || got.WebhookURL != j.WebhookURL {
+			t.Errorf("%s: the decision changed who the job is: %+v", c.name, got)
+		}
+	}
+}
+
+// TestDeliveryBackoff walks nextDelivery without a database or a receiver: the schedule's waits
+// in order, ±10% of jitter, 410 and the schedule's end give up, and a 429 or 503 may only put the
+// next attempt later, never beyond maxRetryAfter.
+func TestDeliveryBackoff(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	want := []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour,
+		10 * time.Hour, 14 * time.Hour, 20 * time.Hour, 24 * time.Hour}
+	fail := func(code int) Attempt { return Attempt{At: t0, StatusCode: code, Error: "HTTP " + fmt.Sprint(code)} }
+	for i, w := range want {
+		for _, c := range []struct {
+			jitter float64
+			wait   time.Duration
+		}{{0.5, w}, {0, w - w/10}, {1, w + w/10}} {
+			state, next := nextDelivery(i, fail(500), 0, c.jitter)
+			if state != DeliveryPending || !next.Equal(t0.Add(c.wait)) {
+				t.Errorf("after attempt %d, jitter %v: %s at +%v, want pending at +%v", i+1, c.jitter, state, next.Sub(t0), c.wait)
+			}
+		}
+	}
+	cases := []struct {
+		name      string
+		attempts  int
+		a         Attempt
+		asked     time.Duration
+		wantState DeliveryState
+		wantWait  time.Duration // after t0; 0 for none
+	}{
+		{"2xx delivered", 0, Attempt{At: t0, StatusCode: 204}, 0, DeliveryDelivered, 0},
+		{"2xx on the last attempt", len(want), Attempt{At: t0, StatusCode: 200}, 0, DeliveryDelivered, 0},
+		{"410 gives up at once", 0, fail(410), 0, DeliveryFailed, 0},
+		{"the schedule's end", len(want), fail(500), 0, DeliveryFailed, 0},
+		{"no response", 2, Attempt{At: t0, Error: "timeout"}, 0, DeliveryPending, 30 * time.Minute},
+		{"429 asks for longer", 0, fail(429), time.Hour, DeliveryPending, time.Hour},
+		{"503 asks for longer", 1, fail(503), time.Hour, DeliveryPending, time.Hour},
+		{"429 asks for less", 1, fail(429), time.Minute, DeliveryPending, 5 * time.Minute},
+		{"429 asks for too long", 0, fail(429), 72 * time.Hour, DeliveryPending, maxRetryAfter},
+		{"500 cannot ask", 0, fail(500), time.Hour, DeliveryPending, 5 * time.Second},
+		{"429 after the schedule's end", len(want), fail(429), time.Hour, DeliveryFailed, 0},
+	}
+	for _, c := range cases {
+		state, next := nextDelivery(c.attempts, c.a, c.asked, 0.5)
+		wantNext := time.Time{}
+		if c.wantWait != 0 {
+			wantNext = t0.Add(c.wantWait)
+		}
+		if state != c.wantState || !next.Equal(wantNext) {
+			t.Errorf("%s: %s at %v, want %s at %v", c.name, state, next, c.wantState, wantNext)
+		}
+	}
+}

@@ -149,29 +149,21 @@ func (s *Store) ClaimJob(ctx context.Context) (Job, error) {
 	return j, err
 }
 
-// Outcome is where a job goes next.
-type Outcome struct {
-	Status       JobStatus // COMPLETED, FAILED, CANCELLED, or PENDING to run the job again
-	OutputToken  string    // COMPLETED: names the output
-	ErrorMessage string    // FAILED: for the user
-	CountRetry   bool      // PENDING: the attempt counts against MaxAttempts (false for a shutdown)
-}
-
-// MaxAttempts is how many times a job is rendered before a passing failure becomes FAILED.
-const MaxAttempts = 3
-
-// transition is one change of a job's state, checked against the state it must be in.
+// transition is one change of a job's state, checked against the state it must be in. What the
+// change writes is the lifecycle's decision (Next); the store applies it.
 type transition struct {
 	JobID string
 	KeyID string    // when set, the job must belong to this key, else ErrJobNotFound
 	From  JobStatus // the state the job must be in: else ErrNotCancelable for PENDING, an error otherwise
-	Outcome
-	DeliveryID string // names the webhook delivery written when the job ends with a webhook URL
+	// Next returns the job as it must be stored, given it as stored, and whether its webhook
+	// delivery is written with it. It is called inside the transaction that read the job.
+	Next       func(Job) (next Job, deliver bool, err error)
+	DeliveryID string // names the webhook delivery written when Next says so
 }
 
-// Transition applies t in one transaction and returns the job as stored. A retry past MaxAttempts
-// becomes FAILED. When the job ends as COMPLETED or FAILED with a webhook URL, its delivery is
-// written in the same transaction, so a webhook is never lost nor sent for an end not recorded.
+// Transition applies t in one transaction and returns the job as stored: the job's new state, its
+// retries, output token and error message as t.Next decided them, and the webhook delivery when it
+// said so, in the same transaction, so a webhook is never lost nor sent for an end not recorded.
 func (s *Store) Transition(ctx context.Context, t transition) (Job, error) {
 	var j Job
 	err := s.tx(ctx, func(tx *sql.Tx) error {
@@ -189,25 +181,13 @@ func (s *Store) Transition(ctx context.Context, t transition) (Job, error) {
 			}
 			return fmt.Errorf("job %s is %s, not %s", j.ID, j.Status, t.From)
 		}
-		now := s.now().UTC()
-		j.UpdatedAt = now
-		switch t.Status {
-		case StatusPending:
-			if t.CountRetry {
-				j.Retries++
-			}
-			j.Status = StatusPending
-			if j.Retries >= MaxAttempts {
-				j.Status, j.ErrorMessage = StatusFailed, fmt.Sprintf("Rendering failed %d times for a passing reason (the renderer was interrupted); please submit the job again", MaxAttempts)
-				j.Retries = MaxAttempts - 1
-			}
-		case StatusCompleted:
-			j.Status, j.OutputToken = StatusCompleted, t.OutputToken
-		case StatusFailed, StatusCancelled:
-			j.Status, j.ErrorMessage = t.Status, t.ErrorMessage
-		default:
-			return fmt.Errorf("bad outcome %q", t.Status)
+		next, deliver, err := t.Next(j)
+		if err != nil {
+			return err
 		}
+		now := s.now().UTC()
+		j = next
+		j.UpdatedAt = now
 		var finished sql.NullInt64
 		if j.Status.Final() {
 			j.FinishedAt = now
@@ -219,7 +199,7 @@ func (s *Store) Transition(ctx context.Context, t transition) (Job, error) {
 		if err != nil {
 			return fmt.Errorf("update job: %w", err)
 		}
-		if j.WebhookURL == "" || (j.Status != StatusCompleted && j.Status != StatusFailed) {
+		if !deliver {
 			return nil
 		}
 		return insertDelivery(ctx, tx, t.DeliveryID, j, now)

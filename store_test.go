@@ -101,7 +101,7 @@ func TestTransition(t *testing.T) {
 					}
 				}
 				var err error
-				got, err = st.Transition(ctx, transition{JobID: j.ID, From: s.from, Outcome: s.o, DeliveryID: fmt.Sprintf("msg_%d", i)})
+				got, err = st.Transition(ctx, transition{JobID: j.ID, From: s.from, Next: toward(s.o), DeliveryID: fmt.Sprintf("msg_%d", i)})
 				if err != nil {
 					t.Fatalf("step %d: %v", i, err)
 				}
@@ -128,7 +128,7 @@ func TestTransitionRefusals(t *testing.T) {
 	st, alice := testStore(t)
 	bob := storeKey(t, st, "bob")
 	j := storeJob(t, st, alice, "", time.Now())
-	cancel := transition{JobID: j.ID, KeyID: bob.ID, From: StatusPending, Outcome: Outcome{Status: StatusCancelled}}
+	cancel := transition{JobID: j.ID, KeyID: bob.ID, From: StatusPending, Next: toward(Outcome{Status: StatusCancelled})}
 	if _, err := st.Transition(ctx, cancel); !errors.Is(err, ErrJobNotFound) {
 		t.Errorf("cancel by another key: %v, want ErrJobNotFound", err)
 	}
@@ -163,7 +163,7 @@ func TestClaimOrder(t *testing.T) {
 	if err != nil || first.ID != want[0] {
 		t.Fatalf("first claim %s %v, want %s", first.ID, err, want[0])
 	}
-	if _, err := st.Transition(ctx, transition{JobID: first.ID, From: StatusProcessing, Outcome: Outcome{Status: StatusPending, CountRetry: true}}); err != nil {
+	if _, err := st.Transition(ctx, transition{JobID: first.ID, From: StatusProcessing, Next: toward(Outcome{Status: StatusPending, CountRetry: true})}); err != nil {
 		t.Fatal(err)
 	}
 	for i, id := range want {
@@ -489,7 +489,7 @@ func TestPruneDeliveries(t *testing.T) {
 		if _, err := st.ClaimJob(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := st.Transition(ctx, transition{JobID: j.ID, From: StatusProcessing, Outcome: Outcome{Status: StatusCompleted, OutputToken: id}, DeliveryID: id}); err != nil {
+		if _, err := st.Transition(ctx, transition{JobID: j.ID, From: StatusProcessing, Next: toward(Outcome{Status: StatusCompleted, OutputToken: id}), DeliveryID: id}); err != nil {
 			t.Fatal(err)
 		}
 	}

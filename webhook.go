@@ -27,19 +27,11 @@ import (
 	"time"
 )
 
-// retrySchedule is the wait before each retry of a failed delivery (the first attempt is at once);
-// after the last one the delivery is given up. Each wait gets ±10% jitter.
-var retrySchedule = []time.Duration{
-	5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour,
-	10 * time.Hour, 14 * time.Hour, 20 * time.Hour, 24 * time.Hour,
-}
-
 const (
 	webhookTimeout   = 15 * time.Second
 	webhookMaxRead   = 64 << 10
 	webhookInFlight  = 8 // deliveries sent at once
 	webhookPerKey    = 2 // of which for one account: a slow receiver holds no more than these
-	maxRetryAfter    = 24 * time.Hour
 	webhookUserAgent = "vidgen-webhook/1"
 )
 
@@ -542,24 +534,14 @@ func (ws *webhookSender) record(ctx context.Context, d Delivery, a Attempt, resp
 	}
 }
 
-// nextStep decides what follows an attempt: delivered on a 2xx; failed on 410 Gone or when the
-// schedule is used up; otherwise pending at the next slot of the schedule, or later if the receiver
-// asked for that with Retry-After on a 429 or 503.
+// nextStep decides what follows attempt a at delivery d, as the lifecycle's schedule says, with
+// this sender's jitter and the wait the receiver asked for in Retry-After, if any.
 func (ws *webhookSender) nextStep(d Delivery, a Attempt, resp *http.Response) (DeliveryState, time.Time) {
-	if a.Error == "" {
-		return DeliveryDelivered, time.Time{}
+	var asked time.Duration
+	if resp != nil {
+		asked, _ = parseRetryAfter(resp.Header.Get("Retry-After"), ws.now())
 	}
-	if a.StatusCode == http.StatusGone || d.Attempts >= len(retrySchedule) {
-		return DeliveryFailed, time.Time{}
-	}
-	wait := retrySchedule[d.Attempts]
-	wait += time.Duration((ws.jitter()*0.2 - 0.1) * float64(wait))
-	if resp != nil && (a.StatusCode == http.StatusTooManyRequests || a.StatusCode == http.StatusServiceUnavailable) {
-		if ra, ok := parseRetryAfter(resp.Header.Get("Retry-After"), ws.now()); ok && ra > wait {
-			wait = min(ra, maxRetryAfter)
-		}
-	}
-	return DeliveryPending, a.At.Add(wait)
+	return nextDelivery(d.Attempts, a, asked, ws.jitter())
 }
 
 // parseRetryAfter reads a Retry-After header in either form: delay seconds or an HTTP date.
