@@ -63,6 +63,22 @@ func (l *lifecycle) logChange(j Job, from JobStatus) {
 	l.log.Info("job state changed", attrs...)
 }
 
+// claim hands the oldest PENDING job to a renderer: it is PROCESSING when claim returns it, or
+// ErrNotFound when no job waits.
+func (l *lifecycle) claim(ctx context.Context) (Job, error) {
+	j, err := l.store.ClaimJob(ctx, claiming())
+	if err != nil {
+		return Job{}, err
+	}
+	l.logChange(j, StatusPending)
+	return j, nil
+}
+
+// claiming is the change a claim makes: PENDING to PROCESSING, retries unchanged.
+func claiming() transition {
+	return transition{From: StatusPending, Next: toward(Outcome{Status: StatusProcessing})}
+}
+
 // cancel ends keyID's PENDING job id as CANCELLED.
 func (l *lifecycle) cancel(ctx context.Context, keyID, id string) (Job, error) {
 	return l.finish(ctx, id, keyID, StatusPending, Outcome{Status: StatusCancelled})
@@ -138,7 +154,7 @@ func (l *lifecycle) expire(ctx context.Context, cutoff time.Time) (int, error) {
 
 // Outcome is where a job goes next.
 type Outcome struct {
-	Status       JobStatus // COMPLETED, FAILED, CANCELLED, or PENDING to run the job again
+	Status       JobStatus // PROCESSING (claimed), COMPLETED, FAILED, CANCELLED, or PENDING to run it again
 	OutputToken  string    // COMPLETED: names the output
 	ErrorMessage string    // FAILED: for the user
 	CountRetry   bool      // PENDING: the attempt counts against MaxAttempts (false for a shutdown)
@@ -151,6 +167,8 @@ const MaxAttempts = 3
 // and error message. A job to be run again that has had its MaxAttempts fails (see requeue).
 func nextAfter(j Job, o Outcome) (Job, error) {
 	switch o.Status {
+	case StatusProcessing:
+		j.Status = StatusProcessing
 	case StatusPending:
 		var msg string
 		j.Status, j.Retries, msg = requeue(j.Retries, o.CountRetry)

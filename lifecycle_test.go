@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -128,7 +132,7 @@ func TestRecoveryEndsJobWithWebhook(t *testing.T) {
 }
 
 // TestRetryPolicy walks nextAfter through every outcome from every retry count, without a
-// database: a passing failure or a crash counts a retry and FAILS the job on its MaxAttempts-th
+// database: a claim changes the state alone; a passing failure or a crash counts a retry and FAILS the job on its MaxAttempts-th
 // with the message its owner reads; a shutdown counts nothing; an end keeps what the job had.
 func TestRetryPolicy(t *testing.T) {
 	t.Parallel()
@@ -148,6 +152,7 @@ func TestRetryPolicy(t *testing.T) {
 		deliver     bool
 		wantErr     bool
 	}{
+		{"claimed", 2, hook, Outcome{Status: StatusProcessing}, StatusProcessing, 2, "", "", false, false},
 		{"first crash", 0, hook, crash, StatusPending, 1, "", "", false, false},
 		{"second crash", 1, hook, crash, StatusPending, 2, "", "", false, false},
 		{"third crash fails", 2, hook, crash, StatusFailed, MaxAttempts - 1, exhausted, "", true, false},
@@ -233,5 +238,42 @@ func TestDeliveryBackoff(t *testing.T) {
 		if state != c.wantState || !next.Equal(wantNext) {
 			t.Errorf("%s: %s at %v, want %s at %v", c.name, state, next, c.wantState, wantNext)
 		}
+	}
+}
+
+// TestLifecycleClaim: a claim is the lifecycle's change like every other: the oldest PENDING job
+// becomes PROCESSING with its retries kept and no webhook owed, it has its log line, and a claim
+// with nothing waiting is ErrNotFound and changes nothing.
+func TestLifecycleClaim(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, k := testStore(t)
+	var logs bytes.Buffer
+	l := &lifecycle{store: st, log: slog.New(slog.NewTextHandler(&logs, nil)), rand: rand.Reader}
+	base := time.Now().Add(-time.Minute)
+	first := storeJob(t, st, k, "https://example.com/h", base)
+	if _, err := st.db.Exec(`UPDATE jobs SET retries = 1 WHERE id = ?`, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.claim(ctx)
+	if err != nil || got.ID != first.ID || got.Status != StatusProcessing || got.Retries != 1 {
+		t.Fatalf("claim: %s %s retries %d, %v; want %s PROCESSING retries 1", got.ID, got.Status, got.Retries, err, first.ID)
+	}
+	stored, err := st.JobByID(ctx, first.ID)
+	if err != nil || stored.Status != StatusProcessing || stored.Retries != 1 || !stored.FinishedAt.IsZero() || stored.UpdatedAt.Before(base) {
+		t.Errorf("stored %+v, %v", stored, err)
+	}
+	if n := deliveryCount(t, st, first.ID); n != 0 {
+		t.Errorf("a claim wrote %d deliveries", n)
+	}
+	if line := `msg="job state changed" job=` + first.ID + ` key=` + k.ID + ` from=PENDING status=PROCESSING retries=1`; !strings.Contains(logs.String(), line) {
+		t.Errorf("no line %q in\n%s", line, logs.String())
+	}
+	before := logs.Len()
+	if _, err := l.claim(ctx); !errors.Is(err, ErrNotFound) {
+		t.Errorf("claim with nothing pending: %v, want ErrNotFound", err)
+	}
+	if logs.Len() != before {
+		t.Errorf("a claim of nothing logged %s", logs.String()[before:])
 	}
 }

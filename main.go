@@ -302,7 +302,7 @@ func newServer(ctx context.Context, cfg config, log *slog.Logger, now func() tim
 	s.hooks = newWebhookSender(st, log, now, cfg.PublicURL, cfg.WebhookAllowPrivate, cfg.WebhookPorts, nil)
 	s.jobs = &lifecycle{store: st, dirs: dirs, hooks: s.hooks, log: log, rand: s.rand}
 	s.renderer = &renderer{
-		store: st, jobs: s.jobs, dirs: dirs, log: log, now: now, rand: s.rand, tools: s.tools, workers: cfg.Workers, pictures: s.pictures,
+		jobs: s.jobs, dirs: dirs, log: log, now: now, rand: s.rand, tools: s.tools, workers: cfg.Workers, pictures: s.pictures,
 		diskFree: diskFree, minFree: cfg.MinFree,
 		minSegment: defaultMinSegment, audioCores: runtime.NumCPU(),
 		wake: make(chan struct{}, 1), progress: map[string]*jobProgress{},

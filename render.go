@@ -104,8 +104,7 @@ func audioArgs(tag string, o Options) []string {
 
 // renderer runs PENDING jobs, oldest first, at most workers at a time, each in its own goroutine.
 type renderer struct {
-	store   *Store
-	jobs    *lifecycle // records how each render ended
+	jobs    *lifecycle // claims each job and records how its render ended
 	dirs    dataDir
 	log     *slog.Logger
 	now     func() time.Time
@@ -190,7 +189,7 @@ func (rd *renderer) loop(claimCtx, killCtx context.Context) {
 			default:
 				break claim
 			}
-			job, err := rd.store.ClaimJob(claimCtx)
+			job, err := rd.jobs.claim(claimCtx)
 			if err != nil {
 				<-slots
 				if !errors.Is(err, ErrNotFound) && claimCtx.Err() == nil {
@@ -198,7 +197,6 @@ func (rd *renderer) loop(claimCtx, killCtx context.Context) {
 				}
 				break
 			}
-			rd.jobs.logChange(job, StatusPending)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()

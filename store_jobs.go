@@ -135,20 +135,6 @@ func (s *Store) ListJobs(ctx context.Context, keyID string, f JobFilter) ([]Job,
 	return collect(ctx, s.db, "list jobs", scanJob, q, args...)
 }
 
-// ClaimJob moves the oldest PENDING job to PROCESSING and returns it, or ErrNotFound when none waits.
-// Jobs are taken by creation time across all keys, so a job put back after a crash keeps its place.
-func (s *Store) ClaimJob(ctx context.Context) (Job, error) {
-	var j Job
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		var err error
-		j, err = one(ctx, tx, "claim job", ErrNotFound, scanJob, `UPDATE jobs SET status = 'PROCESSING', updated_at = ?
-			WHERE id = (SELECT id FROM jobs WHERE status = 'PENDING' ORDER BY created_at, id LIMIT 1)
-			RETURNING `+jobColumns, ms(s.now()))
-		return err
-	})
-	return j, err
-}
-
 // transition is one change of a job's state, checked against the state it must be in. What the
 // change writes is the lifecycle's decision (Next); the store applies it.
 type transition struct {
@@ -168,43 +154,68 @@ func (s *Store) Transition(ctx context.Context, t transition) (Job, error) {
 	var j Job
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		j, err = one(ctx, tx, "get job", ErrJobNotFound, scanJob, `SELECT `+jobColumns+` FROM jobs WHERE id = ?`, t.JobID)
-		if err != nil {
-			return err
-		}
-		if t.KeyID != "" && j.KeyID != t.KeyID {
-			return ErrJobNotFound
-		}
-		if j.Status != t.From {
-			if t.From == StatusPending {
-				return ErrNotCancelable
-			}
-			return fmt.Errorf("job %s is %s, not %s", j.ID, j.Status, t.From)
-		}
-		next, deliver, err := t.Next(j)
-		if err != nil {
-			return err
-		}
-		now := s.now().UTC()
-		j = next
-		j.UpdatedAt = now
-		var finished sql.NullInt64
-		if j.Status.Final() {
-			j.FinishedAt = now
-			finished = sql.NullInt64{Int64: ms(now), Valid: true}
-		}
-		_, err = tx.ExecContext(ctx, `UPDATE jobs SET status = ?, output_token = ?, error_message = ?, retries = ?,
-			updated_at = ?, finished_at = ? WHERE id = ?`,
-			j.Status, nullString(j.OutputToken), nullString(j.ErrorMessage), j.Retries, ms(now), finished, j.ID)
-		if err != nil {
-			return fmt.Errorf("update job: %w", err)
-		}
-		if !deliver {
-			return nil
-		}
-		return insertDelivery(ctx, tx, t.DeliveryID, j, now)
+		j, err = s.apply(ctx, tx, t)
+		return err
 	})
 	return j, err
+}
+
+// ClaimJob applies t, a change from PENDING, to the oldest PENDING job in one transaction and
+// returns the job as stored, or ErrNotFound when none waits. Jobs are taken by creation time across
+// all keys, so a job put back after a crash keeps its place.
+func (s *Store) ClaimJob(ctx context.Context, t transition) (Job, error) {
+	var j Job
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		t.JobID, err = one(ctx, tx, "claim job", ErrNotFound, scanString,
+			`SELECT id FROM jobs WHERE status = 'PENDING' ORDER BY created_at, id LIMIT 1`)
+		if err != nil {
+			return err
+		}
+		j, err = s.apply(ctx, tx, t)
+		return err
+	})
+	return j, err
+}
+
+// apply makes the change t in tx and returns the job as stored.
+func (s *Store) apply(ctx context.Context, tx *sql.Tx, t transition) (Job, error) {
+	j, err := one(ctx, tx, "get job", ErrJobNotFound, scanJob, `SELECT `+jobColumns+` FROM jobs WHERE id = ?`, t.JobID)
+	if err != nil {
+		return Job{}, err
+	}
+	if t.KeyID != "" && j.KeyID != t.KeyID {
+		return Job{}, ErrJobNotFound
+	}
+	if j.Status != t.From {
+		if t.From == StatusPending {
+			return Job{}, ErrNotCancelable
+		}
+		return Job{}, fmt.Errorf("job %s is %s, not %s", j.ID, j.Status, t.From)
+	}
+	j, deliver, err := t.Next(j)
+	if err != nil {
+		return Job{}, err
+	}
+	now := s.now().UTC()
+	j.UpdatedAt = now
+	var finished sql.NullInt64
+	if j.Status.Final() {
+		j.FinishedAt = now
+		finished = sql.NullInt64{Int64: ms(now), Valid: true}
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE jobs SET status = ?, output_token = ?, error_message = ?, retries = ?,
+		updated_at = ?, finished_at = ? WHERE id = ?`,
+		j.Status, nullString(j.OutputToken), nullString(j.ErrorMessage), j.Retries, ms(now), finished, j.ID)
+	if err != nil {
+		return Job{}, fmt.Errorf("update job: %w", err)
+	}
+	if deliver {
+		if err := insertDelivery(ctx, tx, t.DeliveryID, j, now); err != nil {
+			return Job{}, err
+		}
+	}
+	return j, nil
 }
 
 // ProcessingJobs returns the jobs marked PROCESSING. At start-up these are the ones a dead process

@@ -96,7 +96,7 @@ func TestTransition(t *testing.T) {
 			var got Job
 			for i, s := range c.steps {
 				if s.from == StatusProcessing {
-					if _, err := st.ClaimJob(ctx); err != nil {
+					if _, err := st.ClaimJob(ctx, claiming()); err != nil {
 						t.Fatalf("step %d: claim: %v", i, err)
 					}
 				}
@@ -132,7 +132,7 @@ func TestTransitionRefusals(t *testing.T) {
 	if _, err := st.Transition(ctx, cancel); !errors.Is(err, ErrJobNotFound) {
 		t.Errorf("cancel by another key: %v, want ErrJobNotFound", err)
 	}
-	if _, err := st.ClaimJob(ctx); err != nil {
+	if _, err := st.ClaimJob(ctx, claiming()); err != nil {
 		t.Fatal(err)
 	}
 	cancel.KeyID = alice.ID
@@ -142,7 +142,7 @@ func TestTransitionRefusals(t *testing.T) {
 	if _, err := st.Transition(ctx, transition{JobID: "c000000000000000000000000", From: StatusProcessing}); !errors.Is(err, ErrJobNotFound) {
 		t.Errorf("unknown job: %v", err)
 	}
-	if _, err := st.ClaimJob(ctx); !errors.Is(err, ErrNotFound) {
+	if _, err := st.ClaimJob(ctx, claiming()); !errors.Is(err, ErrNotFound) {
 		t.Errorf("claim with nothing pending: %v, want ErrNotFound", err)
 	}
 }
@@ -159,7 +159,7 @@ func TestClaimOrder(t *testing.T) {
 		k := storeKey(t, st, fmt.Sprintf("k%d", i))
 		want = append(want, storeJob(t, st, k, "", base.Add(time.Duration(i)*time.Second)).ID)
 	}
-	first, err := st.ClaimJob(ctx)
+	first, err := st.ClaimJob(ctx, claiming())
 	if err != nil || first.ID != want[0] {
 		t.Fatalf("first claim %s %v, want %s", first.ID, err, want[0])
 	}
@@ -167,7 +167,7 @@ func TestClaimOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, id := range want {
-		j, err := st.ClaimJob(ctx)
+		j, err := st.ClaimJob(ctx, claiming())
 		if err != nil || j.ID != id {
 			t.Errorf("claim %d: %s %v, want %s", i, j.ID, err, id)
 		}
@@ -486,7 +486,7 @@ func TestPruneDeliveries(t *testing.T) {
 	st, k := testStore(t)
 	end := func(j Job, id string) {
 		t.Helper()
-		if _, err := st.ClaimJob(ctx); err != nil {
+		if _, err := st.ClaimJob(ctx, claiming()); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := st.Transition(ctx, transition{JobID: j.ID, From: StatusProcessing, Next: toward(Outcome{Status: StatusCompleted, OutputToken: id}), DeliveryID: id}); err != nil {
