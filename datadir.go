@@ -15,7 +15,9 @@ import (
 //	vidgen.db, vidgen.lock     the database and the lock a running serve holds
 //	inputs/JOBID.image|.audio|.captions  a job's uploads, until the job ends
 //	outputs/TOKEN.mp4|.jpg     a finished job's video and poster
-//	tmp/                       uploads being received and renders in progress
+//	tmp/upload-*               an upload being received (uploadScratch); heif-convert's
+//	                           pictures of one go in a directory beside it (heifToPNG)
+//	tmp/render-JOBID-*/        one render's intermediate files (renderScratch)
 //
 // Nothing in the database names a path: every file is found from a job's id or output token, so
 // the directory can be moved, copied or restored from a backup and every job in it still renders.
@@ -188,6 +190,17 @@ func (d dataDir) removeOutputs(token string) (int, error) {
 		}
 	}
 	return n, errors.Join(errs...)
+}
+
+// uploadScratch creates a new, empty file in tmp/ for an upload being received. The caller closes
+// it and moves it to the job's inputs or removes it; one a crash leaves is emptyTmp's.
+func (d dataDir) uploadScratch() (*os.File, error) { return os.CreateTemp(d.tmp(), "upload-*") }
+
+// renderScratch creates a new, empty directory in tmp/ for one render of job jobID, whose
+// intermediate files the render names inside it; the job's id in its name says whose it is. The
+// caller removes it; one a crash leaves is emptyTmp's.
+func (d dataDir) renderScratch(jobID string) (string, error) {
+	return os.MkdirTemp(d.tmp(), "render-"+jobID+"-")
 }
 
 // emptyTmp deletes everything in tmp/: partial uploads and renders of a process that died. It runs

@@ -277,3 +277,52 @@ func TestLifecycleClaim(t *testing.T) {
 		t.Errorf("a claim of nothing logged %s", logs.String()[before:])
 	}
 }
+
+// TestScratchPaths: uploads being received and renders in progress get their files from the data
+// directory, inside its tmp/, each new one apart from the others and private to the service's user;
+// the start-up's emptyTmp takes whatever a crash left there.
+func TestScratchPaths(t *testing.T) {
+	t.Parallel()
+	d, err := openDataDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = "c0123456789abcdefghijklmn"
+	var made []string
+	for range 2 {
+		f, err := d.uploadScratch()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		dir, err := d.renderScratch(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(filepath.Base(dir), "render-"+id+"-") {
+			t.Errorf("render scratch %s does not name job %s", dir, id)
+		}
+		made = append(made, f.Name(), dir)
+	}
+	seen := map[string]bool{}
+	for _, p := range made {
+		fi, err := os.Stat(p)
+		if err != nil || filepath.Dir(p) != d.tmp() || seen[p] {
+			t.Errorf("scratch %s (%v): want a new path in %s", p, err, d.tmp())
+			continue
+		}
+		seen[p] = true
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("scratch %s is %v: others may read it", p, fi.Mode().Perm())
+		}
+	}
+	if err := os.WriteFile(filepath.Join(made[1], "clip.mp4"), []byte("partial"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.emptyTmp(); err != nil {
+		t.Fatal(err)
+	}
+	if left, err := os.ReadDir(d.tmp()); err != nil || len(left) != 0 {
+		t.Errorf("after emptyTmp, tmp/ holds %v (%v)", left, err)
+	}
+}

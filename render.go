@@ -330,7 +330,7 @@ func (rd *renderer) renderFiles(ctx context.Context, job Job) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	tmp, err := os.MkdirTemp(rd.dirs.tmp(), "render-"+job.ID+"-")
+	tmp, err := rd.dirs.renderScratch(job.ID)
 	if err != nil {
 		return "", fmt.Errorf("render dir: %w", err)
 	}

@@ -260,7 +260,7 @@ func (s *server) saveUpload(p io.Reader, name string) (*upload, error) {
 	if name == "captions" {
 		limit, unit = maxCaptionsSize, "MB of text"
 	}
-	f, err := os.CreateTemp(s.dirs.tmp(), "upload-*")
+	f, err := s.dirs.uploadScratch()
 	if diskFull(err) {
 		return nil, lowDisk(err) // no room, or no inode, for the file
 	}
