@@ -337,34 +337,12 @@ func (rd *renderer) renderFiles(ctx context.Context, job Job) (string, error) {
 	defer os.RemoveAll(tmp)
 	clip, poster, video := filepath.Join(tmp, "clip.mp4"), filepath.Join(tmp, "poster.jpg"), filepath.Join(tmp, "video.mp4")
 
-	clipEst, muxEst := renderEstimates(job, image)
 	if job.Options.moving() {
 		if err := rd.renderMoving(ctx, job, image, audio, tmp, poster, video); err != nil {
 			return "", err
 		}
-	} else if a := audioArgs(job.AudioCodec, job.Options); a[1] != "copy" {
-		// The audio must be encoded: that and the picture step run side by side, then a copy mux.
-		if err := rd.renderSideBySide(ctx, job, image, audio, tmp, poster, video, max(clipEst, muxEst)); err != nil {
-			return "", err
-		}
-	} else {
-		clipEnd := min(setupShare+int(float64(100-setupShare)*clipEst/(clipEst+muxEst)), 90)
-		rd.startStep(job.ID, setupShare, clipEnd, clipEst)
-		c, err := rd.makeClip(ctx, job, image, poster)
-		if err != nil {
-			return "", err
-		}
-		if err := rd.checkBudget(job, c.Size(), audio); err != nil {
-			return "", err
-		}
-		if err := writeClipFile(clip, c); err != nil {
-			return "", err
-		}
-		rd.startStep(job.ID, clipEnd, 100, muxEst)
-		args := muxArgs(job, audio, clip, video)
-		if err := rd.runWatched(ctx, job.ID, job.AudioDuration, args); err != nil {
-			return "", rd.stepFailed(ctx, err, job, inputAudio, args)
-		}
+	} else if err := rd.renderStill(ctx, job, image, audio, tmp, clip, poster, video); err != nil {
+		return "", err
 	}
 	for src, dst := range map[string]string{video: rd.dirs.output(token, "mp4"), poster: rd.dirs.output(token, "jpg")} {
 		if err := syncFile(src); err != nil {

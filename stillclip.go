@@ -21,9 +21,9 @@ import (
 const clipLookahead = 10
 
 // newStillClip is the clip of frames frames at fps frames a second made from stream, x264's
-// Annex B output for a still picture (see h264.NewStillClip). A stream it cannot extend (an
-// h264.ErrUnsupported: x264 as the clip step runs it writes none) fails the render like any
-// other fault of the server's tools.
+// Annex B output for a still picture (see h264.NewStillClip). A stream it cannot extend is an
+// error that wraps h264.ErrUnsupported: x264 as the clip step runs it writes none today, and
+// renderStill then encodes every frame instead.
 func newStillClip(stream []byte, frames, fps int) (*h264.StillClip, error) {
 	c, err := h264.NewStillClip(stream, frames, fps)
 	if err != nil {

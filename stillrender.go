@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"errors"
+
+	"vidgen/internal/h264"
+)
+
+// A still picture's video is the clip (stillclip.go) repeated under the audio. The clip's frames
+// after the keyframe are vidgen's own, written for the stream x264 makes today; should a later x264
+// make one h264.NewStillClip cannot extend (other defaults, say), the job still completes: its
+// video is encoded the plain way, every frame by x264, as a moving picture's is, and the log says
+// why. That is correct and slower: a 1080p JPEG over 60 s of MP3 took 9.3-11.9 s instead of
+// 0.9-1.4 s on a loaded 2-core machine (bench/render.sh), well inside the render's timeout.
+
+// renderStill makes a still picture's video at video and its poster at poster from image and
+// audio, working in tmp (clip is where the copy path writes the clip): by renderSideBySide when the
+// audio must be encoded, by renderCopied when it is copied. When the clip step's x264 stream is one
+// the clip writer refuses (h264.ErrUnsupported), it logs why and renders by renderMoving instead.
+// Any other error (a disk, a kill, a bad input) is returned as it came.
+func (rd *renderer) renderStill(ctx context.Context, job Job, image, audio, tmp, clip, poster, video string) error {
+	clipEst, muxEst := renderEstimates(job, image)
+	var err error
+	if a := audioArgs(job.AudioCodec, job.Options); a[1] != "copy" {
+		// The audio must be encoded: that and the picture step run side by side, then a copy mux.
+		err = rd.renderSideBySide(ctx, job, image, audio, tmp, poster, video, max(clipEst, muxEst))
+	} else {
+		err = rd.renderCopied(ctx, job, image, audio, clip, poster, video, clipEst, muxEst)
+	}
+	if !errors.Is(err, h264.ErrUnsupported) || ctx.Err() != nil {
+		return err
+	}
+	rd.log.Warn("the still clip writer cannot extend x264's stream, encoding every frame instead (slower)",
+		"job", job.ID, "err", err)
+	return rd.renderMoving(ctx, job, image, audio, tmp, poster, video)
+}
+
+// renderCopied makes the video of a job whose audio is copied: the clip from image (and the poster),
+// written to clip, then repeated by ffmpeg under the audio. clipEst and muxEst are the two steps'
+// expected seconds (renderEstimates).
+func (rd *renderer) renderCopied(ctx context.Context, job Job, image, audio, clip, poster, video string, clipEst, muxEst float64) error {
+	clipEnd := min(setupShare+int(float64(100-setupShare)*clipEst/(clipEst+muxEst)), 90)
+	rd.startStep(job.ID, setupShare, clipEnd, clipEst)
+	c, err := rd.makeClip(ctx, job, image, poster)
+	if err != nil {
+		return err
+	}
+	if err := rd.checkBudget(job, c.Size(), audio); err != nil {
+		return err
+	}
+	if err := writeClipFile(clip, c); err != nil {
+		return err
+	}
+	rd.startStep(job.ID, clipEnd, 100, muxEst)
+	args := muxArgs(job, audio, clip, video)
+	if err := rd.runWatched(ctx, job.ID, job.AudioDuration, args); err != nil {
+		return rd.stepFailed(ctx, err, job, inputAudio, args)
+	}
+	return nil
+}
