@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"vidgen/internal/captions"
+	"vidgen/internal/captions/captionstest"
 )
 
 func init() {
@@ -19,25 +22,25 @@ func init() {
 }
 
 // worstCaptions is an SRT for audio of the given seconds as costly as the limits allow: the most
-// cues the audio's length takes, maxCuesOnScreen of them on screen at every moment, each with the
+// cues the audio's length takes, captions.MaxCuesOnScreen of them on screen at every moment, each with the
 // text text(i).
 func worstCaptions(seconds float64, text func(i int) string) []byte {
-	n := max(minCuesPerFile, int(seconds*maxCuesPerMinute/60))
+	n := max(captions.MinCuesPerFile, int(seconds*captions.MaxCuesPerMinute/60))
 	step := time.Duration(seconds * float64(time.Second) / float64(n))
-	return []byte(srtCues(n, func(i int) time.Duration { return time.Duration(i) * step }, maxCuesOnScreen*step, text))
+	return []byte(captionstest.SRT(n, func(i int) time.Duration { return time.Duration(i) * step }, captions.MaxCuesOnScreen*step, text))
 }
 
 // randomCue is a cue's text of random characters of pool and spaces (about one in seven), as much
-// as the limits let each of maxCuesOnScreen cues on screen together hold: maxCueRunes characters,
-// and its share of maxScreenWeight. Random text is the worst case: no two glyphs alike.
+// as the limits let each of captions.MaxCuesOnScreen cues on screen together hold: captions.MaxCueRunes characters,
+// and its share of captions.MaxScreenWeight. Random text is the worst case: no two glyphs alike.
 func randomCue(rng *rand.Rand, pool []rune) string {
 	var b strings.Builder
-	for n, w := 0, 0; n < maxCueRunes; n++ {
+	for n, w := 0, 0; n < captions.MaxCueRunes; n++ {
 		r := ' '
-		if n > 0 && n < maxCueRunes-1 && rng.IntN(7) > 0 || n == 0 {
+		if n > 0 && n < captions.MaxCueRunes-1 && rng.IntN(7) > 0 || n == 0 {
 			r = pool[rng.IntN(len(pool))]
 		}
-		if w += cueWeight(string(r)); w > maxScreenWeight/maxCuesOnScreen {
+		if w += captions.Weight(string(r)); w > captions.MaxScreenWeight/captions.MaxCuesOnScreen {
 			break
 		}
 		b.WriteRune(r)
@@ -108,14 +111,14 @@ func TestE2ECaptionsCost(t *testing.T) {
 	latin := append(runes('a', 'z'), runes('A', 'Z')...)
 	arabic := runes('\u0621', '\u064a') // a few of its letters the font lacks
 	cjk, devanagari, emoji := runes('\u4e00', '\u9fff'), runes('\u0905', '\u094d'), runes('\U0001f300', '\U0001f64f')
-	stacked := strings.Repeat("e"+strings.Repeat("\u0301", maxMarksOnOne)+" ", maxCueMarks/maxMarksOnOne)
+	stacked := strings.Repeat("e"+strings.Repeat("\u0301", captions.MaxMarksOnOne)+" ", captions.MaxCueMarks/captions.MaxMarksOnOne)
 	pools := map[string][]rune{
 		"latin": latin, "arabic": arabic, "cjk": cjk, "devanagari": devanagari, "emoji": emoji,
 		"mixed": slices.Concat(latin, arabic, cjk, devanagari, emoji),
 	}
 	texts := map[string]func(rng *rand.Rand) string{
 		"marks": func(*rand.Rand) string {
-			return stacked + fill("WWWWWWW ", maxCueRunes-utf8.RuneCountInString(stacked))
+			return stacked + captionstest.Fill("WWWWWWW ", captions.MaxCueRunes-utf8.RuneCountInString(stacked))
 		},
 	}
 	for name, pool := range pools {

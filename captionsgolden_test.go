@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"vidgen/internal/captions"
+	"vidgen/internal/captions/captionstest"
 )
 
 var updateCaptionScripts = flag.Bool("update-captions", false, "rewrite testdata/captions/*.ass from the current code")
@@ -15,11 +18,11 @@ var updateCaptionScripts = flag.Bool("update-captions", false, "rewrite testdata
 // captionsRefusal is the error the service gives a captions file and audio of the given length:
 // the file's parse, or its fitting to the audio.
 func captionsRefusal(file string, audioSeconds float64) error {
-	cues, err := parseCaptions([]byte(file))
+	cues, err := captions.Parse([]byte(file))
 	if err == nil {
-		_, err = fitCaptions(cues, audioSeconds)
+		_, err = captions.Fit(cues, audioSeconds)
 	}
-	return err
+	return invalidCaptions(err)
 }
 
 // captionScript is the ASS script a render writes for a captions file, audio of the given length
@@ -29,9 +32,9 @@ func captionScript(t testing.TB, file string, audioSeconds float64, f frameSize,
 	if err := captionsRefusal(file, audioSeconds); err != nil {
 		t.Fatalf("the captions are refused: %v", err)
 	}
-	cues, _ := parseCaptions([]byte(file))
-	cues, _ = fitCaptions(cues, audioSeconds)
-	return assScript(cues, f, o)
+	cues, _ := captions.Parse([]byte(file))
+	cues, _ = captions.Fit(cues, audioSeconds)
+	return captions.Script(cues, captionLayout(f, o))
 }
 
 // TestCaptionScriptGolden: the ASS script written for normal and hostile captions files, in
@@ -59,7 +62,7 @@ func TestCaptionScriptGolden(t *testing.T) {
 			"intro\n00:00.500 --> 00:01.250 align:start line:0\n<v Bob>Hello</v> &amp; <c.loud>welcome</c> &lt;i&gt;\n\n" +
 			"01:00:02.000 --> 01:00:03.000\nLater\n\n00:01.000 --> 00:02.000\n<i>over\nlines</i> &#x7B;\\N&#x7D;\n",
 			3700, frameSize{1080, 1920}, with("portrait", "bars")},
-		{"injection", scriptInjection("&#13;") + "\n" + strings.TrimPrefix(scriptInjection("&#10;"), "WEBVTT\n"),
+		{"injection", captionstest.ScriptInjection("&#13;") + "\n" + strings.TrimPrefix(captionstest.ScriptInjection("&#10;"), "WEBVTT\n"),
 			2.5, frameSize{320, 240}, with("original", "line")},
 		{"controls", "1\n00:00:00,000 --> 00:00:01,000\na\tb\vc\fd\u0085e\u2028f\u2029g|\x01\x07\x1b[31m\x7f\u0080\u009b|end\nline two {\\b1}\\h\n\n" +
 			"2\n00:00:00,000 --> 00:00:01,000\n\uFDD2a\uFDD3 <B>b</B> \\\\N {}\n",
@@ -89,7 +92,7 @@ func TestCaptionScriptGolden(t *testing.T) {
 func TestCaptionRefusalsGolden(t *testing.T) {
 	t.Parallel()
 	at := func(n int, dur time.Duration, text string) string {
-		return srtCues(n, func(int) time.Duration { return 0 }, dur, func(int) string { return text })
+		return captionstest.SRT(n, func(int) time.Duration { return 0 }, dur, func(int) string { return text })
 	}
 	cases := []struct {
 		name  string
@@ -104,16 +107,16 @@ func TestCaptionRefusalsGolden(t *testing.T) {
 		{"long bad time", "1\n" + strings.Repeat("9", 300) + " --> 00:00:04,000\nbad\n", 5},
 		{"ends before it starts", "\n\n1\n00:00:05,000 --> 00:00:02,000\nx\n", 5},
 		{"past 99 hours", "1\n99:59:59,000 --> 100:00:00,000\nlate\n", 5},
-		{"301 characters", at(1, time.Second, fill("WWWWWWW ", 301)), 5},
+		{"301 characters", at(1, time.Second, captionstest.Fill("WWWWWWW ", 301)), 5},
 		{"151 marks", at(1, time.Second, strings.Repeat("e\u0301\u0302", 75)+"e\u0301"), 5},
 		{"9 marks on one", at(1, time.Second, "Z"+strings.Repeat("\u0336", 9)), 5},
 		{"7 at once", at(7, time.Second, "overlap"), 5},
 		{"too heavy", at(6, time.Second, strings.Repeat("🍕", 27)), 5},
 		{"after the audio", "1\n00:00:05,000 --> 00:00:06,000\nlate\n", 2.5},
 		{"after whole seconds", "1\n00:00:05,000 --> 00:00:06,000\nlate\n", 3},
-		{"too many", srtCues(31, func(i int) time.Duration { return time.Duration(i) * 80 * time.Millisecond }, 80*time.Millisecond,
+		{"too many", captionstest.SRT(31, func(i int) time.Duration { return time.Duration(i) * 80 * time.Millisecond }, 80*time.Millisecond,
 			func(int) string { return "w" }), 2.5},
-		{"too many for a minute", srtCues(310, func(i int) time.Duration { return time.Duration(i) * 190 * time.Millisecond }, 100*time.Millisecond,
+		{"too many for a minute", captionstest.SRT(310, func(i int) time.Duration { return time.Duration(i) * 190 * time.Millisecond }, 100*time.Millisecond,
 			func(int) string { return "w" }), 61.25},
 	}
 	var b strings.Builder

@@ -7,6 +7,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+
+	"vidgen/internal/captions"
 )
 
 // A moving picture (a waveform, captions) cannot repeat one encoded clip: every frame is encoded.
@@ -65,9 +67,9 @@ func (rd *renderer) renderMoving(ctx context.Context, job Job, image, audio, tmp
 		if err != nil {
 			return err
 		}
-		cues, err := parseCaptions(b)
+		cues, err := captions.Parse(b)
 		if err == nil {
-			cues, err = fitCaptions(cues, job.AudioDuration)
+			cues, err = captions.Fit(cues, job.AudioDuration)
 		}
 		if err != nil { // checked at upload: only a file changed on the server gets here
 			return &renderFailure{final: true, err: err, msg: inputsDamaged}

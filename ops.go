@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"vidgen/internal/captions"
 )
 
 // opsConfig is the part of serve's configuration that concerns operating the service: logs,
@@ -57,7 +59,7 @@ func serveUsageHeader() string {
 }
 
 // captionsUsage is the line of the usage texts that gives the captions' limits.
-func captionsUsage() string { return fmt.Sprintf("Captions: %s.\n", captionLimits()) }
+func captionsUsage() string { return fmt.Sprintf("Captions: %s.\n", captions.Limits()) }
 
 // printUsage writes the command list and then serve's flags to w.
 func printUsage(w io.Writer) {

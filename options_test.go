@@ -6,10 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"vidgen/internal/captions"
 )
 
 func TestParseOptions(t *testing.T) {
@@ -64,52 +65,6 @@ func TestParseOptions(t *testing.T) {
 	}
 }
 
-func TestParseCaptions(t *testing.T) {
-	t.Parallel()
-	srt := "1\n00:00:00,500 --> 00:00:01,250\nHello <i>there</i>\n{braces} \\N stay\n\n2\n00:00:02,000 --> 00:00:03,000\n<font color=\"red\">Second</font> a < b\n"
-	vtt := "\ufeffWEBVTT - a title\nKind: captions\n\nNOTE a comment\nthat runs on\n\nSTYLE\n::cue { color: red }\n\nintro\n00:00.500 --> 00:01.250 align:start line:0\n<v Bob>Hello</v> &amp; <c.loud>welcome</c>\n\n01:00:02.000 --> 01:00:03.000\nLater\n"
-	cases := []struct {
-		name, file string
-		want       []cue
-		err        string // a substring of the error, when refused
-	}{
-		{name: "srt", file: srt, want: []cue{
-			{500 * time.Millisecond, 1250 * time.Millisecond, "Hello \uFDD0there\uFDD1\n{braces} \\N stay", 2},
-			{2 * time.Second, 3 * time.Second, "Second a < b", 7}}},
-		{name: "srt crlf", file: strings.ReplaceAll(srt, "\n", "\r\n"), want: []cue{
-			{500 * time.Millisecond, 1250 * time.Millisecond, "Hello \uFDD0there\uFDD1\n{braces} \\N stay", 2},
-			{2 * time.Second, 3 * time.Second, "Second a < b", 7}}},
-		{name: "srt without numbers", file: "00:00:01,000 --> 00:00:02,000\nHi\n", want: []cue{{time.Second, 2 * time.Second, "Hi", 1}}},
-		{name: "vtt", file: vtt, want: []cue{
-			{500 * time.Millisecond, 1250 * time.Millisecond, "Hello & welcome", 11},
-			{time.Hour + 2*time.Second, time.Hour + 3*time.Second, "Later", 14}}},
-		{name: "bad time", file: "1\n00:00:01,000 --> 00:00:02,000\nok\n\n2\n00:00:0x,000 --> 00:00:04,000\nbad\n", err: "line 6: "},
-		{name: "text without time", file: "1\n00:00:01,000 --> 00:00:02,000\nok\n\nHello\nworld\n", err: "line 6: "},
-		{name: "number alone", file: "1\n00:00:01,000 --> 00:00:02,000\nok\n\n2\n", err: "line 5: "},
-		{name: "ends before it starts", file: "\n\n1\n00:00:05,000 --> 00:00:02,000\nx\n", err: "line 4: the cue ends"},
-		{name: "minutes over 59", file: "1\n00:61:00,000 --> 00:62:00,000\nx\n", err: "line 2: "},
-		{name: "not utf-8", file: "1\n00:00:01,000 --> 00:00:02,000\ncaf\xe9\n", err: "line 3: the file is not UTF-8"},
-		{name: "binary", file: "\x00\x01\x02", err: "line 1: the file is not UTF-8"},
-		{name: "empty", file: "", err: "no cue"},
-		{name: "vtt header only", file: "WEBVTT\n\n", err: "no cue"},
-	}
-	for _, c := range cases {
-		got, err := parseCaptions([]byte(c.file))
-		if c.err != "" {
-			if err == nil || kindOf(err) != kindInvalid || !strings.Contains(err.Error(), c.err) {
-				t.Errorf("%s: %v %v, want a 400 with %q", c.name, got, err, c.err)
-			}
-			continue
-		}
-		if err != nil || !slices.Equal(got, c.want) {
-			t.Errorf("%s: %+v %v, want %+v", c.name, got, err, c.want)
-		}
-	}
-	if got := assText("Hello \uFDD0there\uFDD1\n{x} \\N"); got != "Hello {\\i1}there{\\i0}\\N\\{x\\} \\\u2060N" {
-		t.Errorf("assText: %q", got)
-	}
-}
-
 // TestCaptionFont renders a caption with the ASS script and fonts directory a render makes and
 // checks from libass's own log that it drew with the embedded font, not one of the host's.
 func TestCaptionFont(t *testing.T) {
@@ -121,7 +76,7 @@ func TestCaptionFont(t *testing.T) {
 	}
 	f := frameSize{320, 240}
 	ass := filepath.Join(dir, "c.ass")
-	if err := writeASS(ass, []cue{{0, time.Second, "Hello", 1}}, f, defaultOptions); err != nil {
+	if err := writeASS(ass, []captions.Cue{{Start: 0, End: time.Second, Text: "Hello", Line: 1}}, f, defaultOptions); err != nil {
 		t.Fatal(err)
 	}
 	fonts, err := writeCaptionFont(dir)

@@ -73,7 +73,8 @@ func TestE2EPlatformVideos(t *testing.T) {
 			}
 			w, h, outside := decodeFrameAt(t, path, 12)
 			_, _, during := decodeFrameAt(t, path, 18)
-			fs, marginV, _ := captionLayout(frameSize{w, h}, Options{Size: size, Waveform: "bars"})
+			box := captionLayout(frameSize{w, h}, Options{Size: size, Waveform: "bars"})
+			fs, marginV := box.FontSize, box.MarginV
 			if n := frameDiff(outside, during, w, h-marginV-3*fs, h-marginV+fs/2); n < w*fs/20 {
 				t.Errorf("the caption at 18 s changed only %d pixels of its rows", n)
 			}

@@ -209,7 +209,8 @@ func TestPlatformSizes(t *testing.T) {
 				t.Errorf("no pixel of the waveform in its colour #FF0000")
 			}
 			if c.captions {
-				fs, marginV, _ := captionLayout(frameSize{w, h}, o)
+				box := captionLayout(frameSize{w, h}, o)
+				fs, marginV := box.FontSize, box.MarginV
 				y0, y1 := h-marginV-3*fs, h-marginV+fs/2
 				if n := frameDiff(before, during, w, y0, y1); n < w*(y1-y0)/100 {
 					t.Errorf("only %d pixels of the captions' rows changed during the cue", n)

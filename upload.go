@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"vidgen/internal/captions"
 )
 
 const (
@@ -25,7 +27,7 @@ const (
 	sniffLen = 64 << 10
 	// maxBodySize is the most a submission's body may hold: two full files and the captions plus
 	// room for the small parts and the multipart framing.
-	maxBodySize = 2*maxFileSize + maxCaptionsSize + 1<<20
+	maxBodySize = 2*maxFileSize + captions.MaxSize + 1<<20
 )
 
 // upload is one file part, streamed to a temporary file in the data directory.
@@ -253,12 +255,12 @@ func multipartError(err error) error {
 }
 
 // saveUpload copies one file part to a new temporary file, at most maxFileSize bytes of it
-// (maxCaptionsSize for captions). It returns the upload even with an error, so the caller can
+// (captions.MaxSize for captions). It returns the upload even with an error, so the caller can
 // remove the file.
 func (s *server) saveUpload(p io.Reader, name string) (*upload, error) {
 	limit, unit := int64(maxFileSize), "MB"
 	if name == "captions" {
-		limit, unit = maxCaptionsSize, "MB of text"
+		limit, unit = captions.MaxSize, "MB of text"
 	}
 	f, err := s.dirs.uploadScratch()
 	if diskFull(err) {
@@ -340,14 +342,14 @@ func (s *server) validateSubmission(r *http.Request, files map[string]*upload, f
 	if err != nil {
 		return Job{}, err
 	}
-	var cues []cue
+	var cues []captions.Cue
 	if c := files["captions"]; c != nil {
-		b, err := os.ReadFile(c.path) // at most maxCaptionsSize
+		b, err := os.ReadFile(c.path) // at most captions.MaxSize
 		if err != nil {
 			return Job{}, fmt.Errorf("read captions: %w", err)
 		}
-		if cues, err = parseCaptions(b); err != nil {
-			return Job{}, err
+		if cues, err = captions.Parse(b); err != nil {
+			return Job{}, invalidCaptions(err)
 		}
 	}
 	webhookURL := fields["webhookUrl"]
@@ -409,8 +411,8 @@ func (s *server) validateSubmission(r *http.Request, files map[string]*upload, f
 	// The captions' limits that depend on the audio's length, checked before the job is queued so
 	// a file that would hold a worker for hours is a 400, not a render that times out.
 	if cues != nil {
-		if _, err := fitCaptions(cues, info.Duration); err != nil {
-			return Job{}, err
+		if _, err := captions.Fit(cues, info.Duration); err != nil {
+			return Job{}, invalidCaptions(err)
 		}
 	}
 	return Job{ImageType: imgType, AudioType: audType, AudioCodec: audioCodecTag(info), AudioDuration: info.Duration, WebhookURL: webhookURL, Options: opts}, nil
