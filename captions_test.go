@@ -67,8 +67,8 @@ func TestCaptionsHostile(t *testing.T) {
 	}
 }
 
-// TestCaptionLimitsDocumented: --help, serve -h, the README and the API's description give the
-// limits the service checks.
+// TestCaptionLimitsDocumented: --help, serve -h, the formats page and the API's description give
+// the limits the service checks.
 func TestCaptionLimitsDocumented(t *testing.T) {
 	t.Parallel()
 	var help, serveHelp bytes.Buffer
@@ -76,7 +76,7 @@ func TestCaptionLimitsDocumented(t *testing.T) {
 	if _, err := parseServeFlags([]string{"-h"}, func(string) string { return "" }, &serveHelp); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("serve -h: %v", err)
 	}
-	docs := map[string]string{"--help": help.String(), "serve -h": serveHelp.String(), "README.md": string(readFile(t, "README.md")), "openapi.yaml": string(readFile(t, "openapi.yaml"))}
+	docs := map[string]string{"--help": help.String(), "serve -h": serveHelp.String(), "docs/formats.md": string(readFile(t, "docs/formats.md")), "openapi.yaml": string(readFile(t, "openapi.yaml"))}
 	for name, text := range docs {
 		if !strings.Contains(text, captions.Limits()) {
 			t.Errorf("%s does not give the captions' limits: %q", name, captions.Limits())

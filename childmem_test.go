@@ -54,9 +54,9 @@ func TestChildMemoryMinimumFlag(t *testing.T) {
 	if !strings.Contains(help.String(), "at least "+strconv.FormatInt(least, 10)) {
 		t.Errorf("the help text does not state the minimum %d: %s", least, help.String())
 	}
-	readme := string(readFile(t, "README.md"))
-	if !strings.Contains(readme, fmt.Sprintf("at least %d (%d GiB)", least, least>>30)) {
-		t.Errorf("README.md does not state the minimum %d", least)
+	ops := string(readFile(t, "docs/operations.md"))
+	if !strings.Contains(ops, fmt.Sprintf("at least %d (%d GiB)", least, least>>30)) {
+		t.Errorf("docs/operations.md does not state the minimum %d", least)
 	}
 }
 

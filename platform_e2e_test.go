@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// TestE2EPlatformVideos is the README's one curl per platform, at a realistic length: 20 s of
+// TestE2EPlatformVideos is docs/api.md's one curl per platform, at a realistic length: 20 s of
 // speech-like MP3 over a 1080p photo, with a waveform and two captions, for each platform size. Each
 // video must be ready to post: its size, a constant 30 fps for the whole length, H.264 High 4.0, a
 // keyframe at least every 10 s, AAC-LC 48 kHz, the audio's length, the index first, and the second

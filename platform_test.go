@@ -22,7 +22,7 @@ import (
 // (its dimensions and codec parameters, the image unstretched, its background, the waveform moving
 // and the captions showing only during their cue), so the whole costs four short renders.
 
-// updateDocs regenerates the README's pictures of each size (docs/size-*.png) from these renders.
+// updateDocs regenerates docs/api.md's pictures of each size (docs/size-*.png) from these renders.
 var updateDocs = os.Getenv("VIDGEN_UPDATE_DOCS") == "1"
 
 func init() {
@@ -245,7 +245,7 @@ func TestPlatformSizes(t *testing.T) {
 	}
 }
 
-// TestSizeDocs checks the README's picture of each size is there (VIDGEN_UPDATE_DOCS=1 go test -tags e2e -run
+// TestSizeDocs checks docs/api.md's picture of each size is there (VIDGEN_UPDATE_DOCS=1 go test -tags e2e -run
 // TestPlatformSizes regenerates them).
 func TestSizeDocs(t *testing.T) {
 	if updateDocs {

@@ -563,7 +563,7 @@ func TestSQLiteDurability(t *testing.T) {
 	requireIntegrity(t, st)
 }
 
-// TestShutdownTiming checks the arithmetic the README promises: with the defaults, vidgen exits
+// TestShutdownTiming checks the arithmetic docs/operations.md promises: with the defaults, vidgen exits
 // well inside systemd's default 90 s stop timeout.
 func TestShutdownTiming(t *testing.T) {
 	t.Parallel()

@@ -339,7 +339,7 @@ func docsVerify(secret string, h http.Header, body []byte) bool {
 	return hmac.Equal([]byte(h.Get("X-Webhook-Signature")), []byte(hex.EncodeToString(mac.Sum(nil))))
 }
 
-// standardVerify is the Standard Webhooks check the README shows: a timestamp within 5 minutes of
+// standardVerify is the Standard Webhooks check docs/api.md shows: a timestamp within 5 minutes of
 // now, and one v1 signature that is the base64 HMAC-SHA256 of "id.timestamp.body" keyed with the
 // base64-decoded secret after "whsec_".
 func standardVerify(secret string, h http.Header, body []byte, now time.Time) error {
