@@ -91,9 +91,11 @@ soak: deps
 	bash bench/soak.sh
 
 ## check-deploy: deploy/check.sh: systemd-analyze verify on deploy/vidgen.service (systemd is installed
-## when missing), and caddy validate / nginx -t on the proxy examples when those are installed.
+## when missing), caddy validate / nginx -t on the proxy examples when those are installed, and, as
+## root, every command of docs/deploy.md in a scratch root (sqlite3 and jq are installed when missing).
 check-deploy: check-go
 	@command -v systemd-analyze >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq systemd >/dev/null; }
+	@{ command -v sqlite3 && command -v jq; } >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq sqlite3 jq >/dev/null; }
 	GO=$(GO) bash deploy/check.sh
 
 ## e2e-browser: e2e/browser.test.mjs: Debian's Chromium, headless and driven by playwright-core,
