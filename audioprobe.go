@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"vidgen/internal/ffmpeg"
 )
 
 // This file reads the audio at upload: what it holds, and how long it sounds.
@@ -41,7 +44,7 @@ type audioInfo struct {
 // decodes: the sum of the decoded frames' samples, with Opus pre-skip and MP3 encoder delay and
 // padding already dropped by the decoder. Decoding costs ~0.05 s a minute of audio; one process
 // instead of a probe and then a decode saves ~0.16 s of start-up on every submission.
-func probeAudio(ctx context.Context, t tools, path, typ string) (audioInfo, error) {
+func probeAudio(ctx context.Context, t ffmpeg.Tools, path, typ string) (audioInfo, error) {
 	// A file that makes a tool hang must not hold the upload forever (reading 50 MB takes well under
 	// a second); it is then as broken as one the tool refuses.
 	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
@@ -52,26 +55,23 @@ func probeAudio(ctx context.Context, t tools, path, typ string) (audioInfo, erro
 		frame += ",pkt_pos,pkt_size"
 		scan.packets = &decodedPackets{}
 	}
-	cmd := exec.CommandContext(pctx, t.ffprobe, "-v", "error", "-protocol_whitelist", "file", "-f", demuxer[typ],
+	cmd := exec.CommandContext(pctx, t.FFprobe, "-v", "error", "-protocol_whitelist", "file", "-f", demuxer[typ],
 		"-select_streams", "a:0", "-show_entries",
 		"stream=codec_name,profile,channels,sample_rate:format=duration:frame="+frame,
 		"-of", "compact", "file:"+path)
-	var stderr tailBuffer // a flood of decode errors is held to its last 4 KB
+	var stderr ffmpeg.Tail // a flood of decode errors is held to its last 4 KB
 	cmd.Stdout, cmd.Stderr = &scan, &stderr
-	err := t.run(cmd)
+	err := t.Run(pctx, cmd)
 	if ctx.Err() != nil {
 		return audioInfo{}, ctx.Err() // the client went away
 	}
-	if kindOf(err) == kindUnavailable {
-		return audioInfo{}, err // ffprobe did not start: nothing is known of the file
+	if terr := toolTrouble("ffprobe", err); terr != nil {
+		return audioInfo{}, terr // nothing is known of the file
 	}
-	if killed(err) && pctx.Err() == nil { // killed, but not for taking too long
-		return audioInfo{}, toolKilled("ffprobe", err)
-	}
-	if err != nil && t.memory > 0 && outOfMemory(stderr.Bytes()) {
+	if fe := (*ffmpeg.Error)(nil); errors.As(err, &fe) && fe.Reason == ffmpeg.OutOfMemory {
 		// As for a picture (prepareImage): the file asks more of the decoder than -child-memory allows.
 		return audioInfo{}, &Error{Kind: kindInvalid, Msg: "audio: decoding it takes more memory than this server gives one file; export it again as MP3 or AAC and upload it",
-			Err: fmt.Errorf("ffprobe: %w: %s", errChildMemory, bytes.TrimSpace(stderr.Bytes()))}
+			Err: fmt.Errorf("ffprobe: %w: %s", errChildMemory, fe.Log)}
 	}
 	broken := badMedia("audio: the %s could not be decoded; check that the file plays and upload it again", typeName(typ))
 	info, ok := scan.info()

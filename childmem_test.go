@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"vidgen/internal/ffmpeg"
 )
 
 // leastChildMemory is the least -child-memory that serve accepts (other than 0, no limit): the
@@ -183,7 +185,7 @@ func TestAudioProbeOutOfMemory(t *testing.T) {
 	if err := os.WriteFile(script, []byte("#!/bin/sh\necho 'Error while decoding stream #0:0: Cannot allocate memory' >&2\nexit 1\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	_, err := probeAudio(t.Context(), tools{ffprobe: script, memory: defaultChildMemory}, fixture(t, "tone.mp3"), typeMP3)
+	_, err := probeAudio(t.Context(), ffmpeg.Tools{FFprobe: script, Memory: defaultChildMemory}, fixture(t, "tone.mp3"), typeMP3)
 	if msg := fmt.Sprint(err); kindOf(err) != kindInvalid || !strings.Contains(msg, "more memory") || strings.Contains(msg, "could not be decoded") {
 		t.Errorf("audio decode out of memory: %v (kind %v), want a 400 for the memory it needs", err, kindOf(err))
 	}

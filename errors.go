@@ -4,11 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os/exec"
 	"strings"
-	"syscall"
 	"unicode"
 	"unicode/utf8"
+
+	"vidgen/internal/ffmpeg"
 )
 
 // errorKind says whose problem an error is and so which status code the client gets. Only
@@ -69,15 +69,22 @@ func toolKilled(name string, err error) *Error {
 		Err: fmt.Errorf("%s killed: %w", name, err)}
 }
 
-// killed says whether err is a process's end by a signal from outside it (SIGKILL, SIGTERM). A
-// crash (SIGSEGV, SIGABRT) is not: a file can cause that, and it is the file's refusal.
-func killed(err error) bool {
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) {
-		return false
+// toolTrouble is the error of an upload's check by the tool name (ffprobe) that failed for the
+// server, not the file: it did not start (toolFailed, which names the file that did not start) or
+// a signal from outside killed it (toolKilled). nil for any other failure, the file's or its
+// context's.
+func toolTrouble(name string, err error) error {
+	var fe *ffmpeg.Error
+	if !errors.As(err, &fe) {
+		return nil
 	}
-	ws, ok := ee.Sys().(syscall.WaitStatus)
-	return ok && ws.Signaled() && (ws.Signal() == syscall.SIGKILL || ws.Signal() == syscall.SIGTERM)
+	switch fe.Reason {
+	case ffmpeg.NotStarted:
+		return toolFailed(fe.Tool, fe.Err)
+	case ffmpeg.Killed:
+		return toolKilled(name, fe.Err)
+	}
+	return nil
 }
 
 // lowDisk is the 507 of a server whose data disk is (nearly) full; cause, when set, is for the log.

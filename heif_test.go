@@ -20,6 +20,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"vidgen/internal/ffmpeg"
 )
 
 // hbox is an ISO-BMFF box of type typ holding parts, end to end.
@@ -738,7 +740,7 @@ func TestHEIFDecodedSizeChecked(t *testing.T) {
 	}
 	script := markingScript(t, dir, "heif-convert", `cp "`+big+`" "$2"`)
 	path := writeFixture(t, "small.heic", hevcGrid(1, 1, 64, 64))
-	err := heifToPNG(t.Context(), tools{heifConvert: script}, path, typeHEIC)
+	err := heifToPNG(t.Context(), ffmpeg.Tools{HeifConvert: script}, path, typeHEIC)
 	var e *Error
 	if !errors.As(err, &e) || e.Kind != kindInvalid || !strings.Contains(e.Msg, "20000×20000") {
 		t.Errorf("%v, want a 400 naming 20000×20000", err)

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"vidgen/internal/ffmpeg"
 )
 
 // heifPicturesOf walks the HEIC or AVIF f (heifWalk): its pictures as heif-convert will decode
@@ -70,9 +72,9 @@ func heifDecodedPictures(path, typ string) (heifPictures, error) {
 // writes a file for every top-level picture (OUT-1.png, OUT-2.png… when there are several, in the
 // order heifWalk gives them): it writes into a directory of its own, next to the upload and removed
 // afterwards whatever happened, and the primary's file takes the upload's place.
-func heifToPNG(ctx context.Context, t tools, path, typ string) error {
+func heifToPNG(ctx context.Context, t ffmpeg.Tools, path, typ string) error {
 	lacking := unsupportedMedia("image: %s images are not supported on this server (it lacks heif-convert); send a JPEG or PNG", typeName(typ))
-	if t.heifConvert == "" {
+	if t.HeifConvert == "" {
 		return lacking
 	}
 	pics, err := heifDecodedPictures(path, typ)
@@ -90,10 +92,11 @@ func heifToPNG(ctx context.Context, t tools, path, typ string) error {
 	hctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	var msg bytes.Buffer
-	cmd := exec.CommandContext(hctx, t.heifConvert, path, filepath.Join(dir, "picture.png"))
+	cmd := exec.CommandContext(hctx, t.HeifConvert, path, filepath.Join(dir, "picture.png"))
 	cmd.Stdout, cmd.Stderr = &msg, &msg
-	err = t.run(cmd)
+	err = t.Run(hctx, cmd)
 	var exit *exec.ExitError
+	var fe *ffmpeg.Error
 	switch {
 	case err == nil:
 		primary, err := heifPrimaryFile(dir, pics, msg.Bytes(), typ)
@@ -108,8 +111,10 @@ func heifToPNG(ctx context.Context, t tools, path, typ string) error {
 		return ctx.Err() // the client went away
 	case errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist):
 		return lacking // the default -heif-convert on a server without libheif-examples
+	case errors.As(err, &fe) && fe.Reason == ffmpeg.NotStarted:
+		return toolFailed(fe.Tool, fe.Err) // the server's trouble, not the file's
 	case !errors.As(err, &exit):
-		return err // heif-convert did not start: the server's trouble, not the file's
+		return err
 	case hctx.Err() != nil:
 		return badMedia("image: the %s could not be decoded within a minute; export it again as JPEG and upload it", typeName(typ))
 	}

@@ -19,6 +19,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"vidgen/internal/ffmpeg"
 )
 
 // heifEncItems is the properties and items of a HEIC heif-enc makes of img (one picture, no
@@ -182,7 +184,7 @@ func TestHEIFDecodedItems(t *testing.T) {
 				if w != 320 || h != 240 {
 					t.Errorf("weighed %d×%d, want the picture's 320×240", w, h)
 				}
-				err = heifToPNG(t.Context(), tools{heifConvert: "heif-convert"}, path, typeHEIC)
+				err = heifToPNG(t.Context(), ffmpeg.Tools{HeifConvert: "heif-convert"}, path, typeHEIC)
 			}
 			var e *Error
 			switch {
@@ -251,7 +253,7 @@ func TestHEIFSeveralPictures(t *testing.T) {
 		}(), p2, 2, 1},
 		{"thumbnails-between", withPrimary(t, thumbs, 4), p2, 2, 1},
 	}
-	e := newTestEnv(t, nil, func(s *server) { s.tools.heifConvert = "heif-convert" })
+	e := newTestEnv(t, nil, func(s *server) { s.tools.HeifConvert = "heif-convert" })
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -317,7 +319,7 @@ func TestHEIFConvertLeavesNothing(t *testing.T) {
 				t.Fatal(err)
 			}
 			script := markingScript(t, t.TempDir(), "heif-convert", c.script)
-			err := heifToPNG(t.Context(), tools{heifConvert: script}, path, typeHEIC)
+			err := heifToPNG(t.Context(), ffmpeg.Tools{HeifConvert: script}, path, typeHEIC)
 			var e *Error
 			if !errors.As(err, &e) || e.Kind != kindInvalid || !strings.Contains(e.Msg, c.words) {
 				t.Errorf("%v, want a 400 naming %q", err, c.words)
@@ -454,7 +456,7 @@ func TestHEIFPictureBudget(t *testing.T) {
 				}
 			}
 			// The conversion, should a file come to it unchecked, refuses it before heif-convert too.
-			err = heifToPNG(t.Context(), tools{heifConvert: cfg.HeifConvert}, writeFixture(t, "again.heic", c.file), typeHEIC)
+			err = heifToPNG(t.Context(), ffmpeg.Tools{HeifConvert: cfg.HeifConvert}, writeFixture(t, "again.heic", c.file), typeHEIC)
 			if e := (*Error)(nil); !errors.As(err, &e) || e.Kind != kindInvalid || !strings.Contains(e.Msg, c.words[0]) {
 				t.Errorf("heifToPNG: %v, want a 400 naming %q", err, c.words[0])
 			}

@@ -24,6 +24,8 @@ import (
 	"golang.org/x/image/bmp"
 	"golang.org/x/image/tiff"
 	"golang.org/x/image/webp"
+
+	"vidgen/internal/ffmpeg"
 )
 
 // Images are checked at upload by decoding them the way the render will (ffmpeg), and when ffmpeg
@@ -99,7 +101,7 @@ func rewriteFailed(err, fault error) error {
 // returns the type it has then (typePNG when it was rewritten). A file that cannot be made to decode
 // is a 400 naming the image part; a type this server cannot decode is a 415. Go decodes go through
 // gate.
-func prepareImage(ctx context.Context, t tools, gate decodeGate, path, typ string) (string, error) {
+func prepareImage(ctx context.Context, t ffmpeg.Tools, gate decodeGate, path, typ string) (string, error) {
 	broken := badMedia("image: the %s could not be decoded; it may be damaged. Export it again and upload it", typeName(typ))
 	toPNG := func() error {
 		if err := gate.toPNG(ctx, path, typ); err != nil {
@@ -180,27 +182,27 @@ func prepareImage(ctx context.Context, t tools, gate decodeGate, path, typ strin
 // ffDecodeCheck has ffprobe decode the image at path (in its own process, so a large image costs
 // vidgen no memory). Any error ffmpeg reports counts, even when it goes on and exits 0: the render
 // would show its guess (black or grey blocks) instead of the picture.
-func ffDecodeCheck(ctx context.Context, t tools, path, typ string) error {
+func ffDecodeCheck(ctx context.Context, t ffmpeg.Tools, path, typ string) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, t.ffprobe, "-v", "error", "-threads", "1", "-protocol_whitelist", "file", "-f", demuxer[typ],
+	cmd := exec.CommandContext(ctx, t.FFprobe, "-v", "error", "-threads", "1", "-protocol_whitelist", "file", "-f", demuxer[typ],
 		"-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0",
 		"file:"+path)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := t.output(cmd)
+	var out, stderr bytes.Buffer // all of stderr: the check fails on any of it
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	err := t.Run(ctx, cmd)
 	if errors.Is(ctx.Err(), context.Canceled) {
 		return ctx.Err()
 	}
-	if killed(err) && ctx.Err() == nil { // killed, but not for taking too long
-		return toolKilled("ffprobe", err)
+	if terr := toolTrouble("ffprobe", err); terr != nil {
+		return terr // nothing is known of the file
 	}
-	if kindOf(err) == kindUnavailable {
-		return err // ffprobe did not start: nothing is known of the file
-	}
-	if n, _ := strconv.Atoi(strings.TrimSpace(string(out))); err != nil || n < 1 || stderr.Len() > 0 {
-		if t.memory > 0 && outOfMemory(stderr.Bytes()) {
+	if n, _ := strconv.Atoi(strings.TrimSpace(out.String())); err != nil || n < 1 || stderr.Len() > 0 {
+		if t.Memory > 0 && ffmpeg.OutOfMemoryLog(stderr.Bytes()) {
 			return fmt.Errorf("ffprobe: %w: %s", errChildMemory, bytes.TrimSpace(stderr.Bytes()))
+		}
+		if fe := (*ffmpeg.Error)(nil); errors.As(err, &fe) {
+			err = fe.Err // its log is all of stderr, below
 		}
 		return fmt.Errorf("ffprobe: %v: %s", err, bytes.TrimSpace(stderr.Bytes()))
 	}

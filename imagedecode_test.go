@@ -18,6 +18,8 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"vidgen/internal/ffmpeg"
 )
 
 // TestGoToPNGOrientations: a JPEG decoded in Go (stored as RGB) comes out as a PNG of the picture
@@ -54,7 +56,7 @@ func TestGoToPNGOrientations(t *testing.T) {
 // (an internal error, or 507 for a full disk), and the file is not blamed.
 func TestImageRewriteFailures(t *testing.T) {
 	t.Parallel()
-	tl := tools{ffmpeg: "ffmpeg", ffprobe: "ffprobe"}
+	tl := ffmpeg.Tools{FFmpeg: "ffmpeg", FFprobe: "ffprobe"}
 	for _, c := range []struct {
 		name, typ string
 		file      []byte

@@ -11,6 +11,8 @@ import (
 	"image/jpeg"
 	"io"
 	"os"
+
+	"vidgen/internal/ffmpeg"
 )
 
 // A JPEG's header: its segments up to the first scan, and the metadata among them. Cameras, phones
@@ -151,7 +153,7 @@ func orientationSegment(o int) []byte {
 // returns true. false means it has no metadata, or the picture itself does not decode cleanly (or
 // its header is damaged past what libjpeg reads): the file is left as it was. Its errors are the server's trouble or
 // ctx's, for rewriteFailed.
-func withoutMetadata(ctx context.Context, t tools, path string) (bool, error) {
+func withoutMetadata(ctx context.Context, t ffmpeg.Tools, path string) (bool, error) {
 	in, err := os.Open(path)
 	if err != nil {
 		return false, err

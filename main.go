@@ -14,12 +14,13 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"os/signal"
 	"runtime"
 	"strings"
 	"syscall"
 	"time"
+
+	"vidgen/internal/ffmpeg"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -67,13 +68,13 @@ func runCommand(ctx context.Context, args []string, env func(string) string, std
 	case "version":
 		fs := flag.NewFlagSet("version", flag.ContinueOnError)
 		fs.SetOutput(stderr)
-		ffmpeg := fs.String("ffmpeg", "ffmpeg", "path of ffmpeg")
+		ffmpegPath := fs.String("ffmpeg", "ffmpeg", "path of ffmpeg")
 		fs.String("data", "", "accepted, as by every command; version reads no data")
 		if err := fs.Parse(args); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "vidgen %s (%s)\n", version, runtime.Version())
-		if v, err := toolVersion(ctx, *ffmpeg); err != nil {
+		if v, err := ffmpeg.Version(ctx, *ffmpegPath); err != nil {
 			fmt.Fprintf(stdout, "ffmpeg: not found (%v)\n", err)
 		} else {
 			fmt.Fprintf(stdout, "ffmpeg: %s\n", v)
@@ -211,7 +212,7 @@ type server struct {
 	renderer *renderer
 	hooks    *webhookSender
 	clients  clientIPs
-	tools    tools // ffmpeg, ffprobe and heif-convert under the memory limit
+	tools    ffmpeg.Tools // ffmpeg, ffprobe and heif-convert under the memory limit
 
 	apiLimit, submitLimit *limitPolicy[netip.Prefix]
 	downloadLimit         *limitPolicy[netip.Prefix]
@@ -280,7 +281,7 @@ func newServer(ctx context.Context, cfg config, log *slog.Logger, now func() tim
 	}
 	s := &server{dbFile: dbFile, cfg: cfg, log: log, now: now, rand: rand.Reader, dirs: dirs, store: st, clients: clientIPs{trusted: cfg.TrustProxy}, diskFree: diskFree,
 		headerTimeout: headerTimeout}
-	s.tools = tools{ffmpeg: cfg.FFmpeg, ffprobe: cfg.FFprobe, heifConvert: cfg.HeifConvert, memory: cfg.ChildMemory}
+	s.tools = ffmpeg.Tools{FFmpeg: cfg.FFmpeg, FFprobe: cfg.FFprobe, HeifConvert: cfg.HeifConvert, Memory: cfg.ChildMemory}
 	if cfg.RateAPI > 0 {
 		s.apiLimit = newLimitPolicy[netip.Prefix]("requests", cfg.RateAPI, now)
 	}
@@ -337,35 +338,13 @@ func diskFree(path string) (int64, error) {
 	return int64(st.Bavail) * int64(st.Bsize), nil
 }
 
-// toolVersion returns the first line of `tool -version`, which also proves the tool runs.
-// It gives up after toolVersionTimeout: a tool that never answers must stop serve with the fix, not
-// hang it without a word.
-func toolVersion(ctx context.Context, tool string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, toolVersionTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, tool, "-version")
-	cmd.WaitDelay = time.Second // a child of its own may hold its output open
-	out, err := cmd.Output()
-	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return "", fmt.Errorf("-version did not answer within %s: %w", toolVersionTimeout, err)
-	}
-	if err != nil {
-		return "", err
-	}
-	line, _, _ := strings.Cut(string(out), "\n")
-	return strings.TrimSpace(line), nil
-}
-
-// toolVersionTimeout bounds `tool -version` (0.13 s for Debian's ffmpeg).
-const toolVersionTimeout = 5 * time.Second
-
 // checkTools makes sure ffmpeg and ffprobe run and are what their flags name, with the fix in the
 // error when they are not. A -ffmpeg pointed at another program (ffprobe, a wrapper that prints
 // nothing, /bin/true) would otherwise start and fail every job.
 func checkTools(ctx context.Context, cfg config) (string, error) {
 	var v string
 	for _, tool := range []struct{ path, name string }{{cfg.FFmpeg, "ffmpeg"}, {cfg.FFprobe, "ffprobe"}} {
-		line, err := toolVersion(ctx, tool.path)
+		line, err := ffmpeg.Version(ctx, tool.path)
 		if err == nil && !strings.HasPrefix(line, tool.name+" version ") {
 			err = fmt.Errorf("its -version printed %q, not %q", line, tool.name+" version …")
 		}

@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	"golang.org/x/image/bmp"
+
+	"vidgen/internal/ffmpeg"
 )
 
 func init() {
@@ -305,7 +307,7 @@ func TestAudioScan(t *testing.T) {
 func TestHeifConvertMissing(t *testing.T) {
 	t.Parallel()
 	path := writeFixture(t, "photo.heic", hevcGrid(1, 1, 64, 64))
-	err := heifToPNG(context.Background(), tools{heifConvert: filepath.Join(t.TempDir(), "heif-convert")}, path, typeHEIC)
+	err := heifToPNG(context.Background(), ffmpeg.Tools{HeifConvert: filepath.Join(t.TempDir(), "heif-convert")}, path, typeHEIC)
 	var e *Error
 	if !errors.As(err, &e) || e.Kind != kindUnsupported || !strings.Contains(e.Msg, "lacks heif-convert") {
 		t.Errorf("got %v, want a 415 naming heif-convert", err)

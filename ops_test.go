@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"vidgen/internal/ffmpeg"
 )
 
 // cliOutput runs vidgen with args and no environment, returning stdout, stderr and the error.
@@ -80,8 +82,8 @@ func TestToolsChecked(t *testing.T) {
 		{[]string{"-ffmpeg", "ffprobe"}, `cannot run ffprobe as ffmpeg (its -version printed "ffprobe version`},
 		{[]string{"-ffprobe", "ffmpeg"}, "cannot run ffmpeg as ffprobe"},
 		{[]string{"-ffprobe", t.TempDir() + "/missing"}, "missing as ffprobe"},
-		// It never answers: serve stops after toolVersionTimeout.
-		{[]string{"-ffmpeg", hung}, "-version did not answer within " + toolVersionTimeout.String()},
+		// It never answers: serve stops after ffmpeg.VersionTimeout.
+		{[]string{"-ffmpeg", hung}, "-version did not answer within " + ffmpeg.VersionTimeout.String()},
 	}
 	for _, c := range cases {
 		dir := t.TempDir() + "/data"

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"vidgen/internal/aac"
+	"vidgen/internal/ffmpeg"
 )
 
 // Real files from public test suites that browsers and players accept and vidgen once did not: a
@@ -165,7 +166,7 @@ func ffmpegErrors(t testing.TB, path string) string {
 // as well is not passed off as mended.
 func TestMalformedEXIF(t *testing.T) {
 	t.Parallel()
-	tl := tools{ffmpeg: "ffmpeg", ffprobe: "ffprobe"}
+	tl := ffmpeg.Tools{FFmpeg: "ffmpeg", FFprobe: "ffprobe"}
 	jpg := encodeJPEG(t, corpusPicture)
 	cases := []struct {
 		kind        string
@@ -238,7 +239,7 @@ func TestMalformedEXIF(t *testing.T) {
 // encoded. A clean file is copied untouched.
 func TestDamagedADTS(t *testing.T) {
 	t.Parallel()
-	tl := tools{ffmpeg: "ffmpeg", ffprobe: "ffprobe"}
+	tl := ffmpeg.Tools{FFmpeg: "ffmpeg", FFprobe: "ffprobe"}
 	e := newTestEnv(t, nil)
 	// A server that encodes audio in segments of 0.6 s, 3 at once, as it does long audio on 3 cores.
 	inSegments := newTestEnv(t, nil, func(s *server) { s.renderer.minSegment, s.renderer.audioCores = 0.6, 3 })

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"vidgen/internal/ffmpeg"
 	"vidgen/internal/h264"
 )
 
@@ -109,7 +110,7 @@ type renderer struct {
 	log     *slog.Logger
 	now     func() time.Time
 	rand    io.Reader // names outputs
-	tools   tools
+	tools   ffmpeg.Tools
 	workers int
 	// pictures admits the step that decodes a job's picture, shared with the uploads' checks.
 	pictures *memoryGate

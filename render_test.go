@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"vidgen/internal/ffmpeg"
 )
 
 // The fidelity matrix: every picture is generated here, rendered by the real service, and one frame
@@ -360,7 +362,7 @@ func renderPicture(t testing.TB, e *testEnv, path string) (int, int, []byte) {
 	image := e.srv.dirs.input(id, inputImage)
 	copyFile(t, path, image)
 	copyFile(t, fixture(t, "short.wav"), e.srv.dirs.input(id, inputAudio))
-	typ, err = prepareImage(t.Context(), tools{ffmpeg: "ffmpeg", ffprobe: "ffprobe"}, newDecodeGate(), image, typ)
+	typ, err = prepareImage(t.Context(), ffmpeg.Tools{FFmpeg: "ffmpeg", FFprobe: "ffprobe"}, newDecodeGate(), image, typ)
 	if err != nil {
 		t.Fatalf("prepareImage: %v", err)
 	}
@@ -980,8 +982,8 @@ func TestRenderKilledOnShutdown(t *testing.T) {
 	t.Parallel()
 	e, id, pids := hungRender(t)
 	for _, pid := range pids {
-		if _, _, nice, ok := procStat(pid); !ok || nice != renderNice {
-			t.Errorf("process %d: nice %d (running %v), want %d", pid, nice, ok, renderNice)
+		if _, _, nice, ok := procStat(pid); !ok || nice != ffmpeg.Nice {
+			t.Errorf("process %d: nice %d (running %v), want %d", pid, nice, ok, ffmpeg.Nice)
 		}
 	}
 	if files := dirFiles(t, filepath.Join(e.srv.cfg.DataDir, "outputs")); len(files) != 0 {
@@ -1120,7 +1122,7 @@ func TestProgressModel(t *testing.T) {
 // and the render counts it as a passing cause, not a file it cannot read.
 func TestFFmpegFullDisk(t *testing.T) {
 	t.Parallel()
-	rd := &renderer{tools: tools{ffmpeg: "ffmpeg"}, now: time.Now, progress: map[string]*jobProgress{}}
+	rd := &renderer{tools: ffmpeg.Tools{FFmpeg: "ffmpeg"}, now: time.Now, progress: map[string]*jobProgress{}}
 	for _, seconds := range []string{"1", "10"} { // exits 0, exits 1
 		err := rd.ffmpegRun(t.Context(), "job", 0, "-f", "lavfi", "-i", "sine=d="+seconds, "-f", "wav", "file:/dev/full")
 		if !errors.Is(err, syscall.ENOSPC) {
@@ -1142,7 +1144,7 @@ func TestFFmpegDiesWithVidgen(t *testing.T) {
 	if dir := os.Getenv("VIDGEN_TEST_HELPER_DIR"); dir != "" {
 		// The helper: render with a hanging stand-in for ffmpeg until killed.
 		script := filepath.Join(dir, "ffmpeg")
-		rd := &renderer{tools: tools{ffmpeg: script}, now: time.Now, progress: map[string]*jobProgress{}}
+		rd := &renderer{tools: ffmpeg.Tools{FFmpeg: script}, now: time.Now, progress: map[string]*jobProgress{}}
 		rd.ffmpegRun(context.Background(), "job", 0, "-i", "nothing")
 		return
 	}
@@ -1157,8 +1159,8 @@ func TestFFmpegDiesWithVidgen(t *testing.T) {
 	}
 	pids := hangPids(t, dir, 1)
 	time.Sleep(100 * time.Millisecond) // the helper's other threads come and go: ffmpeg must not care
-	if _, _, nice, ok := procStat(pids[0]); !ok || nice != renderNice {
-		t.Errorf("ffmpeg is not running at nice %d (running %v, nice %d)", renderNice, ok, nice)
+	if _, _, nice, ok := procStat(pids[0]); !ok || nice != ffmpeg.Nice {
+		t.Errorf("ffmpeg is not running at nice %d (running %v, nice %d)", ffmpeg.Nice, ok, nice)
 	}
 	helper.Process.Kill()
 	helper.Wait()

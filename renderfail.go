@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"strings"
 	"syscall"
+
+	"vidgen/internal/ffmpeg"
 )
 
 // This file decides whose fault a failed render is, and what the job's message says: a message
@@ -50,7 +52,9 @@ const (
 //     its disk) and is tried again, so the job never blames a file that is not at fault.
 func (rd *renderer) stepFailed(ctx context.Context, err error, job Job, part inputKind, args []string) error {
 	wrapped := fmt.Errorf("%s step: %w", part, err)
-	if errors.Is(err, errChildMemory) {
+	var fe *ffmpeg.Error
+	isFFmpeg := errors.As(err, &fe)
+	if isFFmpeg && fe.Reason == ffmpeg.OutOfMemory {
 		return &renderFailure{final: true, msg: childMemoryFailure, err: wrapped}
 	}
 	var ee *exec.ExitError
@@ -58,8 +62,7 @@ func (rd *renderer) stepFailed(ctx context.Context, err error, job Job, part inp
 		return &renderFailure{err: wrapped}
 	}
 	path := rd.dirs.input(job.ID, part)
-	var fe *ffmpegError
-	if errors.As(err, &fe) && readFailed(fe.log, inputIndex(args, path), path) {
+	if isFFmpeg && readFailed(fe.Log, inputIndex(args, path), path) {
 		return &renderFailure{final: true, msg: partFailure(part), err: wrapped}
 	}
 	if cerr := rd.checkAgain(ctx, job, part, path); cerr != nil {
