@@ -71,7 +71,7 @@ func (s *server) routes() http.Handler {
 		// httprouter lists OPTIONS in Allow, but no route answers it.
 		allow := strings.Split(w.Header().Get("Allow"), ", ")
 		w.Header().Set("Allow", strings.Join(slices.DeleteFunc(allow, func(m string) bool { return m == http.MethodOptions }), ", "))
-		s.writeError(w, req, errorf(kindMethodNotAllowed, "Method %s not allowed for %s", echo(req.Method), echo(req.URL.Path)))
+		s.writeError(w, req, errorf(kindMethodNotAllowed, "Method %s not allowed for %s", quotable(req.Method), quotable(req.URL.Path)))
 	}))
 	r.PanicHandler = func(w http.ResponseWriter, req *http.Request, v any) {
 		s.writeError(w, req, fmt.Errorf("panic: %v", v))

@@ -156,16 +156,16 @@ func kindOf(err error) errorKind {
 	return kindInternal
 }
 
-// maxEcho is the most of a client's own text an error message quotes back.
-const maxEcho = 64
+// maxQuoted is the most of a client's own text an error message quotes back.
+const maxQuoted = 64
 
-// echo makes client-supplied text safe to quote in an error message: at most maxEcho runes, every
+// quotable makes client-supplied text safe to quote in an error message: at most maxQuoted runes, every
 // control or invalid character replaced, so a megabyte of junk yields a short, printable message.
-func echo(s string) string {
+func quotable(s string) string {
 	var b strings.Builder
 	n := 0
 	for i, r := range s {
-		if n == maxEcho {
+		if n == maxQuoted {
 			b.WriteString("…")
 			break
 		}

@@ -93,7 +93,7 @@ func blurOrColour(v string) (string, bool) {
 }
 
 func optionError(field, value, allowed string) error {
-	return errorf(kindInvalid, "%s %q is not allowed: use %s", field, echo(value), allowed)
+	return errorf(kindInvalid, "%s %q is not allowed: use %s", field, quotable(value), allowed)
 }
 
 // parseColour accepts "#RRGGBB" (hex digits in either case) and returns it in upper case.

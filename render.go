@@ -202,7 +202,7 @@ func (rd *renderer) loop(claimCtx, killCtx context.Context) {
 			go func() {
 				defer wg.Done()
 				defer func() { <-slots; rd.Notify() }()
-				rd.run(killCtx, job)
+				rd.renderJob(killCtx, job)
 			}()
 		}
 		select {
@@ -214,8 +214,8 @@ func (rd *renderer) loop(claimCtx, killCtx context.Context) {
 	}
 }
 
-// run renders one claimed job and records the outcome.
-func (rd *renderer) run(killCtx context.Context, job Job) {
+// renderJob renders one claimed job and records the outcome.
+func (rd *renderer) renderJob(killCtx context.Context, job Job) {
 	rd.mu.Lock()
 	rd.progress[job.ID] = &jobProgress{started: rd.now()}
 	rd.mu.Unlock()

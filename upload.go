@@ -251,7 +251,7 @@ func multipartError(err error) error {
 		// The connection failed; its message names the server's own address.
 		return &Error{Kind: kindInvalid, Msg: "The upload's connection failed before the body was whole", Err: err}
 	}
-	return &Error{Kind: kindInvalid, Msg: "Malformed multipart body: " + echo(err.Error()), Err: err}
+	return &Error{Kind: kindInvalid, Msg: "Malformed multipart body: " + quotable(err.Error()), Err: err}
 }
 
 // saveUpload copies one file part to a new temporary file, at most maxFileSize bytes of it

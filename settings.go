@@ -67,16 +67,17 @@ func printUsage(w io.Writer) {
 	fmt.Fprint(w, captionsUsage())
 	fmt.Fprint(w, "\nserve flags:\n\n")
 	// Parsing -h prints serve's flag list (with each flag's variable) and nothing else.
-	parseServeFlags([]string{"-h"}, func(string) string { return "" }, &indented{w: w})
+	parseServeFlags([]string{"-h"}, func(string) string { return "" }, &withoutServeHeader{w: w})
 }
 
-// indented drops serve's own usage header so the flags nest under printUsage's heading.
-type indented struct {
+// withoutServeHeader passes serve's usage on to w less its own header, so the flags nest under
+// printUsage's heading.
+type withoutServeHeader struct {
 	w       io.Writer
 	started bool
 }
 
-func (i *indented) Write(p []byte) (int, error) {
+func (i *withoutServeHeader) Write(p []byte) (int, error) {
 	if !i.started {
 		i.started = true
 		if rest, ok := strings.CutPrefix(string(p), serveUsageHeader()); ok {

@@ -1,0 +1,194 @@
+package main
+
+// The keys command: `vidgen keys create|list|deactivate|rotate-secret`, run beside a serve or without one.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+)
+
+// runKeys implements `vidgen keys ...`.
+func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) string, r io.Reader, now func() time.Time) error {
+	usage := "usage: vidgen keys create -name NAME [-json] | list [-json] | deactivate ID_OR_NAME | rotate-secret ID_OR_NAME [-json]"
+	if len(args) == 0 {
+		return errors.New(usage)
+	}
+	sub, args := args[0], args[1:]
+	if isHelpArg(sub) {
+		fmt.Fprintln(stdout, usage)
+		return nil
+	}
+	switch sub {
+	case "create", "list", "deactivate", "rotate-secret":
+	default:
+		return errors.New(usage) // before openData: a typo must not create a data directory
+	}
+	fs := flag.NewFlagSet("keys "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dataPath := fs.String("data", envOr(env, "VIDGEN_DATA", "./data"), "data directory (VIDGEN_DATA)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	name := fs.String("name", "", "name of the new key (create)")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	wantArgs := 0
+	if sub == "deactivate" || sub == "rotate-secret" {
+		wantArgs = 1
+	}
+	if len(pos) != wantArgs {
+		return errors.New(usage)
+	}
+	// A name given to list or deactivate reads as a filter or a target, and would be ignored.
+	if sub != "create" && *name != "" {
+		return fmt.Errorf("keys %s: -name is only for keys create\n%s", sub, usage)
+	}
+	// Only create may start a data directory (before the first serve, as a script does): a list or
+	// a deactivation pointed at a mistyped -data must not answer from a new, empty database.
+	if db := (dataDir{root: *dataPath}).db(); sub != "create" {
+		if _, err := os.Stat(db); errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("keys %s: no vidgen database at %s; pass the -data (or VIDGEN_DATA) that vidgen serve uses", sub, db)
+		}
+	}
+	st, err := openKeysStore(ctx, *dataPath, now, keysWaitForServe)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	switch sub {
+	case "create":
+		if err := checkKeyName(*name); err != nil {
+			return fmt.Errorf("keys create: %w", err)
+		}
+		k, apiKey, err := createKey(ctx, st, *name, r, now())
+		if errors.Is(err, ErrNameTaken) {
+			return fmt.Errorf("keys create: a key named %q already exists", *name)
+		}
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return json.NewEncoder(stdout).Encode(map[string]string{"id": k.ID, "name": k.Name, "apiKey": apiKey, "webhookSecret": k.WebhookSecret})
+		}
+		fmt.Fprintf(stdout, "id:             %s\nname:           %s\napi key:        %s\nwebhook secret: %s\n\nThe API key is shown only now; vidgen keeps only its hash.\n", k.ID, k.Name, apiKey, k.WebhookSecret)
+		return nil
+	case "list":
+		keys, err := st.ListKeys(ctx)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			type item struct {
+				ID        string `json:"id"`
+				Name      string `json:"name"`
+				Prefix    string `json:"prefix"`
+				Active    bool   `json:"active"`
+				CreatedAt string `json:"createdAt"`
+			}
+			items := []item{}
+			for _, k := range keys {
+				items = append(items, item{k.ID, k.Name, k.Prefix, k.Active, apiTime(k.CreatedAt)})
+			}
+			return json.NewEncoder(stdout).Encode(items)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tACTIVE\tCREATED")
+		for _, k := range keys {
+			fmt.Fprintf(tw, "%s\t%s\t%s…\t%v\t%s\n", k.ID, k.Name, k.Prefix, k.Active, apiTime(k.CreatedAt))
+		}
+		return tw.Flush()
+	case "deactivate":
+		k, err := findKey(ctx, st, pos[0])
+		if err != nil {
+			return err
+		}
+		if err := st.DeactivateKey(ctx, k.ID); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "deactivated %s (%s)\n", k.ID, k.Name)
+		return nil
+	case "rotate-secret":
+		k, err := findKey(ctx, st, pos[0])
+		if err != nil {
+			return err
+		}
+		secret, err := newWebhookSecret(r)
+		if err != nil {
+			return err
+		}
+		if err := st.RotateSecret(ctx, k.ID, secret, now().Add(secretOverlap)); err != nil {
+			return err
+		}
+		if *asJSON {
+			return json.NewEncoder(stdout).Encode(map[string]string{"id": k.ID, "name": k.Name, "webhookSecret": secret})
+		}
+		fmt.Fprintf(stdout, "new webhook secret for %s (%s): %s\nThe previous secret also signs deliveries for the next 24 hours.\n", k.ID, k.Name, secret)
+		return nil
+	}
+	return errors.New(usage)
+}
+
+func findKey(ctx context.Context, st *Store, idOrName string) (Key, error) {
+	k, err := st.FindKey(ctx, idOrName)
+	if errors.Is(err, ErrNotFound) {
+		return Key{}, fmt.Errorf("no key with id or name %q", idOrName)
+	}
+	return k, err
+}
+
+// parseInterleaved parses flags that may come before or after positional arguments
+// (`keys deactivate NAME -data DIR`), returning the positional ones.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// keysWaitForServe is how long a keys command waits for a starting serve to bring the database to
+// its schema: past busy_timeout (10 s), which one migration may spend waiting for SQLite's lock.
+const keysWaitForServe = 15 * time.Second
+
+// openKeysStore opens the data directory's database for a keys command. With no serve running it
+// holds the directory's shared lock while it opens the database, so it may create or migrate it
+// (a script makes the first key before the first start). Beside a serve it opens the database as
+// it is, waiting up to wait for a starting serve to bring it to this binary's schema, and then
+// refuses one it would have to migrate: that is the new serve's job, after the old one stopped.
+func openKeysStore(ctx context.Context, path string, now func() time.Time, wait time.Duration) (*Store, error) {
+	dirs, err := openDataDir(path)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := dirs.share()
+	switch {
+	case err == nil:
+		defer unlock()
+		return OpenStore(ctx, dirs.db(), now)
+	case errors.Is(err, errDataDirInUse):
+		// The serve may be starting, and migrating (or creating) the database this moment: give it
+		// longer than one migration may wait for SQLite's lock before calling the database old.
+		for deadline := time.Now().Add(wait); ; time.Sleep(100 * time.Millisecond) {
+			st, err := OpenStoreAsIs(ctx, dirs.db(), now)
+			if !errors.Is(err, errSchemaBehind) || time.Now().After(deadline) {
+				return st, err
+			}
+		}
+	default:
+		return nil, err
+	}
+}
