@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"vidgen/internal/aac"
+	"vidgen/internal/media"
 )
 
 // An ADTS AAC upload is copied into the video as it is, frame by frame, when its codec fits (see
@@ -157,7 +158,7 @@ func adtsStart(f io.ReaderAt) (int64, error) {
 		}
 		return 0, nil
 	}
-	at := int64(id3Len(head))
+	at := int64(media.ID3Len(head))
 	r := bufio.NewReader(io.NewSectionReader(f, at, 1<<62))
 	for {
 		b, err := r.ReadByte()

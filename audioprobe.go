@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"vidgen/internal/ffmpeg"
+	"vidgen/internal/media"
 )
 
 // This file reads the audio at upload: what it holds, and how long it sounds.
@@ -51,7 +52,7 @@ func probeAudio(ctx context.Context, t ffmpeg.Tools, path, typ string) (audioInf
 	defer cancel()
 	frame := "nb_samples"
 	var scan audioScan
-	if typ == typeAAC {
+	if typ == media.AAC {
 		frame += ",pkt_pos,pkt_size"
 		scan.packets = &decodedPackets{}
 	}
@@ -83,11 +84,11 @@ func probeAudio(ctx context.Context, t ffmpeg.Tools, path, typ string) (audioInf
 		return audioInfo{}, broken
 	}
 	allowed := map[string][]string{
-		typeM4A: {"aac", "alac"}, typeOgg: {"vorbis", "opus"}, typeMP3: {"mp3"}, typeFLAC: {"flac"},
-		typeAAC: {"aac"}, typeMKA: {"opus", "vorbis", "flac", "aac", "mp3"},
+		media.M4A: {"aac", "alac"}, media.Ogg: {"vorbis", "opus"}, media.MP3: {"mp3"}, media.FLAC: {"flac"},
+		media.AAC: {"aac"}, media.Matroska: {"opus", "vorbis", "flac", "aac", "mp3"},
 	}[typ]
 	switch {
-	case typ == typeWAV || typ == typeAIFF:
+	case typ == media.WAV || typ == media.AIFF:
 		// ffmpeg decodes every PCM and the common compressed WAV/AIFC codecs.
 	case !slices.Contains(allowed, info.Codec):
 		return audioInfo{}, unsupportedMedia("audio: this %s holds %s audio; %s must hold %s", typeName(typ), info.Codec, typeName(typ), strings.ToUpper(strings.Join(allowed, " or ")))
@@ -103,7 +104,7 @@ func probeAudio(ctx context.Context, t ffmpeg.Tools, path, typ string) (audioInf
 	// the file is cut short of what its header says. A header that states the length exactly needs
 	// no error to show a cut; any other header's length may be a guess (an MP3's, from its first
 	// frame's bitrate) or a lie over whole sound (an M4A's), which renders as the sound it holds.
-	claimed, exact := info.Duration, typ == typeAIFF // an AIFF's frame count is what ffprobe reports
+	claimed, exact := info.Duration, typ == media.AIFF // an AIFF's frame count is what ffprobe reports
 	if s, ok := declaredSeconds(path, typ); ok {
 		claimed, exact = s, true
 	}
@@ -111,7 +112,7 @@ func probeAudio(ctx context.Context, t ffmpeg.Tools, path, typ string) (audioInf
 		return audioInfo{}, badMedia("audio: the %s is truncated or damaged: only %.1f s of its %.1f s decode; upload the whole file",
 			typeName(typ), decoded, claimed)
 	}
-	if len(stderr.Bytes()) > 0 && typ == typeAAC {
+	if len(stderr.Bytes()) > 0 && typ == media.AAC {
 		// Some frames did not decode: an ADTS stream, which the render may copy, keeps only those
 		// that did, or is encoded when that cannot be done with certainty.
 		copyable, err := mendADTS(path, scan.packets)
@@ -252,7 +253,7 @@ func (a *audioScan) seconds(rate int) float64 {
 // A file that holds less than its header states was cut short (an interrupted upload or copy),
 // whether or not its decoder says so: PCM cut between two samples decodes without an error.
 func declaredSeconds(path, typ string) (secs float64, ok bool) {
-	if typ != typeWAV && typ != typeFLAC && typ != typeMP3 {
+	if typ != media.WAV && typ != media.FLAC && typ != media.MP3 {
 		return 0, false
 	}
 	f, err := os.Open(path)
@@ -260,24 +261,24 @@ func declaredSeconds(path, typ string) (secs float64, ok bool) {
 		return 0, false
 	}
 	defer f.Close()
-	head := make([]byte, sniffLen)
+	head := make([]byte, media.SniffLen)
 	n, _ := io.ReadFull(f, head)
 	head = head[:n]
-	if typ == typeWAV {
+	if typ == media.WAV {
 		return wavSeconds(head)
 	}
 	if len(head) >= 10 && string(head[:3]) == "ID3" {
 		// Cover art can make the tag longer than the head: what follows it is read from the file.
-		n, _ := f.ReadAt(head[:cap(head)], int64(id3Len(head)))
+		n, _ := f.ReadAt(head[:cap(head)], int64(media.ID3Len(head)))
 		head = head[:n]
 		for len(head) > 0 && head[0] == 0 { // padding some taggers leave after the tag
 			head = head[1:]
 		}
 	}
 	switch typ {
-	case typeFLAC:
+	case media.FLAC:
 		return flacSeconds(head)
-	case typeMP3:
+	case media.MP3:
 		return mp3TagSeconds(head)
 	}
 	return 0, false
@@ -332,11 +333,11 @@ func flacSeconds(b []byte) (float64, bool) {
 // mp3TagSeconds reads the length an MP3 states in its first frame: the frame count of a Xing or Info
 // header (LAME writes one in every file) or of a VBRI header (Fraunhofer's), times the samples a frame.
 func mp3TagSeconds(b []byte) (float64, bool) {
-	if mp3FrameLen(b) == 0 {
+	rate := media.MP3SampleRate(b)
+	if rate == 0 {
 		return 0, false
 	}
 	version, mono := (b[1]>>3)&3, b[3]>>6 == 3
-	rate := mp3Rates[version][(b[2]>>2)&3]
 	perFrame, side := 576, 17 // MPEG-2 and 2.5
 	if mono {
 		side = 9

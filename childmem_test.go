@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"vidgen/internal/ffmpeg"
+	"vidgen/internal/media"
 )
 
 // leastChildMemory is the least -child-memory that serve accepts (other than 0, no limit): the
@@ -165,7 +166,7 @@ func TestRenderBlamesDamagedInput(t *testing.T) {
 		}
 		copyFile(t, c.image, e.srv.dirs.input(id, inputImage))
 		copyFile(t, c.audio, e.srv.dirs.input(id, inputAudio))
-		j := Job{ID: id, KeyID: e.accountOf(t, e.key).ID, ImageType: typeJPEG, AudioType: typeM4A, AudioCodec: "aac/LC/2/44100",
+		j := Job{ID: id, KeyID: e.accountOf(t, e.key).ID, ImageType: media.JPEG, AudioType: media.M4A, AudioCodec: "aac/LC/2/44100",
 			AudioDuration: 2.5, CreatedAt: time.Now()}
 		if err := e.srv.store.CreateJob(t.Context(), j); err != nil {
 			t.Fatal(err)
@@ -185,7 +186,7 @@ func TestAudioProbeOutOfMemory(t *testing.T) {
 	if err := os.WriteFile(script, []byte("#!/bin/sh\necho 'Error while decoding stream #0:0: Cannot allocate memory' >&2\nexit 1\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	_, err := probeAudio(t.Context(), ffmpeg.Tools{FFprobe: script, Memory: defaultChildMemory}, fixture(t, "tone.mp3"), typeMP3)
+	_, err := probeAudio(t.Context(), ffmpeg.Tools{FFprobe: script, Memory: defaultChildMemory}, fixture(t, "tone.mp3"), media.MP3)
 	if msg := fmt.Sprint(err); kindOf(err) != kindInvalid || !strings.Contains(msg, "more memory") || strings.Contains(msg, "could not be decoded") {
 		t.Errorf("audio decode out of memory: %v (kind %v), want a 400 for the memory it needs", err, kindOf(err))
 	}

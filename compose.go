@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"vidgen/internal/media"
 )
 
 // The picture a job's options ask for, as ffmpeg filter graphs: the image fitted into a platform
@@ -32,7 +33,7 @@ func pictureGraph(job Job) string {
 	// producing background frames for ever.
 	flatten := "format=rgba[fg];color=c=white:s=2x2:d=1,format=rgba[bg0];[bg0][fg]scale2ref[bg][fg2];" +
 		"[bg][fg2]overlay=shortest=1:format=auto,"
-	if job.ImageType == typeJPEG {
+	if job.ImageType == media.JPEG {
 		flatten = "format=rgb24,"
 	}
 	// The pixels are square from here on (setsar=1), as browsers show a picture: they ignore the

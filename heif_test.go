@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"vidgen/internal/ffmpeg"
+	"vidgen/internal/media"
 )
 
 // hbox is an ISO-BMFF box of type typ holding parts, end to end.
@@ -332,45 +333,45 @@ func TestHEIFLyingISPE(t *testing.T) {
 		w, h   int
 		refuse bool
 	}{
-		{name: "heic-512-claims-16", typ: typeHEIC, w: 512, h: 512, file: func(t testing.TB) []byte {
+		{name: "heic-512-claims-16", typ: media.HEIC, w: 512, h: 512, file: func(t testing.TB) []byte {
 			needTools(t, "heif-enc")
 			return lieISPE(t, readFile(t, heifEncode(t, t.TempDir(), "a.heic", quad(512, 512))), 16, 16)
 		}},
-		{name: "avif-512-claims-16", typ: typeAVIF, w: 512, h: 512, file: func(t testing.TB) []byte {
+		{name: "avif-512-claims-16", typ: media.AVIF, w: 512, h: 512, file: func(t testing.TB) []byte {
 			needTools(t, "heif-enc")
 			return lieISPE(t, readFile(t, heifEncode(t, t.TempDir(), "a.avif", quad(512, 512), "-A")), 16, 16)
 		}},
-		{name: "hevc-grid-4x4-of-4096-claims-64", typ: typeHEIC, w: 16384, h: 16384, refuse: true,
+		{name: "hevc-grid-4x4-of-4096-claims-64", typ: media.HEIC, w: 16384, h: 16384, refuse: true,
 			file: func(testing.TB) []byte { return hevcGrid(4, 4, 4096, 64) }},
-		{name: "av1-grid-4x4-of-4096-claims-64", typ: typeAVIF, w: 16384, h: 16384, refuse: true,
+		{name: "av1-grid-4x4-of-4096-claims-64", typ: media.AVIF, w: 16384, h: 16384, refuse: true,
 			file: func(testing.TB) []byte { return av1Grid(4, 4, 4096, 64) }},
-		{name: "hevc-sps-in-data-outgrows-hvcC", typ: typeHEIC, w: 12000, h: 12000, refuse: true, file: func(testing.TB) []byte {
+		{name: "hevc-sps-in-data-outgrows-hvcC", typ: media.HEIC, w: 12000, h: 12000, refuse: true, file: func(testing.TB) []byte {
 			return buildHEIF("heic", [][]byte{ispeBox(64, 64), hvcCBox(testSPS(64, 64, 0))},
 				[]heifTestItem{{id: 1, typ: "hvc1", props: []int{1, 2}, data: lengthPrefixed(testSPS(12000, 12000, 0), []byte{0x26, 0x01})}})
 		}},
-		{name: "hevc-sps-with-sub-layers", typ: typeHEIC, w: 10000, h: 10001, refuse: true, file: func(testing.TB) []byte {
+		{name: "hevc-sps-with-sub-layers", typ: media.HEIC, w: 10000, h: 10001, refuse: true, file: func(testing.TB) []byte {
 			return buildHEIF("heic", [][]byte{ispeBox(64, 64), hvcCBox(testSPS(10000, 10001, 3))},
 				[]heifTestItem{{id: 1, typ: "hvc1", props: []int{1, 2}, data: lengthPrefixed([]byte{0x26, 0x01})}})
 		}},
-		{name: "av1-sequence-header-in-data-only", typ: typeAVIF, w: 10240, h: 10240, refuse: true, file: func(testing.TB) []byte {
+		{name: "av1-sequence-header-in-data-only", typ: media.AVIF, w: 10240, h: 10240, refuse: true, file: func(testing.TB) []byte {
 			return buildHEIF("avif", [][]byte{ispeBox(64, 64), av1CBox()},
 				[]heifTestItem{{id: 1, typ: "av01", props: []int{1, 2}, data: append(testSeqHeader(10240, 10240, false), 0x32, 0x00)}})
 		}},
-		{name: "av1-timing-and-operating-points", typ: typeAVIF, w: 3000, h: 2000, file: func(testing.TB) []byte {
+		{name: "av1-timing-and-operating-points", typ: media.AVIF, w: 3000, h: 2000, file: func(testing.TB) []byte {
 			return buildHEIF("avif", [][]byte{ispeBox(64, 64), av1CBox(testSeqHeader(3000, 2000, false))},
 				[]heifTestItem{{id: 1, typ: "av01", props: []int{1, 2}, data: []byte{0x32, 0x00}}})
 		}},
-		{name: "grid-canvas-20000-of-one-64-tile", typ: typeHEIC, w: 20000, h: 20000, refuse: true, file: func(testing.TB) []byte {
+		{name: "grid-canvas-20000-of-one-64-tile", typ: media.HEIC, w: 20000, h: 20000, refuse: true, file: func(testing.TB) []byte {
 			return buildHEIF("heic", [][]byte{ispeBox(64, 64), hvcCBox(testSPS(64, 64, 0))}, []heifTestItem{
 				{id: 1, typ: "grid", props: []int{1}, data: gridData(1, 1, 20000, 20000, true), dimg: []int{2}},
 				{id: 2, typ: "hvc1", props: []int{1, 2}, data: lengthPrefixed([]byte{0x26, 0x01})}})
 		}},
-		{name: "overlay-canvas-30000x9000", typ: typeHEIC, w: 30000, h: 9000, refuse: true, file: func(testing.TB) []byte {
+		{name: "overlay-canvas-30000x9000", typ: media.HEIC, w: 30000, h: 9000, refuse: true, file: func(testing.TB) []byte {
 			return buildHEIF("heic", [][]byte{ispeBox(64, 64), hvcCBox(testSPS(64, 64, 0))}, []heifTestItem{
 				{id: 1, typ: "iovl", props: []int{1}, data: overlayData(30000, 9000, 1), dimg: []int{2}},
 				{id: 2, typ: "hvc1", props: []int{1, 2}, data: lengthPrefixed([]byte{0x26, 0x01})}})
 		}},
-		{name: "large-second-picture", typ: typeHEIC, w: 11000, h: 11000, refuse: true, file: func(testing.TB) []byte {
+		{name: "large-second-picture", typ: media.HEIC, w: 11000, h: 11000, refuse: true, file: func(testing.TB) []byte {
 			return buildHEIF("heic", [][]byte{ispeBox(64, 64), hvcCBox(testSPS(64, 64, 0)), hvcCBox(testSPS(11000, 11000, 1))}, []heifTestItem{
 				{id: 1, typ: "hvc1", props: []int{1, 2}, data: lengthPrefixed([]byte{0x26, 0x01})},
 				{id: 2, typ: "hvc1", props: []int{1, 3}, data: lengthPrefixed([]byte{0x26, 0x01})}})
@@ -380,7 +381,7 @@ func TestHEIFLyingISPE(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			path := writeFixture(t, c.name+"."+c.typ, c.file(t))
-			if typ := sniffImage(readFile(t, path)[:64]); typ != c.typ {
+			if typ := media.SniffImage(readFile(t, path)[:64]); typ != c.typ {
 				t.Fatalf("sniffed as %q", typ)
 			}
 			w, h, _, err := imageSize(path, c.typ)
@@ -585,7 +586,7 @@ func TestHEIFDamaged(t *testing.T) {
 			t.Parallel()
 			heifBounded(t, c.file)
 			path := writeFixture(t, c.name+".heic", c.file)
-			err := checkImage(path, typeHEIC)
+			err := checkImage(path, media.HEIC)
 			var e *Error
 			if !errors.As(err, &e) || e.Kind.statusCode() != c.status || !strings.Contains(e.Msg, "HEIC") || !strings.Contains(e.Msg, c.words) {
 				t.Errorf("%v, want a %d naming the HEIC and %q", err, c.status, c.words)
@@ -740,7 +741,7 @@ func TestHEIFDecodedSizeChecked(t *testing.T) {
 	}
 	script := markingScript(t, dir, "heif-convert", `cp "`+big+`" "$2"`)
 	path := writeFixture(t, "small.heic", hevcGrid(1, 1, 64, 64))
-	err := heifToPNG(t.Context(), ffmpeg.Tools{HeifConvert: script}, path, typeHEIC)
+	err := heifToPNG(t.Context(), ffmpeg.Tools{HeifConvert: script}, path, media.HEIC)
 	var e *Error
 	if !errors.As(err, &e) || e.Kind != kindInvalid || !strings.Contains(e.Msg, "20000×20000") {
 		t.Errorf("%v, want a 400 naming 20000×20000", err)
@@ -748,7 +749,7 @@ func TestHEIFDecodedSizeChecked(t *testing.T) {
 	if _, err := os.Stat(script + ".ran"); err != nil {
 		t.Fatal("the stand-in did not run")
 	}
-	if files, _ := filepath.Glob(path + "?*"); len(files) > 0 || sniffImage(readFile(t, path)) != typeHEIC {
+	if files, _ := filepath.Glob(path + "?*"); len(files) > 0 || media.SniffImage(readFile(t, path)) != media.HEIC {
 		t.Errorf("left %v, or replaced the upload", files)
 	}
 }

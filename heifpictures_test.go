@@ -21,6 +21,7 @@ import (
 	"testing"
 
 	"vidgen/internal/ffmpeg"
+	"vidgen/internal/media"
 )
 
 // heifEncItems is the properties and items of a HEIC heif-enc makes of img (one picture, no
@@ -178,13 +179,13 @@ func TestHEIFDecodedItems(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			path := writeFixture(t, "a.heic", c.file(t))
-			err := checkImage(path, typeHEIC)
+			err := checkImage(path, media.HEIC)
 			if err == nil {
-				w, h, _, _ := imageSize(path, typeHEIC)
+				w, h, _, _ := imageSize(path, media.HEIC)
 				if w != 320 || h != 240 {
 					t.Errorf("weighed %d×%d, want the picture's 320×240", w, h)
 				}
-				err = heifToPNG(t.Context(), ffmpeg.Tools{HeifConvert: "heif-convert"}, path, typeHEIC)
+				err = heifToPNG(t.Context(), ffmpeg.Tools{HeifConvert: "heif-convert"}, path, media.HEIC)
 			}
 			var e *Error
 			switch {
@@ -319,7 +320,7 @@ func TestHEIFConvertLeavesNothing(t *testing.T) {
 				t.Fatal(err)
 			}
 			script := markingScript(t, t.TempDir(), "heif-convert", c.script)
-			err := heifToPNG(t.Context(), ffmpeg.Tools{HeifConvert: script}, path, typeHEIC)
+			err := heifToPNG(t.Context(), ffmpeg.Tools{HeifConvert: script}, path, media.HEIC)
 			var e *Error
 			if !errors.As(err, &e) || e.Kind != kindInvalid || !strings.Contains(e.Msg, c.words) {
 				t.Errorf("%v, want a 400 naming %q", err, c.words)
@@ -456,7 +457,7 @@ func TestHEIFPictureBudget(t *testing.T) {
 				}
 			}
 			// The conversion, should a file come to it unchecked, refuses it before heif-convert too.
-			err = heifToPNG(t.Context(), ffmpeg.Tools{HeifConvert: cfg.HeifConvert}, writeFixture(t, "again.heic", c.file), typeHEIC)
+			err = heifToPNG(t.Context(), ffmpeg.Tools{HeifConvert: cfg.HeifConvert}, writeFixture(t, "again.heic", c.file), media.HEIC)
 			if e := (*Error)(nil); !errors.As(err, &e) || e.Kind != kindInvalid || !strings.Contains(e.Msg, c.words[0]) {
 				t.Errorf("heifToPNG: %v, want a 400 naming %q", err, c.words[0])
 			}

@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"vidgen/internal/ffmpeg"
+	"vidgen/internal/media"
 )
 
 // Tests of what a hostile client or file can make the service spend: each closes one way of
@@ -73,7 +74,7 @@ func TestLongRenderTimeoutFailsOnce(t *testing.T) {
 	}
 	copyFile(t, fixture(t, "img.png"), e.srv.dirs.input(id, inputImage))
 	copyFile(t, fixture(t, "tone.wav"), e.srv.dirs.input(id, inputAudio))
-	j := Job{ID: id, KeyID: e.accountOf(t, e.key).ID, ImageType: typePNG, AudioType: typeWAV, AudioCodec: "pcm_s16le//2/44100",
+	j := Job{ID: id, KeyID: e.accountOf(t, e.key).ID, ImageType: media.PNG, AudioType: media.WAV, AudioCodec: "pcm_s16le//2/44100",
 		AudioDuration: longAudio.Seconds() + 1, CreatedAt: time.Now()}
 	if err := e.srv.store.CreateJob(context.Background(), j); err != nil {
 		t.Fatal(err)
@@ -501,7 +502,7 @@ func TestEncodeBudgetFirst(t *testing.T) {
 	rd := &renderer{dirs: dirs, tools: ffmpeg.Tools{FFmpeg: "/nonexistent/ffmpeg"}, now: time.Now, progress: map[string]*jobProgress{},
 		log: slog.New(slog.NewTextHandler(io.Discard, nil)), rand: rand.Reader, minFree: minFree, minSegment: defaultMinSegment, audioCores: 2,
 		pictures: newMemoryGate(1 << 30), diskFree: func(string) (int64, error) { return minFree + 18<<20, nil }} // 18 MB to spare
-	job := Job{ID: "c0mx4budget000000000000000", ImageType: typeJPEG, AudioType: typeMP3, AudioCodec: "mp3//2/44100", AudioDuration: 300}
+	job := Job{ID: "c0mx4budget000000000000000", ImageType: media.JPEG, AudioType: media.MP3, AudioCodec: "mp3//2/44100", AudioDuration: 300}
 	copyFile(t, fixture(t, "img.jpg"), dirs.input(job.ID, inputImage))
 	copyFile(t, fixture(t, "tone.mp3"), dirs.input(job.ID, inputAudio))
 	// 300 s at 192 kbit/s is 7.2 MB: twice over (14.4 MB) would fit the 18 MB to spare, three times
@@ -702,7 +703,7 @@ func TestChildMemoryLimit(t *testing.T) {
 	}
 	under := filepath.Join(dir, "copy.png")
 	copyFile(t, deep, under)
-	if _, err := prepareImage(t.Context(), ffmpeg.Tools{FFmpeg: "ffmpeg", FFprobe: "ffprobe", Memory: defaultChildMemory}, newDecodeGate(), under, typePNG); err != nil {
+	if _, err := prepareImage(t.Context(), ffmpeg.Tools{FFmpeg: "ffmpeg", FFprobe: "ffprobe", Memory: defaultChildMemory}, newDecodeGate(), under, media.PNG); err != nil {
 		t.Errorf("the same picture under the default limit: %v", err)
 	}
 

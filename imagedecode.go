@@ -26,6 +26,7 @@ import (
 	"golang.org/x/image/webp"
 
 	"vidgen/internal/ffmpeg"
+	"vidgen/internal/media"
 )
 
 // Images are checked at upload by decoding them the way the render will (ffmpeg), and when ffmpeg
@@ -98,7 +99,7 @@ func rewriteFailed(err, fault error) error {
 }
 
 // prepareImage makes the uploaded image at path, of sniffed type typ, ready for the render and
-// returns the type it has then (typePNG when it was rewritten). A file that cannot be made to decode
+// returns the type it has then (media.PNG when it was rewritten). A file that cannot be made to decode
 // is a 400 naming the image part; a type this server cannot decode is a 415. Go decodes go through
 // gate.
 func prepareImage(ctx context.Context, t ffmpeg.Tools, gate decodeGate, path, typ string) (string, error) {
@@ -110,20 +111,20 @@ func prepareImage(ctx context.Context, t ffmpeg.Tools, gate decodeGate, path, ty
 			}
 			return rewriteFailed(err, broken)
 		}
-		typ = typePNG
+		typ = media.PNG
 		return nil
 	}
 	switch typ {
-	case typeGIF:
+	case media.GIF:
 		if err := toPNG(); err != nil {
 			return "", err
 		}
-	case typeHEIC, typeAVIF:
+	case media.HEIC, media.AVIF:
 		if err := heifToPNG(ctx, t, path, typ); err != nil {
 			return "", err
 		}
-		typ = typePNG
-	case typeJPEG:
+		typ = media.PNG
+	case media.JPEG:
 		if err := trimJPEG(path); err != nil {
 			return "", err
 		}
@@ -132,7 +133,7 @@ func prepareImage(ctx context.Context, t ffmpeg.Tools, gate decodeGate, path, ty
 				return "", err
 			}
 		}
-	case typePNG:
+	case media.PNG:
 		if err := trimPNG(path); err != nil {
 			return "", err
 		}
@@ -144,7 +145,7 @@ func prepareImage(ctx context.Context, t ffmpeg.Tools, gate decodeGate, path, ty
 	if errors.Is(err, errChildMemory) {
 		return "", badMedia("image: decoding it takes more memory than this server gives one file; send a smaller picture")
 	}
-	if typ == typeJPEG {
+	if typ == media.JPEG {
 		// What ffmpeg reported may be the metadata's fault, not the picture's: a damaged EXIF block
 		// that browsers ignore. Without it the picture may decode cleanly, and stays a JPEG.
 		bare, err := withoutMetadata(ctx, t, path)
@@ -159,24 +160,24 @@ func prepareImage(ctx context.Context, t ffmpeg.Tools, gate decodeGate, path, ty
 	}
 	// ffmpeg could not decode it cleanly: try the repair each type allows, then check again.
 	switch typ {
-	case typePNG:
+	case media.PNG:
 		if err := salvagePNG(path); err != nil {
 			return "", rewriteFailed(err, badMedia("image: the PNG is truncated or damaged (its rows are incomplete); upload the whole file"))
 		}
-	case typeJPEG, typeBMP, typeTIFF, typeWebP:
+	case media.JPEG, media.BMP, media.TIFF, media.WebP:
 		if err := toPNG(); err != nil {
 			return "", err
 		}
 	default:
 		return "", broken
 	}
-	if err := ffDecodeCheck(ctx, t, path, typePNG); err != nil {
+	if err := ffDecodeCheck(ctx, t, path, media.PNG); err != nil {
 		if ctx.Err() != nil || kindOf(err) == kindUnavailable {
 			return "", err
 		}
 		return "", broken
 	}
-	return typePNG, nil
+	return media.PNG, nil
 }
 
 // ffDecodeCheck has ffprobe decode the image at path (in its own process, so a large image costs
@@ -254,18 +255,18 @@ func goToPNG(path, typ string) error {
 	var img image.Image
 	orientation := 1
 	switch typ {
-	case typeJPEG:
+	case media.JPEG:
 		orientation = jpegOrientation(b)
 		img, err = jpeg.Decode(bytes.NewReader(b))
-	case typeGIF:
+	case media.GIF:
 		img, err = gifFirstFrame(b)
-	case typeBMP:
+	case media.BMP:
 		img, err = bmp.Decode(bytes.NewReader(b))
-	case typeTIFF:
+	case media.TIFF:
 		img, err = tiff.Decode(bytes.NewReader(b))
-	case typeWebP:
+	case media.WebP:
 		img, err = webp.Decode(bytes.NewReader(b))
-	case typePNG:
+	case media.PNG:
 		img, err = png.Decode(bytes.NewReader(b))
 	default:
 		err = fmt.Errorf("no Go decoder for %s", typ)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"vidgen/internal/ffmpeg"
+	"vidgen/internal/media"
 )
 
 // TestGoToPNGOrientations: a JPEG decoded in Go (stored as RGB) comes out as a PNG of the picture
@@ -30,7 +31,7 @@ func TestGoToPNGOrientations(t *testing.T) {
 	base := quad(64, 32)
 	for o := 1; o <= 8; o++ {
 		path := writeFixture(t, "o.jpg", withOrientation(rgbJPEG(64, 32, base, "after-sof"), uint16(o), binary.BigEndian))
-		if err := goToPNG(path, typeJPEG); err != nil {
+		if err := goToPNG(path, media.JPEG); err != nil {
 			t.Fatalf("orientation %d: %v", o, err)
 		}
 		got, err := png.Decode(bytes.NewReader(readFile(t, path)))
@@ -61,8 +62,8 @@ func TestImageRewriteFailures(t *testing.T) {
 		name, typ string
 		file      []byte
 	}{
-		{"gif", typeGIF, readFile(t, fixture(t, "img.gif"))},
-		{"png", typePNG, pngChunks(t, badAdler)}, // decodes only through salvagePNG
+		{"gif", media.GIF, readFile(t, fixture(t, "img.gif"))},
+		{"png", media.PNG, pngChunks(t, badAdler)}, // decodes only through salvagePNG
 	} {
 		dir := t.TempDir()
 		path := filepath.Join(dir, "upload")
@@ -203,7 +204,7 @@ func BenchmarkGoToPNG(b *testing.B) {
 					b.Fatal(err)
 				}
 				b.StartTimer()
-				if err := goToPNG(path, typeJPEG); err != nil {
+				if err := goToPNG(path, media.JPEG); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -367,7 +368,7 @@ func TestPicturesShareMemory(t *testing.T) {
 	}
 	copyFile(t, fixture(t, "img.jpg"), e.srv.dirs.input(id, inputImage))
 	copyFile(t, fixture(t, "short.wav"), e.srv.dirs.input(id, inputAudio))
-	job := Job{ID: id, ImageType: typeJPEG, AudioType: typeWAV, AudioCodec: "pcm_s16le//1/16000", AudioDuration: 0.6}
+	job := Job{ID: id, ImageType: media.JPEG, AudioType: media.WAV, AudioCodec: "pcm_s16le//1/16000", AudioDuration: 0.6}
 	if hold, err = gate.acquire(t.Context(), 1); err != nil {
 		t.Fatal(err)
 	}
@@ -393,23 +394,23 @@ func TestPicturesShareMemory(t *testing.T) {
 func TestPictureCost(t *testing.T) {
 	t.Parallel()
 	eight := writeFixture(t, "p8.png", pngHeader(4000, 3000))
-	if got, want := pictureCost(eight, typePNG), int64(pictureBaseCost+12_000_000*pictureByteCost+pngFileCost*len(pngHeader(4000, 3000))); got != want {
+	if got, want := pictureCost(eight, media.PNG), int64(pictureBaseCost+12_000_000*pictureByteCost+pngFileCost*len(pngHeader(4000, 3000))); got != want {
 		t.Errorf("8-bit 4000×3000 PNG: %d, want %d", got, want)
 	}
 	var deep bytes.Buffer
 	if err := png.Encode(&deep, image.NewRGBA64(image.Rect(0, 0, 30, 20))); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := pictureCost(writeFixture(t, "p16.png", deep.Bytes()), typePNG), int64(pictureBaseCost+600*pictureDeepCost+pngFileCost*deep.Len()); got != want {
+	if got, want := pictureCost(writeFixture(t, "p16.png", deep.Bytes()), media.PNG), int64(pictureBaseCost+600*pictureDeepCost+pngFileCost*deep.Len()); got != want {
 		t.Errorf("16-bit 30×20 PNG: %d, want %d", got, want)
 	}
 	// ffmpeg holds a PNG whole, and its text chunks several times over: a picture of one pixel
 	// in 8 MB weighs by its bytes.
 	text := pngFile(rawPNGChunk("IHDR", pngIHDR(1, 1, 8, 2)), rawPNGChunk("tEXt", make([]byte, 8<<20)), onePixelIDAT(), rawPNGChunk("IEND", nil))
-	if got, want := pictureCost(writeFixture(t, "text.png", text), typePNG), int64(pictureBaseCost+pictureByteCost+4*len(text)); got != want {
+	if got, want := pictureCost(writeFixture(t, "text.png", text), media.PNG), int64(pictureBaseCost+pictureByteCost+4*len(text)); got != want {
 		t.Errorf("1×1 PNG of %d bytes: %d, want %d", len(text), got, want)
 	}
-	if got := pictureCost(writeFixture(t, "junk.png", []byte("not a png")), typePNG); got != largestPicture {
+	if got := pictureCost(writeFixture(t, "junk.png", []byte("not a png")), media.PNG); got != largestPicture {
 		t.Errorf("unreadable header: %d, want %d", got, largestPicture)
 	}
 }

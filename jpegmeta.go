@@ -13,6 +13,7 @@ import (
 	"os"
 
 	"vidgen/internal/ffmpeg"
+	"vidgen/internal/media"
 )
 
 // A JPEG's header: its segments up to the first scan, and the metadata among them. Cameras, phones
@@ -177,7 +178,7 @@ func withoutMetadata(ctx context.Context, t ffmpeg.Tools, path string) (bool, er
 	if err := w.Flush(); err != nil {
 		return false, err
 	}
-	if err := ffDecodeCheck(ctx, t, tmp, typeJPEG); err != nil {
+	if err := ffDecodeCheck(ctx, t, tmp, media.JPEG); err != nil {
 		if ctx.Err() != nil || kindOf(err) == kindUnavailable {
 			return false, err
 		}

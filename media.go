@@ -12,44 +12,24 @@ import (
 	"io"
 	"os"
 	"strings"
-	"unicode/utf8"
+	"vidgen/internal/media"
 )
 
 // maxPixels caps the images vidgen accepts, checked from the header before anything is decoded.
 const maxPixels = 100_000_000
 
-// Media types, as sniffed from a file's bytes.
-const (
-	typeJPEG = "jpeg"
-	typePNG  = "png"
-	typeWebP = "webp"
-	typeGIF  = "gif"
-	typeBMP  = "bmp"
-	typeTIFF = "tiff"
-	typeHEIC = "heic"
-	typeAVIF = "avif"
-	typeMP3  = "mp3"
-	typeWAV  = "wav"
-	typeM4A  = "m4a"
-	typeOgg  = "ogg"
-	typeFLAC = "flac"
-	typeAIFF = "aiff"
-	typeAAC  = "aac" // ADTS: raw AAC frames, as radios and some recorders write them
-	typeMKA  = "webm/matroska"
-)
-
 // demuxer names the ffmpeg input format for each type, so ffmpeg never guesses one from the content
 // (an .mp3 that is really an HLS playlist is never opened as a playlist). GIF, HEIC and AVIF are
 // absent: ffmpeg never reads them, they are turned into PNG at upload (see prepareImage).
 var demuxer = map[string]string{
-	typeJPEG: "jpeg_pipe", typePNG: "png_pipe", typeWebP: "webp_pipe", typeBMP: "bmp_pipe", typeTIFF: "tiff_pipe",
-	typeMP3: "mp3", typeWAV: "wav", typeM4A: "mov", typeOgg: "ogg",
-	typeFLAC: "flac", typeAIFF: "aiff", typeAAC: "aac", typeMKA: "matroska",
+	media.JPEG: "jpeg_pipe", media.PNG: "png_pipe", media.WebP: "webp_pipe", media.BMP: "bmp_pipe", media.TIFF: "tiff_pipe",
+	media.MP3: "mp3", media.WAV: "wav", media.M4A: "mov", media.Ogg: "ogg",
+	media.FLAC: "flac", media.AIFF: "aiff", media.AAC: "aac", media.Matroska: "matroska",
 }
 
 // typeName is how messages name a type.
 func typeName(typ string) string {
-	if typ == typeMKA {
+	if typ == media.Matroska {
 		return "WebM/Matroska"
 	}
 	return strings.ToUpper(typ)
@@ -63,146 +43,10 @@ func unsupportedMedia(format string, args ...any) error {
 	return errorf(kindUnsupported, format, args...)
 }
 
-// sniffImage returns the image type of a file that starts with head, or "".
-func sniffImage(head []byte) string {
-	switch {
-	case bytes.HasPrefix(head, []byte("\xff\xd8\xff")):
-		return typeJPEG
-	case bytes.HasPrefix(head, []byte("\x89PNG\r\n\x1a\n")):
-		return typePNG
-	case len(head) >= 12 && string(head[:4]) == "RIFF" && string(head[8:12]) == "WEBP":
-		return typeWebP
-	case bytes.HasPrefix(head, []byte("GIF87a")), bytes.HasPrefix(head, []byte("GIF89a")):
-		return typeGIF
-	case bmpHeader(head):
-		return typeBMP
-	case bytes.HasPrefix(head, []byte("II*\x00")), bytes.HasPrefix(head, []byte("MM\x00*")):
-		return typeTIFF
-	}
-	return heifBrand(head)
-}
-
-// bmpHeader reports whether head starts a Windows bitmap: "BM" and a DIB header of a known size
-// ("BM" alone is too common a start for text).
-func bmpHeader(head []byte) bool {
-	if len(head) < 26 || string(head[:2]) != "BM" {
-		return false
-	}
-	switch binary.LittleEndian.Uint32(head[14:18]) {
-	case 12, 40, 52, 56, 64, 108, 124:
-		return true
-	}
-	return false
-}
-
-// heifBrand returns typeHEIC or typeAVIF for an ISO-BMFF file whose brands say it is a HEIF still
-// image (an iPhone photo, an AVIF), else "". Such files share their container with M4A audio.
-func heifBrand(head []byte) string {
-	if len(head) < 16 || string(head[4:8]) != "ftyp" {
-		return ""
-	}
-	n := min(int(binary.BigEndian.Uint32(head[:4])), len(head))
-	brands := []string{string(head[8:12])} // the major brand, then the compatible ones
-	for i := 16; i+4 <= n; i += 4 {
-		brands = append(brands, string(head[i:i+4]))
-	}
-	for _, b := range brands {
-		switch b {
-		case "avif", "avis":
-			return typeAVIF
-		case "heic", "heix", "heim", "heis", "hevc", "hevx":
-			return typeHEIC
-		}
-	}
-	if brands[0] == "mif1" || brands[0] == "msf1" {
-		return typeHEIC // a HEIF of another codec: named as HEIF by describe, refused by heif-convert if need be
-	}
-	return ""
-}
-
-// sniffAudio returns the audio type of a file that starts with head, or "". An MP3 without an ID3
-// tag has no magic number, so it is recognised by a chain of valid MPEG audio frame headers. An ID3
-// tag may also stand before FLAC or ADTS AAC, so what follows it decides.
-func sniffAudio(head []byte) string {
-	switch {
-	case len(head) >= 12 && string(head[:4]) == "RIFF" && string(head[8:12]) == "WAVE":
-		return typeWAV
-	case len(head) >= 12 && string(head[:4]) == "FORM" && (string(head[8:12]) == "AIFF" || string(head[8:12]) == "AIFC"):
-		return typeAIFF
-	case len(head) >= 12 && string(head[4:8]) == "ftyp":
-		if heifBrand(head) != "" {
-			return ""
-		}
-		return typeM4A // the codec (AAC) is checked by probeAudio
-	case bytes.HasPrefix(head, []byte("OggS")) && len(head) >= 27:
-		// The first page holds the codec's identification header.
-		start := 27 + int(head[26])
-		if start < len(head) {
-			p := head[start:]
-			if bytes.HasPrefix(p, []byte("\x01vorbis")) || bytes.HasPrefix(p, []byte("OpusHead")) {
-				return typeOgg
-			}
-		}
-		return ""
-	case bytes.HasPrefix(head, []byte("fLaC")):
-		return typeFLAC
-	case bytes.HasPrefix(head, []byte("\x1a\x45\xdf\xa3")):
-		return typeMKA // the codec is checked by probeAudio
-	case bytes.HasPrefix(head, []byte("ID3")) && len(head) >= 10:
-		n := id3Len(head)
-		if n >= len(head) {
-			return typeMP3 // a tag larger than what was read (cover art): the probe decides
-		}
-		rest := head[n:]
-		for len(rest) > 0 && rest[0] == 0 { // padding some taggers leave after the tag
-			rest = rest[1:]
-		}
-		if t := sniffAudio(rest); t == typeFLAC || t == typeAAC {
-			return t
-		}
-		return typeMP3
-	case mp3FrameChain(head):
-		return typeMP3
-	case adtsChain(head):
-		return typeAAC
-	}
-	return ""
-}
-
-// id3Len is the length of the ID3v2 tag that starts head (at least 10 bytes), footer included.
-func id3Len(head []byte) int {
-	// The tag's size is syncsafe (7 bits a byte); a footer adds 10 bytes.
-	n := 10 + (int(head[6]&0x7f)<<21 | int(head[7]&0x7f)<<14 | int(head[8]&0x7f)<<7 | int(head[9]&0x7f))
-	if head[5]&0x10 != 0 {
-		n += 10
-	}
-	return n
-}
-
-// adtsChain reports whether head starts with three chained ADTS (AAC) frame headers.
-func adtsChain(head []byte) bool {
-	p := 0
-	for range 3 {
-		if p+7 > len(head) {
-			return p > 0 && p >= len(head) // a short file whose frames fill it exactly
-		}
-		b := head[p:]
-		if b[0] != 0xff || b[1]&0xf6 != 0xf0 || (b[2]>>2)&0xf > 12 {
-			return false
-		}
-		l := int(b[3]&3)<<11 | int(b[4])<<3 | int(b[5]>>5)
-		if l < 7 {
-			return false
-		}
-		p += l
-	}
-	return true
-}
-
 // containerName names the container of type typ as people know it: an M4A is an MP4 that holds
 // only audio, and a phone's video is an MP4 too.
 func containerName(typ string) string {
-	if typ == typeM4A {
+	if typ == media.M4A {
 		return "MP4/M4A"
 	}
 	return typeName(typ)
@@ -221,12 +65,12 @@ func withArticle(name string) string {
 
 // describe names what a file looks like, for error messages.
 func describe(head []byte) string {
-	if t := sniffImage(head); t != "" {
+	if t := media.SniffImage(head); t != "" {
 		return withArticle(typeName(t)) + " image"
 	}
-	switch t := sniffAudio(head); t {
+	switch t := media.SniffAudio(head); t {
 	case "":
-	case typeM4A, typeMKA:
+	case media.M4A, media.Matroska:
 		// These containers hold video as often as audio; which one is for probeAudio to read.
 		return withArticle(containerName(t)) + " (video or audio)"
 	default:
@@ -245,79 +89,10 @@ func describe(head []byte) string {
 		return "empty"
 	case bytes.HasPrefix(head, []byte("RIFF")) && len(head) >= 12 && string(head[8:12]) == "AVI ":
 		return "an AVI video"
-	case isText(head, len(head) >= sniffLen):
+	case media.IsText(head, len(head) >= media.SniffLen):
 		return "a text file"
 	}
 	return "not a supported format"
-}
-
-// isText says whether head, the start of a file (cut short of the file when cut), reads as text:
-// UTF-8 without control characters (C0 other than tabs and line ends, DEL, C1); a character the cut
-// splits at its end is allowed.
-func isText(head []byte, cut bool) bool {
-	for len(head) > 0 {
-		r, n := utf8.DecodeRune(head)
-		if r == utf8.RuneError && n <= 1 {
-			return cut && !utf8.FullRune(head)
-		}
-		if r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r >= 0x7f && r <= 0x9f {
-			return false
-		}
-		head = head[n:]
-	}
-	return true
-}
-
-var (
-	mp3BitratesV1 = [16]int{0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, -1}
-	mp3BitratesV2 = [16]int{0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160, -1}
-	mp3Rates      = [4][3]int{{11025, 12000, 8000}, {}, {22050, 24000, 16000}, {44100, 48000, 32000}}
-)
-
-// mp3FrameLen returns the length of the MPEG-1/2/2.5 Layer III frame whose header starts b, or 0.
-func mp3FrameLen(b []byte) int {
-	if len(b) < 4 || b[0] != 0xff || b[1]&0xe0 != 0xe0 {
-		return 0
-	}
-	version := (b[1] >> 3) & 3
-	layer := (b[1] >> 1) & 3
-	bri := b[2] >> 4
-	sri := (b[2] >> 2) & 3
-	if version == 1 || layer != 1 || sri == 3 {
-		return 0
-	}
-	kbps := mp3BitratesV2[bri]
-	coef := 72000
-	if version == 3 {
-		kbps, coef = mp3BitratesV1[bri], 144000
-	}
-	if kbps <= 0 {
-		return 0
-	}
-	return coef*kbps/mp3Rates[version][sri] + int((b[2]>>1)&1)
-}
-
-// mp3FrameChain reports whether head holds three MPEG Layer III frames in a row, the first within its
-// first 8 KB. Random bytes almost never do.
-func mp3FrameChain(head []byte) bool {
-	for i := 0; i < len(head) && i < 8192; i++ {
-		if head[i] != 0xff {
-			continue
-		}
-		p, ok := i, true
-		for n := 0; n < 3 && ok; n++ {
-			l := 0
-			if p < len(head) { // a frame may claim to run past the end of a short file
-				l = mp3FrameLen(head[p:])
-			}
-			ok = l > 0
-			p += l
-		}
-		if ok {
-			return true
-		}
-	}
-	return false
 }
 
 // checkImage validates the image at path, of sniffed type typ, without decoding its pixels: the
@@ -327,7 +102,7 @@ func mp3FrameChain(head []byte) bool {
 // PNG's structure (checksums, a missing IEND) is prepareImage's to judge: browsers show some PNGs
 // that break those rules.
 func checkImage(path, typ string) error {
-	if typ == typePNG {
+	if typ == media.PNG {
 		if err := checkPNGLayout(path); err != nil {
 			return err
 		}
@@ -342,11 +117,11 @@ func checkImage(path, typ string) error {
 	if int64(w)*int64(h) > maxPixels {
 		return tooManyPixels(w, h)
 	}
-	if typ == typeHEIC || typ == typeAVIF {
+	if typ == media.HEIC || typ == media.AVIF {
 		_, err := heifDecodedPictures(path, typ)
 		return err
 	}
-	if typ != typeJPEG {
+	if typ != media.JPEG {
 		return nil
 	}
 	f, err := os.Open(path)
@@ -383,12 +158,12 @@ func imageSize(path, typ string) (w, h int, deep bool, err error) {
 	defer f.Close()
 	unreadable := func(err error) error { return unreadableImage(typ, err) }
 	switch typ {
-	case typeJPEG, typePNG, typeGIF:
+	case media.JPEG, media.PNG, media.GIF:
 		decode := map[string]func(io.Reader) (image.Config, error){
-			typeJPEG: jpeg.DecodeConfig, typePNG: png.DecodeConfig, typeGIF: gif.DecodeConfig,
+			media.JPEG: jpeg.DecodeConfig, media.PNG: png.DecodeConfig, media.GIF: gif.DecodeConfig,
 		}[typ]
 		cfg, err := decode(bufio.NewReader(f))
-		if err != nil && typ == typeJPEG {
+		if err != nil && typ == media.JPEG {
 			if c, err2 := jpegConfigWithoutMetadata(f); err2 == nil {
 				cfg, err = c, nil
 			}
@@ -401,7 +176,7 @@ func imageSize(path, typ string) (w, h int, deep bool, err error) {
 			deep = true
 		}
 		return cfg.Width, cfg.Height, deep, nil
-	case typeBMP:
+	case media.BMP:
 		var hdr [26]byte
 		if _, err := io.ReadFull(f, hdr[:]); err != nil {
 			return 0, 0, false, unreadable(err)
@@ -411,13 +186,13 @@ func imageSize(path, typ string) (w, h int, deep bool, err error) {
 		}
 		w, h = int(int32(binary.LittleEndian.Uint32(hdr[18:]))), int(int32(binary.LittleEndian.Uint32(hdr[22:])))
 		return w, max(h, -h), false, nil // negative: stored top-down
-	case typeTIFF:
+	case media.TIFF:
 		w, h = tiffSize(f)
 		return w, h, true, nil
-	case typeHEIC, typeAVIF:
+	case media.HEIC, media.AVIF:
 		pics, err := heifPicturesOf(f, typ)
 		return pics.w, pics.h, true, err
-	case typeWebP:
+	case media.WebP:
 		w, h, err = webpSize(f)
 		return w, h, false, err
 	}

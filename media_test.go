@@ -18,6 +18,7 @@ import (
 	"golang.org/x/image/bmp"
 
 	"vidgen/internal/ffmpeg"
+	"vidgen/internal/media"
 )
 
 func init() {
@@ -41,7 +42,7 @@ func init() {
 	}
 }
 
-func head(b []byte) []byte { return b[:min(len(b), sniffLen)] }
+func head(b []byte) []byte { return b[:min(len(b), media.SniffLen)] }
 
 func TestSniff(t *testing.T) {
 	t.Parallel()
@@ -51,33 +52,33 @@ func TestSniff(t *testing.T) {
 		data       []byte
 		image, aud string
 	}{
-		{"jpeg", jpg, typeJPEG, ""},
-		{"png", encodePNG(t, quad(16, 16)), typePNG, ""},
-		{"webp lossy", readFile(t, fixture(t, "img.webp")), typeWebP, ""},
-		{"wav", readFile(t, fixture(t, "tone.wav")), "", typeWAV},
-		{"m4a", readFile(t, fixture(t, "tone.m4a")), "", typeM4A},
-		{"mp4 with AAC", readFile(t, fixture(t, "tone.mp4")), "", typeM4A},
-		{"ogg vorbis", readFile(t, fixture(t, "tone.ogg")), "", typeOgg},
-		{"ogg opus", readFile(t, fixture(t, "tone.opus")), "", typeOgg},
+		{"jpeg", jpg, media.JPEG, ""},
+		{"png", encodePNG(t, quad(16, 16)), media.PNG, ""},
+		{"webp lossy", readFile(t, fixture(t, "img.webp")), media.WebP, ""},
+		{"wav", readFile(t, fixture(t, "tone.wav")), "", media.WAV},
+		{"m4a", readFile(t, fixture(t, "tone.m4a")), "", media.M4A},
+		{"mp4 with AAC", readFile(t, fixture(t, "tone.mp4")), "", media.M4A},
+		{"ogg vorbis", readFile(t, fixture(t, "tone.ogg")), "", media.Ogg},
+		{"ogg opus", readFile(t, fixture(t, "tone.opus")), "", media.Ogg},
 		{"ogg flac", readFile(t, fixture(t, "flac.ogg")), "", ""},
-		{"mp3 with ID3", readFile(t, fixture(t, "tone.mp3")), "", typeMP3},
-		{"mp3 with Xing, no ID3", readFile(t, fixture(t, "xing.mp3")), "", typeMP3},
-		{"mp3 bare frames", readFile(t, fixture(t, "noid3.mp3")), "", typeMP3},
-		{"mp3 MPEG-2 22 kHz", readFile(t, fixture(t, "mpeg2.mp3")), "", typeMP3},
-		{"mp3 MPEG-2.5 8 kHz", readFile(t, fixture(t, "mpeg25.mp3")), "", typeMP3},
-		{"mp3 after 1 KB of junk", append(bytes.Repeat([]byte{0}, 1024), readFile(t, fixture(t, "noid3.mp3"))...), "", typeMP3},
+		{"mp3 with ID3", readFile(t, fixture(t, "tone.mp3")), "", media.MP3},
+		{"mp3 with Xing, no ID3", readFile(t, fixture(t, "xing.mp3")), "", media.MP3},
+		{"mp3 bare frames", readFile(t, fixture(t, "noid3.mp3")), "", media.MP3},
+		{"mp3 MPEG-2 22 kHz", readFile(t, fixture(t, "mpeg2.mp3")), "", media.MP3},
+		{"mp3 MPEG-2.5 8 kHz", readFile(t, fixture(t, "mpeg25.mp3")), "", media.MP3},
+		{"mp3 after 1 KB of junk", append(bytes.Repeat([]byte{0}, 1024), readFile(t, fixture(t, "noid3.mp3"))...), "", media.MP3},
 		{"mp2 (layer II)", readFile(t, fixture(t, "mp2.mp3")), "", ""},
-		{"flac", readFile(t, fixture(t, "tone.flac")), "", typeFLAC},
-		{"flac after ID3", append(id3Tag(), readFile(t, fixture(t, "tone.flac"))...), "", typeFLAC},
-		{"adts aac", readFile(t, fixture(t, "tone.aac")), "", typeAAC},
-		{"adts aac after ID3", append(id3Tag(), readFile(t, fixture(t, "tone.aac"))...), "", typeAAC},
-		{"aiff", readFile(t, fixture(t, "tone.aiff")), "", typeAIFF},
-		{"webm opus", readFile(t, fixture(t, "tone.webm")), "", typeMKA},
-		{"gif", paletteGIF(t, quad(16, 16)), typeGIF, ""},
-		{"bmp", encodeWith(t, bmp.Encode, quad(16, 16)), typeBMP, ""},
-		{"tiff", encodeWith(t, tiffEncode, quad(16, 16)), typeTIFF, ""},
-		{"heic brands", []byte("\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic"), typeHEIC, ""},
-		{"avif brands", []byte("\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf"), typeAVIF, ""},
+		{"flac", readFile(t, fixture(t, "tone.flac")), "", media.FLAC},
+		{"flac after ID3", append(id3Tag(), readFile(t, fixture(t, "tone.flac"))...), "", media.FLAC},
+		{"adts aac", readFile(t, fixture(t, "tone.aac")), "", media.AAC},
+		{"adts aac after ID3", append(id3Tag(), readFile(t, fixture(t, "tone.aac"))...), "", media.AAC},
+		{"aiff", readFile(t, fixture(t, "tone.aiff")), "", media.AIFF},
+		{"webm opus", readFile(t, fixture(t, "tone.webm")), "", media.Matroska},
+		{"gif", paletteGIF(t, quad(16, 16)), media.GIF, ""},
+		{"bmp", encodeWith(t, bmp.Encode, quad(16, 16)), media.BMP, ""},
+		{"tiff", encodeWith(t, tiffEncode, quad(16, 16)), media.TIFF, ""},
+		{"heic brands", []byte("\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic"), media.HEIC, ""},
+		{"avif brands", []byte("\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf"), media.AVIF, ""},
 		{"BM text", []byte("BM is not a bitmap when nothing else says so"), "", ""},
 		{"avi (RIFF, not WAVE)", readFile(t, fixture(t, "video.avi")), "", ""},
 		{"hls playlist", []byte("#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nhttp://example.com/a.ts\n#EXT-X-ENDLIST\n"), "", ""},
@@ -91,21 +92,21 @@ func TestSniff(t *testing.T) {
 		{"OggS header only", []byte("OggS"), "", ""},
 	}
 	for _, c := range cases {
-		if got := sniffImage(head(c.data)); got != c.image {
-			t.Errorf("%s: sniffImage = %q, want %q", c.name, got, c.image)
+		if got := media.SniffImage(head(c.data)); got != c.image {
+			t.Errorf("%s: media.SniffImage = %q, want %q", c.name, got, c.image)
 		}
-		if got := sniffAudio(head(c.data)); got != c.aud {
-			t.Errorf("%s: sniffAudio = %q, want %q", c.name, got, c.aud)
+		if got := media.SniffAudio(head(c.data)); got != c.aud {
+			t.Errorf("%s: media.SniffAudio = %q, want %q", c.name, got, c.aud)
 		}
 	}
 	// Random bytes are neither, however many tries (an MP3 needs three chained frame headers).
 	r := rand.New(rand.NewPCG(1, 2))
-	buf := make([]byte, sniffLen)
+	buf := make([]byte, media.SniffLen)
 	for i := range 300 {
 		for j := range buf {
 			buf[j] = byte(r.Uint32())
 		}
-		if img, aud := sniffImage(buf), sniffAudio(buf); img != "" || aud != "" {
+		if img, aud := media.SniffImage(buf), media.SniffAudio(buf); img != "" || aud != "" {
 			t.Fatalf("random buffer %d sniffed as %q/%q", i, img, aud)
 		}
 	}
@@ -119,8 +120,8 @@ func TestSniff(t *testing.T) {
 	}
 	for in, want := range map[string]string{
 		"": "empty", "hello": "a text file", "name,size\r\nx,1\n": "a text file", "caf\xc3\xa9 \xe2\x82": "not a supported format", "\xc2\x85": "not a supported format",
-		strings.Repeat("x", sniffLen-2) + "\xe2\x82": "a text file",
-		"RIFF\x00\x00\x00\x00AVI LIST":               "an AVI video", "hel\x00lo": "not a supported format", "\xff\xfe\x00x": "not a supported format",
+		strings.Repeat("x", media.SniffLen-2) + "\xe2\x82": "a text file",
+		"RIFF\x00\x00\x00\x00AVI LIST":                     "an AVI video", "hel\x00lo": "not a supported format", "\xff\xfe\x00x": "not a supported format",
 	} {
 		if d := describe([]byte(in)); d != want {
 			t.Errorf("describe(%q) = %q, want %q", in, d, want)
@@ -194,7 +195,7 @@ func TestWebPSize(t *testing.T) {
 		if got := string(b[12:16]); got != c.chunk {
 			t.Errorf("%s starts with chunk %q, want %q: the case proves less than meant", filepath.Base(c.path), got, c.chunk)
 		}
-		if sniffImage(b) != typeWebP {
+		if media.SniffImage(b) != media.WebP {
 			t.Errorf("%s: not sniffed as WebP", filepath.Base(c.path))
 		}
 		w, h, err := size(b)
@@ -230,7 +231,7 @@ func TestCheckImagePixelCap(t *testing.T) {
 	check := func(name string, b []byte) error {
 		path := filepath.Join(dir, name)
 		os.WriteFile(path, b, 0o644)
-		return checkImage(path, sniffImage(b))
+		return checkImage(path, media.SniffImage(b))
 	}
 	if err := check("cap.png", pngWith(10000, 10000)); err != nil {
 		t.Errorf("exactly 100 MP: %v", err)
@@ -307,30 +308,10 @@ func TestAudioScan(t *testing.T) {
 func TestHeifConvertMissing(t *testing.T) {
 	t.Parallel()
 	path := writeFixture(t, "photo.heic", hevcGrid(1, 1, 64, 64))
-	err := heifToPNG(context.Background(), ffmpeg.Tools{HeifConvert: filepath.Join(t.TempDir(), "heif-convert")}, path, typeHEIC)
+	err := heifToPNG(context.Background(), ffmpeg.Tools{HeifConvert: filepath.Join(t.TempDir(), "heif-convert")}, path, media.HEIC)
 	var e *Error
 	if !errors.As(err, &e) || e.Kind != kindUnsupported || !strings.Contains(e.Msg, "lacks heif-convert") {
 		t.Errorf("got %v, want a 415 naming heif-convert", err)
-	}
-}
-
-// TestID3Len: the tag's length is its 10-byte header plus its syncsafe size, plus 10 with a footer.
-func TestID3Len(t *testing.T) {
-	for _, c := range []struct {
-		flags byte
-		size  [4]byte
-		want  int
-	}{
-		{0, [4]byte{0, 0, 0, 2}, 12},
-		{0, [4]byte{0, 0, 0, 0x7f}, 137},
-		{0, [4]byte{0, 0, 1, 0}, 138},
-		{0, [4]byte{1, 2, 3, 4}, 10 + 1<<21 + 2<<14 + 3<<7 + 4},
-		{0x10, [4]byte{0, 0, 0, 5}, 25},
-	} {
-		head := append([]byte{'I', 'D', '3', 4, 0, c.flags}, c.size[:]...)
-		if got := id3Len(head); got != c.want {
-			t.Errorf("flags %#x size %v: %d, want %d", c.flags, c.size, got, c.want)
-		}
 	}
 }
 
@@ -348,18 +329,18 @@ func TestDeclaredSeconds(t *testing.T) {
 		file      []byte
 		want      float64 // 0: no exact length stated
 	}{
-		{"WAV", typeWAV, wav, 2.5},
-		{"WAV cut after its header", typeWAV, wav[:100], 2.5},
-		{"WAV of a recorder that never wrote its size", typeWAV, placeholder, 0},
-		{"FLAC", typeFLAC, flac, 1},
-		{"FLAC cut in half", typeFLAC, flac[:len(flac)/2], 1},
-		{"FLAC behind an ID3 tag", typeFLAC, append(bytes.Clone(id3), flac...), 1},
-		{"MP3 with LAME's Info frame", typeMP3, readFile(t, fixture(t, "xing.mp3")), 1},
-		{"MP3 with an ID3 tag and the Info frame", typeMP3, readFile(t, fixture(t, "tone.mp3")), 2.5},
-		{"MPEG-2 MP3 with the Info frame", typeMP3, readFile(t, fixture(t, "mpeg2.mp3")), 1},
-		{"MP3 without it", typeMP3, readFile(t, fixture(t, "noid3.mp3")), 0},
-		{"Ogg", typeOgg, readFile(t, fixture(t, "tone.ogg")), 0},
-		{"M4A", typeM4A, readFile(t, fixture(t, "tone.m4a")), 0},
+		{"WAV", media.WAV, wav, 2.5},
+		{"WAV cut after its header", media.WAV, wav[:100], 2.5},
+		{"WAV of a recorder that never wrote its size", media.WAV, placeholder, 0},
+		{"FLAC", media.FLAC, flac, 1},
+		{"FLAC cut in half", media.FLAC, flac[:len(flac)/2], 1},
+		{"FLAC behind an ID3 tag", media.FLAC, append(bytes.Clone(id3), flac...), 1},
+		{"MP3 with LAME's Info frame", media.MP3, readFile(t, fixture(t, "xing.mp3")), 1},
+		{"MP3 with an ID3 tag and the Info frame", media.MP3, readFile(t, fixture(t, "tone.mp3")), 2.5},
+		{"MPEG-2 MP3 with the Info frame", media.MP3, readFile(t, fixture(t, "mpeg2.mp3")), 1},
+		{"MP3 without it", media.MP3, readFile(t, fixture(t, "noid3.mp3")), 0},
+		{"Ogg", media.Ogg, readFile(t, fixture(t, "tone.ogg")), 0},
+		{"M4A", media.M4A, readFile(t, fixture(t, "tone.m4a")), 0},
 	} {
 		got, ok := declaredSeconds(writeFixture(t, "audio", c.file), c.typ)
 		// An MP3's frame count covers the encoder's delay and padding too (a few frames).

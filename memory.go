@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"vidgen/internal/media"
 )
 
 // This file bounds the memory that decoding pictures takes across uploads and renders. A picture's
@@ -137,7 +138,7 @@ func pictureCost(path, typ string) int64 {
 		per = pictureDeepCost
 	}
 	cost := pictureBaseCost + int64(w)*int64(h)*per
-	if fi, err := os.Stat(path); err == nil && typ == typePNG {
+	if fi, err := os.Stat(path); err == nil && typ == media.PNG {
 		cost += pngFileCost * fi.Size()
 	}
 	return cost

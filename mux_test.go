@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"vidgen/internal/media"
 )
 
 // TestWriteStillVideo checks the video vidgen writes itself against the one ffmpeg's muxer made
@@ -41,7 +42,7 @@ func TestWriteStillVideo(t *testing.T) {
 			path := func(name string) string { return filepath.Join(sub, name) }
 			ffmpegMake(t, "-f", "lavfi", "-i", fmt.Sprintf("anoisesrc=c=pink:r=%d:a=0.3:d=%g", c.rate, c.seconds),
 				"-ac", fmt.Sprint(c.channels), "-c:a", "pcm_s16le", path("sound.wav"))
-			job := Job{ImageType: typeJPEG, AudioType: typeWAV, AudioDuration: c.seconds, Options: c.options,
+			job := Job{ImageType: media.JPEG, AudioType: media.WAV, AudioDuration: c.seconds, Options: c.options,
 				AudioCodec: fmt.Sprintf("pcm_s16le//%d/%d", c.channels, c.rate)}
 
 			ffmpegMake(t, clipArgs(job, photo, path("clip.h264"), path("poster.jpg"))...)

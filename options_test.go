@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"vidgen/internal/captions"
+	"vidgen/internal/media"
 )
 
 func TestParseOptions(t *testing.T) {
@@ -153,8 +154,8 @@ func TestOptionsRefused(t *testing.T) {
 func TestDefaultRenderUnchanged(t *testing.T) {
 	t.Parallel()
 	for _, o := range []Options{defaultOptions, {}} {
-		mp3 := Job{ImageType: typeJPEG, AudioType: typeMP3, AudioCodec: "mp3//2/44100", AudioDuration: 2.5, Options: o}
-		m4a := Job{ImageType: typePNG, AudioType: typeM4A, AudioCodec: "aac/LC/2/48000", AudioDuration: 61.25, Options: o}
+		mp3 := Job{ImageType: media.JPEG, AudioType: media.MP3, AudioCodec: "mp3//2/44100", AudioDuration: 2.5, Options: o}
+		m4a := Job{ImageType: media.PNG, AudioType: media.M4A, AudioCodec: "aac/LC/2/48000", AudioDuration: 61.25, Options: o}
 		for _, c := range []struct {
 			got  []string
 			want string
@@ -183,7 +184,7 @@ func TestCaptionsSurviveRestart(t *testing.T) {
 	k := storeKey(t, st, "alice")
 	id, _ := newJobID(time.Now(), rand.Reader)
 	o := Options{Size: sizeOriginal, Background: "blur", Waveform: "none", WaveformColor: "#FFFFFF", Captions: true}
-	job := Job{ID: id, KeyID: k.ID, ImageType: typePNG, AudioType: typeWAV, AudioCodec: "pcm_s16le//2/44100",
+	job := Job{ID: id, KeyID: k.ID, ImageType: media.PNG, AudioType: media.WAV, AudioCodec: "pcm_s16le//2/44100",
 		AudioDuration: mediaDuration(t, fixture(t, "tone.wav")), Options: o, CreatedAt: time.Now()}
 	if err := st.CreateJob(t.Context(), job); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"vidgen/internal/media"
 )
 
 // TestE2EPlatformVideos is docs/api.md's one curl per platform, at a realistic length: 20 s of
@@ -143,7 +144,7 @@ func TestE2EMovingOutputSize(t *testing.T) {
 		copyFile(t, c.image, e.srv.dirs.input(id, inputImage))
 		copyFile(t, audio, e.srv.dirs.input(id, inputAudio))
 		os.WriteFile(e.srv.dirs.input(id, inputCaptions), []byte(srt), 0o600)
-		job := Job{ID: id, ImageType: typeJPEG, AudioType: typeWAV, AudioCodec: "pcm_s16le//1/44100", AudioDuration: 4, Options: c.o}
+		job := Job{ID: id, ImageType: media.JPEG, AudioType: media.WAV, AudioCodec: "pcm_s16le//1/44100", AudioDuration: 4, Options: c.o}
 		token, err := e.srv.renderer.renderFiles(t.Context(), job)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)

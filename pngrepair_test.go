@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"vidgen/internal/media"
 )
 
 // pngIHDR is the data of an IHDR chunk: w×h, depth bits a channel, colour type ctype, not
@@ -125,7 +126,7 @@ func TestPNGLayout(t *testing.T) {
 		{"one chunk too many", many(maxPNGChunks + 1), "more than 262144 chunks", 0},
 	} {
 		path := writeFixture(t, "layout.png", c.file)
-		err := checkImage(path, typePNG)
+		err := checkImage(path, media.PNG)
 		if c.want != "" {
 			msg := ""
 			if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"vidgen/internal/aac"
 	"vidgen/internal/ffmpeg"
+	"vidgen/internal/media"
 )
 
 // Real files from public test suites that browsers and players accept and vidgen once did not: a
@@ -181,15 +182,15 @@ func TestMalformedEXIF(t *testing.T) {
 		t.Run(c.kind, func(t *testing.T) {
 			t.Parallel()
 			path := writeFixture(t, c.kind+".jpg", brokenEXIF(t, jpg, c.kind))
-			if err := checkImage(path, typeJPEG); err != nil {
+			if err := checkImage(path, media.JPEG); err != nil {
 				t.Fatalf("checkImage: %v", err)
 			}
-			typ, err := prepareImage(t.Context(), tl, newDecodeGate(), path, typeJPEG)
-			if err != nil || typ != typeJPEG {
+			typ, err := prepareImage(t.Context(), tl, newDecodeGate(), path, media.JPEG)
+			if err != nil || typ != media.JPEG {
 				t.Fatalf("prepareImage: %q, %v; want it kept as a JPEG", typ, err)
 			}
 			got := readFile(t, path)
-			if err := ffDecodeCheck(t.Context(), tl, path, typeJPEG); err != nil {
+			if err := ffDecodeCheck(t.Context(), tl, path, media.JPEG); err != nil {
 				t.Errorf("the accepted file does not decode cleanly: %v", err)
 			}
 			if o := jpegOrientation(got); o != c.orientation {
@@ -214,7 +215,7 @@ func TestMalformedEXIF(t *testing.T) {
 		if !bytes.Equal(readFile(t, path), orig) {
 			t.Error("the file changed")
 		}
-		if _, err := prepareImage(t.Context(), tl, newDecodeGate(), path, typeJPEG); kindOf(err) != kindInvalid {
+		if _, err := prepareImage(t.Context(), tl, newDecodeGate(), path, media.JPEG); kindOf(err) != kindInvalid {
 			t.Errorf("prepareImage: %v, want a 400", err)
 		}
 	})
@@ -287,7 +288,7 @@ func TestDamagedADTS(t *testing.T) {
 
 			// The probe, on a copy: the upload itself goes through the API below.
 			probed := corpusFile(t, dir, "probed.aac", upload)
-			info, err := probeAudio(t.Context(), tl, probed, typeAAC)
+			info, err := probeAudio(t.Context(), tl, probed, media.AAC)
 			if err != nil {
 				t.Fatalf("probeAudio: %v", err)
 			}

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"vidgen/internal/ffmpeg"
+	"vidgen/internal/media"
 )
 
 // The fidelity matrix: every picture is generated here, rendered by the real service, and one frame
@@ -348,7 +349,7 @@ func comparePicture(t testing.TB, want image.Image, wantW, wantH, w, h int, rgb 
 func renderPicture(t testing.TB, e *testEnv, path string) (int, int, []byte) {
 	t.Helper()
 	head := readFile(t, path)
-	typ := sniffImage(head)
+	typ := media.SniffImage(head)
 	if typ == "" {
 		t.Fatalf("%s: not sniffed as an image", filepath.Base(path))
 	}
@@ -366,7 +367,7 @@ func renderPicture(t testing.TB, e *testEnv, path string) (int, int, []byte) {
 	if err != nil {
 		t.Fatalf("prepareImage: %v", err)
 	}
-	job := Job{ID: id, ImageType: typ, AudioType: typeWAV, AudioCodec: "pcm_s16le//1/16000", AudioDuration: 0.6}
+	job := Job{ID: id, ImageType: typ, AudioType: media.WAV, AudioCodec: "pcm_s16le//1/16000", AudioDuration: 0.6}
 	token, err := e.srv.renderer.renderFiles(t.Context(), job)
 	if err != nil {
 		t.Fatalf("render: %v", err)

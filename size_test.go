@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"vidgen/internal/media"
 )
 
 // TestE2EOutputSize renders a detailed (noisy) 1080p photo over 25 s of audio and checks what makes the
@@ -44,7 +45,7 @@ func TestE2EOutputSize(t *testing.T) {
 
 	// The clip as step 1 makes it, to feed the estimate.
 	stream, poster := filepath.Join(dir, "clip.h264"), filepath.Join(dir, "poster.jpg")
-	job := Job{ImageType: typeJPEG}
+	job := Job{ImageType: media.JPEG}
 	args := append([]string{"-nostdin", "-v", "error", "-y", "-protocol_whitelist", "file"}, clipArgs(job, photo, stream, poster)...)
 	if msg, err := exec.Command("ffmpeg", args...).CombinedOutput(); err != nil {
 		t.Fatalf("clip: %v: %s", err, msg)

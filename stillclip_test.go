@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"vidgen/internal/h264"
+	"vidgen/internal/media"
 	"vidgen/internal/mediatest"
 )
 
@@ -32,8 +33,8 @@ func TestWriteClip(t *testing.T) {
 		frames, fps   int      // of the clip; the platform size's is cut to 1 s, as it decodes slowly
 		width, height int
 	}{
-		{"clip step", clipArgs(Job{ImageType: typeJPEG}, photo, "", filepath.Join(dir, "p1.jpg")), 100, 10, 642, 362},
-		{"clip step, platform size", clipArgs(Job{ImageType: typeJPEG, Options: Options{Size: "portrait"}}, photo, "", filepath.Join(dir, "p2.jpg")), 30, 30, 1080, 1920},
+		{"clip step", clipArgs(Job{ImageType: media.JPEG}, photo, "", filepath.Join(dir, "p1.jpg")), 100, 10, 642, 362},
+		{"clip step, platform size", clipArgs(Job{ImageType: media.JPEG, Options: Options{Size: "portrait"}}, photo, "", filepath.Join(dir, "p2.jpg")), 30, 30, 1080, 1920},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -94,7 +95,7 @@ func TestClipKeyframeUnchanged(t *testing.T) {
 	dir := t.TempDir()
 	photo := filepath.Join(dir, "photo.jpg")
 	ffmpegMake(t, "-f", "lavfi", "-i", "testsrc2=s=480x270:r=1", "-vf", "noise=alls=30:allf=u", "-frames:v", "1", "-q:v", "2", photo)
-	job := Job{ImageType: typeJPEG}
+	job := Job{ImageType: media.JPEG}
 	keyframe := func(frames int) []byte {
 		t.Helper()
 		stream := filepath.Join(dir, strconv.Itoa(frames)+".h264")

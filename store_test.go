@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"vidgen/internal/media"
 )
 
 // testStore opens a store on a fresh SQLite file with every migration, and one account.
@@ -42,7 +43,7 @@ func storeJob(t testing.TB, st *Store, k Key, hook string, at time.Time) Job {
 	if err != nil {
 		t.Fatal(err)
 	}
-	j := Job{ID: id, KeyID: k.ID, ImageType: typePNG, AudioType: typeWAV, AudioCodec: "pcm_s16le//2/44100",
+	j := Job{ID: id, KeyID: k.ID, ImageType: media.PNG, AudioType: media.WAV, AudioCodec: "pcm_s16le//2/44100",
 		AudioDuration: 2.5, WebhookURL: hook, CreatedAt: at.UTC()}
 	if err := st.CreateJob(context.Background(), j); err != nil {
 		t.Fatal(err)
@@ -187,7 +188,7 @@ func TestOneActiveJobIndex(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			id, _ := newJobID(time.Now(), rand.Reader)
-			err := st.CreateJob(context.Background(), Job{ID: id, KeyID: k.ID, ImageType: typePNG, AudioType: typeWAV, CreatedAt: time.Now()})
+			err := st.CreateJob(context.Background(), Job{ID: id, KeyID: k.ID, ImageType: media.PNG, AudioType: media.WAV, CreatedAt: time.Now()})
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -347,7 +348,7 @@ func TestJobOptionsStored(t *testing.T) {
 		{Size: "portrait", Background: "#102030", Waveform: "bars", WaveformColor: "#FF00AA", Captions: true}} {
 		k := storeKey(t, st, fmt.Sprintf("options-%d", i))
 		id, _ := newJobID(time.Now(), rand.Reader)
-		j := Job{ID: id, KeyID: k.ID, ImageType: typePNG, AudioType: typeWAV, AudioCodec: "pcm", AudioDuration: 1, Options: o, CreatedAt: time.Now()}
+		j := Job{ID: id, KeyID: k.ID, ImageType: media.PNG, AudioType: media.WAV, AudioCodec: "pcm", AudioDuration: 1, Options: o, CreatedAt: time.Now()}
 		if err := st.CreateJob(ctx, j); err != nil {
 			t.Fatal(err)
 		}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"vidgen/internal/captions"
+	"vidgen/internal/media"
 )
 
 const (
@@ -23,8 +24,6 @@ const (
 	// maxParts bounds the multipart parts read from one request: the three files, webhookUrl and
 	// the options, with room for a client's extra field or two.
 	maxParts = 10
-	// sniffLen is how much of a file the type detection reads.
-	sniffLen = 64 << 10
 	// maxBodySize is the most a submission's body may hold: two full files and the captions plus
 	// room for the small parts and the multipart framing.
 	maxBodySize = 2*maxFileSize + captions.MaxSize + 1<<20
@@ -287,7 +286,7 @@ func (s *server) saveUpload(p io.Reader, name string) (*upload, error) {
 	} else if err != nil {
 		return u, fmt.Errorf("sync upload: %w", err)
 	}
-	u.head = make([]byte, min(u.size, sniffLen))
+	u.head = make([]byte, min(u.size, media.SniffLen))
 	if _, err := f.ReadAt(u.head, 0); err != nil {
 		return u, fmt.Errorf("read upload: %w", err)
 	}
@@ -359,14 +358,14 @@ func (s *server) validateSubmission(r *http.Request, files map[string]*upload, f
 		}
 	}
 	img, aud := files["image"], files["audio"]
-	imgType := sniffImage(img.head)
+	imgType := media.SniffImage(img.head)
 	if imgType == "" {
 		return Job{}, unsupportedMedia("image: the file is %s; send a JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC or AVIF image", describe(img.head))
 	}
 	if err := checkImage(img.path, imgType); err != nil {
 		return Job{}, err
 	}
-	audType := sniffAudio(aud.head)
+	audType := media.SniffAudio(aud.head)
 	if audType == "" {
 		return Job{}, unsupportedMedia("audio: the file is %s; send %s", describe(aud.head), audioTypes)
 	}
