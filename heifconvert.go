@@ -15,22 +15,23 @@ import (
 	"time"
 
 	"vidgen/internal/ffmpeg"
+	"vidgen/internal/media"
 )
 
-// heifPicturesOf walks the HEIC or AVIF f (heifWalk): its pictures as heif-convert will decode
+// heifPicturesOf walks the HEIC or AVIF f (media.WalkHEIF): its pictures as heif-convert will decode
 // them, or the refusal of a file whose structure is damaged (400) or that holds a picture in a
 // codec this server cannot size (415).
-func heifPicturesOf(f *os.File, typ string) (heifPictures, error) {
+func heifPicturesOf(f *os.File, typ string) (media.HEIFPictures, error) {
 	fi, err := f.Stat()
 	if err != nil {
-		return heifPictures{}, err
+		return media.HEIFPictures{}, err
 	}
-	pics, err := heifWalk(f, fi.Size())
+	pics, err := media.WalkHEIF(f, fi.Size())
 	switch {
-	case errors.Is(err, errHEIFCodec):
-		return heifPictures{}, unsupportedMedia("image: the %s holds %v, which this server does not decode; send a JPEG or PNG", typeName(typ), err)
-	case errors.Is(err, errHEIFDamaged):
-		return heifPictures{}, unreadableImage(typ, err)
+	case errors.Is(err, media.ErrHEIFCodec):
+		return media.HEIFPictures{}, unsupportedMedia("image: the %s holds %v, which this server does not decode; send a JPEG or PNG", typeName(typ), err)
+	case errors.Is(err, media.ErrHEIFDamaged):
+		return media.HEIFPictures{}, unreadableImage(typ, err)
 	}
 	return pics, err
 }
@@ -47,30 +48,30 @@ const heifMaxPictures = 16
 // pictures, or pictures (their tiles and alpha planes counted, by coded size) over maxPixels in all.
 // heif-convert decodes and writes every top-level picture, though vidgen keeps only the primary, and
 // any number of them may point at one bitstream: the total is what one accepted picture may cost.
-func heifDecodedPictures(path, typ string) (heifPictures, error) {
+func heifDecodedPictures(path, typ string) (media.HEIFPictures, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return heifPictures{}, err
+		return media.HEIFPictures{}, err
 	}
 	pics, err := heifPicturesOf(f, typ)
 	f.Close()
-	if err != nil || (pics.count <= heifMaxPictures && pics.pixels <= maxPixels) {
+	if err != nil || (pics.Count <= heifMaxPictures && pics.Pixels <= maxPixels) {
 		return pics, err
 	}
 	noun := "pictures"
-	if pics.count == 1 {
+	if pics.Count == 1 {
 		noun = "picture"
 	}
-	return heifPictures{}, badMedia("image: the %s holds %d %s of %.1f megapixels in all (%d pixels, tiles and alpha planes counted), all of which would be decoded; "+
+	return media.HEIFPictures{}, badMedia("image: the %s holds %d %s of %.1f megapixels in all (%d pixels, tiles and alpha planes counted), all of which would be decoded; "+
 		"at most %d pictures of %d megapixels in all are accepted: export the picture you want alone as JPEG or PNG and upload that",
-		typeName(typ), pics.count, noun, float64(pics.pixels)/1e6, pics.pixels, heifMaxPictures, maxPixels/1_000_000)
+		typeName(typ), pics.Count, noun, float64(pics.Pixels)/1e6, pics.Pixels, heifMaxPictures, maxPixels/1_000_000)
 }
 
 // heifToPNG replaces the HEIC or AVIF at path with a PNG of its primary picture, made by
 // heif-convert (Debian's libheif-examples), which applies the picture's rotation and mirroring.
 // ffmpeg 5.1 cannot read HEIF, so without heif-convert these are a 415 that says so. heif-convert
 // writes a file for every top-level picture (OUT-1.png, OUT-2.png… when there are several, in the
-// order heifWalk gives them): it writes into a directory of its own, next to the upload and removed
+// order media.WalkHEIF gives them): it writes into a directory of its own, next to the upload and removed
 // afterwards whatever happened, and the primary's file takes the upload's place.
 func heifToPNG(ctx context.Context, t ffmpeg.Tools, path, typ string) error {
 	lacking := unsupportedMedia("image: %s images are not supported on this server (it lacks heif-convert); send a JPEG or PNG", typeName(typ))
@@ -123,17 +124,17 @@ func heifToPNG(ctx context.Context, t ffmpeg.Tools, path, typ string) error {
 
 // heifPrimaryFile is the file heif-convert wrote in dir for the primary picture of a HEIC or AVIF
 // of pictures pics: picture.png when the file has one top-level picture, else picture-N.png, N its
-// place among them from 1 (heifWalk). Should heif-convert write other files than heifWalk foresaw
+// place among them from 1 (media.WalkHEIF). Should heif-convert write other files than media.WalkHEIF foresaw
 // (a libheif counting pictures its own way), none is taken: which is the primary would be a guess.
-func heifPrimaryFile(dir string, pics heifPictures, msg []byte, typ string) (string, error) {
+func heifPrimaryFile(dir string, pics media.HEIFPictures, msg []byte, typ string) (string, error) {
 	name := func(i int) string {
-		if pics.count == 1 {
+		if pics.Count == 1 {
 			return "picture.png"
 		}
 		return fmt.Sprintf("picture-%d.png", i+1)
 	}
 	var want, got []string
-	for i := range pics.count {
+	for i := range pics.Count {
 		want = append(want, name(i))
 	}
 	entries, err := os.ReadDir(dir)
@@ -147,7 +148,7 @@ func heifPrimaryFile(dir string, pics heifPictures, msg []byte, typ string) (str
 	slices.Sort(got)
 	switch {
 	case slices.Equal(got, want):
-		return filepath.Join(dir, name(pics.primary)), nil
+		return filepath.Join(dir, name(pics.Primary)), nil
 	case bytes.Contains(msg, []byte("could not write")): // heif-convert's words when it could not write a PNG
 		return "", fmt.Errorf("heif-convert: %s", lastLine(msg))
 	}

@@ -22,70 +22,20 @@ import (
 
 	"vidgen/internal/ffmpeg"
 	"vidgen/internal/media"
+	"vidgen/internal/media/heiftest"
 )
 
 // heifEncItems is the properties and items of a HEIC heif-enc makes of img (one picture, no
 // thumbnail, no alpha): a real, decodable picture to build files around.
-func heifEncItems(t testing.TB, img image.Image) ([][]byte, []heifTestItem) {
+func heifEncItems(t testing.TB, img image.Image) ([][]byte, []heiftest.Item) {
 	t.Helper()
 	needTools(t, "heif-enc")
-	props, items := heifItemsOf(t, readFile(t, heifEncode(t, t.TempDir(), "a.heic", img)))
+	props, items := heiftest.ItemsOf(t, readFile(t, heifEncode(t, t.TempDir(), "a.heic", img)))
 	if len(items) != 1 {
 		t.Fatalf("heif-enc wrote %d items", len(items))
 	}
 	return props, items
 }
-
-// heifItemsOf is the properties and items of the HEIF file b, which has no item references, the
-// primary first, for buildHEIF to build it again, changed.
-func heifItemsOf(t testing.TB, b []byte) ([][]byte, []heifTestItem) {
-	t.Helper()
-	p := &heifParser{r: bytes.NewReader(b), size: int64(len(b)), items: map[uint32]*heifItem{}, configs: map[*heifBox]heifConfig{}}
-	top, err := p.children(b)
-	meta := first(top, "meta")
-	if err != nil || meta == nil || len(meta.body) < 4 {
-		t.Fatalf("no meta box: %v", err)
-	}
-	if inner, err := p.children(meta.body[4:]); err != nil || first(inner, "iref") != nil {
-		t.Fatalf("item references, or a damaged meta box: %v", err)
-	}
-	if err := p.parseMeta(meta.body); err != nil {
-		t.Fatal(err)
-	}
-	var props [][]byte
-	for _, b := range p.props {
-		props = append(props, hbox(b.typ, b.body))
-	}
-	var items []heifTestItem
-	for _, id := range p.order {
-		it := p.items[id]
-		d, err := p.itemData(id, it)
-		if err != nil {
-			t.Fatal(err)
-		}
-		data := make([]byte, d.n)
-		if err := d.read(data, 0); err != nil {
-			t.Fatal(err)
-		}
-		ti := heifTestItem{id: int(id), typ: it.typ, data: data}
-		for _, idx := range it.props {
-			ti.props = append(ti.props, int(idx))
-		}
-		if id == p.primary {
-			items = append([]heifTestItem{ti}, items...)
-		} else {
-			items = append(items, ti)
-		}
-	}
-	return props, items
-}
-
-func auxCBox(urn string) []byte { return hfull("auxC", 0, 0, []byte(urn), []byte{0}) }
-
-const (
-	alphaURN = "urn:mpeg:hevc:2015:auxid:1"
-	depthURN = "urn:mpeg:hevc:2015:auxid:2"
-)
 
 // TestHEIFDecodedItems: a HEIC is weighed and checked by the pictures heif-convert decodes (its
 // top-level pictures and their alpha planes) and by no other: a thumbnail in JPEG, a thumbnail or a
@@ -96,12 +46,12 @@ const (
 func TestHEIFDecodedItems(t *testing.T) {
 	t.Parallel()
 	needTools(t, "heif-enc", "heif-convert")
-	fake := lengthPrefixed([]byte{0x26, 0x01, 0xaf}) // a slice header, and no picture
+	fake := heiftest.LengthPrefixed([]byte{0x26, 0x01, 0xaf}) // a slice header, and no picture
 	// around is a HEIC of heif-enc's 320×240 picture (item 1) with more properties (numbered from
 	// n+1, n the number of heif-enc's) and more items.
-	around := func(t testing.TB, more [][]byte, items func(n int) []heifTestItem) []byte {
+	around := func(t testing.TB, more [][]byte, items func(n int) []heiftest.Item) []byte {
 		props, real := heifEncItems(t, quad(320, 240))
-		return buildHEIF("heic", append(props, more...), append(real, items(len(props))...))
+		return heiftest.Build("heic", append(props, more...), append(real, items(len(props))...))
 	}
 	cases := []struct {
 		name   string
@@ -121,58 +71,58 @@ func TestHEIFDecodedItems(t *testing.T) {
 			return readFile(t, heifEncode(t, t.TempDir(), "a.heic", img, "-t", "64"))
 		}},
 		{name: "jpeg-thumbnail", file: func(t testing.TB) []byte {
-			return around(t, nil, func(int) []heifTestItem {
-				return []heifTestItem{{id: 2, typ: "jpeg", data: encodeJPEG(t, quad(64, 48)), thmb: 1}}
+			return around(t, nil, func(int) []heiftest.Item {
+				return []heiftest.Item{{ID: 2, Type: "jpeg", Data: encodeJPEG(t, quad(64, 48)), Thmb: 1}}
 			})
 		}},
 		{name: "thumbnail-coded-20000x20000", file: func(t testing.TB) []byte {
-			return around(t, [][]byte{ispeBox(20000, 20000), hvcCBox(testSPS(20000, 20000, 0))}, func(n int) []heifTestItem {
-				return []heifTestItem{{id: 2, typ: "hvc1", props: []int{n + 1, n + 2}, data: fake, thmb: 1}}
+			return around(t, [][]byte{heiftest.ISPE(20000, 20000), heiftest.HvcC(heiftest.SPS(20000, 20000, 0))}, func(n int) []heiftest.Item {
+				return []heiftest.Item{{ID: 2, Type: "hvc1", Props: []int{n + 1, n + 2}, Data: fake, Thmb: 1}}
 			})
 		}},
 		{name: "thumbnail-without-sequence-parameter-set", file: func(t testing.TB) []byte {
-			return around(t, [][]byte{ispeBox(64, 48), hvcCBox([]byte{0x40, 0x01, 0x0c})}, func(n int) []heifTestItem {
-				return []heifTestItem{{id: 2, typ: "hvc1", props: []int{n + 1, n + 2}, data: fake, thmb: 1}}
+			return around(t, [][]byte{heiftest.ISPE(64, 48), heiftest.HvcC([]byte{0x40, 0x01, 0x0c})}, func(n int) []heiftest.Item {
+				return []heiftest.Item{{ID: 2, Type: "hvc1", Props: []int{n + 1, n + 2}, Data: fake, Thmb: 1}}
 			})
 		}},
 		{name: "thumbnail-alpha-coded-12000x12000", file: func(t testing.TB) []byte {
-			more := [][]byte{ispeBox(64, 48), hvcCBox(testSPS(64, 48, 0)), hvcCBox(testSPS(12000, 12000, 0)), auxCBox(alphaURN)}
-			return around(t, more, func(n int) []heifTestItem {
-				return []heifTestItem{
-					{id: 2, typ: "hvc1", props: []int{n + 1, n + 2}, data: fake, thmb: 1},
-					{id: 3, typ: "hvc1", props: []int{n + 1, n + 3, n + 4}, data: fake, auxl: 2}}
+			more := [][]byte{heiftest.ISPE(64, 48), heiftest.HvcC(heiftest.SPS(64, 48, 0)), heiftest.HvcC(heiftest.SPS(12000, 12000, 0)), heiftest.AuxC(heiftest.AlphaURN)}
+			return around(t, more, func(n int) []heiftest.Item {
+				return []heiftest.Item{
+					{ID: 2, Type: "hvc1", Props: []int{n + 1, n + 2}, Data: fake, Thmb: 1},
+					{ID: 3, Type: "hvc1", Props: []int{n + 1, n + 3, n + 4}, Data: fake, Auxl: 2}}
 			})
 		}},
 		{name: "depth-map-coded-12000x12000", file: func(t testing.TB) []byte {
-			return around(t, [][]byte{ispeBox(320, 240), hvcCBox(testSPS(12000, 12000, 0)), auxCBox(depthURN)}, func(n int) []heifTestItem {
-				return []heifTestItem{{id: 2, typ: "hvc1", props: []int{n + 1, n + 2, n + 3}, data: fake, auxl: 1}}
+			return around(t, [][]byte{heiftest.ISPE(320, 240), heiftest.HvcC(heiftest.SPS(12000, 12000, 0)), heiftest.AuxC(heiftest.DepthURN)}, func(n int) []heiftest.Item {
+				return []heiftest.Item{{ID: 2, Type: "hvc1", Props: []int{n + 1, n + 2, n + 3}, Data: fake, Auxl: 1}}
 			})
 		}},
 		{name: "hidden-jpeg-item", file: func(t testing.TB) []byte {
-			return around(t, nil, func(int) []heifTestItem {
-				return []heifTestItem{{id: 2, typ: "jpeg", data: encodeJPEG(t, quad(64, 48)), hidden: true}}
+			return around(t, nil, func(int) []heiftest.Item {
+				return []heiftest.Item{{ID: 2, Type: "jpeg", Data: encodeJPEG(t, quad(64, 48)), Hidden: true}}
 			})
 		}},
 		{name: "alpha-coded-12000x12000", status: 400, words: "12000×12000", file: func(t testing.TB) []byte {
-			return around(t, [][]byte{ispeBox(320, 240), hvcCBox(testSPS(12000, 12000, 0)), auxCBox(alphaURN)}, func(n int) []heifTestItem {
-				return []heifTestItem{{id: 2, typ: "hvc1", props: []int{n + 1, n + 2, n + 3}, data: fake, auxl: 1}}
+			return around(t, [][]byte{heiftest.ISPE(320, 240), heiftest.HvcC(heiftest.SPS(12000, 12000, 0)), heiftest.AuxC(heiftest.AlphaURN)}, func(n int) []heiftest.Item {
+				return []heiftest.Item{{ID: 2, Type: "hvc1", Props: []int{n + 1, n + 2, n + 3}, Data: fake, Auxl: 1}}
 			})
 		}},
 		{name: "alpha-in-jpeg", status: 415, words: `"jpeg"`, file: func(t testing.TB) []byte {
-			return around(t, [][]byte{ispeBox(320, 240), auxCBox(alphaURN)}, func(n int) []heifTestItem {
-				return []heifTestItem{{id: 2, typ: "jpeg", props: []int{n + 1, n + 2}, data: encodeJPEG(t, quad(320, 240)), auxl: 1}}
+			return around(t, [][]byte{heiftest.ISPE(320, 240), heiftest.AuxC(heiftest.AlphaURN)}, func(n int) []heiftest.Item {
+				return []heiftest.Item{{ID: 2, Type: "jpeg", Props: []int{n + 1, n + 2}, Data: encodeJPEG(t, quad(320, 240)), Auxl: 1}}
 			})
 		}},
 		{name: "alpha-not-decodable", status: 400, words: "could not be decoded", file: func(t testing.TB) []byte {
-			return around(t, [][]byte{ispeBox(320, 240), hvcCBox(testSPS(320, 240, 0)), auxCBox(alphaURN)}, func(n int) []heifTestItem {
-				return []heifTestItem{{id: 2, typ: "hvc1", props: []int{n + 1, n + 2, n + 3}, data: fake, auxl: 1}}
+			return around(t, [][]byte{heiftest.ISPE(320, 240), heiftest.HvcC(heiftest.SPS(320, 240, 0)), heiftest.AuxC(heiftest.AlphaURN)}, func(n int) []heiftest.Item {
+				return []heiftest.Item{{ID: 2, Type: "hvc1", Props: []int{n + 1, n + 2, n + 3}, Data: fake, Auxl: 1}}
 			})
 		}},
 		{name: "primary-is-a-thumbnail", status: 400, words: "primary item 1 is not a picture of its own", file: func(t testing.TB) []byte {
 			props, real := heifEncItems(t, quad(320, 240))
 			second := real[0]
-			second.id, real[0].thmb = 2, 2
-			return buildHEIF("heic", props, append(real, second))
+			second.ID, real[0].Thmb = 2, 2
+			return heiftest.Build("heic", props, append(real, second))
 		}},
 	}
 	for _, c := range cases {
@@ -249,8 +199,8 @@ func TestHEIFSeveralPictures(t *testing.T) {
 		{"primary-first", two, p1, 2, 0},
 		{"primary-second", withPrimary(t, two, 2), p2, 2, 1},
 		{"primary-listed-first-with-the-higher-id", func() []byte {
-			props, items := heifItemsOf(t, withPrimary(t, two, 2)) // the primary (item 2) first
-			return buildHEIF("heic", props, items)
+			props, items := heiftest.ItemsOf(t, withPrimary(t, two, 2)) // the primary (item 2) first
+			return heiftest.Build("heic", props, items)
 		}(), p2, 2, 1},
 		{"thumbnails-between", withPrimary(t, thumbs, 4), p2, 2, 1},
 	}
@@ -259,11 +209,11 @@ func TestHEIFSeveralPictures(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			path := writeFixture(t, "in.heic", c.file)
-			pics, err := heifWalk(bytes.NewReader(c.file), int64(len(c.file)))
-			if err != nil || pics.count != c.count || pics.primary != c.primary {
-				t.Fatalf("heifWalk: %+v %v, want %d pictures, the primary at %d", pics, err, c.count, c.primary)
+			pics, err := media.WalkHEIF(bytes.NewReader(c.file), int64(len(c.file)))
+			if err != nil || pics.Count != c.count || pics.Primary != c.primary {
+				t.Fatalf("media.WalkHEIF: %+v %v, want %d pictures, the primary at %d", pics, err, c.count, c.primary)
 			}
-			// heif-convert's own files: the primary's is the one heifWalk places.
+			// heif-convert's own files: the primary's is the one media.WalkHEIF places.
 			out := filepath.Join(t.TempDir(), "out.png")
 			if msg, err := exec.Command("heif-convert", path, out).CombinedOutput(); err != nil {
 				t.Fatalf("heif-convert: %v: %s", err, msg)
@@ -304,10 +254,10 @@ func rendersAs(t testing.TB, e *testEnv, key, path string, want image.Image) {
 func TestHEIFConvertLeavesNothing(t *testing.T) {
 	t.Parallel()
 	small := writeFixture(t, "small.png", encodePNG(t, quad(64, 48)))
-	slice := lengthPrefixed([]byte{0x26, 0x01})
-	file := buildHEIF("heic", [][]byte{ispeBox(64, 48), hvcCBox(testSPS(64, 48, 0))}, []heifTestItem{
-		{id: 1, typ: "hvc1", props: []int{1, 2}, data: slice},
-		{id: 2, typ: "hvc1", props: []int{1, 2}, data: slice}})
+	slice := heiftest.LengthPrefixed([]byte{0x26, 0x01})
+	file := heiftest.Build("heic", [][]byte{heiftest.ISPE(64, 48), heiftest.HvcC(heiftest.SPS(64, 48, 0))}, []heiftest.Item{
+		{ID: 1, Type: "hvc1", Props: []int{1, 2}, Data: slice},
+		{ID: 2, Type: "hvc1", Props: []int{1, 2}, Data: slice}})
 	for _, c := range []struct{ name, script, words string }{
 		{"fails-after-the-first", `cp "` + small + `" "${2%.png}-1.png"; echo "Could not decode image: 1: broken" >&2; exit 1`, "could not be decoded (Could not decode image: 1: broken)"},
 		{"three-files-for-two", `for i in 1 2 3; do cp "` + small + `" "${2%.png}-$i.png"; done`, "made 3 files, where 2 were expected"},
@@ -335,32 +285,6 @@ func TestHEIFConvertLeavesNothing(t *testing.T) {
 	}
 }
 
-// sharingItems is the item it under each of ids, the first holding its data and the others pointing
-// at that data (iloc): many pictures for the bytes of one.
-func sharingItems(it heifTestItem, ids ...int) []heifTestItem {
-	var out []heifTestItem
-	for i, id := range ids {
-		c := it
-		c.id = id
-		if i > 0 {
-			c.shares, c.data = ids[0], nil
-		}
-		out = append(out, c)
-	}
-	return out
-}
-
-// idRange is the item IDs from first to last, but skip.
-func idRange(first, last, skip int) []int {
-	var ids []int
-	for id := first; id <= last; id++ {
-		if id != skip {
-			ids = append(ids, id)
-		}
-	}
-	return ids
-}
-
 // TestHEIFPictureBudget: heif-convert decodes and writes every top-level picture of a HEIC, so a
 // file is refused (400, naming its pictures and megapixels and what to send) before heif-convert
 // starts when it holds more than 16 top-level pictures, or pictures of more than 100 megapixels in
@@ -381,22 +305,22 @@ func TestHEIFPictureBudget(t *testing.T) {
 	}
 	// props and real: the properties and items (p1, the primary, and p2) of a heif-enc file of two
 	// pictures, to build real files of many pictures around.
-	props, real := heifItemsOf(t, readFile(t, heifEncode(t, dir, "two.heic", p2, pngs[0])))
+	props, real := heiftest.ItemsOf(t, readFile(t, heifEncode(t, dir, "two.heic", p2, pngs[0])))
 	grid := image.NewNRGBA(image.Rect(0, 0, 960, 720))
 	for i := range 9 {
 		draw.Draw(grid, p2.Bounds().Add(image.Pt(i%3*320, i/3*240)), p2, image.Point{}, draw.Src)
 	}
 	// fake: pictures coded at w×h by their parameter sets (their properties numbered from 1), with
-	// no picture in their data: heif-convert, should it start, fails on them.
+	// no picture in their Data: heif-convert, should it start, fails on them.
 	fake := func(w, h uint32, more ...[]byte) [][]byte {
-		return append([][]byte{ispeBox(w, h), hvcCBox(testSPS(uint64(w), uint64(h), 0))}, more...)
+		return append([][]byte{heiftest.ISPE(w, h), heiftest.HvcC(heiftest.SPS(uint64(w), uint64(h), 0))}, more...)
 	}
-	slice := lengthPrefixed([]byte{0x26, 0x01, 0xaf})
-	big := heifTestItem{id: 1, typ: "hvc1", props: []int{1, 2}, data: slice}
-	primaryAt9 := func(last int) []heifTestItem {
+	slice := heiftest.LengthPrefixed([]byte{0x26, 0x01, 0xaf})
+	big := heiftest.Item{ID: 1, Type: "hvc1", Props: []int{1, 2}, Data: slice}
+	primaryAt9 := func(last int) []heiftest.Item {
 		p := real[0]
-		p.id = 9
-		return append([]heifTestItem{p}, sharingItems(real[1], idRange(1, last, 9)...)...)
+		p.ID = 9
+		return append([]heiftest.Item{p}, heiftest.SharingItems(real[1], heiftest.IDRange(1, last, 9)...)...)
 	}
 	cases := []struct {
 		name   string
@@ -409,31 +333,31 @@ func TestHEIFPictureBudget(t *testing.T) {
 		{name: "one-picture", file: readFile(t, heifEncode(t, dir, "one.heic", p2)), count: 1, pixels: 320 * 240, want: p2},
 		{name: "three-pictures-primary-second", file: withPrimary(t, readFile(t, heifEncode(t, dir, "three.heic", p2, pngs[0], pngs[1])), 2),
 			count: 3, pixels: 200*400 + 240*160 + 320*240, want: p3},
-		{name: "16-pictures-sharing-one-bitstream", file: buildHEIF("heic", props, primaryAt9(16)), count: 16, pixels: 200*400 + 15*320*240, want: p1},
-		{name: "3x3-grid-of-one-tile", file: buildHEIF("heic", append(props, ispeBox(960, 720)), []heifTestItem{
-			{id: 1, typ: "grid", props: []int{len(props) + 1}, data: gridData(3, 3, 960, 720, false), dimg: []int{2, 2, 2, 2, 2, 2, 2, 2, 2}},
-			{id: 2, typ: real[1].typ, props: real[1].props, data: real[1].data, hidden: true}}),
+		{name: "16-pictures-sharing-one-bitstream", file: heiftest.Build("heic", props, primaryAt9(16)), count: 16, pixels: 200*400 + 15*320*240, want: p1},
+		{name: "3x3-grid-of-one-tile", file: heiftest.Build("heic", append(props, heiftest.ISPE(960, 720)), []heiftest.Item{
+			{ID: 1, Type: "grid", Props: []int{len(props) + 1}, Data: heiftest.Grid(3, 3, 960, 720, false), Dimg: []int{2, 2, 2, 2, 2, 2, 2, 2, 2}},
+			{ID: 2, Type: real[1].Type, Props: real[1].Props, Data: real[1].Data, Hidden: true}}),
 			count: 1, pixels: 960 * 720, want: grid},
-		{name: "17-pictures-sharing-one-bitstream", file: buildHEIF("heic", props, primaryAt9(17)), count: 17, pixels: 200*400 + 16*320*240,
+		{name: "17-pictures-sharing-one-bitstream", file: heiftest.Build("heic", props, primaryAt9(17)), count: 17, pixels: 200*400 + 16*320*240,
 			words: []string{"HEIC holds 17 pictures of 1.3 megapixels in all (1308800 pixels", "at most 16 pictures of 100 megapixels", "JPEG or PNG"}},
-		{name: "9-pictures-of-4000x3000-sharing-one-bitstream", file: buildHEIF("heic", fake(4000, 3000), sharingItems(big, idRange(1, 9, 0)...)),
+		{name: "9-pictures-of-4000x3000-sharing-one-bitstream", file: heiftest.Build("heic", fake(4000, 3000), heiftest.SharingItems(big, heiftest.IDRange(1, 9, 0)...)),
 			count: 9, pixels: 9 * 4000 * 3000, words: []string{"holds 9 pictures of 108.0 megapixels in all (108000000 pixels"}},
-		{name: "30-pictures-of-4000x3000-sharing-one-bitstream", file: buildHEIF("heic", fake(4000, 3000), sharingItems(big, idRange(1, 30, 0)...)),
+		{name: "30-pictures-of-4000x3000-sharing-one-bitstream", file: heiftest.Build("heic", fake(4000, 3000), heiftest.SharingItems(big, heiftest.IDRange(1, 30, 0)...)),
 			count: 30, pixels: 30 * 4000 * 3000, words: []string{"holds 30 pictures of 360.0 megapixels in all"}},
-		{name: "8000x7000-with-alpha", file: buildHEIF("heic", fake(8000, 7000, auxCBox(alphaURN)), []heifTestItem{
-			big, {id: 2, typ: "hvc1", props: []int{1, 2, 3}, data: slice, auxl: 1}}),
+		{name: "8000x7000-with-alpha", file: heiftest.Build("heic", fake(8000, 7000, heiftest.AuxC(heiftest.AlphaURN)), []heiftest.Item{
+			big, {ID: 2, Type: "hvc1", Props: []int{1, 2, 3}, Data: slice, Auxl: 1}}),
 			count: 1, pixels: 2 * 8000 * 7000, words: []string{"holds 1 picture of 112.0 megapixels in all"}},
-		{name: "overlay-of-one-layer-thrice", file: buildHEIF("heic", fake(6000, 6000), []heifTestItem{
-			{id: 1, typ: "iovl", props: []int{1}, data: overlayData(6000, 6000, 3), dimg: []int{2, 2, 2}},
-			{id: 2, typ: "hvc1", props: []int{1, 2}, data: slice, hidden: true}}),
+		{name: "overlay-of-one-layer-thrice", file: heiftest.Build("heic", fake(6000, 6000), []heiftest.Item{
+			{ID: 1, Type: "iovl", Props: []int{1}, Data: heiftest.Overlay(6000, 6000, 3), Dimg: []int{2, 2, 2}},
+			{ID: 2, Type: "hvc1", Props: []int{1, 2}, Data: slice, Hidden: true}}),
 			count: 1, pixels: 3 * 6000 * 6000, words: []string{"holds 1 picture of 108.0 megapixels in all"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			pics, err := heifWalk(bytes.NewReader(c.file), int64(len(c.file)))
-			if err != nil || pics.count != c.count || pics.pixels != c.pixels {
-				t.Errorf("heifWalk: %d pictures of %d pixels (%v), want %d of %d", pics.count, pics.pixels, err, c.count, c.pixels)
+			pics, err := media.WalkHEIF(bytes.NewReader(c.file), int64(len(c.file)))
+			if err != nil || pics.Count != c.count || pics.Pixels != c.pixels {
+				t.Errorf("media.WalkHEIF: %d pictures of %d pixels (%v), want %d of %d", pics.Count, pics.Pixels, err, c.count, c.pixels)
 			}
 			cfg := testConfig(t.TempDir())
 			cfg.HeifConvert = markingScript(t, t.TempDir(), "heif-convert", `exec heif-convert "$@"`)

@@ -191,7 +191,7 @@ func imageSize(path, typ string) (w, h int, deep bool, err error) {
 		return w, h, true, nil
 	case media.HEIC, media.AVIF:
 		pics, err := heifPicturesOf(f, typ)
-		return pics.w, pics.h, true, err
+		return pics.Width, pics.Height, true, err
 	case media.WebP:
 		w, h, err = webpSize(f)
 		return w, h, false, err

@@ -19,6 +19,7 @@ import (
 
 	"vidgen/internal/ffmpeg"
 	"vidgen/internal/media"
+	"vidgen/internal/media/heiftest"
 )
 
 func init() {
@@ -307,7 +308,7 @@ func TestAudioScan(t *testing.T) {
 // lacks, not a 400 that blames the file.
 func TestHeifConvertMissing(t *testing.T) {
 	t.Parallel()
-	path := writeFixture(t, "photo.heic", hevcGrid(1, 1, 64, 64))
+	path := writeFixture(t, "photo.heic", heiftest.HEVCGrid(1, 1, 64, 64))
 	err := heifToPNG(context.Background(), ffmpeg.Tools{HeifConvert: filepath.Join(t.TempDir(), "heif-convert")}, path, media.HEIC)
 	var e *Error
 	if !errors.As(err, &e) || e.Kind != kindUnsupported || !strings.Contains(e.Msg, "lacks heif-convert") {

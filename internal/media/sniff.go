@@ -1,7 +1,3 @@
-// Package media tells what an uploaded file is from its first bytes, and reads what the service
-// asks of a file's headers without decoding its pixels or samples. It knows the formats' magic
-// numbers and framing, not the service: it names types with the constants below, returns its own
-// errors, and reads only the bytes it is given.
 package media
 
 import (

@@ -1,4 +1,4 @@
-package main
+package media
 
 // What heifLargest reads inside a HEIF file's items: their data, end to end across extents, and
 // the coded sizes in their HEVC parameter sets and AV1 sequence headers.

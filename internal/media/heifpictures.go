@@ -1,4 +1,4 @@
-package main
+package media
 
 // Which pictures of a HEIF file heif-convert decodes, and how large each is. heif-convert (libheif
 // 1.15) decodes the file's top-level pictures one after the other, each with the pictures it is
@@ -11,7 +11,7 @@ import (
 	"slices"
 )
 
-// heifCodedTypes are the item types of the pictures heifWalk can size: coded in HEVC or AV1, or
+// heifCodedTypes are the item types of the pictures WalkHEIF can size: coded in HEVC or AV1, or
 // derived from other pictures (a grid of tiles, an identity transform, an overlay).
 var heifCodedTypes = map[string]bool{"hvc1": true, "av01": true, "grid": true, "iden": true, "iovl": true}
 
@@ -25,7 +25,7 @@ var heifAlphaTypes = map[string]bool{
 
 // isPicture reports whether an item of type typ is a picture. libheif 1.15 takes hvc1, av01, grid,
 // iden, iovl and vvc1 items for pictures; the other coded pictures count too, as later versions
-// decode JPEG and uncompressed items: a top-level one is refused (errHEIFCodec), never ignored.
+// decode JPEG and uncompressed items: a top-level one is refused (ErrHEIFCodec), never ignored.
 func isPicture(typ string) bool { return heifCodedTypes[typ] || heifUnsizedCodecs[typ] }
 
 // attachAlphas gives each picture its alpha planes: the auxiliary pictures of it whose (last)
@@ -72,7 +72,7 @@ func (p *heifParser) topLevel() []uint32 {
 
 // pictures weighs every top-level picture, counts the pixels decoding them all makes and finds
 // the primary among them.
-func (p *heifParser) pictures() (heifPictures, error) {
+func (p *heifParser) pictures() (HEIFPictures, error) {
 	top := p.topLevel()
 	var d heifDims
 	var pixels int64
@@ -83,14 +83,14 @@ func (p *heifParser) pictures() (heifPictures, error) {
 		}
 		_, w, err := p.itemDims(id, 0)
 		if err != nil {
-			return heifPictures{}, err
+			return HEIFPictures{}, err
 		}
 		d, pixels = d.or(w), addPixels(pixels, p.items[id].pixels)
 	}
 	if primary < 0 {
-		return heifPictures{}, heifDamaged("its primary item %d is not a picture of its own (it is hidden, a thumbnail or an auxiliary picture)", p.primary)
+		return HEIFPictures{}, heifDamaged("its primary item %d is not a picture of its own (it is hidden, a thumbnail or an auxiliary picture)", p.primary)
 	}
-	return heifPictures{w: int(d.w), h: int(d.h), count: len(top), primary: primary, pixels: pixels}, nil
+	return HEIFPictures{Width: int(d.w), Height: int(d.h), Count: len(top), Primary: primary, Pixels: pixels}, nil
 }
 
 // addPixels is a+b, at most heifMaxPixels: a file can name one picture from any number of places.
@@ -139,7 +139,7 @@ func (p *heifParser) itemDims(id uint32, depth int) (size, weight heifDims, err 
 	case it.state == 1 || depth > heifMaxDerivation:
 		return heifDims{}, heifDims{}, heifDamaged("item %d is derived from itself, or too deeply", id)
 	case heifUnsizedCodecs[it.typ]:
-		return heifDims{}, heifDims{}, fmt.Errorf("%w (item %d is %q)", errHEIFCodec, id, it.typ)
+		return heifDims{}, heifDims{}, fmt.Errorf("%w (item %d is %q)", ErrHEIFCodec, id, it.typ)
 	}
 	it.state = 1
 	d, err := p.ispeDims(it)

@@ -1,12 +1,10 @@
-package main
+package media
 
 // A reader of HEIF structure (HEIC, AVIF: ISO/IEC 23008-12 on ISO-BMFF boxes) that finds, without
 // decoding anything, the largest picture a file can make its decoder allocate. A file's 'ispe'
 // properties only claim sizes: the decoder allocates what the coded bitstream says (an HEVC
 // sequence parameter set, an AV1 sequence header) and what a grid or overlay canvas says, so those
 // are read, and the largest of every claim and every coded size is the file's size.
-//
-// It imports nothing of the service: it is a codec library in waiting.
 
 import (
 	"encoding/binary"
@@ -31,37 +29,37 @@ const (
 	heifMaxPixels     = 1 << 61 // a larger sum of pixels counts as this (two of them add up without overflow)
 )
 
-// errHEIFDamaged is a HEIF file whose structure cannot be walked, or that leaves the size of a
+// ErrHEIFDamaged is a HEIF file whose structure cannot be walked, or that leaves the size of a
 // picture in it unknown: the decoder would fail on it or could not be bounded.
-var errHEIFDamaged = errors.New("the HEIF structure is damaged")
+var ErrHEIFDamaged = errors.New("the HEIF structure is damaged")
 
-// errHEIFCodec is a HEIF file holding a picture in a codec other than HEVC or AV1, whose coded
+// ErrHEIFCodec is a HEIF file holding a picture in a codec other than HEVC or AV1, whose coded
 // size heifLargest cannot read (JPEG, JPEG 2000, uncompressed, H.264, VVC items).
-var errHEIFCodec = errors.New("a picture in a format other than HEVC or AV1")
+var ErrHEIFCodec = errors.New("a picture in a format other than HEVC or AV1")
 
 // heifUnsizedCodecs are the item types of coded pictures that heifLargest cannot size.
 var heifUnsizedCodecs = map[string]bool{"jpeg": true, "j2k1": true, "unci": true, "avc1": true, "vvc1": true, "evc1": true, "hvt1": true}
 
 func heifDamaged(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", errHEIFDamaged, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: %s", ErrHEIFDamaged, fmt.Sprintf(format, args...))
 }
 
 // heifLargest returns the largest picture the HEIF file r (size bytes) can make heif-convert
-// allocate (heifWalk).
+// allocate (WalkHEIF).
 func heifLargest(r io.ReaderAt, size int64) (w, h int, err error) {
-	pics, err := heifWalk(r, size)
-	return pics.w, pics.h, err
+	pics, err := WalkHEIF(r, size)
+	return pics.Width, pics.Height, err
 }
 
-// heifPictures is what heifWalk finds in a HEIF file.
-type heifPictures struct {
-	w, h    int   // the largest picture heif-convert allocates to decode the file
-	count   int   // its top-level pictures: heif-convert decodes each and writes one file for each
-	primary int   // the primary picture's place among them (from 0), in heif-convert's order
-	pixels  int64 // of every picture heif-convert decodes, summed (heifItem.pixels), at most heifMaxPixels
+// HEIFPictures is what WalkHEIF finds in a HEIF file.
+type HEIFPictures struct {
+	Width, Height int   // the largest picture heif-convert allocates to decode the file
+	Count         int   // its top-level pictures: heif-convert decodes each and writes one file for each
+	Primary       int   // the primary picture's place among them (from 0), in heif-convert's order
+	Pixels        int64 // of every picture heif-convert decodes, summed (heifItem.pixels), at most 2^61
 }
 
-// heifWalk reads the HEIF file r (size bytes) as heif-convert (libheif 1.15) will decode it: its
+// WalkHEIF reads the HEIF file r (size bytes) as heif-convert (libheif 1.15) will decode it: its
 // top-level pictures (every picture item not hidden, not a thumbnail, not an auxiliary picture),
 // in the order of their item IDs, the pixels decoding them all makes (each reference to a picture
 // decodes it again), and the largest picture decoding them allocates: for each
@@ -71,19 +69,19 @@ type heifPictures struct {
 // items, in their 'av1C' and in their data), a grid's or overlay's canvas, and a grid's tile size
 // times its rows and columns. Thumbnails, depth maps and items no picture is made of are never
 // decoded, so neither their codec nor their size matters. A decoded HEVC or AV1 item whose coded
-// size cannot be found is refused (errHEIFDamaged): its 'ispe' alone is never trusted; one in
-// another codec is errHEIFCodec. It reads at most heifMaxMeta bytes at once and a bounded number of
+// size cannot be found is refused (ErrHEIFDamaged): its 'ispe' alone is never trusted; one in
+// another codec is ErrHEIFCodec. It reads at most heifMaxMeta bytes at once and a bounded number of
 // small pieces of the items' data, whatever r holds.
-func heifWalk(r io.ReaderAt, size int64) (heifPictures, error) {
+func WalkHEIF(r io.ReaderAt, size int64) (HEIFPictures, error) {
 	var off int64
 	for n := 0; ; n++ {
 		if n == heifMaxTopBoxes || off >= size {
-			return heifPictures{}, heifDamaged("it has no meta box")
+			return HEIFPictures{}, heifDamaged("it has no meta box")
 		}
 		var hdr [16]byte
 		got, _ := r.ReadAt(hdr[:min(16, size-off)], off)
 		if got < 8 {
-			return heifPictures{}, heifDamaged("a box at byte %d is cut short", off)
+			return HEIFPictures{}, heifDamaged("a box at byte %d is cut short", off)
 		}
 		bsize, hl := int64(binary.BigEndian.Uint32(hdr[:])), int64(8)
 		switch bsize {
@@ -91,27 +89,27 @@ func heifWalk(r io.ReaderAt, size int64) (heifPictures, error) {
 			bsize = size - off
 		case 1:
 			if got < 16 || binary.BigEndian.Uint64(hdr[8:]) > uint64(size-off) {
-				return heifPictures{}, heifDamaged("a box at byte %d runs past the end of the file", off)
+				return HEIFPictures{}, heifDamaged("a box at byte %d runs past the end of the file", off)
 			}
 			bsize, hl = int64(binary.BigEndian.Uint64(hdr[8:])), 16
 		}
 		if bsize < hl || bsize > size-off {
-			return heifPictures{}, heifDamaged("a box at byte %d claims %d bytes, of %d left", off, bsize, size-off)
+			return HEIFPictures{}, heifDamaged("a box at byte %d claims %d bytes, of %d left", off, bsize, size-off)
 		}
 		if string(hdr[4:8]) != "meta" {
 			off += bsize
 			continue
 		}
 		if bsize > heifMaxMeta {
-			return heifPictures{}, heifDamaged("its meta box is %d bytes, where a picture's is a few KB", bsize)
+			return HEIFPictures{}, heifDamaged("its meta box is %d bytes, where a picture's is a few KB", bsize)
 		}
 		meta := make([]byte, bsize-hl)
 		if _, err := r.ReadAt(meta, off+hl); err != nil {
-			return heifPictures{}, heifDamaged("its meta box cannot be read: %v", err)
+			return HEIFPictures{}, heifDamaged("its meta box cannot be read: %v", err)
 		}
 		p := &heifParser{r: r, size: size, items: map[uint32]*heifItem{}, configs: map[*heifBox]heifConfig{}}
 		if err := p.parseMeta(meta); err != nil {
-			return heifPictures{}, err
+			return HEIFPictures{}, err
 		}
 		return p.pictures()
 	}
