@@ -49,20 +49,37 @@ const heifMaxPictures = 16
 // heif-convert decodes and writes every top-level picture, though vidgen keeps only the primary, and
 // any number of them may point at one bitstream: the total is what one accepted picture may cost.
 func heifDecodedPictures(path, typ string) (media.HEIFPictures, error) {
+	pics, err := heifPicturesAt(path, typ)
+	if err != nil {
+		return pics, err
+	}
+	if err := heifBudget(pics, typ); err != nil {
+		return media.HEIFPictures{}, err
+	}
+	return pics, nil
+}
+
+// heifPicturesAt is heifPicturesOf the HEIC or AVIF at path.
+func heifPicturesAt(path, typ string) (media.HEIFPictures, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return media.HEIFPictures{}, err
 	}
-	pics, err := heifPicturesOf(f, typ)
-	f.Close()
-	if err != nil || (pics.Count <= heifMaxPictures && pics.Pixels <= maxPixels) {
-		return pics, err
+	defer f.Close()
+	return heifPicturesOf(f, typ)
+}
+
+// heifBudget refuses the pictures pics of a HEIC or AVIF (of type typ) when heif-convert would
+// decode too much of them (heifDecodedPictures).
+func heifBudget(pics media.HEIFPictures, typ string) error {
+	if pics.Count <= heifMaxPictures && pics.Pixels <= maxPixels {
+		return nil
 	}
 	noun := "pictures"
 	if pics.Count == 1 {
 		noun = "picture"
 	}
-	return media.HEIFPictures{}, badMedia("image: the %s holds %d %s of %.1f megapixels in all (%d pixels, tiles and alpha planes counted), all of which would be decoded; "+
+	return badMedia("image: the %s holds %d %s of %.1f megapixels in all (%d pixels, tiles and alpha planes counted), all of which would be decoded; "+
 		"at most %d pictures of %d megapixels in all are accepted: export the picture you want alone as JPEG or PNG and upload that",
 		typeName(typ), pics.Count, noun, float64(pics.Pixels)/1e6, pics.Pixels, heifMaxPictures, maxPixels/1_000_000)
 }

@@ -102,25 +102,54 @@ func describe(head []byte) string {
 // PNG's structure (checksums, a missing IEND) is prepareImage's to judge: browsers show some PNGs
 // that break those rules.
 func checkImage(path, typ string) error {
+	_, err := inspectImage(path, typ)
+	return err
+}
+
+// imageHeader is what inspectImage read of an image's header: its size, and whether it may hold
+// 16 bits a channel (deep), as imageSize gives them.
+type imageHeader struct {
+	w, h int
+	deep bool
+}
+
+// inspectImage is checkImage, which it does, also giving the header it read, so that the upload
+// weighs the picture (headerCost) without reading the header again. A HEIC's or AVIF's structure
+// is walked once, for its size and for what heif-convert may decode.
+func inspectImage(path, typ string) (imageHeader, error) {
 	if typ == media.PNG {
 		if err := checkPNGLayout(path); err != nil {
-			return err
+			return imageHeader{}, err
 		}
 	}
-	w, h, _, err := imageSize(path, typ)
+	var hdr imageHeader
+	var pics media.HEIFPictures
+	var err error
+	heif := typ == media.HEIC || typ == media.AVIF
+	if heif {
+		pics, err = heifPicturesAt(path, typ)
+		hdr = imageHeader{pics.Width, pics.Height, true}
+	} else {
+		hdr.w, hdr.h, hdr.deep, err = imageSize(path, typ)
+	}
 	if err != nil {
-		return err
+		return imageHeader{}, err
 	}
-	if w <= 0 || h <= 0 {
-		return badMedia("image: it has no pixels")
+	if hdr.w <= 0 || hdr.h <= 0 {
+		return imageHeader{}, badMedia("image: it has no pixels")
 	}
-	if int64(w)*int64(h) > maxPixels {
-		return tooManyPixels(w, h)
+	if int64(hdr.w)*int64(hdr.h) > maxPixels {
+		return imageHeader{}, tooManyPixels(hdr.w, hdr.h)
 	}
-	if typ == media.HEIC || typ == media.AVIF {
-		_, err := heifDecodedPictures(path, typ)
-		return err
+	if heif {
+		return hdr, heifBudget(pics, typ)
 	}
+	return hdr, checkJPEGComplete(path, typ)
+}
+
+// checkJPEGComplete refuses a JPEG (of type typ; any other type passes) that ends before its
+// end-of-image marker (jpegComplete).
+func checkJPEGComplete(path, typ string) error {
 	if typ != media.JPEG {
 		return nil
 	}

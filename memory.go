@@ -130,14 +130,22 @@ const (
 // size (and a PNG's file size), or the largest accepted picture's when the header cannot be read.
 func pictureCost(path, typ string) int64 {
 	w, h, deep, err := imageSize(path, typ)
-	if err != nil || w <= 0 || h <= 0 {
+	if err != nil {
+		return largestPicture
+	}
+	return headerCost(imageHeader{w, h, deep}, path, typ)
+}
+
+// headerCost is pictureCost of the image at path whose header hdr was read already (inspectImage).
+func headerCost(hdr imageHeader, path, typ string) int64 {
+	if hdr.w <= 0 || hdr.h <= 0 {
 		return largestPicture
 	}
 	per := int64(pictureByteCost)
-	if deep {
+	if hdr.deep {
 		per = pictureDeepCost
 	}
-	cost := pictureBaseCost + int64(w)*int64(h)*per
+	cost := pictureBaseCost + int64(hdr.w)*int64(hdr.h)*per
 	if fi, err := os.Stat(path); err == nil && typ == media.PNG {
 		cost += pngFileCost * fi.Size()
 	}

@@ -362,7 +362,8 @@ func (s *server) validateSubmission(r *http.Request, files map[string]*upload, f
 	if imgType == "" {
 		return Job{}, unsupportedMedia("image: the file is %s; send a JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC or AVIF image", describe(img.head))
 	}
-	if err := checkImage(img.path, imgType); err != nil {
+	imgHeader, err := inspectImage(img.path, imgType)
+	if err != nil {
 		return Job{}, err
 	}
 	audType := media.SniffAudio(aud.head)
@@ -390,7 +391,7 @@ func (s *server) validateSubmission(r *http.Request, files map[string]*upload, f
 			}
 			imgErr <- err
 		}()
-		release, err := s.pictures.acquire(r.Context(), pictureCost(img.path, imgType))
+		release, err := s.pictures.acquire(r.Context(), headerCost(imgHeader, img.path, imgType))
 		if err != nil {
 			return
 		}
