@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -218,28 +217,14 @@ func trimJPEG(path string) error {
 		return err
 	}
 	defer f.Close()
-	cr := &countingReader{r: f}
-	br := bufio.NewReaderSize(cr, 64<<10)
-	if !jpegComplete(br) {
+	end, complete := media.JPEGEnd(f)
+	if !complete {
 		return nil // checkImage has refused it already; nothing to trim
 	}
-	end := cr.n - int64(br.Buffered())
 	if fi, err := f.Stat(); err == nil && fi.Size() > end {
 		return f.Truncate(end)
 	}
 	return nil
-}
-
-// countingReader counts the bytes read through it.
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // goToPNG decodes the image at path, of type typ, with Go's decoders and replaces it with a PNG of

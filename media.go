@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"image"
 	"image/color"
 	"image/gif"
@@ -148,7 +149,7 @@ func inspectImage(path, typ string) (imageHeader, error) {
 }
 
 // checkJPEGComplete refuses a JPEG (of type typ; any other type passes) that ends before its
-// end-of-image marker (jpegComplete).
+// end-of-image marker (media.JPEGEnd).
 func checkJPEGComplete(path, typ string) error {
 	if typ != media.JPEG {
 		return nil
@@ -158,7 +159,7 @@ func checkJPEGComplete(path, typ string) error {
 		return err
 	}
 	defer f.Close()
-	if !jpegComplete(bufio.NewReaderSize(f, 64<<10)) {
+	if _, complete := media.JPEGEnd(f); !complete {
 		return badMedia("image: the %s is truncated or damaged; upload the whole file", typeName(typ))
 	}
 	return nil
@@ -216,7 +217,7 @@ func imageSize(path, typ string) (w, h int, deep bool, err error) {
 		w, h = int(int32(binary.LittleEndian.Uint32(hdr[18:]))), int(int32(binary.LittleEndian.Uint32(hdr[22:])))
 		return w, max(h, -h), false, nil // negative: stored top-down
 	case media.TIFF:
-		w, h = tiffSize(f)
+		w, h = media.TIFFSize(f)
 		return w, h, true, nil
 	case media.HEIC, media.AVIF:
 		pics, err := heifPicturesOf(f, typ)
@@ -228,175 +229,18 @@ func imageSize(path, typ string) (w, h int, deep bool, err error) {
 	return 0, 0, false, nil
 }
 
-// tiffSize reads the width and height tags of a TIFF's first image (its IFD may sit anywhere in
-// the file), or 0, 0.
-func tiffSize(f io.ReaderAt) (int, int) {
-	var hdr [8]byte
-	if _, err := f.ReadAt(hdr[:], 0); err != nil {
-		return 0, 0
-	}
-	var bo binary.ByteOrder = binary.LittleEndian
-	if hdr[0] == 'M' {
-		bo = binary.BigEndian
-	}
-	off := int64(bo.Uint32(hdr[4:]))
-	var n [2]byte
-	if _, err := f.ReadAt(n[:], off); err != nil {
-		return 0, 0
-	}
-	entries := make([]byte, 12*int(bo.Uint16(n[:])))
-	if _, err := f.ReadAt(entries, off+2); err != nil {
-		return 0, 0
-	}
-	var w, h int
-	for e := entries; len(e) >= 12; e = e[12:] {
-		v := int(bo.Uint32(e[8:]))
-		if bo.Uint16(e[2:]) == 3 { // SHORT: the value's first two bytes
-			v = int(bo.Uint16(e[8:]))
-		}
-		switch bo.Uint16(e) {
-		case 256:
-			w = v
-		case 257:
-			h = v
-		}
-	}
-	return w, h
-}
-
-// jpegComplete walks a JPEG's markers, through every scan's entropy-coded data, and reports whether
-// it reaches the end-of-image marker. Bytes after it (a phone's "motion photo" video) are allowed.
-func jpegComplete(r *bufio.Reader) bool {
-	if b, err := r.Peek(2); err != nil || b[0] != 0xff || b[1] != 0xd8 {
-		return false
-	}
-	r.Discard(2)
-	sawFF := false // the 0xFF of the next marker was consumed by a scan
-	for {
-		if !sawFF {
-			b, err := r.ReadByte()
-			if err != nil {
-				return false
-			}
-			if b != 0xff {
-				continue // stray byte between segments; decoders skip these too
-			}
-		}
-		sawFF = false
-		m, err := r.ReadByte()
-		for err == nil && m == 0xff {
-			m, err = r.ReadByte()
-		}
-		if err != nil {
-			return false
-		}
-		switch {
-		case m == 0xd9:
-			return true
-		case m == 0x00, m == 0x01, m >= 0xd0 && m <= 0xd7:
-			continue
-		}
-		var l [2]byte
-		if _, err := io.ReadFull(r, l[:]); err != nil {
-			return false
-		}
-		n := int(binary.BigEndian.Uint16(l[:])) - 2
-		if n < 0 && (m >= 0xe0 && m <= 0xef || m == 0xfe) {
-			n = 0 // an APPn segment or comment with a bogus length: libjpeg reads it as empty
-		}
-		if n < 0 {
-			return false
-		}
-		if k, err := r.Discard(n); err != nil || k != n {
-			return false
-		}
-		if m == 0xda {
-			// Entropy-coded data follows a scan header: FF is stuffed as FF 00 and restart markers
-			// are FF D0-D7, so the first other FF xx ends the scan.
-			for !sawFF {
-				b, err := r.ReadByte()
-				if err != nil {
-					return false
-				}
-				if b != 0xff {
-					continue
-				}
-				nb, err := r.Peek(1)
-				if err != nil {
-					return false
-				}
-				switch {
-				case nb[0] == 0x00, nb[0] >= 0xd0 && nb[0] <= 0xd7:
-					r.Discard(1)
-				case nb[0] != 0xff:
-					sawFF = true
-				}
-			}
-		}
-	}
-}
-
-// webpSize returns the size of the picture a WebP decodes to. Its first chunk may be a VP8X
-// header whose canvas size is only a claim: the image chunk after it (VP8 or VP8L) holds the size
-// the decoder allocates, so it is read too, and a file whose two sizes differ is refused (libwebp
-// refuses it as well), so a small canvas cannot smuggle a huge bitstream past the pixel cap.
-// Animated WebP is refused: ffmpeg cannot decode it, and a user would rather hear so now than see a
-// failed job.
+// webpSize is media.WebPSize of the WebP f, its errors made the service's refusals.
 func webpSize(f *os.File) (int, int, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return 0, 0, err
 	}
-	broken := badMedia("image: the WebP is truncated or damaged; upload the whole file")
-	var hdr [12]byte
-	if _, err := io.ReadFull(f, hdr[:]); err != nil || int64(binary.LittleEndian.Uint32(hdr[4:8]))+8 > fi.Size() {
-		return 0, 0, broken
+	w, h, err := media.WebPSize(f, fi.Size())
+	switch {
+	case errors.Is(err, media.ErrWebPAnimated):
+		return 0, 0, unsupportedMedia("image: animated WebP is not supported; send a still image (JPEG, PNG or a still WebP)")
+	case errors.Is(err, media.ErrWebPDamaged):
+		return 0, 0, badMedia("image: the WebP is truncated or damaged; upload the whole file")
 	}
-	canvasW, canvasH := 0, 0
-	for off := int64(12); ; {
-		var ch [8 + 10]byte
-		n, _ := f.ReadAt(ch[:], off)
-		if n < 8 {
-			return 0, 0, broken
-		}
-		size := int64(binary.LittleEndian.Uint32(ch[4:8]))
-		d := ch[8:n]
-		switch string(ch[:4]) {
-		case "VP8X":
-			if len(d) < 10 {
-				return 0, 0, broken
-			}
-			if d[0]&0x02 != 0 {
-				return 0, 0, unsupportedMedia("image: animated WebP is not supported; send a still image (JPEG, PNG or a still WebP)")
-			}
-			canvasW = int(d[4]) | int(d[5])<<8 | int(d[6])<<16 + 1
-			canvasH = int(d[7]) | int(d[8])<<8 | int(d[9])<<16 + 1
-		case "VP8L", "VP8 ":
-			w, h, ok := webpBitstreamSize(string(ch[:4]), d)
-			if !ok || canvasW != 0 && (w != canvasW || h != canvasH) {
-				return 0, 0, broken
-			}
-			return w, h, nil
-		}
-		off += 8 + size + size&1 // chunks are padded to an even size
-		if off >= fi.Size() {
-			return 0, 0, broken
-		}
-	}
-}
-
-// webpBitstreamSize reads the picture size from the start of a VP8L or VP8 chunk's data.
-func webpBitstreamSize(kind string, d []byte) (w, h int, ok bool) {
-	if kind == "VP8L" {
-		if len(d) < 5 || d[0] != 0x2f {
-			return 0, 0, false
-		}
-		v := binary.LittleEndian.Uint32(d[1:5])
-		return int(v&0x3fff) + 1, int((v>>14)&0x3fff) + 1, true
-	}
-	if len(d) < 10 || d[3] != 0x9d || d[4] != 0x01 || d[5] != 0x2a {
-		return 0, 0, false
-	}
-	w, h = int(binary.LittleEndian.Uint16(d[6:8])&0x3fff), int(binary.LittleEndian.Uint16(d[8:10])&0x3fff)
-	return w, h, w > 0 && h > 0 // a lossy frame's size is stored as is: 0 is no picture
+	return w, h, err
 }

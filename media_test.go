@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -133,7 +132,10 @@ func TestSniff(t *testing.T) {
 func TestJPEGComplete(t *testing.T) {
 	t.Parallel()
 	jpg := encodeJPEG(t, quad(64, 32))
-	ok := func(b []byte) bool { return jpegComplete(bufio.NewReader(bytes.NewReader(b))) }
+	ok := func(b []byte) bool {
+		_, complete := media.JPEGEnd(bytes.NewReader(b))
+		return complete
+	}
 	if !ok(jpg) {
 		t.Fatal("a whole JPEG is incomplete")
 	}
