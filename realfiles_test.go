@@ -307,7 +307,7 @@ func TestDamagedADTS(t *testing.T) {
 				}
 				// What the file holds now is what decoded: its frames, 1024 samples each, are the duration.
 				frames := len(adtsFrameOffsets(t, after))
-				if want := float64(frames*aacFrame) / float64(info.SampleRate); info.Duration != want {
+				if want := float64(frames*aac.FrameSamples) / float64(info.SampleRate); info.Duration != want {
 					t.Errorf("probe says %.4f s; the file holds %d frames, %.4f s", info.Duration, frames, want)
 				}
 			}

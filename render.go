@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"vidgen/internal/aac"
 	"vidgen/internal/ffmpeg"
 	"vidgen/internal/h264"
 )
@@ -371,10 +372,10 @@ func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio,
 	defer cancel()
 	rd.startStep(job.ID, setupShare, 95, est)
 	encoded := filepath.Join(tmp, "audio.aac")
-	var segs []segment
+	var segs []aac.Segment
 	_, rate := encodedFormat(job)
 	if n := audioSegments(job.AudioDuration, rd.minSegment, rd.audioCores); n > 1 && rate > 0 {
-		segs = planSegments(job.AudioDuration, rate, n)
+		segs = aac.Plan(job.AudioDuration, rate, n)
 	}
 	if err := rd.checkEncodeBudget(job, len(segs) > 0); err != nil {
 		return err

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"os"
@@ -13,21 +12,10 @@ import (
 
 // Long audio is encoded in segments side by side, one ffmpeg each, because ffmpeg's AAC encoder
 // uses one core: ten minutes of music take ~19 s of twoloop on one core of this 2-core machine,
-// and the render of a still picture is otherwise that encode alone.
-//
-// The segments are cut at AAC frame boundaries (1024 samples at the output rate) of the decoded
-// sound and joined frame by frame into one ADTS stream. An encoder that starts or stops at a cut
-// would not produce the frames a single encode makes there (AAC frames overlap by half a window
-// and the first frame is the encoder's priming), so each segment also encodes segmentOverlap
-// frames of sound before and after its share, and only its share's frames are kept. With that
-// margin the frames around a join decode sample for sample like one encode's, transients and
-// short windows included (measured on music with noise bursts at cuts on and beside a burst);
-// segmentKeep is where, counted in frames from a segment's first input sample, the frames that
-// sound from the cut onwards begin.
+// and the render of a still picture is otherwise that encode alone. aac.Plan cuts the audio and
+// aac.Join joins the segments' frames; this file decides how many segments a job gets and runs
+// their encodes.
 const (
-	aacFrame       = aac.FrameSamples
-	segmentOverlap = 4
-	segmentKeep    = 3
 	// defaultMinSegment is the least audio, in seconds, worth a segment of its own: an ffmpeg start
 	// costs ~0.16 s of CPU and a segment decodes the audio before its cut again (~0.05 s a minute),
 	// which pays off only when the encode it spares takes seconds.
@@ -45,42 +33,10 @@ func audioSegments(seconds, minSegment float64, cpus int) int {
 	return max(1, min(int(seconds/minSegment), cpus, maxSegments))
 }
 
-// segment is one part of a segmented audio encode, in samples at the output rate: the sound from
-// Start to End (End 0: to the end) is encoded, of which the frames from Keep to Stop (Stop 0: to
-// the end) are used.
-type segment struct {
-	Start, End int64
-	Keep, Stop int
-}
-
-// planSegments cuts audio lasting seconds at rate samples a second into n segments of about
-// equal length, at frame boundaries.
-func planSegments(seconds float64, rate, n int) []segment {
-	frames := int64(seconds * float64(rate) / aacFrame)
-	cuts := make([]int64, n+1) // in frames; cuts[n] is the end
-	for k := 1; k < n; k++ {
-		cuts[k] = frames * int64(k) / int64(n)
-	}
-	segs := make([]segment, n)
-	for k := range segs {
-		first := max(cuts[k]-segmentOverlap, 0) // the first frame encoded
-		s := segment{Start: first * aacFrame}
-		if k > 0 {
-			s.Keep = int(cuts[k]-first) + segmentKeep
-		}
-		if k < n-1 {
-			s.End = (cuts[k+1] + segmentOverlap) * aacFrame
-			s.Stop = int(cuts[k+1]-first) + segmentKeep
-		}
-		segs[k] = s
-	}
-	return segs
-}
-
 // segmentArgs are ffmpeg's arguments for encoding segment s of a job's audio to an ADTS stream at
 // out. The cut is made on the decoded sound after it is resampled and downmixed as audioArgs
 // would, so it falls at the same sample in every segment.
-func segmentArgs(job Job, audio, out string, s segment) []string {
+func segmentArgs(job Job, audio, out string, s aac.Segment) []string {
 	chain, _ := encodedFormat(job)
 	trim := fmt.Sprintf("atrim=start_sample=%d", s.Start)
 	if s.End > 0 {
@@ -111,51 +67,26 @@ func encodedFormat(job Job) (filters []string, rate int) {
 	return filters, rate
 }
 
-// joinSegments writes to dst the frames each segment's ADTS stream (parts, in order) contributes.
-func joinSegments(dst string, parts []string, segs []segment) error {
+// joinSegments writes to dst the frames each segment's ADTS stream (the files parts, in order)
+// contributes.
+func joinSegments(dst string, parts []string, segs []aac.Segment) error {
 	out, err := os.Create(dst)
 	if err != nil {
 		return fmt.Errorf("join audio: %w", err)
 	}
-	w := bufio.NewWriterSize(out, 1<<16)
+	readers := make([]io.Reader, len(parts))
 	for k, p := range parts {
-		if err := copyFrames(w, p, segs[k].Keep, segs[k].Stop); err != nil {
+		f, err := os.Open(p)
+		if err != nil {
 			out.Close()
 			return fmt.Errorf("join audio: segment %d: %w", k, err)
 		}
+		defer f.Close()
+		readers[k] = f
 	}
-	if err := w.Flush(); err != nil {
+	if err := aac.Join(out, readers, segs); err != nil {
 		out.Close()
 		return fmt.Errorf("join audio: %w", err)
 	}
 	return out.Close()
-}
-
-// copyFrames copies the ADTS frames from index from up to index to (0: to the end) of the stream
-// at path to w. A stream with fewer frames than to is an error: the join would have a gap.
-func copyFrames(w io.Writer, path string, from, to int) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	a := aac.NewReader(f)
-	for i := 0; to == 0 || i < to; i++ {
-		frame, err := a.Next()
-		if err == io.EOF {
-			if to != 0 {
-				return fmt.Errorf("%d frames, %d needed", i, to)
-			}
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if i >= from {
-			if _, err := w.Write(frame); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"vidgen/internal/aac"
 )
 
 // TestSegmentedAudioJoin: long audio is encoded in segments side by side and joined at AAC frame
@@ -63,9 +65,9 @@ func TestSegmentedAudioJoin(t *testing.T) {
 	if g, o := snr(ref, got, 0, len(ref)), snr(ref, one, 0, len(ref)); g < o-1 {
 		t.Errorf("joined track: SNR %.1f dB against the source, one encode %.1f dB", g, o)
 	}
-	for k, s := range planSegments(seconds, 48000, segments)[1:] {
-		cut := int(s.Start/aacFrame+int64(s.Keep-segmentKeep)) * aacFrame * 2 // interleaved stereo
-		lo, hi := cut-4*aacFrame, cut+4*aacFrame
+	for k, s := range aac.Plan(seconds, 48000, segments)[1:] {
+		cut := int(s.Start/aac.FrameSamples+int64(s.Keep-aac.Lag)) * aac.FrameSamples * 2 // interleaved stereo
+		lo, hi := cut-4*aac.FrameSamples, cut+4*aac.FrameSamples
 		g, o := maxError(ref, got, lo, hi), maxError(ref, one, lo, hi)
 		if g > 1.5*o+0.002 {
 			t.Errorf("join %d at %.3f s: error up to %.4f, one encode's %.4f (a click)", k+1, float64(cut/2)/48000, g, o)
@@ -96,42 +98,9 @@ func maxError(ref, got []float32, lo, hi int) float64 {
 	return m
 }
 
-// TestPlanSegments: the segments' kept frames follow each other without a gap or an overlap, each
-// keeps the frames of its share of the sound, and each encodes segmentOverlap frames on each side.
-func TestPlanSegments(t *testing.T) {
-	for _, c := range []struct {
-		seconds float64
-		rate, n int
-	}{{600, 44100, 2}, {600, 48000, 8}, {61, 22050, 3}, {0.2, 48000, 4}} {
-		segs := planSegments(c.seconds, c.rate, c.n)
-		if len(segs) != c.n {
-			t.Fatalf("%+v: %d segments", c, len(segs))
-		}
-		next := int64(0) // the first frame of sound the next segment must start with
-		for k, s := range segs {
-			first := s.Start / aacFrame
-			from := first + int64(s.Keep)
-			if k > 0 {
-				from -= segmentKeep
-			}
-			if from != next {
-				t.Errorf("%+v: segment %d keeps sound from frame %d, want %d", c, k, from, next)
-			}
-			if k > 0 && first > 0 && from-first < segmentOverlap {
-				t.Errorf("%+v: segment %d encodes %d frames before its share", c, k, from-first)
-			}
-			if k == c.n-1 {
-				if s.End != 0 || s.Stop != 0 {
-					t.Errorf("%+v: the last segment ends at %d/%d, want the end", c, s.End, s.Stop)
-				}
-				break
-			}
-			next = first + int64(s.Stop-segmentKeep)
-			if s.End/aacFrame-next != segmentOverlap {
-				t.Errorf("%+v: segment %d encodes %d frames after its share", c, k, s.End/aacFrame-next)
-			}
-		}
-	}
+// TestAudioSegments: a job gets one segment a minute of its audio, at most one a core and
+// maxSegments in all.
+func TestAudioSegments(t *testing.T) {
 	if n := audioSegments(600, defaultMinSegment, 2); n != 2 {
 		t.Errorf("600 s on 2 cores: %d segments", n)
 	}

@@ -1,7 +1,9 @@
 // Package aac reads AAC audio in ADTS, the stream ffmpeg's AAC encoder writes: frame by frame,
-// each frame whole with its header, and the arithmetic of those headers. It checks the frames'
-// framing (sync word, layer, lengths), not their payloads, and reads nothing but the io.Reader it
-// is given: it knows no container, file or job.
+// each frame whole with its header, and the arithmetic of those headers. It plans an encode of
+// long audio in segments cut at frame boundaries (Plan) and joins the segments' streams frame by
+// frame into one (Join). It checks the frames' framing (sync word, layer, lengths), not their
+// payloads, and reads and writes nothing but the io.Reader and io.Writer it is given: it knows no
+// container, file, encoder process or job.
 package aac
 
 import (
