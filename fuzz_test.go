@@ -233,7 +233,14 @@ func FuzzImageHeaders(f *testing.F) {
 				t.Fatalf("webpSize accepted %dx%d", w, h)
 			}
 		}
-		for name, trim := range map[string]func(string) error{"trimJPEG": trimJPEG, "trimPNG": trimPNG} {
+		trimJPEGAt := func(path string) error {
+			hdr, err := readJPEGHeader(path)
+			if err != nil {
+				return err
+			}
+			return trimJPEG(path, hdr)
+		}
+		for name, trim := range map[string]func(string) error{"trimJPEG": trimJPEGAt, "trimPNG": trimPNG} {
 			if err := os.WriteFile(path, b, 0o600); err != nil {
 				t.Fatal(err)
 			}

@@ -102,6 +102,19 @@ func rewriteFailed(err, fault error) error {
 // is a 400 naming the image part; a type this server cannot decode is a 415. Go decodes go through
 // gate.
 func prepareImage(ctx context.Context, t ffmpeg.Tools, gate decodeGate, path, typ string) (string, error) {
+	var hdr imageHeader
+	if typ == media.JPEG {
+		var err error
+		if hdr.jpeg, err = readJPEGHeader(path); err != nil {
+			return "", err
+		}
+	}
+	return prepareInspected(ctx, t, gate, path, typ, hdr)
+}
+
+// prepareInspected is prepareImage of an image whose header inspectImage has read (hdr), so that
+// it is not read again.
+func prepareInspected(ctx context.Context, t ffmpeg.Tools, gate decodeGate, path, typ string, hdr imageHeader) (string, error) {
 	broken := badMedia("image: the %s could not be decoded; it may be damaged. Export it again and upload it", typeName(typ))
 	toPNG := func() error {
 		if err := gate.toPNG(ctx, path, typ); err != nil {
@@ -124,10 +137,10 @@ func prepareImage(ctx context.Context, t ffmpeg.Tools, gate decodeGate, path, ty
 		}
 		typ = media.PNG
 	case media.JPEG:
-		if err := trimJPEG(path); err != nil {
+		if err := trimJPEG(path, hdr.jpeg); err != nil {
 			return "", err
 		}
-		if rgb, err := jpegStoredAsRGB(path); err == nil && rgb {
+		if hdr.jpeg.RGB {
 			if err := toPNG(); err != nil {
 				return "", err
 			}
@@ -210,21 +223,17 @@ func ffDecodeCheck(ctx context.Context, t ffmpeg.Tools, path, typ string) error 
 }
 
 // trimJPEG cuts whatever follows a JPEG's first image (a phone's "motion photo" video, or a second,
-// huge image placed there to pass the pixel cap, which the decoder would read as a next frame).
-func trimJPEG(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	end, complete := media.JPEGEnd(f)
-	if !complete {
+// huge image placed there to pass the pixel cap, which the decoder would read as a next frame),
+// which its header hdr places.
+func trimJPEG(path string, hdr media.JPEGHeader) error {
+	if !hdr.Complete {
 		return nil // checkImage has refused it already; nothing to trim
 	}
-	if fi, err := f.Stat(); err == nil && fi.Size() > end {
-		return f.Truncate(end)
+	fi, err := os.Stat(path)
+	if err != nil || fi.Size() <= hdr.End {
+		return err
 	}
-	return nil
+	return os.Truncate(path, hdr.End)
 }
 
 // goToPNG decodes the image at path, of type typ, with Go's decoders and replaces it with a PNG of

@@ -36,7 +36,7 @@ func TestInspectImageHeader(t *testing.T) {
 		switch {
 		case err != nil || sizeErr != nil:
 			t.Errorf("%s: %v, %v", c.name, err, sizeErr)
-		case hdr != (imageHeader{w, h, deep}) || w != c.w || h != c.h || deep != c.deep:
+		case hdr.w != w || hdr.h != h || hdr.deep != deep || w != c.w || h != c.h || deep != c.deep:
 			t.Errorf("%s: inspectImage read %+v, imageSize %d×%d deep %v, want %d×%d deep %v", c.name, hdr, w, h, deep, c.w, c.h, c.deep)
 		case headerCost(hdr, path, c.typ) != pictureCost(path, c.typ):
 			t.Errorf("%s: headerCost %d, pictureCost %d", c.name, headerCost(hdr, path, c.typ), pictureCost(path, c.typ))

@@ -190,44 +190,6 @@ func withoutMetadata(ctx context.Context, t ffmpeg.Tools, path string) (bool, er
 	return true, os.Rename(tmp, path)
 }
 
-// jpegStoredAsRGB reports whether the JPEG at path has three components that libjpeg (and so every
-// browser) reads as RGB, not YCbCr: an Adobe marker with transform 0 or components named R, G, B,
-// and no JFIF marker (JFIF means YCbCr). It reads the markers up to the first scan.
-func jpegStoredAsRGB(path string) (bool, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	r := bufio.NewReader(f)
-	if _, err := r.Discard(2); err != nil {
-		return false, err
-	}
-	var jfif, adobe0 bool
-	var ids []byte
-	for {
-		m, seg, err := nextJPEGSegment(r)
-		if err != nil {
-			return false, err
-		}
-		switch {
-		case m == 0xd9:
-			return false, nil
-		case m == 0xe0 && bytes.HasPrefix(seg, []byte("JFIF\x00")):
-			jfif = true
-		case m == 0xee && len(seg) >= 12 && bytes.HasPrefix(seg, []byte("Adobe")):
-			adobe0 = seg[11] == 0
-		case m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc && len(seg) >= 6:
-			nc := int(seg[5])
-			for i := 0; i < nc && 6+3*i < len(seg); i++ {
-				ids = append(ids, seg[6+3*i])
-			}
-		case m == 0xda:
-			return len(ids) == 3 && !jfif && (adobe0 || string(ids) == "RGB"), nil
-		}
-	}
-}
-
 // jpegOrientation returns the EXIF orientation (1-8) of the JPEG b, 1 when it has none.
 func jpegOrientation(b []byte) int {
 	for p := 2; p+4 <= len(b) && b[p] == 0xff; {

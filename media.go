@@ -108,15 +108,18 @@ func checkImage(path, typ string) error {
 }
 
 // imageHeader is what inspectImage read of an image's header: its size, and whether it may hold
-// 16 bits a channel (deep), as imageSize gives them.
+// 16 bits a channel (deep), as imageSize gives them; for a JPEG, also what the walk of its markers
+// found (whether it is stored as RGB, where its first image ends), for prepareImage.
 type imageHeader struct {
 	w, h int
 	deep bool
+	jpeg media.JPEGHeader
 }
 
 // inspectImage is checkImage, which it does, also giving the header it read, so that the upload
-// weighs the picture (headerCost) without reading the header again. A HEIC's or AVIF's structure
-// is walked once, for its size and for what heif-convert may decode.
+// weighs the picture (headerCost) and prepares it (prepareInspected) without reading the header
+// again. A HEIC's or AVIF's structure is walked once, for its size and for what heif-convert may
+// decode; a JPEG's markers are walked once past Go's size check (media.ReadJPEGHeader).
 func inspectImage(path, typ string) (imageHeader, error) {
 	if typ == media.PNG {
 		if err := checkPNGLayout(path); err != nil {
@@ -129,7 +132,7 @@ func inspectImage(path, typ string) (imageHeader, error) {
 	heif := typ == media.HEIC || typ == media.AVIF
 	if heif {
 		pics, err = heifPicturesAt(path, typ)
-		hdr = imageHeader{pics.Width, pics.Height, true}
+		hdr = imageHeader{w: pics.Width, h: pics.Height, deep: true}
 	} else {
 		hdr.w, hdr.h, hdr.deep, err = imageSize(path, typ)
 	}
@@ -142,27 +145,28 @@ func inspectImage(path, typ string) (imageHeader, error) {
 	if int64(hdr.w)*int64(hdr.h) > maxPixels {
 		return imageHeader{}, tooManyPixels(hdr.w, hdr.h)
 	}
-	if heif {
+	switch typ {
+	case media.HEIC, media.AVIF:
 		return hdr, heifBudget(pics, typ)
+	case media.JPEG:
+		if hdr.jpeg, err = readJPEGHeader(path); err != nil {
+			return imageHeader{}, err
+		}
+		if !hdr.jpeg.Complete {
+			return imageHeader{}, badMedia("image: the %s is truncated or damaged; upload the whole file", typeName(typ))
+		}
 	}
-	return hdr, checkJPEGComplete(path, typ)
+	return hdr, nil
 }
 
-// checkJPEGComplete refuses a JPEG (of type typ; any other type passes) that ends before its
-// end-of-image marker (media.JPEGEnd).
-func checkJPEGComplete(path, typ string) error {
-	if typ != media.JPEG {
-		return nil
-	}
+// readJPEGHeader is media.ReadJPEGHeader of the JPEG at path.
+func readJPEGHeader(path string) (media.JPEGHeader, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return media.JPEGHeader{}, err
 	}
 	defer f.Close()
-	if _, complete := media.JPEGEnd(f); !complete {
-		return badMedia("image: the %s is truncated or damaged; upload the whole file", typeName(typ))
-	}
-	return nil
+	return media.ReadJPEGHeader(f), nil
 }
 
 // unreadableImage is the refusal of an image of type typ whose header cannot be read (err).

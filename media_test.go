@@ -133,8 +133,7 @@ func TestJPEGComplete(t *testing.T) {
 	t.Parallel()
 	jpg := encodeJPEG(t, quad(64, 32))
 	ok := func(b []byte) bool {
-		_, complete := media.JPEGEnd(bytes.NewReader(b))
-		return complete
+		return media.ReadJPEGHeader(bytes.NewReader(b)).Complete
 	}
 	if !ok(jpg) {
 		t.Fatal("a whole JPEG is incomplete")

@@ -133,7 +133,7 @@ func pictureCost(path, typ string) int64 {
 	if err != nil {
 		return largestPicture
 	}
-	return headerCost(imageHeader{w, h, deep}, path, typ)
+	return headerCost(imageHeader{w: w, h: h, deep: deep}, path, typ)
 }
 
 // headerCost is pictureCost of the image at path whose header hdr was read already (inspectImage).

@@ -396,7 +396,7 @@ func (s *server) validateSubmission(r *http.Request, files map[string]*upload, f
 			return
 		}
 		defer release()
-		imgType, err = prepareImage(r.Context(), s.tools, s.goDecodes, img.path, imgType)
+		imgType, err = prepareInspected(r.Context(), s.tools, s.goDecodes, img.path, imgType, imgHeader)
 	}()
 	info, audErr := probeAudio(r.Context(), s.tools, aud.path, audType)
 	if err := <-imgErr; err != nil {

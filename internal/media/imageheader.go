@@ -4,6 +4,7 @@ package media
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -45,17 +46,34 @@ func TIFFSize(f io.ReaderAt) (int, int) {
 	return w, h
 }
 
-// JPEGEnd walks the JPEG r's markers, through every scan's entropy-coded data, to its first
-// end-of-image marker, and returns the offset just past it. complete is false when r ends (or
-// breaks the JPEG's structure) before that marker. Bytes after it (a phone's "motion photo"
-// video, a second image) are left unread in r's stream but for a buffer's worth.
-func JPEGEnd(r io.Reader) (end int64, complete bool) {
+// JPEGHeader is what one walk of a JPEG's markers yields (ReadJPEGHeader).
+type JPEGHeader struct {
+	// Width and Height are the first frame header's (SOFn), 0 when none comes before the first scan.
+	Width, Height int
+	// RGB reports whether the picture has three components that libjpeg (and so every browser)
+	// reads as RGB, not YCbCr: an Adobe marker with transform 0 or components named R, G, B, and
+	// no JFIF marker (JFIF means YCbCr). A header with a second start of image before its first
+	// scan is not RGB: libjpeg refuses it.
+	RGB bool
+	// End is the offset just past the first end-of-image marker; Complete is false when the file
+	// ends (or breaks the JPEG's structure) before that marker, and End is then 0.
+	End      int64
+	Complete bool
+}
+
+// ReadJPEGHeader walks the JPEG r's markers once, through every scan's entropy-coded data, to its
+// first end-of-image marker. Bytes after it (a phone's "motion photo" video, a second image) are
+// left unread in r's stream but for a buffer's worth.
+func ReadJPEGHeader(r io.Reader) JPEGHeader {
 	cr := &countingReader{r: r}
 	br := bufio.NewReaderSize(cr, 64<<10)
-	if !jpegComplete(br) {
-		return 0, false
+	var w jpegWalk
+	if !w.walk(br) {
+		w.hdr.End, w.hdr.Complete = 0, false
+		return w.hdr
 	}
-	return cr.n - int64(br.Buffered()), true
+	w.hdr.End, w.hdr.Complete = cr.n-int64(br.Buffered()), true
+	return w.hdr
 }
 
 // countingReader counts the bytes read through it.
@@ -70,8 +88,46 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// jpegComplete reports whether the JPEG r reaches its end-of-image marker (JPEGEnd).
-func jpegComplete(r *bufio.Reader) bool {
+// jpegWalk is the state of one walk of a JPEG's markers: what the segments before the first scan
+// said of the picture.
+type jpegWalk struct {
+	hdr          JPEGHeader
+	scanned      bool // the first scan was reached: the header is read
+	secondSOI    bool
+	jfif, adobe0 bool
+	sof          bool
+	ids          []byte
+}
+
+// segment takes in the segment of marker m (data, its length word left out) met before the first scan.
+func (w *jpegWalk) segment(m byte, data []byte) {
+	switch {
+	case m == 0xe0 && bytes.HasPrefix(data, []byte("JFIF\x00")):
+		w.jfif = true
+	case m == 0xee && len(data) >= 12 && bytes.HasPrefix(data, []byte("Adobe")):
+		w.adobe0 = data[11] == 0
+	case m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc && len(data) >= 6:
+		if !w.sof {
+			w.sof = true
+			w.hdr.Height, w.hdr.Width = int(binary.BigEndian.Uint16(data[1:])), int(binary.BigEndian.Uint16(data[3:]))
+		}
+		for i := 0; i < int(data[5]) && 6+3*i < len(data); i++ {
+			w.ids = append(w.ids, data[6+3*i])
+		}
+	case m == 0xda:
+		w.scanned = true
+		w.hdr.RGB = !w.secondSOI && len(w.ids) == 3 && !w.jfif && (w.adobe0 || string(w.ids) == "RGB")
+	}
+}
+
+// wanted reports whether the walk needs the data of a segment of marker m: the header's, up to
+// and including the first scan's.
+func (w *jpegWalk) wanted(m byte) bool {
+	return !w.scanned && (m == 0xe0 || m == 0xee || m >= 0xc0 && m <= 0xcf || m == 0xda)
+}
+
+// walk reports whether the JPEG r reaches its end-of-image marker, taking in its header on the way.
+func (w *jpegWalk) walk(r *bufio.Reader) bool {
 	if b, err := r.Peek(2); err != nil || b[0] != 0xff || b[1] != 0xd8 {
 		return false
 	}
@@ -100,6 +156,8 @@ func jpegComplete(r *bufio.Reader) bool {
 			return true
 		case m == 0x00, m == 0x01, m >= 0xd0 && m <= 0xd7:
 			continue
+		case m == 0xd8 && !w.scanned:
+			w.secondSOI = true // libjpeg refuses it; the walk reads on as before, for the end
 		}
 		var l [2]byte
 		if _, err := io.ReadFull(r, l[:]); err != nil {
@@ -112,7 +170,13 @@ func jpegComplete(r *bufio.Reader) bool {
 		if n < 0 {
 			return false
 		}
-		if k, err := r.Discard(n); err != nil || k != n {
+		if w.wanted(m) {
+			data := make([]byte, n)
+			if _, err := io.ReadFull(r, data); err != nil {
+				return false
+			}
+			w.segment(m, data)
+		} else if k, err := r.Discard(n); err != nil || k != n {
 			return false
 		}
 		if m == 0xda {

@@ -40,7 +40,7 @@ func TestWebPSize(t *testing.T) {
 	}
 }
 
-// TestJPEGEnd finds the end of a JPEG's first image, past its scans' data, and no end in a JPEG cut
+// TestJPEGEnd has ReadJPEGHeader find the end of a JPEG's first image, past its scans' data, and no end in a JPEG cut
 // short.
 func TestJPEGEnd(t *testing.T) {
 	t.Parallel()
@@ -59,8 +59,8 @@ func TestJPEGEnd(t *testing.T) {
 		{"a segment past the end", "\xff\xd8\xff\xe0\xff\xff", 0, false},
 		{"not a JPEG", "not a jpeg", 0, false},
 	} {
-		end, complete := JPEGEnd(bytes.NewReader([]byte(c.file)))
-		if end != c.end || complete != c.complete {
+		hdr := ReadJPEGHeader(bytes.NewReader([]byte(c.file)))
+		if end, complete := hdr.End, hdr.Complete; end != c.end || complete != c.complete {
 			t.Errorf("%s: %d %v, want %d %v", c.name, end, complete, c.end, c.complete)
 		}
 	}
