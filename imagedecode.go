@@ -103,11 +103,15 @@ func rewriteFailed(err, fault error) error {
 // gate.
 func prepareImage(ctx context.Context, t ffmpeg.Tools, gate decodeGate, path, typ string) (string, error) {
 	var hdr imageHeader
-	if typ == media.JPEG {
-		var err error
-		if hdr.jpeg, err = readJPEGHeader(path); err != nil {
-			return "", err
-		}
+	var err error
+	switch typ {
+	case media.JPEG:
+		hdr.jpeg, err = readJPEGHeader(path)
+	case media.PNG:
+		hdr.pngEnd, err = pngEnd(path)
+	}
+	if err != nil {
+		return "", err
 	}
 	return prepareInspected(ctx, t, gate, path, typ, hdr)
 }
@@ -146,7 +150,7 @@ func prepareInspected(ctx context.Context, t ffmpeg.Tools, gate decodeGate, path
 			}
 		}
 	case media.PNG:
-		if err := trimPNG(path); err != nil {
+		if err := cutAfter(path, hdr.pngEnd); err != nil {
 			return "", err
 		}
 	}
@@ -224,16 +228,9 @@ func ffDecodeCheck(ctx context.Context, t ffmpeg.Tools, path, typ string) error 
 
 // trimJPEG cuts whatever follows a JPEG's first image (a phone's "motion photo" video, or a second,
 // huge image placed there to pass the pixel cap, which the decoder would read as a next frame),
-// which its header hdr places.
+// which its header hdr places. An incomplete JPEG, which checkImage has refused, is left as it is.
 func trimJPEG(path string, hdr media.JPEGHeader) error {
-	if !hdr.Complete {
-		return nil // checkImage has refused it already; nothing to trim
-	}
-	fi, err := os.Stat(path)
-	if err != nil || fi.Size() <= hdr.End {
-		return err
-	}
-	return os.Truncate(path, hdr.End)
+	return cutAfter(path, hdr.End)
 }
 
 // goToPNG decodes the image at path, of type typ, with Go's decoders and replaces it with a PNG of

@@ -109,11 +109,13 @@ func checkImage(path, typ string) error {
 
 // imageHeader is what inspectImage read of an image's header: its size, and whether it may hold
 // 16 bits a channel (deep), as imageSize gives them; for a JPEG, also what the walk of its markers
-// found (whether it is stored as RGB, where its first image ends), for prepareImage.
+// found (whether it is stored as RGB, where its first image ends) and for a PNG where its IEND
+// ends (0: none), for prepareImage.
 type imageHeader struct {
-	w, h int
-	deep bool
-	jpeg media.JPEGHeader
+	w, h   int
+	deep   bool
+	jpeg   media.JPEGHeader
+	pngEnd int64
 }
 
 // inspectImage is checkImage, which it does, also giving the header it read, so that the upload
@@ -121,18 +123,18 @@ type imageHeader struct {
 // again. A HEIC's or AVIF's structure is walked once, for its size and for what heif-convert may
 // decode; a JPEG's markers are walked once past Go's size check (media.ReadJPEGHeader).
 func inspectImage(path, typ string) (imageHeader, error) {
-	if typ == media.PNG {
-		if err := checkPNGLayout(path); err != nil {
-			return imageHeader{}, err
-		}
-	}
 	var hdr imageHeader
 	var pics media.HEIFPictures
 	var err error
+	if typ == media.PNG {
+		if hdr.pngEnd, err = checkPNGLayout(path); err != nil {
+			return imageHeader{}, err
+		}
+	}
 	heif := typ == media.HEIC || typ == media.AVIF
 	if heif {
 		pics, err = heifPicturesAt(path, typ)
-		hdr = imageHeader{w: pics.Width, h: pics.Height, deep: true}
+		hdr.w, hdr.h, hdr.deep = pics.Width, pics.Height, true
 	} else {
 		hdr.w, hdr.h, hdr.deep, err = imageSize(path, typ)
 	}

@@ -241,44 +241,58 @@ func (in *pngInflater) close() {
 	}
 }
 
-// checkPNGLayout is readPNGLayout of the file at path.
-func checkPNGLayout(path string) error {
+// checkPNGLayout is readPNGLayout of the file at path; it returns the offset just past IEND (0:
+// none), where trimPNG cuts.
+func checkPNGLayout(path string) (int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer f.Close()
-	_, err = readPNGLayout(f)
-	return err
+	l, err := readPNGLayout(f)
+	return l.end, err
 }
 
 // trimPNG cuts whatever follows a PNG's IEND chunk (a newline added by a transfer, a tool's
 // trailer, a second image): ffmpeg reads it as a next image, which would fail the render or be
-// decoded unweighed. It cuts where readPNGLayout stopped, so nothing checkImage did not see is
-// left for ffmpeg.
+// decoded unweighed. It cuts where readPNGLayout stops, so nothing checkImage did not see is left
+// for ffmpeg; the upload cuts at the end checkImage found (cutAfter), without this walk.
 func trimPNG(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	end, err := pngEnd(path)
 	if err != nil {
 		return err
+	}
+	return cutAfter(path, end)
+}
+
+// pngEnd walks the chunks of the PNG at path and returns the offset just past its IEND, 0 when it
+// has none (ffprobe and salvagePNG deal with that).
+func pngEnd(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
 	}
 	defer f.Close()
 	w, ok := newPNGWalker(f)
 	if !ok {
-		return nil
+		return 0, nil
 	}
 	for w.next() {
 	}
-	if w.err != nil || w.end == 0 {
-		return w.err // no IEND: ffprobe and salvagePNG deal with it
+	return w.end, w.err
+}
+
+// cutAfter truncates the file at path to end bytes when it is longer; an end of 0 (none found)
+// leaves it as it is.
+func cutAfter(path string, end int64) error {
+	if end <= 0 {
+		return nil
 	}
-	fi, err := f.Stat()
-	if err != nil {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Size() <= end {
 		return err
 	}
-	if fi.Size() > w.end {
-		return f.Truncate(w.end)
-	}
-	return nil
+	return os.Truncate(path, end)
 }
 
 // salvagePNG rewrites the PNG at path from its header, palette, transparency and image data, as a
