@@ -55,9 +55,10 @@ type decodeGate chan struct{}
 // newDecodeGate returns an open gate for one decode at a time.
 func newDecodeGate() decodeGate { return make(decodeGate, 1) }
 
-// toPNG runs goToPNG when the gate is free (or returns ctx's error), and afterwards hands the
-// picture's memory back to the system: the service shares its memory limit with its renders.
-func (g decodeGate) toPNG(ctx context.Context, path, typ string) error {
+// toPNG runs goToPNG (orientation is a JPEG's, as goToPNG takes it) when the gate is free (or
+// returns ctx's error), and afterwards hands the picture's memory back to the system: the service
+// shares its memory limit with its renders.
+func (g decodeGate) toPNG(ctx context.Context, path, typ string, orientation int) error {
 	select {
 	case g <- struct{}{}:
 	case <-ctx.Done():
@@ -65,7 +66,7 @@ func (g decodeGate) toPNG(ctx context.Context, path, typ string) error {
 	}
 	defer func() { <-g }()
 	defer debug.FreeOSMemory()
-	return noPanic(func() error { return goToPNG(path, typ) })
+	return noPanic(func() error { return goToPNG(path, typ, orientation) })
 }
 
 // noPanic runs decode, a Go decoder reading an upload, and turns a panic in it into errUndecodable:
@@ -121,7 +122,7 @@ func prepareImage(ctx context.Context, t ffmpeg.Tools, gate decodeGate, path, ty
 func prepareInspected(ctx context.Context, t ffmpeg.Tools, gate decodeGate, path, typ string, hdr imageHeader) (string, error) {
 	broken := badMedia("image: the %s could not be decoded; it may be damaged. Export it again and upload it", typeName(typ))
 	toPNG := func() error {
-		if err := gate.toPNG(ctx, path, typ); err != nil {
+		if err := gate.toPNG(ctx, path, typ, hdr.jpeg.Orientation); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -234,20 +235,25 @@ func trimJPEG(path string, hdr media.JPEGHeader) error {
 }
 
 // goToPNG decodes the image at path, of type typ, with Go's decoders and replaces it with a PNG of
-// the picture a person sees (EXIF orientation applied to a JPEG). checkImage has already held its
+// the picture a person sees (EXIF orientation applied to a JPEG: orientation, as its header's walk
+// found it, or 0 to read it here, media.JPEGHeader). checkImage has already held its
 // size to maxPixels. The decoded picture is the only copy held: the PNG's rows are made from it one
 // at a time, turned as they are written (a 100-megapixel RGB JPEG: ~0.5 GB, where decoding, turning
 // and encoding whole pictures took 1.5 GB).
-func goToPNG(path, typ string) error {
+func goToPNG(path, typ string, orientation int) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
 	}
 	var img image.Image
-	orientation := 1
+	if typ != media.JPEG {
+		orientation = 1
+	}
 	switch typ {
 	case media.JPEG:
-		orientation = jpegOrientation(b)
+		if orientation == 0 {
+			orientation = jpegOrientation(b)
+		}
 		img, err = jpeg.Decode(bytes.NewReader(b))
 	case media.GIF:
 		img, err = gifFirstFrame(b)

@@ -31,7 +31,7 @@ func TestGoToPNGOrientations(t *testing.T) {
 	base := quad(64, 32)
 	for o := 1; o <= 8; o++ {
 		path := writeFixture(t, "o.jpg", withOrientation(rgbJPEG(64, 32, base, "after-sof"), uint16(o), binary.BigEndian))
-		if err := goToPNG(path, media.JPEG); err != nil {
+		if err := goToPNG(path, media.JPEG, 0); err != nil {
 			t.Fatalf("orientation %d: %v", o, err)
 		}
 		got, err := png.Decode(bytes.NewReader(readFile(t, path)))
@@ -204,7 +204,7 @@ func BenchmarkGoToPNG(b *testing.B) {
 					b.Fatal(err)
 				}
 				b.StartTimer()
-				if err := goToPNG(path, media.JPEG); err != nil {
+				if err := goToPNG(path, media.JPEG, 0); err != nil {
 					b.Fatal(err)
 				}
 			}

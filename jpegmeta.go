@@ -84,7 +84,7 @@ func nextJPEGSegment(r *bufio.Reader) (byte, []byte, error) {
 
 // copyWithoutMetadata writes the JPEG read from r to w without its metadata segments and the stray
 // bytes between segments; the first EXIF block is replaced by a clean one that holds only its
-// orientation (as exifOrientation reads it, which is what browsers show), or dropped when it has
+// orientation (as media.EXIFOrientation reads it, which is what browsers show), or dropped when it has
 // none. Everything from the first scan on is copied as it is. It returns how many metadata
 // segments it left out.
 func copyWithoutMetadata(w io.Writer, r *bufio.Reader) (int, error) {
@@ -108,7 +108,7 @@ func copyWithoutMetadata(w io.Writer, r *bufio.Reader) (int, error) {
 		if isJPEGMetadata(m) {
 			dropped++
 			if m == 0xe1 && !oriented && bytes.HasPrefix(data, []byte("Exif\x00\x00")) {
-				o := exifOrientation(data[6:])
+				o := media.EXIFOrientation(data[6:])
 				oriented = o != 0
 				if o > 1 {
 					if _, err := w.Write(orientationSegment(o)); err != nil {
@@ -203,47 +203,13 @@ func jpegOrientation(b []byte) int {
 		}
 		seg := b[p+4 : p+2+n]
 		if m == 0xe1 && bytes.HasPrefix(seg, []byte("Exif\x00\x00")) {
-			if o := exifOrientation(seg[6:]); o != 0 {
+			if o := media.EXIFOrientation(seg[6:]); o != 0 {
 				return o
 			}
 		}
 		p += 2 + n
 	}
 	return 1
-}
-
-// exifOrientation reads tag 0x0112 of IFD0 of the TIFF structure t, or 0. Like browsers, it reads
-// the entries that lie within t and ignores the rest.
-func exifOrientation(t []byte) int {
-	if len(t) < 8 {
-		return 0
-	}
-	var bo binary.ByteOrder
-	switch string(t[:2]) {
-	case "II":
-		bo = binary.LittleEndian
-	case "MM":
-		bo = binary.BigEndian
-	default:
-		return 0
-	}
-	ifd := int64(bo.Uint32(t[4:]))
-	if ifd+2 > int64(len(t)) {
-		return 0
-	}
-	for i, n := 0, int(bo.Uint16(t[ifd:])); i < n; i++ {
-		e := int(ifd) + 2 + 12*i
-		if e+12 > len(t) {
-			return 0
-		}
-		if bo.Uint16(t[e:]) == 0x0112 {
-			if o := int(bo.Uint16(t[e+8:])); o >= 1 && o <= 8 {
-				return o
-			}
-			return 0
-		}
-	}
-	return 0
 }
 
 // jpegConfigWithoutMetadata is jpeg.DecodeConfig of the JPEG in f read without its metadata

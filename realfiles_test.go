@@ -181,7 +181,12 @@ func TestMalformedEXIF(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.kind, func(t *testing.T) {
 			t.Parallel()
-			path := writeFixture(t, c.kind+".jpg", brokenEXIF(t, jpg, c.kind))
+			broken := brokenEXIF(t, jpg, c.kind)
+			// The upload's walk of the header reads the orientation the Go rewrite applies.
+			if o, want := media.ReadJPEGHeader(bytes.NewReader(broken)).Orientation, jpegOrientation(broken); o != want {
+				t.Errorf("the header's walk reads orientation %d, jpegOrientation %d", o, want)
+			}
+			path := writeFixture(t, c.kind+".jpg", broken)
 			if err := checkImage(path, media.JPEG); err != nil {
 				t.Fatalf("checkImage: %v", err)
 			}
@@ -440,6 +445,10 @@ func FuzzJPEGMetadata(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if o := jpegOrientation(b); o < 1 || o > 8 {
 			t.Fatalf("orientation %d", o)
+		}
+		// The upload's walk of the header reads the same orientation, or says it cannot (0).
+		if o := media.ReadJPEGHeader(bytes.NewReader(b)).Orientation; bytes.HasPrefix(b, []byte{0xff, 0xd8}) && o != 0 && o != jpegOrientation(b) {
+			t.Fatalf("the header's walk reads orientation %d, jpegOrientation %d", o, jpegOrientation(b))
 		}
 		jpegConfigWithoutMetadata(bytes.NewReader(b))
 		var once bytes.Buffer

@@ -55,6 +55,12 @@ type JPEGHeader struct {
 	// no JFIF marker (JFIF means YCbCr). A header with a second start of image before its first
 	// scan is not RGB: libjpeg refuses it.
 	RGB bool
+	// Orientation is the EXIF orientation (1-8) of the first EXIF block that holds one, as a
+	// reader of the header's segments back to back from the start of image finds it: it stops at
+	// a stray byte, a bogus length or the first scan (1 when it finds none). 0 is a header whose
+	// segments that reader would part differently (fill bytes, a stray restart marker): read it
+	// with such a reader from the file.
+	Orientation int
 	// End is the offset just past the first end-of-image marker; Complete is false when the file
 	// ends (or breaks the JPEG's structure) before that marker, and End is then 0.
 	End      int64
@@ -68,7 +74,14 @@ func ReadJPEGHeader(r io.Reader) JPEGHeader {
 	cr := &countingReader{r: r}
 	br := bufio.NewReaderSize(cr, 64<<10)
 	var w jpegWalk
-	if !w.walk(br) {
+	ok := w.walk(br)
+	switch {
+	case w.lost:
+		w.hdr.Orientation = 0
+	case w.hdr.Orientation == 0:
+		w.hdr.Orientation = 1
+	}
+	if !ok {
 		w.hdr.End, w.hdr.Complete = 0, false
 		return w.hdr
 	}
@@ -97,6 +110,8 @@ type jpegWalk struct {
 	jfif, adobe0 bool
 	sof          bool
 	ids          []byte
+	// The orientation reader stopped (oriented) or would have parted the segments differently (lost).
+	oriented, lost bool
 }
 
 // segment takes in the segment of marker m (data, its length word left out) met before the first scan.
@@ -114,16 +129,28 @@ func (w *jpegWalk) segment(m byte, data []byte) {
 		for i := 0; i < int(data[5]) && 6+3*i < len(data); i++ {
 			w.ids = append(w.ids, data[6+3*i])
 		}
+	case m == 0xe1 && !w.oriented && bytes.HasPrefix(data, []byte("Exif\x00\x00")):
+		if o := EXIFOrientation(data[6:]); o != 0 {
+			w.hdr.Orientation, w.oriented = o, true
+		}
 	case m == 0xda:
-		w.scanned = true
+		w.scanned, w.oriented = true, true
 		w.hdr.RGB = !w.secondSOI && len(w.ids) == 3 && !w.jfif && (w.adobe0 || string(w.ids) == "RGB")
+	}
+}
+
+// lose records that the orientation reader, had it not stopped, would part the segments from here
+// differently than the walk does.
+func (w *jpegWalk) lose() {
+	if !w.oriented {
+		w.lost, w.oriented = true, true
 	}
 }
 
 // wanted reports whether the walk needs the data of a segment of marker m: the header's, up to
 // and including the first scan's.
 func (w *jpegWalk) wanted(m byte) bool {
-	return !w.scanned && (m == 0xe0 || m == 0xee || m >= 0xc0 && m <= 0xcf || m == 0xda)
+	return !w.scanned && (m == 0xe0 || m == 0xe1 || m == 0xee || m >= 0xc0 && m <= 0xcf || m == 0xda)
 }
 
 // walk reports whether the JPEG r reaches its end-of-image marker, taking in its header on the way.
@@ -140,11 +167,15 @@ func (w *jpegWalk) walk(r *bufio.Reader) bool {
 				return false
 			}
 			if b != 0xff {
-				continue // stray byte between segments; decoders skip these too
+				w.oriented = true // the orientation reader stops at a stray byte
+				continue          // stray byte between segments; decoders skip these too
 			}
 		}
 		sawFF = false
 		m, err := r.ReadByte()
+		if m == 0xff {
+			w.lose()
+		}
 		for err == nil && m == 0xff {
 			m, err = r.ReadByte()
 		}
@@ -155,6 +186,7 @@ func (w *jpegWalk) walk(r *bufio.Reader) bool {
 		case m == 0xd9:
 			return true
 		case m == 0x00, m == 0x01, m >= 0xd0 && m <= 0xd7:
+			w.lose()
 			continue
 		case m == 0xd8 && !w.scanned:
 			w.secondSOI = true // libjpeg refuses it; the walk reads on as before, for the end
@@ -165,7 +197,8 @@ func (w *jpegWalk) walk(r *bufio.Reader) bool {
 		}
 		n := int(binary.BigEndian.Uint16(l[:])) - 2
 		if n < 0 && (m >= 0xe0 && m <= 0xef || m == 0xfe) {
-			n = 0 // an APPn segment or comment with a bogus length: libjpeg reads it as empty
+			n = 0             // an APPn segment or comment with a bogus length: libjpeg reads it as empty
+			w.oriented = true // and the orientation reader stops there
 		}
 		if n < 0 {
 			return false
@@ -271,4 +304,38 @@ func webpBitstreamSize(kind string, d []byte) (w, h int, ok bool) {
 	}
 	w, h = int(binary.LittleEndian.Uint16(d[6:8])&0x3fff), int(binary.LittleEndian.Uint16(d[8:10])&0x3fff)
 	return w, h, w > 0 && h > 0 // a lossy frame's size is stored as is: 0 is no picture
+}
+
+// EXIFOrientation reads tag 0x0112 of IFD0 of the TIFF structure t, or 0. Like browsers, it reads
+// the entries that lie within t and ignores the rest.
+func EXIFOrientation(t []byte) int {
+	if len(t) < 8 {
+		return 0
+	}
+	var bo binary.ByteOrder
+	switch string(t[:2]) {
+	case "II":
+		bo = binary.LittleEndian
+	case "MM":
+		bo = binary.BigEndian
+	default:
+		return 0
+	}
+	ifd := int64(bo.Uint32(t[4:]))
+	if ifd+2 > int64(len(t)) {
+		return 0
+	}
+	for i, n := 0, int(bo.Uint16(t[ifd:])); i < n; i++ {
+		e := int(ifd) + 2 + 12*i
+		if e+12 > len(t) {
+			return 0
+		}
+		if bo.Uint16(t[e:]) == 0x0112 {
+			if o := int(bo.Uint16(t[e+8:])); o >= 1 && o <= 8 {
+				return o
+			}
+			return 0
+		}
+	}
+	return 0
 }

@@ -99,3 +99,34 @@ func FuzzReadJPEGHeader(f *testing.F) {
 		}
 	})
 }
+
+// TestReadJPEGHeaderOrientation: the orientation is the first EXIF block's that holds one, read
+// from segments back to back; a stray byte ends that reading, and fill bytes or a stray restart
+// marker, which such a reader parts differently, make it unknown (0).
+func TestReadJPEGHeaderOrientation(t *testing.T) {
+	t.Parallel()
+	exif := func(o byte) string {
+		tiff := "MM\x00\x2a\x00\x00\x00\x08\x00\x01\x01\x12\x00\x03\x00\x00\x00\x01\x00" + string([]byte{o}) + "\x00\x00\x00\x00\x00\x00"
+		return "\xff\xe1\x00" + string([]byte{byte(2 + 6 + len(tiff))}) + "Exif\x00\x00" + tiff
+	}
+	const rest = "\xff\xc0\x00\x0b\x08\x00\x02\x00\x03\x01\x01\x11\x00\xff\xda\x00\x02\x01\xff\xd9"
+	for _, c := range []struct {
+		name string
+		file string
+		want int
+	}{
+		{"none", rest, 1},
+		{"6", exif(6), 6},
+		{"first that holds one", exif(0) + exif(8) + exif(3), 8},
+		{"after a stray byte", "\x00" + exif(6), 1},
+		{"after an APP1 of a bogus length", "\xff\xe1\x00\x01" + exif(6), 1},
+		{"after fill bytes", "\xff" + exif(6), 0},
+		{"after a restart marker", "\xff\xd0" + exif(6), 0},
+		{"before fill bytes", exif(5) + "\xff" + exif(6), 5},
+	} {
+		hdr := ReadJPEGHeader(bytes.NewReader([]byte("\xff\xd8" + c.file + rest)))
+		if hdr.Orientation != c.want || !hdr.Complete {
+			t.Errorf("%s: %+v, want orientation %d, complete", c.name, hdr, c.want)
+		}
+	}
+}
