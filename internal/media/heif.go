@@ -13,7 +13,7 @@ import (
 	"io"
 )
 
-// Bounds on what heifLargest reads, keeps and walks, whatever a file claims. A real meta box is a
+// Bounds on what WalkHEIF reads, keeps and walks, whatever a file claims. A real meta box is a
 // few KB (an iPhone's 48-tile photo: ~3 KB); a real picture is at most a few thousand items (a
 // 100-megapixel grid of 256×256 tiles: ~1,600) with a NAL unit or two each.
 const (
@@ -34,21 +34,14 @@ const (
 var ErrHEIFDamaged = errors.New("the HEIF structure is damaged")
 
 // ErrHEIFCodec is a HEIF file holding a picture in a codec other than HEVC or AV1, whose coded
-// size heifLargest cannot read (JPEG, JPEG 2000, uncompressed, H.264, VVC items).
+// size WalkHEIF cannot read (JPEG, JPEG 2000, uncompressed, H.264, VVC items).
 var ErrHEIFCodec = errors.New("a picture in a format other than HEVC or AV1")
 
-// heifUnsizedCodecs are the item types of coded pictures that heifLargest cannot size.
+// heifUnsizedCodecs are the item types of coded pictures that WalkHEIF cannot size.
 var heifUnsizedCodecs = map[string]bool{"jpeg": true, "j2k1": true, "unci": true, "avc1": true, "vvc1": true, "evc1": true, "hvt1": true}
 
 func heifDamaged(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrHEIFDamaged, fmt.Sprintf(format, args...))
-}
-
-// heifLargest returns the largest picture the HEIF file r (size bytes) can make heif-convert
-// allocate (WalkHEIF).
-func heifLargest(r io.ReaderAt, size int64) (w, h int, err error) {
-	pics, err := WalkHEIF(r, size)
-	return pics.Width, pics.Height, err
 }
 
 // HEIFPictures is what WalkHEIF finds in a HEIF file.

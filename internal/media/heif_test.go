@@ -9,6 +9,7 @@ import (
 	"errors"
 	"image"
 	"image/png"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,13 @@ import (
 
 	"vidgen/internal/media/heiftest"
 )
+
+// heifLargest returns the largest picture the HEIF file r (size bytes) can make heif-convert
+// allocate (WalkHEIF).
+func heifLargest(r io.ReaderAt, size int64) (w, h int, err error) {
+	pics, err := WalkHEIF(r, size)
+	return pics.Width, pics.Height, err
+}
 
 // TestWalkHEIFCodedSizes: the largest picture is the coded one (the sequence parameter set or
 // sequence header, a grid's tiles times its rows and columns, a canvas), whatever the ispe claims.

@@ -1,6 +1,6 @@
 package media
 
-// What heifLargest reads inside a HEIF file's items: their data, end to end across extents, and
+// What WalkHEIF reads inside a HEIF file's items: their data, end to end across extents, and
 // the coded sizes in their HEVC parameter sets and AV1 sequence headers.
 
 import (
