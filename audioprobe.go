@@ -70,7 +70,7 @@ func probeAudio(ctx context.Context, t ffmpeg.Tools, path, typ string) (audioInf
 		return audioInfo{}, terr // nothing is known of the file
 	}
 	if fe := (*ffmpeg.Error)(nil); errors.As(err, &fe) && fe.Reason == ffmpeg.OutOfMemory {
-		// As for a picture (prepareImage): the file asks more of the decoder than -child-memory allows.
+		// As for a picture (prepareInspected): the file asks more of the decoder than -child-memory allows.
 		return audioInfo{}, &Error{Kind: kindInvalid, Msg: "audio: decoding it takes more memory than this server gives one file; export it again as MP3 or AAC and upload it",
 			Err: fmt.Errorf("ffprobe: %w: %s", errChildMemory, fe.Log)}
 	}

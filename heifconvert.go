@@ -173,7 +173,7 @@ func heifPrimaryFile(dir string, pics media.HEIFPictures, msg []byte, typ string
 		typeName(typ), len(got), len(want))
 }
 
-// decodedSize holds heif-convert's PNG at path to maxPixels: checkImage has held the file's largest
+// decodedSize holds heif-convert's PNG at path to maxPixels: inspectImage has held the file's largest
 // coded size to it before the decode, and this is the decoder's own word on what it made, before
 // ffprobe and the render read it.
 func decodedSize(path string) error {

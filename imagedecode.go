@@ -98,27 +98,10 @@ func rewriteFailed(err, fault error) error {
 	return fmt.Errorf("rewrite image: %w", err)
 }
 
-// prepareImage makes the uploaded image at path, of sniffed type typ, ready for the render and
-// returns the type it has then (media.PNG when it was rewritten). A file that cannot be made to decode
-// is a 400 naming the image part; a type this server cannot decode is a 415. Go decodes go through
-// gate.
-func prepareImage(ctx context.Context, t ffmpeg.Tools, gate decodeGate, path, typ string) (string, error) {
-	var hdr imageHeader
-	var err error
-	switch typ {
-	case media.JPEG:
-		hdr.jpeg, err = readJPEGHeader(path)
-	case media.PNG:
-		hdr.pngEnd, err = pngEnd(path)
-	}
-	if err != nil {
-		return "", err
-	}
-	return prepareInspected(ctx, t, gate, path, typ, hdr)
-}
-
-// prepareInspected is prepareImage of an image whose header inspectImage has read (hdr), so that
-// it is not read again.
+// prepareInspected makes the uploaded image at path, of sniffed type typ, whose header
+// inspectImage has read (hdr), ready for the render and returns the type it has then (media.PNG
+// when it was rewritten). A file that cannot be made to decode is a 400 naming the image part; a
+// type this server cannot decode is a 415. Go decodes go through gate.
 func prepareInspected(ctx context.Context, t ffmpeg.Tools, gate decodeGate, path, typ string, hdr imageHeader) (string, error) {
 	broken := badMedia("image: the %s could not be decoded; it may be damaged. Export it again and upload it", typeName(typ))
 	toPNG := func() error {
@@ -229,14 +212,14 @@ func ffDecodeCheck(ctx context.Context, t ffmpeg.Tools, path, typ string) error 
 
 // trimJPEG cuts whatever follows a JPEG's first image (a phone's "motion photo" video, or a second,
 // huge image placed there to pass the pixel cap, which the decoder would read as a next frame),
-// which its header hdr places. An incomplete JPEG, which checkImage has refused, is left as it is.
+// which its header hdr places. An incomplete JPEG, which inspectImage has refused, is left as it is.
 func trimJPEG(path string, hdr media.JPEGHeader) error {
 	return cutAfter(path, hdr.End)
 }
 
 // goToPNG decodes the image at path, of type typ, with Go's decoders and replaces it with a PNG of
 // the picture a person sees (EXIF orientation applied to a JPEG: orientation, as its header's walk
-// found it, or 0 to read it here, media.JPEGHeader). checkImage has already held its
+// found it, or 0 to read it here, media.JPEGHeader). inspectImage has already held its
 // size to maxPixels. The decoded picture is the only copy held: the PNG's rows are made from it one
 // at a time, turned as they are written (a 100-megapixel RGB JPEG: ~0.5 GB, where decoding, turning
 // and encoding whole pictures took 1.5 GB).

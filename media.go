@@ -21,7 +21,7 @@ const maxPixels = 100_000_000
 
 // demuxer names the ffmpeg input format for each type, so ffmpeg never guesses one from the content
 // (an .mp3 that is really an HLS playlist is never opened as a playlist). GIF, HEIC and AVIF are
-// absent: ffmpeg never reads them, they are turned into PNG at upload (see prepareImage).
+// absent: ffmpeg never reads them, they are turned into PNG at upload (see prepareInspected).
 var demuxer = map[string]string{
 	media.JPEG: "jpeg_pipe", media.PNG: "png_pipe", media.WebP: "webp_pipe", media.BMP: "bmp_pipe", media.TIFF: "tiff_pipe",
 	media.MP3: "mp3", media.WAV: "wav", media.M4A: "mov", media.Ogg: "ogg",
@@ -96,21 +96,10 @@ func describe(head []byte) string {
 	return "not a supported format"
 }
 
-// checkImage validates the image at path, of sniffed type typ, without decoding its pixels: the
-// header's dimensions against maxPixels, a JPEG's or WebP's structure against truncation, a HEIC's
-// or AVIF's pictures against what heif-convert may decode (heifDecodedPictures), and a PNG's chunk
-// layout (readPNGLayout: one header, first, and a bounded chunk count). The rest of a
-// PNG's structure (checksums, a missing IEND) is prepareImage's to judge: browsers show some PNGs
-// that break those rules.
-func checkImage(path, typ string) error {
-	_, err := inspectImage(path, typ)
-	return err
-}
-
 // imageHeader is what inspectImage read of an image's header: its size, and whether it may hold
 // 16 bits a channel (deep), as imageSize gives them; for a JPEG, also what the walk of its markers
 // found (whether it is stored as RGB, where its first image ends) and for a PNG where its IEND
-// ends (0: none), for prepareImage.
+// ends (0: none), for prepareInspected.
 type imageHeader struct {
 	w, h   int
 	deep   bool
@@ -118,9 +107,13 @@ type imageHeader struct {
 	pngEnd int64
 }
 
-// inspectImage is checkImage, which it does, also giving the header it read, so that the upload
-// weighs the picture (headerCost) and prepares it (prepareInspected) without reading the header
-// again. A HEIC's or AVIF's structure is walked once, for its size and for what heif-convert may
+// inspectImage validates the image at path, of sniffed type typ, without decoding its pixels: the
+// header's dimensions against maxPixels, a JPEG's or WebP's structure against truncation, a HEIC's
+// or AVIF's pictures against what heif-convert may decode (heifDecodedPictures), and a PNG's chunk
+// layout (readPNGLayout: one header, first, and a bounded chunk count). The rest of a PNG's
+// structure (checksums, a missing IEND) is prepareInspected's to judge: browsers show some PNGs
+// that break those rules. It returns the header it read, so that the upload weighs the picture
+// (headerCost) and prepares it (prepareInspected) without reading the header again. A HEIC's or AVIF's structure is walked once, for its size and for what heif-convert may
 // decode; a JPEG's markers are walked once past Go's size check (media.ReadJPEGHeader).
 func inspectImage(path, typ string) (imageHeader, error) {
 	var hdr imageHeader

@@ -33,7 +33,7 @@ const maxPNGInflated = 16 << 20
 
 // pngWalker walks a PNG's chunks in file order, reading the file once from its start. It holds
 // one chunk's header at a time: memory stays flat whatever the chunk count. Every reader of a
-// PNG's chunk layout (checkImage's check, the trim, the salvage) walks with it, so they all agree
+// PNG's chunk layout (inspectImage's check, the trim, the salvage) walks with it, so they all agree
 // on where the chunks and IEND are.
 type pngWalker struct {
 	r     *bufio.Reader
@@ -142,7 +142,7 @@ type pngLayout struct {
 // hostile file has: a first chunk other than a 13-byte IHDR, a second IHDR (Go's decoder, which
 // sizes the picture, reads the first one and ffmpeg may decode by a later one, so a 1×1 header
 // would hide a 100-megapixel picture), or more than maxPNGChunks chunks. Bytes after IEND are
-// never read: trimPNG cuts them before any decode.
+// never read: the upload cuts them (cutAfter) before any decode.
 func readPNGLayout(r io.Reader) (pngLayout, error) {
 	damaged := func(why string, args ...any) error {
 		return badMedia("image: the PNG is damaged (%s); export it again and upload it", fmt.Sprintf(why, args...))
@@ -242,7 +242,7 @@ func (in *pngInflater) close() {
 }
 
 // checkPNGLayout is readPNGLayout of the file at path; it returns the offset just past IEND (0:
-// none), where trimPNG cuts.
+// none), where the upload cuts.
 func checkPNGLayout(path string) (int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -251,35 +251,6 @@ func checkPNGLayout(path string) (int64, error) {
 	defer f.Close()
 	l, err := readPNGLayout(f)
 	return l.end, err
-}
-
-// trimPNG cuts whatever follows a PNG's IEND chunk (a newline added by a transfer, a tool's
-// trailer, a second image): ffmpeg reads it as a next image, which would fail the render or be
-// decoded unweighed. It cuts where readPNGLayout stops, so nothing checkImage did not see is left
-// for ffmpeg; the upload cuts at the end checkImage found (cutAfter), without this walk.
-func trimPNG(path string) error {
-	end, err := pngEnd(path)
-	if err != nil {
-		return err
-	}
-	return cutAfter(path, end)
-}
-
-// pngEnd walks the chunks of the PNG at path and returns the offset just past its IEND, 0 when it
-// has none (ffprobe and salvagePNG deal with that).
-func pngEnd(path string) (int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	w, ok := newPNGWalker(f)
-	if !ok {
-		return 0, nil
-	}
-	for w.next() {
-	}
-	return w.end, w.err
 }
 
 // cutAfter truncates the file at path to end bytes when it is longer; an end of 0 (none found)
