@@ -16,7 +16,7 @@ import (
 //	inputs/JOBID.image|.audio|.captions  a job's uploads, until the job ends
 //	outputs/TOKEN.mp4|.jpg     a finished job's video and poster
 //	tmp/upload-*               an upload being received (uploadScratch); heif-convert's
-//	                           pictures of one go in a directory beside it (heifToPNG)
+//	                           pictures of one go in a directory beside it (convertHEIF)
 //	tmp/render-JOBID-*/        one render's intermediate files (renderScratch)
 //
 // Nothing in the database names a path: every file is found from a job's id or output token, so

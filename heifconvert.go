@@ -43,22 +43,6 @@ func heifPicturesOf(f *os.File, typ string) (media.HEIFPictures, error) {
 // included, hold at most 11.
 const heifMaxPictures = 16
 
-// heifDecodedPictures walks the HEIC or AVIF at path (heifPicturesOf) and refuses, before
-// heif-convert ever starts, a file it would decode too much of: more than heifMaxPictures top-level
-// pictures, or pictures (their tiles and alpha planes counted, by coded size) over maxPixels in all.
-// heif-convert decodes and writes every top-level picture, though vidgen keeps only the primary, and
-// any number of them may point at one bitstream: the total is what one accepted picture may cost.
-func heifDecodedPictures(path, typ string) (media.HEIFPictures, error) {
-	pics, err := heifPicturesAt(path, typ)
-	if err != nil {
-		return pics, err
-	}
-	if err := heifBudget(pics, typ); err != nil {
-		return media.HEIFPictures{}, err
-	}
-	return pics, nil
-}
-
 // heifPicturesAt is heifPicturesOf the HEIC or AVIF at path.
 func heifPicturesAt(path, typ string) (media.HEIFPictures, error) {
 	f, err := os.Open(path)
@@ -69,8 +53,11 @@ func heifPicturesAt(path, typ string) (media.HEIFPictures, error) {
 	return heifPicturesOf(f, typ)
 }
 
-// heifBudget refuses the pictures pics of a HEIC or AVIF (of type typ) when heif-convert would
-// decode too much of them (heifDecodedPictures).
+// heifBudget refuses, before heif-convert ever starts, the pictures pics of a HEIC or AVIF (of
+// type typ) when heif-convert would decode too much of them: more than heifMaxPictures top-level
+// pictures, or pictures (their tiles and alpha planes counted, by coded size) over maxPixels in all.
+// heif-convert decodes and writes every top-level picture, though vidgen keeps only the primary, and
+// any number of them may point at one bitstream: the total is what one accepted picture may cost.
 func heifBudget(pics media.HEIFPictures, typ string) error {
 	if pics.Count <= heifMaxPictures && pics.Pixels <= maxPixels {
 		return nil
@@ -84,20 +71,17 @@ func heifBudget(pics media.HEIFPictures, typ string) error {
 		typeName(typ), pics.Count, noun, float64(pics.Pixels)/1e6, pics.Pixels, heifMaxPictures, maxPixels/1_000_000)
 }
 
-// heifToPNG replaces the HEIC or AVIF at path with a PNG of its primary picture, made by
+// convertHEIF replaces the HEIC or AVIF at path, whose pictures inspectImage found (pics, within
+// heifBudget), with a PNG of its primary picture, made by
 // heif-convert (Debian's libheif-examples), which applies the picture's rotation and mirroring.
 // ffmpeg 5.1 cannot read HEIF, so without heif-convert these are a 415 that says so. heif-convert
 // writes a file for every top-level picture (OUT-1.png, OUT-2.png… when there are several, in the
 // order media.WalkHEIF gives them): it writes into a directory of its own, next to the upload and removed
 // afterwards whatever happened, and the primary's file takes the upload's place.
-func heifToPNG(ctx context.Context, t ffmpeg.Tools, path, typ string) error {
+func convertHEIF(ctx context.Context, t ffmpeg.Tools, path, typ string, pics media.HEIFPictures) error {
 	lacking := unsupportedMedia("image: %s images are not supported on this server (it lacks heif-convert); send a JPEG or PNG", typeName(typ))
 	if t.HeifConvert == "" {
 		return lacking
-	}
-	pics, err := heifDecodedPictures(path, typ)
-	if err != nil {
-		return err
 	}
 	dir, err := os.MkdirTemp(filepath.Dir(path), filepath.Base(path)+".heif-")
 	if diskFull(err) {

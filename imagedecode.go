@@ -120,7 +120,7 @@ func prepareInspected(ctx context.Context, t ffmpeg.Tools, gate decodeGate, path
 			return "", err
 		}
 	case media.HEIC, media.AVIF:
-		if err := heifToPNG(ctx, t, path, typ); err != nil {
+		if err := convertHEIF(ctx, t, path, typ, hdr.heif); err != nil {
 			return "", err
 		}
 		typ = media.PNG

@@ -63,3 +63,29 @@ func pngEnd(path string) (int64, error) {
 	}
 	return w.end, w.err
 }
+
+// heifDecodedPictures walks the HEIC or AVIF at path (heifPicturesAt) and refuses what heifBudget
+// refuses.
+func heifDecodedPictures(path, typ string) (media.HEIFPictures, error) {
+	pics, err := heifPicturesAt(path, typ)
+	if err != nil {
+		return pics, err
+	}
+	if err := heifBudget(pics, typ); err != nil {
+		return media.HEIFPictures{}, err
+	}
+	return pics, nil
+}
+
+// heifToPNG is convertHEIF of the HEIC or AVIF at path, walked first as inspectImage walks it (when
+// the server has heif-convert: without it, convertHEIF refuses the file as it is).
+func heifToPNG(ctx context.Context, t ffmpeg.Tools, path, typ string) error {
+	var pics media.HEIFPictures
+	if t.HeifConvert != "" {
+		var err error
+		if pics, err = heifDecodedPictures(path, typ); err != nil {
+			return err
+		}
+	}
+	return convertHEIF(ctx, t, path, typ, pics)
+}

@@ -105,11 +105,12 @@ type imageHeader struct {
 	deep   bool
 	jpeg   media.JPEGHeader
 	pngEnd int64
+	heif   media.HEIFPictures // a HEIC's or AVIF's pictures, as heif-convert will decode them
 }
 
 // inspectImage validates the image at path, of sniffed type typ, without decoding its pixels: the
 // header's dimensions against maxPixels, a JPEG's or WebP's structure against truncation, a HEIC's
-// or AVIF's pictures against what heif-convert may decode (heifDecodedPictures), and a PNG's chunk
+// or AVIF's pictures against what heif-convert may decode (heifBudget), and a PNG's chunk
 // layout (readPNGLayout: one header, first, and a bounded chunk count). The rest of a PNG's
 // structure (checksums, a missing IEND) is prepareInspected's to judge: browsers show some PNGs
 // that break those rules. It returns the header it read, so that the upload weighs the picture
@@ -117,7 +118,6 @@ type imageHeader struct {
 // decode; a JPEG's markers are walked once past Go's size check (media.ReadJPEGHeader).
 func inspectImage(path, typ string) (imageHeader, error) {
 	var hdr imageHeader
-	var pics media.HEIFPictures
 	var err error
 	if typ == media.PNG {
 		if hdr.pngEnd, err = checkPNGLayout(path); err != nil {
@@ -126,8 +126,8 @@ func inspectImage(path, typ string) (imageHeader, error) {
 	}
 	heif := typ == media.HEIC || typ == media.AVIF
 	if heif {
-		pics, err = heifPicturesAt(path, typ)
-		hdr.w, hdr.h, hdr.deep = pics.Width, pics.Height, true
+		hdr.heif, err = heifPicturesAt(path, typ)
+		hdr.w, hdr.h, hdr.deep = hdr.heif.Width, hdr.heif.Height, true
 	} else {
 		hdr.w, hdr.h, hdr.deep, err = imageSize(path, typ)
 	}
@@ -142,7 +142,7 @@ func inspectImage(path, typ string) (imageHeader, error) {
 	}
 	switch typ {
 	case media.HEIC, media.AVIF:
-		return hdr, heifBudget(pics, typ)
+		return hdr, heifBudget(hdr.heif, typ)
 	case media.JPEG:
 		if hdr.jpeg, err = readJPEGHeader(path); err != nil {
 			return imageHeader{}, err
