@@ -55,6 +55,8 @@ func runCommand(ctx context.Context, args []string, env func(string) string, std
 	}
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
+	} else if len(args) > 0 && (args[0] == "-version" || args[0] == "--version") {
+		cmd, args = "version", args[1:]
 	}
 	switch cmd {
 	case "serve":
@@ -63,6 +65,8 @@ func runCommand(ctx context.Context, args []string, env func(string) string, std
 			return err
 		}
 		return serve(ctx, cfg, stderr)
+	case "health":
+		return runHealth(ctx, args, env, http.DefaultClient, stdout, stderr)
 	case "keys":
 		return runKeys(ctx, args, stdout, stderr, env, rand.Reader, time.Now)
 	case "version":
@@ -82,7 +86,7 @@ func runCommand(ctx context.Context, args []string, env func(string) string, std
 		return nil
 	}
 	printUsage(stderr)
-	return fmt.Errorf("unknown command %q (want serve, keys, version or help)", cmd)
+	return fmt.Errorf("unknown command %q (want serve, keys, health, version or help)", cmd)
 }
 
 // config is serve's configuration, from flags and VIDGEN_* variables.
