@@ -1,7 +1,8 @@
 // Browser test: a real vidgen and Debian's Chromium (headless, driven by playwright-core). It submits
 // a job through the page at /, waits for COMPLETED, checks the <video> on the page and on the share
 // link really plays, and saves screenshots to docs/ for the README; then a job with options chosen on
-// the page. Run it with `make e2e`.
+// the page; then the page on a phone-sized viewport (390 px): no sideways scroll, controls a finger can
+// hit, and a wrong key reported as refused. Run it with `make e2e`.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
@@ -101,6 +102,7 @@ test('a job submitted through the page plays on the page and on its share link',
 
   await page.fill('#key', apiKey);
   await page.click('#save-key');
+  await page.waitForSelector('#key-status[data-state="ok"]');
   assert.equal(await page.evaluate(() => localStorage.getItem('vidgen.apiKey')), apiKey);
   await page.setInputFiles('#image', join(work, 'picture.jpg'));
   await page.setInputFiles('#audio', join(work, 'voice.mp3'));
@@ -160,4 +162,44 @@ test('options chosen on the page reach the job: a square video on a colour', asy
   assert.ok(played.currentTime >= 0.5 && played.error === null, JSON.stringify(played));
   assert.deepEqual([played.width, played.height], [1080, 1080]);
   assert.deepEqual(browserErrors, [], 'the browser reported errors (CSP violations included)');
+});
+
+test('on a phone (390 px): no sideways scroll, controls sized for touch, a wrong key is refused', async () => {
+  const page = await context.newPage();
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.goto(base + '/');
+  await page.waitForSelector('#key-status[data-state="ok"]');
+  // The widest content the page shows: the job list of the jobs above, a played job's share link,
+  // and both colour pickers.
+  await page.waitForSelector('#jobs td.id');
+  await page.click('#jobs button:text("play")');
+  await page.waitForSelector('#result:not([hidden])');
+  await page.selectOption('#background', 'colour');
+  await page.selectOption('#waveform', 'bars');
+  await page.selectOption('#size', 'landscape');
+
+  const layout = await page.evaluate(() => {
+    const width = document.documentElement.clientWidth;
+    const wide = [...document.querySelectorAll('body *')].filter((el) => el.getClientRects().length && el.getBoundingClientRect().right > width + 0.5)
+      .map((el) => `${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''} right=${Math.round(el.getBoundingClientRect().right)}`);
+    const small = [...document.querySelectorAll('button, select, input')].filter((el) => el.getClientRects().length)
+      .map((el) => ({ el, r: el.getBoundingClientRect() }))
+      .filter(({ el, r }) => r.height < 44 || (el.type !== 'file' && r.width < 44))
+      .map(({ el, r }) => `${el.tagName.toLowerCase()}#${el.id || el.textContent} ${Math.round(r.width)}x${Math.round(r.height)}`);
+    return { width, scrollWidth: document.documentElement.scrollWidth, wide, small };
+  });
+  assert.ok(layout.width <= 390, `the layout is ${layout.width} px wide in a 390-px viewport`);
+  assert.equal(layout.scrollWidth, layout.width, `the page scrolls sideways: ${layout.scrollWidth} px of content in ${layout.width}: ${layout.wide.join(', ')}`);
+  assert.deepEqual(layout.wide, [], 'elements reach past the right edge');
+  assert.deepEqual(layout.small, [], 'controls smaller than 44x44 px');
+  await page.screenshot({ path: join(work, 'phone.png'), fullPage: true });
+
+  await page.fill('#key', 'vg_' + 'x'.repeat(40));
+  await page.click('#save-key');
+  await page.waitForSelector('#key-status[data-state="refused"]');
+  const said = await page.textContent('#key-status');
+  assert.match(said, /refused/, said);
+  assert.doesNotMatch(said, /saved in this browser/, said);
+  assert.equal(await page.evaluate(() => localStorage.getItem('vidgen.apiKey')), apiKey, 'the refused key replaced the saved one');
+  assert.deepEqual(browserErrors.filter((e) => !/401/.test(e)), [], 'the browser reported errors (CSP violations included)');
 });
