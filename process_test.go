@@ -100,6 +100,13 @@ func startVidgenVia(t testing.TB, via []string, dataDir, ffmpeg string, env []st
 	}
 	cmd := exec.Command(name, argv...)
 	cmd.Env = append(os.Environ(), env...)
+	return runVidgen(t, cmd)
+}
+
+// runVidgen starts cmd, a `vidgen serve` whose text log goes to its standard error, waits until it
+// listens, and kills it when the test ends.
+func runVidgen(t testing.TB, cmd *exec.Cmd) *vidgenProc {
+	t.Helper()
 	p := &vidgenProc{cmd: cmd, logs: &syncBuffer{}, exited: make(chan struct{}), client: &http.Client{Timeout: 20 * time.Second}}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
