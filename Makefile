@@ -92,11 +92,16 @@ soak: deps
 
 ## check-deploy: deploy/check.sh: systemd-analyze verify on deploy/vidgen.service (systemd is installed
 ## when missing), caddy validate / nginx -t on the proxy examples when those are installed, and, as
-## root, every command of docs/deploy.md in a scratch root (sqlite3 and jq are installed when missing).
+## root, every command of docs/deploy.md in a scratch root (sqlite3 and jq are installed when missing);
+## then TestE2EProxyUploads: both configurations in the real nginx and Caddy (installed as root when
+## missing; skipped, and said so, otherwise), uploads at and over the limits (17 s).
 check-deploy: check-go
 	@command -v systemd-analyze >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq systemd >/dev/null; }
 	@{ command -v sqlite3 && command -v jq; } >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq sqlite3 jq >/dev/null; }
+	@if [ "$$(id -u)" = 0 ] && ! { command -v nginx && command -v caddy; } >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx caddy >/dev/null; fi
 	GO=$(GO) bash deploy/check.sh
+	$(GO) test -count=1 -tags e2e -run '^TestE2EProxyUploads$$' .
 
 ## e2e-browser: e2e/browser.test.mjs: Debian's Chromium, headless and driven by playwright-core,
 ## submits a job through the page at /, waits for COMPLETED, checks the video plays on the page and on
