@@ -31,6 +31,7 @@ const (
 	kindUnavailable                       // the service cannot take it right now (503)
 	kindNoSpace                           // the disk is nearly full (507)
 	kindClientGone                        // the client closed the request before its answer (499, as nginx logs it)
+	kindUnprocessable                     // well-formed, but it contradicts what the service holds (422)
 )
 
 // Error is every error vidgen reports to a client: a kind and a message the client can act on.
@@ -143,6 +144,8 @@ func (k errorKind) statusCode() int {
 		return http.StatusRequestedRangeNotSatisfiable
 	case kindClientGone:
 		return 499
+	case kindUnprocessable:
+		return http.StatusUnprocessableEntity
 	}
 	return http.StatusInternalServerError
 }

@@ -386,6 +386,9 @@ func (s *server) start(ctx context.Context) (stop func(context.Context), err err
 	if err := s.jobs.recover(ctx); err != nil {
 		return nil, fmt.Errorf("recover jobs: %w", err)
 	}
+	if err := s.store.ReleaseAbandonedIdempotencyKeys(ctx); err != nil {
+		return nil, err
+	}
 	if s.cfg.WebhookAllowPrivate {
 		s.log.Warn("webhooks may reach loopback and private addresses (-webhook-allow-private): for local development only")
 	}
@@ -411,6 +414,9 @@ func (s *server) sweepLoop(ctx context.Context) {
 			if _, err := s.jobs.expire(ctx, s.now().Add(-s.cfg.Retention)); err != nil && ctx.Err() == nil {
 				s.log.Error("expire outputs", "err", err)
 			}
+		}
+		if _, err := s.store.PruneIdempotencyKeys(ctx, s.now().Add(-idempotencyTTL)); err != nil && ctx.Err() == nil {
+			s.log.Error("prune idempotency keys", "err", err)
 		}
 		if err := s.store.Checkpoint(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("checkpoint", "err", err)

@@ -39,6 +39,20 @@ var migrations = []string{
 	// 6: the hourly sweep reads only the outputs that expired since the last one, however many
 	// jobs the service has finished.
 	`CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(status, finished_at);`,
+	// 7: submissions made with an Idempotency-Key (store_idempotency.go): one row per account and
+	// key, claimed while the request is received (status_code NULL), then holding the 201 it got,
+	// so that a retry gets the same answer instead of a second job. Kept a day (created_at).
+	`CREATE TABLE IF NOT EXISTS idempotency_keys (
+	    key_id      TEXT NOT NULL REFERENCES api_keys(id),
+	    idem_key    TEXT NOT NULL,
+	    fingerprint TEXT,
+	    job_id      TEXT,
+	    status_code INTEGER,
+	    response    TEXT,
+	    created_at  BIGINT NOT NULL,
+	    PRIMARY KEY (key_id, idem_key)
+	 );
+	 CREATE INDEX IF NOT EXISTS idempotency_by_age ON idempotency_keys(created_at);`,
 }
 
 // maxOpenConns bounds the database's connection pool: every connection is a descriptor on

@@ -78,7 +78,17 @@ func (s *Store) HasActiveJob(ctx context.Context, keyID string) (bool, error) {
 // CreateJob inserts j as PENDING. It returns ErrActiveJob when the key already has an active job,
 // and ErrBadKey when the key was deactivated while the job was being uploaded.
 func (s *Store) CreateJob(ctx context.Context, j Job) error {
-	res, err := s.db.ExecContext(ctx, `INSERT INTO jobs (id, key_id, status, image_type, audio_type,
+	return insertJob(ctx, s.db, j)
+}
+
+// execer is a *sql.DB or *sql.Tx.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// insertJob is CreateJob's insert, in db or in a transaction of the caller's.
+func insertJob(ctx context.Context, db execer, j Job) error {
+	res, err := db.ExecContext(ctx, `INSERT INTO jobs (id, key_id, status, image_type, audio_type,
 		audio_codec, audio_duration, webhook_url, retries, created_at, updated_at, options)
 		SELECT ?, id, 'PENDING', ?, ?, ?, ?, ?, 0, ?, ?, ? FROM api_keys WHERE id = ? AND active`,
 		j.ID, j.ImageType, j.AudioType, j.AudioCodec, j.AudioDuration,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -41,11 +42,30 @@ type upload struct {
 // exists. Nothing a rejected request wrote stays behind.
 func (s *server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	key := keyFrom(r)
-	// Answer 409 (or 507) before reading 100 MB that would be thrown away; CreateJob enforces the
-	// one-active-job rule for real.
-	if err := s.checkCanSubmit(r, key); err != nil {
+	idemKey, err := idempotencyKeyOf(r.Header)
+	if err != nil {
 		s.refuseUpload(w, r, err)
 		return
+	}
+	// A retry of a submission already answered is read (to compare it with the first) but makes no
+	// job: replay holds the first answer.
+	var replay *storedResponse
+	if idemKey != "" {
+		if replay, err = s.store.ClaimIdempotencyKey(r.Context(), key.ID, idemKey, s.now()); err != nil {
+			s.refuseUpload(w, r, err)
+			return
+		}
+		if replay == nil {
+			defer s.releaseIdempotencyKey(r, key.ID, idemKey)
+		}
+	}
+	// Answer 409 (or 507) before reading 100 MB that would be thrown away; CreateJob enforces the
+	// one-active-job rule for real. A replay's job is the active one, and it needs no disk.
+	if replay == nil {
+		if err := s.checkCanSubmit(r, key); err != nil {
+			s.refuseUpload(w, r, err)
+			return
+		}
 	}
 	// Each upload holds a socket, a temp file and a share of the disk's bandwidth while it lasts:
 	// one address may have a few under way, the service a bounded number.
@@ -85,7 +105,8 @@ func (s *server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 			os.Remove(u.path)
 		}
 	}()
-	fields, err := s.readParts(w, r, files)
+	var fp requestFingerprint
+	fields, err := s.readParts(w, r, files, &fp, replay != nil)
 	if err != nil && body.cut {
 		// The connection closed mid-body: nobody reads the answer, and the log and metrics say 499,
 		// not a client's malformed request.
@@ -93,6 +114,10 @@ func (s *server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		s.writeError(w, r, err)
+		return
+	}
+	if replay != nil {
+		s.replayIdempotent(w, r, replay, fp.sum())
 		return
 	}
 	job, err := s.validateSubmission(r, files, fields)
@@ -122,7 +147,20 @@ func (s *server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fmt.Errorf("place upload: %w", err))
 		return
 	}
-	if err := s.store.CreateJob(r.Context(), job); err != nil {
+	// The answer is made before the job is stored: a submission with an Idempotency-Key stores it
+	// with the job, for its retries.
+	answer, err := json.Marshal(map[string]string{"message": "Job created", "jobId": job.ID})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	answer = append(answer, '\n')
+	if idemKey != "" {
+		err = s.store.CreateJobIdempotent(r.Context(), job, idemKey, storedResponse{Fingerprint: fp.sum(), StatusCode: http.StatusCreated, Body: answer})
+	} else {
+		err = s.store.CreateJob(r.Context(), job)
+	}
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -131,7 +169,10 @@ func (s *server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("job created", "job", job.ID, "key", key.ID, "audio", job.AudioType, "image", job.ImageType, "duration", job.AudioDuration,
 		"options", encodeOptions(job.Options))
 	w.Header().Set("Location", "/api/status/"+job.ID)
-	writeJSON(w, http.StatusCreated, map[string]string{"message": "Job created", "jobId": job.ID})
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusCreated)
+	w.Write(answer)
 }
 
 // checkCanSubmit refuses a submission that cannot succeed whatever its files: the key already has
@@ -171,7 +212,9 @@ var textFields = map[string]int{"webhookUrl": 2048, "size": 64, "background": 64
 
 // readParts streams the multipart body: image, audio and captions to temporary files (recorded in
 // files), webhookUrl and the options into the returned fields. Other parts are read and ignored.
-func (s *server) readParts(w http.ResponseWriter, r *http.Request, files map[string]*upload) (map[string]string, error) {
+// Every part it reads is added to fp as it streams. With discard, the files are checked for size
+// and thrown away, not saved (the upload in files has no path).
+func (s *server) readParts(w http.ResponseWriter, r *http.Request, files map[string]*upload, fp *requestFingerprint, discard bool) (map[string]string, error) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "multipart/form-data" {
 		return nil, errorf(kindInvalid, "Send the job as multipart/form-data with the parts image and audio")
@@ -199,21 +242,29 @@ func (s *server) readParts(w http.ResponseWriter, r *http.Request, files map[str
 			if files[name] != nil {
 				return nil, errorf(kindInvalid, "The %s part was sent twice", name)
 			}
-			u, err := s.saveUpload(p, name)
+			src, end := fp.tee(name, p)
+			save := s.saveUpload
+			if discard {
+				save = countUpload
+			}
+			u, err := save(src, name)
 			if u != nil {
 				files[name] = u
 			}
 			if err != nil {
 				return nil, err
 			}
+			end()
 		case text:
 			if _, ok := fields[name]; ok {
 				return nil, errorf(kindInvalid, "The %s part was sent twice", name)
 			}
-			b, err := io.ReadAll(io.LimitReader(p, int64(limit)+1))
+			src, end := fp.tee(name, p)
+			b, err := io.ReadAll(io.LimitReader(src, int64(limit)+1))
 			if err != nil {
 				return nil, multipartError(err)
 			}
+			end()
 			if len(b) > limit {
 				return nil, errorf(kindInvalid, "%s is longer than %d characters", name, limit)
 			}
@@ -257,10 +308,6 @@ func multipartError(err error) error {
 // (captions.MaxSize for captions). It returns the upload even with an error, so the caller can
 // remove the file.
 func (s *server) saveUpload(p io.Reader, name string) (*upload, error) {
-	limit, unit := int64(maxFileSize), "MB"
-	if name == "captions" {
-		limit, unit = captions.MaxSize, "MB of text"
-	}
 	f, err := s.dirs.uploadScratch()
 	if diskFull(err) {
 		return nil, lowDisk(err) // no room, or no inode, for the file
@@ -270,15 +317,12 @@ func (s *server) saveUpload(p io.Reader, name string) (*upload, error) {
 	}
 	defer f.Close()
 	u := &upload{path: f.Name()}
-	u.size, err = io.Copy(diskWriter{f}, io.LimitReader(p, limit+1))
+	u.size, err = io.Copy(diskWriter{f}, io.LimitReader(p, uploadLimit(name)+1))
 	if err != nil {
 		return u, copyFailed(err)
 	}
-	if u.size > limit {
-		return u, errorf(kindTooLarge, "The %s file is larger than %d %s", name, limit>>20, unit)
-	}
-	if u.size == 0 {
-		return u, errorf(kindInvalid, "The %s file is empty", name)
+	if err := checkUploadSize(name, u.size); err != nil {
+		return u, err
 	}
 	// The job's row will promise this file exists; make that true across a power cut.
 	if err := f.Sync(); diskFull(err) {
@@ -291,6 +335,39 @@ func (s *server) saveUpload(p io.Reader, name string) (*upload, error) {
 		return u, fmt.Errorf("read upload: %w", err)
 	}
 	return u, nil
+}
+
+// countUpload reads one file part as saveUpload does, with its limits, and throws it away.
+func countUpload(p io.Reader, name string) (*upload, error) {
+	n, err := io.Copy(io.Discard, io.LimitReader(p, uploadLimit(name)+1))
+	if err != nil {
+		return nil, multipartError(err)
+	}
+	return &upload{size: n}, checkUploadSize(name, n)
+}
+
+// uploadLimit is the most bytes the file part name may hold: maxFileSize, captions.MaxSize for
+// captions.
+func uploadLimit(name string) int64 {
+	if name == "captions" {
+		return captions.MaxSize
+	}
+	return maxFileSize
+}
+
+// checkUploadSize refuses a file part name of size bytes that is empty or over uploadLimit.
+func checkUploadSize(name string, size int64) error {
+	limit, unit := uploadLimit(name), "MB"
+	if name == "captions" {
+		unit = "MB of text"
+	}
+	if size > limit {
+		return errorf(kindTooLarge, "The %s file is larger than %d %s", name, limit>>20, unit)
+	}
+	if size == 0 {
+		return errorf(kindInvalid, "The %s file is empty", name)
+	}
+	return nil
 }
 
 // diskWriter writes an upload to its file, marking the file's errors as the server's: a full disk
