@@ -140,7 +140,7 @@ func FuzzWebhookURL(f *testing.F) {
 			return []netip.Addr{netip.MustParseAddr("93.184.215.14")}, nil
 		}
 		err := ws.CheckURL(context.Background(), raw)
-		_, synErr := validWebhookSyntax(raw)
+		_, synErr := validURLSyntax("webhookUrl", raw)
 		if err != nil {
 			if kindOf(err) != kindInvalid {
 				t.Fatalf("%q: error %v is not a 400", raw, err)
@@ -148,7 +148,7 @@ func FuzzWebhookURL(f *testing.F) {
 			return
 		}
 		if synErr != nil {
-			t.Fatalf("%q: CheckURL accepts what validWebhookSyntax refuses: %v", raw, synErr)
+			t.Fatalf("%q: CheckURL accepts what validURLSyntax refuses: %v", raw, synErr)
 		}
 		u, _ := url.Parse(raw)
 		if u.Scheme != "https" || u.User != nil || (u.Port() != "" && u.Port() != "443") {

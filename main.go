@@ -129,8 +129,8 @@ func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (
 	fs.StringVar(&cfg.FFprobe, "ffprobe", "ffprobe", "path of ffprobe")
 	fs.StringVar(&cfg.HeifConvert, "heif-convert", "heif-convert", "path of heif-convert (Debian: libheif-examples), for HEIC/AVIF images; optional")
 	trust := fs.String("trust-proxy", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed")
-	fs.BoolVar(&cfg.WebhookAllowPrivate, "webhook-allow-private", false, "allow webhooks to loopback/private addresses, local testing only")
-	ports := fs.String("webhook-ports", "443", "comma-separated ports webhook URLs may use")
+	fs.BoolVar(&cfg.WebhookAllowPrivate, "webhook-allow-private", false, "allow webhooks and input URLs to loopback/private addresses, local testing only")
+	ports := fs.String("webhook-ports", "443", "comma-separated ports webhook and input URLs may use")
 	fs.IntVar(&cfg.RateAPI, "rate-api", 600, "requests a minute per client IP on /api/*, 0 for no limit")
 	fs.IntVar(&cfg.RateSubmit, "rate-submit", 30, "submissions a minute per client IP, 0 for no limit")
 	fs.IntVar(&cfg.RateDownload, "rate-download", 1200, "requests a minute per client IP for videos, posters and share pages, 0 for no limit")
@@ -215,8 +215,10 @@ type server struct {
 	jobs     *lifecycle
 	renderer *renderer
 	hooks    *webhookSender
-	clients  clientIPs
-	tools    ffmpeg.Tools // ffmpeg, ffprobe and heif-convert under the memory limit
+	// inputClient fetches the inputs given by URL, under the webhooks' address rules (fetch.go).
+	inputClient *http.Client
+	clients     clientIPs
+	tools       ffmpeg.Tools // ffmpeg, ffprobe and heif-convert under the memory limit
 
 	apiLimit, submitLimit *limitPolicy[netip.Prefix]
 	downloadLimit         *limitPolicy[netip.Prefix]
@@ -312,6 +314,8 @@ func newServer(ctx context.Context, cfg config, log *slog.Logger, now func() tim
 		minSegment: defaultMinSegment, audioCores: runtime.NumCPU(),
 		wake: make(chan struct{}, 1), progress: map[string]*jobProgress{},
 	}
+	s.inputClient = newInputClient(s.hooks)
+	s.renderer.fetch = s.fetchInputs
 	s.metrics = newMetrics(st)
 	s.renderer.observe, s.hooks.observe = s.metrics.renderEnded, s.metrics.webhookAttempt
 	return s, nil

@@ -126,6 +126,9 @@ type renderer struct {
 	audioCores int
 	// observe, when set, is told how each render attempt ended and how long it took (metrics).
 	observe func(claimed Job, out Outcome, took time.Duration)
+	// fetch, when set, fetches a claimed job's inputs given by URL before its render and returns
+	// the job as it is to be rendered (fetch.go).
+	fetch func(ctx context.Context, job Job) (Job, error)
 
 	wake chan struct{}
 
@@ -280,10 +283,19 @@ func (rd *renderer) render(killCtx context.Context, job Job) Outcome {
 	if rd.timeout != nil {
 		timeout = rd.timeout
 	}
+	// The inputs given by URL come first, in a time of their own: the render's is sized by the
+	// audio, which is not known before.
+	var err error
+	if rd.fetch != nil && len(job.InputURLs) > 0 {
+		job, err = rd.fetch(killCtx, job)
+	}
 	limit := timeout(workSeconds(job))
 	ctx, cancel := context.WithTimeout(killCtx, limit)
 	defer cancel()
-	token, err := rd.renderFiles(ctx, job)
+	var token string
+	if err == nil {
+		token, err = rd.renderFiles(ctx, job)
+	}
 	if err == nil {
 		return Outcome{Status: StatusCompleted, OutputToken: token}
 	}

@@ -53,6 +53,9 @@ var migrations = []string{
 	    PRIMARY KEY (key_id, idem_key)
 	 );
 	 CREATE INDEX IF NOT EXISTS idempotency_by_age ON idempotency_keys(created_at);`,
+	// 8: the inputs a job was given by URL, fetched before its render, as JSON ({"audio": URL});
+	// '' for none, which is what every job made before them had.
+	`ALTER TABLE jobs ADD COLUMN input_urls TEXT NOT NULL DEFAULT '';`,
 }
 
 // maxOpenConns bounds the database's connection pool: every connection is a descriptor on

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"time"
 )
@@ -37,29 +38,35 @@ type Job struct {
 	AudioDuration float64
 	Options       Options
 	WebhookURL    string // "" when none
-	OutputToken   string // "" until COMPLETED
-	ErrorMessage  string
-	Retries       int
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
-	FinishedAt    time.Time // zero until the job ends
+	// InputURLs are the inputs given by URL, fetched before the render (fetchInputs); until then
+	// the types, codec and duration of those inputs are unknown ("" and 0).
+	InputURLs    map[inputKind]string
+	OutputToken  string // "" until COMPLETED
+	ErrorMessage string
+	Retries      int
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	FinishedAt   time.Time // zero until the job ends
 }
 
 // Active reports whether the job still holds its key's one active slot.
 func (j Job) Active() bool { return j.Status == StatusPending || j.Status == StatusProcessing }
 
 const jobColumns = `id, key_id, status, image_type, audio_type, audio_codec, audio_duration,
-	coalesce(webhook_url, ''), coalesce(output_token, ''), coalesce(error_message, ''), retries, created_at, updated_at, finished_at, options`
+	coalesce(webhook_url, ''), coalesce(output_token, ''), coalesce(error_message, ''), retries, created_at, updated_at, finished_at, options, input_urls`
 
 func scanJob(row scanner) (Job, error) {
 	var j Job
 	var created, updated, finished sql.NullInt64
-	var opts string
+	var opts, urls string
 	err := row.Scan(&j.ID, &j.KeyID, &j.Status, &j.ImageType, &j.AudioType, &j.AudioCodec,
-		&j.AudioDuration, &j.WebhookURL, &j.OutputToken, &j.ErrorMessage, &j.Retries, &created, &updated, &finished, &opts)
+		&j.AudioDuration, &j.WebhookURL, &j.OutputToken, &j.ErrorMessage, &j.Retries, &created, &updated, &finished, &opts, &urls)
 	j.CreatedAt, j.UpdatedAt, j.FinishedAt = fromMS(created), fromMS(updated), fromMS(finished)
 	if err == nil {
 		j.Options, err = decodeOptions(opts)
+	}
+	if err == nil && urls != "" {
+		err = json.Unmarshal([]byte(urls), &j.InputURLs)
 	}
 	return j, err
 }
@@ -88,11 +95,18 @@ type execer interface {
 
 // insertJob is CreateJob's insert, in db or in a transaction of the caller's.
 func insertJob(ctx context.Context, db execer, j Job) error {
+	var urls []byte
+	if len(j.InputURLs) > 0 {
+		var err error
+		if urls, err = json.Marshal(j.InputURLs); err != nil {
+			return fmt.Errorf("create job: %w", err)
+		}
+	}
 	res, err := db.ExecContext(ctx, `INSERT INTO jobs (id, key_id, status, image_type, audio_type,
-		audio_codec, audio_duration, webhook_url, retries, created_at, updated_at, options)
-		SELECT ?, id, 'PENDING', ?, ?, ?, ?, ?, 0, ?, ?, ? FROM api_keys WHERE id = ? AND active`,
+		audio_codec, audio_duration, webhook_url, retries, created_at, updated_at, options, input_urls)
+		SELECT ?, id, 'PENDING', ?, ?, ?, ?, ?, 0, ?, ?, ?, ? FROM api_keys WHERE id = ? AND active`,
 		j.ID, j.ImageType, j.AudioType, j.AudioCodec, j.AudioDuration,
-		nullString(j.WebhookURL), ms(j.CreatedAt), ms(j.CreatedAt), encodeOptions(j.Options), j.KeyID)
+		nullString(j.WebhookURL), ms(j.CreatedAt), ms(j.CreatedAt), encodeOptions(j.Options), string(urls), j.KeyID)
 	if isUniqueViolation(err) {
 		return ErrActiveJob
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -208,7 +209,8 @@ func (s *server) refuseUpload(w http.ResponseWriter, r *http.Request, err error)
 }
 
 // textFields are the submission's plain parts and the most bytes each may hold.
-var textFields = map[string]int{"webhookUrl": 2048, "size": 64, "background": 64, "waveform": 64, "waveformColor": 64}
+var textFields = map[string]int{"webhookUrl": 2048, "imageUrl": 2048, "audioUrl": 2048, "captionsUrl": 2048,
+	"size": 64, "background": 64, "waveform": 64, "waveformColor": 64}
 
 // readParts streams the multipart body: image, audio and captions to temporary files (recorded in
 // files), webhookUrl and the options into the returned fields. Other parts are read and ignored.
@@ -234,7 +236,7 @@ func (s *server) readParts(w http.ResponseWriter, r *http.Request, files map[str
 			return nil, multipartError(err)
 		}
 		if n >= maxParts {
-			return nil, errorf(kindInvalid, "Too many parts: send image, audio and optionally captions, webhookUrl, size, background, waveform and waveformColor")
+			return nil, errorf(kindInvalid, "Too many parts: send image (or imageUrl), audio (or audioUrl) and optionally captions (or captionsUrl), webhookUrl, size, background, waveform and waveformColor")
 		}
 		name := p.FormName()
 		switch limit, text := textFields[name]; {
@@ -275,8 +277,11 @@ func (s *server) readParts(w http.ResponseWriter, r *http.Request, files map[str
 			}
 		}
 	}
-	for _, name := range []string{"image", "audio"} {
-		if files[name] == nil {
+	for _, name := range []string{"image", "audio", "captions"} {
+		switch byURL := fields[name+"Url"] != ""; {
+		case files[name] != nil && byURL:
+			return nil, errorf(kindInvalid, "Send the %s either as a file part or as %sUrl, not both", name, name)
+		case files[name] == nil && !byURL && name != "captions":
 			return nil, errorf(kindInvalid, "Missing file part %q", name)
 		}
 	}
@@ -411,21 +416,28 @@ func copyFailed(err error) error {
 	return multipartError(err)
 }
 
-// validateSubmission checks the options, the webhook URL, the captions and both media files' types
-// and contents, cheapest first, and returns the job they describe (without id, key or paths).
+// validateSubmission checks the options, the input and webhook URLs, the captions and the uploaded
+// media files' types and contents, cheapest first, and returns the job they describe (without id,
+// key or paths). An input given by URL is checked for form only here: its file is checked the same
+// way when it is fetched, in the job's time (fetchInputs).
 func (s *server) validateSubmission(r *http.Request, files map[string]*upload, fields map[string]string) (Job, error) {
-	opts, err := parseOptions(fields, files["captions"] != nil)
+	urls := map[inputKind]string{}
+	for _, kind := range []inputKind{inputImage, inputAudio, inputCaptions} {
+		if raw := fields[string(kind)+"Url"]; raw != "" {
+			if err := s.hooks.checkURL(r.Context(), string(kind)+"Url", raw); err != nil {
+				return Job{}, err
+			}
+			urls[kind] = raw
+		}
+	}
+	opts, err := parseOptions(fields, files["captions"] != nil || urls[inputCaptions] != "")
 	if err != nil {
 		return Job{}, err
 	}
 	var cues []captions.Cue
 	if c := files["captions"]; c != nil {
-		b, err := os.ReadFile(c.path) // at most captions.MaxSize
-		if err != nil {
-			return Job{}, fmt.Errorf("read captions: %w", err)
-		}
-		if cues, err = captions.Parse(b); err != nil {
-			return Job{}, invalidCaptions(err)
+		if cues, err = readCaptions(c.path); err != nil {
+			return Job{}, err
 		}
 	}
 	webhookURL := fields["webhookUrl"]
@@ -434,18 +446,62 @@ func (s *server) validateSubmission(r *http.Request, files map[string]*upload, f
 			return Job{}, err
 		}
 	}
-	img, aud := files["image"], files["audio"]
-	imgType := media.SniffImage(img.head)
-	if imgType == "" {
-		return Job{}, unsupportedMedia("image: the file is %s; send a JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC or AVIF image", describe(img.head))
-	}
-	imgHeader, err := inspectImage(img.path, imgType)
+	m, err := s.checkMedia(r.Context(), files["image"], files["audio"])
 	if err != nil {
 		return Job{}, err
 	}
-	audType := media.SniffAudio(aud.head)
-	if audType == "" {
-		return Job{}, unsupportedMedia("audio: the file is %s; send %s", describe(aud.head), audioTypes)
+	// The captions' limits that depend on the audio's length, checked before the job is queued so
+	// a file that would hold a worker for hours is a 400, not a render that times out.
+	if cues != nil && files["audio"] != nil {
+		if _, err := captions.Fit(cues, m.audio.Duration); err != nil {
+			return Job{}, invalidCaptions(err)
+		}
+	}
+	j := Job{ImageType: m.imageType, AudioType: m.audioType, WebhookURL: webhookURL, Options: opts, InputURLs: urls}
+	if files["audio"] != nil {
+		j.AudioCodec, j.AudioDuration = audioCodecTag(m.audio), m.audio.Duration
+	}
+	return j, nil
+}
+
+// readCaptions parses the captions file at path (at most captions.MaxSize).
+func readCaptions(path string) ([]captions.Cue, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read captions: %w", err)
+	}
+	cues, err := captions.Parse(b)
+	if err != nil {
+		return nil, invalidCaptions(err)
+	}
+	return cues, nil
+}
+
+// checkedMedia is what checkMedia found in a job's image and audio.
+type checkedMedia struct {
+	imageType, audioType string
+	audio                audioInfo
+}
+
+// checkMedia checks the image and the audio, either of which may be nil (not checked): their types
+// from their bytes, then their contents, and the audio's length against -max-duration. The image
+// may be rewritten in place (a repaired PNG, a converted HEIC) and its type changed with it.
+func (s *server) checkMedia(ctx context.Context, img, aud *upload) (checkedMedia, error) {
+	var m checkedMedia
+	var imgHeader imageHeader
+	if img != nil {
+		if m.imageType = media.SniffImage(img.head); m.imageType == "" {
+			return m, unsupportedMedia("image: the file is %s; send a JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC or AVIF image", describe(img.head))
+		}
+		var err error
+		if imgHeader, err = inspectImage(img.path, m.imageType); err != nil {
+			return m, err
+		}
+	}
+	if aud != nil {
+		if m.audioType = media.SniffAudio(aud.head); m.audioType == "" {
+			return m, unsupportedMedia("audio: the file is %s; send %s", describe(aud.head), audioTypes)
+		}
 	}
 	// Decoding the files is the upload's expensive part (a process each, up to a 100-megapixel
 	// picture): a bounded number of submissions do it at once, whatever the number of uploads, so
@@ -453,8 +509,8 @@ func (s *server) validateSubmission(r *http.Request, files map[string]*upload, f
 	select {
 	case s.validations <- struct{}{}:
 		defer func() { <-s.validations }()
-	case <-r.Context().Done():
-		return Job{}, r.Context().Err()
+	case <-ctx.Done():
+		return m, ctx.Err()
 	}
 	// Decoding the image and probing the audio are two ffprobe runs of ~0.1 s each, mostly process
 	// start-up: running them side by side halves the submission's latency.
@@ -468,31 +524,30 @@ func (s *server) validateSubmission(r *http.Request, files map[string]*upload, f
 			}
 			imgErr <- err
 		}()
-		release, err := s.pictures.acquire(r.Context(), headerCost(imgHeader, img.path, imgType))
+		if img == nil {
+			return
+		}
+		release, err := s.pictures.acquire(ctx, headerCost(imgHeader, img.path, m.imageType))
 		if err != nil {
 			return
 		}
 		defer release()
-		imgType, err = prepareInspected(r.Context(), s.tools, s.goDecodes, img.path, imgType, imgHeader)
+		m.imageType, err = prepareInspected(ctx, s.tools, s.goDecodes, img.path, m.imageType, imgHeader)
 	}()
-	info, audErr := probeAudio(r.Context(), s.tools, aud.path, audType)
+	var audErr error
+	if aud != nil {
+		m.audio, audErr = probeAudio(ctx, s.tools, aud.path, m.audioType)
+	}
 	if err := <-imgErr; err != nil {
-		return Job{}, err
+		return m, err
 	}
 	if audErr != nil {
-		return Job{}, audErr
+		return m, audErr
 	}
-	if s.cfg.MaxDuration > 0 && info.Duration > s.cfg.MaxDuration.Seconds() {
-		return Job{}, badMedia("audio: it lasts %s; the most accepted is %s", fmtOver(info.Duration), fmtLimit(s.cfg.MaxDuration.Seconds()))
+	if aud != nil && s.cfg.MaxDuration > 0 && m.audio.Duration > s.cfg.MaxDuration.Seconds() {
+		return m, badMedia("audio: it lasts %s; the most accepted is %s", fmtOver(m.audio.Duration), fmtLimit(s.cfg.MaxDuration.Seconds()))
 	}
-	// The captions' limits that depend on the audio's length, checked before the job is queued so
-	// a file that would hold a worker for hours is a 400, not a render that times out.
-	if cues != nil {
-		if _, err := captions.Fit(cues, info.Duration); err != nil {
-			return Job{}, invalidCaptions(err)
-		}
-	}
-	return Job{ImageType: imgType, AudioType: audType, AudioCodec: audioCodecTag(info), AudioDuration: info.Duration, WebhookURL: webhookURL, Options: opts}, nil
+	return m, nil
 }
 
 func fmtDuration(sec float64) string {
@@ -521,18 +576,19 @@ func fmtTenths(tenths int) string {
 	return fmt.Sprintf("%d:%02d:%02d.%d", s/3600, s/60%60, s%60, tenths%10)
 }
 
-// validWebhookSyntax checks the shape of a webhook URL: absolute https with a host, no credentials.
-func validWebhookSyntax(raw string) (*url.URL, error) {
+// validURLSyntax checks the shape of a URL the service will call or fetch, given as field:
+// absolute https with a host, no credentials.
+func validURLSyntax(field, raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme != "https" || u.Host == "" || u.Hostname() == "" {
-		return nil, errorf(kindInvalid, "webhookUrl must be an absolute https:// URL")
+		return nil, errorf(kindInvalid, "%s must be an absolute https:// URL", field)
 	}
 	if u.User != nil {
-		return nil, errorf(kindInvalid, "webhookUrl must not contain credentials")
+		return nil, errorf(kindInvalid, "%s must not contain credentials", field)
 	}
 	if p := u.Port(); p != "" {
 		if _, err := net.LookupPort("tcp", p); err != nil {
-			return nil, errorf(kindInvalid, "webhookUrl has an invalid port")
+			return nil, errorf(kindInvalid, "%s has an invalid port", field)
 		}
 	}
 	return u, nil

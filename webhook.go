@@ -80,8 +80,11 @@ type webhookSender struct {
 	ports        map[string]bool // ports a webhook URL may name
 	// lookup resolves a host to addresses; injectable so tests can play DNS rebinding.
 	lookup func(ctx context.Context, host string) ([]netip.Addr, error)
-	client *http.Client
-	wake   chan struct{}
+	// blocked is the address rule, isBlockedAddr; injectable so tests can let one loopback address
+	// stand for the public internet and keep every other rule.
+	blocked func(netip.Addr) bool
+	client  *http.Client
+	wake    chan struct{}
 	// observe, when set, is told the state each recorded attempt moved its delivery to (metrics).
 	observe func(state DeliveryState)
 
@@ -111,6 +114,7 @@ func newWebhookSender(st *Store, log *slog.Logger, now func() time.Time, publicU
 		lookup: func(ctx context.Context, host string) ([]netip.Addr, error) {
 			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 		},
+		blocked:  isBlockedAddr,
 		wake:     make(chan struct{}, 1),
 		inFlight: map[string]bool{},
 		perKey:   map[string]int{},
@@ -150,7 +154,7 @@ func (ws *webhookSender) addrAllowed(ip netip.Addr, port string) error {
 	if !ws.allowPrivate && !ws.ports[port] {
 		return fmt.Errorf("%w: port %s is not allowed for webhooks", errAddrRefused, port)
 	}
-	if !ws.allowPrivate && isBlockedAddr(ip) {
+	if !ws.allowPrivate && ws.blocked(ip) {
 		return fmt.Errorf("%w: %s is not a public address", errAddrRefused, ip)
 	}
 	return nil
@@ -199,7 +203,13 @@ func (ws *webhookSender) resolve(ctx context.Context, host string) ([]netip.Addr
 // IP address or a name that does not resolve only to non-public ones (one that does not resolve at
 // all is accepted; the dial checks again). Errors are 400s for the client.
 func (ws *webhookSender) CheckURL(ctx context.Context, raw string) error {
-	u, err := validWebhookSyntax(raw)
+	return ws.checkURL(ctx, "webhookUrl", raw)
+}
+
+// checkURL is CheckURL for any URL the service calls or fetches under the webhooks' address rules
+// (an input's URL too); field names it in the errors.
+func (ws *webhookSender) checkURL(ctx context.Context, field, raw string) error {
+	u, err := validURLSyntax(field, raw)
 	if err != nil {
 		return err
 	}
@@ -211,18 +221,18 @@ func (ws *webhookSender) CheckURL(ctx context.Context, raw string) error {
 	// the refusal names the settings, since the operator and the user are often the same person.
 	if !ws.allowPrivate && !ws.ports[port] {
 		allowed := slices.Sorted(maps.Keys(ws.ports))
-		return errorf(kindInvalid, "webhookUrl must use port %s (the server's -webhook-ports setting allows others; -webhook-allow-private allows any, for local development)", strings.Join(allowed, " or "))
+		return errorf(kindInvalid, "%s must use port %s (the server's -webhook-ports setting allows others; -webhook-allow-private allows any, for local development)", field, strings.Join(allowed, " or "))
 	}
 	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
 	if ws.allowPrivate {
 		return nil
 	}
-	refused := errorf(kindInvalid, "webhookUrl must point to a public internet address")
+	refused := errorf(kindInvalid, "%s must point to a public internet address", field)
 	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
 		return refused
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
-		if isBlockedAddr(ip) {
+		if ws.blocked(ip) {
 			return refused
 		}
 		return nil
@@ -243,7 +253,7 @@ func (ws *webhookSender) CheckURL(ctx context.Context, raw string) error {
 		return nil
 	}
 	for _, ip := range ips {
-		if !isBlockedAddr(ip) {
+		if !ws.blocked(ip) {
 			return nil
 		}
 	}
