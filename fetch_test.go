@@ -251,3 +251,18 @@ func TestInputURLsDiskBudget(t *testing.T) {
 		t.Errorf("the file server answered %d requests", n)
 	}
 }
+
+// TestSafeURL: a URL as a job's message shows it keeps no userinfo, query string or fragment.
+func TestSafeURL(t *testing.T) {
+	t.Parallel()
+	for raw, want := range map[string]string{
+		"https://cdn.example.com/a/ep%201.mp3?X-Amz-Signature=abc&t=1": "https://cdn.example.com/a/ep%201.mp3",
+		"https://user:pass@cdn.example.com:8443/x.jpg#frag":            "https://cdn.example.com:8443/x.jpg",
+		"https://cdn.example.com":                                      "https://cdn.example.com",
+		"https://cdn.example.com/%zz":                                  "(a malformed URL)",
+	} {
+		if got := safeURL(raw); got != want {
+			t.Errorf("safeURL(%q) = %q, want %q", raw, got, want)
+		}
+	}
+}

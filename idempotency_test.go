@@ -223,3 +223,28 @@ func TestIdempotencyRacingRetry(t *testing.T) {
 		t.Errorf("%d keys left (%v), want 1 (the answered one)", n, err)
 	}
 }
+
+// FuzzIdempotencyKey: whatever the header holds, a key accepted is 1 to maxIdempotencyKey
+// characters of idempotencyKeyChars, the header's value or that value between double quotes.
+func FuzzIdempotencyKey(f *testing.F) {
+	for _, s := range []string{"3f2b8c1e-9d4a-4e7b-8a6c-1b2d3e4f5a6b", `"abc"`, `""`, "a b", "\x00", strings.Repeat("x", 300), `"a"b"`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		h := http.Header{}
+		h.Set("Idempotency-Key", v)
+		key, err := idempotencyKeyOf(h)
+		if err != nil {
+			if kindOf(err) != kindInvalid {
+				t.Fatalf("%q: %v is not a 400", v, err)
+			}
+			return
+		}
+		if key == "" || len(key) > maxIdempotencyKey || strings.Trim(key, idempotencyKeyChars) != "" {
+			t.Fatalf("%q: accepted key %q", v, key)
+		}
+		if trimmed := strings.TrimSpace(v); trimmed != key && trimmed != `"`+key+`"` {
+			t.Fatalf("%q: key %q is not the header's value", v, key)
+		}
+	})
+}
