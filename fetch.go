@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -241,7 +242,11 @@ func fetchError(err error) error {
 		err = ue.Err
 	}
 	var refused *redirectRefused
+	var ne net.Error
 	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return &Error{Kind: kindInvalid, Msg: fmt.Sprintf("it timed out: the server must answer within %d s and send the whole file within %d minutes",
+			int(webhookTimeout.Seconds()), int(inputFetchTimeout.Minutes())), Err: err}
 	case errors.Is(err, errTooManyRedirects):
 		return &Error{Kind: kindInvalid, Msg: "it redirects more than " + fmt.Sprint(maxInputRedirects) + " times", Err: err}
 	case errors.As(err, &refused):

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // fileHost is the one address the fetch tests let stand for the public internet: their file
@@ -151,6 +152,8 @@ func TestInputsByURL(t *testing.T) {
 			map[string]string{"imageUrl": fe.url("/notes.txt")}, want{StatusFailed, "the file is a text file"}},
 		{"audio that is an image", map[string]string{"image": fixture(t, "img.jpg")},
 			map[string]string{"audioUrl": fe.url("/cover.jpg")}, want{StatusFailed, "the file is a JPEG image"}},
+		{"a host that does not resolve", map[string]string{"audio": fixture(t, "tone.wav")},
+			map[string]string{"imageUrl": "https://nxdomain.example.com:" + fe.port + "/cover.jpg"}, want{StatusFailed, "unreachable (host not found)"}},
 		{"a picture bomb", map[string]string{"audio": fixture(t, "tone.wav")},
 			map[string]string{"imageUrl": fe.url("/bomb.png")}, want{StatusFailed, "20000×20000 is more than the 100 megapixels accepted"}},
 		{"a redirect to a private name", map[string]string{"audio": fixture(t, "tone.wav")},
@@ -264,5 +267,23 @@ func TestSafeURL(t *testing.T) {
 		if got := safeURL(raw); got != want {
 			t.Errorf("safeURL(%q) = %q, want %q", raw, got, want)
 		}
+	}
+}
+
+// TestInputURLTimeout: a server that sends part of a file and stalls holds the job no longer than
+// the fetch's deadline (shortened here from inputFetchTimeout): the job fails and says so.
+func TestInputURLTimeout(t *testing.T) {
+	t.Parallel()
+	fe := newFetchEnv(t, nil, map[string]http.HandlerFunc{
+		"/slow.jpg": func(w http.ResponseWriter, r *http.Request) {
+			w.Write(readFile(t, fixture(t, "img.jpg"))[:100])
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+		},
+	}, func(s *server) { s.inputClient.Timeout = time.Second })
+	key, id := fe.submitURLs(t, map[string]string{"audio": fixture(t, "tone.wav")}, map[string]string{"imageUrl": fe.url("/slow.jpg")})
+	st := fe.wait(t, key, id, StatusFailed)
+	if msg := st["errorMessage"].(string); !strings.HasPrefix(msg, "Could not use imageUrl "+fe.url("/slow.jpg")+": it timed out") {
+		t.Errorf("errorMessage %q", msg)
 	}
 }
