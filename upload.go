@@ -488,6 +488,9 @@ type checkedMedia struct {
 // may be rewritten in place (a repaired PNG, a converted HEIC) and its type changed with it.
 func (s *server) checkMedia(ctx context.Context, img, aud *upload) (checkedMedia, error) {
 	var m checkedMedia
+	if img == nil && aud == nil {
+		return m, nil // both by URL: checked when fetched
+	}
 	var imgHeader imageHeader
 	if img != nil {
 		if m.imageType = media.SniffImage(img.head); m.imageType == "" {
