@@ -165,9 +165,13 @@ func TestInputsByURL(t *testing.T) {
 		{"a redirect loop", map[string]string{"audio": fixture(t, "tone.wav")},
 			map[string]string{"imageUrl": fe.url("/loop")}, want{StatusFailed, "it redirects more than 5 times"}},
 	}
-	for _, c := range cases {
-		key, id := fe.submitURLs(t, c.files, c.fields)
-		st := fe.wait(t, key, id, c.want.status)
+	// Every job is submitted first (a key each), so that they are fetched and rendered side by side.
+	keys, ids := make([]string, len(cases)), make([]string, len(cases))
+	for i, c := range cases {
+		keys[i], ids[i] = fe.submitURLs(t, c.files, c.fields)
+	}
+	for i, c := range cases {
+		st := fe.wait(t, keys[i], ids[i], c.want.status)
 		msg, _ := st["errorMessage"].(string)
 		if c.want.status == StatusCompleted {
 			if st["progress"].(float64) != 100 || st["outputVideo"] == nil {
