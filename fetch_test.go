@@ -96,8 +96,9 @@ func (fe *fetchEnv) submitURLs(t testing.TB, files, fields map[string]string) (s
 // TestInputsByURL: inputs given by URL are fetched after the 201, checked as uploads are, and
 // rendered; a fetch that fails ends the job FAILED with a message that names the field, the URL
 // without its query string, and what went wrong: a 404, a stream over the size limit, a file that
-// is not media, redirects to addresses the webhook rules refuse (by name, by port, after DNS), a
-// redirect loop. No secret of a URL's query string reaches a message or the log.
+// is not media, a picture bomb, captions that do not parse, a host that does not resolve, redirects
+// to addresses the webhook rules refuse (by name, by port, after DNS), a redirect loop. No secret of
+// a URL's query string reaches a message or the log. Captions by URL rendered: make e2e.
 func TestInputsByURL(t *testing.T) {
 	t.Parallel()
 	chunk := make([]byte, 1<<20)
@@ -108,6 +109,9 @@ func TestInputsByURL(t *testing.T) {
 		"/tone.m4a":  serveFile(t, fixture(t, "tone.m4a")),
 		"/c.srt": func(w http.ResponseWriter, _ *http.Request) {
 			io.WriteString(w, "1\n00:00:00,000 --> 00:00:01,000\nHello\n")
+		},
+		"/bad.srt": func(w http.ResponseWriter, _ *http.Request) {
+			io.WriteString(w, "1\n00:00:01,000 --> 00:00:00,500\nBackwards\n")
 		},
 		"/moved":   redirectTo("/cover.jpg"),
 		"/missing": http.NotFound,
@@ -142,8 +146,8 @@ func TestInputsByURL(t *testing.T) {
 	}{
 		{"image and audio by URL, the image through a redirect", nil,
 			map[string]string{"imageUrl": fe.url("/moved?sig=SECRET1"), "audioUrl": fe.url("/tone.m4a")}, want{StatusCompleted, ""}},
-		{"captions by URL beside uploads", map[string]string{"image": fixture(t, "img.jpg"), "audio": fixture(t, "tone.wav")},
-			map[string]string{"captionsUrl": fe.url("/c.srt")}, want{StatusCompleted, ""}},
+		{"captions by URL that do not parse", map[string]string{"image": fixture(t, "img.jpg"), "audio": fixture(t, "tone.wav")},
+			map[string]string{"captionsUrl": fe.url("/bad.srt")}, want{StatusFailed, "line 2: the cue ends (00:00:00,500) before it starts"}},
 		{"a 404", map[string]string{"image": fixture(t, "img.jpg")},
 			map[string]string{"audioUrl": fe.url("/missing?token=SECRET2")}, want{StatusFailed, "the server answered HTTP 404"}},
 		{"an oversized stream", map[string]string{"audio": fixture(t, "tone.wav")},
@@ -164,6 +168,15 @@ func TestInputsByURL(t *testing.T) {
 			map[string]string{"imageUrl": fe.url("/to-rebind")}, want{StatusFailed, "unreachable: the address is not allowed"}},
 		{"a redirect loop", map[string]string{"audio": fixture(t, "tone.wav")},
 			map[string]string{"imageUrl": fe.url("/loop")}, want{StatusFailed, "it redirects more than 5 times"}},
+	}
+	if fullMatrix { // a moving render, a few seconds more: make e2e
+		cases = append(cases, struct {
+			name   string
+			files  map[string]string
+			fields map[string]string
+			want   want
+		}{"captions by URL beside uploads", map[string]string{"image": fixture(t, "img.jpg"), "audio": fixture(t, "tone.wav")},
+			map[string]string{"captionsUrl": fe.url("/c.srt")}, want{StatusCompleted, ""}})
 	}
 	// Every job is submitted first (a key each), so that they are fetched and rendered side by side.
 	keys, ids := make([]string, len(cases)), make([]string, len(cases))
