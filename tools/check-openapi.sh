@@ -27,13 +27,15 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
-// submit is what an app writes: the upload parts are files, the options typed.
+// submit is what an app writes: the upload parts are files (optional, as imageUrl and audioUrl
+// stand in for them), the options typed.
 func submit(ctx context.Context, c *ClientWithResponses, image, audio openapi_types.File) (*CreateJobResponse, error) {
 	size := CreateJobMultipartBodySize("portrait")
 	var body CreateJobMultipartBody
-	body.Image, body.Audio, body.Size = image, audio, &size
+	body.Image, body.Audio, body.Size = &image, &audio, &size
 	_ = body
-	return c.CreateJobWithBodyWithResponse(ctx, "multipart/form-data; boundary=x", nil)
+	key := "retry-1"
+	return c.CreateJobWithBodyWithResponse(ctx, &CreateJobParams{IdempotencyKey: &key}, "multipart/form-data; boundary=x", nil)
 }
 
 var _ = submit
@@ -51,6 +53,6 @@ ts=tools/openapi-typescript
 mkdir "$tmp/ts"
 (cd "$ts" && node gen.mjs "$spec" "$tmp/ts/vidgen.d.ts")
 cp "$ts/check.ts" "$ts/tsconfig.json" "$tmp/ts/"
-grep -q 'image: Blob;' "$tmp/ts/vidgen.d.ts" || { echo "openapi-typescript types the image part as $(grep -m1 -o 'image: [^;]*' "$tmp/ts/vidgen.d.ts"), not Blob"; exit 1; }
+grep -Eq 'image\??: Blob;' "$tmp/ts/vidgen.d.ts" || { echo "openapi-typescript types the image part as $(grep -m1 -Eo 'image\??: [^;]*' "$tmp/ts/vidgen.d.ts"), not Blob"; exit 1; }
 "$ts/node_modules/.bin/tsc" -p "$tmp/ts/tsconfig.json"
 echo "openapi.yaml: openapi-typescript's types compile with tsc, uploads as Blob ($((SECONDS - start)) s)"

@@ -8,8 +8,8 @@ const image: Blob = new Blob([new Uint8Array([0xff, 0xd8, 0xff])], { type: "imag
 const ok: Submit = { image, audio: new Blob([]), captions: new Blob([]), size: "portrait", background: "#0A0B0C" };
 // @ts-expect-error the image is a file, not a string
 const notAString: Submit = { image: "portrait.jpg", audio: new Blob([]) };
-// @ts-expect-error the audio part is required
-const noAudio: Submit = { image };
+// @ts-expect-error an input's URL is a string, not a file
+const urlAsFile: Submit = { image, audioUrl: new Blob([]) };
 // @ts-expect-error sizes are an enum
 const badSize: Submit = { image, audio: image, size: "huge" };
 
@@ -22,4 +22,4 @@ type Created = paths["/api/jobs"]["post"]["responses"][201]["content"]["applicat
 const created: Created = { jobId: "c0mx1lgwgsnrq4avl98w5fi6x", message: "Job created" };
 type State = components["schemas"]["JobState"];
 const status: State = "COMPLETED";
-export { ok, notAString, noAudio, badSize, form, created, status };
+export { ok, notAString, urlAsFile, badSize, form, created, status };
