@@ -7,8 +7,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"image"
-	"image/jpeg"
 	"io"
 	"os"
 
@@ -27,13 +25,6 @@ import (
 // errJPEGHeader is a JPEG header that libjpeg would refuse as well: a segment of the picture's own
 // with a bogus length, a second start of image, or no scan.
 var errJPEGHeader = errors.New("jpeg: damaged header")
-
-// isJPEGMetadata reports whether marker m starts a segment the picture does not need to be drawn:
-// APP1-APP13 and APP15 (EXIF, XMP, ICC profiles, maker data) and comments. APP0 (JFIF) and APP14
-// (Adobe) stay: they say whether the components are YCbCr or RGB.
-func isJPEGMetadata(m byte) bool {
-	return m >= 0xe1 && m <= 0xef && m != 0xee || m == 0xfe
-}
 
 // nextJPEGSegment reads the next segment of a JPEG's header from r (after its start of image): its
 // marker and its data, the length word left out. Stray bytes between segments are skipped, as
@@ -105,7 +96,7 @@ func copyWithoutMetadata(w io.Writer, r *bufio.Reader) (int, error) {
 		if err != nil {
 			return dropped, err
 		}
-		if isJPEGMetadata(m) {
+		if media.IsJPEGMetadata(m) {
 			dropped++
 			if m == 0xe1 && !oriented && bytes.HasPrefix(data, []byte("Exif\x00\x00")) {
 				o := media.EXIFOrientation(data[6:])
@@ -210,24 +201,4 @@ func jpegOrientation(b []byte) int {
 		p += 2 + n
 	}
 	return 1
-}
-
-// jpegConfigWithoutMetadata is jpeg.DecodeConfig of the JPEG in f read without its metadata
-// (copyWithoutMetadata): Go's decoder refuses a metadata segment whose length is below 2, which
-// libjpeg reads as empty.
-func jpegConfigWithoutMetadata(f io.ReadSeeker) (image.Config, error) {
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return image.Config{}, err
-	}
-	pr, pw := io.Pipe()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_, err := copyWithoutMetadata(pw, bufio.NewReader(f))
-		pw.CloseWithError(err)
-	}()
-	cfg, err := jpeg.DecodeConfig(pr)
-	pr.Close() // the copy stops at its next write
-	<-done
-	return cfg, err
 }

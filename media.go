@@ -8,7 +8,6 @@ import (
 	"image"
 	"image/color"
 	"image/gif"
-	"image/jpeg"
 	"image/png"
 	"io"
 	"os"
@@ -114,8 +113,10 @@ type imageHeader struct {
 // layout (readPNGLayout: one header, first, and a bounded chunk count). The rest of a PNG's
 // structure (checksums, a missing IEND) is prepareInspected's to judge: browsers show some PNGs
 // that break those rules. It returns the header it read, so that the upload weighs the picture
-// (headerCost) and prepares it (prepareInspected) without reading the header again. A HEIC's or AVIF's structure is walked once, for its size and for what heif-convert may
-// decode; a JPEG's markers are walked once past Go's size check (media.ReadJPEGHeader).
+// (headerCost) and prepares it (prepareInspected) without reading the header again. A HEIC's or
+// AVIF's structure is walked once, for its size and for what heif-convert may decode; a JPEG's
+// markers are walked once, for its size, its structure and what the upload's preparation needs
+// (media.ReadJPEGHeader).
 func inspectImage(path, typ string) (imageHeader, error) {
 	var hdr imageHeader
 	var err error
@@ -124,11 +125,17 @@ func inspectImage(path, typ string) (imageHeader, error) {
 			return imageHeader{}, err
 		}
 	}
-	heif := typ == media.HEIC || typ == media.AVIF
-	if heif {
+	switch typ {
+	case media.HEIC, media.AVIF:
 		hdr.heif, err = heifPicturesAt(path, typ)
 		hdr.w, hdr.h, hdr.deep = hdr.heif.Width, hdr.heif.Height, true
-	} else {
+	case media.JPEG:
+		hdr.jpeg, err = readJPEGHeader(path)
+		if err == nil && hdr.jpeg.FrameErr != nil {
+			err = unreadableImage(typ, hdr.jpeg.FrameErr)
+		}
+		hdr.w, hdr.h = hdr.jpeg.Width, hdr.jpeg.Height
+	default:
 		hdr.w, hdr.h, hdr.deep, err = imageSize(path, typ)
 	}
 	if err != nil {
@@ -144,9 +151,6 @@ func inspectImage(path, typ string) (imageHeader, error) {
 	case media.HEIC, media.AVIF:
 		return hdr, heifBudget(hdr.heif, typ)
 	case media.JPEG:
-		if hdr.jpeg, err = readJPEGHeader(path); err != nil {
-			return imageHeader{}, err
-		}
 		if !hdr.jpeg.Complete {
 			return imageHeader{}, badMedia("image: the %s is truncated or damaged; upload the whole file", typeName(typ))
 		}
@@ -187,16 +191,15 @@ func imageSize(path, typ string) (w, h int, deep bool, err error) {
 	defer f.Close()
 	unreadable := func(err error) error { return unreadableImage(typ, err) }
 	switch typ {
-	case media.JPEG, media.PNG, media.GIF:
-		decode := map[string]func(io.Reader) (image.Config, error){
-			media.JPEG: jpeg.DecodeConfig, media.PNG: png.DecodeConfig, media.GIF: gif.DecodeConfig,
-		}[typ]
-		cfg, err := decode(bufio.NewReader(f))
-		if err != nil && typ == media.JPEG {
-			if c, err2 := jpegConfigWithoutMetadata(f); err2 == nil {
-				cfg, err = c, nil
-			}
+	case media.JPEG:
+		w, h, err := media.ReadJPEGFrame(f)
+		if err != nil {
+			return 0, 0, false, unreadable(err)
 		}
+		return w, h, false, nil // a frame header that reads is of 8 bits a channel
+	case media.PNG, media.GIF:
+		decode := map[string]func(io.Reader) (image.Config, error){media.PNG: png.DecodeConfig, media.GIF: gif.DecodeConfig}[typ]
+		cfg, err := decode(bufio.NewReader(f))
 		if err != nil {
 			return 0, 0, false, unreadable(err)
 		}

@@ -50,6 +50,13 @@ func TIFFSize(f io.ReaderAt) (int, int) {
 type JPEGHeader struct {
 	// Width and Height are the first frame header's (SOFn), 0 when none comes before the first scan.
 	Width, Height int
+	// FrameErr is why the frame header, the picture's size and components, cannot be read: a
+	// *JPEGError or the error of a read cut short (io.ErrUnexpectedEOF at the file's end), in the
+	// words Go's image/jpeg says it of the file. It is nil when the header reads as Go's decoder
+	// reads it, or reads so once the metadata segments (APP1-APP13, APP15, comments) are left out
+	// and those of a bogus length read as empty, as libjpeg reads them: cameras write such EXIF
+	// blocks, and browsers show the picture.
+	FrameErr error
 	// RGB reports whether the picture has three components that libjpeg (and so every browser)
 	// reads as RGB, not YCbCr: an Adobe marker with transform 0 or components named R, G, B, and
 	// no JFIF marker (JFIF means YCbCr). A header with a second start of image before its first
@@ -74,7 +81,8 @@ func ReadJPEGHeader(r io.Reader) JPEGHeader {
 	cr := &countingReader{r: r}
 	br := bufio.NewReaderSize(cr, 64<<10)
 	var w jpegWalk
-	ok := w.walk(br)
+	ok := w.walk(br, false)
+	w.hdr.FrameErr = w.frameErr()
 	switch {
 	case w.lost:
 		w.hdr.Orientation = 0
@@ -87,6 +95,14 @@ func ReadJPEGHeader(r io.Reader) JPEGHeader {
 	}
 	w.hdr.End, w.hdr.Complete = cr.n-int64(br.Buffered()), true
 	return w.hdr
+}
+
+// ReadJPEGFrame reads the JPEG r's frame header, as ReadJPEGHeader does, but reads no further
+// than its first scan's header: the size of a picture, and FrameErr, without a walk of its data.
+func ReadJPEGFrame(r io.Reader) (width, height int, err error) {
+	var w jpegWalk
+	w.walk(bufio.NewReaderSize(r, 4<<10), true)
+	return w.hdr.Width, w.hdr.Height, w.frameErr()
 }
 
 // countingReader counts the bytes read through it.
@@ -112,6 +128,8 @@ type jpegWalk struct {
 	ids          []byte
 	// The orientation reader stopped (oriented) or would have parted the segments differently (lost).
 	oriented, lost bool
+	// Whether the frame header reads as it is (asIs) and without the metadata (bare).
+	asIs, bare frameCheck
 }
 
 // segment takes in the segment of marker m (data, its length word left out) met before the first scan.
@@ -153,10 +171,14 @@ func (w *jpegWalk) wanted(m byte) bool {
 	return !w.scanned && (m == 0xe0 || m == 0xe1 || m == 0xee || m >= 0xc0 && m <= 0xcf || m == 0xda)
 }
 
-// walk reports whether the JPEG r reaches its end-of-image marker, taking in its header on the way.
-func (w *jpegWalk) walk(r *bufio.Reader) bool {
+// walk reports whether the JPEG r reaches its end-of-image marker, taking in its header on the way;
+// with headerOnly, it stops after the first scan's header.
+func (w *jpegWalk) walk(r *bufio.Reader, headerOnly bool) bool {
 	if b, err := r.Peek(2); err != nil || b[0] != 0xff || b[1] != 0xd8 {
-		return false
+		if err == nil {
+			w.asIs.end(jpegInvalid("missing SOI marker"))
+		}
+		return w.stopFrame(err)
 	}
 	r.Discard(2)
 	sawFF := false // the 0xFF of the next marker was consumed by a scan
@@ -164,7 +186,7 @@ func (w *jpegWalk) walk(r *bufio.Reader) bool {
 		if !sawFF {
 			b, err := r.ReadByte()
 			if err != nil {
-				return false
+				return w.stopFrame(err)
 			}
 			if b != 0xff {
 				w.oriented = true // the orientation reader stops at a stray byte
@@ -173,19 +195,25 @@ func (w *jpegWalk) walk(r *bufio.Reader) bool {
 		}
 		sawFF = false
 		m, err := r.ReadByte()
-		if m == 0xff {
+		filled := m == 0xff
+		if filled {
 			w.lose()
 		}
 		for err == nil && m == 0xff {
 			m, err = r.ReadByte()
 		}
 		if err != nil {
-			return false
+			return w.stopFrame(err)
 		}
 		switch {
 		case m == 0xd9:
+			w.asIs.end(jpegInvalid("missing SOS marker"))
+			w.bare.end(errNoFrame)
 			return true
-		case m == 0x00, m == 0x01, m >= 0xd0 && m <= 0xd7:
+		case m == 0x01 || m == 0x00 && filled:
+			w.frameMarker(r, m) // Go's decoder reads these as segments
+			fallthrough
+		case m == 0x00, m >= 0xd0 && m <= 0xd7:
 			w.lose()
 			continue
 		case m == 0xd8 && !w.scanned:
@@ -193,26 +221,39 @@ func (w *jpegWalk) walk(r *bufio.Reader) bool {
 		}
 		var l [2]byte
 		if _, err := io.ReadFull(r, l[:]); err != nil {
-			return false
+			return w.stopFrame(err)
 		}
 		n := int(binary.BigEndian.Uint16(l[:])) - 2
+		length := n
 		if n < 0 && (m >= 0xe0 && m <= 0xef || m == 0xfe) {
 			n = 0             // an APPn segment or comment with a bogus length: libjpeg reads it as empty
 			w.oriented = true // and the orientation reader stops there
 		}
 		if n < 0 {
+			w.frameSegment(m, length, nil, nil)
+			return false
+		}
+		var data []byte
+		var cut error
+		if w.wanted(m) {
+			data = make([]byte, n)
+			if _, err := io.ReadFull(r, data); err != nil {
+				cut = readErr(err)
+			}
+		} else if k, err := r.Discard(n); k != n {
+			cut = readErr(err)
+		}
+		w.frameSegment(m, length, data, cut)
+		if cut != nil {
 			return false
 		}
 		if w.wanted(m) {
-			data := make([]byte, n)
-			if _, err := io.ReadFull(r, data); err != nil {
-				return false
-			}
 			w.segment(m, data)
-		} else if k, err := r.Discard(n); err != nil || k != n {
-			return false
 		}
 		if m == 0xda {
+			if headerOnly {
+				return false
+			}
 			// Entropy-coded data follows a scan header: FF is stuffed as FF 00 and restart markers
 			// are FF D0-D7, so the first other FF xx ends the scan.
 			for !sawFF {

@@ -2,8 +2,10 @@ package media
 
 import (
 	"bytes"
+	"errors"
 	"image"
 	"image/jpeg"
+	"io"
 	"testing"
 )
 
@@ -93,11 +95,60 @@ func FuzzReadJPEGHeader(f *testing.F) {
 		if !hdr.Complete && hdr.End != 0 {
 			t.Fatalf("an incomplete JPEG ends at %d", hdr.End)
 		}
-		if cfg, err := jpeg.DecodeConfig(bytes.NewReader(b)); err == nil && hdr.Complete &&
-			(cfg.Width != hdr.Width || cfg.Height != hdr.Height) {
-			t.Fatalf("%d×%d, image/jpeg reads %d×%d", hdr.Width, hdr.Height, cfg.Width, cfg.Height)
+		cfg, err := jpeg.DecodeConfig(bytes.NewReader(b))
+		switch {
+		case err == nil && (hdr.FrameErr != nil || cfg.Width != hdr.Width || cfg.Height != hdr.Height):
+			t.Fatalf("%d×%d (%v), image/jpeg reads %d×%d", hdr.Width, hdr.Height, hdr.FrameErr, cfg.Width, cfg.Height)
+		case err != nil && hdr.FrameErr != nil && err.Error() != hdr.FrameErr.Error():
+			// nil is a header read once its metadata is left out, which image/jpeg does not do
+			t.Fatalf("frame: %q, image/jpeg: %q", hdr.FrameErr, err)
+		}
+		w, h, ferr := ReadJPEGFrame(bytes.NewReader(b))
+		if w != hdr.Width || h != hdr.Height || (ferr == nil) != (hdr.FrameErr == nil) {
+			t.Fatalf("ReadJPEGFrame: %d×%d %v; ReadJPEGHeader: %+v", w, h, ferr, hdr)
 		}
 	})
+}
+
+// TestJPEGFrameErr: the frame header's refusal is a *JPEGError that tells a broken structure
+// from a feature decoders lack, or the file's end; a metadata segment of a bogus length is read
+// as empty, as libjpeg reads it, and does not refuse the header.
+func TestJPEGFrameErr(t *testing.T) {
+	t.Parallel()
+	const (
+		sof  = "\xff\xc0\x00\x0b\x08\x00\x02\x00\x03\x01\x01\x11\x00"
+		scan = "\xff\xda\x00\x08\x01\x01\x00\x00\x3f\x00\xff\xd9"
+	)
+	for _, c := range []struct {
+		name        string
+		file        string
+		unsupported bool
+		reason      string // "": no *JPEGError
+		eof         bool
+	}{
+		{"clean", sof + scan, false, "", false},
+		{"EXIF of a bogus length", "\xff\xe1\x00\x00" + sof + scan, false, "", false},
+		{"12-bit", "\xff\xc0\x00\x0b\x0c\x00\x02\x00\x03\x01\x01\x11\x00" + scan, true, "precision", false},
+		{"lossless", "\xff\xc3\x00\x0b\x08\x00\x02\x00\x03\x01\x01\x11\x00" + scan, true, "unknown marker", false},
+		{"tables of a bogus length", "\xff\xdb\x00\x01" + sof + scan, false, "short segment length", false},
+		{"no frame header", scan, false, "missing SOF marker", false},
+		{"cut in the frame header", sof[:9], false, "", true},
+	} {
+		hdr := ReadJPEGHeader(bytes.NewReader([]byte("\xff\xd8" + c.file)))
+		var e *JPEGError
+		switch {
+		case c.eof:
+			if !errors.Is(hdr.FrameErr, io.ErrUnexpectedEOF) {
+				t.Errorf("%s: %v, want io.ErrUnexpectedEOF", c.name, hdr.FrameErr)
+			}
+		case c.reason == "":
+			if hdr.FrameErr != nil || hdr.Width != 3 || hdr.Height != 2 {
+				t.Errorf("%s: %d×%d, %v; want 3×2", c.name, hdr.Width, hdr.Height, hdr.FrameErr)
+			}
+		case !errors.As(hdr.FrameErr, &e) || e.Unsupported != c.unsupported || e.Reason != c.reason:
+			t.Errorf("%s: %#v, want unsupported %v, %q", c.name, hdr.FrameErr, c.unsupported, c.reason)
+		}
+	}
 }
 
 // TestReadJPEGHeaderOrientation: the orientation is the first EXIF block's that holds one, read
