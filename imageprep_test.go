@@ -55,13 +55,13 @@ func pngEnd(path string) (int64, error) {
 		return 0, err
 	}
 	defer f.Close()
-	w, ok := newPNGWalker(f)
+	w, ok := media.NewPNGWalker(f)
 	if !ok {
 		return 0, nil
 	}
-	for w.next() {
+	for w.Next() {
 	}
-	return w.end, w.err
+	return w.End(), w.Err()
 }
 
 // heifDecodedPictures walks the HEIC or AVIF at path (heifPicturesAt) and refuses what heifBudget

@@ -110,7 +110,7 @@ type imageHeader struct {
 // inspectImage validates the image at path, of sniffed type typ, without decoding its pixels: the
 // header's dimensions against maxPixels, a JPEG's or WebP's structure against truncation, a HEIC's
 // or AVIF's pictures against what heif-convert may decode (heifBudget), and a PNG's chunk
-// layout (readPNGLayout: one header, first, and a bounded chunk count). The rest of a PNG's
+// layout (media.ReadPNGLayout: one header, first, and a bounded chunk count). The rest of a PNG's
 // structure (checksums, a missing IEND) is prepareInspected's to judge: browsers show some PNGs
 // that break those rules. It returns the header it read, so that the upload weighs the picture
 // (headerCost) and prepares it (prepareInspected) without reading the header again. A HEIC's or

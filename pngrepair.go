@@ -14,243 +14,45 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+
+	"vidgen/internal/media"
 )
 
-// maxPNGChunks is the most chunks a PNG may have up to IEND. Encoders cut the image data into
-// chunks of 4 KB (ffmpeg), 8 KB (libpng), 32 KB (Go), 256 KB (vidgen's own repair) or one chunk,
-// so a 50 MB upload holds at most ~13,000; even an encoder writing a chunk a row would reach this
-// cap only for a picture 262,144 rows tall, under maxPixels at most 381 pixels wide. A hostile
-// file of empty chunks holds 4.4 million in 50 MB, each a turn of ffmpeg's decoding loop and of
-// every walk of the file, so past the cap a PNG is refused as damaged.
-const maxPNGChunks = 1 << 18
-
-// maxPNGInflated is the most a PNG's compressed text (zTXt, iTXt) and ICC profile (iCCP) chunks
-// may inflate to, together. ffmpeg inflates each whole into memory when it decodes the picture
-// (twice over: a 1 MB zTXt of 1 GB of zeros took ffprobe to 2.1 GB; 16 MB inflated costs it
-// 29 MB), and none of it shows in the render. Real ICC profiles and XMP packets are kilobytes to
-// a few megabytes.
-const maxPNGInflated = 16 << 20
-
-// pngWalker walks a PNG's chunks in file order, reading the file once from its start. It holds
-// one chunk's header at a time: memory stays flat whatever the chunk count. Every reader of a
-// PNG's chunk layout (inspectImage's check, the trim, the salvage) walks with it, so they all agree
-// on where the chunks and IEND are.
-type pngWalker struct {
-	r     *bufio.Reader
-	kind  [4]byte // the current chunk's type; zero before the first and after the last
-	size  int64   // the current chunk's data length, as its header says
-	left  int64   // bytes of its data not read yet
-	pos   int64   // where the chunk after the current one starts
-	end   int64   // the offset just past IEND, once passed; 0 before
-	count int     // chunks walked
-	done  bool    // the file ended, or IEND was passed
-	err   error   // an I/O error other than the file's end
-	hdr   [8]byte // the header being read (a local would escape: an allocation a chunk)
-}
-
-// newPNGWalker starts a walk of the PNG r; it reports false when r does not start with the PNG
-// signature.
-func newPNGWalker(r io.Reader) (*pngWalker, bool) {
-	w := &pngWalker{r: bufio.NewReaderSize(r, 64<<10), pos: 8}
-	sig, err := w.r.Peek(8)
-	if err != nil || string(sig) != pngSignature {
-		return w, false
-	}
-	w.r.Discard(8)
-	return w, true
-}
-
-// pngSignature starts every PNG.
-const pngSignature = "\x89PNG\r\n\x1a\n"
-
-// next moves to the next chunk, past what is left of the current one and its CRC. It reports
-// false after IEND, at the file's end, at a header cut short, or at a length over 2^31-1 (the
-// most the format allows; ffmpeg stops there too).
-func (w *pngWalker) next() bool {
-	if w.done {
-		return false
-	}
-	if w.count > 0 {
-		if k, err := w.r.Discard(int(w.left + 4)); k != int(w.left+4) {
-			return w.stop(err)
-		}
-	}
-	if _, err := io.ReadFull(w.r, w.hdr[:]); err != nil {
-		return w.stop(err)
-	}
-	n := binary.BigEndian.Uint32(w.hdr[:4])
-	if n > 1<<31-1 {
-		return w.stop(nil)
-	}
-	w.kind, w.size, w.left = [4]byte(w.hdr[4:]), int64(n), int64(n)
-	w.count++
-	w.pos += 12 + w.size
-	if w.is("IEND") {
-		w.end, w.done = w.pos, true
-	}
-	return true
-}
-
-// is reports whether the current chunk is of type kind.
-func (w *pngWalker) is(kind string) bool { return string(w.kind[:]) == kind }
-
-// stop ends the walk, keeping err unless it is the file's end.
-func (w *pngWalker) stop(err error) bool {
-	w.done, w.kind = true, [4]byte{}
-	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-		w.err = err
-	}
-	return false
-}
-
-// Read reads the current chunk's data; a chunk the file's end cuts short gives what is there.
-func (w *pngWalker) Read(p []byte) (int, error) {
-	if w.left == 0 {
-		return 0, io.EOF
-	}
-	n, err := w.r.Read(p[:min(int64(len(p)), w.left)])
-	w.left -= int64(n)
-	if err != nil {
-		w.stop(err)
-		if w.err != nil {
-			return n, w.err
-		}
-		w.left = 0
-		return n, io.EOF
-	}
-	return n, nil
-}
-
-// data reads the current chunk's data whole when it holds at most limit bytes, else returns nil.
-func (w *pngWalker) data(limit int64) []byte {
-	if w.size > limit {
-		return nil
-	}
-	b, _ := io.ReadAll(w)
-	return b
-}
-
-// pngLayout is what a walk of a PNG's chunks up to IEND finds.
-type pngLayout struct {
-	ihdr, plte, trns []byte // the header's data, and the last palette and transparency (nil: none)
-	idat             bool   // whether it has image data
-	end              int64  // the offset just past IEND; 0 when the file has none
-}
-
-// readPNGLayout walks the PNG r up to IEND (or the file's end: a PNG cut short is the salvage's
-// to judge) and refuses, as damaged, a layout that decoders read in different ways or that only a
-// hostile file has: a first chunk other than a 13-byte IHDR, a second IHDR (Go's decoder, which
-// sizes the picture, reads the first one and ffmpeg may decode by a later one, so a 1×1 header
-// would hide a 100-megapixel picture), or more than maxPNGChunks chunks. Bytes after IEND are
-// never read: the upload cuts them (cutAfter) before any decode.
-func readPNGLayout(r io.Reader) (pngLayout, error) {
-	damaged := func(why string, args ...any) error {
-		return badMedia("image: the PNG is damaged (%s); export it again and upload it", fmt.Sprintf(why, args...))
-	}
-	var l pngLayout
-	w, ok := newPNGWalker(r)
-	if !ok {
-		return l, damaged("it does not start with the PNG signature")
-	}
-	var in pngInflater
-	defer in.close()
-	inflated := int64(0)
-	for w.next() {
-		switch {
-		case w.count > maxPNGChunks:
-			return l, damaged("it has more than %d chunks, which no picture needs", maxPNGChunks)
-		case w.count == 1 && (!w.is("IHDR") || w.size != 13):
-			return l, damaged("it does not start with its header")
-		case w.is("IHDR") && w.count > 1:
-			return l, damaged("it has a second header")
-		case w.is("IHDR"):
-			l.ihdr = w.data(13)
-		case w.is("PLTE"):
-			l.plte = w.data(1 << 16)
-		case w.is("tRNS"):
-			l.trns = w.data(1 << 16)
-		case w.is("IDAT"):
-			l.idat = true
-		case w.is("zTXt"), w.is("iTXt"), w.is("iCCP"):
-			if inflated += in.size(w, maxPNGInflated-inflated+1); inflated > maxPNGInflated {
-				return l, damaged("its compressed text and colour profile chunks inflate to more than %d MB", maxPNGInflated>>20)
-			}
-		}
-	}
-	if w.err != nil {
-		return l, w.err
-	}
-	if len(l.ihdr) != 13 {
-		return l, damaged("it has no header")
-	}
-	l.end = w.end
-	return l, nil
-}
-
-// pngInflater measures what compressed chunks inflate to, reusing its buffers from chunk to chunk.
-type pngInflater struct {
-	br *bufio.Reader
-	fr io.ReadCloser
-}
-
-// size is how many bytes, up to limit, the current chunk of w (a zTXt, iTXt or iCCP) inflates
-// to; a chunk whose stream is broken counts what inflates before the break, and an iTXt whose
-// text is not compressed counts nothing.
-func (in *pngInflater) size(w *pngWalker, limit int64) int64 {
-	if in.br == nil {
-		in.br = bufio.NewReaderSize(w, 512)
-	}
-	in.br.Reset(w)
-	skipTo := func() bool { // past a field that ends with a NUL, however long
-		for {
-			_, err := in.br.ReadSlice(0)
-			if err != bufio.ErrBufferFull {
-				return err == nil
-			}
-		}
-	}
-	if !skipTo() { // the keyword
-		return 0
-	}
-	if w.is("iTXt") {
-		// A compression flag and method, then a language tag and a translated keyword.
-		if flag, err := in.br.ReadByte(); err != nil || flag == 0 {
-			return 0
-		}
-		if _, err := in.br.Discard(1); err != nil || !skipTo() || !skipTo() {
-			return 0
-		}
-	} else if _, err := in.br.Discard(1); err != nil { // the method
-		return 0
-	}
-	if _, err := in.br.Discard(2); err != nil { // the zlib header
-		return 0
-	}
-	if in.fr == nil {
-		in.fr = flate.NewReader(in.br)
-	} else if in.fr.(flate.Resetter).Reset(in.br, nil) != nil {
-		return 0
-	}
-	n, _ := io.Copy(io.Discard, io.LimitReader(in.fr, limit))
-	return n
-}
-
-func (in *pngInflater) close() {
-	if in.fr != nil {
-		in.fr.Close()
-	}
-}
-
-// checkPNGLayout is readPNGLayout of the file at path; it returns the offset just past IEND (0:
-// none), where the upload cuts.
+// checkPNGLayout is media.ReadPNGLayout of the file at path, its refusals made the service's
+// (pngLayoutRefusal); it returns the offset just past IEND (0: none), where the upload cuts.
 func checkPNGLayout(path string) (int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
-	l, err := readPNGLayout(f)
-	return l.end, err
+	l, err := media.ReadPNGLayout(f)
+	return l.End, pngLayoutRefusal(err)
+}
+
+// pngLayoutRefusal turns media.ReadPNGLayout's refusals into what the user reads; other errors
+// (the upload could not be read) are the server's trouble and stay as they are.
+func pngLayoutRefusal(err error) error {
+	var why string
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, media.ErrPNGSignature):
+		why = "it does not start with the PNG signature"
+	case errors.Is(err, media.ErrPNGChunks):
+		why = fmt.Sprintf("it has more than %d chunks, which no picture needs", media.MaxPNGChunks)
+	case errors.Is(err, media.ErrPNGFirstChunk):
+		why = "it does not start with its header"
+	case errors.Is(err, media.ErrPNGSecondHeader):
+		why = "it has a second header"
+	case errors.Is(err, media.ErrPNGInflated):
+		why = fmt.Sprintf("its compressed text and colour profile chunks inflate to more than %d MB", media.MaxPNGInflated>>20)
+	case errors.Is(err, media.ErrPNGNoHeader):
+		why = "it has no header"
+	default:
+		return err
+	}
+	return badMedia("image: the PNG is damaged (%s); export it again and upload it", why)
 }
 
 // cutAfter truncates the file at path to end bytes when it is longer; an end of 0 (none found)
@@ -269,7 +71,7 @@ func cutAfter(path string, end int64) error {
 // salvagePNG rewrites the PNG at path from its header, palette, transparency and image data, as a
 // browser draws it: chunk CRCs and the zlib checksum are not required, and other chunks (a broken
 // ICC profile; ffmpeg applies none anyway) are dropped. It fails when the rows are not all there,
-// and on a layout readPNGLayout refuses. It streams, in two walks of the chunks (the first finds
+// and on a layout media.ReadPNGLayout refuses. It streams, in two walks of the chunks (the first finds
 // the header and palette, the second reads the image data as it comes): whatever the image's size
 // or its chunk count it allocates ~2.5 MB in ~70 allocations (its buffers and the zlib state),
 // within the pictureBaseCost its caller holds.
@@ -279,17 +81,17 @@ func salvagePNG(path string) error {
 		return err
 	}
 	defer f.Close()
-	l, err := readPNGLayout(f)
-	if err != nil {
+	l, err := media.ReadPNGLayout(f)
+	if err = pngLayoutRefusal(err); err != nil {
 		if kindOf(err) == kindInvalid {
 			return fmt.Errorf("%w: %v", errUndecodable, err)
 		}
 		return err
 	}
-	if !l.idat {
+	if !l.IDAT {
 		return fmt.Errorf("%w: png: no image data", errUndecodable)
 	}
-	runs, err := pngRows(l.ihdr)
+	runs, err := pngRows(l.IHDR)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUndecodable, err)
 	}
@@ -300,20 +102,20 @@ func salvagePNG(path string) error {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	w, _ := newPNGWalker(f)
+	w, _ := media.NewPNGWalker(f)
 	zr := &idatReader{w: w}
 	if _, err := io.CopyN(io.Discard, zr, 2); err != nil { // the zlib header; its checksum is ignored
-		if w.err != nil {
-			return w.err
+		if w.Err() != nil {
+			return w.Err()
 		}
 		return fmt.Errorf("%w: png: no zlib header: %v", errUndecodable, err)
 	}
 	inflated := flate.NewReader(zr)
 	defer inflated.Close()
 	rows := &pngRowReader{r: inflated, runs: runs}
-	if err := replaceWithPNG(path, l.ihdr, l.plte, l.trns, rows, raw); err != nil {
-		if w.err != nil {
-			return w.err // the upload could not be read: the server's trouble, not the file's
+	if err := replaceWithPNG(path, l.IHDR, l.PLTE, l.TRNS, rows, raw); err != nil {
+		if w.Err() != nil {
+			return w.Err() // the upload could not be read: the server's trouble, not the file's
 		}
 		return err
 	}
@@ -322,13 +124,13 @@ func salvagePNG(path string) error {
 
 // idatReader reads the data of a PNG's IDAT chunks one after the other, up to IEND or the file's
 // end, passing over the other chunks.
-type idatReader struct{ w *pngWalker }
+type idatReader struct{ w *media.PNGWalker }
 
 func (r *idatReader) Read(p []byte) (int, error) {
-	for !r.w.is("IDAT") || r.w.left == 0 {
-		if !r.w.next() {
-			if r.w.err != nil {
-				return 0, r.w.err
+	for !r.w.Is("IDAT") || r.w.Left() == 0 {
+		if !r.w.Next() {
+			if r.w.Err() != nil {
+				return 0, r.w.Err()
 			}
 			return 0, io.EOF
 		}

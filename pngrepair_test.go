@@ -25,7 +25,7 @@ func pngIHDR(w, h uint32, depth, ctype byte) []byte {
 
 // pngFile is the PNG signature followed by chunks, each made by rawPNGChunk.
 func pngFile(chunks ...[]byte) []byte {
-	return bytes.Join(append([][]byte{[]byte(pngSignature)}, chunks...), nil)
+	return bytes.Join(append([][]byte{[]byte(media.PNGSignature)}, chunks...), nil)
 }
 
 // onePixelIDAT is the IDAT chunk of a 1×1 8-bit RGB picture, one red pixel.
@@ -116,14 +116,14 @@ func TestPNGLayout(t *testing.T) {
 		{"a header of 12 bytes", pngFile(rawPNGChunk("IHDR", pngIHDR(1, 1, 8, 2)[:12]), idat, iend), "it does not start with its header", 0},
 		{"signature only", pngFile(), "it has no header", 0},
 		{"a header cut short", pngFile(small)[:8+20], "it has no header", 0},
-		{"as many chunks as allowed", many(maxPNGChunks), "", len(many(maxPNGChunks))},
+		{"as many chunks as allowed", many(media.MaxPNGChunks), "", len(many(media.MaxPNGChunks))},
 		{"an ICC profile of 1 MB", pngFile(small, iccp(1<<20), idat, iend), "", len(pngFile(small, iccp(1<<20), idat, iend))},
 		{"a text of 1 MB, not compressed", pngFile(small, itxt(0, []byte("x"), make([]byte, 1<<20)), idat, iend), "", len(pngFile(small, itxt(0, []byte("x"), make([]byte, 1<<20)), idat, iend))},
 		{"a compressed text of 17 MB", pngFile(small, ztxt(17<<20), idat, iend), "inflate to more than 16 MB", 0},
 		{"an ICC profile of 17 MB", pngFile(small, iccp(17<<20), idat, iend), "inflate to more than 16 MB", 0},
 		{"two compressed texts of 9 MB", pngFile(small, ztxt(9<<20), ztxt(9<<20), idat, iend), "inflate to more than 16 MB", 0},
 		{"an international text of 17 MB, long keyword", pngFile(small, itxt(1, bytes.Repeat([]byte("k"), 5000), zlibZeros(17<<20)), idat, iend), "inflate to more than 16 MB", 0},
-		{"one chunk too many", many(maxPNGChunks + 1), "more than 262144 chunks", 0},
+		{"one chunk too many", many(media.MaxPNGChunks + 1), "more than 262144 chunks", 0},
 	} {
 		path := writeFixture(t, "layout.png", c.file)
 		err := checkImage(path, media.PNG)
@@ -147,33 +147,6 @@ func TestPNGLayout(t *testing.T) {
 		if got := len(readFile(t, path)); got != c.size {
 			t.Errorf("%s: %d bytes after the trim, want %d", c.name, got, c.size)
 		}
-	}
-}
-
-// TestPNGWalker: the walker finds every chunk and IEND's end, and a PNG cut anywhere short of its
-// end has no IEND.
-func TestPNGWalker(t *testing.T) {
-	t.Parallel()
-	b := encodePNG(t, quad(64, 32))
-	w, ok := newPNGWalker(bytes.NewReader(b))
-	var kinds []string
-	for ok && w.next() {
-		kinds = append(kinds, string(w.kind[:]))
-	}
-	if got := strings.Join(kinds, " "); got != "IHDR IDAT IEND" || w.end != int64(len(b)) || w.err != nil {
-		t.Fatalf("chunks %q, IEND ends at %d of %d (%v)", got, w.end, len(b), w.err)
-	}
-	for i := 1; i < 8; i++ {
-		n := len(b) * i / 8
-		w, ok := newPNGWalker(bytes.NewReader(b[:n]))
-		for ok && w.next() {
-		}
-		if w.end != 0 {
-			t.Errorf("cut at %d of %d bytes: IEND found", n, len(b))
-		}
-	}
-	if _, ok := newPNGWalker(strings.NewReader("GIF89a")); ok {
-		t.Error("a GIF walked as a PNG")
 	}
 }
 

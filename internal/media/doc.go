@@ -3,7 +3,8 @@
 // pictures a HEIC or AVIF makes its decoder allocate (WalkHEIF); a JPEG's size, whether its frame
 // header reads (told in Go's image/jpeg's words: JPEGError), colour storage, EXIF orientation and
 // end, in one walk of its markers (ReadJPEGHeader; ReadJPEGFrame stops at the first scan); a
-// WebP's and a TIFF's size (WebPSize, TIFFSize); and how long an audio file's header says it
+// PNG's chunk layout, in one walk of its chunks (PNGWalker, ReadPNGLayout); a WebP's and a TIFF's
+// size (WebPSize, TIFFSize); and how long an audio file's header says it
 // lasts, in one read of its head (ReadAudioHeader). It knows the formats' magic numbers and
 // structures, not the service: it names types with its constants (JPEG … Matroska), returns its
 // own errors (ErrHEIFDamaged, ErrHEIFCodec, JPEGError …) for the service to turn into messages,
