@@ -110,7 +110,8 @@ type imageHeader struct {
 // inspectImage validates the image at path, of sniffed type typ, without decoding its pixels: the
 // header's dimensions against maxPixels, a JPEG's or WebP's structure against truncation, a HEIC's
 // or AVIF's pictures against what heif-convert may decode (heifBudget), and a PNG's chunk
-// layout (media.ReadPNGLayout: one header, first, and a bounded chunk count). The rest of a PNG's
+// layout (media.ReadPNGLayout: one header, first, and a bounded chunk count), read in the same
+// walk of its chunks as its header. The rest of a PNG's
 // structure (checksums, a missing IEND) is prepareInspected's to judge: browsers show some PNGs
 // that break those rules. It returns the header it read, so that the upload weighs the picture
 // (headerCost) and prepares it (prepareInspected) without reading the header again. A HEIC's or
@@ -120,11 +121,6 @@ type imageHeader struct {
 func inspectImage(path, typ string) (imageHeader, error) {
 	var hdr imageHeader
 	var err error
-	if typ == media.PNG {
-		if hdr.pngEnd, err = checkPNGLayout(path); err != nil {
-			return imageHeader{}, err
-		}
-	}
 	switch typ {
 	case media.HEIC, media.AVIF:
 		hdr.heif, err = heifPicturesAt(path, typ)
@@ -135,6 +131,13 @@ func inspectImage(path, typ string) (imageHeader, error) {
 			err = unreadableImage(typ, hdr.jpeg.FrameErr)
 		}
 		hdr.w, hdr.h = hdr.jpeg.Width, hdr.jpeg.Height
+	case media.PNG:
+		var l media.PNGLayout
+		l, err = checkPNGLayout(path)
+		if err == nil && l.HeaderErr != nil {
+			err = unreadableImage(typ, l.HeaderErr)
+		}
+		hdr.pngEnd, hdr.w, hdr.h, hdr.deep = l.End, l.Width, l.Height, l.BitDepth == 16
 	default:
 		hdr.w, hdr.h, hdr.deep, err = imageSize(path, typ)
 	}

@@ -19,15 +19,15 @@ import (
 )
 
 // checkPNGLayout is media.ReadPNGLayout of the file at path, its refusals made the service's
-// (pngLayoutRefusal); it returns the offset just past IEND (0: none), where the upload cuts.
-func checkPNGLayout(path string) (int64, error) {
+// (pngLayoutRefusal). Its End is where the upload cuts.
+func checkPNGLayout(path string) (media.PNGLayout, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, err
+		return media.PNGLayout{}, err
 	}
 	defer f.Close()
 	l, err := media.ReadPNGLayout(f)
-	return l.End, pngLayoutRefusal(err)
+	return l, pngLayoutRefusal(err)
 }
 
 // pngLayoutRefusal turns media.ReadPNGLayout's refusals into what the user reads; other errors

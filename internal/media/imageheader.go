@@ -10,6 +10,27 @@ import (
 	"io"
 )
 
+// HeaderError is why a JPEG's or PNG's header cannot be read: a structure the format forbids,
+// or a feature decoders commonly lack. Its text is what Go's image/jpeg or image/png says of the
+// same file, word for word, for the service's messages to stay as they were when it asked them.
+type HeaderError struct {
+	Format      string // JPEG or PNG
+	Unsupported bool   // a feature decoders lack, not a broken structure
+	Reason      string // what is wrong, such as "short segment length"
+}
+
+func (e *HeaderError) Error() string {
+	switch {
+	case e.Format == PNG && e.Unsupported:
+		return "png: unsupported feature: " + e.Reason
+	case e.Format == PNG:
+		return "png: invalid format: " + e.Reason
+	case e.Unsupported:
+		return "unsupported JPEG feature: " + e.Reason
+	}
+	return "invalid JPEG format: " + e.Reason
+}
+
 // TIFFSize reads the width and height tags of a TIFF's first image (its IFD may sit anywhere in
 // the file), or 0, 0.
 func TIFFSize(f io.ReaderAt) (int, int) {
@@ -51,7 +72,7 @@ type JPEGHeader struct {
 	// Width and Height are the first frame header's (SOFn), 0 when none comes before the first scan.
 	Width, Height int
 	// FrameErr is why the frame header, the picture's size and components, cannot be read: a
-	// *JPEGError or the error of a read cut short (io.ErrUnexpectedEOF at the file's end), in the
+	// *HeaderError or the error of a read cut short (io.ErrUnexpectedEOF at the file's end), in the
 	// words Go's image/jpeg says it of the file. It is nil when the header reads as Go's decoder
 	// reads it, or reads so once the metadata segments (APP1-APP13, APP15, comments) are left out
 	// and those of a bogus length read as empty, as libjpeg reads them: cameras write such EXIF

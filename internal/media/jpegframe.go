@@ -1,7 +1,7 @@
 package media
 
 // Whether a JPEG's frame header (the picture's size and components) can be read, told as Go's
-// image/jpeg tells it, followed on the segments the walk of the markers reads anyway.
+// image/jpeg tells it (HeaderError), followed on the segments the walk of the markers reads anyway.
 
 import (
 	"bufio"
@@ -9,23 +9,10 @@ import (
 	"io"
 )
 
-// JPEGError is why a JPEG's frame header cannot be read: a structure the format forbids, or a
-// feature (a precision, a subsampling, a coding) that decoders commonly lack. Its text is what Go's
-// image/jpeg says of the same file, word for word.
-type JPEGError struct {
-	Unsupported bool   // a feature decoders lack, not a broken structure
-	Reason      string // what is wrong, such as "short segment length"
+func jpegInvalid(reason string) error { return &HeaderError{Format: JPEG, Reason: reason} }
+func jpegUnsupported(reason string) error {
+	return &HeaderError{Format: JPEG, Unsupported: true, Reason: reason}
 }
-
-func (e *JPEGError) Error() string {
-	if e.Unsupported {
-		return "unsupported JPEG feature: " + e.Reason
-	}
-	return "invalid JPEG format: " + e.Reason
-}
-
-func jpegInvalid(reason string) error     { return &JPEGError{Reason: reason} }
-func jpegUnsupported(reason string) error { return &JPEGError{Unsupported: true, Reason: reason} }
 
 // errNoFrame ends the check of a JPEG read without its metadata: that reading cannot go on.
 var errNoFrame = errors.New("jpeg: no frame header without the metadata")

@@ -110,7 +110,7 @@ func FuzzReadJPEGHeader(f *testing.F) {
 	})
 }
 
-// TestJPEGFrameErr: the frame header's refusal is a *JPEGError that tells a broken structure
+// TestJPEGFrameErr: the frame header's refusal is a *HeaderError that tells a broken structure
 // from a feature decoders lack, or the file's end; a metadata segment of a bogus length is read
 // as empty, as libjpeg reads it, and does not refuse the header.
 func TestJPEGFrameErr(t *testing.T) {
@@ -123,7 +123,7 @@ func TestJPEGFrameErr(t *testing.T) {
 		name        string
 		file        string
 		unsupported bool
-		reason      string // "": no *JPEGError
+		reason      string // "": no *HeaderError
 		eof         bool
 	}{
 		{"clean", sof + scan, false, "", false},
@@ -135,7 +135,7 @@ func TestJPEGFrameErr(t *testing.T) {
 		{"cut in the frame header", sof[:9], false, "", true},
 	} {
 		hdr := ReadJPEGHeader(bytes.NewReader([]byte("\xff\xd8" + c.file)))
-		var e *JPEGError
+		var e *HeaderError
 		switch {
 		case c.eof:
 			if !errors.Is(hdr.FrameErr, io.ErrUnexpectedEOF) {

@@ -7,6 +7,7 @@ import (
 	"compress/flate"
 	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"io"
 )
 
@@ -53,6 +54,14 @@ type PNGWalker struct {
 	done  bool    // the file ended, or IEND was passed
 	err   error   // an I/O error other than the file's end
 	hdr   [8]byte // the header being read (a local would escape: an allocation a chunk)
+
+	// For the check of the header (pngHeaderCheck): while hashing, crc is the CRC of the current
+	// chunk's type and the data read of it; summed is set once its stored CRC was read (checksum).
+	hashing, summed bool
+	crc             uint32
+	// over is the header of a chunk whose length is over 2^31-1, where the walk stopped.
+	over     [4]byte
+	overSize int64
 }
 
 // NewPNGWalker starts a walk of the PNG r; it reports false when r does not start with the PNG
@@ -75,7 +84,11 @@ func (w *PNGWalker) Next() bool {
 		return false
 	}
 	if w.count > 0 {
-		if k, err := w.r.Discard(int(w.left + 4)); k != int(w.left+4) {
+		skip := int(w.left + 4)
+		if w.summed {
+			skip -= 4
+		}
+		if k, err := w.r.Discard(skip); k != skip {
 			return w.stop(err)
 		}
 	}
@@ -84,9 +97,14 @@ func (w *PNGWalker) Next() bool {
 	}
 	n := binary.BigEndian.Uint32(w.hdr[:4])
 	if n > 1<<31-1 {
+		w.over, w.overSize = [4]byte(w.hdr[4:]), int64(n)
 		return w.stop(nil)
 	}
 	w.kind, w.size, w.left = [4]byte(w.hdr[4:]), int64(n), int64(n)
+	w.summed = false
+	if w.hashing {
+		w.crc = crc32.ChecksumIEEE(w.hdr[4:])
+	}
 	w.count++
 	w.pos += 12 + w.size
 	if w.Is("IEND") {
@@ -123,6 +141,9 @@ func (w *PNGWalker) Read(p []byte) (int, error) {
 	}
 	n, err := w.r.Read(p[:min(int64(len(p)), w.left)])
 	w.left -= int64(n)
+	if w.hashing {
+		w.crc = crc32.Update(w.crc, crc32.IEEETable, p[:n])
+	}
 	if err != nil {
 		w.stop(err)
 		if w.err != nil {
@@ -148,6 +169,15 @@ type PNGLayout struct {
 	IHDR, PLTE, TRNS []byte // the header's data, and the last palette and transparency (nil: none)
 	IDAT             bool   // whether it has image data
 	End              int64  // the offset just past IEND; 0 when the file has none
+
+	// Width, Height, BitDepth and ColorType are the header's, as it states them.
+	Width, Height       int
+	BitDepth, ColorType int
+	// HeaderErr is why the header cannot be read as Go's image/png DecodeConfig reads it (the IHDR
+	// and its CRC; a paletted picture's chunks up to its transparency or image data, their order,
+	// sizes and CRCs): a *HeaderError, or io.ErrUnexpectedEOF for a file that ends first, in the
+	// words image/png says it. nil when it reads.
+	HeaderErr error
 }
 
 // ReadPNGLayout walks the PNG r up to IEND (or the file's end: a PNG cut short is for its reader
@@ -167,7 +197,9 @@ func ReadPNGLayout(r io.Reader) (PNGLayout, error) {
 	var in pngInflater
 	defer in.close()
 	inflated := int64(0)
-	for w.Next() {
+	var check pngHeaderCheck
+	for w.hashing = true; w.Next(); w.hashing = !check.done {
+		kind, size := string(w.kind[:]), w.size // a read cut short by the file's end clears them
 		switch {
 		case w.count > MaxPNGChunks:
 			return l, ErrPNGChunks
@@ -188,6 +220,17 @@ func ReadPNGLayout(r io.Reader) (PNGLayout, error) {
 				return l, ErrPNGInflated
 			}
 		}
+		if w.count == 1 {
+			if len(l.IHDR) == 13 {
+				check.ihdr(l.IHDR)
+				check.sum(w.checksum)
+				if !check.paletted {
+					check.end(nil)
+				}
+			}
+		} else {
+			check.chunk(kind, size, w.checksum)
+		}
 	}
 	if w.err != nil {
 		return l, w.err
@@ -195,7 +238,13 @@ func ReadPNGLayout(r io.Reader) (PNGLayout, error) {
 	if len(l.IHDR) != 13 {
 		return l, ErrPNGNoHeader
 	}
-	l.End = w.end
+	if w.overSize > 0 {
+		check.chunk(string(w.over[:]), w.overSize, func() (bool, error) { return false, io.ErrUnexpectedEOF })
+	}
+	check.end(io.ErrUnexpectedEOF) // the file ended before the header was read
+	l.End, l.HeaderErr = w.end, check.err
+	l.Width, l.Height = int(binary.BigEndian.Uint32(l.IHDR)), int(binary.BigEndian.Uint32(l.IHDR[4:]))
+	l.BitDepth, l.ColorType = int(l.IHDR[8]), int(l.IHDR[9])
 	return l, nil
 }
 

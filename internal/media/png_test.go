@@ -9,6 +9,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"io"
 	"reflect"
 	"strings"
 	"testing"
@@ -124,8 +125,9 @@ func TestReadPNGLayout(t *testing.T) {
 	}
 }
 
-// FuzzReadPNGLayout: the layout read never panics; a layout it takes has its 13-byte header, and
-// the file cut at the end it finds (as the upload cuts it) reads as the same layout.
+// FuzzReadPNGLayout: the layout read never panics; a layout it takes has its 13-byte header, its
+// header reads as Go's image/png DecodeConfig reads it (the same size and depth, or the same error
+// text), and the file cut at the end it finds (as the upload cuts it) reads as the same layout.
 func FuzzReadPNGLayout(f *testing.F) {
 	f.Add(encodePNG(f, image.NewRGBA(image.Rect(0, 0, 3, 2))))
 	f.Add(encodePNG(f, image.NewPaletted(image.Rect(0, 0, 3, 2), color.Palette{color.RGBA{1, 2, 3, 255}, color.NRGBA{4, 5, 6, 0}})))
@@ -138,6 +140,15 @@ func FuzzReadPNGLayout(f *testing.F) {
 		if len(l.IHDR) != 13 || !bytes.HasPrefix(b, []byte(PNGSignature)) {
 			t.Fatalf("a layout without its header taken: %+v", l)
 		}
+		cfg, goErr := png.DecodeConfig(bytes.NewReader(b))
+		switch {
+		case (goErr == nil) != (l.HeaderErr == nil):
+			t.Fatalf("walk: %v; image/png: %v", l.HeaderErr, goErr)
+		case goErr != nil && goErr.Error() != l.HeaderErr.Error():
+			t.Fatalf("walk: %q; image/png: %q", l.HeaderErr, goErr)
+		case goErr == nil && (cfg.Width != l.Width || cfg.Height != l.Height || deepModel(cfg.ColorModel) != (l.BitDepth == 16)):
+			t.Fatalf("walk: %d×%d depth %d; image/png: %d×%d %T", l.Width, l.Height, l.BitDepth, cfg.Width, cfg.Height, cfg.ColorModel)
+		}
 		if l.End == 0 || l.End > int64(len(b)) {
 			return
 		}
@@ -146,4 +157,54 @@ func FuzzReadPNGLayout(f *testing.F) {
 			t.Fatalf("cut at %d: %+v (%v), whole: %+v", l.End, cut, err, l)
 		}
 	})
+}
+
+// deepModel reports whether image/png's colour model m holds 16 bits a channel.
+func deepModel(m color.Model) bool {
+	return m == color.RGBA64Model || m == color.NRGBA64Model || m == color.Gray16Model
+}
+
+// TestPNGHeaderErr: the layout carries the header's size, depth and colour type, and why it cannot
+// be read: a *HeaderError that tells a broken structure from a feature decoders lack, or the file's
+// end. A paletted picture's chunks are checked up to its image data, an RGB one's only its header.
+func TestPNGHeaderErr(t *testing.T) {
+	t.Parallel()
+	idat, iend := pngChunk("IDAT", zlibOf([]byte{0, 0})), pngChunk("IEND", nil)
+	broken := pngChunk("tEXt", []byte("a\x00b"))
+	broken[len(broken)-1] ^= 1
+	for _, c := range []struct {
+		name        string
+		file        []byte
+		unsupported bool
+		reason      string // "": no *HeaderError
+		eof         bool
+	}{
+		{"RGB, a broken text after the header", pngOf(pngChunk("IHDR", ihdr(5, 4, 16, 2)), broken, idat, iend), false, "", false},
+		{"paletted, a broken text before the palette", pngOf(pngChunk("IHDR", ihdr(5, 4, 8, 3)), broken, pngChunk("PLTE", make([]byte, 3)), idat, iend), false, "invalid checksum", false},
+		{"paletted without a palette", pngOf(pngChunk("IHDR", ihdr(5, 4, 8, 3)), idat, iend), false, "chunk out of order", false},
+		{"interlace method 2", pngOf(pngChunk("IHDR", append(ihdr(5, 4, 8, 2)[:12], 2)), idat, iend), false, "invalid interlace method", false},
+		{"12-bit RGB", pngOf(pngChunk("IHDR", ihdr(5, 4, 12, 2)), idat, iend), true, "bit depth 12, color type 2", false},
+		{"cut in the header's CRC", pngOf(pngChunk("IHDR", ihdr(5, 4, 8, 2)))[:8+8+13+2], false, "", true},
+	} {
+		l, err := ReadPNGLayout(bytes.NewReader(c.file))
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if l.Width != 5 || l.Height != 4 || l.ColorType != int(c.file[8+8+9]) || l.BitDepth != int(c.file[8+8+8]) {
+			t.Errorf("%s: %+v, want 5×4 and the header's depth and colour type", c.name, l)
+		}
+		var e *HeaderError
+		switch {
+		case c.eof:
+			if !errors.Is(l.HeaderErr, io.ErrUnexpectedEOF) {
+				t.Errorf("%s: %v, want io.ErrUnexpectedEOF", c.name, l.HeaderErr)
+			}
+		case c.reason == "":
+			if l.HeaderErr != nil {
+				t.Errorf("%s: %v, want none", c.name, l.HeaderErr)
+			}
+		case !errors.As(l.HeaderErr, &e) || e.Unsupported != c.unsupported || e.Reason != c.reason:
+			t.Errorf("%s: %#v, want unsupported %v, %q", c.name, l.HeaderErr, c.unsupported, c.reason)
+		}
+	}
 }
