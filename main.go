@@ -33,7 +33,7 @@ func main() {
 	go func() { <-ctx.Done(); stop() }()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "vidgen:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 
@@ -65,6 +65,8 @@ func runCommand(ctx context.Context, args []string, env func(string) string, std
 			return err
 		}
 		return serve(ctx, cfg, stderr)
+	case "render":
+		return runRender(ctx, args, stderr)
 	case "health":
 		return runHealth(ctx, args, env, http.DefaultClient, stdout, stderr)
 	case "keys":
@@ -86,7 +88,7 @@ func runCommand(ctx context.Context, args []string, env func(string) string, std
 		return nil
 	}
 	printUsage(stderr)
-	return fmt.Errorf("unknown command %q (want serve, keys, health, version or help)", cmd)
+	return fmt.Errorf("unknown command %q (want serve, render, keys, health, version or help)", cmd)
 }
 
 // config is serve's configuration, from flags and VIDGEN_* variables.

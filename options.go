@@ -36,6 +36,19 @@ var platformSizes = map[string]frameSize{
 	"square":    {1080, 1080},
 }
 
+// optionFields are the form fields parseOptions reads, with the most bytes each may hold, in the
+// order the usage texts list them; `vidgen render` takes each as a flag of the same name.
+var optionFields = []struct {
+	Name  string
+	Limit int
+	Usage string
+}{
+	{"size", 64, "original, landscape, portrait or square"},
+	{"background", 64, "blur or a colour #RRGGBB, around the image in a platform size"},
+	{"waveform", 64, "none, bars or line"},
+	{"waveformColor", 64, "the waveform's colour #RRGGBB"},
+}
+
 // sizeNames and waveformNames list the accepted values in the order messages give them.
 var (
 	sizeNames     = []string{sizeOriginal, "landscape", "portrait", "square"}

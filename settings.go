@@ -40,6 +40,7 @@ const usageText = `vidgen turns one still image and one audio file into an MP4 t
 
 Usage:
   vidgen [serve] [flags]                      run the HTTP API, the renderer and the webhook sender
+  vidgen render -image F -audio F -o OUT.mp4  render one video here, no server ('vidgen render -h')
   vidgen keys create -name NAME [-json]       make an API key (printed once) and its webhook secret
   vidgen keys list [-json]                    list the keys
   vidgen keys deactivate ID_OR_NAME           stop a key at once

@@ -121,7 +121,7 @@ func (s *server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		s.replayIdempotent(w, r, replay, fp.sum())
 		return
 	}
-	job, err := s.validateSubmission(r, files, fields)
+	job, err := s.validateSubmission(r.Context(), files, fields)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -209,8 +209,13 @@ func (s *server) refuseUpload(w http.ResponseWriter, r *http.Request, err error)
 }
 
 // textFields are the submission's plain parts and the most bytes each may hold.
-var textFields = map[string]int{"webhookUrl": 2048, "imageUrl": 2048, "audioUrl": 2048, "captionsUrl": 2048,
-	"size": 64, "background": 64, "waveform": 64, "waveformColor": 64}
+var textFields = func() map[string]int {
+	m := map[string]int{"webhookUrl": 2048, "imageUrl": 2048, "audioUrl": 2048, "captionsUrl": 2048}
+	for _, f := range optionFields {
+		m[f.Name] = f.Limit
+	}
+	return m
+}()
 
 // readParts streams the multipart body: image, audio and captions to temporary files (recorded in
 // files), webhookUrl and the options into the returned fields. Other parts are read and ignored.
@@ -420,11 +425,11 @@ func copyFailed(err error) error {
 // media files' types and contents, cheapest first, and returns the job they describe (without id,
 // key or paths). An input given by URL is checked for form only here: its file is checked the same
 // way when it is fetched, in the job's time (fetchInputs).
-func (s *server) validateSubmission(r *http.Request, files map[string]*upload, fields map[string]string) (Job, error) {
+func (s *server) validateSubmission(ctx context.Context, files map[string]*upload, fields map[string]string) (Job, error) {
 	urls := map[inputKind]string{}
 	for _, kind := range []inputKind{inputImage, inputAudio, inputCaptions} {
 		if raw := fields[string(kind)+"Url"]; raw != "" {
-			if err := s.hooks.checkURL(r.Context(), string(kind)+"Url", raw); err != nil {
+			if err := s.hooks.checkURL(ctx, string(kind)+"Url", raw); err != nil {
 				return Job{}, err
 			}
 			urls[kind] = raw
@@ -442,11 +447,11 @@ func (s *server) validateSubmission(r *http.Request, files map[string]*upload, f
 	}
 	webhookURL := fields["webhookUrl"]
 	if webhookURL != "" {
-		if err := s.hooks.CheckURL(r.Context(), webhookURL); err != nil {
+		if err := s.hooks.CheckURL(ctx, webhookURL); err != nil {
 			return Job{}, err
 		}
 	}
-	m, err := s.checkMedia(r.Context(), files["image"], files["audio"])
+	m, err := s.checkMedia(ctx, files["image"], files["audio"])
 	if err != nil {
 		return Job{}, err
 	}
