@@ -22,6 +22,12 @@ type Options struct {
 	WaveformColor string `json:"waveformColor"`
 	// Captions says the job has a captions file (SRT or WebVTT) to burn in.
 	Captions bool `json:"captions"`
+	// Loudness is the integrated loudness, in LUFS, the audio is brought to (loudness.go); 0 leaves
+	// its level as it is.
+	Loudness float64 `json:"loudness,omitempty"`
+
+	// level is the gain the render measured for Loudness; never stored.
+	level audioLevel
 }
 
 const sizeOriginal = "original"
@@ -47,6 +53,7 @@ var optionFields = []struct {
 	{"background", 64, "blur or a colour #RRGGBB, around the image in a platform size"},
 	{"waveform", 64, "none, bars or line"},
 	{"waveformColor", 64, "the waveform's colour #RRGGBB"},
+	{"loudness", 64, "off, or a target in LUFS from -31 to -5 (-16, -14)"},
 }
 
 // sizeNames and waveformNames list the accepted values in the order messages give them.
@@ -81,6 +88,11 @@ func parseOptions(fields map[string]string, captions bool) (Options, error) {
 		}
 		if *f.dst, ok = f.parse(strings.TrimSpace(v)); !ok {
 			return Options{}, optionError(f.name, v, f.allowed)
+		}
+	}
+	if v, ok := fields["loudness"]; ok {
+		if o.Loudness, ok = parseLoudness(strings.TrimSpace(v)); !ok {
+			return Options{}, optionError("loudness", v, loudnessAllowed)
 		}
 	}
 	return o, nil

@@ -81,8 +81,8 @@ const damagedMark = "+damaged"
 
 // audioArgs returns the ffmpeg output options for the audio of a job whose codec tag is tag: a copy
 // when the audio already plays everywhere (AAC-LC, stereo or mono, at most 48 kHz; at exactly 48
-// kHz for a platform size, which the platforms' upload rules ask for) and decodes cleanly (no
-// damagedMark), else AAC.
+// kHz for a platform size, which the platforms' upload rules ask for), decodes cleanly (no
+// damagedMark) and keeps its level (no loudness), else AAC, at the level the render measured.
 func audioArgs(tag string, o Options) []string {
 	f := strings.Split(tag, "/")
 	for len(f) < 4 {
@@ -91,7 +91,7 @@ func audioArgs(tag string, o Options) []string {
 	channels, _ := strconv.Atoi(f[2])
 	rate, _ := strconv.Atoi(f[3])
 	resample := rate > 48000 || o.platform() && rate != 48000
-	if f[0] == "aac" && f[1] == "LC" && channels <= 2 && !resample {
+	if f[0] == "aac" && f[1] == "LC" && channels <= 2 && !resample && o.Loudness == 0 {
 		return []string{"-c:a", "copy"}
 	}
 	args := []string{"-c:a", "aac", "-aac_coder", aacCoder, "-b:a", audioRate}
@@ -100,6 +100,9 @@ func audioArgs(tag string, o Options) []string {
 	}
 	if resample {
 		args = append(args, "-ar", "48000")
+	}
+	if f := o.level.filters(); f != nil {
+		args = append(args, "-af", strings.Join(f, ","))
 	}
 	return args
 }
@@ -350,6 +353,11 @@ func (rd *renderer) renderFiles(ctx context.Context, job Job) (string, error) {
 	}
 	defer os.RemoveAll(tmp)
 	clip, poster, video := filepath.Join(tmp, "clip.mp4"), filepath.Join(tmp, "poster.jpg"), filepath.Join(tmp, "video.mp4")
+	if job.Options.Loudness != 0 {
+		if job.Options.level, err = rd.measureLevel(ctx, job, audio, tmp); err != nil {
+			return "", err
+		}
+	}
 
 	if job.Options.moving() {
 		if err := rd.renderMoving(ctx, job, image, audio, tmp, poster, video); err != nil {

@@ -49,8 +49,8 @@ func segmentArgs(job Job, audio, out string, s aac.Segment) []string {
 		"-map_metadata", "-1", "-f", "adts", "file:"+out)
 }
 
-// encodedFormat returns the filters that give a job's audio the channels and rate audioArgs asks
-// for with -ac and -ar, and the sample rate the audio is encoded at.
+// encodedFormat returns the filters that give a job's audio the channels, rate and level audioArgs
+// asks for with -ac, -ar and -af, and the sample rate the audio is encoded at.
 func encodedFormat(job Job) (filters []string, rate int) {
 	f := strings.Split(job.AudioCodec, "/")
 	rate, _ = strconv.Atoi(f[len(f)-1])
@@ -62,6 +62,8 @@ func encodedFormat(job Job) (filters []string, rate int) {
 			rate, _ = strconv.Atoi(args[i+1])
 		case "-ac":
 			filters = append(filters, "aformat=channel_layouts=stereo")
+		case "-af":
+			filters = append(filters, args[i+1])
 		}
 	}
 	return filters, rate
