@@ -34,9 +34,14 @@ func captionLayout(f frameSize, o Options) captions.Box {
 		FontSize: max(8, min(f.W, f.H)*11/200)} // 59 px in a 1080 px side
 }
 
-// writeASS writes cues as an ASS script for a frame of size f (captionLayout) to path.
-func writeASS(path string, cues []captions.Cue, f frameSize, o Options) error {
-	return os.WriteFile(path, captions.Script(cues, captionLayout(f, o)), 0o600)
+// writeASS writes cues, and the job's title when it has one, as an ASS script for a frame of size f
+// (captionLayout, titleLayout) to path.
+func writeASS(path string, cues []captions.Cue, f frameSize, job Job) error {
+	var titles []captions.Title
+	if job.Options.Title != "" {
+		titles = append(titles, titleLayout(f, job))
+	}
+	return os.WriteFile(path, captions.Script(cues, captionLayout(f, job.Options), titles...), 0o600)
 }
 
 // writeCaptionFont writes the captions' font into a new directory fonts/ under dir and returns that

@@ -117,7 +117,8 @@ func waveformGraph(o Options, f frameSize, fps int) string {
 
 // movingArgs are ffmpeg's arguments for the second step of a moving picture: the still (stillArgs)
 // repeated for the audio's duration, the waveform and the captions (an ASS script at ass, its font
-// in fontsDir) drawn over it, every frame encoded, muxed with the audio.
+// in fontsDir, "" for none: the captions and the title) and the progress bar drawn over it, every
+// frame encoded, muxed with the audio.
 func movingArgs(job Job, still, audio, ass, fontsDir, video string, f frameSize) []string {
 	o := job.Options
 	fps := o.fps()
@@ -130,7 +131,11 @@ func movingArgs(job Job, still, audio, ass, fontsDir, video string, f frameSize)
 		graph += waveformGraph(o, f, fps) + fmt.Sprintf(";%s[wf]overlay=x=0:y=%d:shortest=1:format=yuv420[wave];", last, top)
 		last = "[wave]"
 	}
-	if o.Captions {
+	if o.ProgressBar != "" {
+		graph += progressBarGraph(o, f, fps, job.AudioDuration, last, "[bar]")
+		last = "[bar]"
+	}
+	if ass != "" {
 		graph += fmt.Sprintf("%sass=filename=%s:fontsdir=%s[v]", last, filterArg(ass), filterArg(fontsDir))
 	} else {
 		graph += last + "null[v]"

@@ -62,22 +62,26 @@ func (rd *renderer) renderMoving(ctx context.Context, job Job, image, audio, tmp
 		}
 	}
 	var ass, fonts string
-	if job.Options.Captions {
-		b, err := os.ReadFile(rd.dirs.input(job.ID, inputCaptions))
-		if err != nil {
-			return err
-		}
-		cues, err := captions.Parse(b)
-		if err == nil {
-			cues, err = captions.Fit(cues, job.AudioDuration)
-		}
-		if err != nil { // checked at upload: only a file changed on the server gets here
-			return &renderFailure{final: true, err: err, msg: inputsDamaged}
+	if job.Options.Captions || job.Options.Title != "" {
+		var cues []captions.Cue
+		if job.Options.Captions {
+			b, err := os.ReadFile(rd.dirs.input(job.ID, inputCaptions))
+			if err != nil {
+				return err
+			}
+			cues, err = captions.Parse(b)
+			if err == nil {
+				cues, err = captions.Fit(cues, job.AudioDuration)
+			}
+			if err != nil { // checked at upload: only a file changed on the server gets here
+				return &renderFailure{final: true, err: err, msg: inputsDamaged}
+			}
 		}
 		ass = filepath.Join(tmp, "captions.ass")
-		if err := writeASS(ass, cues, f, job.Options); err != nil {
+		if err := writeASS(ass, cues, f, job); err != nil {
 			return err
 		}
+		var err error
 		if fonts, err = writeCaptionFont(tmp); err != nil {
 			return err
 		}

@@ -25,6 +25,16 @@ type Options struct {
 	// Loudness is the integrated loudness, in LUFS, the audio is brought to (loudness.go); 0 leaves
 	// its level as it is.
 	Loudness float64 `json:"loudness,omitempty"`
+	// Title is a line of text drawn over the whole video, "" for none, at TitlePosition ("top" or
+	// "bottom") in TitleSize ("small", "medium", "large") and TitleColor (a name of titleColours);
+	// those are "" without a title.
+	Title         string `json:"title,omitempty"`
+	TitlePosition string `json:"titlePosition,omitempty"`
+	TitleSize     string `json:"titleSize,omitempty"`
+	TitleColor    string `json:"titleColor,omitempty"`
+	// ProgressBar is the colour ("#RRGGBB") of a thin bar along the bottom edge that fills as the
+	// audio plays, "" for none.
+	ProgressBar string `json:"progressBar,omitempty"`
 
 	// level is the gain the render measured for Loudness; never stored.
 	level audioLevel
@@ -54,6 +64,11 @@ var optionFields = []struct {
 	{"waveform", 64, "none, bars or line"},
 	{"waveformColor", 64, "the waveform's colour #RRGGBB"},
 	{"loudness", 64, "off, or a target in LUFS from -31 to -5 (-16, -14)"},
+	{"title", 1024, "a line of text drawn over the whole video"},
+	{"titlePosition", 64, "top or bottom"},
+	{"titleSize", 64, "small, medium or large"},
+	{"titleColor", 64, "white, black, yellow, orange, red, pink, blue or green"},
+	{"progressBar", 64, "true, false or a colour #RRGGBB: a bar that fills as the audio plays"},
 }
 
 // sizeNames and waveformNames list the accepted values in the order messages give them.
@@ -88,6 +103,14 @@ func parseOptions(fields map[string]string, captions bool) (Options, error) {
 		}
 		if *f.dst, ok = f.parse(strings.TrimSpace(v)); !ok {
 			return Options{}, optionError(f.name, v, f.allowed)
+		}
+	}
+	if err := parseTitle(fields, &o); err != nil {
+		return Options{}, err
+	}
+	if v, ok := fields["progressBar"]; ok {
+		if o.ProgressBar, ok = parseProgressBar(strings.TrimSpace(v)); !ok {
+			return Options{}, optionError("progressBar", v, "true, false or a colour #RRGGBB")
 		}
 	}
 	if v, ok := fields["loudness"]; ok {
@@ -132,9 +155,11 @@ func parseColour(v string) (string, bool) {
 // platform reports whether the video has a platform size rather than the image's own.
 func (o Options) platform() bool { _, ok := platformSizes[o.Size]; return ok }
 
-// moving reports whether the video's frames change over time (a waveform or captions), so each
-// frame is encoded; otherwise one picture is encoded and repeated.
-func (o Options) moving() bool { return o.waveform() || o.Captions }
+// moving reports whether the video's frames change over time or carry text (a waveform, captions,
+// a title, a progress bar), so each frame is encoded; otherwise one picture is encoded and repeated.
+func (o Options) moving() bool {
+	return o.waveform() || o.Captions || o.Title != "" || o.ProgressBar != ""
+}
 
 // waveform reports whether the video draws the audio.
 func (o Options) waveform() bool { return o.Waveform == "bars" || o.Waveform == "line" }

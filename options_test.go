@@ -77,7 +77,7 @@ func TestCaptionFont(t *testing.T) {
 	}
 	f := frameSize{320, 240}
 	ass := filepath.Join(dir, "c.ass")
-	if err := writeASS(ass, []captions.Cue{{Start: 0, End: time.Second, Text: "Hello", Line: 1}}, f, defaultOptions); err != nil {
+	if err := writeASS(ass, []captions.Cue{{Start: 0, End: time.Second, Text: "Hello", Line: 1}}, f, Job{Options: defaultOptions}); err != nil {
 		t.Fatal(err)
 	}
 	fonts, err := writeCaptionFont(dir)

@@ -19,14 +19,24 @@ type Box struct {
 // a dark outline, centred at the bottom of the box, wrapped by libass to its width. Its lines are
 // the header and style lines it writes for no cue and one Dialogue line a cue, whatever the cues'
 // text (assText): no cue writes lines of its own or an ASS command but italics, bold and underline.
-func Script(cues []Cue, b Box) []byte {
+// Each title (title.go) adds its style line and one Dialogue line, drawn over the cues.
+func Script(cues []Cue, b Box, titles ...Title) []byte {
 	var s bytes.Buffer
 	fmt.Fprintf(&s, "[Script Info]\nScriptType: v4.00+\nPlayResX: %d\nPlayResY: %d\nWrapStyle: 0\nScaledBorderAndShadow: yes\n\n", b.W, b.H)
 	s.WriteString("[V4+ Styles]\nFormat: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, " +
 		"Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, Encoding\n")
-	fmt.Fprintf(&s, "Style: Default,%s,%d,&H00FFFFFF,&H00FFFFFF,&H00000000,&H80000000,-1,0,0,0,100,100,0,0,1,%.1f,%.1f,2,%d,%d,%d,1\n\n",
+	fmt.Fprintf(&s, "Style: Default,%s,%d,&H00FFFFFF,&H00FFFFFF,&H00000000,&H80000000,-1,0,0,0,100,100,0,0,1,%.1f,%.1f,2,%d,%d,%d,1\n",
 		fontName, b.FontSize, float64(b.FontSize)/14, float64(b.FontSize)/30, b.MarginH, b.MarginH, b.MarginV)
-	s.WriteString("[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n")
+	var dialogues []string
+	for _, t := range titles {
+		style, dialogue := titleLines(t, b)
+		s.WriteString(style)
+		dialogues = append(dialogues, dialogue)
+	}
+	s.WriteString("\n[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n")
+	for _, d := range dialogues {
+		s.WriteString(d)
+	}
 	for _, c := range cues {
 		s.WriteString("Dialogue: 0," + assTime(c.Start) + "," + assTime(c.End) + ",Default,,0,0,0,,")
 		s.WriteString(assText(c.Text))

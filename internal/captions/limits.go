@@ -87,8 +87,17 @@ func checkCueText(c Cue) error {
 	if n := utf8.RuneCountInString(c.Text); n > MaxCueRunes {
 		return lineError(c.Line, fmt.Sprintf("a cue of %d characters; the most is %d, split it into shorter cues", n, MaxCueRunes))
 	}
+	if reason := checkMarks(c.Text); reason != "" {
+		return lineError(c.Line, reason)
+	}
+	return nil
+}
+
+// checkMarks checks the combining marks of a text (a cue's, a title's) and says what is wrong, ""
+// when nothing is.
+func checkMarks(text string) string {
 	marks, run := 0, 0
-	for _, r := range c.Text {
+	for _, r := range text {
 		switch {
 		case unicode.Is(unicode.Cf, r):
 			continue // a joiner between marks still stacks them on one character
@@ -97,13 +106,13 @@ func checkCueText(c Cue) error {
 			continue
 		}
 		if marks, run = marks+1, run+1; run > MaxMarksOnOne {
-			return lineError(c.Line, fmt.Sprintf("more than %d combining marks on one character (the most is %d)", MaxMarksOnOne, MaxMarksOnOne))
+			return fmt.Sprintf("more than %d combining marks on one character (the most is %d)", MaxMarksOnOne, MaxMarksOnOne)
 		}
 	}
 	if marks > MaxCueMarks {
-		return lineError(c.Line, fmt.Sprintf("a cue with %d combining marks; the most is %d", marks, MaxCueMarks))
+		return fmt.Sprintf("a cue with %d combining marks; the most is %d", marks, MaxCueMarks)
 	}
-	return nil
+	return ""
 }
 
 // Fit fits the cues of a captions file to audio of the given length and checks the limits

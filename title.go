@@ -1,0 +1,113 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"vidgen/internal/captions"
+)
+
+// A title (a show's or an episode's name over the picture) and a progress bar (a thin bar along the
+// bottom edge that fills as the audio plays): both are drawn on the moving picture's frames, the
+// title by libass in the captions' script and font (internal/captions), the bar by ffmpeg's overlay.
+
+// titleColours are the colours a title may have, by name, in the order messages list them: a short
+// list that reads well over a photo with the captions' dark outline.
+var titleColours = []struct{ name, rgb string }{
+	{"white", "FFFFFF"}, {"black", "000000"}, {"yellow", "FFD700"}, {"orange", "FF8C00"},
+	{"red", "E53935"}, {"pink", "FF4FA0"}, {"blue", "1E88E5"}, {"green", "43A047"},
+}
+
+var (
+	titlePositions = []string{"top", "bottom"}
+	titleSizes     = []string{"small", "medium", "large"}
+)
+
+// titleSizeShare is each title size's font height, in thousandths of the frame's short side: 43, 65
+// and 97 px in a 1080 px side (the captions' is 59).
+var titleSizeShare = map[string]int{"small": 40, "medium": 60, "large": 90}
+
+func titleColourNames() []string {
+	names := make([]string, len(titleColours))
+	for i, c := range titleColours {
+		names[i] = c.name
+	}
+	return names
+}
+
+// parseTitle reads the title fields into o: the text, checked as captions are (captions.CheckTitle),
+// and its position, size and colour, which default to top, medium and white and are kept only with
+// a title. A value it does not know is a kindInvalid error.
+func parseTitle(fields map[string]string, o *Options) error {
+	pos, size, colour := "top", "medium", "white"
+	for _, f := range []struct {
+		name  string
+		dst   *string
+		names []string
+	}{
+		{"titlePosition", &pos, titlePositions}, {"titleSize", &size, titleSizes}, {"titleColor", &colour, titleColourNames()},
+	} {
+		v, ok := fields[f.name]
+		if !ok {
+			continue
+		}
+		if *f.dst, ok = oneOf(f.names)(strings.TrimSpace(v)); !ok {
+			return optionError(f.name, v, strings.Join(f.names, ", "))
+		}
+	}
+	text := strings.TrimSpace(fields["title"])
+	if text == "" {
+		return nil
+	}
+	if err := captions.CheckTitle(text); err != nil {
+		if ce := (*captions.Error)(nil); errors.As(err, &ce) {
+			return errorf(kindInvalid, "title: %s", ce.Reason)
+		}
+		return err
+	}
+	o.Title, o.TitlePosition, o.TitleSize, o.TitleColor = text, pos, size, colour
+	return nil
+}
+
+// parseProgressBar accepts true (a white bar), false or off (none), or a colour.
+func parseProgressBar(v string) (string, bool) {
+	switch strings.ToLower(v) {
+	case "true", "on", "yes":
+		return "#FFFFFF", true
+	case "false", "off", "no", "":
+		return "", true
+	}
+	return parseColour(v)
+}
+
+// titleLayout is where a job's title goes in a frame of size f: centred, a twentieth of the height
+// in from the top or the bottom edge (above the progress bar), wrapped within the captions' side
+// margins.
+func titleLayout(f frameSize, job Job) captions.Title {
+	o := job.Options
+	t := captions.Title{Text: o.Title, Top: o.TitlePosition != "bottom", FontSize: max(8, min(f.W, f.H)*titleSizeShare[o.TitleSize]/1000),
+		MarginV: f.H * 5 / 100, End: time.Duration((job.AudioDuration + 1) * float64(time.Second))}
+	if !t.Top && o.ProgressBar != "" {
+		t.MarginV += progressBarHeight(f)
+	}
+	for _, c := range titleColours {
+		if c.name == o.TitleColor {
+			t.Colour = c.rgb
+		}
+	}
+	return t
+}
+
+// progressBarHeight is the progress bar's height in a frame of size f: 8 px in 1080, even.
+func progressBarHeight(f frameSize) int { return max(2, f.H/135&^1) }
+
+// progressBarGraph draws the progress bar over the frames in (a filter graph label) as out: a bar of
+// the frame's width along its bottom edge, slid in from the left so that at time t it covers
+// t/duration of the width.
+func progressBarGraph(o Options, f frameSize, fps int, duration float64, in, out string) string {
+	h := progressBarHeight(f)
+	return fmt.Sprintf("color=c=0x%s:s=%dx%d:r=%d:d=%.3f[pbar];%s[pbar]overlay=x=(t/%.3f-1)*w:y=%d:eval=frame:format=yuv420%s;",
+		o.ProgressBar[1:], f.W, h, fps, duration+1, in, max(duration, 0.001), f.H-h, out)
+}
