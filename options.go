@@ -45,11 +45,14 @@ const sizeOriginal = "original"
 // frameSize is a video's width and height in pixels.
 type frameSize struct{ W, H int }
 
-// platformSizes are the sizes social platforms ask for, by name: 16:9, 9:16 and 1:1 at 1080p.
+// platformSizes are the sizes social platforms ask for, by name: 16:9, 9:16 and 1:1 at 1080p, and
+// 16:9 at 720p, the size X recommends (its largest is 1280×1024). platformLimits has each one's
+// platforms and their limits.
 var platformSizes = map[string]frameSize{
 	"landscape": {1920, 1080},
 	"portrait":  {1080, 1920},
 	"square":    {1080, 1080},
+	"x":         {1280, 720},
 }
 
 // optionFields are the form fields parseOptions reads, with the most bytes each may hold, in the
@@ -59,7 +62,7 @@ var optionFields = []struct {
 	Limit int
 	Usage string
 }{
-	{"size", 64, "original, landscape, portrait or square"},
+	{"size", 64, "original, landscape, portrait, square or x"},
 	{"background", 64, "blur or a colour #RRGGBB, around the image in a platform size"},
 	{"waveform", 64, "none, bars or line"},
 	{"waveformColor", 64, "the waveform's colour #RRGGBB"},
@@ -73,7 +76,7 @@ var optionFields = []struct {
 
 // sizeNames and waveformNames list the accepted values in the order messages give them.
 var (
-	sizeNames     = []string{sizeOriginal, "landscape", "portrait", "square"}
+	sizeNames     = []string{sizeOriginal, "landscape", "portrait", "square", "x"}
 	waveformNames = []string{"none", "bars", "line"}
 )
 

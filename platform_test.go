@@ -130,9 +130,10 @@ func TestPlatformSizes(t *testing.T) {
 		{map[string]string{"size": "landscape", "waveform": "bars"}, true, "speech.wav", 1920, 1080, "30/1", "48000"},
 		{map[string]string{"size": "square", "background": "#102030"}, false, "tone.m4a", 1080, 1080, "30/1", "48000"},
 		{map[string]string{"size": "portrait", "waveform": "bars", "waveformColor": "#FF0000"}, true, "speech.wav", 1080, 1920, "30/1", "48000"},
+		{map[string]string{"size": "x", "waveform": "line", "waveformColor": "#1D9BF0"}, false, "tone.m4a", 1280, 720, "30/1", "48000"},
 	}
 	// The fast suite renders the first (moving, with captions and a webhook, at the picture's own
-	// small size) and square (still, on a colour); make e2e all four, at 1080p.
+	// small size), square (still, on a colour) and x (moving, 720p); make e2e all five.
 	for i, c := range sampled(cases, 2) {
 		size := c.fields["size"]
 		if size == "" {

@@ -24,7 +24,8 @@ type statusBody struct {
 	ErrorMessage    *string   `json:"errorMessage"`
 	CreatedAt       string    `json:"createdAt"`
 	UpdatedAt       string    `json:"updatedAt"`
-	Options         Options   `json:"options"` // what the submission asked for, defaults filled in
+	Options         Options   `json:"options"`  // what the submission asked for, defaults filled in
+	Warnings        []string  `json:"warnings"` // jobWarnings: never null, [] when there are none
 }
 
 // jobOutputs are a finished job's public URLs: the video, its share page and its poster (a JPEG of
@@ -50,7 +51,7 @@ type liveProgress func(jobID string) (percent int, eta *int)
 // the job has ended, has none to give.
 func statusOf(j Job, base string, live liveProgress) statusBody {
 	b := statusBody{JobID: j.ID, Status: j.Status, ErrorMessage: strPtr(j.ErrorMessage),
-		CreatedAt: apiTime(j.CreatedAt), UpdatedAt: apiTime(j.UpdatedAt), Options: j.Options}
+		CreatedAt: apiTime(j.CreatedAt), UpdatedAt: apiTime(j.UpdatedAt), Options: j.Options, Warnings: jobWarnings(j)}
 	out := outputURLs(j, base)
 	b.OutputVideo, b.OutputShareLink, b.OutputThumbnail = out.video, out.share, out.thumbnail
 	switch {

@@ -18,7 +18,7 @@ func TestStatusBody(t *testing.T) {
 	}
 	const (
 		times = `"createdAt":"2026-03-01T12:00:00.005Z","updatedAt":"2026-03-01T12:01:30.005Z",`
-		opts  = `"options":{"size":"original","background":"blur","waveform":"none","waveformColor":"#FFFFFF","captions":false}}`
+		opts  = `"options":{"size":"original","background":"blur","waveform":"none","waveformColor":"#FFFFFF","captions":false},"warnings":[]}`
 		none  = `"outputVideo":null,"outputShareLink":null,"outputThumbnail":null,`
 	)
 	eta := 17
@@ -49,6 +49,17 @@ func TestStatusBody(t *testing.T) {
 		{"processing, nothing live", job(StatusProcessing, "", ""), nil,
 			`{"jobId":"c0123456789abcdefghijklmn","status":"PROCESSING","progress":0,"etaSeconds":null,` + none + `"errorMessage":null,` + times + opts},
 	}
+	long := job(StatusPending, "", "")
+	long.Options.Size, long.AudioDuration = "x", 140.04
+	cases = append(cases, struct {
+		name string
+		j    Job
+		live liveProgress
+		want string
+	}{"longer than its platform takes", long, nil,
+		`{"jobId":"c0123456789abcdefghijklmn","status":"PENDING","progress":0,"etaSeconds":null,` + none + `"errorMessage":null,` + times +
+			`"options":{"size":"x","background":"blur","waveform":"none","waveformColor":"#FFFFFF","captions":false},` +
+			`"warnings":["The video lasts 0:02:20.1: X takes at most 2 minutes 20 seconds (140 s) from accounts without Premium"]}`})
 	for _, c := range cases {
 		b, err := json.Marshal(statusOf(c.j, "https://v.example", c.live))
 		if err != nil || string(b) != c.want {
