@@ -174,6 +174,9 @@ func runRender(ctx context.Context, args []string, stderr io.Writer) error {
 		size = fi.Size()
 	}
 	fmt.Fprintf(stderr, "vidgen: wrote %s (%.1f MB, %s) in %.1f s\n", c.out, float64(size)/1e6, fmtDuration(job.AudioDuration), time.Since(start).Seconds())
+	for _, w := range jobWarnings(job) {
+		fmt.Fprintf(stderr, "vidgen: warning: %s\n", w)
+	}
 	return nil
 }
 

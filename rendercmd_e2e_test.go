@@ -60,6 +60,29 @@ func TestE2ERenderCommand(t *testing.T) {
 	}
 }
 
+// TestE2ERenderCommandOptions: the API's newer options reach the render as flags of the same name
+// (a size, a loudness target), and the status's warnings are printed: 141 s at X's size.
+func TestE2ERenderCommandOptions(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	audio := filepath.Join(dir, "long.mp3")
+	ffmpegMake(t, "-f", "lavfi", "-i", "sine=f=440:d=141", "-af", "volume=-20dB", "-c:a", "libmp3lame", "-b:a", "64k", audio)
+	code, stderr := runRenderCLI(t, dir, "-image", fixture(t, "img.png"), "-audio", audio, "-size", "x", "-loudness", "-16", "-o", "x.mp4")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	p := ffprobe(t, filepath.Join(dir, "x.mp4"))
+	if p.Width != 1280 || p.Height != 720 {
+		t.Errorf("video %dx%d, want X's 1280x720", p.Width, p.Height)
+	}
+	if got, _ := ebur128Summary(t, filepath.Join(dir, "x.mp4")); got < -16.5 || got > -15.5 {
+		t.Errorf("loudness %.1f LUFS, want -16 ± 0.5", got)
+	}
+	if !strings.Contains(stderr, "vidgen: warning: The video lasts 0:02:21") || !strings.Contains(stderr, "X takes at most 2 minutes 20 seconds") {
+		t.Errorf("no warning of X's limit in:\n%s", stderr)
+	}
+}
+
 // TestE2ERenderCommandRefuses checks that each mistake ends with its exit code and, for a refused
 // input, the very message the API gives the same files and options.
 func TestE2ERenderCommandRefuses(t *testing.T) {
