@@ -74,6 +74,15 @@ var optionFields = []struct {
 	{"progressBar", 64, "true, false or a colour #RRGGBB: a bar that fills as the audio plays"},
 }
 
+// optionNames lists the option fields' names, for messages.
+func optionNames() string {
+	names := make([]string, len(optionFields))
+	for i, f := range optionFields {
+		names[i] = f.Name
+	}
+	return strings.Join(names, ", ")
+}
+
 // sizeNames and waveformNames list the accepted values in the order messages give them.
 var (
 	sizeNames     = []string{sizeOriginal, "landscape", "portrait", "square", "x"}

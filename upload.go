@@ -23,13 +23,14 @@ import (
 const (
 	// maxFileSize is the most one uploaded file may hold: 50 MB, counted in MiB.
 	maxFileSize = 50 << 20
-	// maxParts bounds the multipart parts read from one request: the three files, webhookUrl and
-	// the options, with room for a client's extra field or two.
-	maxParts = 10
 	// maxBodySize is the most a submission's body may hold: two full files and the captions plus
 	// room for the small parts and the multipart framing.
 	maxBodySize = 2*maxFileSize + captions.MaxSize + 1<<20
 )
+
+// maxParts bounds the multipart parts read from one request: the three files and every text field
+// (webhookUrl and the options), with room for a client's extra field or two.
+var maxParts = 3 + len(textFields) + 2
 
 // upload is one file part, streamed to a temporary file in the data directory.
 type upload struct {
@@ -241,7 +242,7 @@ func (s *server) readParts(w http.ResponseWriter, r *http.Request, files map[str
 			return nil, multipartError(err)
 		}
 		if n >= maxParts {
-			return nil, errorf(kindInvalid, "Too many parts: send image (or imageUrl), audio (or audioUrl) and optionally captions (or captionsUrl), webhookUrl, size, background, waveform and waveformColor")
+			return nil, errorf(kindInvalid, "Too many parts: send image (or imageUrl), audio (or audioUrl) and optionally captions (or captionsUrl), webhookUrl and the options (%s)", optionNames())
 		}
 		name := p.FormName()
 		switch limit, text := textFields[name]; {
