@@ -50,3 +50,37 @@ func TestCheckTitle(t *testing.T) {
 		}
 	}
 }
+
+// FuzzTitle: whatever the title's text, CheckTitle refuses it with an *Error or the script holds
+// the title as one Dialogue line after the header, with no line of its own, no ASS override block
+// (every brace escaped) and no control character.
+func FuzzTitle(f *testing.F) {
+	for _, s := range []string{"Show", "{\\b1}x\\N\ny", "\r\nDialogue: 0,0:00:00.00,9:00:00.00,Default,,0,0,0,,x", "\u2028\x1b\u0085", "中文"} {
+		f.Add(s)
+	}
+	b := Box{W: 320, H: 240, FontSize: 13, MarginV: 19, MarginH: 19}
+	f.Fuzz(func(t *testing.T, text string) {
+		if err := CheckTitle(text); err != nil {
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("refused with %v, want an *Error", err)
+			}
+			return
+		}
+		s := string(Script(nil, b, Title{Text: text, FontSize: 20, MarginV: 12, Colour: "FFFFFF", End: time.Second}))
+		_, events, ok := strings.Cut(s, "[Events]\n")
+		lines := strings.Split(strings.TrimSuffix(events, "\n"), "\n")
+		if !ok || len(lines) != 2 || !strings.HasPrefix(lines[1], "Dialogue: 1,0:00:00.00,0:00:01.00,Title,,0,0,0,,") {
+			t.Fatalf("the title is not one Dialogue line:\n%s", s)
+		}
+		dialogue := strings.TrimPrefix(lines[1], "Dialogue: 1,0:00:00.00,0:00:01.00,Title,,0,0,0,,")
+		for i, r := range dialogue {
+			if r == '{' && (i == 0 || dialogue[i-1] != '\\') {
+				t.Fatalf("an unescaped brace in %q", dialogue)
+			}
+			if r < 0x20 || r >= 0x7f && r <= 0x9f || r == '\u2028' || r == '\u2029' {
+				t.Fatalf("the control character %q in %q", r, dialogue)
+			}
+		}
+	})
+}
