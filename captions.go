@@ -22,13 +22,17 @@ func invalidCaptions(err error) error {
 }
 
 // captionLayout is where captions go in a frame of size f: the font size and the margin under the
-// text, in pixels. They sit in the lower third, above the waveform when there is one, in a font
-// sized to the frame's short side so a phone's 9:16 frame gets the same text as a 16:9 one.
+// text, in pixels. They sit in the lower third, above the waveform when there is one and above a
+// title at the bottom (its first line), in a font sized to the frame's short side so a phone's 9:16
+// frame gets the same text as a 16:9 one.
 func captionLayout(f frameSize, o Options) captions.Box {
 	marginV := f.H * 8 / 100
 	if o.waveform() {
 		top, _ := waveformBand(f)
 		marginV = f.H - top + f.H*3/100
+	}
+	if o.Title != "" && o.TitlePosition == "bottom" {
+		marginV = max(marginV, titleMarginV(f, o)+titleFontSize(f, o)*8/5+f.H*2/100)
 	}
 	return captions.Box{W: f.W, H: f.H, MarginV: marginV, MarginH: f.W * 6 / 100,
 		FontSize: max(8, min(f.W, f.H)*11/200)} // 59 px in a 1080 px side

@@ -82,22 +82,40 @@ func parseProgressBar(v string) (string, bool) {
 	return parseColour(v)
 }
 
-// titleLayout is where a job's title goes in a frame of size f: centred, a twentieth of the height
-// in from the top or the bottom edge (above the progress bar), wrapped within the captions' side
-// margins.
+// titleLayout is where a job's title goes in a frame of size f: centred, titleMarginV in from the
+// top or the bottom edge, wrapped within the captions' side margins, in titleFontSize.
 func titleLayout(f frameSize, job Job) captions.Title {
 	o := job.Options
-	t := captions.Title{Text: o.Title, Top: o.TitlePosition != "bottom", FontSize: max(8, min(f.W, f.H)*titleSizeShare[o.TitleSize]/1000),
-		MarginV: f.H * 5 / 100, End: time.Duration((job.AudioDuration + 1) * float64(time.Second))}
-	if !t.Top && o.ProgressBar != "" {
-		t.MarginV += progressBarHeight(f)
-	}
+	t := captions.Title{Text: o.Title, Top: o.TitlePosition != "bottom", FontSize: titleFontSize(f, o),
+		MarginV: titleMarginV(f, o), End: time.Duration((job.AudioDuration + 1) * float64(time.Second))}
 	for _, c := range titleColours {
 		if c.name == o.TitleColor {
 			t.Colour = c.rgb
 		}
 	}
 	return t
+}
+
+// titleFontSize is the title's font height in a frame of size f (titleSizeShare).
+func titleFontSize(f frameSize, o Options) int {
+	return max(8, min(f.W, f.H)*titleSizeShare[o.TitleSize]/1000)
+}
+
+// titleMarginV is how far the title is from its edge of a frame of size f: a twentieth of the
+// height; at the bottom, above the progress bar, and above the waveform when there is one.
+func titleMarginV(f frameSize, o Options) int {
+	m := f.H * 5 / 100
+	if o.TitlePosition != "bottom" {
+		return m
+	}
+	if o.ProgressBar != "" {
+		m += progressBarHeight(f)
+	}
+	if o.waveform() {
+		top, _ := waveformBand(f)
+		m = f.H - top + f.H*2/100
+	}
+	return m
 }
 
 // progressBarHeight is the progress bar's height in a frame of size f: 8 px in 1080, even.

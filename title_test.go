@@ -136,3 +136,29 @@ func TestTitleRefused(t *testing.T) {
 		t.Errorf("no title and no bar stored as %q, want the default's empty options", encodeOptions(o))
 	}
 }
+
+// TestBottomTitleLayout: a title at the bottom stays clear of what shares the lower part of the
+// frame: above the progress bar and the waveform, under the captions (one line of it, the
+// captions' box starting above it).
+func TestBottomTitleLayout(t *testing.T) {
+	for _, f := range []frameSize{{1080, 1920}, {1920, 1080}, {1080, 1080}, {1280, 720}, {320, 240}} {
+		for _, waveform := range []string{"none", "bars"} {
+			o := defaultOptions
+			o.Captions, o.Waveform, o.ProgressBar = true, waveform, "#FFFFFF"
+			o.Title, o.TitlePosition, o.TitleSize, o.TitleColor = "Show", "bottom", "large", "white"
+			title := titleLayout(f, Job{Options: o, AudioDuration: 1})
+			box := captionLayout(f, o)
+			floor := progressBarHeight(f)
+			if o.waveform() {
+				top, _ := waveformBand(f)
+				floor = f.H - top
+			}
+			if title.Top || title.MarginV <= floor {
+				t.Errorf("%v %s: the title %d px from the bottom, on what is under it (%d px)", f, waveform, title.MarginV, floor)
+			}
+			if line := title.MarginV + title.FontSize*6/5; box.MarginV <= line {
+				t.Errorf("%v %s: the captions %d px from the bottom, within the title's line (up to %d px)", f, waveform, box.MarginV, line)
+			}
+		}
+	}
+}
