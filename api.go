@@ -423,21 +423,21 @@ func (s *server) handleVideo(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	f, err := os.Open(s.dirs.output(token, kind))
+	ctype := "video/mp4"
+	if kind == "jpg" {
+		ctype = "image/jpeg"
+	}
+	f, err := s.files.Open(r.Context(), outputKey(token, kind))
 	if errors.Is(err, os.ErrNotExist) {
 		s.writeError(w, r, ErrExpired)
 		return
 	}
 	if err != nil {
 		// Without the file's path, which holds the token.
-		s.writeError(w, r, fmt.Errorf("open an output %s: %w", kind, errors.Unwrap(err)))
+		s.writeError(w, r, fmt.Errorf("open an output %s: %w", kind, withoutName(err)))
 		return
 	}
 	defer f.Close()
-	ctype := "video/mp4"
-	if kind == "jpg" {
-		ctype = "image/jpeg"
-	}
 	w.Header().Set("Content-Type", ctype)
 	s.cacheOutput(w, j)
 	w.Header().Set("X-Content-Type-Options", "nosniff")

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -21,6 +20,8 @@ import (
 //
 // Nothing in the database names a path: every file is found from a job's id or output token, so
 // the directory can be moved, copied or restored from a backup and every job in it still renders.
+// With -files s3://… the inputs and outputs live in a bucket under the same keys (inputKey,
+// outputKey) and the directory keeps the database and tmp/, the scratch of uploads and renders.
 type dataDir struct{ root string }
 
 // inputKind names one of a job's uploads.
@@ -39,10 +40,20 @@ func (d dataDir) outputs() string { return filepath.Join(d.root, "outputs") }
 
 // folders are the directories inside the root that the service works in.
 func (d dataDir) folders() []string { return []string{d.tmp(), d.inputs(), d.outputs()} }
+
+// inputKey is the key of a job's upload in the fileStore, and its path under the data directory.
+func inputKey(jobID string, kind inputKind) string { return "inputs/" + jobID + "." + string(kind) }
+
+// outputKey is the key of a finished job's file (ext: one of outputExts) in the fileStore, and its
+// path under the data directory.
+func outputKey(token, ext string) string { return "outputs/" + token + "." + ext }
+
 func (d dataDir) input(jobID string, kind inputKind) string {
-	return filepath.Join(d.inputs(), jobID+"."+string(kind))
+	return filepath.Join(d.root, filepath.FromSlash(inputKey(jobID, kind)))
 }
-func (d dataDir) output(token, ext string) string { return filepath.Join(d.outputs(), token+"."+ext) }
+func (d dataDir) output(token, ext string) string {
+	return filepath.Join(d.root, filepath.FromSlash(outputKey(token, ext)))
+}
 
 // check reports whether the directory is still the one the service opened: its database the file
 // db was at start (not deleted, moved away or replaced by a restore while the service runs) and
@@ -164,34 +175,6 @@ func (d dataDir) flock(how int) (unlock func(), err error) {
 	return func() { f.Close() }, nil
 }
 
-// removeInputs deletes a job's uploads; a file already gone is not an error.
-func (d dataDir) removeInputs(jobID string) error {
-	var errs []error
-	for _, k := range []inputKind{inputImage, inputAudio, inputCaptions} {
-		if err := os.Remove(d.input(jobID, k)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// removeOutputs deletes a job's published files and returns how many it deleted; a file already
-// gone is not an error.
-func (d dataDir) removeOutputs(token string) (int, error) {
-	n := 0
-	var errs []error
-	for _, ext := range outputExts {
-		switch err := os.Remove(d.output(token, ext)); {
-		case err == nil:
-			n++
-		case !errors.Is(err, os.ErrNotExist):
-			// Unwrapped from its *PathError: the path holds the output's token, as good as its link.
-			errs = append(errs, fmt.Errorf("remove %s output: %w", ext, errors.Unwrap(err)))
-		}
-	}
-	return n, errors.Join(errs...)
-}
-
 // uploadScratch creates a new, empty file in tmp/ for an upload being received. The caller closes
 // it and moves it to the job's inputs or removes it; one a crash leaves is emptyTmp's.
 func (d dataDir) uploadScratch() (*os.File, error) { return os.CreateTemp(d.tmp(), "upload-*") }
@@ -212,39 +195,6 @@ func (d dataDir) emptyTmp() error {
 	}
 	for _, e := range entries {
 		os.RemoveAll(filepath.Join(d.tmp(), e.Name()))
-	}
-	return nil
-}
-
-// sweepInputs deletes the uploads of every job not in active: inputs of ended jobs, and orphans of
-// a crash between upload and commit.
-func (d dataDir) sweepInputs(active map[string]bool) error {
-	return removeFilesExcept(d.inputs(), func(name string) bool {
-		id, _, _ := strings.Cut(name, ".")
-		return active[id]
-	})
-}
-
-// sweepOutputs deletes the output files of every token not in tokens: a crash between publishing a
-// render's files and recording the job's end leaves them, and the job renders again under a new
-// token.
-func (d dataDir) sweepOutputs(tokens map[string]bool) error {
-	return removeFilesExcept(d.outputs(), func(name string) bool {
-		token, _, _ := strings.Cut(name, ".")
-		return tokens[token]
-	})
-}
-
-// removeFilesExcept deletes every file in dir whose name keep does not claim.
-func removeFilesExcept(dir string, keep func(name string) bool) error {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if !keep(e.Name()) {
-			os.Remove(filepath.Join(dir, e.Name()))
-		}
 	}
 	return nil
 }

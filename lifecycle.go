@@ -16,10 +16,15 @@ import (
 // and one log line.
 type lifecycle struct {
 	store *Store
-	dirs  dataDir
-	hooks *webhookSender
-	log   *slog.Logger
-	rand  io.Reader
+	dirs  dataDir   // its tmp/, emptied at start-up
+	files fileStore // uploads and outputs
+	// sweepGrace spares files younger than it from the start-up sweep: in a bucket that several
+	// nodes share, another node may be placing the uploads of a job it has yet to commit.
+	sweepGrace time.Duration
+	now        func() time.Time
+	hooks      *webhookSender
+	log        *slog.Logger
+	rand       io.Reader
 	// expiredBefore is the cutoff of this run's last complete expiry: outputs of jobs that finished
 	// before it were deleted. It is zero until the first, which reads every expired job, so a
 	// shorter -retention after a restart takes effect. expiring serialises expiries.
@@ -43,7 +48,7 @@ func (l *lifecycle) finish(ctx context.Context, id, keyID string, from JobStatus
 	if j.Active() {
 		return j, nil
 	}
-	if err := l.dirs.removeInputs(j.ID); err != nil {
+	if err := removeInputs(ctx, l.files, j.ID); err != nil {
 		l.log.Warn("remove inputs", "job", j.ID, "err", err)
 	}
 	if owesWebhook(j) {
@@ -105,14 +110,18 @@ func (l *lifecycle) recover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := l.dirs.sweepInputs(active); err != nil {
+	// The uploads of every job not active: inputs of ended jobs, and orphans of a crash between
+	// upload and commit.
+	if err := sweepFiles(ctx, l.files, "inputs/", l.sweepGrace, l.now(), func(id string) bool { return active[id] }); err != nil {
 		return err
 	}
 	tokens, err := l.store.OutputTokens(ctx)
 	if err != nil {
 		return err
 	}
-	return l.dirs.sweepOutputs(tokens)
+	// The outputs of every token no job has: a crash between publishing a render's files and
+	// recording the job's end leaves them, and the job renders again under a new token.
+	return sweepFiles(ctx, l.files, "outputs/", l.sweepGrace, l.now(), func(token string) bool { return tokens[token] })
 }
 
 // expire deletes the outputs of jobs that finished before cutoff, so their links answer 410, and the
@@ -133,7 +142,7 @@ func (l *lifecycle) expire(ctx context.Context, cutoff time.Time) (int, error) {
 	}
 	n := 0
 	for _, o := range expired {
-		k, err := l.dirs.removeOutputs(o.Token)
+		k, err := removeOutputs(ctx, l.files, o.Token)
 		n += k
 		if err != nil {
 			l.log.Error("delete expired output, will retry for a day", "job", o.JobID, "err", err)

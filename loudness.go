@@ -157,7 +157,7 @@ func (rd *renderer) measure(ctx context.Context, job Job, audio, tmp string) (lo
 	loudnessFile, peakFile := filepath.Join(tmp, "loudness.txt"), filepath.Join(tmp, "peak.txt")
 	args := measureArgs(job, audio, loudnessFile, peakFile)
 	if err := rd.ffmpegRun(ctx, job.ID, 0, args...); err != nil {
-		return 0, 0, rd.stepFailed(ctx, err, job, inputAudio, args)
+		return 0, 0, rd.stepFailed(ctx, err, job, inputAudio, audio, args)
 	}
 	if loudness, err = lastMeasure(loudnessFile, "lavfi.r128.I="); err != nil {
 		return 0, 0, err

@@ -212,6 +212,7 @@ type server struct {
 	now      func() time.Time
 	rand     io.Reader
 	dirs     dataDir
+	files    fileStore   // uploads and outputs: the data directory's, or a bucket's
 	dbFile   os.FileInfo // the database as opened, for the health check
 	store    *Store
 	jobs     *lifecycle
@@ -309,9 +310,10 @@ func newServer(ctx context.Context, cfg config, log *slog.Logger, now func() tim
 	s.uploadGrace, s.uploadMinRate = uploadGrace, uploadMinRate
 	s.ratePolicyHeader = ratePolicy(s.apiLimit, s.submitLimit)
 	s.hooks = newWebhookSender(st, log, now, cfg.PublicURL, cfg.WebhookAllowPrivate, cfg.WebhookPorts, nil)
-	s.jobs = &lifecycle{store: st, dirs: dirs, hooks: s.hooks, log: log, rand: s.rand}
+	s.files = diskFiles{dirs}
+	s.jobs = &lifecycle{store: st, dirs: dirs, files: s.files, now: now, hooks: s.hooks, log: log, rand: s.rand}
 	s.renderer = &renderer{
-		jobs: s.jobs, dirs: dirs, log: log, now: now, rand: s.rand, tools: s.tools, workers: cfg.Workers, pictures: s.pictures,
+		jobs: s.jobs, dirs: dirs, files: s.files, log: log, now: now, rand: s.rand, tools: s.tools, workers: cfg.Workers, pictures: s.pictures,
 		diskFree: diskFree, minFree: cfg.MinFree,
 		minSegment: defaultMinSegment, audioCores: runtime.NumCPU(),
 		wake: make(chan struct{}, 1), progress: map[string]*jobProgress{},

@@ -65,7 +65,7 @@ func (rd *renderer) renderMoving(ctx context.Context, job Job, image, audio, tmp
 	if job.Options.Captions || job.Options.Title != "" {
 		var cues []captions.Cue
 		if job.Options.Captions {
-			b, err := os.ReadFile(rd.dirs.input(job.ID, inputCaptions))
+			b, err := readStored(ctx, rd.files, inputKey(job.ID, inputCaptions), captions.MaxSize)
 			if err != nil {
 				return err
 			}
@@ -92,7 +92,7 @@ func (rd *renderer) renderMoving(ctx context.Context, job Job, image, audio, tmp
 	rd.startStep(job.ID, split, 100, movingEstimate(job, f))
 	args := movingArgs(job, still, audio, ass, fonts, video, f)
 	if err := rd.runWatched(ctx, job.ID, job.AudioDuration, args); err != nil {
-		return rd.stepFailed(ctx, err, job, inputAudio, args)
+		return rd.stepFailed(ctx, err, job, inputAudio, audio, args)
 	}
 	return nil
 }

@@ -483,7 +483,7 @@ func TestRemoveOutputsError(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(stuck, "x"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	n, err := dirs.removeOutputs(token)
+	n, err := removeOutputs(context.Background(), diskFiles{dirs}, token)
 	if n != 1 || err == nil || strings.Contains(err.Error(), token) || !strings.Contains(err.Error(), "remove mp4 output") {
 		t.Errorf("removeOutputs: %d, %v; want 1 deleted and an error without the token", n, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math"
 	"os"
@@ -110,7 +111,8 @@ func audioArgs(tag string, o Options) []string {
 // renderer runs PENDING jobs, oldest first, at most workers at a time, each in its own goroutine.
 type renderer struct {
 	jobs    *lifecycle // claims each job and records how its render ended
-	dirs    dataDir
+	dirs    dataDir    // its tmp/ holds each render's scratch
+	files   fileStore  // the job's uploads, and where its outputs go
 	log     *slog.Logger
 	now     func() time.Time
 	rand    io.Reader // names outputs
@@ -330,19 +332,6 @@ func (rd *renderer) render(killCtx context.Context, job Job) Outcome {
 
 // renderFiles runs both steps and publishes the output under a new token, which it returns.
 func (rd *renderer) renderFiles(ctx context.Context, job Job) (string, error) {
-	image, audio := rd.dirs.input(job.ID, inputImage), rd.dirs.input(job.ID, inputAudio)
-	inputs := []string{image, audio}
-	if job.Options.Captions {
-		inputs = append(inputs, rd.dirs.input(job.ID, inputCaptions))
-	}
-	for _, p := range inputs {
-		if _, err := os.Stat(p); err != nil {
-			// The upload was accepted and then lost on the server (deleted, or a restore that missed
-			// it): the service's fault, which no retry mends, and never the user's file.
-			return "", &renderFailure{final: true, err: fmt.Errorf("input missing: %w", err),
-				msg: "The uploaded files of this job were lost on the server before it could be rendered; please submit the job again"}
-		}
-	}
 	token, err := randomHex(rd.rand, 16)
 	if err != nil {
 		return "", err
@@ -352,6 +341,29 @@ func (rd *renderer) renderFiles(ctx context.Context, job Job) (string, error) {
 		return "", fmt.Errorf("render dir: %w", err)
 	}
 	defer os.RemoveAll(tmp)
+	// ffmpeg reads the uploads from local files: the data directory's own, or copies fetched into
+	// the scratch directory when they live in a bucket.
+	var image, audio string
+	for _, in := range []struct {
+		kind inputKind
+		path *string
+	}{{inputImage, &image}, {inputAudio, &audio}, {inputCaptions, nil}} {
+		var err error
+		if in.path != nil {
+			*in.path, err = rd.files.Local(ctx, inputKey(job.ID, in.kind), tmp)
+		} else if job.Options.Captions {
+			_, err = rd.files.Stat(ctx, inputKey(job.ID, in.kind)) // small: read whole when drawn
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			// The upload was accepted and then lost on the server (deleted, or a restore that missed
+			// it): the service's fault, which no retry mends, and never the user's file.
+			return "", &renderFailure{final: true, err: fmt.Errorf("input missing: %w", err),
+				msg: "The uploaded files of this job were lost on the server before it could be rendered; please submit the job again"}
+		}
+		if err != nil {
+			return "", fmt.Errorf("fetch input: %w", err)
+		}
+	}
 	clip, poster, video := filepath.Join(tmp, "clip.mp4"), filepath.Join(tmp, "poster.jpg"), filepath.Join(tmp, "video.mp4")
 	if job.Options.Loudness != 0 {
 		if job.Options.level, err = rd.measureLevel(ctx, job, audio, tmp); err != nil {
@@ -366,17 +378,11 @@ func (rd *renderer) renderFiles(ctx context.Context, job Job) (string, error) {
 	} else if err := rd.renderStill(ctx, job, image, audio, tmp, clip, poster, video); err != nil {
 		return "", err
 	}
-	for src, dst := range map[string]string{video: rd.dirs.output(token, "mp4"), poster: rd.dirs.output(token, "jpg")} {
-		if err := syncFile(src); err != nil {
-			return "", err
-		}
-		// Rename is atomic: a URL never serves a half-written file.
-		if err := os.Rename(src, dst); err != nil {
+	// A URL never serves a half-written file: each is whole under its key or not there.
+	for src, key := range map[string]string{video: outputKey(token, "mp4"), poster: outputKey(token, "jpg")} {
+		if err := rd.files.Place(ctx, key, src); err != nil {
 			return "", fmt.Errorf("publish output: %w", err)
 		}
-	}
-	if err := syncDir(rd.dirs.outputs()); err != nil {
-		return "", err
 	}
 	return token, nil
 }
@@ -412,7 +418,7 @@ func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio,
 	run := func(duration float64, args []string) {
 		step(func() error {
 			if err := rd.ffmpegRun(ctx, job.ID, duration, args...); err != nil {
-				return rd.stepFailed(ctx, err, job, inputAudio, args)
+				return rd.stepFailed(ctx, err, job, inputAudio, audio, args)
 			}
 			return nil
 		})
@@ -504,7 +510,7 @@ func (rd *renderer) pictureStep(ctx context.Context, job Job, image string, args
 	}
 	defer release()
 	if err := rd.ffmpegRun(ctx, job.ID, 0, args...); err != nil {
-		return rd.stepFailed(ctx, err, job, inputImage, args)
+		return rd.stepFailed(ctx, err, job, inputImage, image, args)
 	}
 	return nil
 }

@@ -1130,7 +1130,7 @@ func TestFFmpegFullDisk(t *testing.T) {
 			t.Errorf("%s s to /dev/full: %v, want ENOSPC", seconds, err)
 		}
 		var f *renderFailure
-		if !errors.As(rd.stepFailed(t.Context(), err, Job{}, inputAudio, nil), &f) || f.final {
+		if !errors.As(rd.stepFailed(t.Context(), err, Job{}, inputAudio, "", nil), &f) || f.final {
 			t.Errorf("%s s to /dev/full: classified %+v, want a failure worth retrying", seconds, f)
 		}
 	}

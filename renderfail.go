@@ -39,7 +39,7 @@ const (
 )
 
 // stepFailed turns a failed ffmpeg run of a render step (args) that reads the job's part (its image
-// or its audio) into a renderFailure:
+// or its audio) from path into a renderFailure:
 //
 //   - out of memory under -child-memory FAILS the job at once with childMemoryFailure: the limit is
 //     on address space, which does not depend on how busy the server is, so a retry would fail the
@@ -50,7 +50,7 @@ const (
 //     upload's check again (a decode that stops at its first error, -xerror, says nothing more than
 //     the decoder's own words). Any other error is the server's (its filter graph, its encoders,
 //     its disk) and is tried again, so the job never blames a file that is not at fault.
-func (rd *renderer) stepFailed(ctx context.Context, err error, job Job, part inputKind, args []string) error {
+func (rd *renderer) stepFailed(ctx context.Context, err error, job Job, part inputKind, path string, args []string) error {
 	wrapped := fmt.Errorf("%s step: %w", part, err)
 	var fe *ffmpeg.Error
 	isFFmpeg := errors.As(err, &fe)
@@ -61,7 +61,6 @@ func (rd *renderer) stepFailed(ctx context.Context, err error, job Job, part inp
 	if !errors.As(err, &ee) || !ee.Exited() || ee.ExitCode() == 0 || errors.Is(err, syscall.ENOSPC) || ctx.Err() != nil {
 		return &renderFailure{err: wrapped}
 	}
-	path := rd.dirs.input(job.ID, part)
 	if isFFmpeg && readFailed(fe.Log, inputIndex(args, path), path) {
 		return &renderFailure{final: true, msg: partFailure(part), err: wrapped}
 	}

@@ -55,7 +55,7 @@ func (rd *renderer) renderCopied(ctx context.Context, job Job, image, audio, cli
 	rd.startStep(job.ID, clipEnd, 100, muxEst)
 	args := muxArgs(job, audio, clip, video)
 	if err := rd.runWatched(ctx, job.ID, job.AudioDuration, args); err != nil {
-		return rd.stepFailed(ctx, err, job, inputAudio, args)
+		return rd.stepFailed(ctx, err, job, inputAudio, audio, args)
 	}
 	return nil
 }

@@ -102,9 +102,13 @@ func (s *server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	r.Body = body
 	rc.SetWriteDeadline(now.Add(d + 5*time.Minute))
 	files := map[string]*upload{}
+	var placed []string // keys of uploads in the file store, deleted if the job is refused
 	defer func() {
 		for _, u := range files {
 			os.Remove(u.path)
+		}
+		for _, key := range placed {
+			s.files.Delete(context.WithoutCancel(r.Context()), key)
 		}
 	}()
 	var fp requestFingerprint
@@ -133,21 +137,15 @@ func (s *server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	job.CreatedAt = s.now().UTC()
-	// The files are in place (and on disk) before the job's row is committed; a crash in between
+	// The files are in place (durably) before the job's row is committed; a crash in between
 	// leaves only orphans, which the start-up sweep deletes.
 	for name, u := range files {
-		path := s.dirs.input(job.ID, inputKind(name))
-		if err := os.Rename(u.path, path); err != nil {
+		key := inputKey(job.ID, inputKind(name))
+		placed = append(placed, key)
+		if err := s.files.Place(r.Context(), key, u.path); err != nil {
 			s.writeError(w, r, fmt.Errorf("place upload: %w", err))
 			return
 		}
-		u.path = path // so the deferred cleanup removes it if the job is refused
-	}
-	// The renames too: after a power cut, a committed job whose uploads were still in tmp/ would
-	// have them deleted at start-up and fail.
-	if err := syncDir(s.dirs.inputs()); err != nil {
-		s.writeError(w, r, fmt.Errorf("place upload: %w", err))
-		return
 	}
 	// The answer is made before the job is stored: a submission with an Idempotency-Key stores it
 	// with the job, for its retries.
@@ -167,6 +165,7 @@ func (s *server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	clear(files)
+	placed = nil
 	s.renderer.Notify()
 	s.log.Info("job created", "job", job.ID, "key", key.ID, "audio", job.AudioType, "image", job.ImageType, "duration", job.AudioDuration,
 		"options", encodeOptions(job.Options))
