@@ -154,16 +154,24 @@ func (s *server) authenticate(next http.Handler) http.Handler {
 
 func keyFrom(r *http.Request) Key { return r.Context().Value(keyCtxKey{}).(Key) }
 
-// handleHealth answers 200 {"status":"ok"} while the service can keep the jobs it takes, and 503
-// when its data directory is gone or its database was replaced under it, so that a monitor or a
-// load balancer sees what every submission would otherwise find out later.
+// handleHealth answers 200 {"status":"ok","files":"disk"|"s3"} while the service can keep the jobs
+// it takes, and 503 when its data directory is gone or its database was replaced under it, or its
+// bucket does not answer, so that a monitor or a load balancer sees what every submission would
+// otherwise find out later.
 func (s *server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	if err := s.dirs.check(s.dbFile); err != nil {
 		s.log.Error("health check failed", "err", err)
 		s.writeError(w, r, errorf(kindUnavailable, "The service cannot use its data directory; its operator must restart it"))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	if b, ok := s.files.(*s3Files); ok {
+		if err := b.check(r.Context()); err != nil {
+			s.log.Error("health check failed", "err", err)
+			s.writeError(w, r, errorf(kindUnavailable, "The service cannot reach its bucket; try again in a moment"))
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "files": s.files.Kind()})
 }
 
 // jobIDParam returns the route's :jobId, or ErrNotFound when it cannot be a job id, so malformed ids
@@ -426,6 +434,10 @@ func (s *server) handleVideo(w http.ResponseWriter, r *http.Request) {
 	ctype := "video/mp4"
 	if kind == "jpg" {
 		ctype = "image/jpeg"
+	}
+	if s.cfg.FilesRedirect {
+		s.redirectOutput(w, r, outputKey(token, kind), ctype)
+		return
 	}
 	f, err := s.files.Open(r.Context(), outputKey(token, kind))
 	if errors.Is(err, os.ErrNotExist) {

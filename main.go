@@ -110,6 +110,7 @@ type config struct {
 	MinFree             int64
 	ChildMemory         int64 // address space each ffmpeg/ffprobe child may map, 0 for no limit
 	opsConfig
+	filesConfig
 }
 
 func envOr(env func(string) string, name, def string) string {
@@ -142,6 +143,7 @@ func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (
 	fs.Int64Var(&cfg.MinFree, "min-free", 1<<30, "bytes of free disk below which submissions get 507")
 	fs.Int64Var(&cfg.ChildMemory, "child-memory", defaultChildMemory, fmt.Sprintf("bytes of address space each ffmpeg/ffprobe process may map, 0 for no limit, else at least %d (%d GiB)", int64(minChildMemory), minChildMemory>>30))
 	addOpsFlags(fs, &cfg)
+	addFilesFlags(fs, &cfg)
 	// Each flag can come from VIDGEN_<NAME>; the variables are applied first, so a flag on the
 	// command line beats its variable, and a malformed value is an error, never a silent default.
 	var envErr error
@@ -200,6 +202,9 @@ func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (
 		}
 	}
 	if err := checkOpsConfig(&cfg, env, stderr); err != nil {
+		return config{}, err
+	}
+	if err := checkFilesConfig(&cfg, env); err != nil {
 		return config{}, err
 	}
 	return cfg, nil
@@ -310,8 +315,14 @@ func newServer(ctx context.Context, cfg config, log *slog.Logger, now func() tim
 	s.uploadGrace, s.uploadMinRate = uploadGrace, uploadMinRate
 	s.ratePolicyHeader = ratePolicy(s.apiLimit, s.submitLimit)
 	s.hooks = newWebhookSender(st, log, now, cfg.PublicURL, cfg.WebhookAllowPrivate, cfg.WebhookPorts, nil)
-	s.files = diskFiles{dirs}
+	if s.files, err = openFiles(ctx, cfg, dirs); err != nil {
+		st.Close()
+		return nil, err
+	}
 	s.jobs = &lifecycle{store: st, dirs: dirs, files: s.files, now: now, hooks: s.hooks, log: log, rand: s.rand}
+	if s.files.Kind() != "disk" {
+		s.jobs.sweepGrace = time.Hour
+	}
 	s.renderer = &renderer{
 		jobs: s.jobs, dirs: dirs, files: s.files, log: log, now: now, rand: s.rand, tools: s.tools, workers: cfg.Workers, pictures: s.pictures,
 		diskFree: diskFree, minFree: cfg.MinFree,

@@ -662,7 +662,7 @@ func TestHealth(t *testing.T) {
 	e := newTestEnv(t, nil)
 	for _, path := range []string{"/health", "/api/health"} {
 		resp, b := e.do(t, "GET", path, "", nil)
-		if resp.StatusCode != 200 || strings.TrimSpace(string(b)) != `{"status":"ok"}` {
+		if resp.StatusCode != 200 || strings.TrimSpace(string(b)) != `{"files":"disk","status":"ok"}` {
 			t.Errorf("GET %s: %d %s", path, resp.StatusCode, b)
 		}
 	}
