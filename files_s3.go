@@ -227,25 +227,46 @@ func (f *s3Files) Presign(ctx context.Context, key, ctype string, ttl time.Durat
 	return req.URL, nil
 }
 
-// s3Reader reads an object through ranged GETs: each Read after a Seek opens one GET from the
-// offset on and streams it, so http.ServeContent serves a range with one request of that range's
-// start. If-Match on the first HEAD's ETag keeps the parts of one response from two versions.
+// s3Reader reads an object through ranged GETs, from the offset a Seek set: the first GET after a
+// Seek asks for s3FirstWindow bytes and each next one for s3MaxWindow. A player's short range
+// costs one small GET read to its end (its connection kept for the next), and a whole video one
+// large GET more for each 64 MB. If-Match on the HEAD's ETag keeps the parts of one
+// response from two versions of the object.
 type s3Reader struct {
-	ctx  context.Context
-	f    *s3Files
-	key  string
-	size int64
-	etag string
-	off  int64
-	body io.ReadCloser
+	ctx    context.Context
+	f      *s3Files
+	key    string
+	size   int64
+	etag   string
+	off    int64
+	body   io.ReadCloser
+	end    int64 // where body ends
+	window int64 // the length body was asked for; 0 after a Seek
 }
+
+// The windows of s3Reader's GETs.
+const (
+	s3FirstWindow = 1 << 20
+	s3MaxWindow   = 64 << 20
+)
 
 func (r *s3Reader) Read(p []byte) (int, error) {
 	if r.off >= r.size {
 		return 0, io.EOF
 	}
+	if r.body != nil && r.off >= r.end {
+		r.body.Close()
+		r.body = nil
+	}
 	if r.body == nil {
-		in := &s3.GetObjectInput{Bucket: &r.f.bucket, Key: r.f.object(r.key), Range: aws.String(fmt.Sprintf("bytes=%d-", r.off))}
+		// A short first window for a player's range; the rest of a long read in large ones.
+		if r.window == 0 {
+			r.window = s3FirstWindow
+		} else {
+			r.window = s3MaxWindow
+		}
+		r.end = min(r.off+r.window, r.size)
+		in := &s3.GetObjectInput{Bucket: &r.f.bucket, Key: r.f.object(r.key), Range: aws.String(fmt.Sprintf("bytes=%d-%d", r.off, r.end-1))}
 		if r.etag != "" {
 			in.IfMatch = &r.etag
 		}
@@ -257,8 +278,11 @@ func (r *s3Reader) Read(p []byte) (int, error) {
 	}
 	n, err := r.body.Read(p)
 	r.off += int64(n)
-	if errors.Is(err, io.EOF) && r.off < r.size {
-		err = io.ErrUnexpectedEOF
+	if errors.Is(err, io.EOF) {
+		if r.off < r.end {
+			return n, io.ErrUnexpectedEOF
+		}
+		err = nil // the next Read opens the next window
 	}
 	return n, err
 }
@@ -276,6 +300,9 @@ func (r *s3Reader) Seek(offset int64, whence int) (int64, error) {
 	if offset != r.off && r.body != nil {
 		r.body.Close()
 		r.body = nil
+	}
+	if offset != r.off {
+		r.window = 0
 	}
 	r.off = offset
 	return offset, nil
