@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // s3TestEnv starts a vidgen whose files live in the bucket VIDGEN_TEST_S3 names (under a prefix of
@@ -74,12 +75,22 @@ func TestFilesS3Service(t *testing.T) {
 		t.Errorf("share page: %q, names the video: %v", presp.Header.Get("Content-Type"), strings.Contains(string(page), videoURL))
 	}
 
-	// Expired (here: deleted from the bucket by retention) is 410, as on disk.
-	if n, err := removeOutputs(ctx, e.srv.files, token); n != 2 || err != nil {
-		t.Fatalf("removeOutputs: %d, %v", n, err)
+	// Retention deletes the video and the poster from the bucket (a cutoff past the job's end, as if
+	// -retention had passed): both objects gone, and the link 410 as on disk.
+	if n, err := e.srv.jobs.expire(ctx, time.Now().Add(time.Minute)); n != 2 || err != nil {
+		t.Fatalf("expire: %d files deleted, %v; want the video and the poster", n, err)
+	}
+	if got, err := e.srv.files.List(ctx, "outputs/"); err != nil || len(got) != 0 {
+		t.Errorf("outputs left in the bucket after expiry: %v, %v", entryKeys(got), err)
 	}
 	if resp, _ := mustRequest(t, "GET", videoURL, "", nil); resp.StatusCode != http.StatusGone {
-		t.Errorf("a deleted video: %d, want 410", resp.StatusCode)
+		t.Errorf("an expired video: %d, want 410", resp.StatusCode)
+	}
+
+	// A bucket that stops answering makes /health 503, so a load balancer takes the node out.
+	e.srv.files.(*s3Files).bucket = "gone-" + randomTestHex(t)
+	if resp, b := e.do(t, "GET", "/health", "", nil); resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), "cannot reach its bucket") {
+		t.Errorf("health with the bucket gone: %d %s", resp.StatusCode, b)
 	}
 }
 
