@@ -57,12 +57,13 @@ test: check-tools
 	$(GO) vet -tags e2e ./...
 	$(GO) test -race -count=1 -parallel $(TEST_PARALLEL) -timeout 20m ./...
 
-## test-s3: the file backend's contract suite and the service on a bucket (TestFiles*), against a
-## real S3-compatible server: scripts/s3-test.sh builds versitygw (pinned in tools/versitygw/go.mod)
-## once into ~/.cache/vidgen (a cold build takes minutes), starts it on a free loopback port with a
-## throwaway directory and a bucket, and stops it after. `make test` runs the disk's half alone.
+## test-s3: the file backend's contract suite, the service on a bucket (TestFiles*) and the real
+## binary on one (TestE2EFiles*), against a real S3-compatible server: scripts/s3-test.sh builds
+## versitygw (pinned in tools/versitygw/go.mod) once into ~/.cache/vidgen (a cold build takes
+## minutes), starts it on a free loopback port with a throwaway directory and a bucket, and stops it
+## after. `make test` runs the disk's half alone.
 test-s3: check-tools
-	GO=$(GO) bash scripts/s3-test.sh $(GO) test -race -count=1 -run 'TestFiles' .
+	GO=$(GO) bash scripts/s3-test.sh $(GO) test -race -count=1 -tags e2e -run 'TestFiles|TestE2EFiles' .
 
 ## e2e: the slow tests: kill -9 cycles of the real binary, SIGTERM, the Node.js receiver, slowloris,
 ## a descriptor flood, and every case of the tables of renders (make test renders one in sixteen); then
