@@ -82,7 +82,7 @@ func testDataDir(t testing.TB) dataDir {
 
 // TestFilesContract: what the service relies on from a file backend, on each: a file put with its
 // size known or not (larger than a multipart part) reads back whole, from any offset and to its end
-// as a range; Place moves a local file in; Local gives a local file with the content; a missing key
+// as a range; Place moves a local file in, small or larger than a part; Local gives a local file with the content; a missing key
 // is fs.ErrNotExist to every reader and to Delete; List sees only the prefix asked; a file put again
 // is the new content.
 func TestFilesContract(t *testing.T) {
@@ -114,6 +114,14 @@ func TestFilesContract(t *testing.T) {
 			t.Errorf("the placed file is still at %s: %v", local, err)
 		}
 		checkStored(t, files, inputKey("job1", inputImage), small[:7])
+		// A rendered video larger than a part: a multipart upload from the file, on S3.
+		if err := os.WriteFile(local, big, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := files.Place(ctx, outputKey("cc", "mp4"), local); err != nil {
+			t.Fatalf("place of %d bytes: %v", len(big), err)
+		}
+		checkStored(t, files, outputKey("cc", "mp4"), big)
 
 		// Local: a file ffmpeg can read; on disk the stored file itself (no copy).
 		scratch, err := dirs.renderScratch("job1")
@@ -141,7 +149,7 @@ func TestFilesContract(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if keys := entryKeys(got); !slices.Equal(keys, []string{"outputs/aa.jpg", "outputs/aa.mp4"}) {
+		if keys := entryKeys(got); !slices.Equal(keys, []string{"outputs/aa.jpg", "outputs/aa.mp4", "outputs/cc.mp4"}) {
 			t.Errorf("list outputs/: %v", keys)
 		}
 		for _, e := range got {
