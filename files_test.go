@@ -402,3 +402,61 @@ func BenchmarkFilesDownload(b *testing.B) {
 		})
 	}
 }
+
+// TestFilesMigrate: `vidgen migrate-files` copies a data directory's uploads and outputs into the
+// bucket under the same keys, byte for byte; run again it copies nothing; and it refuses to run
+// while a serve holds the directory, or without a bucket.
+func TestFilesMigrate(t *testing.T) {
+	t.Parallel()
+	st := testS3Settings(t)
+	dir := t.TempDir()
+	dirs, err := openDataDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	video := make([]byte, s3PartSize+1)
+	rand.Read(video)
+	want := map[string][]byte{
+		inputKey("job1", inputImage): []byte("image"), inputKey("job1", inputAudio): []byte("audio"),
+		outputKey("aa", "mp4"): video, outputKey("aa", "jpg"): []byte("poster"),
+	}
+	for key, b := range want {
+		if err := os.WriteFile(filepath.Join(dir, filepath.FromSlash(key)), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := func(k string) string {
+		return map[string]string{"VIDGEN_S3_ACCESS_KEY_ID": st.AccessKeyID, "VIDGEN_S3_SECRET_ACCESS_KEY": st.SecretAccessKey,
+			"VIDGEN_S3_ENDPOINT": st.Endpoint, "VIDGEN_S3_REGION": st.Region, "VIDGEN_S3_PATH_STYLE": "true"}[k]
+	}
+	args := []string{"migrate-files", "-data", dir, "-files", "s3://" + st.Bucket + "/" + st.Prefix}
+	var out bytes.Buffer
+	if err := run(t.Context(), args, env, &out, io.Discard); err != nil || !strings.Contains(out.String(), "copied 4 files") {
+		t.Fatalf("migrate-files: %v\n%s", err, out.String())
+	}
+	bucket, err := newS3Files(t.Context(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, b := range want {
+		if got, err := readStored(t.Context(), bucket, key, 1<<30); err != nil || !bytes.Equal(got, b) {
+			t.Errorf("%s in the bucket: %d bytes, %v; want %d", key, len(got), err, len(b))
+		}
+	}
+	out.Reset()
+	if err := run(t.Context(), args, env, &out, io.Discard); err != nil || !strings.Contains(out.String(), "copied 0 files (0 MB) to s3://"+st.Bucket+"/"+st.Prefix+"; 4 were there already") {
+		t.Errorf("second migrate-files: %v\n%s", err, out.String())
+	}
+
+	unlock, err := dirs.lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	if err := run(t.Context(), args, env, io.Discard, io.Discard); !errors.Is(err, errDataDirInUse) {
+		t.Errorf("migrate-files beside a serve: %v, want errDataDirInUse", err)
+	}
+	if err := run(t.Context(), []string{"migrate-files", "-data", dir}, env, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "-files s3://BUCKET/PREFIX (or VIDGEN_FILES)") {
+		t.Errorf("migrate-files without a bucket: %v", err)
+	}
+}

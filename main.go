@@ -71,6 +71,8 @@ func runCommand(ctx context.Context, args []string, env func(string) string, std
 		return runHealth(ctx, args, env, http.DefaultClient, stdout, stderr)
 	case "keys":
 		return runKeys(ctx, args, stdout, stderr, env, rand.Reader, time.Now)
+	case "migrate-files":
+		return runMigrateFiles(ctx, args, env, stdout, stderr)
 	case "version":
 		fs := flag.NewFlagSet("version", flag.ContinueOnError)
 		fs.SetOutput(stderr)
@@ -88,7 +90,7 @@ func runCommand(ctx context.Context, args []string, env func(string) string, std
 		return nil
 	}
 	printUsage(stderr)
-	return fmt.Errorf("unknown command %q (want serve, render, keys, health, version or help)", cmd)
+	return fmt.Errorf("unknown command %q (want serve, render, keys, health, migrate-files, version or help)", cmd)
 }
 
 // config is serve's configuration, from flags and VIDGEN_* variables.
