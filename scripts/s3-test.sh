@@ -22,6 +22,7 @@ if [ ! -x "$bin" ]; then
   mv "$bin.tmp.$$" "$bin"
 fi
 [ $# -gt 0 ] || exit 0
+command -v curl >/dev/null 2>&1 || { echo "s3-test: needs curl (apt-get install -y curl)" >&2; exit 1; }
 
 dir=$(mktemp -d)
 pid=
