@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -134,5 +135,28 @@ func TestFilesS3Redirect(t *testing.T) {
 	}
 	if resp, _ := mustRequest(t, "GET", videoURL, "", nil); resp.StatusCode != http.StatusGone {
 		t.Errorf("a deleted video with -files-redirect: %d, want 410", resp.StatusCode)
+	}
+}
+
+// TestFilesS3RefusedUploads: submissions racing for one key's slot each place their uploads in the
+// bucket before the database refuses all but one; the refused ones' objects are deleted, so the
+// bucket holds the accepted job's image and audio alone.
+func TestFilesS3RefusedUploads(t *testing.T) {
+	t.Parallel()
+	st := testS3Settings(t)
+	cfg := hangConfig(t, 1) // the accepted job stays active, its uploads in the bucket
+	cfg.TrustProxy = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	cfg.Files, cfg.S3 = "s3://"+st.Bucket+"/"+st.Prefix, st
+	e := newTestEnv(t, cfg)
+	if count := raceSubmissions(t, e, 4); count[201] != 1 {
+		t.Fatalf("got %v, want one 201", count)
+	}
+	got, err := e.srv.files.List(context.Background(), "inputs/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys := entryKeys(got); len(keys) != 2 || !strings.HasSuffix(keys[0], ".audio") || !strings.HasSuffix(keys[1], ".image") ||
+		strings.TrimSuffix(keys[0], ".audio") != strings.TrimSuffix(keys[1], ".image") {
+		t.Errorf("the bucket's uploads: %v; want one job's audio and image", keys)
 	}
 }
