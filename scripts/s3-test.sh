@@ -26,11 +26,14 @@ command -v curl >/dev/null 2>&1 || { echo "s3-test: needs curl (apt-get install 
 
 dir=$(mktemp -d)
 pid=
+child=
 cleanup() {
+  if [ -n "$child" ]; then kill "$child" 2>/dev/null || true; fi
   if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
   rm -rf "$dir"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM # so that the EXIT trap stops the server on a signal too
 
 # A random high port: versitygw exits when the port is taken, and the start is tried on another.
 free_port() { echo $((20000 + RANDOM % 30000)); }
@@ -63,6 +66,10 @@ curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" --user "$access:$secret" -H "x-amz-c
 
 export VIDGEN_TEST_S3="http://$access:$secret@127.0.0.1:$port/$bucket?region=us-east-1"
 echo "s3-test: versitygw $version on 127.0.0.1:$port, bucket $bucket" >&2
+# In the background, so that a signal stops the server (and the command) at once.
+"$@" &
+child=$!
 status=0
-"$@" || status=$?
+wait "$child" || status=$?
+child=
 exit $status
