@@ -555,7 +555,10 @@ func (s *server) handleShare(w http.ResponseWriter, r *http.Request) {
 	s.cacheOutput(w, j)
 	// Nobody frames the page (sites that want the video embed the MP4 itself), and the token in its
 	// URL never leaves in a Referer.
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; media-src 'self' "+s.cfg.PublicURL+"; img-src 'self' "+s.cfg.PublicURL+
+	// With -files-redirect the video and the poster come from the bucket's origin, after the 302: the
+	// policy applies to where a redirect leads.
+	media := s.cfg.PublicURL + s.redirectOrigin
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; media-src 'self' "+media+"; img-src 'self' "+media+
 		"; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	if err := shareTmpl.Execute(w, sharePage(j, s.cfg.PublicURL)); err != nil {

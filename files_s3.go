@@ -382,6 +382,21 @@ func (s *server) redirectOutput(w http.ResponseWriter, r *http.Request, key, cty
 	http.Redirect(w, r, u, http.StatusFound)
 }
 
+// presignOrigin is " " and the origin (scheme://host) of files' presigned URLs, for the share
+// page's Content-Security-Policy. A presigned URL is computed, not fetched: this asks nothing of
+// the bucket.
+func presignOrigin(ctx context.Context, files fileStore) (string, error) {
+	p, err := files.Presign(ctx, outputKey("origin", "mp4"), "video/mp4", presignTTL)
+	if err != nil {
+		return "", fmt.Errorf("files: presign: %w", err)
+	}
+	u, err := url.Parse(p)
+	if err != nil {
+		return "", fmt.Errorf("files: presigned URL: %w", err)
+	}
+	return " " + u.Scheme + "://" + u.Host, nil
+}
+
 // openFiles opens the file backend cfg names: the data directory's, or a bucket.
 func openFiles(ctx context.Context, cfg config, dirs dataDir) (fileStore, error) {
 	if cfg.S3.Bucket == "" {

@@ -230,6 +230,10 @@ type server struct {
 	clients     clientIPs
 	tools       ffmpeg.Tools // ffmpeg, ffprobe and heif-convert under the memory limit
 
+	// redirectOrigin is " " and the origin of the bucket's presigned URLs under -files-redirect,
+	// where the share page's video and poster come from; "" otherwise.
+	redirectOrigin string
+
 	apiLimit, submitLimit *limitPolicy[netip.Prefix]
 	downloadLimit         *limitPolicy[netip.Prefix]
 	downloads, uploads    *counter      // responses and uploads under way, per client
@@ -324,6 +328,12 @@ func newServer(ctx context.Context, cfg config, log *slog.Logger, now func() tim
 	s.jobs = &lifecycle{store: st, dirs: dirs, files: s.files, now: now, hooks: s.hooks, log: log, rand: s.rand}
 	if s.files.Kind() != "disk" {
 		s.jobs.sweepGrace = time.Hour
+	}
+	if cfg.FilesRedirect {
+		if s.redirectOrigin, err = presignOrigin(ctx, s.files); err != nil {
+			st.Close()
+			return nil, err
+		}
 	}
 	s.renderer = &renderer{
 		jobs: s.jobs, dirs: dirs, files: s.files, log: log, now: now, rand: s.rand, tools: s.tools, workers: cfg.Workers, pictures: s.pictures,

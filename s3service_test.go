@@ -118,6 +118,12 @@ func TestFilesS3Redirect(t *testing.T) {
 		t.Errorf("presigned video's Content-Type %q", vresp.Header.Get("Content-Type"))
 	}
 	checkVideo(t, video, fixture(t, "tone.mp3"))
+	// A browser applies the share page's policy to where the 302 leads: the bucket's origin.
+	_, presp := download(t, st["outputShareLink"].(string))
+	csp, origin := presp.Header.Get("Content-Security-Policy"), loc[:strings.Index(loc[len("http://"):], "/")+len("http://")]
+	if !strings.Contains(csp, "media-src 'self' "+e.srv.cfg.PublicURL+" "+origin+";") || !strings.Contains(csp, "img-src 'self' "+e.srv.cfg.PublicURL+" "+origin+";") {
+		t.Errorf("share page's Content-Security-Policy %q does not let the video and poster come from %s", csp, origin)
+	}
 	req, _ := http.NewRequest("GET", loc, nil)
 	req.Header.Set("Range", "bytes=10-19")
 	rresp, err := http.DefaultClient.Do(req)
