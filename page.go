@@ -30,13 +30,14 @@ var inlineHashes = func() (h struct{ script, style string }) {
 }()
 
 // pageCSP is the page's Content-Security-Policy: its own inline script and style by hash, requests
-// to this origin only (the API), videos from here or from -public-url, no frames, plugins, forms
-// elsewhere or base changes.
+// to this origin only (the API), videos from here or from -public-url (and from the bucket a
+// -files-redirect leads to), no frames, plugins, forms elsewhere or base changes.
 func (s *server) pageCSP() string {
 	media := "'self'"
 	if s.cfg.PublicURL != "" {
 		media += " " + s.cfg.PublicURL
 	}
+	media += s.redirectOrigin
 	return "default-src 'none'; script-src " + inlineHashes.script + "; style-src " + inlineHashes.style +
 		"; connect-src 'self'; media-src " + media + "; img-src " + media +
 		"; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
