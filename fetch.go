@@ -137,12 +137,19 @@ func (s *server) fetchInputs(ctx context.Context, job Job) (Job, error) {
 		}
 	}
 	if job.Options.Captions && (files[inputCaptions] != nil || files[inputAudio] != nil) {
-		path := s.dirs.input(job.ID, inputCaptions)
 		blame := inputAudio // uploaded captions that do not fit the fetched audio
+		var b []byte
+		var err error
 		if c := files[inputCaptions]; c != nil {
-			path, blame = c.path, inputCaptions
+			blame = inputCaptions
+			b, err = os.ReadFile(c.path)
+		} else {
+			b, err = readStored(ctx, s.files, inputKey(job.ID, inputCaptions), captions.MaxSize)
 		}
-		cues, err := readCaptions(path)
+		if err != nil {
+			return job, fmt.Errorf("read captions: %w", err)
+		}
+		cues, err := parseCaptions(b)
 		if err == nil {
 			_, err = captions.Fit(cues, job.AudioDuration)
 			err = invalidCaptions(err)
@@ -152,13 +159,10 @@ func (s *server) fetchInputs(ctx context.Context, job Job) (Job, error) {
 		}
 	}
 	for _, kind := range kinds {
-		if err := os.Rename(files[kind].path, s.dirs.input(job.ID, kind)); err != nil {
+		if err := s.files.Place(ctx, inputKey(job.ID, kind), files[kind].path); err != nil {
 			return job, fmt.Errorf("place fetched %s: %w", kind, err)
 		}
 		delete(files, kind)
-	}
-	if err := syncDir(s.dirs.inputs()); err != nil {
-		return job, fmt.Errorf("place fetched inputs: %w", err)
 	}
 	if err := s.store.RecordFetchedInputs(ctx, job); err != nil {
 		return job, err
@@ -178,7 +182,7 @@ func (s *server) fetched(job Job, kind inputKind) bool {
 	}
 	// Captions have no type to record: they were fetched when their file is in place, which it is
 	// only once checked.
-	_, err := os.Stat(s.dirs.input(job.ID, kind))
+	_, err := s.files.Stat(context.Background(), inputKey(job.ID, kind))
 	return err == nil
 }
 

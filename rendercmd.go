@@ -144,13 +144,13 @@ func runRender(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s := &server{cfg: config{MaxDuration: c.maxDuration}, log: log, now: time.Now, rand: rand.Reader, dirs: dirs, tools: c.tools,
+	s := &server{cfg: config{MaxDuration: c.maxDuration}, log: log, now: time.Now, rand: rand.Reader, dirs: dirs, files: diskFiles{dirs}, tools: c.tools,
 		validations: make(chan struct{}, 1), goDecodes: newDecodeGate(), pictures: newMemoryGate(memoryBudget())}
 	job, err := checkRenderInputs(ctx, s, c)
 	if err != nil {
 		return renderExit(ctx, err)
 	}
-	rd := &renderer{dirs: dirs, log: log, now: time.Now, rand: rand.Reader, tools: c.tools, pictures: s.pictures, diskFree: diskFree,
+	rd := &renderer{dirs: dirs, files: s.files, log: log, now: time.Now, rand: rand.Reader, tools: c.tools, pictures: s.pictures, diskFree: diskFree,
 		minSegment: defaultMinSegment, audioCores: runtime.NumCPU(), progress: map[string]*jobProgress{job.ID: {started: time.Now()}}}
 	done := make(chan struct{})
 	shown := make(chan struct{})

@@ -475,6 +475,11 @@ func readCaptions(path string) ([]captions.Cue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read captions: %w", err)
 	}
+	return parseCaptions(b)
+}
+
+// parseCaptions parses an SRT or WebVTT file's bytes, with the API's message when they are refused.
+func parseCaptions(b []byte) ([]captions.Cue, error) {
 	cues, err := captions.Parse(b)
 	if err != nil {
 		return nil, invalidCaptions(err)
