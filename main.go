@@ -533,6 +533,12 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 	go func() { errc <- hs.Serve(ln) }()
 	log.Info("vidgen listening", "addr", ln.Addr().String(), "data", s.cfg.DataDir, "public_url", s.cfg.PublicURL, "public_url_from", publicFrom, "workers", cfg.Workers, "picture_memory_mb", s.pictures.budget>>20,
 		"metrics", metricsAt, "fd_limit", s.fds.limit, "fd_budget", s.fds.max, "ffmpeg", ffv, "version", version)
+	sd := notifier{socket: cfg.NotifySocket}
+	// Only now: the listener accepts, the renderer and the webhook sender run, so a unit ordered
+	// After=vidgen.service (or a deploy script's systemctl start) finds /api/health answering.
+	if err := sd.notify("READY=1\nSTATUS=listening on " + ln.Addr().String()); err != nil {
+		log.Warn("cannot tell systemd the service is ready", "err", err)
+	}
 	if s.fds.low() {
 		log.Warn("the descriptor limit leaves connections little room; raise it (LimitNOFILE in the unit)", "fd_limit", s.fds.limit, "fd_reserve", s.fds.reserve)
 	}
@@ -547,6 +553,9 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 	// retry; then the webhook sender, whose outbox survives. No render starts once the signal came,
 	// so exit comes within max(httpDrain, ShutdownGrace) plus a moment.
 	log.Info("shutting down", "grace", cfg.ShutdownGrace.String())
+	if err := sd.notify("STOPPING=1"); err != nil {
+		log.Warn("cannot tell systemd the service is stopping", "err", err)
+	}
 	graceCtx, cancelGrace := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancelGrace()
 	s.renderer.stopClaiming()

@@ -25,6 +25,9 @@ type opsConfig struct {
 	// MetricsAddr is the address of the metrics listener, the only one that serves GET /metrics;
 	// "" (-metrics-addr off) serves no metrics at all. The main listener never has /metrics.
 	MetricsAddr string
+	// NotifySocket is NOTIFY_SOCKET, where systemd (Type=notify) hears READY=1 once vidgen listens
+	// and STOPPING=1 when it begins to shut down; "" when not started so.
+	NotifySocket string
 }
 
 // defaultMetricsAddr is where the metrics listen unless -metrics-addr says otherwise: loopback, so a
@@ -198,6 +201,7 @@ func envName(flagName string) string {
 // checkOpsConfig validates the settings that the flag package cannot and resolves -log-format auto.
 // Each error names the flag and its variable, so a bad unit file or .env line is found at once.
 func checkOpsConfig(cfg *config, env func(string) string, stderr io.Writer) error {
+	cfg.NotifySocket = env("NOTIFY_SOCKET")
 	switch cfg.LogFormat {
 	case "text", "json":
 	case "auto":

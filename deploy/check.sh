@@ -2,6 +2,8 @@
 # deploy/check.sh (make check-deploy): checks the files in deploy/ with the tools that will read them.
 # - vidgen.service: systemd-analyze verify, which needs the ExecStart binary to exist, so it checks a
 #   copy pointing at a fresh build; verify exits 0 on unknown keys and bad values, so any output fails.
+# - Type=notify: under a real systemd (root, systemd as init), the build as a transient Type=notify
+#   service answers /api/health as soon as systemd-run returns.
 # - Caddyfile and nginx.conf: `caddy validate` and `nginx -t` when those are installed (skipped, and
 #   said so, when not), nginx with a throw-away certificate in place of Let's Encrypt's.
 # - docs/deploy.md: every command of its ```sh blocks, in order, in a scratch root (deploy_commands
@@ -190,6 +192,23 @@ free_port() {
     (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
   done
 }
+
+# Readiness under a real systemd, when this machine runs one: the fresh build as a transient
+# Type=notify service. systemd-run returns when the start job is done, which for Type=notify is
+# vidgen's READY=1, so /api/health must answer at once, without a retry; then a stop must end clean.
+if [ "$(id -u)" = 0 ] && [ -d /run/systemd/system ]; then
+  sdunit=vidgen-check-$$ sdport=$(free_port)
+  mkdir -m 0700 "$tmp/sd-data"
+  trap 'systemctl stop "$sdunit" 2>/dev/null; rm -rf "$tmp"' EXIT
+  systemd-run --quiet --collect --unit "$sdunit" -p Type=notify -p NotifyAccess=main -p TimeoutStartSec=60 \
+    "$tmp/vidgen" serve -addr "127.0.0.1:$sdport" -metrics-addr off -data "$tmp/sd-data"
+  curl -sf "http://127.0.0.1:$sdport/api/health" >/dev/null ||
+    { echo "systemd: $sdunit (Type=notify) started, but /api/health did not answer"; journalctl -u "$sdunit" -o cat -n 20; exit 1; }
+  systemctl stop "$sdunit"
+  echo "deploy/vidgen.service: Type=notify: READY=1 came once /api/health answered, under systemd"
+else
+  echo "deploy/vidgen.service: Type=notify not run under systemd (needs root and systemd as init; TestE2ESdNotifyReady checks the protocol)"
+fi
 
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1 && command -v jq >/dev/null 2>&1 && command -v sqlite3 >/dev/null 2>&1; then
   deploy_commands
