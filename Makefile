@@ -4,7 +4,7 @@ SUDO  := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ADDR  ?= :8080
 DATA  ?= ./data
 
-.PHONY: run test test-s3 e2e e2e-browser build deps check-go check-tools fuzz bench soak clean check-deploy release check-release check-docker check-openapi
+.PHONY: run test test-s3 e2e e2e-browser build deps check-go check-tools fuzz bench soak clean check-deploy check-metrics release check-release check-docker check-openapi
 
 ## deps: installs ffmpeg (with ffprobe) from the distribution when it is missing.
 deps: check-go
@@ -110,6 +110,14 @@ check-deploy: check-go
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx caddy >/dev/null; fi
 	GO=$(GO) bash deploy/check.sh
 	$(GO) test -count=1 -tags e2e -run '^TestE2EProxyUploads$$' .
+
+## check-metrics: deploy/check-metrics.sh: promtool check rules and test rules on docs/alerts.yml, and
+## promtool check metrics on a real scrape of a fresh build. promtool is taken from Debian's prometheus
+## package when it is not on PATH (apt-get download: the package itself, which would start a
+## Prometheus server, is not installed).
+check-metrics: check-go
+	@command -v curl >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq curl >/dev/null; }
+	GO=$(GO) bash deploy/check-metrics.sh
 
 ## e2e-browser: e2e/browser.test.mjs: Debian's Chromium, headless and driven by playwright-core,
 ## submits a job through the page at /, waits for COMPLETED, checks the video plays on the page and on

@@ -77,8 +77,17 @@ func (s *server) routes() http.Handler {
 		s.writeError(w, req, fmt.Errorf("panic: %v", v))
 	}
 
+	// limited notes that the route at path is rate limited: its 429 counter exists, at zero, from the
+	// start. So does that of unknown routes under /api/, which spend from the API's bucket.
+	limited := func(path string, h http.Handler) http.Handler {
+		s.metrics.limitedRoute(path)
+		return h
+	}
+	limited("unmatched", nil)
 	// api wraps a handler that needs a key: rate limit first, so unauthenticated floods are limited too.
-	api := func(h http.HandlerFunc) http.Handler { return s.limitAPI(s.authenticate(h)) }
+	api := func(path string, h http.HandlerFunc) http.Handler {
+		return limited(path, s.limitAPI(s.authenticate(h)))
+	}
 	// get registers a GET route and its HEAD (monitors and link unfurlers send HEAD).
 	get := func(path string, h http.Handler) {
 		r.Handler(http.MethodGet, path, h)
@@ -89,20 +98,22 @@ func (s *server) routes() http.Handler {
 	get("/health", health)
 	get("/api/health", health)
 
-	r.Handler("POST", "/api/jobs", s.limitAPI(s.limitSubmit(s.authenticate(http.HandlerFunc(s.handleSubmit)))))
-	get("/api/jobs", api(s.handleList))
-	get("/api/status/:jobId", api(s.handleStatus))
-	get("/api/jobs/:jobId", api(s.handleStatus))
-	r.Handler("POST", "/api/jobs/:jobId/cancel", api(s.handleCancel))
-	r.Handler("DELETE", "/api/jobs/:jobId", api(s.handleCancel))
-	get("/api/jobs/:jobId/deliveries", api(s.handleDeliveries))
-	r.Handler("POST", "/api/jobs/:jobId/deliveries/redeliver", api(s.handleRedeliver))
+	r.Handler("POST", "/api/jobs", limited("/api/jobs", s.limitAPI(s.limitSubmit(s.authenticate(http.HandlerFunc(s.handleSubmit))))))
+	get("/api/jobs", api("/api/jobs", s.handleList))
+	get("/api/status/:jobId", api("/api/status/:jobId", s.handleStatus))
+	get("/api/jobs/:jobId", api("/api/jobs/:jobId", s.handleStatus))
+	r.Handler("POST", "/api/jobs/:jobId/cancel", api("/api/jobs/:jobId/cancel", s.handleCancel))
+	r.Handler("DELETE", "/api/jobs/:jobId", api("/api/jobs/:jobId", s.handleCancel))
+	get("/api/jobs/:jobId/deliveries", api("/api/jobs/:jobId/deliveries", s.handleDeliveries))
+	r.Handler("POST", "/api/jobs/:jobId/deliveries/redeliver", api("/api/jobs/:jobId/deliveries/redeliver", s.handleRedeliver))
 
 	// Videos, posters and share pages need no key: they are limited per address, with their own
 	// higher rate, and in how many one address may be receiving at once.
-	media := func(h http.HandlerFunc) http.Handler { return s.limit(s.downloadLimit)(s.limitDownloads(h)) }
-	get("/v/:file", media(s.handleVideo))
-	get("/s/:token", media(s.handleShare))
+	media := func(path string, h http.HandlerFunc) http.Handler {
+		return limited(path, s.limit(s.downloadLimit)(s.limitDownloads(h)))
+	}
+	get("/v/:file", media("/v/:file", s.handleVideo))
+	get("/s/:token", media("/s/:token", s.handleShare))
 
 	get("/", http.HandlerFunc(s.handlePage))
 	// Browsers ask every page's origin for an icon; an empty answer keeps 404s out of their consoles
@@ -111,7 +122,7 @@ func (s *server) routes() http.Handler {
 		w.Header().Set("Cache-Control", "public, max-age=86400")
 		w.WriteHeader(http.StatusNoContent)
 	}))
-	get("/api/openapi.yaml", s.limitAPI(http.HandlerFunc(s.handleOpenAPI)))
+	get("/api/openapi.yaml", limited("/api/openapi.yaml", s.limitAPI(http.HandlerFunc(s.handleOpenAPI))))
 	// No /metrics here, whoever asks: a proxy on this machine, even one that forwards raw TCP and
 	// adds no header, would hand them to the world. They have a listener of their own (-metrics-addr).
 	return s.observed(r)

@@ -25,6 +25,8 @@ type lifecycle struct {
 	hooks      *webhookSender
 	log        *slog.Logger
 	rand       io.Reader
+	// ended, when set, is told of every job that reached its final state (the metrics count them).
+	ended func(Job)
 	// expiredBefore is the cutoff of this run's last complete expiry: outputs of jobs that finished
 	// before it were deleted. It is zero until the first, which reads every expired job, so a
 	// shorter -retention after a restart takes effect. expiring serialises expiries.
@@ -47,6 +49,9 @@ func (l *lifecycle) finish(ctx context.Context, id, keyID string, from JobStatus
 	l.logChange(j, from)
 	if j.Active() {
 		return j, nil
+	}
+	if l.ended != nil {
+		l.ended(j)
 	}
 	if err := removeInputs(ctx, l.files, j.ID); err != nil {
 		l.log.Warn("remove inputs", "job", j.ID, "err", err)

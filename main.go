@@ -343,8 +343,8 @@ func newServer(ctx context.Context, cfg config, log *slog.Logger, now func() tim
 	}
 	s.inputClient = newInputClient(s.hooks)
 	s.renderer.fetch = s.fetchInputs
-	s.metrics = newMetrics(st)
-	s.renderer.observe, s.hooks.observe = s.metrics.renderEnded, s.metrics.webhookAttempt
+	s.metrics = newMetrics(st, now)
+	s.renderer.observe, s.hooks.observe, s.jobs.ended = s.metrics.renderEnded, s.metrics.webhookAttempt, s.metrics.jobEnded
 	return s, nil
 }
 

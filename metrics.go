@@ -26,11 +26,18 @@ type metrics struct {
 	realtime       prometheus.Histogram
 	ffmpegFailures *prometheus.CounterVec
 	webhooks       *prometheus.CounterVec
+	jobsFinished   *prometheus.CounterVec
 }
 
+// finishOutcomes are the outcome labels of vidgen_jobs_finished_total, one for each way a job ends.
+var finishOutcomes = map[JobStatus]string{StatusCompleted: "completed", StatusFailed: "failed", StatusCancelled: "cancelled"}
+
 // newMetrics registers every metric, and the collectors that read job and delivery counts from st at
-// scrape time (the database is the truth; counting in memory would drift across restarts).
-func newMetrics(st *Store) *metrics {
+// scrape time (the database is the truth; counting in memory would drift across restarts), with now
+// the clock the age of the oldest pending job is read by. Every counter's label values exist from the
+// start, at zero: rate() and increase() need a series before the first event, or an alert on the
+// first 429 or the first failed job never fires.
+func newMetrics(st *Store, now func() time.Time) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "vidgen_http_requests_total", Help: "HTTP requests answered, by method, route pattern and status.",
@@ -47,7 +54,7 @@ func newMetrics(st *Store) *metrics {
 		Buckets: []float64{.25, .5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600},
 	})
 	m.realtime = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name: "vidgen_render_realtime_factor", Help: "Seconds of audio rendered per second of render time, for renders that completed.",
+		Name: "vidgen_render_realtime_ratio", Help: "Seconds of audio rendered per second of render time, for renders that completed.",
 		Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000},
 	})
 	m.ffmpegFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -58,6 +65,13 @@ func newMetrics(st *Store) *metrics {
 		Name: "vidgen_webhook_attempts_total",
 		Help: "Webhook delivery attempts by outcome: delivered (2xx), retrying (failed, another attempt is scheduled), gave_up (failed for good: 410 Gone or the schedule used up).",
 	}, []string{"outcome"})
+	m.jobsFinished = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vidgen_jobs_finished_total",
+		Help: "Jobs that ended, by outcome: completed, failed (the job's error says why) or cancelled by its owner.",
+	}, []string{"outcome"})
+	for _, o := range finishOutcomes {
+		m.jobsFinished.WithLabelValues(o)
+	}
 	for _, c := range []string{"bad_input", "passing"} {
 		m.ffmpegFailures.WithLabelValues(c)
 	}
@@ -69,8 +83,8 @@ func newMetrics(st *Store) *metrics {
 		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
 	})
 	build.Set(1)
-	m.reg.MustRegister(m.requests, m.latency, m.rateLimited, m.renderSeconds, m.realtime, m.ffmpegFailures, m.webhooks, build,
-		&storeCollector{store: st},
+	m.reg.MustRegister(m.requests, m.latency, m.rateLimited, m.renderSeconds, m.realtime, m.ffmpegFailures, m.webhooks, m.jobsFinished, build,
+		&storeCollector{store: st, now: now},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -83,6 +97,20 @@ func (m *metrics) request(method, route string, status int, took time.Duration) 
 	m.latency.WithLabelValues(method, route, code).Observe(took.Seconds())
 	if status == http.StatusTooManyRequests {
 		m.rateLimited.WithLabelValues(route).Inc()
+	}
+}
+
+// limitedRoute makes route's vidgen_rate_limited_total exist, at zero, before its first 429.
+func (m *metrics) limitedRoute(route string) {
+	if m != nil {
+		m.rateLimited.WithLabelValues(route)
+	}
+}
+
+// jobEnded counts a job that reached its final state (j as stored).
+func (m *metrics) jobEnded(j Job) {
+	if o, ok := finishOutcomes[j.Status]; ok {
+		m.jobsFinished.WithLabelValues(o).Inc()
 	}
 }
 
@@ -114,19 +142,25 @@ func (m *metrics) webhookAttempt(state DeliveryState) {
 	}
 }
 
-// storeCollector reads the job and delivery counts from the database at each scrape.
-type storeCollector struct{ store *Store }
+// storeCollector reads the job and delivery counts, and the oldest pending job, from the database at
+// each scrape.
+type storeCollector struct {
+	store *Store
+	now   func() time.Time
+}
 
 var (
 	jobsDesc    = prometheus.NewDesc("vidgen_jobs", "Jobs in the database by state.", []string{"state"}, nil)
 	queueDesc   = prometheus.NewDesc("vidgen_queue_depth", "Jobs waiting for a render slot (PENDING).", nil, nil)
 	pendingDesc = prometheus.NewDesc("vidgen_webhook_deliveries_pending", "Webhook deliveries not yet delivered nor given up.", nil, nil)
+	oldestDesc  = prometheus.NewDesc("vidgen_oldest_pending_job_age_seconds", "Age of the oldest job waiting for a render slot (PENDING), from its submission; 0 when none waits.", nil, nil)
 )
 
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- jobsDesc
 	ch <- queueDesc
 	ch <- pendingDesc
+	ch <- oldestDesc
 }
 
 func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -141,6 +175,15 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(jobsDesc, prometheus.GaugeValue, float64(counts[state]), string(state))
 		}
 		ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(counts[StatusPending]))
+	}
+	if oldest, err := c.store.OldestPending(ctx); err != nil {
+		ch <- prometheus.NewInvalidMetric(oldestDesc, err)
+	} else {
+		age := 0.0
+		if !oldest.IsZero() {
+			age = max(c.now().Sub(oldest).Seconds(), 0) // a clock set back makes no negative age
+		}
+		ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, age)
 	}
 	if pending, err := c.store.PendingDeliveries(ctx); err != nil {
 		ch <- prometheus.NewInvalidMetric(pendingDesc, err)

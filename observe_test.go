@@ -207,7 +207,7 @@ func TestMetrics(t *testing.T) {
 		`vidgen_jobs{state="PENDING"}`:                                                             "0",
 		`vidgen_queue_depth`:                                                                       "0",
 		`vidgen_render_duration_seconds_count`:                                                     "1",
-		`vidgen_render_realtime_factor_count`:                                                      "1",
+		`vidgen_render_realtime_ratio_count`:                                                       "1",
 		`vidgen_webhook_attempts_total{outcome="delivered"}`:                                       "1",
 		`vidgen_webhook_deliveries_pending`:                                                        "0",
 		`vidgen_ffmpeg_failures_total{cause="passing"}`:                                            "0",
@@ -244,7 +244,7 @@ func TestMetrics(t *testing.T) {
 // TestRenderMetrics: the outcomes a render attempt can have land in the right series.
 func TestRenderMetrics(t *testing.T) {
 	t.Parallel()
-	m := newMetrics(nil)
+	m := newMetrics(nil, time.Now)
 	claimed := Job{AudioDuration: 60}
 	m.renderEnded(claimed, Outcome{Status: StatusCompleted}, 2*time.Second)
 	m.renderEnded(claimed, Outcome{Status: StatusFailed, ErrorMessage: "audio: cannot be decoded"}, time.Second)
@@ -258,7 +258,7 @@ func TestRenderMetrics(t *testing.T) {
 	text := w.Body.String()
 	for series, v := range map[string]string{
 		`vidgen_render_duration_seconds_sum`:                "2",
-		`vidgen_render_realtime_factor_sum`:                 "30",
+		`vidgen_render_realtime_ratio_sum`:                  "30",
 		`vidgen_ffmpeg_failures_total{cause="bad_input"}`:   "1",
 		`vidgen_ffmpeg_failures_total{cause="passing"}`:     "1",
 		`vidgen_webhook_attempts_total{outcome="retrying"}`: "1",

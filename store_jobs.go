@@ -285,6 +285,16 @@ func idSet(ids []string, err error) (map[string]bool, error) {
 	return set, nil
 }
 
+// OldestPending is the creation time of the oldest PENDING job (the next a renderer claims), or the
+// zero time when no job waits.
+func (s *Store) OldestPending(ctx context.Context) (time.Time, error) {
+	var created sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, `SELECT min(created_at) FROM jobs WHERE status = ?`, StatusPending).Scan(&created); err != nil {
+		return time.Time{}, fmt.Errorf("oldest pending job: %w", err)
+	}
+	return fromMS(created), nil
+}
+
 // CountJobs returns how many jobs are in each state.
 func (s *Store) CountJobs(ctx context.Context) (map[JobStatus]int, error) {
 	type count struct {

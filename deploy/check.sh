@@ -13,6 +13,7 @@
 #   script does not run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source deploy/lib.sh
 GO=${GO:-go}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -184,14 +185,6 @@ deploy_commands() {
   echo "docs/deploy.md: $(grep -cv '^\s*\(#\|$\)' "$tmp/deploy.sh") command lines run in a scratch root"
 }
 
-# free_port: a loopback port nothing listens on now.
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 20000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-}
 
 # Readiness under a real systemd, when this machine runs one: the fresh build as a transient
 # Type=notify service. systemd-run returns when the start job is done, which for Type=notify is
