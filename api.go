@@ -42,6 +42,9 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			w.Header().Set("Retry-After", "60")
 		}
 	}
+	if e.Kind == kindUnauthorized {
+		w.Header().Set("WWW-Authenticate", apiKeyChallenge)
+	}
 	body := map[string]string{"error": e.Msg}
 	if id := requestIDFrom(r); id != "" {
 		body["requestId"] = id // so a user can quote it and the operator find the request's log line

@@ -113,6 +113,11 @@ var (
 	ErrExpired       = errorf(kindGone, "This video has expired and was deleted")
 )
 
+// apiKeyChallenge is the WWW-Authenticate header of every 401 (HTTP requires a challenge there). The
+// API takes its key in X-API-Key, not Authorization, so the challenge says that rather than Bearer,
+// which would send clients to the wrong header.
+const apiKeyChallenge = `ApiKey realm="vidgen", header="X-API-Key"`
+
 // statusCode is the HTTP status for an error of kind k.
 func (k errorKind) statusCode() int {
 	switch k {
