@@ -89,7 +89,7 @@ func (rd *renderer) checkFree(job Job, need int64, what string) error {
 		return fmt.Errorf("free disk space: %w", err)
 	}
 	if free-need < rd.minFree {
-		rd.log.Warn("render refused: output would fill the disk", "job", job.ID, "estimate", need, "free", free, "min_free", rd.minFree)
+		rd.log.Warn("render refused: output would fill the disk", job.logAttrs("estimate", need, "free", free, "min_free", rd.minFree)...)
 		return &renderFailure{final: true, err: fmt.Errorf("estimate %d bytes, free %d", need, free),
 			msg: fmt.Sprintf(what+" and the server is short of disk space right now; submit the job again later", need>>20+1)}
 	}

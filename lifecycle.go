@@ -54,7 +54,7 @@ func (l *lifecycle) finish(ctx context.Context, id, keyID string, from JobStatus
 		l.ended(j)
 	}
 	if err := removeInputs(ctx, l.files, j.ID); err != nil {
-		l.log.Warn("remove inputs", "job", j.ID, "err", err)
+		l.log.Warn("remove inputs", j.logAttrs("err", err)...)
 	}
 	if owesWebhook(j) {
 		l.hooks.Notify()
@@ -65,8 +65,8 @@ func (l *lifecycle) finish(ctx context.Context, id, keyID string, from JobStatus
 // logChange writes the log line of every change of a job's state: j as stored, from its state
 // before.
 func (l *lifecycle) logChange(j Job, from JobStatus) {
-	attrs := []any{"job", j.ID, "key", j.KeyID, "from", from, "status", j.Status, "retries", j.Retries,
-		"age_s", j.UpdatedAt.Sub(j.CreatedAt).Seconds()}
+	attrs := j.logAttrs("key", j.KeyID, "from", from, "status", j.Status, "retries", j.Retries,
+		"age_s", j.UpdatedAt.Sub(j.CreatedAt).Seconds())
 	if j.ErrorMessage != "" {
 		attrs = append(attrs, "error", j.ErrorMessage)
 	}
@@ -103,7 +103,7 @@ func (l *lifecycle) recover(ctx context.Context) error {
 		return err
 	}
 	for _, j := range jobs {
-		l.log.Warn("job was interrupted by a crash", "job", j.ID, "retries", j.Retries)
+		l.log.Warn("job was interrupted by a crash", j.logAttrs("retries", j.Retries)...)
 		if _, err := l.finish(ctx, j.ID, "", StatusProcessing, Outcome{Status: StatusPending, CountRetry: true}); err != nil {
 			return fmt.Errorf("requeue %s: %w", j.ID, err)
 		}
@@ -150,7 +150,7 @@ func (l *lifecycle) expire(ctx context.Context, cutoff time.Time) (int, error) {
 		k, err := removeOutputs(ctx, l.files, o.Token)
 		n += k
 		if err != nil {
-			l.log.Error("delete expired output, will retry for a day", "job", o.JobID, "err", err)
+			l.log.Error("delete expired output, will retry for a day", Job{ID: o.JobID, TraceID: o.TraceID}.logAttrs("err", err)...)
 		}
 	}
 	if n > 0 {

@@ -38,6 +38,36 @@ func saneRequestID(id string) bool {
 	return true
 }
 
+// traceID is the trace id of the request's W3C traceparent header (version-traceid-parentid-flags,
+// https://www.w3.org/TR/trace-context/), or "" when it has none or one that is malformed: a trace id
+// is 32 lower-case hex digits, not all zero, and is logged only when it is one.
+func traceID(r *http.Request) string {
+	h := r.Header.Values("traceparent")
+	if len(h) != 1 {
+		return "" // the spec's rule for a repeated header: none of them is believed
+	}
+	f := strings.Split(strings.TrimSpace(h[0]), "-")
+	if len(f) < 4 || !lowerHex(f[0], 2) || f[0] == "ff" || (f[0] == "00" && len(f) != 4) ||
+		!lowerHex(f[1], 32) || !lowerHex(f[2], 16) || !lowerHex(f[3], 2) ||
+		strings.Trim(f[1], "0") == "" || strings.Trim(f[2], "0") == "" {
+		return ""
+	}
+	return f[1]
+}
+
+// lowerHex reports whether s is n lower-case hexadecimal digits.
+func lowerHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !('0' <= s[i] && s[i] <= '9' || 'a' <= s[i] && s[i] <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // withRequestID gives every request an id a user can quote and an operator can find in the log: the
 // client's X-Request-Id when it is sane (a proxy's or the caller's own), else a new random one. The
 // response carries it in X-Request-Id, and JSON errors in "requestId".
@@ -165,6 +195,9 @@ func (s *server) observeRequests(name func(*http.Request) requestRoute) func(htt
 			}
 			if rr.jobID != "" {
 				attrs = append(attrs, slog.String("job", rr.jobID))
+			}
+			if id := traceID(r); id != "" {
+				attrs = append(attrs, slog.String("trace_id", id))
 			}
 			s.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 		})

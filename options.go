@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 )
@@ -38,6 +39,13 @@ type Options struct {
 
 	// level is the gain the render measured for Loudness; never stored.
 	level audioLevel
+}
+
+// LogValue logs the options as attributes of their own (options.size, options.waveform…), which a
+// log query can select on, not as one JSON string.
+func (o Options) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("size", o.Size), slog.String("background", o.Background),
+		slog.String("waveform", o.Waveform), slog.String("waveform_color", o.WaveformColor), slog.Bool("captions", o.Captions))
 }
 
 const sizeOriginal = "original"

@@ -236,14 +236,14 @@ func (rd *renderer) renderJob(killCtx context.Context, job Job) {
 
 	start := time.Now()
 	out := rd.render(killCtx, job)
-	stored, err := rd.finish(killCtx, job.ID, out)
+	stored, err := rd.finish(killCtx, job, out)
 	if err != nil {
 		// The job stays PROCESSING; the next start-up's recovery puts it back to PENDING.
-		rd.log.Error("record render outcome", "job", job.ID, "err", err)
+		rd.log.Error("record render outcome", job.logAttrs("err", err)...)
 		return
 	}
 	// The outcome is the job's state as stored: a retry past the last one is FAILED, not PENDING.
-	rd.log.Info("render ended", "job", job.ID, "outcome", stored.Status, "seconds", time.Since(start).Seconds(), "audio_s", job.AudioDuration)
+	rd.log.Info("render ended", job.logAttrs("outcome", stored.Status, "seconds", time.Since(start).Seconds(), "audio_s", job.AudioDuration)...)
 	if rd.observe != nil {
 		rd.observe(job, out, time.Since(start))
 	}
@@ -255,7 +255,7 @@ func (rd *renderer) renderJob(killCtx context.Context, job Job) {
 // a shutdown (killCtx done) it tries once: the next start's recovery puts a job left PROCESSING
 // back in the queue, and a shutdown must end within the unit's TimeoutStopSec, not after the
 // minutes the retries can take.
-func (rd *renderer) finish(killCtx context.Context, id string, out Outcome) (Job, error) {
+func (rd *renderer) finish(killCtx context.Context, job Job, out Outcome) (Job, error) {
 	var err error
 	for wait := time.Second; wait <= 32*time.Second; wait *= 2 {
 		// An attempt has 30 s, and 5 s once shutdown begins, even one already under way: with
@@ -264,7 +264,7 @@ func (rd *renderer) finish(killCtx context.Context, id string, out Outcome) (Job
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		stop := context.AfterFunc(killCtx, func() { time.AfterFunc(5*time.Second, cancel) })
 		var j Job
-		j, err = rd.jobs.finish(ctx, id, "", StatusProcessing, out)
+		j, err = rd.jobs.finish(ctx, job.ID, "", StatusProcessing, out)
 		stop()
 		cancel()
 		if err == nil {
@@ -273,7 +273,7 @@ func (rd *renderer) finish(killCtx context.Context, id string, out Outcome) (Job
 		if killCtx.Err() != nil {
 			return Job{}, err
 		}
-		rd.log.Warn("record render outcome, will retry", "job", id, "err", err, "in", wait)
+		rd.log.Warn("record render outcome, will retry", job.logAttrs("err", err, "in", wait)...)
 		select {
 		case <-time.After(wait):
 		case <-killCtx.Done():
@@ -307,26 +307,26 @@ func (rd *renderer) render(killCtx context.Context, job Job) Outcome {
 	if killCtx.Err() != nil {
 		// Shutting down, whatever the render's error became: not the job's fault, no retry counted,
 		// and no failure to alert on.
-		rd.log.Info("render stopped for shutdown, the job goes back to the queue", "job", job.ID)
+		rd.log.Info("render stopped for shutdown, the job goes back to the queue", job.logAttrs()...)
 		return Outcome{Status: StatusPending}
 	}
 	var rf *renderFailure
 	if errors.As(err, &rf) && rf.final {
-		rd.log.Warn("render failed", "job", job.ID, "err", err)
+		rd.log.Warn("render failed", job.logAttrs("err", err)...)
 		return Outcome{Status: StatusFailed, ErrorMessage: rf.msg}
 	}
 	if errors.Is(err, errDiskFilling) {
-		rd.log.Warn("render stopped: disk filling, will retry", "job", job.ID)
+		rd.log.Warn("render stopped: disk filling, will retry", job.logAttrs()...)
 		return Outcome{Status: StatusPending} // the disk's fault, not the job's: no retry counted
 	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) && job.AudioDuration >= longAudio.Seconds() {
 		// A long job that runs out of time will run out again: three tries would hold a worker for
 		// hours. A short one that times out met a stalled machine, which passes.
-		rd.log.Warn("render timed out", "job", job.ID, "err", err, "audio_s", job.AudioDuration)
+		rd.log.Warn("render timed out", job.logAttrs("err", err, "audio_s", job.AudioDuration)...)
 		return Outcome{Status: StatusFailed, ErrorMessage: fmt.Sprintf(
 			"Rendering took longer than the %s allowed for audio of this length; try a shorter or simpler audio file", fmtDuration(limit.Seconds()))}
 	}
-	rd.log.Warn("render failed, will retry", "job", job.ID, "err", err)
+	rd.log.Warn("render failed, will retry", job.logAttrs("err", err)...)
 	return Outcome{Status: StatusPending, CountRetry: true}
 }
 

@@ -32,7 +32,7 @@ func (rd *renderer) renderStill(ctx context.Context, job Job, image, audio, tmp,
 		return err
 	}
 	rd.log.Warn("the still clip writer cannot extend x264's stream, encoding every frame instead (slower)",
-		"job", job.ID, "err", err)
+		job.logAttrs("err", err)...)
 	return rd.renderMoving(ctx, job, image, audio, tmp, poster, video)
 }
 

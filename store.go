@@ -56,6 +56,9 @@ var migrations = []string{
 	// 8: the inputs a job was given by URL, fetched before its render, as JSON ({"audio": URL});
 	// '' for none, which is what every job made before them had.
 	`ALTER TABLE jobs ADD COLUMN input_urls TEXT NOT NULL DEFAULT '';`,
+	// 9: the trace id of the W3C traceparent a job was submitted with ('' when none), so its render
+	// and webhook log lines, written long after the request, carry it too.
+	`ALTER TABLE jobs ADD COLUMN trace_id TEXT NOT NULL DEFAULT '';`,
 }
 
 // maxOpenConns bounds the database's connection pool: every connection is a descriptor on

@@ -47,20 +47,32 @@ type Job struct {
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 	FinishedAt   time.Time // zero until the job ends
+	TraceID      string    // the trace id of the traceparent header it was submitted with, "" when none
+}
+
+// logAttrs are the attributes that tie a log line to job j, then more: its id and, when it was
+// submitted with a traceparent, its trace id, so a trace's lines are found from the request to the
+// webhook.
+func (j Job) logAttrs(more ...any) []any {
+	attrs := []any{"job", j.ID}
+	if j.TraceID != "" {
+		attrs = append(attrs, "trace_id", j.TraceID)
+	}
+	return append(attrs, more...)
 }
 
 // Active reports whether the job still holds its key's one active slot.
 func (j Job) Active() bool { return j.Status == StatusPending || j.Status == StatusProcessing }
 
 const jobColumns = `id, key_id, status, image_type, audio_type, audio_codec, audio_duration,
-	coalesce(webhook_url, ''), coalesce(output_token, ''), coalesce(error_message, ''), retries, created_at, updated_at, finished_at, options, input_urls`
+	coalesce(webhook_url, ''), coalesce(output_token, ''), coalesce(error_message, ''), retries, created_at, updated_at, finished_at, options, input_urls, trace_id`
 
 func scanJob(row scanner) (Job, error) {
 	var j Job
 	var created, updated, finished sql.NullInt64
 	var opts, urls string
 	err := row.Scan(&j.ID, &j.KeyID, &j.Status, &j.ImageType, &j.AudioType, &j.AudioCodec,
-		&j.AudioDuration, &j.WebhookURL, &j.OutputToken, &j.ErrorMessage, &j.Retries, &created, &updated, &finished, &opts, &urls)
+		&j.AudioDuration, &j.WebhookURL, &j.OutputToken, &j.ErrorMessage, &j.Retries, &created, &updated, &finished, &opts, &urls, &j.TraceID)
 	j.CreatedAt, j.UpdatedAt, j.FinishedAt = fromMS(created), fromMS(updated), fromMS(finished)
 	if err == nil {
 		j.Options, err = decodeOptions(opts)
@@ -103,10 +115,10 @@ func insertJob(ctx context.Context, db execer, j Job) error {
 		}
 	}
 	res, err := db.ExecContext(ctx, `INSERT INTO jobs (id, key_id, status, image_type, audio_type,
-		audio_codec, audio_duration, webhook_url, retries, created_at, updated_at, options, input_urls)
-		SELECT ?, id, 'PENDING', ?, ?, ?, ?, ?, 0, ?, ?, ?, ? FROM api_keys WHERE id = ? AND active`,
+		audio_codec, audio_duration, webhook_url, retries, created_at, updated_at, options, input_urls, trace_id)
+		SELECT ?, id, 'PENDING', ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ? FROM api_keys WHERE id = ? AND active`,
 		j.ID, j.ImageType, j.AudioType, j.AudioCodec, j.AudioDuration,
-		nullString(j.WebhookURL), ms(j.CreatedAt), ms(j.CreatedAt), encodeOptions(j.Options), string(urls), j.KeyID)
+		nullString(j.WebhookURL), ms(j.CreatedAt), ms(j.CreatedAt), encodeOptions(j.Options), string(urls), j.TraceID, j.KeyID)
 	if isUniqueViolation(err) {
 		return ErrActiveJob
 	}
@@ -254,19 +266,19 @@ func (s *Store) ActiveJobIDs(ctx context.Context) (map[string]bool, error) {
 }
 
 // expiredOutput is a job whose output has expired, and that output's token.
-type expiredOutput struct{ JobID, Token string }
+type expiredOutput struct{ JobID, Token, TraceID string }
 
 // ExpiredOutputs returns the outputs of jobs that finished in [since, cutoff).
 func (s *Store) ExpiredOutputs(ctx context.Context, since, cutoff time.Time) ([]expiredOutput, error) {
 	return collect(ctx, s.db, "expired outputs", func(row scanner) (expiredOutput, error) {
 		var o expiredOutput
-		err := row.Scan(&o.JobID, &o.Token)
+		err := row.Scan(&o.JobID, &o.Token, &o.TraceID)
 		return o, err
 	}, expiredOutputsQuery, ms(since), ms(cutoff))
 }
 
 // expiredOutputsQuery reads a window of finished jobs through the jobs_finished index.
-const expiredOutputsQuery = `SELECT id, output_token FROM jobs
+const expiredOutputsQuery = `SELECT id, output_token, trace_id FROM jobs
 	WHERE status = 'COMPLETED' AND finished_at >= ? AND finished_at < ? AND output_token IS NOT NULL`
 
 // OutputTokens returns the output token of every job that has one.

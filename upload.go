@@ -137,6 +137,7 @@ func (s *server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	job.CreatedAt = s.now().UTC()
+	job.TraceID = traceID(r)
 	// The files are in place (durably) before the job's row is committed; a crash in between
 	// leaves only orphans, which the start-up sweep deletes.
 	for name, u := range files {
@@ -167,8 +168,8 @@ func (s *server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	clear(files)
 	placed = nil
 	s.renderer.Notify()
-	s.log.Info("job created", "job", job.ID, "key", key.ID, "audio", job.AudioType, "image", job.ImageType, "duration", job.AudioDuration,
-		"options", encodeOptions(job.Options))
+	s.log.Info("job created", job.logAttrs("key", key.ID, "audio", job.AudioType, "image", job.ImageType, "duration", job.AudioDuration,
+		"options", job.Options)...)
 	w.Header().Set("Location", "/api/status/"+job.ID)
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")

@@ -473,7 +473,7 @@ func (ws *webhookSender) attempt(ctx context.Context, d Delivery) {
 	now := ws.now()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(body))
 	if err != nil {
-		ws.record(ctx, d, Attempt{At: now, Error: "invalid URL"}, nil)
+		ws.record(ctx, d, j, Attempt{At: now, Error: "invalid URL"}, nil)
 		return
 	}
 	for name, v := range signatures(k, d.ID, now, body) {
@@ -486,7 +486,7 @@ func (ws *webhookSender) attempt(ctx context.Context, d Delivery) {
 		return // shutting down: the attempt is made again after the restart
 	}
 	if err != nil {
-		ws.record(ctx, d, Attempt{At: now, Error: describeSendError(err)}, nil)
+		ws.record(ctx, d, j, Attempt{At: now, Error: describeSendError(err)}, nil)
 		return
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, webhookMaxRead))
@@ -495,7 +495,7 @@ func (ws *webhookSender) attempt(ctx context.Context, d Delivery) {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		a.Error = fmt.Sprintf("HTTP %d", resp.StatusCode)
 	}
-	ws.record(ctx, d, a, resp)
+	ws.record(ctx, d, j, a, resp)
 }
 
 // describeSendError says why no response came, in words for the job's owner, without internals.
@@ -531,14 +531,20 @@ func (ws *webhookSender) hold(id string) {
 	ws.mu.Unlock()
 }
 
-func (ws *webhookSender) record(ctx context.Context, d Delivery, a Attempt, resp *http.Response) {
+// record stores attempt a at delivery d of job j and logs it: at WARN when it failed, whether
+// another attempt follows or not, for the operator to look at the receiver.
+func (ws *webhookSender) record(ctx context.Context, d Delivery, j Job, a Attempt, resp *http.Response) {
 	state, next := ws.nextStep(d, a, resp)
 	if err := ws.store.RecordAttempt(ctx, d.ID, a, state, next); err != nil {
 		ws.log.Error("record webhook attempt", "delivery", d.ID, "err", err, "retry_in", unrecordedHold.String())
 		ws.hold(d.ID)
 		return
 	}
-	ws.log.Info("webhook attempt", "delivery", d.ID, "job", d.JobID, "status", a.StatusCode, "error", a.Error, "state", state)
+	level := slog.LevelInfo
+	if state != DeliveryDelivered {
+		level = slog.LevelWarn
+	}
+	ws.log.Log(ctx, level, "webhook attempt", j.logAttrs("delivery", d.ID, "status", a.StatusCode, "error", a.Error, "state", state)...)
 	if ws.observe != nil {
 		ws.observe(state)
 	}
