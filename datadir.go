@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -91,6 +92,9 @@ func openDataDir(path string) (dataDir, error) {
 		return dataDir{}, fmt.Errorf("data directory: %w", err)
 	}
 	d := dataDir{root: abs}
+	if err := d.checkAccess(); err != nil {
+		return dataDir{}, err
+	}
 	for _, dir := range append([]string{d.root}, d.folders()...) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return dataDir{}, fmt.Errorf("data directory: %w", err)
@@ -112,6 +116,39 @@ func openDataDir(path string) (dataDir, error) {
 		}
 	}
 	return d, nil
+}
+
+// checkAccess fails, saying which file, whose it is and the command that fixes it, when a file of
+// the directory that exists is not this process's to write: most often a database that a keys
+// command run as root by an older vidgen made root's, which the service's user then cannot open
+// (SQLite's own error would only say "unable to open database file").
+func (d dataDir) checkAccess() error {
+	for _, p := range []string{d.root, d.tmp(), d.inputs(), d.outputs(), d.db(), d.db() + "-wal", d.db() + "-shm", filepath.Join(d.root, "vidgen.lock")} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if errors.Is(err, fs.ErrPermission) { // the directory itself cannot be searched
+			p, fi, err = d.root, nil, nil
+			if fi, err = os.Stat(d.root); err != nil {
+				return fmt.Errorf("data directory: %w", err)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("data directory: %w", err)
+		}
+		want := uint32(6) // read and write
+		if fi.IsDir() {
+			want = 7 // and search
+		}
+		if err := syscall.Access(p, want); errors.Is(err, fs.ErrPermission) {
+			owner, me := ownerOf(fi), accountOf(os.Getuid(), os.Getgid())
+			return fmt.Errorf("data directory: vidgen runs as %s and cannot write %s, which belongs to %s:%s (mode %04o); give the directory back "+
+				"to %s with `chown -R %s:%s %s` (as root), then start vidgen again", me.name, p, owner.name, owner.group, fi.Mode().Perm(),
+				me.name, me.name, me.group, d.root)
+		}
+	}
+	return nil
 }
 
 // tighten removes every permission bit of path outside mode.

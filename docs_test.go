@@ -125,9 +125,16 @@ func TestDeployCommandsChecked(t *testing.T) {
 			}
 		}
 	}
-	for _, c := range []string{"apt-get", "install", "useradd", "sudo", "systemctl", "curl", "journalctl", "sqlite3", "cp"} {
+	for _, c := range []string{"apt-get", "install", "useradd", "vidgen", "systemctl", "curl", "journalctl", "sqlite3", "cp"} {
 		if !seen[c] {
 			t.Errorf("docs/deploy.md no longer runs %s: is its step gone?", c)
+		}
+	}
+	// The page's commands are for root: a fresh Debian server has no sudo (its prose says how a
+	// sudo user runs them).
+	for _, c := range []string{"sudo", "su"} {
+		if seen[c] {
+			t.Errorf("docs/deploy.md runs %s in a command meant for root", c)
 		}
 	}
 }

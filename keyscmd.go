@@ -14,8 +14,9 @@ import (
 	"time"
 )
 
-// runKeys implements `vidgen keys ...`.
-func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) string, r io.Reader, now func() time.Time) error {
+// runKeys implements `vidgen keys ...`, on the data directory keysDataDir finds, as the account
+// actAsOwnerOf chooses (become switches to the directory's owner when run as root).
+func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) string, r io.Reader, now func() time.Time, become becomeOwner) error {
 	usage := "usage: vidgen keys create -name NAME [-json] | list [-json] | deactivate ID_OR_NAME | rotate-secret ID_OR_NAME [-json]"
 	if len(args) == 0 {
 		return errors.New(usage)
@@ -32,7 +33,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, env f
 	}
 	fs := flag.NewFlagSet("keys "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dataPath := fs.String("data", envOr(env, "VIDGEN_DATA", "./data"), "data directory (VIDGEN_DATA)")
+	dataFlag := fs.String("data", "", "data directory (default: VIDGEN_DATA, else that of the installed vidgen.service)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	name := fs.String("name", "", "name of the new key (create)")
 	pos, err := parseInterleaved(fs, args)
@@ -50,14 +51,30 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, env f
 	if sub != "create" && *name != "" {
 		return fmt.Errorf("keys %s: -name is only for keys create\n%s", sub, usage)
 	}
-	// Only create may start a data directory (before the first serve, as a script does): a list or
-	// a deactivation pointed at a mistyped -data must not answer from a new, empty database.
-	if db := (dataDir{root: *dataPath}).db(); sub != "create" {
+	dataPath, from, err := keysDataDir(*dataFlag, env)
+	if err != nil {
+		return fmt.Errorf("keys %s: %w", sub, err)
+	}
+	if *dataFlag == "" && from != "VIDGEN_DATA" {
+		fmt.Fprintf(stderr, "vidgen keys: data directory %s (from %s)\n", dataPath, from)
+	}
+	// Only create may start a database (before the first serve, as a script does), in a directory
+	// that exists: a list or a deactivation pointed at a mistyped -data must not answer from a new,
+	// empty database.
+	if db := (dataDir{root: dataPath}).db(); sub != "create" {
 		if _, err := os.Stat(db); errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("keys %s: no vidgen database at %s; pass the -data (or VIDGEN_DATA) that vidgen serve uses", sub, db)
 		}
 	}
-	st, err := openKeysStore(ctx, *dataPath, now, keysWaitForServe)
+	// The command as typed, with the directory it found, for a message that says how to run it.
+	typed := append([]string{"vidgen", "keys", sub}, args...)
+	if *dataFlag == "" {
+		typed = append(typed, "-data", dataPath)
+	}
+	if err := actAsOwnerOf(dataPath, typed, become); err != nil {
+		return fmt.Errorf("keys %s: %w", sub, err)
+	}
+	st, err := openKeysStore(ctx, dataPath, now, keysWaitForServe)
 	if err != nil {
 		return err
 	}

@@ -70,7 +70,7 @@ func runCommand(ctx context.Context, args []string, env func(string) string, std
 	case "health":
 		return runHealth(ctx, args, env, http.DefaultClient, stdout, stderr)
 	case "keys":
-		return runKeys(ctx, args, stdout, stderr, env, rand.Reader, time.Now)
+		return runKeys(ctx, args, stdout, stderr, env, rand.Reader, time.Now, switchToOwner)
 	case "migrate-files":
 		return runMigrateFiles(ctx, args, env, stdout, stderr)
 	case "version":

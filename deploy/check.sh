@@ -54,7 +54,7 @@ fi
 # each checks what it can (the tools listed in real_tools run as they are).
 real_tools="install sed cp ln rm mkdir umask curl sqlite3 vidgen"
 deploy_commands() {
-  local root=$tmp/root work=$tmp/checkout journal=$tmp/root/journal port mport
+  local root=$tmp/root work=$tmp/checkout journal=$tmp/root/journal port mport unit_path=$tmp/root/etc/systemd/system/vidgen.service
   pidfile=$tmp/vidgen.pid # global: the EXIT trap stops what is left running
   port=$(free_port) mport=$(free_port)
   chmod 0711 "$tmp"
@@ -87,7 +87,7 @@ deploy_commands() {
     done
   }
   useradd() { command useradd --prefix "$root" "$@"; }
-  install() { # -o and -g name the scratch root's accounts
+  install() { # -o and -g name the scratch root's accounts; the unit's own paths move into the scratch root
     local a=()
     while [ $# -gt 0 ]; do
       case $1 in
@@ -96,14 +96,12 @@ deploy_commands() {
         *) a+=("$1"); shift ;;
       esac
     done
-    command install "${a[@]}"
+    command install "${a[@]}" || return
+    if [ "${a[-1]}" = "$unit_path" ]; then
+      sed -i -E "s#(^|[ \"'=-])/(etc|var/lib|usr/local/bin)([/ \"']|\$)#\1$root/\2\3#g" "$unit_path"
+    fi
   }
   editor() { grep -q '^VIDGEN_PUBLIC_URL=' "$1"; }
-  sudo() { # -u USER CMD...: CMD as that account of the scratch root
-    [ "$1" = -u ] || { echo "sudo $*: only -u USER is checked"; return 1; }
-    local uid gid; uid=$(account "$2" passwd); gid=$(account "$2" group); shift 2
-    setpriv --reuid="$uid" --regid="$gid" --clear-groups -- "$@"
-  }
   start_vidgen() { # as the unit does: its user, data directory and settings, the journal's log format
     local unit=$root/etc/systemd/system/vidgen.service env
     # The unit's Environment= lines, then its EnvironmentFile, which wins.
@@ -135,7 +133,7 @@ deploy_commands() {
     case "$*" in
       daemon-reload) # the installed unit, pointing at the installed binary, verifies clean
         local out
-        sed "s#^ExecStart=/usr/local/bin/#ExecStart=$root/usr/local/bin/#" "$root/etc/systemd/system/vidgen.service" > "$tmp/installed/vidgen.service" || return 1
+        cp "$unit_path" "$tmp/installed/vidgen.service" || return 1
         if ! out=$(systemd-analyze verify "$tmp/installed/vidgen.service" 2>&1) || [ -n "$out" ]; then echo "$out"; return 1; fi ;;
       "enable --now vidgen"|"start vidgen") start_vidgen ;;
       "stop vidgen") stop_vidgen ;;
@@ -172,12 +170,17 @@ deploy_commands() {
       -e "s#127\.0\.0\.1:8080#127.0.0.1:$port#g" > "$tmp/deploy.sh"
   trap 'rc=$?; stop_vidgen 2>/dev/null; rm -rf "$tmp"; exit $rc' EXIT
   # In the background, so that set -e holds in the page's commands (it does not in a tested command).
-  (cd "$work" && PATH="$root/usr/local/bin:$PATH" && set -euo pipefail && source "$tmp/deploy.sh") > "$tmp/deploy.out" 2>&1 &
+  # vidgen keys finds the scratch root's unit through VIDGEN_UNIT, as a server's at /etc/systemd/system.
+  (cd "$work" && PATH="$root/usr/local/bin:$PATH" && export VIDGEN_UNIT=$unit_path && set -euo pipefail && source "$tmp/deploy.sh") > "$tmp/deploy.out" 2>&1 &
   wait $! || { cat "$tmp/deploy.out"; echo "docs/deploy.md: a command failed (above)"; exit 1; }
   stop_vidgen
   # What the page promises of the result.
   [ "$(stat -c %a:%U "$root/var/lib/vidgen")" = "700:$(account vidgen passwd)" ] || [ "$(stat -c %a:%u "$root/var/lib/vidgen")" = "700:$(account vidgen passwd)" ] ||
     { echo "the data directory is $(stat -c %a:%u "$root/var/lib/vidgen"), want 0700 owned by vidgen"; exit 1; }
+  # vidgen keys ran as root: everything in the directory is still the service user's.
+  if out=$(find "$root/var/lib/vidgen" ! -uid "$(account vidgen passwd)") && [ -n "$out" ]; then
+    echo "files in the data directory not owned by vidgen:"; ls -ln $out; exit 1
+  fi
   [ "$(stat -c %a "$root/backup/vidgen/vidgen.db")" = 600 ] || { echo "the online backup's database is not 0600"; exit 1; }
   [ "$(sqlite3 "$root/backup/vidgen/vidgen.db" 'PRAGMA integrity_check')" = ok ] || { echo "the online backup's database is damaged"; exit 1; }
   [ -f "$root/backup/vidgen.db" ] || [ -f "$root/backup/vidgen/vidgen.db" ] || { echo "no backup"; exit 1; }
