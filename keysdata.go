@@ -38,13 +38,13 @@ func keysDataDir(flagValue string, env func(string) string) (dir, from string, e
 	if v := env("VIDGEN_DATA"); v != "" {
 		return v, "VIDGEN_DATA", nil
 	}
-	paths := unitPaths
-	if v := env("VIDGEN_UNIT"); v != "" {
-		paths = []string{v}
+	paths, named := unitPaths, env("VIDGEN_UNIT")
+	if named != "" {
+		paths = []string{named}
 	}
 	for _, p := range paths {
 		dir, err := unitDataDir(p)
-		if errors.Is(err, fs.ErrNotExist) && p != env("VIDGEN_UNIT") {
+		if errors.Is(err, fs.ErrNotExist) && named == "" {
 			continue
 		}
 		if err != nil {

@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestKeysDataDirFromUnit: with no -data and no VIDGEN_DATA, a keys command reads the data
@@ -117,5 +121,39 @@ func TestKeysAsRootBecomeOwner(t *testing.T) {
 	err := actAsOwnerOf(theirs, []string{"vidgen", "keys", "create", "-name", "my app"}, func(account) error { return errors.New("EPERM") })
 	if err == nil || !strings.Contains(err.Error(), "runuser -u "+accountOf(65534, 65534).name+" -- vidgen keys create -name 'my app'") {
 		t.Errorf("a failed switch: %v", err)
+	}
+}
+
+// TestFirstKeyMessageRunsAsPrinted: the first start's "make more with" command names the data
+// directory, so that it works as printed from anywhere, with no unit installed (a laptop's quick
+// start), now that keys commands no longer fall back to ./data.
+func TestFirstKeyMessageRunsAsPrinted(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "data dir")
+	s, err := newServer(context.Background(), testConfig(dir), slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.store.Close()
+	var msg bytes.Buffer
+	if err := s.ensureDefaultKey(context.Background(), &msg); err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("Make more with `vidgen (keys create -name NAME[^`]*)`").FindStringSubmatch(msg.String())
+	if m == nil {
+		t.Fatalf("no keys command in %q", msg.String())
+	}
+	cmd := strings.Replace(strings.Replace(m[1], "NAME", "second", 1), "'"+dir+"'", "\x00", 1)
+	args := strings.Fields(cmd)
+	for i, a := range args {
+		if a == "\x00" {
+			args[i] = dir
+		}
+	}
+	var out bytes.Buffer
+	noUnit := filepath.Join(t.TempDir(), "none.service") // a machine with no vidgen unit installed
+	env := func(k string) string { return map[string]string{"VIDGEN_UNIT": noUnit}[k] }
+	if err := run(context.Background(), args, env, &out, &out); err != nil {
+		t.Errorf("vidgen %s, as printed: %v\n%s", m[1], err, out.String())
 	}
 }

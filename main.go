@@ -407,7 +407,9 @@ func (s *server) ensureDefaultKey(ctx context.Context, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "\nCreated the first API key (shown only this once; vidgen keeps only its hash):\n\n  X-API-Key:      %s\n  webhook secret: %s\n\nMake more with `vidgen keys create -name NAME`.\n\n", apiKey, k.WebhookSecret)
+	// The directory in full: a keys command run elsewhere, without the unit, finds no other way to it.
+	fmt.Fprintf(stderr, "\nCreated the first API key (shown only this once; vidgen keeps only its hash):\n\n  X-API-Key:      %s\n  webhook secret: %s\n\nMake more with `%s`.\n\n",
+		apiKey, k.WebhookSecret, shellJoin([]string{"vidgen", "keys", "create", "-name", "NAME", "-data", s.cfg.DataDir}))
 	return nil
 }
 
