@@ -384,7 +384,8 @@ func checkTools(ctx context.Context, cfg config) (string, error) {
 			err = fmt.Errorf("its -version printed %q, not %q", line, tool.name+" version …")
 		}
 		if err != nil {
-			return "", fmt.Errorf("cannot run %s as %s (%v): install it with `sudo apt-get install -y ffmpeg` (or point -%s at it)", tool.path, tool.name, err, tool.name)
+			// As root: a fresh Debian server has no sudo, and the one reading this may well be root.
+			return "", fmt.Errorf("cannot run %s as %s (%v): install it as root with `apt-get install -y ffmpeg` (or point -%s at it)", tool.path, tool.name, err, tool.name)
 		}
 		if v == "" {
 			v = line
