@@ -265,6 +265,9 @@ func actAsOwnerOf(dir string, cmd []string, become becomeOwner) error {
 		return nil
 	}
 	me := accountOf(os.Getuid(), os.Getgid())
+	if owner.uid == 0 {
+		return fmt.Errorf("the data directory %s belongs to root, and %s cannot write there: run `sudo %s`", dir, me.name, shellJoin(cmd))
+	}
 	return fmt.Errorf("the data directory %s belongs to %s, and %s cannot write there: run `sudo %s` (as root, vidgen keys writes as %s) "+
 		"or `sudo runuser -u %s -- %s`", dir, owner.name, me.name, shellJoin(cmd), owner.name, owner.name, shellJoin(cmd))
 }

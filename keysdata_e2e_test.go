@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -118,6 +119,42 @@ func TestE2EServeNamesOwnershipFix(t *testing.T) {
 	for _, want := range []string{filepath.Join(data, "vidgen.db"), "belongs to root:root", "chown -R " + svc.name + ":" + svc.group + " " + data} {
 		if err == nil || !strings.Contains(string(out), want) {
 			t.Errorf("serve as %s on a root-owned database: %v, want %q in:\n%s", svc.name, err, want, out)
+		}
+	}
+}
+
+// TestE2EKeysRefuseWithCommand: an account that can write neither as itself nor by switching (not
+// root) gets the exact command to run instead: sudo, and runuser for a directory of another
+// service account; nothing is created.
+func TestE2EKeysRefuseWithCommand(t *testing.T) {
+	t.Parallel()
+	bin, base := sharedBinary(t)
+	for _, c := range []struct {
+		owner int
+		want  string
+	}{
+		{0, "run `sudo vidgen keys list -data " + base + "/d0`"},
+		{65533, "or `sudo runuser -u " + accountOf(65533, 65533).name + " -- vidgen keys list -data " + base + "/d65533`"},
+	} {
+		data := filepath.Join(base, "d"+strconv.Itoa(c.owner))
+		if err := os.Mkdir(data, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(data, c.owner, c.owner); err != nil {
+			t.Fatal(err)
+		}
+		unit := filepath.Join(base, "unit"+strconv.Itoa(c.owner)+".service")
+		if err := os.WriteFile(unit, []byte("[Service]\nEnvironment=VIDGEN_DATA="+data+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := asService(exec.Command(bin, "keys", "list"))
+		cmd.Env = []string{"VIDGEN_UNIT=" + unit}
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), c.want) {
+			t.Errorf("keys list as nobody on a directory of uid %d: %v, want %q in:\n%s", c.owner, err, c.want, out)
+		}
+		if entries, _ := os.ReadDir(data); len(entries) != 0 {
+			t.Errorf("the refused command left %v in %s", entries, data)
 		}
 	}
 }
