@@ -168,6 +168,16 @@ func (s *server) authenticate(next http.Handler) http.Handler {
 
 func keyFrom(r *http.Request) Key { return r.Context().Value(keyCtxKey{}).(Key) }
 
+// healthy reports why the service cannot keep the jobs it takes, or nil: its data directory is not
+// the one it opened, or its database does not answer (systemd's watchdog asks it too).
+func (s *server) healthy(ctx context.Context) error {
+	if err := s.dirs.check(s.dbFile); err != nil {
+		return err
+	}
+	_, err := s.store.CountKeys(ctx)
+	return err
+}
+
 // handleHealth answers 200 {"status":"ok","files":"disk"|"s3"} while the service can keep the jobs
 // it takes, and 503 when its data directory is gone or its database was replaced under it, or its
 // bucket does not answer, so that a monitor or a load balancer sees what every submission would

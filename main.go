@@ -542,6 +542,9 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 	if err := sd.notify("READY=1\nSTATUS=listening on " + ln.Addr().String()); err != nil {
 		log.Warn("cannot tell systemd the service is ready", "err", err)
 	}
+	if cfg.WatchdogEvery > 0 {
+		go sd.keepAlive(ctx, cfg.WatchdogEvery, s.healthy, log)
+	}
 	if s.fds.low() {
 		log.Warn("the descriptor limit leaves connections little room; raise it (LimitNOFILE in the unit)", "fd_limit", s.fds.limit, "fd_reserve", s.fds.reserve)
 	}

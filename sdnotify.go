@@ -5,8 +5,12 @@ package main
 // one write of "KEY=VALUE" lines to a unix datagram socket.
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net"
+	"strconv"
+	"time"
 )
 
 // notifier tells the service manager about the service's state. Its zero value (no NOTIFY_SOCKET:
@@ -34,4 +38,47 @@ func (n notifier) notify(state string) error {
 		return fmt.Errorf("sd_notify %s: %w", n.socket, err)
 	}
 	return nil
+}
+
+// watchdogEvery is how often the service must tell systemd it is alive when the unit sets
+// WatchdogSec: half of WATCHDOG_USEC, as sd_watchdog_enabled(3) advises; 0 when systemd asked for
+// no watchdog, or asked it of another process (WATCHDOG_PID), or the value is not a count.
+func watchdogEvery(env func(string) string, pid int) time.Duration {
+	usec, err := strconv.ParseInt(env("WATCHDOG_USEC"), 10, 64)
+	if err != nil || usec <= 0 {
+		return 0
+	}
+	if p := env("WATCHDOG_PID"); p != "" && p != strconv.Itoa(pid) {
+		return 0
+	}
+	return time.Duration(usec) * time.Microsecond / 2
+}
+
+// keepAlive sends WATCHDOG=1 every interval, until ctx is done, as long as healthy finds the
+// service able to serve. When it is not (its data directory gone or replaced, its database not
+// answering), it says nothing, and systemd restarts the service once WatchdogSec passes: the
+// restart that /api/health's 503 asks of an operator.
+func (n notifier) keepAlive(ctx context.Context, every time.Duration, healthy func(context.Context) error, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		check, cancel := context.WithTimeout(ctx, every)
+		err := healthy(check)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			log.Error("unhealthy: not telling systemd's watchdog the service is alive, so that it restarts it", "err", err)
+		default:
+			if err := n.notify("WATCHDOG=1"); err != nil {
+				log.Warn("cannot tell systemd's watchdog the service is alive", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -13,12 +13,13 @@ import (
 
 // TestE2ESdNotifyReady: the real binary, started as systemd starts a Type=notify unit (NOTIFY_SOCKET
 // in its environment), says READY=1 only once /api/health answers, on the address its STATUS line
-// names, and STOPPING=1 when SIGTERM starts its shutdown.
+// names, then WATCHDOG=1 as the unit's WatchdogSec asks (WATCHDOG_USEC), and STOPPING=1 when SIGTERM
+// starts its shutdown.
 func TestE2ESdNotifyReady(t *testing.T) {
 	t.Parallel()
 	sock := filepath.Join(t.TempDir(), "notify")
 	conn := listenNotify(t, sock)
-	p := startVidgen(t, t.TempDir(), "ffmpeg", []string{"NOTIFY_SOCKET=" + sock})
+	p := startVidgen(t, t.TempDir(), "ffmpeg", []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=2000000"})
 
 	ready := readNotify(t, conn, 30*time.Second)
 	if !strings.HasPrefix(ready, "READY=1\n") {
@@ -38,9 +39,19 @@ func TestE2ESdNotifyReady(t *testing.T) {
 		t.Fatalf("READY=1 came, but /api/health answered %d", resp.StatusCode)
 	}
 
+	if got := readNotify(t, conn, 30*time.Second); got != "WATCHDOG=1" {
+		t.Fatalf("after READY=1: %q, want WATCHDOG=1", got)
+	}
+
 	p.cmd.Process.Signal(syscall.SIGTERM)
-	if got := readNotify(t, conn, 30*time.Second); got != "STOPPING=1" {
-		t.Errorf("on SIGTERM: %q, want STOPPING=1", got)
+	for {
+		got := readNotify(t, conn, 30*time.Second)
+		if got == "STOPPING=1" {
+			break
+		}
+		if got != "WATCHDOG=1" {
+			t.Fatalf("on SIGTERM: %q, want STOPPING=1", got)
+		}
 	}
 	select {
 	case <-p.exited:

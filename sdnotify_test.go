@@ -1,10 +1,15 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
+	"errors"
+	"io"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -62,4 +67,83 @@ func randomSuffix(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// TestWatchdogEvery: WATCHDOG_USEC halved, for this process only, and nothing when unset or bad.
+func TestWatchdogEvery(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		usec, pid string
+		want      time.Duration
+	}{
+		{"60000000", "", 30 * time.Second},
+		{"60000000", "42", 30 * time.Second},
+		{"60000000", "43", 0}, // another process's watchdog
+		{"", "", 0},
+		{"0", "", 0},
+		{"-5", "", 0},
+		{"60s", "", 0},
+	} {
+		env := func(k string) string { return map[string]string{"WATCHDOG_USEC": c.usec, "WATCHDOG_PID": c.pid}[k] }
+		if got := watchdogEvery(env, 42); got != c.want {
+			t.Errorf("WATCHDOG_USEC=%q WATCHDOG_PID=%q: %s, want %s", c.usec, c.pid, got, c.want)
+		}
+	}
+}
+
+// TestWatchdogKeepAlive: WATCHDOG=1 comes while the service is healthy and stops while it is not
+// (so that systemd restarts it), and keepAlive returns when its context ends.
+func TestWatchdogKeepAlive(t *testing.T) {
+	t.Parallel()
+	sock := filepath.Join(t.TempDir(), "notify")
+	conn := listenNotify(t, sock)
+	var sick atomic.Bool
+	checks := make(chan bool, 1000)
+	healthy := func(context.Context) error {
+		s := sick.Load()
+		select {
+		case checks <- s:
+		default: // the test no longer counts: never block the loop
+		}
+		if s {
+			return errors.New("data directory: replaced")
+		}
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		notifier{socket: sock}.keepAlive(ctx, 10*time.Millisecond, healthy, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		close(done)
+	}()
+	if got := readNotify(t, conn, 10*time.Second); got != "WATCHDOG=1" {
+		t.Fatalf("healthy: %q, want WATCHDOG=1", got)
+	}
+	sick.Store(true)
+	for seen := 0; seen < 2; { // two checks that saw it sick: any ping sent before is in the socket
+		if <-checks {
+			seen++
+		}
+	}
+	for { // drain what was sent while it was healthy
+		conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		if _, err := conn.Read(make([]byte, 64)); err != nil {
+			break
+		}
+	}
+	for seen := 0; seen < 3; { // three more sick checks, and no ping from them
+		if <-checks {
+			seen++
+		}
+	}
+	conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if n, err := conn.Read(make([]byte, 64)); err == nil {
+		t.Errorf("a ping while unhealthy (%d bytes)", n)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("keepAlive did not return when its context ended")
+	}
 }

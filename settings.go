@@ -28,6 +28,8 @@ type opsConfig struct {
 	// NotifySocket is NOTIFY_SOCKET, where systemd (Type=notify) hears READY=1 once vidgen listens
 	// and STOPPING=1 when it begins to shut down; "" when not started so.
 	NotifySocket string
+	// WatchdogEvery is how often to send WATCHDOG=1 (the unit's WatchdogSec, halved); 0 for never.
+	WatchdogEvery time.Duration
 }
 
 // defaultMetricsAddr is where the metrics listen unless -metrics-addr says otherwise: loopback, so a
@@ -202,6 +204,7 @@ func envName(flagName string) string {
 // Each error names the flag and its variable, so a bad unit file or .env line is found at once.
 func checkOpsConfig(cfg *config, env func(string) string, stderr io.Writer) error {
 	cfg.NotifySocket = env("NOTIFY_SOCKET")
+	cfg.WatchdogEvery = watchdogEvery(env, os.Getpid())
 	switch cfg.LogFormat {
 	case "text", "json":
 	case "auto":
