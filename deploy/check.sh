@@ -188,7 +188,6 @@ deploy_commands() {
   echo "docs/deploy.md: $(grep -cv '^\s*\(#\|$\)' "$tmp/deploy.sh") command lines run in a scratch root"
 }
 
-
 # Readiness under a real systemd, when this machine runs one: the fresh build as a transient
 # Type=notify service. systemd-run returns when the start job is done, which for Type=notify is
 # vidgen's READY=1, so /api/health must answer at once, without a retry; then a stop must end clean.
