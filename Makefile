@@ -100,7 +100,8 @@ soak: deps
 
 ## check-deploy: deploy/check.sh: systemd-analyze verify on deploy/vidgen.service (systemd is installed
 ## when missing), caddy validate / nginx -t on the proxy examples when those are installed, and, as
-## root, every command of docs/deploy.md in a scratch root (sqlite3 and jq are installed when missing);
+## root, every command of docs/deploy.md in a scratch root (sqlite3 and jq are installed when missing),
+## `vidgen keys` run as root among them; where systemd is init, the build as a Type=notify service;
 ## then TestE2EProxyUploads: both configurations in the real nginx and Caddy (installed as root when
 ## missing; skipped, and said so, otherwise), uploads at and over the limits (17 s).
 check-deploy: check-go
