@@ -134,3 +134,26 @@ func TestDashboardAndAlertsNameExportedMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryLimitedRouteCountedFromStart: every route that spends from a rate-limit bucket (all of
+// /api/ but the health check, and the downloads) has its 429 counter at zero from the start, so a
+// route added later without one fails here.
+func TestEveryLimitedRouteCountedFromStart(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	text := scrape(t, metricsListener(t, e))
+	n := 0
+	for _, r := range registeredRoutes(t, e.srv.routes().(routedHandler).router) {
+		_, path, _ := strings.Cut(r, " ")
+		if path == "/api/health" || !(strings.HasPrefix(path, "/api/") || strings.HasPrefix(path, "/v/") || strings.HasPrefix(path, "/s/")) {
+			continue
+		}
+		n++
+		if got := metricValue(text, `vidgen_rate_limited_total{route="`+path+`"}`); got != "0" {
+			t.Errorf("%s: vidgen_rate_limited_total = %q at start, want 0", r, got)
+		}
+	}
+	if n < 8 {
+		t.Errorf("%d rate-limited routes, want the API's and the downloads'", n)
+	}
+}
