@@ -167,7 +167,7 @@ func (s *server) fetchInputs(ctx context.Context, job Job) (Job, error) {
 	if err := s.store.RecordFetchedInputs(ctx, job); err != nil {
 		return job, err
 	}
-	s.log.Info("inputs fetched", "job", job.ID, "inputs", kinds, "image", job.ImageType, "audio", job.AudioType, "duration", job.AudioDuration)
+	s.log.Info("inputs fetched", job.logAttrs("inputs", kinds, "image", job.ImageType, "audio", job.AudioType, "duration", job.AudioDuration)...)
 	return job, nil
 }
 

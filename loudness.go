@@ -138,8 +138,8 @@ func (rd *renderer) measureLevel(ctx context.Context, job Job, audio, tmp string
 		}
 		l.gain = math.Round((l.gain+target-got)*100) / 100
 	}
-	rd.log.Info("loudness measured", "job", job.ID, "lufs", loudness, "true_peak_db", math.Round(peak*10)/10,
-		"target", target, "gain_db", l.gain, "limiter", l.limit)
+	rd.log.Info("loudness measured", job.logAttrs("lufs", loudness, "true_peak_db", math.Round(peak*10)/10,
+		"target", target, "gain_db", l.gain, "limiter", l.limit)...)
 	return l, nil
 }
 

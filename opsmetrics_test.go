@@ -54,7 +54,8 @@ func TestJobsFinishedAndOldestPending(t *testing.T) {
 	created := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	clock := created.Add(90 * time.Second)
 	m := newMetrics(st, func() time.Time { return clock })
-	jobs := &lifecycle{store: st, dirs: dataDir{root: t.TempDir()}, log: slog.New(slog.NewTextHandler(io.Discard, nil)), rand: rand.Reader, ended: m.jobEnded}
+	dirs := dataDir{root: t.TempDir()}
+	jobs := &lifecycle{store: st, dirs: dirs, files: diskFiles{dirs}, log: slog.New(slog.NewTextHandler(io.Discard, nil)), rand: rand.Reader, ended: m.jobEnded}
 	scrapeM := func() string {
 		w := httptest.NewRecorder()
 		m.handler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
