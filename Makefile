@@ -63,6 +63,7 @@ test: check-tools
 ## minutes), starts it on a free loopback port with a throwaway directory and a bucket, and stops it
 ## after. `make test` runs the disk's half alone.
 test-s3: check-tools
+	@command -v curl >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq curl >/dev/null; }
 	GO=$(GO) bash scripts/s3-test.sh $(GO) test -race -count=1 -tags e2e -run 'TestFiles|TestE2EFiles' .
 
 ## e2e: the slow tests: kill -9 cycles of the real binary, SIGTERM, the Node.js receiver, slowloris,
