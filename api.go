@@ -178,14 +178,20 @@ func (s *server) healthy(ctx context.Context) error {
 	return err
 }
 
-// handleHealth answers 200 {"status":"ok","files":"disk"|"s3"} while the service can keep the jobs
-// it takes, and 503 when its data directory is gone or its database was replaced under it, or its
-// bucket does not answer, so that a monitor or a load balancer sees what every submission would
-// otherwise find out later.
+// handleHealth answers 200 {"status":"ok","store":…,"files":…} while the service can keep the jobs
+// it takes, naming the database it reached ("sqlite" or "postgres") and where its files are ("disk"
+// or "s3"), and 503 when its data directory is gone, its SQLite file was replaced under it, its
+// Postgres server or its bucket does not answer, so that a monitor or a load balancer sees what
+// every submission would otherwise find out later.
 func (s *server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	if err := s.dirs.check(s.dbFile); err != nil {
 		s.log.Error("health check failed", "err", err)
 		s.writeError(w, r, errorf(kindUnavailable, "The service cannot use its data directory; its operator must restart it"))
+		return
+	}
+	if err := s.store.Ping(r.Context()); err != nil {
+		s.log.Error("health check failed", "err", err)
+		s.writeError(w, r, errorf(kindUnavailable, "The service cannot reach its database; its operator must check it"))
 		return
 	}
 	if b, ok := s.files.(*s3Files); ok {
@@ -195,7 +201,7 @@ func (s *server) handleHealth(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "files": s.files.Kind()})
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "store": s.store.Backend(), "files": s.files.Kind()})
 }
 
 // jobIDParam returns the route's :jobId, or ErrNotFound when it cannot be a job id, so malformed ids

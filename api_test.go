@@ -642,7 +642,7 @@ func TestKeysBesideServeDoNotMigrate(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer db.Close()
-		v, err := (&Store{db: db}).schemaVersion(ctx)
+		v, err := (&Store{db: database{DB: db, d: sqliteDialect}}).schemaVersion(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -61,12 +61,14 @@ func (d dataDir) output(token, ext string) string {
 // its folders in place. SQLite goes on writing to a deleted database through its open handle, so
 // a service whose directory was removed would accept jobs it can never keep.
 func (d dataDir) check(db os.FileInfo) error {
-	fi, err := os.Stat(d.db())
-	if err != nil {
-		return fmt.Errorf("data directory: %w", err)
-	}
-	if !os.SameFile(fi, db) {
-		return fmt.Errorf("data directory: %s was replaced while the service ran; restart it", d.db())
+	if db != nil { // nil when the database is not the directory's SQLite file
+		fi, err := os.Stat(d.db())
+		if err != nil {
+			return fmt.Errorf("data directory: %w", err)
+		}
+		if !os.SameFile(fi, db) {
+			return fmt.Errorf("data directory: %s was replaced while the service ran; restart it", d.db())
+		}
 	}
 	for _, dir := range d.folders() {
 		fi, err := os.Stat(dir)

@@ -34,6 +34,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, env f
 	fs := flag.NewFlagSet("keys "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dataFlag := fs.String("data", "", "data directory (default: VIDGEN_DATA, else that of the installed vidgen.service)")
+	database := fs.String("database", envOr(env, envName("database"), ""), "the Postgres URL serve uses, if any ("+envName("database")+")")
 	asJSON := fs.Bool("json", false, "print JSON")
 	name := fs.String("name", "", "name of the new key (create)")
 	pos, err := parseInterleaved(fs, args)
@@ -51,30 +52,16 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, env f
 	if sub != "create" && *name != "" {
 		return fmt.Errorf("keys %s: -name is only for keys create\n%s", sub, usage)
 	}
-	dataPath, from, err := keysDataDir(*dataFlag, env)
-	if err != nil {
-		return fmt.Errorf("keys %s: %w", sub, err)
-	}
-	if *dataFlag == "" && from != "VIDGEN_DATA" {
-		fmt.Fprintf(stderr, "vidgen keys: data directory %s (from %s)\n", dataPath, from)
-	}
-	// Only create may start a database (before the first serve, as a script does), in a directory
-	// that exists: a list or a deactivation pointed at a mistyped -data must not answer from a new,
-	// empty database.
-	if db := (dataDir{root: dataPath}).db(); sub != "create" {
-		if _, err := os.Stat(db); errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("keys %s: no vidgen database at %s; pass the -data (or VIDGEN_DATA) that vidgen serve uses", sub, db)
+	var st *Store
+	if *database != "" {
+		// Keys on Postgres are shared by every node: no data directory is involved.
+		if !isPostgresURL(*database) {
+			return fmt.Errorf("keys %s: -database (%s) is not a postgres:// URL", sub, envName("database"))
 		}
+		st, err = waitForSchema(func() (*Store, error) { return OpenPostgresStoreAsIs(ctx, *database, now) }, keysWaitForServe)
+	} else {
+		st, err = openKeysDataStore(ctx, sub, args, *dataFlag, env, stderr, now, become)
 	}
-	// The command as typed, with the directory it found, for a message that says how to run it.
-	typed := append([]string{"vidgen", "keys", sub}, args...)
-	if *dataFlag == "" {
-		typed = append(typed, "-data", dataPath)
-	}
-	if err := actAsOwnerOf(dataPath, typed, become); err != nil {
-		return fmt.Errorf("keys %s: %w", sub, err)
-	}
-	st, err := openKeysStore(ctx, dataPath, now, keysWaitForServe)
 	if err != nil {
 		return err
 	}
@@ -199,13 +186,52 @@ func openKeysStore(ctx context.Context, path string, now func() time.Time, wait 
 	case errors.Is(err, errDataDirInUse):
 		// The serve may be starting, and migrating (or creating) the database this moment: give it
 		// longer than one migration may wait for SQLite's lock before calling the database old.
-		for deadline := time.Now().Add(wait); ; time.Sleep(100 * time.Millisecond) {
-			st, err := OpenStoreAsIs(ctx, dirs.db(), now)
-			if !errors.Is(err, errSchemaBehind) || time.Now().After(deadline) {
-				return st, err
-			}
-		}
+		return waitForSchema(func() (*Store, error) { return OpenStoreAsIs(ctx, dirs.db(), now) }, wait)
 	default:
 		return nil, err
 	}
+}
+
+// waitForSchema opens a store as it is with open, trying again for up to wait while its schema is
+// behind this binary's: a serve starting this moment brings it up to date. A Postgres database is
+// always opened so by the keys commands, since some node's serve may run on it: only a serve
+// creates or migrates it.
+func waitForSchema(open func() (*Store, error), wait time.Duration) (*Store, error) {
+	for deadline := time.Now().Add(wait); ; time.Sleep(100 * time.Millisecond) {
+		st, err := open()
+		if !errors.Is(err, errSchemaBehind) || time.Now().After(deadline) {
+			return st, err
+		}
+	}
+}
+
+// openKeysDataStore opens the SQLite database of the data directory the keys command sub (run with
+// args) is meant for: -data (dataFlag), else the service's, found by keysDataDir; as root, it first
+// becomes the directory's owner, so that every file it writes stays the service's.
+func openKeysDataStore(ctx context.Context, sub string, args []string, dataFlag string, env func(string) string,
+	stderr io.Writer, now func() time.Time, become becomeOwner) (*Store, error) {
+	dataPath, from, err := keysDataDir(dataFlag, env)
+	if err != nil {
+		return nil, fmt.Errorf("keys %s: %w", sub, err)
+	}
+	if dataFlag == "" && from != "VIDGEN_DATA" {
+		fmt.Fprintf(stderr, "vidgen keys: data directory %s (from %s)\n", dataPath, from)
+	}
+	// Only create may start a database (before the first serve, as a script does), in a directory
+	// that exists: a list or a deactivation pointed at a mistyped -data must not answer from a new,
+	// empty database.
+	if db := (dataDir{root: dataPath}).db(); sub != "create" {
+		if _, err := os.Stat(db); errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("keys %s: no vidgen database at %s; pass the -data (or VIDGEN_DATA) that vidgen serve uses", sub, db)
+		}
+	}
+	// The command as typed, with the directory it found, for a message that says how to run it.
+	typed := append([]string{"vidgen", "keys", sub}, args...)
+	if dataFlag == "" {
+		typed = append(typed, "-data", dataPath)
+	}
+	if err := actAsOwnerOf(dataPath, typed, become); err != nil {
+		return nil, fmt.Errorf("keys %s: %w", sub, err)
+	}
+	return openKeysStore(ctx, dataPath, now, keysWaitForServe)
 }

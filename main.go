@@ -113,6 +113,7 @@ type config struct {
 	ChildMemory         int64 // address space each ffmpeg/ffprobe child may map, 0 for no limit
 	opsConfig
 	filesConfig
+	clusterConfig
 }
 
 func envOr(env func(string) string, name, def string) string {
@@ -146,6 +147,7 @@ func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (
 	fs.Int64Var(&cfg.ChildMemory, "child-memory", defaultChildMemory, fmt.Sprintf("bytes of address space each ffmpeg/ffprobe process may map, 0 for no limit, else at least %d (%d GiB)", int64(minChildMemory), minChildMemory>>30))
 	addOpsFlags(fs, &cfg)
 	addFilesFlags(fs, &cfg)
+	addClusterFlags(fs, &cfg)
 	// Each flag can come from VIDGEN_<NAME>; the variables are applied first, so a flag on the
 	// command line beats its variable, and a malformed value is an error, never a silent default.
 	var envErr error
@@ -207,6 +209,9 @@ func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (
 		return config{}, err
 	}
 	if err := checkFilesConfig(&cfg, env); err != nil {
+		return config{}, err
+	}
+	if err := checkClusterConfig(&cfg); err != nil {
 		return config{}, err
 	}
 	return cfg, nil
@@ -289,16 +294,15 @@ func openData(ctx context.Context, path string, now func() time.Time) (dataDir, 
 
 // newServer opens the data directory and wires the parts together; nothing runs until start.
 func newServer(ctx context.Context, cfg config, log *slog.Logger, now func() time.Time) (*server, error) {
-	dirs, st, err := openData(ctx, cfg.DataDir, now)
+	dirs, err := openDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	st, dbFile, err := openStoreFor(ctx, dirs, cfg.Database, now)
 	if err != nil {
 		return nil, err
 	}
 	cfg.DataDir = dirs.root
-	dbFile, err := os.Stat(dirs.db())
-	if err != nil {
-		st.Close()
-		return nil, fmt.Errorf("data directory: %w", err)
-	}
 	s := &server{dbFile: dbFile, cfg: cfg, log: log, now: now, rand: rand.Reader, dirs: dirs, store: st, clients: clientIPs{trusted: cfg.TrustProxy}, diskFree: diskFree,
 		headerTimeout: headerTimeout}
 	s.tools = ffmpeg.Tools{FFmpeg: cfg.FFmpeg, FFprobe: cfg.FFprobe, HeifConvert: cfg.HeifConvert, Memory: cfg.ChildMemory}

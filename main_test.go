@@ -289,7 +289,9 @@ func newTestEnv(t testing.TB, cfg *config, edit ...func(*server)) *testEnv {
 		c := testConfig(t.TempDir())
 		cfg = &c
 	}
-	seedDatabase(t, cfg.DataDir)
+	if cfg.Database == "" {
+		seedDatabase(t, cfg.DataDir)
+	}
 	logs := &syncBuffer{}
 	ctx := context.Background()
 	hs := httptest.NewUnstartedServer(nil)
@@ -662,7 +664,7 @@ func TestHealth(t *testing.T) {
 	e := newTestEnv(t, nil)
 	for _, path := range []string{"/health", "/api/health"} {
 		resp, b := e.do(t, "GET", path, "", nil)
-		if resp.StatusCode != 200 || strings.TrimSpace(string(b)) != `{"files":"disk","status":"ok"}` {
+		if resp.StatusCode != 200 || strings.TrimSpace(string(b)) != `{"files":"disk","status":"ok","store":"sqlite"}` {
 			t.Errorf("GET %s: %d %s", path, resp.StatusCode, b)
 		}
 	}

@@ -55,7 +55,8 @@ Usage:
   vidgen version (or -version)                vidgen's version and the ffmpeg it finds
   vidgen help                                 this text
 
-Every command takes -data DIR (or VIDGEN_DATA).
+Every command takes -data DIR (or VIDGEN_DATA), and -database URL (or VIDGEN_DATABASE_URL)
+when jobs and keys live in Postgres.
 `
 
 // serveUsageHeader opens `vidgen serve -h`, with the captions' limits as `vidgen -h` gives them; the
@@ -195,8 +196,12 @@ func (h hinted) Set(s string) error {
 	return nil
 }
 
-// envName is the variable that sets serve's flag flagName: VIDGEN_ and the name in capitals.
+// envName is the variable that sets serve's flag flagName: VIDGEN_ and the name in capitals, but
+// for the few in envNames.
 func envName(flagName string) string {
+	if name, ok := envNames[flagName]; ok {
+		return name
+	}
 	return "VIDGEN_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 

@@ -10,9 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
 )
 
 //go:embed schema.sql
@@ -66,10 +63,10 @@ var migrations = []string{
 // one writer at a time anyway; readers queue for a moment instead of opening more.
 const maxOpenConns = 16
 
-// Store is vidgen's SQLite database: keys (store_keys.go), jobs (store_jobs.go) and the webhook
-// outbox (store_outbox.go).
+// Store is vidgen's database, a SQLite file or a Postgres server (store_dialect.go): keys
+// (store_keys.go), jobs (store_jobs.go) and the webhook outbox (store_outbox.go).
 type Store struct {
-	db  *sql.DB
+	db  database
 	now func() time.Time
 }
 
@@ -125,7 +122,7 @@ func openStore(ctx context.Context, path string, now func() time.Time, migs []st
 	db.SetMaxOpenConns(maxOpenConns)
 	db.SetMaxIdleConns(4)
 	db.SetConnMaxIdleTime(10 * time.Second) // a burst's connections (descriptors) do not linger
-	s := &Store{db: db, now: now}
+	s := &Store{db: database{DB: db, d: sqliteDialect}, now: now}
 	if err := s.init(ctx, migs, migrate); err != nil {
 		db.Close()
 		return nil, err
@@ -152,12 +149,15 @@ func (s *Store) init(ctx context.Context, migs []string, migrate bool) error {
 		}
 		return nil
 	}
-	if _, err := s.db.ExecContext(ctx, schemaSQL); err != nil {
+	if err := s.schemaTx(ctx, func(tx txn) error {
+		_, err := tx.ExecContext(ctx, s.db.d.schema)
+		return err
+	}); err != nil {
 		return fmt.Errorf("apply schema: %w", err)
 	}
 	for i, m := range migs {
 		version := i + 1
-		err := s.tx(ctx, func(tx *sql.Tx) error {
+		err := s.schemaTx(ctx, func(tx txn) error {
 			var n int
 			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
 				return err
@@ -165,7 +165,8 @@ func (s *Store) init(ctx context.Context, migs []string, migrate bool) error {
 			if n > 0 {
 				return nil
 			}
-			if _, err := tx.ExecContext(ctx, m); err != nil {
+			if m == "" { // already in the dialect's schema
+			} else if _, err := tx.ExecContext(ctx, m); err != nil {
 				return err
 			}
 			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, version, s.now().UnixMilli())
@@ -182,7 +183,7 @@ func (s *Store) init(ctx context.Context, migs []string, migrate bool) error {
 // file vidgen never set up.
 func (s *Store) schemaVersion(ctx context.Context) (int, error) {
 	var tables, v int
-	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`).Scan(&tables)
+	err := s.db.QueryRowContext(ctx, s.db.d.schemaTableQuery).Scan(&tables)
 	if err == nil && tables > 0 {
 		err = s.db.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&v)
 	}
@@ -195,18 +196,48 @@ func (s *Store) schemaVersion(ctx context.Context) (int, error) {
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
-// tx runs fn in a write transaction (BEGIN IMMEDIATE, see the DSN), committing if fn returns nil.
-func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+// tx runs fn in a write transaction (on SQLite BEGIN IMMEDIATE, see the DSN), committing if fn
+// returns nil.
+func (s *Store) tx(ctx context.Context, fn func(txn) error) error {
+	sqlTx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
+	tx := txn{Tx: sqlTx, d: s.db.d}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
 		return err
 	}
 	return tx.Commit()
 }
+
+// schemaTx runs fn, a change of the schema, in a transaction that holds the dialect's schema lock.
+func (s *Store) schemaTx(ctx context.Context, fn func(txn) error) error {
+	return s.tx(ctx, func(tx txn) error {
+		if s.db.d.lockSchema != "" {
+			if _, err := tx.ExecContext(ctx, s.db.d.lockSchema); err != nil {
+				return err
+			}
+		}
+		return fn(tx)
+	})
+}
+
+// Ping reports whether the database answers. A SQLite file always does (see dataDir.check).
+func (s *Store) Ping(ctx context.Context) error {
+	if s.db.d == sqliteDialect {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	return nil
+}
+
+// Backend names the database the store runs on: "sqlite" or "postgres".
+func (s *Store) Backend() string { return s.db.d.name }
 
 // scanner is a *sql.Row or *sql.Rows.
 type scanner interface{ Scan(...any) error }
@@ -258,11 +289,9 @@ func scanString(row scanner) (string, error) {
 	return v, err
 }
 
-// isUniqueViolation reports whether err is SQLite refusing a row for a UNIQUE constraint or index.
-func isUniqueViolation(err error) bool {
-	var se *sqlite.Error
-	return errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
-}
+// isUniqueViolation reports whether err is the database refusing a row for a UNIQUE constraint or
+// index.
+func (s *Store) isUniqueViolation(err error) bool { return err != nil && s.db.d.uniqueViolation(err) }
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
@@ -275,9 +304,12 @@ func fromMS(v sql.NullInt64) time.Time {
 
 func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
 
-// Checkpoint copies the WAL into the database and truncates it to zero bytes; it gives up quietly on
-// frames a reader still needs (they go at the next one).
+// Checkpoint copies SQLite's WAL into the database and truncates it to zero bytes; it gives up
+// quietly on frames a reader still needs (they go at the next one). Postgres needs none.
 func (s *Store) Checkpoint(ctx context.Context) error {
+	if s.db.d != sqliteDialect {
+		return nil
+	}
 	if _, err := s.db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}

@@ -33,7 +33,7 @@ var ErrIdempotencyInProgress = errorf(kindConflict,
 // dialect of the store runs alike; the transaction makes the check and the claim one step.
 func (s *Store) ClaimIdempotencyKey(ctx context.Context, keyID, key string, now time.Time) (*storedResponse, error) {
 	var stored *storedResponse
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx txn) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE key_id = ? AND idem_key = ? AND created_at < ?`,
 			keyID, key, ms(now.Add(-idempotencyTTL))); err != nil {
 			return err
@@ -69,8 +69,8 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, keyID, key string, now 
 // the response its retries will get are stored in one transaction, so that no crash can leave a
 // job whose retry would make another.
 func (s *Store) CreateJobIdempotent(ctx context.Context, j Job, key string, resp storedResponse) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		if err := insertJob(ctx, tx, j); err != nil {
+	return s.tx(ctx, func(tx txn) error {
+		if err := s.insertJob(ctx, tx, j); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE idempotency_keys SET fingerprint = ?, job_id = ?, status_code = ?, response = ?

@@ -97,16 +97,16 @@ func (s *Store) HasActiveJob(ctx context.Context, keyID string) (bool, error) {
 // CreateJob inserts j as PENDING. It returns ErrActiveJob when the key already has an active job,
 // and ErrBadKey when the key was deactivated while the job was being uploaded.
 func (s *Store) CreateJob(ctx context.Context, j Job) error {
-	return insertJob(ctx, s.db, j)
+	return s.insertJob(ctx, s.db, j)
 }
 
-// execer is a *sql.DB or *sql.Tx.
+// execer is the store's database or one of its transactions.
 type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
 // insertJob is CreateJob's insert, in db or in a transaction of the caller's.
-func insertJob(ctx context.Context, db execer, j Job) error {
+func (s *Store) insertJob(ctx context.Context, db execer, j Job) error {
 	var urls []byte
 	if len(j.InputURLs) > 0 {
 		var err error
@@ -116,10 +116,11 @@ func insertJob(ctx context.Context, db execer, j Job) error {
 	}
 	res, err := db.ExecContext(ctx, `INSERT INTO jobs (id, key_id, status, image_type, audio_type,
 		audio_codec, audio_duration, webhook_url, retries, created_at, updated_at, options, input_urls, trace_id)
-		SELECT ?, id, 'PENDING', ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ? FROM api_keys WHERE id = ? AND active`,
+		SELECT ?, id, 'PENDING', ?, ?, ?, CAST(? AS DOUBLE PRECISION), ?, 0, CAST(? AS BIGINT), CAST(? AS BIGINT), ?, ?, ?
+		FROM api_keys WHERE id = ? AND active = 1`,
 		j.ID, j.ImageType, j.AudioType, j.AudioCodec, j.AudioDuration,
 		nullString(j.WebhookURL), ms(j.CreatedAt), ms(j.CreatedAt), encodeOptions(j.Options), string(urls), j.TraceID, j.KeyID)
-	if isUniqueViolation(err) {
+	if s.isUniqueViolation(err) {
 		return ErrActiveJob
 	}
 	if err != nil {
@@ -188,7 +189,7 @@ type transition struct {
 // said so, in the same transaction, so a webhook is never lost nor sent for an end not recorded.
 func (s *Store) Transition(ctx context.Context, t transition) (Job, error) {
 	var j Job
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx txn) error {
 		var err error
 		j, err = s.apply(ctx, tx, t)
 		return err
@@ -201,10 +202,10 @@ func (s *Store) Transition(ctx context.Context, t transition) (Job, error) {
 // all keys, so a job put back after a crash keeps its place.
 func (s *Store) ClaimJob(ctx context.Context, t transition) (Job, error) {
 	var j Job
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx txn) error {
 		var err error
 		t.JobID, err = one(ctx, tx, "claim job", ErrNotFound, scanString,
-			`SELECT id FROM jobs WHERE status = 'PENDING' ORDER BY created_at, id LIMIT 1`)
+			`SELECT id FROM jobs WHERE status = 'PENDING' ORDER BY created_at, id LIMIT 1`+s.db.d.skipLocked)
 		if err != nil {
 			return err
 		}
@@ -215,8 +216,8 @@ func (s *Store) ClaimJob(ctx context.Context, t transition) (Job, error) {
 }
 
 // apply makes the change t in tx and returns the job as stored.
-func (s *Store) apply(ctx context.Context, tx *sql.Tx, t transition) (Job, error) {
-	j, err := one(ctx, tx, "get job", ErrJobNotFound, scanJob, `SELECT `+jobColumns+` FROM jobs WHERE id = ?`, t.JobID)
+func (s *Store) apply(ctx context.Context, tx txn, t transition) (Job, error) {
+	j, err := one(ctx, tx, "get job", ErrJobNotFound, scanJob, `SELECT `+jobColumns+` FROM jobs WHERE id = ?`+s.db.d.forUpdate, t.JobID)
 	if err != nil {
 		return Job{}, err
 	}

@@ -34,7 +34,7 @@ func scanKey(row scanner) (Key, error) {
 func (s *Store) CreateKey(ctx context.Context, k Key, hash []byte) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO api_keys (id, name, key_hash, prefix, webhook_secret, active, created_at)
 		VALUES (?, ?, ?, ?, ?, 1, ?)`, k.ID, k.Name, hash, k.Prefix, k.WebhookSecret, ms(k.CreatedAt))
-	if isUniqueViolation(err) {
+	if s.isUniqueViolation(err) {
 		return ErrNameTaken
 	}
 	if err != nil {
@@ -56,7 +56,7 @@ func (s *Store) KeyByID(ctx context.Context, id string) (Key, error) {
 // FindKey returns the account with the given id or, failing that, name; or ErrNotFound.
 func (s *Store) FindKey(ctx context.Context, idOrName string) (Key, error) {
 	return one(ctx, s.db, "find key", ErrNotFound, scanKey,
-		`SELECT `+keyColumns+` FROM api_keys WHERE id = ?1 OR name = ?1 ORDER BY id = ?1 DESC LIMIT 1`, idOrName)
+		`SELECT `+keyColumns+` FROM api_keys WHERE id = ? OR name = ? ORDER BY id = ? DESC LIMIT 1`, idOrName, idOrName, idOrName)
 }
 
 // ListKeys returns every account, oldest first.

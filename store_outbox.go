@@ -56,7 +56,7 @@ func scanAttempt(row scanner) (Attempt, error) {
 	return a, err
 }
 
-func insertDelivery(ctx context.Context, tx *sql.Tx, id string, j Job, now time.Time) error {
+func insertDelivery(ctx context.Context, tx txn, id string, j Job, now time.Time) error {
 	if id == "" {
 		return fmt.Errorf("delivery of job %s without an id", j.ID)
 	}
@@ -88,7 +88,7 @@ func (s *Store) NextDeliveryAt(ctx context.Context) (time.Time, error) {
 // RecordAttempt stores the result of one attempt at delivery id and its new state: delivered,
 // failed (given up), or pending again at next.
 func (s *Store) RecordAttempt(ctx context.Context, id string, a Attempt, state DeliveryState, next time.Time) error {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx txn) error {
 		var code sql.NullInt64
 		if a.StatusCode != 0 {
 			code = sql.NullInt64{Int64: int64(a.StatusCode), Valid: true}
@@ -133,8 +133,8 @@ func (s *Store) Deliveries(ctx context.Context, jobID string) ([]Delivery, error
 // ErrNoWebhook for one without a webhook URL, and a conflict naming the delivery already queued
 // when one is: a job has at most one delivery waiting, however often its owner asks.
 func (s *Store) Redeliver(ctx context.Context, keyID, jobID, id string) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		j, err := one(ctx, tx, "redeliver", ErrJobNotFound, scanJob, `SELECT `+jobColumns+` FROM jobs WHERE id = ? AND key_id = ?`, jobID, keyID)
+	return s.tx(ctx, func(tx txn) error {
+		j, err := one(ctx, tx, "redeliver", ErrJobNotFound, scanJob, `SELECT `+jobColumns+` FROM jobs WHERE id = ? AND key_id = ?`+s.db.d.forUpdate, jobID, keyID)
 		if err != nil {
 			return err
 		}
@@ -160,7 +160,7 @@ func (s *Store) Redeliver(ctx context.Context, keyID, jobID, id string) error {
 // and have nothing left to send, so the history does not grow without bound.
 func (s *Store) PruneDeliveries(ctx context.Context, cutoff time.Time) (int64, error) {
 	var n int64
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx txn) error {
 		const old = `SELECT d.id FROM webhook_deliveries d JOIN jobs j ON j.id = d.job_id
 			WHERE j.finished_at < ? AND d.state != 'pending'`
 		if _, err := tx.ExecContext(ctx, `DELETE FROM webhook_attempts WHERE delivery_id IN (`+old+`)`, ms(cutoff)); err != nil {

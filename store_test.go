@@ -65,195 +65,205 @@ func deliveryCount(t testing.TB, st *Store, id string) int {
 // result: retries counted and capped, the outbox row written exactly when a webhook is owed.
 func TestTransition(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	type step struct {
-		from JobStatus
-		o    Outcome
-	}
-	requeue := step{StatusProcessing, Outcome{Status: StatusPending, CountRetry: true}}
-	shutdown := step{StatusProcessing, Outcome{Status: StatusPending}}
-	cases := []struct {
-		name        string
-		hook        string
-		steps       []step
-		wantStatus  JobStatus
-		wantRetries int
-		wantMsg     string // a substring of the stored errorMessage
-		deliveries  int
-	}{
-		{"completed with webhook", "https://example.com/h", []step{{StatusProcessing, Outcome{Status: StatusCompleted, OutputToken: "t1"}}}, StatusCompleted, 0, "", 1},
-		{"completed without webhook", "", []step{{StatusProcessing, Outcome{Status: StatusCompleted, OutputToken: "t2"}}}, StatusCompleted, 0, "", 0},
-		{"failed with webhook", "https://example.com/h", []step{{StatusProcessing, Outcome{Status: StatusFailed, ErrorMessage: "bad image"}}}, StatusFailed, 0, "bad image", 1},
-		{"cancelled with webhook", "https://example.com/h", []step{{StatusPending, Outcome{Status: StatusCancelled}}}, StatusCancelled, 0, "", 0},
-		{"one crash, then completed", "", []step{requeue, {StatusProcessing, Outcome{Status: StatusCompleted, OutputToken: "t3"}}}, StatusCompleted, 1, "", 0},
-		{"shutdowns count no retry", "", []step{shutdown, shutdown, shutdown, shutdown}, StatusPending, 0, "", 0},
-		{"retry cap", "https://example.com/h", []step{requeue, requeue, requeue}, StatusFailed, MaxAttempts - 1, "failed 3 times", 1},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			st, k := testStore(t)
-			j := storeJob(t, st, k, c.hook, time.Now())
-			var got Job
-			for i, s := range c.steps {
-				if s.from == StatusProcessing {
-					if _, err := st.ClaimJob(ctx, claiming()); err != nil {
-						t.Fatalf("step %d: claim: %v", i, err)
+	forEachStore(t, func(t *testing.T, open func(testing.TB) (*Store, Key)) {
+		ctx := context.Background()
+		type step struct {
+			from JobStatus
+			o    Outcome
+		}
+		requeue := step{StatusProcessing, Outcome{Status: StatusPending, CountRetry: true}}
+		shutdown := step{StatusProcessing, Outcome{Status: StatusPending}}
+		cases := []struct {
+			name        string
+			hook        string
+			steps       []step
+			wantStatus  JobStatus
+			wantRetries int
+			wantMsg     string // a substring of the stored errorMessage
+			deliveries  int
+		}{
+			{"completed with webhook", "https://example.com/h", []step{{StatusProcessing, Outcome{Status: StatusCompleted, OutputToken: "t1"}}}, StatusCompleted, 0, "", 1},
+			{"completed without webhook", "", []step{{StatusProcessing, Outcome{Status: StatusCompleted, OutputToken: "t2"}}}, StatusCompleted, 0, "", 0},
+			{"failed with webhook", "https://example.com/h", []step{{StatusProcessing, Outcome{Status: StatusFailed, ErrorMessage: "bad image"}}}, StatusFailed, 0, "bad image", 1},
+			{"cancelled with webhook", "https://example.com/h", []step{{StatusPending, Outcome{Status: StatusCancelled}}}, StatusCancelled, 0, "", 0},
+			{"one crash, then completed", "", []step{requeue, {StatusProcessing, Outcome{Status: StatusCompleted, OutputToken: "t3"}}}, StatusCompleted, 1, "", 0},
+			{"shutdowns count no retry", "", []step{shutdown, shutdown, shutdown, shutdown}, StatusPending, 0, "", 0},
+			{"retry cap", "https://example.com/h", []step{requeue, requeue, requeue}, StatusFailed, MaxAttempts - 1, "failed 3 times", 1},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				t.Parallel()
+				st, k := open(t)
+				j := storeJob(t, st, k, c.hook, time.Now())
+				var got Job
+				for i, s := range c.steps {
+					if s.from == StatusProcessing {
+						if _, err := st.ClaimJob(ctx, claiming()); err != nil {
+							t.Fatalf("step %d: claim: %v", i, err)
+						}
+					}
+					var err error
+					got, err = st.Transition(ctx, transition{JobID: j.ID, From: s.from, Next: toward(s.o), DeliveryID: fmt.Sprintf("msg_%d", i)})
+					if err != nil {
+						t.Fatalf("step %d: %v", i, err)
 					}
 				}
-				var err error
-				got, err = st.Transition(ctx, transition{JobID: j.ID, From: s.from, Next: toward(s.o), DeliveryID: fmt.Sprintf("msg_%d", i)})
-				if err != nil {
-					t.Fatalf("step %d: %v", i, err)
+				if got.Status != c.wantStatus || got.Retries != c.wantRetries || !strings.Contains(got.ErrorMessage, c.wantMsg) {
+					t.Errorf("got %s retries %d %q, want %s retries %d %q", got.Status, got.Retries, got.ErrorMessage, c.wantStatus, c.wantRetries, c.wantMsg)
 				}
-			}
-			if got.Status != c.wantStatus || got.Retries != c.wantRetries || !strings.Contains(got.ErrorMessage, c.wantMsg) {
-				t.Errorf("got %s retries %d %q, want %s retries %d %q", got.Status, got.Retries, got.ErrorMessage, c.wantStatus, c.wantRetries, c.wantMsg)
-			}
-			if stored, err := st.JobByID(ctx, j.ID); err != nil || stored.Status != got.Status || stored.Retries != got.Retries {
-				t.Errorf("stored %+v (%v), returned %+v", stored, err, got)
-			}
-			if got.Status.Final() == got.FinishedAt.IsZero() {
-				t.Errorf("status %s with finishedAt %v", got.Status, got.FinishedAt)
-			}
-			if n := deliveryCount(t, st, j.ID); n != c.deliveries {
-				t.Errorf("%d deliveries, want %d", n, c.deliveries)
-			}
-		})
-	}
+				if stored, err := st.JobByID(ctx, j.ID); err != nil || stored.Status != got.Status || stored.Retries != got.Retries {
+					t.Errorf("stored %+v (%v), returned %+v", stored, err, got)
+				}
+				if got.Status.Final() == got.FinishedAt.IsZero() {
+					t.Errorf("status %s with finishedAt %v", got.Status, got.FinishedAt)
+				}
+				if n := deliveryCount(t, st, j.ID); n != c.deliveries {
+					t.Errorf("%d deliveries, want %d", n, c.deliveries)
+				}
+			})
+		}
+	})
 }
 
 func TestTransitionRefusals(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	st, alice := testStore(t)
-	bob := storeKey(t, st, "bob")
-	j := storeJob(t, st, alice, "", time.Now())
-	cancel := transition{JobID: j.ID, KeyID: bob.ID, From: StatusPending, Next: toward(Outcome{Status: StatusCancelled})}
-	if _, err := st.Transition(ctx, cancel); !errors.Is(err, ErrJobNotFound) {
-		t.Errorf("cancel by another key: %v, want ErrJobNotFound", err)
-	}
-	if _, err := st.ClaimJob(ctx, claiming()); err != nil {
-		t.Fatal(err)
-	}
-	cancel.KeyID = alice.ID
-	if _, err := st.Transition(ctx, cancel); !errors.Is(err, ErrNotCancelable) {
-		t.Errorf("cancel while PROCESSING: %v, want ErrNotCancelable", err)
-	}
-	if _, err := st.Transition(ctx, transition{JobID: "c000000000000000000000000", From: StatusProcessing}); !errors.Is(err, ErrJobNotFound) {
-		t.Errorf("unknown job: %v", err)
-	}
-	if _, err := st.ClaimJob(ctx, claiming()); !errors.Is(err, ErrNotFound) {
-		t.Errorf("claim with nothing pending: %v, want ErrNotFound", err)
-	}
+	forEachStore(t, func(t *testing.T, open func(testing.TB) (*Store, Key)) {
+		ctx := context.Background()
+		st, alice := open(t)
+		bob := storeKey(t, st, "bob")
+		j := storeJob(t, st, alice, "", time.Now())
+		cancel := transition{JobID: j.ID, KeyID: bob.ID, From: StatusPending, Next: toward(Outcome{Status: StatusCancelled})}
+		if _, err := st.Transition(ctx, cancel); !errors.Is(err, ErrJobNotFound) {
+			t.Errorf("cancel by another key: %v, want ErrJobNotFound", err)
+		}
+		if _, err := st.ClaimJob(ctx, claiming()); err != nil {
+			t.Fatal(err)
+		}
+		cancel.KeyID = alice.ID
+		if _, err := st.Transition(ctx, cancel); !errors.Is(err, ErrNotCancelable) {
+			t.Errorf("cancel while PROCESSING: %v, want ErrNotCancelable", err)
+		}
+		if _, err := st.Transition(ctx, transition{JobID: "c000000000000000000000000", From: StatusProcessing}); !errors.Is(err, ErrJobNotFound) {
+			t.Errorf("unknown job: %v", err)
+		}
+		if _, err := st.ClaimJob(ctx, claiming()); !errors.Is(err, ErrNotFound) {
+			t.Errorf("claim with nothing pending: %v, want ErrNotFound", err)
+		}
+	})
 }
 
 // TestClaimOrder: jobs are taken oldest first by creation, so a job put back after a crash goes
 // before jobs submitted after it, whatever their rowids.
 func TestClaimOrder(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	st, _ := testStore(t)
-	base := time.Now().Add(-time.Hour)
-	var want []string
-	for i := range 4 {
-		k := storeKey(t, st, fmt.Sprintf("k%d", i))
-		want = append(want, storeJob(t, st, k, "", base.Add(time.Duration(i)*time.Second)).ID)
-	}
-	first, err := st.ClaimJob(ctx, claiming())
-	if err != nil || first.ID != want[0] {
-		t.Fatalf("first claim %s %v, want %s", first.ID, err, want[0])
-	}
-	if _, err := st.Transition(ctx, transition{JobID: first.ID, From: StatusProcessing, Next: toward(Outcome{Status: StatusPending, CountRetry: true})}); err != nil {
-		t.Fatal(err)
-	}
-	for i, id := range want {
-		j, err := st.ClaimJob(ctx, claiming())
-		if err != nil || j.ID != id {
-			t.Errorf("claim %d: %s %v, want %s", i, j.ID, err, id)
+	forEachStore(t, func(t *testing.T, open func(testing.TB) (*Store, Key)) {
+		ctx := context.Background()
+		st, _ := open(t)
+		base := time.Now().Add(-time.Hour)
+		var want []string
+		for i := range 4 {
+			k := storeKey(t, st, fmt.Sprintf("k%d", i))
+			want = append(want, storeJob(t, st, k, "", base.Add(time.Duration(i)*time.Second)).ID)
 		}
-	}
+		first, err := st.ClaimJob(ctx, claiming())
+		if err != nil || first.ID != want[0] {
+			t.Fatalf("first claim %s %v, want %s", first.ID, err, want[0])
+		}
+		if _, err := st.Transition(ctx, transition{JobID: first.ID, From: StatusProcessing, Next: toward(Outcome{Status: StatusPending, CountRetry: true})}); err != nil {
+			t.Fatal(err)
+		}
+		for i, id := range want {
+			j, err := st.ClaimJob(ctx, claiming())
+			if err != nil || j.ID != id {
+				t.Errorf("claim %d: %s %v, want %s", i, j.ID, err, id)
+			}
+		}
+	})
 }
 
 // TestOneActiveJobIndex: many submissions for one key at the same instant, straight at the store:
 // the partial unique index lets exactly one in.
 func TestOneActiveJobIndex(t *testing.T) {
 	t.Parallel()
-	st, k := testStore(t)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	results := map[string]int{}
-	for range 20 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			id, _ := newJobID(time.Now(), rand.Reader)
-			err := st.CreateJob(context.Background(), Job{ID: id, KeyID: k.ID, ImageType: media.PNG, AudioType: media.WAV, CreatedAt: time.Now()})
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				results["created"]++
-			case errors.Is(err, ErrActiveJob):
-				results["conflict"]++
-			default:
-				results[err.Error()]++
-			}
-		}()
-	}
-	wg.Wait()
-	if results["created"] != 1 || results["conflict"] != 19 {
-		t.Errorf("results %v, want 1 created and 19 conflicts", results)
-	}
-	other := storeKey(t, st, "other")
-	if err := st.DeactivateKey(context.Background(), other.ID); err != nil {
-		t.Fatal(err)
-	}
-	id, _ := newJobID(time.Now(), rand.Reader)
-	if err := st.CreateJob(context.Background(), Job{ID: id, KeyID: other.ID, CreatedAt: time.Now()}); !errors.Is(err, ErrBadKey) {
-		t.Errorf("job for a deactivated key: %v, want ErrBadKey", err)
-	}
+	forEachStore(t, func(t *testing.T, open func(testing.TB) (*Store, Key)) {
+		st, k := open(t)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		results := map[string]int{}
+		for range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				id, _ := newJobID(time.Now(), rand.Reader)
+				err := st.CreateJob(context.Background(), Job{ID: id, KeyID: k.ID, ImageType: media.PNG, AudioType: media.WAV, CreatedAt: time.Now()})
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					results["created"]++
+				case errors.Is(err, ErrActiveJob):
+					results["conflict"]++
+				default:
+					results[err.Error()]++
+				}
+			}()
+		}
+		wg.Wait()
+		if results["created"] != 1 || results["conflict"] != 19 {
+			t.Errorf("results %v, want 1 created and 19 conflicts", results)
+		}
+		other := storeKey(t, st, "other")
+		if err := st.DeactivateKey(context.Background(), other.ID); err != nil {
+			t.Fatal(err)
+		}
+		id, _ := newJobID(time.Now(), rand.Reader)
+		if err := st.CreateJob(context.Background(), Job{ID: id, KeyID: other.ID, CreatedAt: time.Now()}); !errors.Is(err, ErrBadKey) {
+			t.Errorf("job for a deactivated key: %v, want ErrBadKey", err)
+		}
+	})
 }
 
 // TestListJobsKeyset pages through a key's jobs with and without a status filter: every job once,
 // newest first, none of another key's.
 func TestListJobsKeyset(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	st, alice := testStore(t)
-	bob := storeKey(t, st, "bob")
-	cycle := []JobStatus{StatusCompleted, StatusFailed}
-	ids := insertStoreJobs(t, st, alice.ID, 23, time.Now().Add(-time.Hour), cycle...)
-	insertStoreJobs(t, st, bob.ID, 5, time.Now().Add(-time.Hour), StatusCompleted)
-	for _, status := range []JobStatus{"", StatusCompleted, StatusFailed, StatusCancelled} {
-		var want []string
-		for i := len(ids) - 1; i >= 0; i-- {
-			if status == "" || cycle[i%len(cycle)] == status {
-				want = append(want, ids[i])
-			}
-		}
-		var got []string
-		f := JobFilter{Status: status, Limit: 5}
-		for range 10 {
-			page, err := st.ListJobs(ctx, alice.ID, f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, j := range page {
-				got = append(got, j.ID)
-				if status != "" && j.Status != status {
-					t.Errorf("filter %s returned a %s job", status, j.Status)
+	forEachStore(t, func(t *testing.T, open func(testing.TB) (*Store, Key)) {
+		ctx := context.Background()
+		st, alice := open(t)
+		bob := storeKey(t, st, "bob")
+		cycle := []JobStatus{StatusCompleted, StatusFailed}
+		ids := insertStoreJobs(t, st, alice.ID, 23, time.Now().Add(-time.Hour), cycle...)
+		insertStoreJobs(t, st, bob.ID, 5, time.Now().Add(-time.Hour), StatusCompleted)
+		for _, status := range []JobStatus{"", StatusCompleted, StatusFailed, StatusCancelled} {
+			var want []string
+			for i := len(ids) - 1; i >= 0; i-- {
+				if status == "" || cycle[i%len(cycle)] == status {
+					want = append(want, ids[i])
 				}
 			}
-			if len(page) < f.Limit {
-				break
+			var got []string
+			f := JobFilter{Status: status, Limit: 5}
+			for range 10 {
+				page, err := st.ListJobs(ctx, alice.ID, f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, j := range page {
+					got = append(got, j.ID)
+					if status != "" && j.Status != status {
+						t.Errorf("filter %s returned a %s job", status, j.Status)
+					}
+				}
+				if len(page) < f.Limit {
+					break
+				}
+				f.Before = page[len(page)-1].ID
 			}
-			f.Before = page[len(page)-1].ID
+			if strings.Join(got, ",") != strings.Join(want, ",") {
+				t.Errorf("status %q: %d jobs %v, want %d %v", status, len(got), got, len(want), want)
+			}
 		}
-		if strings.Join(got, ",") != strings.Join(want, ",") {
-			t.Errorf("status %q: %d jobs %v, want %d %v", status, len(got), got, len(want), want)
-		}
-	}
+	})
 }
 
 // insertStoreJobs writes n ended jobs for keyID straight into the table, a millisecond apart from
@@ -262,8 +272,8 @@ func TestListJobsKeyset(t *testing.T) {
 func insertStoreJobs(t testing.TB, st *Store, keyID string, n int, start time.Time, statuses ...JobStatus) []string {
 	t.Helper()
 	ids := make([]string, 0, n)
-	err := st.tx(context.Background(), func(tx *sql.Tx) error {
-		stmt, err := tx.Prepare(`INSERT INTO jobs (id, key_id, status, image_type, audio_type, audio_codec, audio_duration,
+	err := st.tx(context.Background(), func(tx txn) error {
+		stmt, err := tx.PrepareContext(context.Background(), `INSERT INTO jobs (id, key_id, status, image_type, audio_type, audio_codec, audio_duration,
 			retries, created_at, updated_at, finished_at) VALUES (?, ?, ?, 'png', 'wav', 'pcm', 1, 0, ?, ?, ?)`)
 		if err != nil {
 			return err
@@ -293,25 +303,7 @@ func insertStoreJobs(t testing.TB, st *Store, keyID string, n int, start time.Ti
 func TestQueryPlans(t *testing.T) {
 	t.Parallel()
 	st, _ := testStore(t)
-	now := ms(time.Now())
-	cases := []struct {
-		name, q string
-		args    []any
-	}{
-		{"list", `SELECT ` + jobColumns + ` FROM jobs WHERE key_id = ? ORDER BY id DESC LIMIT ?`, []any{"k", 21}},
-		{"list page 2", `SELECT ` + jobColumns + ` FROM jobs WHERE key_id = ? AND id < ? ORDER BY id DESC LIMIT ?`, []any{"k", "c1", 21}},
-		{"list by status", `SELECT ` + jobColumns + ` FROM jobs WHERE key_id = ? AND status = ? ORDER BY id DESC LIMIT ?`, []any{"k", "FAILED", 21}},
-		{"list by status page 2", `SELECT ` + jobColumns + ` FROM jobs WHERE key_id = ? AND status = ? AND id < ? ORDER BY id DESC LIMIT ?`, []any{"k", "FAILED", "c1", 21}},
-		{"status poll", `SELECT ` + jobColumns + ` FROM jobs WHERE id = ? AND key_id = ?`, []any{"c1", "k"}},
-		{"active job", `SELECT count(*) FROM jobs WHERE key_id = ? AND status IN ('PENDING','PROCESSING')`, []any{"k"}},
-		{"video by token", `SELECT ` + jobColumns + ` FROM jobs WHERE output_token = ?`, []any{"t"}},
-		{"claim", `SELECT id FROM jobs WHERE status = 'PENDING' ORDER BY created_at, id LIMIT 1`, nil},
-		{"key", `SELECT ` + keyColumns + ` FROM api_keys WHERE key_hash = ?`, []any{[]byte("h")}},
-		{"due deliveries", `SELECT ` + deliveryColumns + ` FROM webhook_deliveries d JOIN jobs j ON j.id = d.job_id
-			WHERE d.state = 'pending' AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at LIMIT ?`, []any{now, 64}},
-		{"queued delivery", `SELECT id FROM webhook_deliveries WHERE job_id = ? AND state = 'pending' LIMIT 1`, []any{"c1"}},
-	}
-	for _, c := range cases {
+	for _, c := range frequentQueries() {
 		rows, err := st.db.Query(`EXPLAIN QUERY PLAN `+c.q, c.args...)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
@@ -342,27 +334,29 @@ func TestQueryPlans(t *testing.T) {
 // defaults stored as ” (as every job from before options), anything else as it was chosen.
 func TestJobOptionsStored(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	st, _ := testStore(t)
-	for i, o := range []Options{defaultOptions,
-		{Size: "portrait", Background: "#102030", Waveform: "bars", WaveformColor: "#FF00AA", Captions: true}} {
-		k := storeKey(t, st, fmt.Sprintf("options-%d", i))
-		id, _ := newJobID(time.Now(), rand.Reader)
-		j := Job{ID: id, KeyID: k.ID, ImageType: media.PNG, AudioType: media.WAV, AudioCodec: "pcm", AudioDuration: 1, Options: o, CreatedAt: time.Now()}
-		if err := st.CreateJob(ctx, j); err != nil {
-			t.Fatal(err)
+	forEachStore(t, func(t *testing.T, open func(testing.TB) (*Store, Key)) {
+		ctx := context.Background()
+		st, _ := open(t)
+		for i, o := range []Options{defaultOptions,
+			{Size: "portrait", Background: "#102030", Waveform: "bars", WaveformColor: "#FF00AA", Captions: true}} {
+			k := storeKey(t, st, fmt.Sprintf("options-%d", i))
+			id, _ := newJobID(time.Now(), rand.Reader)
+			j := Job{ID: id, KeyID: k.ID, ImageType: media.PNG, AudioType: media.WAV, AudioCodec: "pcm", AudioDuration: 1, Options: o, CreatedAt: time.Now()}
+			if err := st.CreateJob(ctx, j); err != nil {
+				t.Fatal(err)
+			}
+			var stored string
+			if err := st.db.QueryRow(`SELECT options FROM jobs WHERE id = ?`, id).Scan(&stored); err != nil {
+				t.Fatal(err)
+			}
+			if (o == defaultOptions) != (stored == "") {
+				t.Errorf("options %+v stored as %q", o, stored)
+			}
+			if got, err := st.JobByID(ctx, id); err != nil || got.Options != o {
+				t.Errorf("created with %+v, read %+v (%v)", o, got.Options, err)
+			}
 		}
-		var stored string
-		if err := st.db.QueryRow(`SELECT options FROM jobs WHERE id = ?`, id).Scan(&stored); err != nil {
-			t.Fatal(err)
-		}
-		if (o == defaultOptions) != (stored == "") {
-			t.Errorf("options %+v stored as %q", o, stored)
-		}
-		if got, err := st.JobByID(ctx, id); err != nil || got.Options != o {
-			t.Errorf("created with %+v, read %+v (%v)", o, got.Options, err)
-		}
-	}
+	})
 }
 
 // TestMigrateFromFirstRelease opens a database as the first release left it (its schema, absolute
@@ -483,46 +477,48 @@ func repeatStatus(s JobStatus, n int) []JobStatus {
 // attempts; a delivery still pending and newer jobs' history stay.
 func TestPruneDeliveries(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	st, k := testStore(t)
-	end := func(j Job, id string) {
-		t.Helper()
-		if _, err := st.ClaimJob(ctx, claiming()); err != nil {
+	forEachStore(t, func(t *testing.T, open func(testing.TB) (*Store, Key)) {
+		ctx := context.Background()
+		st, k := open(t)
+		end := func(j Job, id string) {
+			t.Helper()
+			if _, err := st.ClaimJob(ctx, claiming()); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.Transition(ctx, transition{JobID: j.ID, From: StatusProcessing, Next: toward(Outcome{Status: StatusCompleted, OutputToken: id}), DeliveryID: id}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		old := storeJob(t, st, k, "https://example.com/h", time.Now())
+		end(old, "msg_old")
+		if err := st.RecordAttempt(ctx, "msg_old", Attempt{At: time.Now(), StatusCode: 200}, DeliveryDelivered, time.Time{}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := st.Transition(ctx, transition{JobID: j.ID, From: StatusProcessing, Next: toward(Outcome{Status: StatusCompleted, OutputToken: id}), DeliveryID: id}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	old := storeJob(t, st, k, "https://example.com/h", time.Now())
-	end(old, "msg_old")
-	if err := st.RecordAttempt(ctx, "msg_old", Attempt{At: time.Now(), StatusCode: 200}, DeliveryDelivered, time.Time{}); err != nil {
-		t.Fatal(err)
-	}
-	stillPending := storeJob(t, st, storeKey(t, st, "b"), "https://example.com/h", time.Now())
-	end(stillPending, "msg_pending")
-	cutoff := time.Now().Add(time.Second)
-	recent := storeJob(t, st, storeKey(t, st, "c"), "https://example.com/h", time.Now())
-	st.now = func() time.Time { return cutoff.Add(time.Hour) }
-	end(recent, "msg_recent")
-	st.RecordAttempt(ctx, "msg_recent", Attempt{At: time.Now(), StatusCode: 200}, DeliveryDelivered, time.Time{})
+		stillPending := storeJob(t, st, storeKey(t, st, "b"), "https://example.com/h", time.Now())
+		end(stillPending, "msg_pending")
+		cutoff := time.Now().Add(time.Second)
+		recent := storeJob(t, st, storeKey(t, st, "c"), "https://example.com/h", time.Now())
+		st.now = func() time.Time { return cutoff.Add(time.Hour) }
+		end(recent, "msg_recent")
+		st.RecordAttempt(ctx, "msg_recent", Attempt{At: time.Now(), StatusCode: 200}, DeliveryDelivered, time.Time{})
 
-	n, err := st.PruneDeliveries(ctx, cutoff)
-	if err != nil || n != 1 {
-		t.Fatalf("pruned %d (%v), want 1", n, err)
-	}
-	for id, want := range map[string]int{old.ID: 0, stillPending.ID: 1, recent.ID: 1} {
-		if got := deliveryCount(t, st, id); got != want {
-			t.Errorf("job %s: %d deliveries left, want %d", id, got, want)
+		n, err := st.PruneDeliveries(ctx, cutoff)
+		if err != nil || n != 1 {
+			t.Fatalf("pruned %d (%v), want 1", n, err)
 		}
-	}
-	var attempts int
-	if err := st.db.QueryRow(`SELECT count(*) FROM webhook_attempts WHERE delivery_id = 'msg_old'`).Scan(&attempts); err != nil {
-		t.Fatal(err)
-	}
-	if attempts != 0 {
-		t.Errorf("%d attempts of the pruned delivery left", attempts)
-	}
+		for id, want := range map[string]int{old.ID: 0, stillPending.ID: 1, recent.ID: 1} {
+			if got := deliveryCount(t, st, id); got != want {
+				t.Errorf("job %s: %d deliveries left, want %d", id, got, want)
+			}
+		}
+		var attempts int
+		if err := st.db.QueryRow(`SELECT count(*) FROM webhook_attempts WHERE delivery_id = 'msg_old'`).Scan(&attempts); err != nil {
+			t.Fatal(err)
+		}
+		if attempts != 0 {
+			t.Errorf("%d attempts of the pruned delivery left", attempts)
+		}
+	})
 }
 
 // TestPoolBound: however many requests read the database at once, the store holds at most
@@ -593,4 +589,29 @@ func databaseDescriptors(t testing.TB, path string) int {
 		}
 	}
 	return n
+}
+
+// frequentQuery is a query a request or the renderer runs often, with arguments for it.
+type frequentQuery struct {
+	name, q string
+	args    []any
+}
+
+// frequentQueries are the queries TestQueryPlans and TestPostgresQueryPlans check.
+func frequentQueries() []frequentQuery {
+	now := ms(time.Now())
+	return []frequentQuery{
+		{"list", `SELECT ` + jobColumns + ` FROM jobs WHERE key_id = ? ORDER BY id DESC LIMIT ?`, []any{"k", 21}},
+		{"list page 2", `SELECT ` + jobColumns + ` FROM jobs WHERE key_id = ? AND id < ? ORDER BY id DESC LIMIT ?`, []any{"k", "c1", 21}},
+		{"list by status", `SELECT ` + jobColumns + ` FROM jobs WHERE key_id = ? AND status = ? ORDER BY id DESC LIMIT ?`, []any{"k", "FAILED", 21}},
+		{"list by status page 2", `SELECT ` + jobColumns + ` FROM jobs WHERE key_id = ? AND status = ? AND id < ? ORDER BY id DESC LIMIT ?`, []any{"k", "FAILED", "c1", 21}},
+		{"status poll", `SELECT ` + jobColumns + ` FROM jobs WHERE id = ? AND key_id = ?`, []any{"c1", "k"}},
+		{"active job", `SELECT count(*) FROM jobs WHERE key_id = ? AND status IN ('PENDING','PROCESSING')`, []any{"k"}},
+		{"video by token", `SELECT ` + jobColumns + ` FROM jobs WHERE output_token = ?`, []any{"t"}},
+		{"claim", `SELECT id FROM jobs WHERE status = 'PENDING' ORDER BY created_at, id LIMIT 1`, nil},
+		{"key", `SELECT ` + keyColumns + ` FROM api_keys WHERE key_hash = ?`, []any{[]byte("h")}},
+		{"due deliveries", `SELECT ` + deliveryColumns + ` FROM webhook_deliveries d JOIN jobs j ON j.id = d.job_id
+			WHERE d.state = 'pending' AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at LIMIT ?`, []any{now, 64}},
+		{"queued delivery", `SELECT id FROM webhook_deliveries WHERE job_id = ? AND state = 'pending' LIMIT 1`, []any{"c1"}},
+	}
 }

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+)
+
+// clusterConfig is the part of serve's configuration that lets several vidgen nodes work as one
+// service: the database they share.
+type clusterConfig struct {
+	// Database is a Postgres URL; "" keeps jobs and keys in the SQLite file of the data directory.
+	Database string
+}
+
+// envNames are the variables of the flags whose variable is not VIDGEN_ and the flag's name.
+var envNames = map[string]string{"database": "VIDGEN_DATABASE_URL"}
+
+// addClusterFlags registers the cluster's flags on serve's flag set.
+func addClusterFlags(fs *flag.FlagSet, cfg *config) {
+	fs.StringVar(&cfg.Database, "database", "", "Postgres URL (postgres://user:password@host:5432/db) for jobs and keys, shared by every node; default: the SQLite file in -data")
+}
+
+// checkClusterConfig validates the cluster's settings.
+func checkClusterConfig(cfg *config) error {
+	if cfg.Database != "" && !isPostgresURL(cfg.Database) {
+		// The value is not repeated: it may hold a password.
+		return badSetting("database", "not a postgres:// URL (leave it unset for the SQLite file in -data)")
+	}
+	return nil
+}
+
+// openStoreFor opens the store serve is configured with: the Postgres database at database, or
+// else the SQLite file of dirs. For SQLite it also returns the file as opened, for the health check.
+func openStoreFor(ctx context.Context, dirs dataDir, database string, now func() time.Time) (*Store, os.FileInfo, error) {
+	if database != "" {
+		st, err := OpenPostgresStore(ctx, database, now)
+		return st, nil, err
+	}
+	st, err := OpenStore(ctx, dirs.db(), now)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := os.Stat(dirs.db())
+	if err != nil {
+		st.Close()
+		return nil, nil, fmt.Errorf("data directory: %w", err)
+	}
+	return st, fi, nil
+}
