@@ -4,7 +4,7 @@ SUDO  := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ADDR  ?= :8080
 DATA  ?= ./data
 
-.PHONY: run test test-s3 e2e e2e-browser build deps check-go check-tools fuzz bench soak clean check-deploy check-metrics release check-release check-docker check-openapi
+.PHONY: run test test-s3 test-postgres e2e e2e-browser build deps check-go check-tools fuzz bench soak clean check-deploy check-metrics release check-release check-docker check-openapi
 
 ## deps: installs ffmpeg (with ffprobe) from the distribution when it is missing.
 deps: check-go
@@ -65,6 +65,14 @@ test: check-tools
 test-s3: check-tools
 	@command -v curl >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq curl >/dev/null; }
 	GO=$(GO) bash scripts/s3-test.sh $(GO) test -race -count=1 -tags e2e -run 'TestFiles|TestE2EFiles' .
+
+## test-postgres: the store's contract tests (each runs on SQLite and on Postgres) and the Postgres
+## tests, against a throwaway PostgreSQL that scripts/postgres-test.sh starts on a free loopback port
+## and stops after (it installs the postgresql package when initdb is missing). A test added to the
+## contract suite (forEachStore) joins STORE_TESTS.
+STORE_TESTS = Postgres|TestTransition|TestClaimOrder|TestOneActiveJobIndex|TestListJobsKeyset|TestJobOptionsStored|TestPruneDeliveries|TestStoreBackendName|TestConcurrentClaims|TestCancelRacesClaim
+test-postgres: check-tools
+	bash scripts/postgres-test.sh $(GO) test -race -count=1 -parallel $(TEST_PARALLEL) -run '$(STORE_TESTS)' -timeout 10m .
 
 ## e2e: the slow tests: kill -9 cycles of the real binary, SIGTERM, the Node.js receiver, slowloris,
 ## a descriptor flood, and every case of the tables of renders (make test renders one in sixteen); then
