@@ -13,13 +13,20 @@ import (
 type clusterConfig struct {
 	// Database is a Postgres URL; "" keeps jobs and keys in the SQLite file of the data directory.
 	Database string
+	// Lease is how long a claim on a job lasts unless its worker renews it (lease.go); 0 for
+	// defaultLease.
+	Lease time.Duration
 }
+
+// minLease is the shortest -lease: renewals a second apart at most.
+const minLease = 3 * time.Second
 
 // envNames are the variables of the flags whose variable is not VIDGEN_ and the flag's name.
 var envNames = map[string]string{"database": "VIDGEN_DATABASE_URL"}
 
 // addClusterFlags registers the cluster's flags on serve's flag set.
 func addClusterFlags(fs *flag.FlagSet, cfg *config) {
+	fs.DurationVar(&cfg.Lease, "lease", defaultLease, "how long a node's claim on a job lasts unless renewed (3 times a lease while it renders): a dead node's jobs are taken up by another after it")
 	fs.StringVar(&cfg.Database, "database", "", "Postgres URL (postgres://user:password@host:5432/db) for jobs and keys, shared by every node; default: the SQLite file in -data")
 }
 
@@ -28,6 +35,9 @@ func checkClusterConfig(cfg *config) error {
 	if cfg.Database != "" && !isPostgresURL(cfg.Database) {
 		// The value is not repeated: it may hold a password.
 		return badSetting("database", "not a postgres:// URL (leave it unset for the SQLite file in -data)")
+	}
+	if cfg.Lease < minLease {
+		return badSetting("lease", "must be at least %s: it is renewed %d times a lease", minLease, leaseRenewals)
 	}
 	return nil
 }

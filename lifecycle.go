@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,41 +26,56 @@ type lifecycle struct {
 	hooks      *webhookSender
 	log        *slog.Logger
 	rand       io.Reader
-	// ended, when set, is told of every job that reached its final state (the metrics count them).
-	ended func(Job)
+	// observeEnd, when set, is told of every job that reached its final state (the metrics count
+	// them).
+	observeEnd func(Job)
 	// expiredBefore is the cutoff of this run's last complete expiry: outputs of jobs that finished
 	// before it were deleted. It is zero until the first, which reads every expired job, so a
 	// shorter -retention after a restart takes effect. expiring serialises expiries.
 	expiring      sync.Mutex
 	expiredBefore time.Time
+	// leases, when its duration is set, makes each claim a lease of this node (lease.go); zero,
+	// claims are not leased and recover takes back every PROCESSING job.
+	leases leasing
 }
 
 // finish moves job id from state from as o says (keyID, when set, must own it) and returns the job
 // as stored. When the job has ended, its uploads are deleted and, if it has a webhook URL, the
 // sender is woken for the delivery the transaction wrote.
 func (l *lifecycle) finish(ctx context.Context, id, keyID string, from JobStatus, o Outcome) (Job, error) {
-	deliveryID, err := newDeliveryID(l.rand)
+	return l.change(ctx, transition{JobID: id, KeyID: keyID, From: from, Next: toward(o)})
+}
+
+// change applies t (its delivery named here) and what follows the job's end when it ended.
+func (l *lifecycle) change(ctx context.Context, t transition) (Job, error) {
+	var err error
+	if t.DeliveryID, err = newDeliveryID(l.rand); err != nil {
+		return Job{}, err
+	}
+	j, err := l.store.Transition(ctx, t)
 	if err != nil {
 		return Job{}, err
 	}
-	j, err := l.store.Transition(ctx, transition{JobID: id, KeyID: keyID, From: from, Next: toward(o), DeliveryID: deliveryID})
-	if err != nil {
-		return Job{}, err
-	}
-	l.logChange(j, from)
+	l.logChange(j, t.From)
+	l.ended(ctx, j)
+	return j, nil
+}
+
+// ended does what follows a change that ended job j, as stored: its uploads deleted and, if it is
+// owed a webhook, the sender woken. It does nothing for a job still active.
+func (l *lifecycle) ended(ctx context.Context, j Job) {
 	if j.Active() {
-		return j, nil
+		return
 	}
-	if l.ended != nil {
-		l.ended(j)
+	if l.observeEnd != nil {
+		l.observeEnd(j)
 	}
 	if err := removeInputs(ctx, l.files, j.ID); err != nil {
 		l.log.Warn("remove inputs", j.logAttrs("err", err)...)
 	}
-	if owesWebhook(j) {
+	if owesWebhook(j) && l.hooks != nil {
 		l.hooks.Notify()
 	}
-	return j, nil
 }
 
 // logChange writes the log line of every change of a job's state: j as stored, from its state
@@ -76,17 +92,50 @@ func (l *lifecycle) logChange(j Job, from JobStatus) {
 // claim hands the oldest PENDING job to a renderer: it is PROCESSING when claim returns it, or
 // ErrNotFound when no job waits.
 func (l *lifecycle) claim(ctx context.Context) (Job, error) {
-	j, err := l.store.ClaimJob(ctx, claiming())
+	if l.leases.duration > 0 {
+		j, err := l.reclaim(ctx)
+		if !errors.Is(err, ErrNotFound) {
+			return j, err
+		}
+	}
+	lease, err := l.leases.next()
 	if err != nil {
 		return Job{}, err
 	}
+	j, err := l.store.ClaimJob(ctx, claimingUnder(lease))
+	if err != nil {
+		return Job{}, err
+	}
+	l.leases.count("claim")
 	l.logChange(j, StatusPending)
 	return j, nil
 }
 
-// claiming is the change a claim makes: PENDING to PROCESSING, retries unchanged.
-func claiming() transition {
-	return transition{From: StatusPending, Next: toward(Outcome{Status: StatusProcessing})}
+// claiming is the change a claim makes: PENDING to PROCESSING, retries unchanged, not leased.
+func claiming() transition { return claimingUnder(Lease{}) }
+
+// claimingUnder is the change a claim under lease makes: PENDING to PROCESSING, retries unchanged.
+func claimingUnder(lease Lease) transition {
+	return transition{From: StatusPending, Next: func(j Job) (Job, bool, error) {
+		next, deliver, err := toward(Outcome{Status: StatusProcessing})(j)
+		next.Lease = lease
+		return next, deliver, err
+	}}
+}
+
+// reclaiming is the change a claim of a job whose lease lapsed makes: its render was interrupted
+// (its node died, or lost the database for longer than a lease), which counts as a retry, as a
+// crash does; the job stays PROCESSING under the new lease, so its status never goes back, or
+// FAILS when that was its last attempt (requeue), with its webhook.
+func reclaiming(lease Lease) transition {
+	return transition{From: StatusProcessing, Next: func(j Job) (Job, bool, error) {
+		next, deliver, err := toward(Outcome{Status: StatusPending, CountRetry: true})(j)
+		if err != nil || next.Status != StatusPending {
+			return next, deliver, err
+		}
+		next.Status, next.Lease = StatusProcessing, lease
+		return next, false, nil
+	}}
 }
 
 // cancel ends keyID's PENDING job id as CANCELLED.
@@ -95,18 +144,25 @@ func (l *lifecycle) cancel(ctx context.Context, keyID, id string) (Job, error) {
 }
 
 // recover runs at start-up, under the data directory's lock and before the renderer: every job a
-// dead process left PROCESSING goes back to PENDING, counting a retry (or FAILS when it has had
-// its attempts), and the files no job needs any more are deleted.
+// dead process of this node left PROCESSING (its lease this node's, or lapsed, or none) goes back
+// to PENDING, counting a retry (or FAILS when it has had its attempts), and the files no job needs
+// any more are deleted. A job another node holds a live lease on is left to it.
 func (l *lifecycle) recover(ctx context.Context) error {
 	jobs, err := l.store.ProcessingJobs(ctx)
 	if err != nil {
 		return err
 	}
 	for _, j := range jobs {
+		if !l.leases.takeBackAtStart(j) {
+			continue // another node renders it
+		}
 		l.log.Warn("job was interrupted by a crash", j.logAttrs("retries", j.Retries)...)
 		if _, err := l.finish(ctx, j.ID, "", StatusProcessing, Outcome{Status: StatusPending, CountRetry: true}); err != nil {
 			return fmt.Errorf("requeue %s: %w", j.ID, err)
 		}
+	}
+	if err := l.releaseDeliveries(ctx); err != nil {
+		return err
 	}
 	if err := l.dirs.emptyTmp(); err != nil {
 		return err

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -325,11 +326,17 @@ func newServer(ctx context.Context, cfg config, log *slog.Logger, now func() tim
 	s.uploadGrace, s.uploadMinRate = uploadGrace, uploadMinRate
 	s.ratePolicyHeader = ratePolicy(s.apiLimit, s.submitLimit)
 	s.hooks = newWebhookSender(st, log, now, cfg.PublicURL, cfg.WebhookAllowPrivate, cfg.WebhookPorts, nil)
+	node, err := loadNodeID(dirs, s.rand)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	if s.files, err = openFiles(ctx, cfg, dirs); err != nil {
 		st.Close()
 		return nil, err
 	}
-	s.jobs = &lifecycle{store: st, dirs: dirs, files: s.files, now: now, hooks: s.hooks, log: log, rand: s.rand}
+	s.jobs = &lifecycle{store: st, dirs: dirs, files: s.files, now: now, hooks: s.hooks, log: log, rand: s.rand,
+		leases: leasing{node: node, duration: cmp.Or(cfg.Lease, defaultLease), now: now, rand: s.rand}}
 	if s.files.Kind() != "disk" {
 		s.jobs.sweepGrace = time.Hour
 	}
@@ -348,7 +355,9 @@ func newServer(ctx context.Context, cfg config, log *slog.Logger, now func() tim
 	s.inputClient = newInputClient(s.hooks)
 	s.renderer.fetch = s.fetchInputs
 	s.metrics = newMetrics(st, now)
-	s.renderer.observe, s.hooks.observe, s.jobs.ended = s.metrics.renderEnded, s.metrics.webhookAttempt, s.metrics.jobEnded
+	s.renderer.observe, s.hooks.observe, s.jobs.observeEnd = s.metrics.renderEnded, s.metrics.webhookAttempt, s.metrics.jobEnded
+	s.jobs.leases.observe = s.metrics.queueEvent
+	s.hooks.claim = s.jobs.claimDelivery
 	return s, nil
 }
 

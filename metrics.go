@@ -27,6 +27,7 @@ type metrics struct {
 	ffmpegFailures *prometheus.CounterVec
 	webhooks       *prometheus.CounterVec
 	jobsFinished   *prometheus.CounterVec
+	queue          *prometheus.CounterVec
 }
 
 // finishOutcomes are the outcome labels of vidgen_jobs_finished_total, one for each way a job ends.
@@ -72,6 +73,13 @@ func newMetrics(st *Store, now func() time.Time) *metrics {
 	for _, o := range finishOutcomes {
 		m.jobsFinished.WithLabelValues(o)
 	}
+	m.queue = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vidgen_queue_events_total",
+		Help: "This node's part in the job queue: event=claim (a PENDING job taken), renewal (a lease renewed while rendering), lapsed_reclaimed (a job whose node stopped renewing its lease, taken over), delivery_claim (a due webhook delivery taken to send).",
+	}, []string{"event"})
+	for _, e := range []string{"claim", "renewal", "lapsed_reclaimed", "delivery_claim"} {
+		m.queue.WithLabelValues(e)
+	}
 	for _, c := range []string{"bad_input", "passing"} {
 		m.ffmpegFailures.WithLabelValues(c)
 	}
@@ -83,7 +91,7 @@ func newMetrics(st *Store, now func() time.Time) *metrics {
 		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
 	})
 	build.Set(1)
-	m.reg.MustRegister(m.requests, m.latency, m.rateLimited, m.renderSeconds, m.realtime, m.ffmpegFailures, m.webhooks, m.jobsFinished, build,
+	m.reg.MustRegister(m.requests, m.latency, m.rateLimited, m.renderSeconds, m.realtime, m.ffmpegFailures, m.webhooks, m.jobsFinished, m.queue, build,
 		&storeCollector{store: st, now: now},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -129,6 +137,9 @@ func (m *metrics) renderEnded(claimed Job, out Outcome, took time.Duration) {
 		m.ffmpegFailures.WithLabelValues("passing").Inc()
 	}
 }
+
+// queueEvent counts one event of this node's part in the queue (see leasing.observe).
+func (m *metrics) queueEvent(event string) { m.queue.WithLabelValues(event).Inc() }
 
 // webhookAttempt records one delivery attempt whose result moved the delivery to state.
 func (m *metrics) webhookAttempt(state DeliveryState) {

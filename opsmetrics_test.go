@@ -55,7 +55,7 @@ func TestJobsFinishedAndOldestPending(t *testing.T) {
 	clock := created.Add(90 * time.Second)
 	m := newMetrics(st, func() time.Time { return clock })
 	dirs := dataDir{root: t.TempDir()}
-	jobs := &lifecycle{store: st, dirs: dirs, files: diskFiles{dirs}, log: slog.New(slog.NewTextHandler(io.Discard, nil)), rand: rand.Reader, ended: m.jobEnded}
+	jobs := &lifecycle{store: st, dirs: dirs, files: diskFiles{dirs}, log: slog.New(slog.NewTextHandler(io.Discard, nil)), rand: rand.Reader, observeEnd: m.jobEnded}
 	scrapeM := func() string {
 		w := httptest.NewRecorder()
 		m.handler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))

@@ -235,8 +235,17 @@ func (rd *renderer) renderJob(killCtx context.Context, job Job) {
 	}()
 
 	start := time.Now()
-	out := rd.render(killCtx, job)
+	leased, stopLease := rd.keepLease(killCtx, job)
+	out := rd.render(leased, job)
+	stopLease()
+	if errors.Is(context.Cause(leased), ErrLeaseLost) {
+		return // the job is another worker's now; its outcome is theirs to record
+	}
 	stored, err := rd.finish(killCtx, job, out)
+	if errors.Is(err, ErrLeaseLost) {
+		rd.log.Warn("render ended after the job's lease was lost; another node has the job", job.logAttrs()...)
+		return
+	}
 	if err != nil {
 		// The job stays PROCESSING; the next start-up's recovery puts it back to PENDING.
 		rd.log.Error("record render outcome", job.logAttrs("err", err)...)
@@ -264,11 +273,11 @@ func (rd *renderer) finish(killCtx context.Context, job Job, out Outcome) (Job, 
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		stop := context.AfterFunc(killCtx, func() { time.AfterFunc(5*time.Second, cancel) })
 		var j Job
-		j, err = rd.jobs.finish(ctx, job.ID, "", StatusProcessing, out)
+		j, err = rd.jobs.change(ctx, transition{JobID: job.ID, From: StatusProcessing, Next: toward(out), Owner: job.Lease.Owner})
 		stop()
 		cancel()
-		if err == nil {
-			return j, nil
+		if err == nil || errors.Is(err, ErrLeaseLost) {
+			return j, err
 		}
 		if killCtx.Err() != nil {
 			return Job{}, err

@@ -247,8 +247,8 @@ func checkOpsConfig(cfg *config, env func(string) string, stderr io.Writer) erro
 			return badSetting(name, "may not be negative")
 		}
 	}
-	if cfg.Workers < 1 {
-		return badSetting("workers", "must be at least 1")
+	if cfg.Workers < 0 {
+		return badSetting("workers", "must be 0 (a node that only answers the API, beside others that render) or more")
 	}
 	for name, rate := range map[string]int{"rate-api": cfg.RateAPI, "rate-submit": cfg.RateSubmit, "rate-download": cfg.RateDownload} {
 		if rate < 0 {

@@ -57,8 +57,13 @@ func statusOf(j Job, base string, live liveProgress) statusBody {
 	switch {
 	case j.Status == StatusCompleted:
 		b.Progress = 100
-	case j.Status == StatusProcessing && live != nil:
-		b.Progress, b.EtaSeconds = live(j.ID)
+	case j.Status == StatusProcessing:
+		if live != nil {
+			b.Progress, b.EtaSeconds = live(j.ID)
+		}
+		// What the job's renders, on this node or another (or one whose lease lapsed), last
+		// stored: a poll never sees the bar go back, whichever node it asks.
+		b.Progress = max(b.Progress, j.Progress)
 	}
 	return b
 }

@@ -56,7 +56,20 @@ var migrations = []string{
 	// 9: the trace id of the W3C traceparent a job was submitted with ('' when none), so its render
 	// and webhook log lines, written long after the request, carry it too.
 	`ALTER TABLE jobs ADD COLUMN trace_id TEXT NOT NULL DEFAULT '';`,
+	// 10: leases, for several nodes on one queue.
+	migrationLeases,
 }
+
+// migrationLeases (10) makes each claim a lease, so several nodes can share one queue: the worker
+// holding a PROCESSING job renews lease_until while it renders, and a job whose lease lapsed (its
+// node died) is claimed again. progress is the furthest the job's renders got, written with each
+// renewal, so a job another node took over never shows less. A webhook delivery being sent is
+// leased the same way. The same text serves both dialects (BIGINT is an integer to SQLite).
+const migrationLeases = `ALTER TABLE jobs ADD COLUMN lease_owner TEXT;
+	ALTER TABLE jobs ADD COLUMN lease_until BIGINT;
+	ALTER TABLE jobs ADD COLUMN progress INTEGER NOT NULL DEFAULT 0;
+	CREATE INDEX IF NOT EXISTS jobs_leases ON jobs(status, lease_until);
+	ALTER TABLE webhook_deliveries ADD COLUMN lease_owner TEXT;`
 
 // maxOpenConns bounds the database's connection pool: every connection is a descriptor on
 // vidgen.db, and a flood of requests must not turn into thousands of them. SQLite in WAL mode has
@@ -300,6 +313,11 @@ func fromMS(v sql.NullInt64) time.Time {
 		return time.Time{}
 	}
 	return time.UnixMilli(v.Int64).UTC()
+}
+
+// nullMS is t in unix milliseconds, NULL when zero.
+func nullMS(t time.Time) sql.NullInt64 {
+	return sql.NullInt64{Int64: ms(t), Valid: !t.IsZero()}
 }
 
 func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }

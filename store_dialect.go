@@ -74,8 +74,8 @@ var postgresDialect = &dialect{
 
 // postgresMigrations are migrations' Postgres versions. schema_postgres.sql was written at
 // migration 6, with every change up to it, so those are recorded without running anything; a
-// later migration is written for each dialect.
-var postgresMigrations = []string{"", "", "", "", "", ""}
+// later migration is written for each dialect, or shared when one text serves both.
+var postgresMigrations = append([]string{"", "", "", "", "", ""}, migrations[6:]...)
 
 // rebind turns the ? arguments of q into the dialect's. The store's queries have no ? in a
 // literal or a comment, so every ? is an argument.

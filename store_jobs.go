@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -48,6 +49,10 @@ type Job struct {
 	UpdatedAt    time.Time
 	FinishedAt   time.Time // zero until the job ends
 	TraceID      string    // the trace id of the traceparent header it was submitted with, "" when none
+	// Lease is the claim on a PROCESSING job of the worker rendering it; zero otherwise.
+	Lease Lease
+	// Progress is the furthest (0-100) a render of the job reported with a lease renewal.
+	Progress int
 }
 
 // logAttrs are the attributes that tie a log line to job j, then more: its id and, when it was
@@ -61,19 +66,33 @@ func (j Job) logAttrs(more ...any) []any {
 	return append(attrs, more...)
 }
 
+// Lease is a worker's claim on a PROCESSING job: Owner names the node and the claim
+// (NODE/CLAIM), Until is when it lapses unless renewed; another node may then claim the job.
+type Lease struct {
+	Owner string
+	Until time.Time
+}
+
+// ErrLeaseLost is a change of a job by a worker whose lease on it lapsed and was taken by another,
+// or that the job has otherwise left: the worker must stop and leave the job to whoever has it.
+var ErrLeaseLost = errors.New("the job's lease was lost: another worker has the job")
+
 // Active reports whether the job still holds its key's one active slot.
 func (j Job) Active() bool { return j.Status == StatusPending || j.Status == StatusProcessing }
 
 const jobColumns = `id, key_id, status, image_type, audio_type, audio_codec, audio_duration,
-	coalesce(webhook_url, ''), coalesce(output_token, ''), coalesce(error_message, ''), retries, created_at, updated_at, finished_at, options, input_urls, trace_id`
+	coalesce(webhook_url, ''), coalesce(output_token, ''), coalesce(error_message, ''), retries, created_at, updated_at, finished_at, options,
+	input_urls, trace_id, coalesce(lease_owner, ''), lease_until, progress`
 
 func scanJob(row scanner) (Job, error) {
 	var j Job
-	var created, updated, finished sql.NullInt64
+	var created, updated, finished, leaseUntil sql.NullInt64
 	var opts, urls string
 	err := row.Scan(&j.ID, &j.KeyID, &j.Status, &j.ImageType, &j.AudioType, &j.AudioCodec,
-		&j.AudioDuration, &j.WebhookURL, &j.OutputToken, &j.ErrorMessage, &j.Retries, &created, &updated, &finished, &opts, &urls, &j.TraceID)
+		&j.AudioDuration, &j.WebhookURL, &j.OutputToken, &j.ErrorMessage, &j.Retries, &created, &updated, &finished, &opts,
+		&urls, &j.TraceID, &j.Lease.Owner, &leaseUntil, &j.Progress)
 	j.CreatedAt, j.UpdatedAt, j.FinishedAt = fromMS(created), fromMS(updated), fromMS(finished)
+	j.Lease.Until = fromMS(leaseUntil)
 	if err == nil {
 		j.Options, err = decodeOptions(opts)
 	}
@@ -182,6 +201,9 @@ type transition struct {
 	// delivery is written with it. It is called inside the transaction that read the job.
 	Next       func(Job) (next Job, deliver bool, err error)
 	DeliveryID string // names the webhook delivery written when Next says so
+	// Owner, when set, must hold the job's lease, else ErrLeaseLost: a worker records how its
+	// render ended only while the job is still its own.
+	Owner string
 }
 
 // Transition applies t in one transaction and returns the job as stored: the job's new state, its
@@ -215,6 +237,39 @@ func (s *Store) ClaimJob(ctx context.Context, t transition) (Job, error) {
 	return j, err
 }
 
+// ReclaimJob applies t, a change from PROCESSING, to the job whose lease lapsed longest before
+// now, and returns the job as stored, or ErrNotFound when no lease has lapsed. A lease lapses when
+// its node stopped renewing it: the node died, or lost the database for longer than a lease.
+func (s *Store) ReclaimJob(ctx context.Context, t transition, now time.Time) (Job, error) {
+	var j Job
+	err := s.tx(ctx, func(tx txn) error {
+		var err error
+		t.JobID, err = one(ctx, tx, "reclaim job", ErrNotFound, scanString,
+			`SELECT id FROM jobs WHERE status = 'PROCESSING' AND lease_until < ? ORDER BY lease_until LIMIT 1`+s.db.d.skipLocked, ms(now))
+		if err != nil {
+			return err
+		}
+		j, err = s.apply(ctx, tx, t)
+		return err
+	})
+	return j, err
+}
+
+// RenewLease moves the lease of owner on PROCESSING job id to until, and records progress (0-100)
+// unless the job got further before. It returns ErrLeaseLost when the job is not, or no longer,
+// PROCESSING under that lease.
+func (s *Store) RenewLease(ctx context.Context, id, owner string, until time.Time, progress int) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE jobs SET lease_until = ?, progress = CASE WHEN progress > ? THEN progress ELSE ? END
+		WHERE id = ? AND status = 'PROCESSING' AND lease_owner = ?`, ms(until), progress, progress, id, owner)
+	if err != nil {
+		return fmt.Errorf("renew lease: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrLeaseLost
+	}
+	return nil
+}
+
 // apply makes the change t in tx and returns the job as stored.
 func (s *Store) apply(ctx context.Context, tx txn, t transition) (Job, error) {
 	j, err := one(ctx, tx, "get job", ErrJobNotFound, scanJob, `SELECT `+jobColumns+` FROM jobs WHERE id = ?`+s.db.d.forUpdate, t.JobID)
@@ -223,6 +278,9 @@ func (s *Store) apply(ctx context.Context, tx txn, t transition) (Job, error) {
 	}
 	if t.KeyID != "" && j.KeyID != t.KeyID {
 		return Job{}, ErrJobNotFound
+	}
+	if t.Owner != "" && (j.Status != StatusProcessing || j.Lease.Owner != t.Owner) {
+		return Job{}, ErrLeaseLost
 	}
 	if j.Status != t.From {
 		if t.From == StatusPending {
@@ -239,11 +297,15 @@ func (s *Store) apply(ctx context.Context, tx txn, t transition) (Job, error) {
 	var finished sql.NullInt64
 	if j.Status.Final() {
 		j.FinishedAt = now
-		finished = sql.NullInt64{Int64: ms(now), Valid: true}
+		finished = nullMS(now)
+	}
+	if j.Status != StatusProcessing {
+		j.Lease = Lease{} // only a job being rendered is leased
 	}
 	_, err = tx.ExecContext(ctx, `UPDATE jobs SET status = ?, output_token = ?, error_message = ?, retries = ?,
-		updated_at = ?, finished_at = ? WHERE id = ?`,
-		j.Status, nullString(j.OutputToken), nullString(j.ErrorMessage), j.Retries, ms(now), finished, j.ID)
+		updated_at = ?, finished_at = ?, lease_owner = ?, lease_until = ? WHERE id = ?`,
+		j.Status, nullString(j.OutputToken), nullString(j.ErrorMessage), j.Retries, ms(now), finished,
+		nullString(j.Lease.Owner), nullMS(j.Lease.Until), j.ID)
 	if err != nil {
 		return Job{}, fmt.Errorf("update job: %w", err)
 	}

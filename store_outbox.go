@@ -85,6 +85,31 @@ func (s *Store) NextDeliveryAt(ctx context.Context) (time.Time, error) {
 	return fromMS(next), nil
 }
 
+// ClaimDelivery takes pending delivery id, due at now, for an attempt by lease owner: its next
+// attempt moves to until, so no other node finds it due while this one sends it (RecordAttempt then
+// sets the real next one); if this node dies first, it is due again at until. It reports false when
+// the delivery is not due any more: another node took it, or it was recorded meanwhile.
+func (s *Store) ClaimDelivery(ctx context.Context, id, owner string, now, until time.Time) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE webhook_deliveries SET next_attempt_at = ?, lease_owner = ?
+		WHERE id = ? AND state = 'pending' AND next_attempt_at <= ?`, ms(until), owner, id, ms(now))
+	if err != nil {
+		return false, fmt.Errorf("claim delivery: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// ReleaseDeliveries makes the pending deliveries whose attempt a lease owner starting with
+// prefix took due at now: at start-up, those a dead process of this node was sending.
+func (s *Store) ReleaseDeliveries(ctx context.Context, prefix string, now time.Time) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE webhook_deliveries SET next_attempt_at = ?, lease_owner = NULL
+		WHERE state = 'pending' AND lease_owner IS NOT NULL AND substr(lease_owner, 1, ?) = ?`, ms(now), len(prefix), prefix)
+	if err != nil {
+		return fmt.Errorf("release deliveries: %w", err)
+	}
+	return nil
+}
+
 // RecordAttempt stores the result of one attempt at delivery id and its new state: delivered,
 // failed (given up), or pending again at next.
 func (s *Store) RecordAttempt(ctx context.Context, id string, a Attempt, state DeliveryState, next time.Time) error {
@@ -101,8 +126,8 @@ func (s *Store) RecordAttempt(ctx context.Context, id string, a Attempt, state D
 		if state == DeliveryPending {
 			nextAt = sql.NullInt64{Int64: ms(next), Valid: true}
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET state = ?, attempts = attempts + 1, next_attempt_at = ?, updated_at = ?
-			WHERE id = ?`, state, nextAt, ms(s.now()), id)
+		_, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET state = ?, attempts = attempts + 1, next_attempt_at = ?, updated_at = ?,
+			lease_owner = NULL WHERE id = ?`, state, nextAt, ms(s.now()), id)
 		return err
 	})
 	if err != nil {

@@ -609,6 +609,7 @@ func frequentQueries() []frequentQuery {
 		{"active job", `SELECT count(*) FROM jobs WHERE key_id = ? AND status IN ('PENDING','PROCESSING')`, []any{"k"}},
 		{"video by token", `SELECT ` + jobColumns + ` FROM jobs WHERE output_token = ?`, []any{"t"}},
 		{"claim", `SELECT id FROM jobs WHERE status = 'PENDING' ORDER BY created_at, id LIMIT 1`, nil},
+		{"lapsed lease", `SELECT id FROM jobs WHERE status = 'PROCESSING' AND lease_until < ? ORDER BY lease_until LIMIT 1`, []any{now}},
 		{"key", `SELECT ` + keyColumns + ` FROM api_keys WHERE key_hash = ?`, []any{[]byte("h")}},
 		{"due deliveries", `SELECT ` + deliveryColumns + ` FROM webhook_deliveries d JOIN jobs j ON j.id = d.job_id
 			WHERE d.state = 'pending' AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at LIMIT ?`, []any{now, 64}},

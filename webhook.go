@@ -87,6 +87,9 @@ type webhookSender struct {
 	wake    chan struct{}
 	// observe, when set, is told the state each recorded attempt moved its delivery to (metrics).
 	observe func(state DeliveryState)
+	// claim, when set, takes a due delivery for an attempt by this node and reports whether it got
+	// it: nodes sharing a database never send the same attempt (lifecycle.claimDelivery).
+	claim func(ctx context.Context, id string, now time.Time) (bool, error)
 
 	// Attempts under way, counted in all and per account under mu. When one ends, gen grows, cond
 	// is broadcast and ended gets a signal (for Run).
@@ -453,6 +456,16 @@ func standardSignature(secret, id, ts string, body []byte) string {
 // attempt makes one try at d and records the result with the next step. The body is the job's
 // status as stored: a job's final state never changes, so every attempt sends the same bytes.
 func (ws *webhookSender) attempt(ctx context.Context, d Delivery) {
+	if ws.claim != nil {
+		ok, err := ws.claim(ctx, d.ID, ws.now())
+		if err != nil {
+			ws.log.Error("webhook claim", "delivery", d.ID, "err", err)
+			ws.hold(d.ID)
+		}
+		if !ok {
+			return // another node sends it, or it was recorded meanwhile
+		}
+	}
 	k, err := ws.store.KeyByID(ctx, d.KeyID)
 	if err != nil {
 		ws.log.Error("webhook key", "delivery", d.ID, "err", err)
