@@ -74,6 +74,8 @@ func runCommand(ctx context.Context, args []string, env func(string) string, std
 		return runKeys(ctx, args, stdout, stderr, env, rand.Reader, time.Now, switchToOwner)
 	case "migrate-files":
 		return runMigrateFiles(ctx, args, env, stdout, stderr)
+	case "migrate-store":
+		return runMigrateStore(ctx, args, stdout, stderr, env, time.Now)
 	case "version":
 		fs := flag.NewFlagSet("version", flag.ContinueOnError)
 		fs.SetOutput(stderr)
@@ -91,7 +93,7 @@ func runCommand(ctx context.Context, args []string, env func(string) string, std
 		return nil
 	}
 	printUsage(stderr)
-	return fmt.Errorf("unknown command %q (want serve, render, keys, health, migrate-files, version or help)", cmd)
+	return fmt.Errorf("unknown command %q (want serve, render, keys, health, migrate-files, migrate-store, version or help)", cmd)
 }
 
 // config is serve's configuration, from flags and VIDGEN_* variables.

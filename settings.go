@@ -51,6 +51,8 @@ Usage:
   vidgen keys deactivate ID_OR_NAME           stop a key at once
   vidgen keys rotate-secret ID_OR_NAME [-json]  a new webhook secret (the old one signs for 24 h more)
   vidgen migrate-files -files s3://BUCKET/PREFIX  copy the uploads and outputs to a bucket (serve stopped)
+  vidgen migrate-store -from DATA/vidgen.db -to postgres://…
+                                              move jobs and keys into Postgres (serve stopped)
   vidgen health [-addr ADDR]                  exit 0 if the serve on ADDR (VIDGEN_ADDR) answers /api/health
   vidgen version (or -version)                vidgen's version and the ffmpeg it finds
   vidgen help                                 this text
