@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -546,4 +547,60 @@ func BenchmarkPostgresDriver(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestPostgresTwoNodes runs two real services on one Postgres and one data directory: an API-only
+// node (-workers 0) takes the submissions, the other renders them; every job ends COMPLETED once,
+// its video downloads from both nodes, and each webhook reaches the receiver exactly once though
+// both nodes' senders work through the outbox at the same moment.
+func TestPostgresTwoNodes(t *testing.T) {
+	t.Parallel()
+	// The receiver answers slowly, so the other node's sender looks at the outbox while attempts
+	// are under way.
+	recv := newHookReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ int) {
+		time.Sleep(time.Second)
+		w.WriteHeader(http.StatusOK)
+	})
+	dir, u := t.TempDir(), postgresTestURL(t)
+	node := func(name string, workers int) *testEnv {
+		cfg := hookConfig(dir, recv)
+		cfg.Database, cfg.Workers = u, workers
+		return newTestEnv(t, cfg, hookTrust(recv), func(s *server) { s.jobs.leases.node = name })
+	}
+	api, worker := node("node_api", 0), node("node_render", 2)
+	var ids, keys []string
+	for i := range 3 {
+		key := api.newKey(t, fmt.Sprintf("two-nodes-%d", i))
+		code, body := api.submit(t, key, fixture(t, "img.jpg"), fixture(t, "tone.wav"), map[string]string{"webhookUrl": recv.url()})
+		if code != 201 {
+			t.Fatalf("submit: %d %v", code, body)
+		}
+		ids, keys = append(ids, body["jobId"].(string)), append(keys, key)
+	}
+	for i, id := range ids {
+		st := api.wait(t, keys[i], id, StatusCompleted)
+		api.settle(t) // while the rendering node sends this job's webhook
+		video := st["outputVideo"].(string)
+		for _, base := range []string{api.hs.URL, worker.hs.URL} {
+			b, _ := download(t, base+video[strings.Index(video, "/v/"):])
+			checkVideo(t, b, fixture(t, "tone.wav"))
+		}
+	}
+	var wg sync.WaitGroup
+	for _, e := range []*testEnv{api, worker} {
+		wg.Go(func() { e.settle(t) })
+	}
+	wg.Wait()
+	sent := map[string]int{}
+	for _, r := range recv.requests() {
+		sent[r.Header.Get("webhook-id")]++
+	}
+	if len(sent) != len(ids) {
+		t.Errorf("%d deliveries reached the receiver, want %d: %v", len(sent), len(ids), sent)
+	}
+	for id, n := range sent {
+		if n != 1 {
+			t.Errorf("delivery %s sent %d times", id, n)
+		}
+	}
 }
