@@ -550,7 +550,8 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	log.Info("vidgen listening", "addr", ln.Addr().String(), "data", s.cfg.DataDir, "public_url", s.cfg.PublicURL, "public_url_from", publicFrom, "workers", cfg.Workers, "picture_memory_mb", s.pictures.budget>>20,
-		"metrics", metricsAt, "fd_limit", s.fds.limit, "fd_budget", s.fds.max, "ffmpeg", ffv, "version", version)
+		"metrics", metricsAt, "fd_limit", s.fds.limit, "fd_budget", s.fds.max, "ffmpeg", ffv, "version", version,
+		"store", s.store.Backend(), "files", s.files.Kind(), "node", s.jobs.leases.node, "lease", s.jobs.leases.duration)
 	sd := notifier{socket: cfg.NotifySocket}
 	// Only now: the listener accepts, the renderer and the webhook sender run, so a unit ordered
 	// After=vidgen.service (or a deploy script's systemctl start) finds /api/health answering.

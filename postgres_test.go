@@ -604,3 +604,17 @@ func TestPostgresTwoNodes(t *testing.T) {
 		}
 	}
 }
+
+// TestPostgresHealthUnreachable: a node that cannot reach its database answers /health 503 with
+// the JSON error a load balancer and its operator read, not 200.
+func TestPostgresHealthUnreachable(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t.TempDir())
+	cfg.Database = postgresTestURL(t)
+	e := newTestEnv(t, &cfg)
+	e.srv.store.db.DB.Close() // as good as the server gone, to this node
+	resp, b := e.do(t, "GET", "/health", "", nil)
+	if msg := errorBody(t, resp, b, http.StatusServiceUnavailable); !strings.Contains(msg, "cannot reach its database") {
+		t.Errorf("health with the database gone: %s", msg)
+	}
+}
