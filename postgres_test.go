@@ -234,6 +234,11 @@ func TestPostgresMigrations(t *testing.T) {
 			t.Fatalf("at migration %d: %v", n, err)
 		}
 		v, err := st.schemaVersion(ctx)
+		if err == nil && n == 6 { // a job being rendered when leases came
+			_, err = st.db.Exec(`INSERT INTO api_keys (id, name, key_hash, prefix, webhook_secret, created_at) VALUES ('key_1', 'k', '\x01', 'vg_', 's', 1);
+				INSERT INTO jobs (id, key_id, status, image_type, audio_type, audio_codec, audio_duration, retries, created_at, updated_at)
+				VALUES ('c0000000000000000000000p1', 'key_1', 'PROCESSING', 'png', 'wav', 'pcm', 1, 0, 1, 1)`)
+		}
 		st.Close()
 		if err != nil || v != n {
 			t.Fatalf("at migration %d: schema version %d (%v)", n, v, err)
@@ -247,6 +252,10 @@ func TestPostgresMigrations(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
+	// The job from before leases has none, so a starting node's recovery takes it back.
+	if j, err := st.JobByID(ctx, "c0000000000000000000000p1"); err != nil || j.Status != StatusProcessing || j.Lease != (Lease{}) || j.Progress != 0 {
+		t.Errorf("job from before leases: %+v %v", j, err)
+	}
 	k := storeKey(t, st, "alice")
 	storeJob(t, st, k, "https://example.com/h", time.Now())
 }
