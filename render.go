@@ -235,13 +235,15 @@ func (rd *renderer) renderJob(killCtx context.Context, job Job) {
 	}()
 
 	start := time.Now()
+	// The lease is renewed until the outcome is recorded: recording may be retried for a minute.
 	leased, stopLease := rd.keepLease(killCtx, job)
 	out := rd.render(leased, job)
-	stopLease()
 	if errors.Is(context.Cause(leased), ErrLeaseLost) {
+		stopLease()
 		return // the job is another worker's now; its outcome is theirs to record
 	}
 	stored, err := rd.finish(killCtx, job, out)
+	stopLease()
 	if errors.Is(err, ErrLeaseLost) {
 		rd.log.Warn("render ended after the job's lease was lost; another node has the job", job.logAttrs()...)
 		return
