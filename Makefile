@@ -67,12 +67,12 @@ test-s3: check-tools
 	GO=$(GO) bash scripts/s3-test.sh $(GO) test -race -count=1 -tags e2e -run 'TestFiles|TestE2EFiles' .
 
 ## test-postgres: the store's contract tests (each runs on SQLite and on Postgres) and the Postgres
-## tests, against a throwaway PostgreSQL that scripts/postgres-test.sh starts on a free loopback port
+## tests (with TestE2EPostgresKill9Reclaim: two real processes, one killed mid-render), against a throwaway PostgreSQL that scripts/postgres-test.sh starts on a free loopback port
 ## and stops after (it installs the postgresql package when initdb is missing). A test added to the
 ## contract suite (forEachStore) joins STORE_TESTS.
 STORE_TESTS = Postgres|Lease|TestDeliveryClaims|TestMigrateStore|TestTransition|TestClaimOrder|TestOneActiveJobIndex|TestListJobsKeyset|TestJobOptionsStored|TestPruneDeliveries|TestStoreBackendName|TestConcurrentClaims|TestCancelRacesClaim
 test-postgres: check-tools
-	bash scripts/postgres-test.sh $(GO) test -race -count=1 -parallel $(TEST_PARALLEL) -run '$(STORE_TESTS)' -timeout 10m .
+	bash scripts/postgres-test.sh $(GO) test -race -count=1 -tags e2e -parallel $(TEST_PARALLEL) -run '$(STORE_TESTS)' -timeout 10m .
 
 ## e2e: the slow tests: kill -9 cycles of the real binary, SIGTERM, the Node.js receiver, slowloris,
 ## a descriptor flood, and every case of the tables of renders (make test renders one in sixteen); then
