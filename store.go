@@ -178,9 +178,10 @@ func (s *Store) init(ctx context.Context, migs []string, migrate bool) error {
 			if n > 0 {
 				return nil
 			}
-			if m == "" { // already in the dialect's schema
-			} else if _, err := tx.ExecContext(ctx, m); err != nil {
-				return err
+			if m != "" { // "": the change is in the dialect's schema file already
+				if _, err := tx.ExecContext(ctx, m); err != nil {
+					return err
+				}
 			}
 			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, version, s.now().UnixMilli())
 			return err
