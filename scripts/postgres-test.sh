@@ -29,7 +29,9 @@ if [ "$(id -u)" = 0 ]; then
   as_owner() { runuser -u postgres -- "$@"; }
 fi
 
+waiter=
 stop() {
+  [ -n "$waiter" ] && kill "$waiter" 2>/dev/null
   as_owner "$PGBIN/pg_ctl" -D "$D/data" -m immediate -w stop >/dev/null 2>&1 || true
   rm -rf "$D"
 }
@@ -61,7 +63,8 @@ echo "postgres-test: $VIDGEN_TEST_POSTGRES ($("$PGBIN/postgres" --version))" >&2
 if [ $# -eq 0 ]; then
   echo "$VIDGEN_TEST_POSTGRES"
   sleep infinity &
-  wait $!
+  waiter=$!
+  wait $waiter
 else
   "$@"
 fi
