@@ -12,10 +12,11 @@ import (
 	"time"
 )
 
-// testNode is a lifecycle of node name on st, leasing for a minute by clk, counting its queue
+// testNode is a lifecycle of node name on st (its files in a directory of t's), leasing for a minute by clk, counting its queue
 // events in counts.
-func testNode(st *Store, name string, clk *fakeClock, counts *eventCounts) *lifecycle {
-	return &lifecycle{store: st, log: slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)), rand: rand.Reader,
+func testNode(t testing.TB, st *Store, name string, clk *fakeClock, counts *eventCounts) *lifecycle {
+	dirs := dataDir{root: t.TempDir()}
+	return &lifecycle{store: st, dirs: dirs, files: diskFiles{dirs}, now: clk.Now, log: slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)), rand: rand.Reader,
 		leases: leasing{node: name, duration: time.Minute, now: clk.Now, rand: rand.Reader, observe: counts.add}}
 }
 
@@ -50,7 +51,7 @@ func TestLeaseReclaim(t *testing.T) {
 		st, k := open(t)
 		clk := &fakeClock{t: time.Now()}
 		var ca, cb eventCounts
-		a, b := testNode(st, "node_a", clk, &ca), testNode(st, "node_b", clk, &cb)
+		a, b := testNode(t, st, "node_a", clk, &ca), testNode(t, st, "node_b", clk, &cb)
 		j := storeJob(t, st, k, "https://example.com/h", time.Now())
 		claimed, err := a.claim(ctx)
 		if err != nil || claimed.ID != j.ID || !strings.HasPrefix(claimed.Lease.Owner, "node_a/") {
@@ -103,7 +104,7 @@ func TestLeaseLapsedOnLastAttempt(t *testing.T) {
 		ctx := context.Background()
 		st, k := open(t)
 		clk := &fakeClock{t: time.Now()}
-		a, b := testNode(st, "node_a", clk, &eventCounts{}), testNode(st, "node_b", clk, &eventCounts{})
+		a, b := testNode(t, st, "node_a", clk, &eventCounts{}), testNode(t, st, "node_b", clk, &eventCounts{})
 		last := storeJob(t, st, k, "https://example.com/h", time.Now().Add(-time.Minute))
 		if _, err := st.db.Exec(`UPDATE jobs SET retries = ? WHERE id = ?`, MaxAttempts-1, last.ID); err != nil {
 			t.Fatal(err)
@@ -135,8 +136,9 @@ func TestLeaseRecoveryAtStart(t *testing.T) {
 		ctx := context.Background()
 		st, _ := open(t)
 		clk := &fakeClock{t: time.Now()}
-		a, b := testNode(st, "node_a", clk, &eventCounts{}), testNode(st, "node_b", clk, &eventCounts{})
+		a, b := testNode(t, st, "node_a", clk, &eventCounts{}), testNode(t, st, "node_b", clk, &eventCounts{})
 		a.dirs = must(openDataDir(t.TempDir()))(t)
+		a.files = diskFiles{a.dirs}
 		var ids []string
 		for i, n := range []*lifecycle{a, b} {
 			j := storeJob(t, st, storeKey(t, st, string(rune('p'+i))), "", time.Now().Add(time.Duration(i)*time.Second))
@@ -171,7 +173,8 @@ func TestLeaseRenewedAndLost(t *testing.T) {
 		ctx := context.Background()
 		st, k := open(t)
 		var counts eventCounts
-		l := &lifecycle{store: st, log: slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)), rand: rand.Reader,
+		dirs := dataDir{root: t.TempDir()}
+		l := &lifecycle{store: st, dirs: dirs, files: diskFiles{dirs}, log: slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)), rand: rand.Reader,
 			leases: leasing{node: "node_a", duration: 300 * time.Millisecond, now: time.Now, rand: rand.Reader, observe: counts.add}}
 		rd := &renderer{jobs: l, log: l.log, now: time.Now, progress: map[string]*jobProgress{}}
 		storeJob(t, st, k, "", time.Now())
@@ -213,7 +216,7 @@ func TestDeliveryClaims(t *testing.T) {
 		clk := &fakeClock{t: time.Now()}
 		nodes := []*lifecycle{}
 		for _, name := range []string{"node_a", "node_b", "node_c", "node_d"} {
-			nodes = append(nodes, testNode(st, name, clk, &eventCounts{}))
+			nodes = append(nodes, testNode(t, st, name, clk, &eventCounts{}))
 		}
 		j := storeJob(t, st, k, "https://example.com/h", time.Now())
 		if _, err := st.ClaimJob(ctx, claiming()); err != nil {

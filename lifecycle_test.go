@@ -249,7 +249,8 @@ func TestLifecycleClaim(t *testing.T) {
 	ctx := context.Background()
 	st, k := testStore(t)
 	var logs bytes.Buffer
-	l := &lifecycle{store: st, log: slog.New(slog.NewTextHandler(&logs, nil)), rand: rand.Reader}
+	dirs := dataDir{root: t.TempDir()}
+	l := &lifecycle{store: st, dirs: dirs, files: diskFiles{dirs}, log: slog.New(slog.NewTextHandler(&logs, nil)), rand: rand.Reader}
 	base := time.Now().Add(-time.Minute)
 	first := storeJob(t, st, k, "https://example.com/h", base)
 	if _, err := st.db.Exec(`UPDATE jobs SET retries = 1 WHERE id = ?`, first.ID); err != nil {

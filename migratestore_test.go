@@ -34,7 +34,7 @@ func TestMigrateStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk := &fakeClock{t: time.Now()}
-	l := testNode(src, "node_a", clk, &eventCounts{})
+	l := testNode(t, src, "node_a", clk, &eventCounts{})
 	var ids []string
 	for i, end := range []Outcome{{Status: StatusCompleted, OutputToken: "tok1"}, {Status: StatusFailed, ErrorMessage: "bad image"}, {Status: StatusCancelled}, {}, {}} {
 		key := storeKey(t, src, fmt.Sprint("k", i))

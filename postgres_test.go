@@ -396,7 +396,7 @@ func TestPostgresService(t *testing.T) {
 	cfg.Database = postgresTestURL(t)
 	e := newTestEnv(t, &cfg)
 	resp, b := e.do(t, "GET", "/health", "", nil)
-	if resp.StatusCode != 200 || strings.TrimSpace(string(b)) != `{"status":"ok","store":"postgres"}` {
+	if resp.StatusCode != 200 || strings.TrimSpace(string(b)) != `{"files":"disk","status":"ok","store":"postgres"}` {
 		t.Errorf("health: %d %s", resp.StatusCode, b)
 	}
 	id := e.mustSubmit(t, e.key, fixture(t, "img.jpg"), fixture(t, "tone.mp3"))

@@ -31,7 +31,7 @@ func s3TestEnv(t *testing.T, redirect bool) (*testEnv, s3Settings) {
 func TestFilesS3Service(t *testing.T) {
 	t.Parallel()
 	e, _ := s3TestEnv(t, false)
-	if resp, b := e.do(t, "GET", "/health", "", nil); resp.StatusCode != 200 || strings.TrimSpace(string(b)) != `{"files":"s3","status":"ok"}` {
+	if resp, b := e.do(t, "GET", "/health", "", nil); resp.StatusCode != 200 || strings.TrimSpace(string(b)) != `{"files":"s3","status":"ok","store":"sqlite"}` {
 		t.Errorf("health: %d %s", resp.StatusCode, b)
 	}
 	id := e.mustSubmit(t, e.key, fixture(t, "img.jpg"), fixture(t, "tone.mp3"))
