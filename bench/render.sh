@@ -16,6 +16,15 @@
 #                                   the image's size, 25 fps; waveform=bars at size=landscape, 30 fps)
 #                                   against the tutorial's waveform command (-loop 1 + showwaves overlay,
 #                                   25 fps, x264 medium); BENCH_ONLY=still skips them
+#   BENCH_ONLY=clips                only the short clips: 15, 30, 60 and 90 s of speech-like and of
+#                                   music-like MP3 over the clean 1080p JPEG, each round the job, the
+#                                   floor and (BENCH_BASE) the job on that commit's build, one after the
+#                                   other, ratios per round and their medians; the tutorial once a case
+#   BENCH_CLIPS="15 60"             only these clip lengths, in seconds
+#   BENCH_BASE=REV                  also build REV (e.g. main) and time its jobs in the same rounds
+#   BENCH_NICE=N                    CPU priority of the floor and tutorial commands (default 10, the
+#                                   renders' own: on a machine shared with other work a render at 10
+#                                   against a floor at 0 measures the priorities, not the work)
 #   FFMPEG=... FFPROBE=...          other binaries (default: from PATH)
 set -euo pipefail
 
@@ -24,17 +33,19 @@ FFPROBE=${FFPROBE:-ffprobe}
 RUNS=${BENCH_RUNS:-3}
 QUICK=${BENCH_QUICK:-0}
 ONLY=${BENCH_ONLY:-}
+BASE=${BENCH_BASE:-}
+NICE=${BENCH_NICE:-10}
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(git -C "$here" rev-parse --show-toplevel 2>/dev/null || dirname "$here")
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vidgen-bench.XXXXXX")
-server_pid=
+server_pids=()
 cleanup() {
-	if [[ -n $server_pid ]]; then
-		kill "$server_pid" 2>/dev/null || true
-		wait "$server_pid" 2>/dev/null || true
-	fi
+	for p in "${server_pids[@]}"; do
+		kill "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -51,7 +62,7 @@ median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int(
 time_cmd() {
 	local t0
 	t0=$(now)
-	"$@" >/dev/null 2>"$tmp/cmd.err" || { cat "$tmp/cmd.err" >&2; die "failed: $*"; }
+	nice -n "$NICE" "$@" >/dev/null 2>"$tmp/cmd.err" || { cat "$tmp/cmd.err" >&2; die "failed: $*"; }
 	sub "$(now)" "$t0"
 }
 
@@ -61,6 +72,13 @@ say "building vidgen from $root"
 (cd "$root" && go build -o "$tmp/vidgen" .)
 # The commit the binary was built from: the tree may change while the bench runs.
 built=$(git -C "$root" describe --always --dirty 2>/dev/null || echo '?')
+if [[ -n $BASE ]]; then
+	say "building vidgen $BASE"
+	mkdir -p "$tmp/base"
+	git -C "$root" archive "$BASE" | tar -x -C "$tmp/base"
+	(cd "$tmp/base" && go build -o "$tmp/vidgen-base" .)
+	base_built=$(git -C "$root" describe --always "$BASE" 2>/dev/null || echo "$BASE")
+fi
 
 say "generating fixtures"
 fx=$tmp/fixtures
@@ -68,40 +86,77 @@ mkdir -p "$fx"
 ff() { "$FFMPEG" -nostdin -hide_banner -v error -y "$@"; }
 ff -f lavfi -i testsrc2=s=1920x1080:r=1 -frames:v 1 -q:v 2 "$fx/clean.jpg"
 ff -f lavfi -i testsrc2=s=1920x1080:r=1 -vf noise=alls=35:allf=u -frames:v 1 -q:v 2 "$fx/noisy.jpg"
-# Speech-like: band-limited pink noise in syllables (3.3 Hz) and pauses, mono 44.1 kHz, 128k.
-ff -f lavfi -i "anoisesrc=c=pink:r=44100:a=0.5:d=60:seed=3" \
-	-af "volume='0.2+0.8*abs(sin(2*PI*3.3*t))*gt(sin(2*PI*0.4*t),-0.3)':eval=frame,lowpass=f=4000,highpass=f=100" \
-	-ac 1 -c:a libmp3lame -b:a 128k "$fx/60speech.mp3"
-# Music-like: a chord with harmonics and noise hats, stereo 44.1 kHz, 192k; and the same as M4A.
-[[ $ONLY == waveform ]] || ff -f lavfi -i "aevalsrc=0.25*sin(2*PI*220*t)+0.2*sin(2*PI*277.2*t)+0.2*sin(2*PI*329.6*t)+0.1*sin(2*PI*440*t)+0.1*sin(2*PI*1760*t)*abs(sin(2*PI*0.5*t)):s=44100:d=600" \
-	-f lavfi -i "anoisesrc=c=white:r=44100:a=0.3:d=600:seed=5" \
-	-filter_complex "[1]volume='gt(mod(t,0.5),0.45)':eval=frame,highpass=f=2000[h];[0][h]amix=inputs=2:normalize=0,aformat=channel_layouts=stereo" \
-	-c:a libmp3lame -b:a 192k "$fx/600music.mp3"
-[[ $ONLY == waveform ]] || ff -i "$fx/600music.mp3" -c:a aac -b:a 192k "$fx/600music.m4a"
+# speech SECONDS OUT: speech-like MP3, mono 44.1 kHz, 128k. With espeak-ng installed, a synthetic
+# voice reading a text over and over; without it, band-limited pink noise in syllables (3.3 Hz) and
+# pauses. speech_kind says which.
+speech_text="Most clips people make for social feeds are short. A still picture, a voice, and a minute to say something worth hearing."
+if command -v espeak-ng >/dev/null 2>&1; then
+	speech_kind="espeak-ng voice"
+	speech() {
+		espeak-ng -s 160 -w "$tmp/voice.wav" "$speech_text"
+		ff -stream_loop -1 -i "$tmp/voice.wav" -t "$1" -ar 44100 -ac 1 -c:a libmp3lame -b:a 128k "$2"
+	}
+else
+	speech_kind="noise bursts with pauses (no espeak-ng)"
+	speech() {
+		ff -f lavfi -i "anoisesrc=c=pink:r=44100:a=0.5:d=$1:seed=3" \
+			-af "volume='0.2+0.8*abs(sin(2*PI*3.3*t))*gt(sin(2*PI*0.4*t),-0.3)':eval=frame,lowpass=f=4000,highpass=f=100" \
+			-ac 1 -c:a libmp3lame -b:a 128k "$2"
+	}
+fi
+# music SECONDS OUT: music-like MP3, a chord with harmonics and noise hats, stereo 44.1 kHz, 192k.
+music() {
+	ff -f lavfi -i "aevalsrc=0.25*sin(2*PI*220*t)+0.2*sin(2*PI*277.2*t)+0.2*sin(2*PI*329.6*t)+0.1*sin(2*PI*440*t)+0.1*sin(2*PI*1760*t)*abs(sin(2*PI*0.5*t)):s=44100:d=$1" \
+		-f lavfi -i "anoisesrc=c=white:r=44100:a=0.3:d=$1:seed=5" \
+		-filter_complex "[1]volume='gt(mod(t,0.5),0.45)':eval=frame,highpass=f=2000[h];[0][h]amix=inputs=2:normalize=0,aformat=channel_layouts=stereo" \
+		-c:a libmp3lame -b:a 192k "$2"
+}
+read -ra clip_secs <<<"${BENCH_CLIPS:-15 30 60 90}"
+if [[ $ONLY == clips ]]; then
+	for d in "${clip_secs[@]}"; do
+		speech "$d" "$fx/${d}speech.mp3"
+		music "$d" "$fx/${d}music.mp3"
+	done
+else
+	speech 60 "$fx/60speech.mp3"
+	# The music as M4A too, which is copied.
+	if [[ $ONLY != waveform ]]; then
+		music 600 "$fx/600music.mp3"
+		ff -i "$fx/600music.mp3" -c:a aac -b:a 192k "$fx/600music.m4a"
+	fi
+fi
 
 # --- server --------------------------------------------------------------------------------------
 
-key_json=$("$tmp/vidgen" keys create -name bench -json -data "$tmp/data")
-api_key=$(printf '%s' "$key_json" | sed -n 's/.*"apiKey":"\([^"]*\)".*/\1/p')
-[[ -n $api_key ]] || die "no API key in: $key_json"
-
-port=
-for _ in $(seq 20); do
-	p=$((20000 + RANDOM % 20000))
-	if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
-done
-[[ -n $port ]] || die "no free port"
-base=http://127.0.0.1:$port
-
-"$tmp/vidgen" serve -data "$tmp/data" -addr "127.0.0.1:$port" -metrics-addr off -public-url "$base" \
-	-rate-api 0 -rate-submit 0 -workers 1 -ffmpeg "$FFMPEG" -ffprobe "$FFPROBE" 2>"$tmp/server.log" &
-server_pid=$!
-for _ in $(seq 100); do
-	curl -fsS "$base/health" >/dev/null 2>&1 && break
-	kill -0 "$server_pid" 2>/dev/null || { cat "$tmp/server.log" >&2; die "server exited"; }
-	sleep 0.05
-done
-curl -fsS "$base/health" >/dev/null || die "server did not come up"
+# serve BIN DATA: starts BIN serving DATA on a free loopback port with an API key; sets base and
+# api_key to reach it.
+serve() {
+	local bin=$1 data=$2 key_json port= p
+	key_json=$("$bin" keys create -name bench -json -data "$data")
+	api_key=$(printf '%s' "$key_json" | sed -n 's/.*"apiKey":"\([^"]*\)".*/\1/p')
+	[[ -n $api_key ]] || die "no API key in: $key_json"
+	for _ in $(seq 20); do
+		p=$((20000 + RANDOM % 20000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
+	done
+	[[ -n $port ]] || die "no free port"
+	base=http://127.0.0.1:$port
+	"$bin" serve -data "$data" -addr "127.0.0.1:$port" -metrics-addr off -public-url "$base" \
+		-rate-api 0 -rate-submit 0 -workers 1 -ffmpeg "$FFMPEG" -ffprobe "$FFPROBE" 2>"$data.log" &
+	server_pids+=($!)
+	for _ in $(seq 100); do
+		curl -fsS "$base/health" >/dev/null 2>&1 && break
+		kill -0 "$!" 2>/dev/null || { cat "$data.log" >&2; die "server exited"; }
+		sleep 0.05
+	done
+	curl -fsS "$base/health" >/dev/null || die "server did not come up"
+}
+if [[ -n $BASE ]]; then
+	serve "$tmp/vidgen-base" "$tmp/data-base"
+	base_url=$base base_key=$api_key
+fi
+serve "$tmp/vidgen" "$tmp/data"
+new_url=$base new_key=$api_key
 
 json_field() { sed -n "s/.*\"$1\":\"\\([^\"]*\\)\".*/\\1/p"; }
 
@@ -174,7 +229,7 @@ declare -A vid tut flo vsz tsz
 mb() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1e6 }'; }
 still_cases=(clean:60speech.mp3 noisy:60speech.mp3 clean:600music.mp3 noisy:600music.mp3 clean:600music.m4a)
 [[ -n ${BENCH_CASES:-} ]] && read -ra still_cases <<<"$BENCH_CASES"
-[[ $ONLY == waveform ]] && still_cases=()
+[[ $ONLY == waveform || $ONLY == clips ]] && still_cases=()
 for c in "${still_cases[@]}"; do
 	image=$fx/${c%%:*}.jpg
 	audio=$fx/${c#*:}
@@ -211,7 +266,7 @@ done
 # waveform command, the one audiogram how-tos give.
 wrows=()
 declare -A wvid wsz wtut wtsz
-if [[ $ONLY != still ]]; then
+if [[ $ONLY != still && $ONLY != clips ]]; then
 	audio=$fx/60speech.mp3
 	for c in clean:line:original noisy:line:original clean:bars:landscape; do
 		IFS=: read -r img wave size <<<"$c"
@@ -236,6 +291,43 @@ if [[ $ONLY != still ]]; then
 	done
 fi
 
+# The short clips: each round times the job, the floor and the base build's job back to back, so the
+# ratios of a round share the machine's load; the medians of the rounds' ratios are reported.
+crows=()
+declare -A cnew cflo ctut cnf cbf cnb
+if [[ $ONLY == clips ]]; then
+	for kind in speech music; do
+		for d in "${clip_secs[@]}"; do
+			c=$d$kind
+			audio=$fx/$c.mp3
+			say "clip $c: x$RUNS rounds"
+			ns=() fs=() bs=() rnf=() rbf=() rnb=()
+			for ((i = 0; i < RUNS; i++)); do
+				base=$new_url api_key=$new_key
+				n=$(vidgen_run "$fx/clean.jpg" "$audio" "$tmp/out.mp4")
+				f=$(time_cmd "$FFMPEG" -nostdin -y -i "$audio" -c:a aac -b:a 192k "$tmp/floor.m4a")
+				ns+=("$n") fs+=("$f") rnf+=("$(div "$n" "$f")")
+				if [[ -n $BASE ]]; then
+					base=$base_url api_key=$base_key
+					b=$(vidgen_run "$fx/clean.jpg" "$audio" "$tmp/base.mp4")
+					bs+=("$b") rbf+=("$(div "$b" "$f")") rnb+=("$(div "$n" "$b")")
+				fi
+			done
+			ok=$(check "$tmp/out.mp4" "$audio")
+			cnew[$c]=$(median "${ns[@]}") cflo[$c]=$(median "${fs[@]}") cnf[$c]=$(median "${rnf[@]}")
+			cbf[$c]=- cnb[$c]=- bmed=-
+			if [[ -n $BASE ]]; then
+				bmed=$(median "${bs[@]}") cbf[$c]=$(median "${rbf[@]}") cnb[$c]=$(median "${rnb[@]}")
+			fi
+			say "clip $c: tutorial"
+			ctut[$c]=$(time_cmd "$FFMPEG" -nostdin -y -loop 1 -i "$fx/clean.jpg" -i "$audio" -c:v libx264 -tune stillimage \
+				-c:a aac -b:a 192k -pix_fmt yuv420p -shortest "$tmp/tutorial.mp4")
+			crows+=("$(printf '%-10s %7s %7s %7s %9s %9s %8s %9s %7s  %s' "$c" "${cnew[$c]}" "$bmed" "${cflo[$c]}" \
+				"${cnf[$c]}" "${cbf[$c]}" "${cnb[$c]}" "${ctut[$c]}" "$(div "${ctut[$c]}" "${cnew[$c]}")" "$ok")")
+		done
+	done
+fi
+
 echo
 echo "vidgen $built, ffmpeg $("$FFMPEG" -version | awk 'NR == 1 { print $3 }'), $(nproc) cores, $(date -u +%F); vidgen and floor: median of $RUNS"
 if ((${#rows[@]})); then
@@ -250,6 +342,14 @@ if ((${#wrows[@]})); then
 	echo
 fi
 
+if ((${#crows[@]})); then
+	echo "clips: ${clip_secs[*]} s of speech ($speech_kind) and of music over a 1920x1080 JPEG; job: submit to COMPLETED"
+	echo "through the API; floor: ffmpeg encoding the audio alone to AAC; base: ${base_built:-(none)}; tutorial: once"
+	echo "(floor and tutorial at nice $NICE); ratios are medians of the rounds' own ratios"
+	printf '%-10s %7s %7s %7s %9s %9s %8s %9s %7s  %s\n' case job_s base_s floor_s job/floor base/floor job/base tutorial_s tut/job check
+	printf '%s\n' "${crows[@]}"
+	echo
+fi
 result() { # NAME PASS? DETAIL
 	printf '%-5s %s (%s)\n' "$([[ $2 == 1 ]] && echo PASS || { [[ $2 == skip ]] && echo SKIP || echo MISS; })" "$1" "$3"
 }
@@ -288,4 +388,22 @@ if ((${#wrows[@]})); then
 	nok=0
 	for r in "${wrows[@]}"; do [[ ${r##* } == ok ]] || nok=1; done
 	result "every waveform output keeps the output rules" "$((1 - nok))" "ffprobe: h264 yuv420p bt709, AAC-LC, duration ±0.1 s, keyframes ≤10 s, moov first"
+fi
+if [[ -n ${cnf[60speech]:-} ]]; then
+	c=60speech
+	result "60 s speech job within 0.7x of its single-encode floor" "$(awk -v r="${cnf[$c]}" 'BEGIN { print (r <= 0.7) }')" "${cnf[$c]}x"
+	r=$(div "${ctut[$c]}" "${cnew[$c]}")
+	result "60 s speech job >= 10x faster than the tutorial command" "$(awk -v r="$r" 'BEGIN { print (r >= 10) }')" "${r}x"
+	if [[ -z $BASE ]]; then
+		result "15-90 s jobs no slower than the base build" skip "no BENCH_BASE"
+	else
+		slow=()
+		for c in "${!cnb[@]}"; do awk -v r="${cnb[$c]}" 'BEGIN { exit !(r > 1.05) }' && slow+=("$c:${cnb[$c]}"); done
+		result "15-90 s jobs no slower than the base build (job/base <= 1.05)" "$((${#slow[@]} == 0))" "${slow[*]:-all within}"
+	fi
+fi
+if ((${#crows[@]})); then
+	nok=0
+	for r in "${crows[@]}"; do [[ ${r##* } == ok ]] || nok=1; done
+	result "every clip output keeps the output rules" "$((1 - nok))" "ffprobe: h264 yuv420p bt709, AAC-LC, duration ±0.1 s, keyframes ≤10 s, moov first"
 fi
