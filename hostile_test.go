@@ -500,7 +500,7 @@ func TestEncodeBudgetFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	rd := &renderer{dirs: dirs, files: diskFiles{dirs}, tools: ffmpeg.Tools{FFmpeg: "/nonexistent/ffmpeg"}, now: time.Now, progress: map[string]*jobProgress{},
-		log: slog.New(slog.NewTextHandler(io.Discard, nil)), rand: rand.Reader, minFree: minFree, minSegment: defaultMinSegment, audioCores: 2,
+		log: slog.New(slog.NewTextHandler(io.Discard, nil)), rand: rand.Reader, minFree: minFree, audioCores: 2,
 		pictures: newMemoryGate(1 << 30), diskFree: func(string) (int64, error) { return minFree + 18<<20, nil }} // 18 MB to spare
 	job := Job{ID: "c0mx4budget000000000000000", ImageType: media.JPEG, AudioType: media.MP3, AudioCodec: "mp3//2/44100", AudioDuration: 300}
 	copyFile(t, fixture(t, "img.jpg"), dirs.input(job.ID, inputImage))

@@ -34,13 +34,13 @@ func ebur128Summary(t testing.TB, path string) (loudness, peak float64) {
 // TestLoudnessTarget renders quiet and loud sound with the loudness option, over the API, and
 // measures the video's audio with ffmpeg's ebur128: within 0.5 LU of the target and under the true
 // peak ceiling. The quiet speech needs 20 dB more, and past -14 LUFS its peaks would pass the
-// ceiling (the limiter holds them); the loud music needs less; in segments (minSegment lowered)
+// ceiling (the limiter holds them); the loud music needs less; in segments (split over four cores)
 // every segment must get the same gain; the moving picture encodes its audio in the same run as
 // the picture.
 func TestLoudnessTarget(t *testing.T) {
 	t.Parallel()
-	whole := newTestEnv(t, nil, func(s *server) { s.renderer.minSegment = 0 })
-	segmented := newTestEnv(t, nil, func(s *server) { s.renderer.minSegment = 2 }) // 8 s: a segment a core
+	whole := newTestEnv(t, nil, func(s *server) { s.renderer.audioCores = 1 })
+	segmented := newTestEnv(t, nil, func(s *server) { splitAudio(s, 4) }) // a segment a core
 	picture := fixture(t, "img.png")
 	type loudnessCase struct {
 		name    string

@@ -350,8 +350,7 @@ func newServer(ctx context.Context, cfg config, log *slog.Logger, now func() tim
 	}
 	s.renderer = &renderer{
 		jobs: s.jobs, dirs: dirs, files: s.files, log: log, now: now, rand: s.rand, tools: s.tools, workers: cfg.Workers, pictures: s.pictures,
-		diskFree: diskFree, minFree: cfg.MinFree,
-		minSegment: defaultMinSegment, audioCores: runtime.NumCPU(),
+		diskFree: diskFree, minFree: cfg.MinFree, audioCores: runtime.NumCPU(),
 		wake: make(chan struct{}, 1), progress: map[string]*jobProgress{},
 	}
 	s.inputClient = newInputClient(s.hooks)

@@ -247,8 +247,8 @@ func TestDamagedADTS(t *testing.T) {
 	t.Parallel()
 	tl := ffmpeg.Tools{FFmpeg: "ffmpeg", FFprobe: "ffprobe"}
 	e := newTestEnv(t, nil)
-	// A server that encodes audio in segments of 0.6 s, 3 at once, as it does long audio on 3 cores.
-	inSegments := newTestEnv(t, nil, func(s *server) { s.renderer.minSegment, s.renderer.audioCores = 0.6, 3 })
+	// A server that encodes audio in 3 segments at once, as it does long audio on 3 cores.
+	inSegments := newTestEnv(t, nil, func(s *server) { splitAudio(s, 3) })
 	img := writeFixture(t, "picture.png", encodePNG(t, corpusPicture))
 	for _, c := range []struct {
 		how    string

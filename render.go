@@ -125,10 +125,12 @@ type renderer struct {
 	// diskFree reports the free bytes under a path; renders keep at least minFree (0: no floor).
 	diskFree func(path string) (int64, error)
 	minFree  int64
-	// minSegment is the least audio, in seconds, encoded as a segment of its own (0: never split),
-	// and audioCores the most segments one job's audio is encoded in at once (the machine's cores).
-	minSegment float64
+	// audioCores is the machine's cores, shared out between the renders running at once; the
+	// audio of a job is encoded in at most its share of segments at once (audioSegments).
 	audioCores int
+	// costs, when set, replaces jobEncodeCosts: what a job's render costs, which decides into how
+	// many segments its audio is cut.
+	costs func(job Job, picture float64) encodeCosts
 	// observe, when set, is told how each render attempt ended and how long it took (metrics).
 	observe func(claimed Job, out Outcome, took time.Duration)
 	// fetch, when set, fetches a claimed job's inputs given by URL before its render and returns
@@ -402,16 +404,20 @@ func (rd *renderer) renderFiles(ctx context.Context, job Job) (string, error) {
 // each (the picture step is one core's work, and so is the AAC encoder; long audio is encoded in
 // segments, one ffmpeg each, see segments.go), then writes the video from the two by copy: on two
 // cores the job costs about the audio encode alone. The first failure stops the other steps; a
-// failure of the input at fault is the one returned. Intermediate files go in tmp. est is the
-// expected seconds of the first part.
-func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio, tmp, poster, video string, est float64) error {
+// failure of the input at fault is the one returned. Intermediate files go in tmp. clipEst and
+// muxEst are the expected seconds of the picture step and of the audio's (renderEstimates).
+func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio, tmp, poster, video string, clipEst, muxEst float64) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	rd.startStep(job.ID, setupShare, 95, est)
+	rd.startStep(job.ID, setupShare, 95, max(clipEst, muxEst))
 	encoded := filepath.Join(tmp, "audio.aac")
 	var segs []aac.Segment
 	_, rate := encodedFormat(job)
-	if n := audioSegments(job.AudioDuration, rd.minSegment, rd.audioCores); n > 1 && rate > 0 {
+	costs := jobEncodeCosts
+	if rd.costs != nil {
+		costs = rd.costs
+	}
+	if n := audioSegments(job.AudioDuration, costs(job, clipEst), rd.freeCores()); n > 1 && rate > 0 {
 		segs = aac.Plan(job.AudioDuration, rate, n)
 	}
 	if err := rd.checkEncodeBudget(job, len(segs) > 0); err != nil {
@@ -472,6 +478,13 @@ func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio,
 	}
 	rd.startStep(job.ID, 95, 100, 0.05)
 	return rd.writeFailed(writeStillVideo(video, clip, encoded, job.AudioDuration))
+}
+
+// freeCores is this render's share of the machine's cores: the renders running at once share them.
+func (rd *renderer) freeCores() int {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	return max(1, rd.audioCores/max(1, len(rd.progress)))
 }
 
 // writeFailed is the error of a file vidgen writes itself during a render: a full disk under

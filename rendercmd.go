@@ -151,7 +151,7 @@ func runRender(ctx context.Context, args []string, stderr io.Writer) error {
 		return renderExit(ctx, err)
 	}
 	rd := &renderer{dirs: dirs, files: s.files, log: log, now: time.Now, rand: rand.Reader, tools: c.tools, pictures: s.pictures, diskFree: diskFree,
-		minSegment: defaultMinSegment, audioCores: runtime.NumCPU(), progress: map[string]*jobProgress{job.ID: {started: time.Now()}}}
+		audioCores: runtime.NumCPU(), progress: map[string]*jobProgress{job.ID: {started: time.Now()}}}
 	done := make(chan struct{})
 	shown := make(chan struct{})
 	go func() { showProgress(stderr, c.progress, rd, job.ID, done); close(shown) }()

@@ -10,27 +10,82 @@ import (
 	"vidgen/internal/aac"
 )
 
-// Long audio is encoded in segments side by side, one ffmpeg each, because ffmpeg's AAC encoder
-// uses one core: ten minutes of music take ~19 s of twoloop on one core of this 2-core machine,
-// and the render of a still picture is otherwise that encode alone. aac.Plan cuts the audio and
-// aac.Join joins the segments' frames; this file decides how many segments a job gets and runs
-// their encodes.
+// Audio is encoded in segments side by side, one ffmpeg each, because ffmpeg's AAC encoder uses
+// one core: a minute of speech takes ~0.8 s of twoloop on one core of this 2-core machine, ten
+// minutes of music ~19 s, and the render of a still picture is otherwise that encode beside the
+// picture step. aac.Plan cuts the audio and aac.Join joins the segments' frames; this file decides
+// how many segments a job gets and runs their encodes.
+
+// maxSegments bounds the processes one render starts for its audio.
+const maxSegments = 8
+
+// encodeCosts are what the parts of a still picture's render cost, in seconds of one core: they
+// decide how many segments its audio is encoded in (audioSegments).
+type encodeCosts struct {
+	// Start is one ffmpeg's start-up and exit, paid again by every segment.
+	Start float64
+	// Decode is decoding a second of the audio. Each segment decodes the audio from its beginning
+	// (the cut is made on the decoded sound), so segment k of n decodes (k+1)/n of it.
+	Decode float64
+	// Encode is encoding a second of the audio to AAC.
+	Encode float64
+	// Picture is the picture step, which runs beside the audio's encodes on the same cores.
+	Picture float64
+}
+
+// Costs of one core of this 2-core machine (ffmpeg 5.1), measured with bench/render.sh's fixtures.
+// What an encode costs scales with the channels and the sample rate it encodes; the other steps
+// cost about the same whatever the audio.
 const (
-	// defaultMinSegment is the least audio, in seconds, worth a segment of its own: an ffmpeg start
-	// costs ~0.16 s of CPU and a segment decodes the audio before its cut again (~0.05 s a minute),
-	// which pays off only when the encode it spares takes seconds.
-	defaultMinSegment = 60
-	// maxSegments bounds the processes one render starts for its audio.
-	maxSegments = 8
+	// startCost: an encode of 0.2 s of MP3 took 0.06-0.07 s of CPU (most of it the dynamic loader
+	// binding ffmpeg's shared libraries).
+	startCost = 0.07
+	// decodeCost: 60 s of MP3 (the dearest of the common decoders; FLAC, WAV, AAC and Opus cost
+	// less) decoded in 0.08-0.09 s of CPU.
+	decodeCost = 0.0015
+	// encodeCostPerChannel is twoloop on a second of one channel at 48 kHz: 60 s of mono speech at
+	// 44.1 kHz took 0.80-0.91 s of CPU, 60 s of stereo music 1.65-1.68 s.
+	encodeCostPerChannel = 0.0152
 )
 
-// audioSegments is how many segments the audio of a job lasting seconds is encoded in, on a
-// machine with cpus cores: one per minSegment seconds, at most one per core.
-func audioSegments(seconds, minSegment float64, cpus int) int {
-	if minSegment <= 0 {
-		return 1
+// jobEncodeCosts are the costs of job's render whose picture step is expected to take picture
+// seconds (renderEstimates).
+func jobEncodeCosts(job Job, picture float64) encodeCosts {
+	_, rate := encodedFormat(job)
+	channels := 1
+	if f := strings.Split(job.AudioCodec, "/"); len(f) >= 3 {
+		channels, _ = strconv.Atoi(f[2])
 	}
-	return max(1, min(int(seconds/minSegment), cpus, maxSegments))
+	channels = min(max(channels, 1), 2) // more are downmixed to stereo (audioArgs)
+	return encodeCosts{Start: startCost, Decode: decodeCost,
+		Encode: encodeCostPerChannel * float64(channels) * float64(rate) / 48000, Picture: picture}
+}
+
+// audioSegments is how many segments (at least 1, at most cores and maxSegments) the audio of a
+// job lasting seconds is encoded in, with cores free for the job: the fewest that bring the job's
+// expected time (renderSpan) to its least. A segment more takes its share of the encode off the
+// longest process, and costs a start and a decode of the audio before its cut: long audio uses
+// every core; a job whose encode takes a fraction of a second, or less than the picture step
+// beside it, keeps one segment, as a segment more would not win its start back.
+func audioSegments(seconds float64, c encodeCosts, cores int) int {
+	best, span := 1, renderSpan(seconds, c, cores, 1)
+	for n := 2; n <= min(cores, maxSegments); n++ {
+		// A thousandth of a second more is noise: the fewer processes then.
+		if s := renderSpan(seconds, c, cores, n); s < span-0.001 {
+			best, span = n, s
+		}
+	}
+	return best
+}
+
+// renderSpan is the expected wall time of a still picture's render whose audio lasting seconds is
+// encoded in n segments on cores cores: the longer of the longest process (the picture step, or
+// the last segment, which decodes all the audio and encodes its share) and all the work shared
+// out over the cores.
+func renderSpan(seconds float64, c encodeCosts, cores, n int) float64 {
+	longest := max(c.Picture, c.Start+c.Decode*seconds+c.Encode*seconds/float64(n))
+	work := c.Picture + float64(n)*c.Start + c.Decode*seconds*float64(n+1)/2 + c.Encode*seconds
+	return max(longest, work/float64(cores))
 }
 
 // segmentArgs are ffmpeg's arguments for encoding segment s of a job's audio to an ADTS stream at

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"os/exec"
@@ -29,27 +31,15 @@ func TestSegmentedAudioJoin(t *testing.T) {
 		"-c:a", "pcm_s16le", src).CombinedOutput(); err != nil {
 		t.Fatalf("make source: %v\n%s", err, out)
 	}
-	// A stand-in ffmpeg counts the segment encodes (their output is ADTS) and runs the real one.
-	calls := filepath.Join(dir, "adts-calls")
-	real, err := exec.LookPath("ffmpeg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	wrapper := filepath.Join(dir, "ffmpeg")
-	script := fmt.Sprintf("#!/bin/sh\ncase \"$*\" in *\"-f adts\"*) echo >> %q;; esac\nexec %q \"$@\"\n", calls, real)
-	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	wrapper, calls := countingFFmpeg(t, dir)
 	cfg := testConfig(t.TempDir())
 	cfg.FFmpeg = wrapper
-	e := newTestEnv(t, &cfg, func(s *server) {
-		s.renderer.minSegment, s.renderer.audioCores = seconds/segments, segments
-	})
+	e := newTestEnv(t, &cfg, func(s *server) { splitAudio(s, segments) })
 	id := e.mustSubmit(t, e.key, fixture(t, "img.png"), src)
 	st := e.wait(t, e.key, id, StatusCompleted)
 	video, _ := download(t, st["outputVideo"].(string))
 	checkVideo(t, video, src)
-	if n := strings.Count(string(readFile(t, calls)), "\n"); n != segments {
+	if n := countLines(t, calls); n != segments {
 		t.Fatalf("%d segment encodes, want %d", n, segments)
 	}
 
@@ -78,6 +68,13 @@ func TestSegmentedAudioJoin(t *testing.T) {
 	}
 }
 
+// splitAudio makes s encode any audio it encodes in n segments, as on n cores with an encode
+// that costs more than all else.
+func splitAudio(s *server, n int) {
+	s.renderer.audioCores = n
+	s.renderer.costs = func(Job, float64) encodeCosts { return encodeCosts{Encode: 1} }
+}
+
 // snr is the signal-to-noise ratio in dB of got against ref over samples [lo, hi).
 func snr(ref, got []float32, lo, hi int) float64 {
 	var s, n float64
@@ -98,16 +95,137 @@ func maxError(ref, got []float32, lo, hi int) float64 {
 	return m
 }
 
-// TestAudioSegments: a job gets one segment a minute of its audio, at most one a core and
-// maxSegments in all.
+// countingFFmpeg writes in dir a stand-in ffmpeg that runs the real one and adds a line to the file
+// calls for each encode it runs of audio alone (the output is ADTS): one a segment.
+func countingFFmpeg(t testing.TB, dir string) (wrapper, calls string) {
+	t.Helper()
+	real, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls, wrapper = filepath.Join(dir, "adts-calls"), filepath.Join(dir, "ffmpeg")
+	script := fmt.Sprintf("#!/bin/sh\ncase \"$*\" in *\"-f adts\"*) echo >> %q;; esac\nexec %q \"$@\"\n", calls, real)
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return wrapper, calls
+}
+
+// countLines is the number of lines of the file at path, 0 when there is none.
+func countLines(t testing.TB, path string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), "\n")
+}
+
+// TestAudioSegments: the number of segments a job's audio is encoded in, from what its parts cost
+// (about the measured costs of mono speech and of stereo music MP3 at 44.1 kHz, beside a 1080p
+// JPEG's picture step) and the cores free for it. One core: one segment. Audio whose encode takes
+// less than the picture step beside it: one segment, as a second would not win its start back. A
+// minute of speech, whose encode takes about a second: both cores of two; beyond that, as many as
+// bring the encode under the picture step, and every core for long audio, up to maxSegments.
 func TestAudioSegments(t *testing.T) {
-	if n := audioSegments(600, defaultMinSegment, 2); n != 2 {
-		t.Errorf("600 s on 2 cores: %d segments", n)
+	speech := encodeCosts{Start: 0.07, Decode: 0.0015, Encode: 0.014, Picture: 0.45}
+	music := speech
+	music.Encode = 0.028
+	slowPicture := music
+	slowPicture.Picture = 2
+	for _, c := range []struct {
+		name    string
+		costs   encodeCosts
+		seconds float64
+		want    [3]int // on 1, 2 and 8 cores
+	}{
+		{"speech", speech, 5, [3]int{1, 1, 1}},
+		{"speech", speech, 15, [3]int{1, 1, 1}},
+		{"speech", speech, 60, [3]int{1, 2, 3}},
+		{"speech", speech, 90, [3]int{1, 2, 6}},
+		{"speech", speech, 600, [3]int{1, 2, 8}},
+		{"music", music, 5, [3]int{1, 1, 1}},
+		{"music", music, 15, [3]int{1, 1, 2}},
+		{"music", music, 60, [3]int{1, 2, 6}},
+		{"music", music, 90, [3]int{1, 2, 8}},
+		{"music", music, 600, [3]int{1, 2, 8}},
+		// The picture step of a large picture outlasts a short encode: the encode stays whole.
+		{"music beside a slow picture", slowPicture, 60, [3]int{1, 1, 1}},
+		// Costs that are all encode: every core, at most maxSegments.
+		{"encode alone", encodeCosts{Encode: 1}, 1, [3]int{1, 2, maxSegments}},
+	} {
+		for i, cores := range []int{1, 2, 8} {
+			if n := audioSegments(c.seconds, c.costs, cores); n != c.want[i] {
+				t.Errorf("%s, %.0f s on %d cores: %d segments, want %d", c.name, c.seconds, cores, n, c.want[i])
+			}
+		}
 	}
-	if n := audioSegments(90, defaultMinSegment, 8); n != 1 {
-		t.Errorf("90 s on 8 cores: %d segments", n)
+	// More audio or more cores never means fewer segments, nor more segments than cores.
+	for _, costs := range []encodeCosts{speech, music} {
+		for cores := 1; cores <= 16; cores++ {
+			last := 1
+			for s := 1.0; s <= 3600; s *= 1.25 {
+				n := audioSegments(s, costs, cores)
+				if n < last || n > min(cores, maxSegments) || n < audioSegments(s, costs, max(cores-1, 1)) {
+					t.Fatalf("%.1f s on %d cores: %d segments (%d for less audio, %d on a core less)",
+						s, cores, n, last, audioSegments(s, costs, max(cores-1, 1)))
+				}
+				last = n
+			}
+		}
 	}
-	if n := audioSegments(3600, defaultMinSegment, 64); n != maxSegments {
-		t.Errorf("an hour on 64 cores: %d segments", n)
+}
+
+// TestJobEncodeCosts: an encode costs in proportion to the channels and the sample rate it
+// encodes; more than two channels are downmixed to two, and the picture step's estimate is kept.
+func TestJobEncodeCosts(t *testing.T) {
+	mono := jobEncodeCosts(Job{AudioCodec: "mp3//1/48000"}, 0.5)
+	if mono.Encode != encodeCostPerChannel || mono.Start != startCost || mono.Decode != decodeCost || mono.Picture != 0.5 {
+		t.Fatalf("mono at 48 kHz: %+v", mono)
+	}
+	for codec, want := range map[string]float64{
+		"mp3//2/48000":   2 * encodeCostPerChannel,
+		"mp3//2/24000":   encodeCostPerChannel,
+		"flac//6/48000":  2 * encodeCostPerChannel, // downmixed
+		"opus//2/48000":  2 * encodeCostPerChannel,
+		"pcm_s16le//1/0": 0,
+	} {
+		if got := jobEncodeCosts(Job{AudioCodec: codec}, 0.5).Encode; math.Abs(got-want) > 1e-12 {
+			t.Errorf("%s: encode %.5f s a second, want %.5f", codec, got, want)
+		}
+	}
+}
+
+// TestShortAudioUsesCores: through the service, 30 s of stereo sound, whose encode takes longer
+// than the picture step, is encoded in two segments on two cores and renders to a video of its
+// length; 4 s is encoded whole.
+func TestShortAudioUsesCores(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	wrapper, calls := countingFFmpeg(t, dir)
+	cfg := testConfig(t.TempDir())
+	cfg.FFmpeg = wrapper
+	e := newTestEnv(t, &cfg, func(s *server) { s.renderer.audioCores = 2 })
+	for _, c := range []struct {
+		seconds  int
+		segments int
+	}{{4, 1}, {30, 2}} {
+		src := filepath.Join(dir, fmt.Sprintf("%d.wav", c.seconds))
+		if out, err := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi",
+			"-i", fmt.Sprintf("aevalsrc=0.3*sin(2*PI*220*t)|0.3*sin(2*PI*330*t):s=44100:d=%d", c.seconds),
+			"-c:a", "pcm_s16le", src).CombinedOutput(); err != nil {
+			t.Fatalf("make source: %v\n%s", err, out)
+		}
+		before := countLines(t, calls)
+		id := e.mustSubmit(t, e.key, fixture(t, "img.jpg"), src)
+		st := e.wait(t, e.key, id, StatusCompleted)
+		video, _ := download(t, st["outputVideo"].(string))
+		checkVideo(t, video, src)
+		if n := countLines(t, calls) - before; n != c.segments {
+			t.Errorf("%d s: %d audio encodes, want %d", c.seconds, n, c.segments)
+		}
 	}
 }

@@ -24,7 +24,7 @@ func (rd *renderer) renderStill(ctx context.Context, job Job, image, audio, tmp,
 	var err error
 	if a := audioArgs(job.AudioCodec, job.Options); a[1] != "copy" {
 		// The audio must be encoded: that and the picture step run side by side, then a copy mux.
-		err = rd.renderSideBySide(ctx, job, image, audio, tmp, poster, video, max(clipEst, muxEst))
+		err = rd.renderSideBySide(ctx, job, image, audio, tmp, poster, video, clipEst, muxEst)
 	} else {
 		err = rd.renderCopied(ctx, job, image, audio, clip, poster, video, clipEst, muxEst)
 	}
