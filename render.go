@@ -401,8 +401,8 @@ func (rd *renderer) renderFiles(ctx context.Context, job Job) (string, error) {
 }
 
 // renderSideBySide makes the clip and poster from image and encodes audio at once, one ffmpeg
-// each (the picture step is one core's work, and so is the AAC encoder; long audio is encoded in
-// segments, one ffmpeg each, see segments.go), then writes the video from the two by copy: on two
+// each (the picture step is one core's work, and so is the AAC encoder; the audio is encoded in as
+// many segments as pay, one ffmpeg each, see segments.go), then writes the video from the two by copy: on two
 // cores the job costs about the audio encode alone. The first failure stops the other steps; a
 // failure of the input at fault is the one returned. Intermediate files go in tmp. clipEst and
 // muxEst are the expected seconds of the picture step and of the audio's (renderEstimates).
