@@ -308,6 +308,9 @@ func TestE2EKill9DuringRender(t *testing.T) {
 // renamed (a new disk, a restore from backup), a restart with the new path: both complete.
 func TestE2EDataDirMovedAfterKill9(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(dir, 0o700); err != nil { // keys never create a data directory
+		t.Fatal(err)
+	}
 	a, b := createKeyCLI(t, dir, "a"), createKeyCLI(t, dir, "b")
 	block, _ := filepath.Abs("testdata/ffmpeg-block")
 	p := startVidgen(t, dir, block, nil)
