@@ -1,12 +1,15 @@
 // Package h264 writes the frames of a still picture's video from one H.264 keyframe: it splits
 // x264's Annex B output into NAL units, reads the fields of its parameter sets that a P slice
 // depends on, and writes P-frames in which every macroblock is skipped (P_Skip), each of which a
-// decoder turns into an exact copy of the frame before. It follows ITU-T H.264 (2016).
+// decoder turns into an exact copy of the frame before (NewStillClip). It also splices a few
+// encoded pictures (keyframes, or P-frames that each refer to the one before) into a video that
+// shows each for a run of frames, skipped frames filling each run (Splice). It follows ITU-T
+// H.264 (2016).
 //
 // It accepts the progressive streams x264 writes (CAVLC or CABAC, picture order count type 0 or
-// 2, weighted prediction or not, any chroma format and bit depth x264 offers) and refuses any
-// other with an error wrapping ErrUnsupported. It works on bytes in memory: it knows no container,
-// file or job.
+// 2, weighted prediction or not, any chroma format and bit depth x264 offers; for Splice, one
+// reference frame and no B-frames) and refuses any other with an error wrapping ErrUnsupported.
+// It works on bytes in memory: it knows no container, file or job.
 package h264
 
 import "bytes"

@@ -18,14 +18,16 @@ import (
 var ErrUnsupported = errors.New("unsupported H.264 stream")
 
 // StillClip is a still picture's clip: an encoder's parameter sets and keyframe, and the skipped
-// frames that repeat it.
+// frames that repeat it; or, made by Splice, pictures that follow one another, each repeated so.
 type StillClip struct {
 	SPS            *SPS
 	SPSNAL, PPSNAL []byte // the parameter sets' NAL units, for a container's decoder configuration
 	// Frames are the clip's frames, each its NAL units one after the other, each after its length
 	// (4 bytes, big-endian), as MP4 stores them. The first is the keyframe.
 	Frames [][]byte
-	FPS    int // frames a second
+	// Keyframes are the indexes in Frames of the IDR pictures, in order: the first is 0.
+	Keyframes []int
+	FPS       int // frames a second
 }
 
 // NewStillClip is the clip of frames frames (at least 1) at fps frames a second made from stream,
@@ -33,7 +35,7 @@ type StillClip struct {
 // before the keyframe, such as x264's SEI; the frames after it are dropped), then frames-1
 // all-skip P-frames. A stream it cannot extend is an error that wraps ErrUnsupported.
 func NewStillClip(stream []byte, frames, fps int) (*StillClip, error) {
-	c := &StillClip{FPS: fps}
+	c := &StillClip{FPS: fps, Keyframes: []int{0}}
 	var (
 		pps      *picParams
 		first    []byte

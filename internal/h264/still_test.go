@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"vidgen/internal/mediatest"
@@ -16,9 +17,15 @@ import (
 // options, and returns its Annex B stream.
 func x264(t testing.TB, size string, extra ...string) []byte {
 	t.Helper()
+	return x264Frames(t, size, 3, extra...)
+}
+
+// x264Frames is x264 of n frames, each a different picture (ffmpeg's test picture moves).
+func x264Frames(t testing.TB, size string, n int, extra ...string) []byte {
+	t.Helper()
 	out := filepath.Join(t.TempDir(), "stream.h264")
 	args := append([]string{"-v", "error", "-nostdin", "-f", "lavfi", "-i", "testsrc2=s=" + size + ":r=10",
-		"-frames:v", "3", "-c:v", "libx264"}, extra...)
+		"-frames:v", strconv.Itoa(n), "-c:v", "libx264"}, extra...)
 	if b, err := exec.Command("ffmpeg", append(args, "-f", "h264", out)...).CombinedOutput(); err != nil {
 		t.Fatalf("ffmpeg: %v\n%s", err, b)
 	}

@@ -6,8 +6,8 @@ import (
 	"vidgen/internal/h264"
 )
 
-// StillTrack is the video track of frames frames that repeat clip c's over and over, a keyframe
-// at the start of each repeat. Its time scale is the one ffmpeg's muxer picks for the frame rate,
+// StillTrack is the video track of frames frames that repeat clip c's over and over, its
+// keyframes (c.Keyframes) in each repeat. Its time scale is the one ffmpeg's muxer picks for the frame rate,
 // so the video is timed as ffmpeg timed it.
 func StillTrack(c *h264.StillClip, frames int) *Track {
 	timescale := uint32(c.FPS)
@@ -19,9 +19,13 @@ func StillTrack(c *h264.StillClip, frames int) *Track {
 	if c.SPS.SARWidth > 0 && c.SPS.SARHeight > 0 {
 		t.Width = uint32(uint64(c.SPS.Width) * uint64(c.SPS.SARWidth) / uint64(c.SPS.SARHeight))
 	}
+	key := make([]bool, len(c.Frames))
+	for _, k := range c.Keyframes {
+		key[k] = true
+	}
 	for i := range frames {
 		t.Sizes[i] = uint32(len(c.Frames[i%len(c.Frames)]))
-		if i%len(c.Frames) == 0 {
+		if key[i%len(c.Frames)] {
 			t.Keyframes = append(t.Keyframes, uint32(i+1))
 		}
 	}
