@@ -77,7 +77,7 @@ test-postgres: check-tools
 ## e2e: the slow tests: kill -9 cycles of the real binary, SIGTERM, the Node.js receiver, slowloris,
 ## a descriptor flood, and every case of the tables of renders (make test renders one in sixteen); then
 ## the browser test. It installs libheif-examples (apt) when missing, so the HEIC and AVIF cases run.
-E2E_TESTS = E2E|TestCorpus|TestFormatMatrix|TestPictureFidelity|TestAudioFidelity|TestLoudness|TestPlatformSizes
+E2E_TESTS = E2E|TestCorpus|TestFormatMatrix|TestPictureFidelity|TestAudioFidelity|TestLoudness|TestPlatformSizes|TestCaptionStill
 e2e: check-tools
 	@command -v heif-enc >/dev/null 2>&1 || { echo "heif-enc not found: installing libheif-examples with apt-get (HEIC/AVIF cases)"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libheif-examples >/dev/null; }

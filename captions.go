@@ -48,11 +48,13 @@ func writeASS(path string, cues []captions.Cue, f frameSize, job Job) error {
 	return os.WriteFile(path, captions.Script(cues, captionLayout(f, job.Options), titles...), 0o600)
 }
 
-// writeCaptionFont writes the captions' font into a new directory fonts/ under dir and returns that
-// directory, given to libass as its fonts directory so it draws with that font whatever the host has.
+// writeCaptionFont writes the captions' font into the directory fonts/ under dir (made when missing;
+// a captioned still that falls back to the moving picture's encode writes it twice) and returns
+// that directory, given to libass as its fonts directory so it draws with that font whatever the
+// host has.
 func writeCaptionFont(dir string) (string, error) {
 	fonts := filepath.Join(dir, "fonts")
-	if err := os.Mkdir(fonts, 0o700); err != nil {
+	if err := os.MkdirAll(fonts, 0o700); err != nil {
 		return "", err
 	}
 	return fonts, os.WriteFile(filepath.Join(fonts, captions.FontFile), captions.Font(), 0o600)

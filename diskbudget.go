@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"vidgen/internal/h264"
 )
 
 // The disk is a budget: a render whose output would take free space under -min-free does not
@@ -17,9 +19,9 @@ import (
 var errDiskFilling = errors.New("free disk space fell under -min-free during the render")
 
 // checkBudget refuses a render whose estimated output would leave less than minFree bytes free.
-// clipBytes is the size of the clip's frames and audio the audio as it goes into the output (the
-// upload when it is copied, the encoded file otherwise).
-func (rd *renderer) checkBudget(job Job, clipBytes int64, audio string) error {
+// clip is the clip the video repeats (a captioned still's lasts the whole video) and audio the
+// audio as it goes into the output (the upload when it is copied, the encoded file otherwise).
+func (rd *renderer) checkBudget(job Job, clip *h264.StillClip, audio string) error {
 	if rd.minFree <= 0 {
 		return nil
 	}
@@ -27,7 +29,7 @@ func (rd *renderer) checkBudget(job Job, clipBytes int64, audio string) error {
 	if err != nil {
 		return err
 	}
-	return rd.checkFree(job, estimateOutputSize(clipBytes, job.AudioDuration, bits), videoNeeds)
+	return rd.checkFree(job, estimateOutputSize(clip.Size(), float64(len(clip.Frames))/float64(clip.FPS), job.AudioDuration, bits), videoNeeds)
 }
 
 // checkEncodeBudget refuses, before it starts, a render whose encoded audio alone would leave less

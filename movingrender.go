@@ -11,7 +11,8 @@ import (
 	"vidgen/internal/captions"
 )
 
-// A moving picture (a waveform, captions) cannot repeat one encoded clip: every frame is encoded.
+// A moving picture (a waveform, with or without captions; captions alone when their still cannot be
+// spliced, see captionclip.go) cannot repeat one encoded clip: every frame is encoded.
 // The image is still decoded and fitted once, into one lossless frame; the second step repeats that
 // frame in the filter graph, draws the waveform and the captions over it and encodes the result,
 // the audio muxed (or encoded) in the same run.
@@ -65,16 +66,9 @@ func (rd *renderer) renderMoving(ctx context.Context, job Job, image, audio, tmp
 	if job.Options.Captions || job.Options.Title != "" {
 		var cues []captions.Cue
 		if job.Options.Captions {
-			b, err := readStored(ctx, rd.files, inputKey(job.ID, inputCaptions), captions.MaxSize)
-			if err != nil {
+			var err error
+			if cues, err = rd.jobCues(ctx, job); err != nil {
 				return err
-			}
-			cues, err = captions.Parse(b)
-			if err == nil {
-				cues, err = captions.Fit(cues, job.AudioDuration)
-			}
-			if err != nil { // checked at upload: only a file changed on the server gets here
-				return &renderFailure{final: true, err: err, msg: inputsDamaged}
 			}
 		}
 		ass = filepath.Join(tmp, "captions.ass")

@@ -181,6 +181,11 @@ func (o Options) moving() bool {
 	return o.waveform() || o.Captions || o.Title != "" || o.ProgressBar != ""
 }
 
+// everyFrame reports whether every frame of the video is encoded: a waveform and a progress bar
+// change each frame, and a title is drawn by that encode too. Captions alone change only when a cue
+// starts or ends, so a captioned still encodes one frame a change (captionclip.go).
+func (o Options) everyFrame() bool { return o.waveform() || o.ProgressBar != "" || o.Title != "" }
+
 // waveform reports whether the video draws the audio.
 func (o Options) waveform() bool { return o.Waveform == "bars" || o.Waveform == "line" }
 

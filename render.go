@@ -34,7 +34,8 @@ import (
 //     copied when it is already AAC-LC and encoded once otherwise, with the index first.
 //
 // Step 2 costs less than encoding the audio alone with ffmpeg's default AAC settings (the fast
-// coder); see bench/render.sh.
+// coder); see bench/render.sh. A captioned still's step 1 makes the whole video's frames, one
+// encoded frame a change of captions (captionclip.go).
 const (
 	maxSide = 1920
 	// -t keeps the frames that start before it, so the video ends within 1/clipFPS s after it; it
@@ -384,7 +385,7 @@ func (rd *renderer) renderFiles(ctx context.Context, job Job) (string, error) {
 		}
 	}
 
-	if job.Options.moving() {
+	if job.Options.everyFrame() {
 		if err := rd.renderMoving(ctx, job, image, audio, tmp, poster, video); err != nil {
 			return "", err
 		}
@@ -473,7 +474,7 @@ func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio,
 			return rd.writeFailed(err)
 		}
 	}
-	if err := rd.checkBudget(job, clip.Size(), encoded); err != nil {
+	if err := rd.checkBudget(job, clip, encoded); err != nil {
 		return err
 	}
 	rd.startStep(job.ID, 95, 100, 0.05)
@@ -511,8 +512,12 @@ func (rd *renderer) runWatched(ctx context.Context, jobID string, duration float
 }
 
 // makeClip is step 1: the clip from image, and the poster at poster. ffmpeg makes the poster and
-// x264 the clip's keyframe (in a file beside the poster); newStillClip the rest of the clip.
+// x264 the clip's keyframe (in a file beside the poster); newStillClip the rest of the clip. A
+// captioned still's clip is the whole video's (makeCaptionClip).
 func (rd *renderer) makeClip(ctx context.Context, job Job, image, poster string) (*h264.StillClip, error) {
+	if job.Options.Captions {
+		return rd.makeCaptionClip(ctx, job, image, poster)
+	}
 	stream := filepath.Join(filepath.Dir(poster), "clip.h264")
 	if err := rd.pictureStep(ctx, job, image, clipArgs(job, image, stream, poster)); err != nil {
 		return nil, err
@@ -573,11 +578,11 @@ func clipArgs(job Job, image, stream, poster string) []string {
 }
 
 // estimateOutputSize is the expected size in bytes of a job's video, for a disk budget: the clip
-// (clipBytes, step 1's output, whose size is its keyframe's plus a few bytes a P-frame) is repeated
-// once per clipFrames/clipFPS seconds of audio, the audio costs its bitrate (audioBitsPerSecond: the
-// copied stream's, or audioRate's when encoded) and the MP4 index ~1.5%.
-func estimateOutputSize(clipBytes int64, audioSeconds float64, audioBitsPerSecond int64) int64 {
-	repeats := math.Ceil(audioSeconds * clipFPS / clipFrames)
+// (clipBytes, step 1's output, whose size is its keyframes' plus a few bytes a P-frame, lasting
+// clipSeconds) is repeated for the audio's length, the audio costs its bitrate
+// (audioBitsPerSecond: the copied stream's, or audioRate's when encoded) and the MP4 index ~1.5%.
+func estimateOutputSize(clipBytes int64, clipSeconds, audioSeconds float64, audioBitsPerSecond int64) int64 {
+	repeats := math.Ceil(audioSeconds / max(clipSeconds, 1e-3))
 	media := float64(clipBytes)*repeats + audioSeconds*float64(audioBitsPerSecond)/8
 	return int64(media * 1.015)
 }

@@ -58,7 +58,7 @@ func TestE2EOutputSize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	est := estimateOutputSize(clip.Size(), 25, 192000)
+	est := estimateOutputSize(clip.Size(), clipFrames/clipFPS, 25, 192000)
 	if r := float64(len(video)) / float64(est); math.Abs(r-1) > 0.1 {
 		t.Errorf("output %d bytes, estimate %d (clip %d bytes): off by %.0f%%", len(video), est, clip.Size(), (r-1)*100)
 	}

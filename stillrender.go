@@ -14,10 +14,11 @@ import (
 // why. That is correct and slower: a 1080p JPEG over 60 s of MP3 took 9.3-11.9 s instead of
 // 0.9-1.4 s on a loaded 2-core machine (bench/render.sh), well inside the render's timeout.
 
-// renderStill makes a still picture's video at video and its poster at poster from image and
-// audio, working in tmp (clip is where the copy path writes the clip): by renderSideBySide when the
-// audio must be encoded, by renderCopied when it is copied. When the clip step's x264 stream is one
-// the clip writer refuses (h264.ErrUnsupported), it logs why and renders by renderMoving instead.
+// renderStill makes a still picture's video (captioned or not) at video and its poster at poster
+// from image and audio, working in tmp (clip is where the copy path writes the clip): by
+// renderSideBySide when the audio must be encoded, by renderCopied when it is copied. When the clip
+// step's x264 stream is one the clip writer (or, captioned, h264.Splice) refuses
+// (h264.ErrUnsupported), it logs why and renders by renderMoving instead.
 // Any other error (a disk, a kill, a bad input) is returned as it came.
 func (rd *renderer) renderStill(ctx context.Context, job Job, image, audio, tmp, clip, poster, video string) error {
 	clipEst, muxEst := renderEstimates(job, image)
@@ -46,7 +47,7 @@ func (rd *renderer) renderCopied(ctx context.Context, job Job, image, audio, cli
 	if err != nil {
 		return err
 	}
-	if err := rd.checkBudget(job, c.Size(), audio); err != nil {
+	if err := rd.checkBudget(job, c, audio); err != nil {
 		return err
 	}
 	if err := writeClipFile(clip, c); err != nil {
