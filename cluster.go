@@ -16,6 +16,9 @@ type clusterConfig struct {
 	// Lease is how long a claim on a job lasts unless its worker renews it (lease.go); 0 for
 	// defaultLease.
 	Lease time.Duration
+	// API is false on a render-only node: it claims and renders jobs and sends their webhooks, and
+	// listens on no -addr; other nodes (or -workers 0 ones) take the API's requests.
+	API bool
 }
 
 // minLease is the shortest -lease: renewals a second apart at most.
@@ -27,6 +30,7 @@ var envNames = map[string]string{"database": "VIDGEN_DATABASE_URL"}
 // addClusterFlags registers the cluster's flags on serve's flag set.
 func addClusterFlags(fs *flag.FlagSet, cfg *config) {
 	fs.DurationVar(&cfg.Lease, "lease", defaultLease, "how long a node's claim on a job lasts unless renewed (3 times a lease while it renders): a dead node's jobs are taken up by another after it")
+	fs.BoolVar(&cfg.API, "api", true, "serve the HTTP API on -addr; false makes a render-only node (renders and webhooks, health and metrics on -metrics-addr) beside nodes that serve it, on one -database and -files")
 	fs.StringVar(&cfg.Database, "database", "", "Postgres URL (postgres://user:password@host:5432/db) for jobs and keys, shared by every node; default: the SQLite file in -data")
 }
 
@@ -35,6 +39,16 @@ func checkClusterConfig(cfg *config) error {
 	if cfg.Database != "" && !isPostgresURL(cfg.Database) {
 		// The value is not repeated: it may hold a password.
 		return badSetting("database", "not a postgres:// URL (leave it unset for the SQLite file in -data)")
+	}
+	if !cfg.API {
+		if cfg.Workers == 0 {
+			return badSetting("api", "false with -workers 0 leaves the node nothing to do: give it workers, or serve the API")
+		}
+		if cfg.PublicURL == "" {
+			// Without a listener there is no address to derive the links from, and a render-only
+			// node's webhooks carry the outputs' URLs.
+			return badSetting("public-url", "is needed with -api=false: the webhooks this node sends link to the outputs at the address clients reach the API nodes at, like https://video.example.com")
+		}
 	}
 	if cfg.Lease < minLease {
 		return badSetting("lease", "must be at least %s: it is renewed %d times a lease", minLease, leaseRenewals)

@@ -520,6 +520,9 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 		return err
 	}
 	defer s.store.Close()
+	if !cfg.API {
+		return work(ctx, s, ffv)
+	}
 	if err := s.ensureDefaultKey(ctx, stderr); err != nil {
 		return err
 	}

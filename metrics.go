@@ -209,10 +209,14 @@ func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }
 
-// metricsRoutes is the metrics listener's handler: GET /metrics and nothing else.
+// metricsRoutes is the metrics listener's handler: GET /metrics and nothing else, but on a
+// render-only node (-api=false), which has no other listener, GET /health too, for its monitor.
 func (s *server) metricsRoutes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.metrics.handler())
+	if !s.cfg.API {
+		mux.HandleFunc("GET /health", s.handleHealth)
+	}
 	return mux
 }
 

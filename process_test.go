@@ -104,7 +104,7 @@ func startVidgenVia(t testing.TB, via []string, dataDir, ffmpeg string, env []st
 }
 
 // runVidgen starts cmd, a `vidgen serve` whose text log goes to its standard error, waits until it
-// listens, and kills it when the test ends.
+// listens (a render-only node: its metrics listener, p.url then), and kills it when the test ends.
 func runVidgen(t testing.TB, cmd *exec.Cmd) *vidgenProc {
 	t.Helper()
 	p := &vidgenProc{cmd: cmd, logs: &syncBuffer{}, exited: make(chan struct{}), client: &http.Client{Timeout: 20 * time.Second}}
@@ -124,6 +124,13 @@ func runVidgen(t testing.TB, cmd *exec.Cmd) *vidgenProc {
 			if i := strings.Index(line, " addr="); i >= 0 && strings.Contains(line, "vidgen listening") {
 				select {
 				case addr <- strings.Fields(line[i+6:])[0]:
+				default:
+				}
+			}
+			// A render-only node (-api=false) answers on its metrics listener alone.
+			if i := strings.Index(line, " metrics="); i >= 0 && strings.Contains(line, "vidgen rendering") {
+				select {
+				case addr <- strings.Fields(line[i+9:])[0]:
 				default:
 				}
 			}
