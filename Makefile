@@ -4,7 +4,7 @@ SUDO  := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ADDR  ?= :8080
 DATA  ?= ./data
 
-.PHONY: run test test-s3 test-postgres e2e e2e-browser build deps check-go check-tools fuzz bench soak clean check-deploy check-metrics release check-release check-docker check-openapi
+.PHONY: run test test-s3 test-postgres test-backends e2e e2e-browser build deps check-go check-tools fuzz bench soak clean check-deploy check-metrics release check-release check-docker check-openapi
 
 ## deps: installs ffmpeg (with ffprobe) from the distribution when it is missing.
 deps: check-go
@@ -73,6 +73,15 @@ test-s3: check-tools
 STORE_TESTS = Postgres|Lease|TestDeliveryClaims|TestMigrateStore|TestTransition|TestClaimOrder|TestOneActiveJobIndex|TestListJobsKeyset|TestJobOptionsStored|TestPruneDeliveries|TestStoreBackendName|TestConcurrentClaims|TestCancelRacesClaim
 test-postgres: check-tools
 	bash scripts/postgres-test.sh $(GO) test -race -count=1 -tags e2e -parallel $(TEST_PARALLEL) -run '$(STORE_TESTS)' -timeout 10m .
+
+## test-backends: what test-postgres and test-s3 run, and the tests of several real vidgen processes on
+## one Postgres and one bucket (TestE2ENodes*, TestE2ERenderOnlyNode, which need both), under one
+## throwaway PostgreSQL and one versitygw: the two scripts nested. CI runs this one in their place.
+NODE_TESTS = TestE2ENodes|TestE2ERenderOnlyNode
+test-backends: check-tools
+	@command -v curl >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq curl >/dev/null; }
+	GO=$(GO) bash scripts/postgres-test.sh bash scripts/s3-test.sh $(GO) test -race -count=1 -tags e2e -parallel $(TEST_PARALLEL) \
+		-run '$(STORE_TESTS)|TestFiles|TestE2EFiles|$(NODE_TESTS)' -timeout 15m .
 
 ## e2e: the slow tests: kill -9 cycles of the real binary, SIGTERM, the Node.js receiver, slowloris,
 ## a descriptor flood, and every case of the tables of renders (make test renders one in sixteen); then
