@@ -4,7 +4,7 @@ SUDO  := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ADDR  ?= :8080
 DATA  ?= ./data
 
-.PHONY: run test test-s3 test-postgres test-backends e2e e2e-browser build deps check-go check-tools fuzz bench soak clean check-deploy check-metrics release check-release check-docker check-openapi
+.PHONY: run test test-s3 test-postgres test-backends e2e e2e-browser build deps check-go check-tools fuzz bench bench-nodes soak clean check-deploy check-metrics release check-release check-docker check-openapi
 
 ## deps: installs ffmpeg (with ffprobe) from the distribution when it is missing.
 deps: check-go
@@ -111,6 +111,11 @@ fuzz: check-go
 ## bench: the render benchmark against the tutorial ffmpeg command (several minutes).
 bench: deps
 	bash bench/render.sh
+
+## bench-nodes: jobs an hour for one node and two on one Postgres and bucket, and the SQLite single
+## box, in one run, with their ratios (bench/nodes.sh starts the servers; ~2 minutes).
+bench-nodes: deps
+	bash bench/nodes.sh
 
 ## soak: the crash/restart soak test.
 soak: deps
