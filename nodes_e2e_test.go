@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,7 +16,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -55,7 +55,13 @@ func newSharedBackends(t testing.TB) sharedBackends {
 // node starts a vidgen on dataDir (its own; each node has one) and the shared backends.
 func (b sharedBackends) node(t testing.TB, dataDir string, args ...string) *vidgenProc {
 	t.Helper()
-	return startVidgen(t, dataDir, "ffmpeg", b.env, append(slices.Clip(b.args), args...)...)
+	return b.nodeWith(t, dataDir, "ffmpeg", nil, args...)
+}
+
+// nodeWith is node with another ffmpeg and more variables.
+func (b sharedBackends) nodeWith(t testing.TB, dataDir, ffmpeg string, env []string, args ...string) *vidgenProc {
+	t.Helper()
+	return startVidgen(t, dataDir, ffmpeg, append(slices.Clip(b.env), env...), append(slices.Clip(b.args), args...)...)
 }
 
 // key makes a key with `vidgen keys create -database`, as an operator does on any node.
@@ -73,38 +79,6 @@ func (b sharedBackends) key(t testing.TB, name string) cliKey {
 func hookedSubmission(t testing.TB, url string) (io.Reader, string) {
 	t.Helper()
 	return multipartBody(t, map[string]string{"image": fixture(t, "img.jpg"), "audio": fixture(t, "tone.wav")}, map[string]string{"webhookUrl": url})
-}
-
-// hasChild reports whether process pid has a running child named comm.
-func hasChild(pid int, comm string) bool {
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		s := string(b)
-		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if err != nil || open < 0 || end < open {
-			continue
-		}
-		f := strings.Fields(s[end+1:]) // state ppid …
-		if len(f) > 1 && s[open+1:end] == comm && f[1] == strconv.Itoa(pid) && f[0] != "Z" {
-			return true
-		}
-	}
-	return false
-}
-
-// waitRendering waits until p's ffmpeg runs: p is mid-render.
-func waitRendering(t testing.TB, p *vidgenProc, within time.Duration) {
-	t.Helper()
-	eventually(t, within, func() error {
-		if hasChild(p.cmd.Process.Pid, "ffmpeg") {
-			return nil
-		}
-		return fmt.Errorf("node %s runs no ffmpeg", p.url)
-	})
 }
 
 // TestE2ERenderOnlyNode: a render-only node (serve -api=false) beside an API-only one (-workers 0)
@@ -145,16 +119,19 @@ const (
 
 // TestE2ENodesShareOneQueue: three vidgen processes on one Postgres and one bucket, each with its
 // own data directory. Each key's first job is submitted to all three at once: one 201, two 409s.
-// While those render, node A is killed with kill -9 in the middle of a render and node B stopped
-// with SIGTERM in the middle of another; node C, and A started again, go on, and each key's next
+// While those render, node A is killed with kill -9 in the middle of a render (its ffmpeg blocks,
+// so that the kill finds it rendering) and node B stopped with SIGTERM; node C, and A started
+// again, go on, and each key's next
 // jobs are submitted to them. Every job ends COMPLETED exactly once (one webhook delivery each,
 // each delivered once, as every attempt is answered 200), A's lapsed job is counted as a retry,
 // and every output downloads, the same bytes, from both surviving nodes.
 func TestE2ENodesShareOneQueue(t *testing.T) {
 	b := newSharedBackends(t)
 	deadline := renderDeadline(t)
-	dirA := t.TempDir()
-	a := b.node(t, dirA)
+	// A's renders block (testdata/ffmpeg-block) until it is killed: it is killed mid-render.
+	dirA, pids := t.TempDir(), filepath.Join(t.TempDir(), "pids")
+	block, _ := filepath.Abs("testdata/ffmpeg-block")
+	a := b.nodeWith(t, dirA, block, []string{"FAKE_FFMPEG_PIDS=" + pids})
 	bn := b.node(t, t.TempDir(), "-shutdown-grace", "2s")
 	c := b.node(t, t.TempDir())
 	nodes := []*vidgenProc{a, bn, c}
@@ -192,9 +169,16 @@ func TestE2ENodesShareOneQueue(t *testing.T) {
 		}
 	}
 
-	waitRendering(t, a, deadline)
+	eventually(t, deadline, func() error {
+		if len(readPids(t, pids)) == 0 {
+			return errors.New("node A started no render")
+		}
+		return nil
+	})
 	a.kill9()
-	waitRendering(t, bn, deadline)
+	waitGone(t, readPids(t, pids))
+	// B renders or has jobs queued behind its worker: its grace lets a render end, else the job
+	// goes back to the queue.
 	if err := bn.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +190,7 @@ func TestE2ENodesShareOneQueue(t *testing.T) {
 	case <-time.After(deadline):
 		t.Fatal("node B did not stop after SIGTERM")
 	}
-	a = b.node(t, dirA) // A again, on its data directory
+	a = b.node(t, dirA) // A again, on its data directory, with the real ffmpeg
 	survivors := []*vidgenProc{c, a}
 
 	// The next jobs, in rounds: each key's after its previous one ended, to the surviving nodes in
