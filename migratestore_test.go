@@ -64,6 +64,18 @@ func TestMigrateStore(t *testing.T) {
 	if err := src.RecordAttempt(ctx, must(src.Deliveries(ctx, ids[1]))(t)[0].ID, Attempt{At: time.Now(), StatusCode: 503, Error: "HTTP 503"}, DeliveryPending, time.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
+	// A PENDING job given its audio by URL, submitted with a traceparent and an Idempotency-Key.
+	urlKey := storeKey(t, src, "urls")
+	if _, err := src.ClaimIdempotencyKey(ctx, urlKey.ID, "retry-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	byURL := Job{ID: must(newJobID(time.Now(), rand.Reader))(t), KeyID: urlKey.ID, ImageType: "png", AudioType: "wav",
+		InputURLs: map[inputKind]string{inputAudio: "https://example.com/a.wav"}, TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", CreatedAt: time.Now().UTC()}
+	answer := storedResponse{Fingerprint: "f00d", JobID: byURL.ID, StatusCode: 201, Body: []byte(`{"id":"` + byURL.ID + `"}`)}
+	if err := src.CreateJobIdempotent(ctx, byURL, "retry-1", answer); err != nil {
+		t.Fatal(err)
+	}
+	ids = append(ids, byURL.ID)
 	before := snapshotStore(t, src, ids)
 	src.Close()
 
@@ -71,7 +83,8 @@ func TestMigrateStore(t *testing.T) {
 	if err := run(ctx, []string{"migrate-store", "-from", dirs.db(), "-to", u}, func(string) string { return "" }, &out, &errOut); err != nil {
 		t.Fatalf("migrate-store: %v %s", err, errOut.String())
 	}
-	if !strings.Contains(out.String(), "5 jobs") || !strings.Contains(out.String(), "7 api_keys") || strings.Contains(out.String(), "password") {
+	if !strings.Contains(out.String(), "6 jobs") || !strings.Contains(out.String(), "8 api_keys") ||
+		!strings.Contains(out.String(), "1 idempotency_keys") || strings.Contains(out.String(), "password") {
 		t.Errorf("report: %s", out.String())
 	}
 	dst := must(OpenPostgresStore(ctx, u, time.Now))(t)
@@ -81,6 +94,9 @@ func TestMigrateStore(t *testing.T) {
 	}
 	if got, err := dst.KeyByHash(ctx, hashKey(apiKey)); err != nil || got.ID != k.ID {
 		t.Errorf("alice's API key on Postgres: %+v %v", got, err)
+	}
+	if got, err := dst.ClaimIdempotencyKey(ctx, urlKey.ID, "retry-1", time.Now()); err != nil || got == nil || !reflect.DeepEqual(*got, answer) {
+		t.Errorf("a retry with the Idempotency-Key after the move: %+v %v, want %+v", got, err, answer)
 	}
 	pendingDelivery := must(dst.Deliveries(ctx, ids[1]))(t)[0]
 	if err := dst.RecordAttempt(ctx, pendingDelivery.ID, Attempt{At: time.Now(), StatusCode: 200}, DeliveryDelivered, time.Time{}); err != nil {
@@ -115,4 +131,70 @@ func snapshotStore(t testing.TB, st *Store, jobIDs []string) storeSnapshot {
 		s.Deliveries = append(s.Deliveries, must(st.Deliveries(ctx, id))(t))
 	}
 	return s
+}
+
+// TestMigrateStoreCoversSchema: migrate-store copies every table and column the schema has, on each
+// backend, so a migration that adds one without adding it to migratedTables fails here.
+func TestMigrateStoreCoversSchema(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, open func(testing.TB) (*Store, Key)) {
+		st, _ := open(t)
+		q := `SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p
+			WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'`
+		if st.db.d == postgresDialect {
+			q = `SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema()`
+		}
+		got := map[string]map[string]bool{}
+		rows := must(st.db.Query(q))(t)
+		defer rows.Close()
+		for rows.Next() {
+			var table, column string
+			if err := rows.Scan(&table, &column); err != nil {
+				t.Fatal(err)
+			}
+			// Postgres generates rowid (GENERATED ALWAYS): it is numbered anew in copy order.
+			if table == "schema_migrations" || table == "webhook_deliveries" && column == "rowid" {
+				continue
+			}
+			if got[table] == nil {
+				got[table] = map[string]bool{}
+			}
+			got[table][column] = true
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]map[string]bool{}
+		for _, m := range migratedTables {
+			want[m.name] = map[string]bool{}
+			for _, c := range strings.Split(m.columns, ",") {
+				want[m.name][strings.TrimSpace(c)] = true
+			}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("the schema's tables and columns:\n%v\nmigratedTables:\n%v", got, want)
+		}
+	})
+}
+
+// TestMigrateStoreOlderFile: a SQLite file an older vidgen last wrote (schema 9, before leases) is
+// brought up to date under the command's lock and moved, instead of failing on a missing column.
+func TestMigrateStoreOlderFile(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	u := postgresTestURL(t)
+	dirs := must(openDataDir(t.TempDir()))(t)
+	old := must(openStore(ctx, dirs.db(), time.Now, migrations[:9], true))(t)
+	storeJob(t, old, storeKey(t, old, "alice"), "", time.Now())
+	old.Close()
+	var out, errOut syncBuffer
+	if err := run(ctx, []string{"migrate-store", "-from", dirs.db(), "-to", u}, func(string) string { return "" }, &out, &errOut); err != nil {
+		t.Fatalf("migrate-store of a schema 9 file: %v %s", err, errOut.String())
+	}
+	if !strings.Contains(out.String(), "1 jobs") {
+		t.Errorf("report: %s", out.String())
+	}
+	if err := run(ctx, []string{"migrate-store", "-from", filepath.Join(dirs.root, "missing.db"), "-to", u}, func(string) string { return "" }, &out, &errOut); err == nil {
+		t.Error("a -from file that does not exist was moved")
+	}
 }
