@@ -88,12 +88,20 @@ func (s *server) replayIdempotent(w http.ResponseWriter, r *http.Request, stored
 	w.Write(stored.Body)
 }
 
-// releaseIdempotencyKey gives up the request's claim on key unless it was answered with a job,
-// even when the client has gone.
-func (s *server) releaseIdempotencyKey(r *http.Request, keyID, key string) {
+// idempotencyClaimOwner names a request's claim on an Idempotency-Key: this node's id and one of
+// its own (NODE/CLAIM), so that this node's next start releases it and no other request can
+// complete or release it.
+func (s *server) idempotencyClaimOwner() (string, error) {
+	claim, err := randomString(s.rand, 12, base36)
+	return s.jobs.leases.node + "/" + claim, err
+}
+
+// releaseIdempotencyKey gives up the request's claim (owner's) on key unless it was answered with
+// a job, even when the client has gone.
+func (s *server) releaseIdempotencyKey(r *http.Request, keyID, key, owner string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
 	defer cancel()
-	if err := s.store.ReleaseIdempotencyKey(ctx, keyID, key); err != nil {
+	if err := s.store.ReleaseIdempotencyKey(ctx, keyID, key, owner); err != nil {
 		// The claim stays until the next start-up or a day has passed: retries get 409 meanwhile.
 		s.log.Error("release idempotency key", "key", keyID, "err", err, "request_id", requestIDFrom(r))
 	}

@@ -215,7 +215,7 @@ func TestIdempotencyRacingRetry(t *testing.T) {
 		e.accountOf(t, e.key).ID, ms(time.Now())); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.srv.store.ReleaseAbandonedIdempotencyKeys(t.Context()); err != nil {
+	if err := e.srv.store.ReleaseAbandonedIdempotencyKeys(t.Context(), e.srv.jobs.leases.node+"/"); err != nil {
 		t.Fatal(err)
 	}
 	var n int

@@ -434,7 +434,7 @@ func (s *server) start(ctx context.Context) (stop func(context.Context), err err
 	if err := s.jobs.recover(ctx); err != nil {
 		return nil, fmt.Errorf("recover jobs: %w", err)
 	}
-	if err := s.store.ReleaseAbandonedIdempotencyKeys(ctx); err != nil {
+	if err := s.store.ReleaseAbandonedIdempotencyKeys(ctx, s.jobs.leases.node+"/"); err != nil {
 		return nil, err
 	}
 	if s.cfg.WebhookAllowPrivate {

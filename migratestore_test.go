@@ -66,13 +66,13 @@ func TestMigrateStore(t *testing.T) {
 	}
 	// A PENDING job given its audio by URL, submitted with a traceparent and an Idempotency-Key.
 	urlKey := storeKey(t, src, "urls")
-	if _, err := src.ClaimIdempotencyKey(ctx, urlKey.ID, "retry-1", time.Now()); err != nil {
+	if _, err := src.ClaimIdempotencyKey(ctx, urlKey.ID, "retry-1", "node_a/c1", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	byURL := Job{ID: must(newJobID(time.Now(), rand.Reader))(t), KeyID: urlKey.ID, ImageType: "png", AudioType: "wav",
 		InputURLs: map[inputKind]string{inputAudio: "https://example.com/a.wav"}, TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", CreatedAt: time.Now().UTC()}
 	answer := storedResponse{Fingerprint: "f00d", JobID: byURL.ID, StatusCode: 201, Body: []byte(`{"id":"` + byURL.ID + `"}`)}
-	if err := src.CreateJobIdempotent(ctx, byURL, "retry-1", answer); err != nil {
+	if err := src.CreateJobIdempotent(ctx, byURL, "retry-1", "node_a/c1", answer); err != nil {
 		t.Fatal(err)
 	}
 	ids = append(ids, byURL.ID)
@@ -95,7 +95,7 @@ func TestMigrateStore(t *testing.T) {
 	if got, err := dst.KeyByHash(ctx, hashKey(apiKey)); err != nil || got.ID != k.ID {
 		t.Errorf("alice's API key on Postgres: %+v %v", got, err)
 	}
-	if got, err := dst.ClaimIdempotencyKey(ctx, urlKey.ID, "retry-1", time.Now()); err != nil || got == nil || !reflect.DeepEqual(*got, answer) {
+	if got, err := dst.ClaimIdempotencyKey(ctx, urlKey.ID, "retry-1", "node_b/c1", time.Now()); err != nil || got == nil || !reflect.DeepEqual(*got, answer) {
 		t.Errorf("a retry with the Idempotency-Key after the move: %+v %v, want %+v", got, err, answer)
 	}
 	pendingDelivery := must(dst.Deliveries(ctx, ids[1]))(t)[0]

@@ -58,6 +58,10 @@ var migrations = []string{
 	`ALTER TABLE jobs ADD COLUMN trace_id TEXT NOT NULL DEFAULT '';`,
 	// 10: leases, for several nodes on one queue.
 	migrationLeases,
+	// 11: an Idempotency-Key's claim names the request that holds it (NODE/CLAIM, as a lease's
+	// owner), so a node starting up releases only its dead process's claims, not the uploads other
+	// nodes are receiving, and a request whose claim was released cannot answer over another's.
+	`ALTER TABLE idempotency_keys ADD COLUMN claim_owner TEXT;`,
 }
 
 // migrationLeases (10) makes each claim a lease, so several nodes can share one queue: the worker

@@ -11,6 +11,11 @@ import (
 // idempotencyTTL is how long a submission's Idempotency-Key is remembered, from its first use.
 const idempotencyTTL = 24 * time.Hour
 
+// abandonedClaimAge is how long an unanswered claim may be held: the longest a submission may take
+// to arrive (uploadDeadline), and then ample time to check and store it. An older one was left by a
+// node that died, and a retry may claim the key again.
+func abandonedClaimAge() time.Duration { return uploadDeadline(-1) + 10*time.Minute }
+
 // storedResponse is the answer a submission made with an Idempotency-Key got, which every retry
 // with the same key and the same request gets again.
 type storedResponse struct {
@@ -25,21 +30,23 @@ type storedResponse struct {
 var ErrIdempotencyInProgress = errorf(kindConflict,
 	"A request with this Idempotency-Key is still being received or processed; retry once it has been answered")
 
-// ClaimIdempotencyKey claims key for keyID's submission at now. It returns nil when the claim is
-// the caller's (the key is new, or its last use is over idempotencyTTL old): the caller then
-// completes it (CreateJobIdempotent) or releases it (ReleaseIdempotencyKey). It returns the stored
-// response when a submission with the key was answered within idempotencyTTL, and
+// ClaimIdempotencyKey claims key for keyID's submission at now, for the request owner (NODE/CLAIM,
+// unique to the request). It returns nil when the claim is the caller's (the key is new, its last
+// use is over idempotencyTTL old, or its claim was abandoned: unanswered for abandonedClaimAge): the
+// caller then completes it (CreateJobIdempotent) or releases it (ReleaseIdempotencyKey). It returns
+// the stored response when a submission with the key was answered within idempotencyTTL, and
 // ErrIdempotencyInProgress when one is still under way. The statements are plain SQL that every
 // dialect of the store runs alike; the transaction makes the check and the claim one step.
-func (s *Store) ClaimIdempotencyKey(ctx context.Context, keyID, key string, now time.Time) (*storedResponse, error) {
+func (s *Store) ClaimIdempotencyKey(ctx context.Context, keyID, key, owner string, now time.Time) (*storedResponse, error) {
 	var stored *storedResponse
 	err := s.tx(ctx, func(tx txn) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE key_id = ? AND idem_key = ? AND created_at < ?`,
-			keyID, key, ms(now.Add(-idempotencyTTL))); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE key_id = ? AND idem_key = ?
+			AND (created_at < ? OR status_code IS NULL AND created_at < ?)`,
+			keyID, key, ms(now.Add(-idempotencyTTL)), ms(now.Add(-abandonedClaimAge()))); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (key_id, idem_key, created_at) VALUES (?, ?, ?)
-			ON CONFLICT (key_id, idem_key) DO NOTHING`, keyID, key, ms(now))
+		res, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (key_id, idem_key, created_at, claim_owner) VALUES (?, ?, ?, ?)
+			ON CONFLICT (key_id, idem_key) DO NOTHING`, keyID, key, ms(now), owner)
 		if err != nil {
 			return err
 		}
@@ -65,17 +72,18 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, keyID, key string, now 
 	return stored, err
 }
 
-// CreateJobIdempotent is CreateJob for a submission that claimed key for j's account: the job and
-// the response its retries will get are stored in one transaction, so that no crash can leave a
-// job whose retry would make another.
-func (s *Store) CreateJobIdempotent(ctx context.Context, j Job, key string, resp storedResponse) error {
+// CreateJobIdempotent is CreateJob for the submission owner that claimed key for j's account: the
+// job and the response its retries will get are stored in one transaction, so that no crash can
+// leave a job whose retry would make another. It fails, making no job, when the claim is not
+// owner's any more (released as abandoned, and perhaps claimed by a retry since).
+func (s *Store) CreateJobIdempotent(ctx context.Context, j Job, key, owner string, resp storedResponse) error {
 	return s.tx(ctx, func(tx txn) error {
 		if err := s.insertJob(ctx, tx, j); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE idempotency_keys SET fingerprint = ?, job_id = ?, status_code = ?, response = ?
-			WHERE key_id = ? AND idem_key = ? AND status_code IS NULL`,
-			resp.Fingerprint, j.ID, resp.StatusCode, string(resp.Body), j.KeyID, key)
+			WHERE key_id = ? AND idem_key = ? AND status_code IS NULL AND claim_owner = ?`,
+			resp.Fingerprint, j.ID, resp.StatusCode, string(resp.Body), j.KeyID, key, owner)
 		if err != nil {
 			return fmt.Errorf("store idempotent response: %w", err)
 		}
@@ -86,20 +94,25 @@ func (s *Store) CreateJobIdempotent(ctx context.Context, j Job, key string, resp
 	})
 }
 
-// ReleaseIdempotencyKey gives up keyID's claim on key when its submission was not answered with a
-// new job, so that a retry is processed afresh. An answered key is left as it is.
-func (s *Store) ReleaseIdempotencyKey(ctx context.Context, keyID, key string) error {
-	_, err := s.db.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE key_id = ? AND idem_key = ? AND status_code IS NULL`, keyID, key)
+// ReleaseIdempotencyKey gives up owner's claim on keyID's key when its submission was not answered
+// with a new job, so that a retry is processed afresh. An answered key, or another request's
+// claim, is left as it is.
+func (s *Store) ReleaseIdempotencyKey(ctx context.Context, keyID, key, owner string) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE key_id = ? AND idem_key = ? AND status_code IS NULL
+		AND claim_owner = ?`, keyID, key, owner)
 	if err != nil {
 		return fmt.Errorf("release idempotency key: %w", err)
 	}
 	return nil
 }
 
-// ReleaseAbandonedIdempotencyKeys gives up every claim still unanswered: at start-up these are the
-// requests a dead process was receiving, which nobody will answer.
-func (s *Store) ReleaseAbandonedIdempotencyKeys(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE status_code IS NULL`); err != nil {
+// ReleaseAbandonedIdempotencyKeys gives up the unanswered claims whose owner starts with prefix,
+// and those made before claims had owners (a single box's): at start-up, the requests a dead
+// process of this node was receiving, which nobody will answer. Other nodes' claims are uploads
+// under way; a dead node's are taken over once abandonedClaimAge old (ClaimIdempotencyKey).
+func (s *Store) ReleaseAbandonedIdempotencyKeys(ctx context.Context, prefix string) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE status_code IS NULL
+		AND (claim_owner IS NULL OR substr(claim_owner, 1, ?) = ?)`, len(prefix), prefix); err != nil {
 		return fmt.Errorf("release abandoned idempotency keys: %w", err)
 	}
 	return nil

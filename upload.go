@@ -52,13 +52,17 @@ func (s *server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	// A retry of a submission already answered is read (to compare it with the first) but makes no
 	// job: replay holds the first answer.
 	var replay *storedResponse
+	var claimOwner string
 	if idemKey != "" {
-		if replay, err = s.store.ClaimIdempotencyKey(r.Context(), key.ID, idemKey, s.now()); err != nil {
+		if claimOwner, err = s.idempotencyClaimOwner(); err == nil {
+			replay, err = s.store.ClaimIdempotencyKey(r.Context(), key.ID, idemKey, claimOwner, s.now())
+		}
+		if err != nil {
 			s.refuseUpload(w, r, err)
 			return
 		}
 		if replay == nil {
-			defer s.releaseIdempotencyKey(r, key.ID, idemKey)
+			defer s.releaseIdempotencyKey(r, key.ID, idemKey, claimOwner)
 		}
 	}
 	// Answer 409 (or 507) before reading 100 MB that would be thrown away; CreateJob enforces the
@@ -157,7 +161,7 @@ func (s *server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	answer = append(answer, '\n')
 	if idemKey != "" {
-		err = s.store.CreateJobIdempotent(r.Context(), job, idemKey, storedResponse{Fingerprint: fp.sum(), StatusCode: http.StatusCreated, Body: answer})
+		err = s.store.CreateJobIdempotent(r.Context(), job, idemKey, claimOwner, storedResponse{Fingerprint: fp.sum(), StatusCode: http.StatusCreated, Body: answer})
 	} else {
 		err = s.store.CreateJob(r.Context(), job)
 	}
