@@ -153,21 +153,33 @@ func loadNodeID(d dataDir, r io.Reader) (string, error) {
 	return id, nil
 }
 
+// deliveryLeaseMargin is what an attempt at a webhook takes besides its request (webhookTimeout):
+// reading the job and the key, and recording the attempt.
+const deliveryLeaseMargin = 15 * time.Second
+
+// deliveryLease is how long a node's claim on a delivery lasts: a lease, but never less than an
+// attempt may take, else another node would find the delivery due again and send it a second time
+// while this one still waits for the receiver.
+func (ls leasing) deliveryLease() time.Duration {
+	return max(ls.duration, webhookTimeout+deliveryLeaseMargin)
+}
+
 // claimDelivery takes delivery id, due at now, for an attempt by this node (Store.ClaimDelivery),
-// and reports whether it got it. Without leases every due delivery is this node's.
-func (l *lifecycle) claimDelivery(ctx context.Context, id string, now time.Time) (bool, error) {
+// and reports whether it got it, with the lease owner its attempt is recorded under. Without
+// leases every due delivery is this node's, with no owner.
+func (l *lifecycle) claimDelivery(ctx context.Context, id string, now time.Time) (string, bool, error) {
 	if l.leases.duration <= 0 {
-		return true, nil
+		return "", true, nil
 	}
 	lease, err := l.leases.next()
 	if err != nil {
-		return false, err
+		return "", false, err
 	}
-	ok, err := l.store.ClaimDelivery(ctx, id, lease.Owner, now, now.Add(l.leases.duration))
+	ok, err := l.store.ClaimDelivery(ctx, id, lease.Owner, now, now.Add(l.leases.deliveryLease()))
 	if ok {
 		l.leases.count("delivery_claim")
 	}
-	return ok, err
+	return lease.Owner, ok, err
 }
 
 // releaseDeliveries, at start-up, makes the deliveries a dead process of this node was sending due

@@ -218,19 +218,13 @@ func TestDeliveryClaims(t *testing.T) {
 		for _, name := range []string{"node_a", "node_b", "node_c", "node_d"} {
 			nodes = append(nodes, testNode(t, st, name, clk, &eventCounts{}))
 		}
-		j := storeJob(t, st, k, "https://example.com/h", time.Now())
-		if _, err := st.ClaimJob(ctx, claiming()); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := st.Transition(ctx, transition{JobID: j.ID, From: StatusProcessing, Next: toward(Outcome{Status: StatusCompleted, OutputToken: "t"}), DeliveryID: "msg_1"}); err != nil {
-			t.Fatal(err)
-		}
+		completedWithDelivery(t, st, k, "msg_1", time.Now())
 		race := func() (winners []int) {
 			var mu sync.Mutex
 			var wg sync.WaitGroup
 			for i, n := range nodes {
 				wg.Go(func() {
-					ok, err := n.claimDelivery(ctx, "msg_1", clk.Now())
+					_, ok, err := n.claimDelivery(ctx, "msg_1", clk.Now())
 					if err != nil {
 						t.Error(err)
 					}
@@ -264,13 +258,13 @@ func TestDeliveryClaims(t *testing.T) {
 			t.Errorf("released delivery not due: %+v", due)
 		}
 		next := clk.Now().Add(5 * time.Second)
-		if err := st.RecordAttempt(ctx, "msg_1", Attempt{At: clk.Now(), StatusCode: 500, Error: "HTTP 500"}, DeliveryPending, next); err != nil {
+		if err := st.RecordAttempt(ctx, "msg_1", "", Attempt{At: clk.Now(), StatusCode: 500, Error: "HTTP 500"}, DeliveryPending, next); err != nil {
 			t.Fatal(err)
 		}
-		if ok, _ := nodes[0].claimDelivery(ctx, "msg_1", clk.Now()); ok {
+		if _, ok, _ := nodes[0].claimDelivery(ctx, "msg_1", clk.Now()); ok {
 			t.Error("claimed before its next attempt is due")
 		}
-		if ok, _ := nodes[0].claimDelivery(ctx, "msg_1", next); !ok {
+		if _, ok, _ := nodes[0].claimDelivery(ctx, "msg_1", next); !ok {
 			t.Error("not claimed when its next attempt came")
 		}
 	})

@@ -54,14 +54,14 @@ func TestMigrateStore(t *testing.T) {
 		} // the last stays PENDING
 	}
 	ds := must(src.Deliveries(ctx, ids[0]))(t)
-	if err := src.RecordAttempt(ctx, ds[0].ID, Attempt{At: time.Now(), StatusCode: 200}, DeliveryDelivered, time.Time{}); err != nil {
+	if err := src.RecordAttempt(ctx, ds[0].ID, "", Attempt{At: time.Now(), StatusCode: 200}, DeliveryDelivered, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := src.Redeliver(ctx, "key_x", ids[0], "msg_again"); err == nil {
 		t.Fatal("redelivery by another key")
 	}
 	failedKey := must(src.JobByID(ctx, ids[1]))(t).KeyID
-	if err := src.RecordAttempt(ctx, must(src.Deliveries(ctx, ids[1]))(t)[0].ID, Attempt{At: time.Now(), StatusCode: 503, Error: "HTTP 503"}, DeliveryPending, time.Now().Add(time.Minute)); err != nil {
+	if err := src.RecordAttempt(ctx, must(src.Deliveries(ctx, ids[1]))(t)[0].ID, "", Attempt{At: time.Now(), StatusCode: 503, Error: "HTTP 503"}, DeliveryPending, time.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	// A PENDING job given its audio by URL, submitted with a traceparent and an Idempotency-Key.
@@ -99,7 +99,7 @@ func TestMigrateStore(t *testing.T) {
 		t.Errorf("a retry with the Idempotency-Key after the move: %+v %v, want %+v", got, err, answer)
 	}
 	pendingDelivery := must(dst.Deliveries(ctx, ids[1]))(t)[0]
-	if err := dst.RecordAttempt(ctx, pendingDelivery.ID, Attempt{At: time.Now(), StatusCode: 200}, DeliveryDelivered, time.Time{}); err != nil {
+	if err := dst.RecordAttempt(ctx, pendingDelivery.ID, "", Attempt{At: time.Now(), StatusCode: 200}, DeliveryDelivered, time.Time{}); err != nil {
 		t.Errorf("a new attempt on Postgres: %v", err)
 	}
 	if err := dst.CreateJob(ctx, Job{ID: must(newJobID(time.Now(), rand.Reader))(t), KeyID: failedKey, ImageType: "png", AudioType: "wav", CreatedAt: time.Now()}); err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -110,9 +111,11 @@ func (s *Store) ReleaseDeliveries(ctx context.Context, prefix string, now time.T
 	return nil
 }
 
-// RecordAttempt stores the result of one attempt at delivery id and its new state: delivered,
-// failed (given up), or pending again at next.
-func (s *Store) RecordAttempt(ctx context.Context, id string, a Attempt, state DeliveryState, next time.Time) error {
+// RecordAttempt stores the result of one attempt at delivery id, made under lease owner ("" when
+// deliveries are not leased), and its new state: delivered, failed (given up), or pending again at
+// next. It returns ErrLeaseLost, recording nothing, when owner's lease on the delivery is gone:
+// another node took it after it lapsed, and that node's attempt is the one to record.
+func (s *Store) RecordAttempt(ctx context.Context, id, owner string, a Attempt, state DeliveryState, next time.Time) error {
 	err := s.tx(ctx, func(tx txn) error {
 		var code sql.NullInt64
 		if a.StatusCode != 0 {
@@ -126,9 +129,15 @@ func (s *Store) RecordAttempt(ctx context.Context, id string, a Attempt, state D
 		if state == DeliveryPending {
 			nextAt = sql.NullInt64{Int64: ms(next), Valid: true}
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET state = ?, attempts = attempts + 1, next_attempt_at = ?, updated_at = ?,
-			lease_owner = NULL WHERE id = ?`, state, nextAt, ms(s.now()), id)
-		return err
+		res, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET state = ?, attempts = attempts + 1, next_attempt_at = ?, updated_at = ?,
+			lease_owner = NULL WHERE id = ? AND (? = '' OR lease_owner = ?)`, state, nextAt, ms(s.now()), id, owner, owner)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return cmp.Or(err, ErrLeaseLost)
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("record attempt: %w", err)

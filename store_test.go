@@ -491,7 +491,7 @@ func TestPruneDeliveries(t *testing.T) {
 		}
 		old := storeJob(t, st, k, "https://example.com/h", time.Now())
 		end(old, "msg_old")
-		if err := st.RecordAttempt(ctx, "msg_old", Attempt{At: time.Now(), StatusCode: 200}, DeliveryDelivered, time.Time{}); err != nil {
+		if err := st.RecordAttempt(ctx, "msg_old", "", Attempt{At: time.Now(), StatusCode: 200}, DeliveryDelivered, time.Time{}); err != nil {
 			t.Fatal(err)
 		}
 		stillPending := storeJob(t, st, storeKey(t, st, "b"), "https://example.com/h", time.Now())
@@ -500,7 +500,7 @@ func TestPruneDeliveries(t *testing.T) {
 		recent := storeJob(t, st, storeKey(t, st, "c"), "https://example.com/h", time.Now())
 		st.now = func() time.Time { return cutoff.Add(time.Hour) }
 		end(recent, "msg_recent")
-		st.RecordAttempt(ctx, "msg_recent", Attempt{At: time.Now(), StatusCode: 200}, DeliveryDelivered, time.Time{})
+		st.RecordAttempt(ctx, "msg_recent", "", Attempt{At: time.Now(), StatusCode: 200}, DeliveryDelivered, time.Time{})
 
 		n, err := st.PruneDeliveries(ctx, cutoff)
 		if err != nil || n != 1 {

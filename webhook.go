@@ -88,8 +88,9 @@ type webhookSender struct {
 	// observe, when set, is told the state each recorded attempt moved its delivery to (metrics).
 	observe func(state DeliveryState)
 	// claim, when set, takes a due delivery for an attempt by this node and reports whether it got
-	// it: nodes sharing a database never send the same attempt (lifecycle.claimDelivery).
-	claim func(ctx context.Context, id string, now time.Time) (bool, error)
+	// it, and the lease owner the attempt is recorded under: nodes sharing a database never send
+	// the same attempt (lifecycle.claimDelivery).
+	claim func(ctx context.Context, id string, now time.Time) (owner string, ok bool, err error)
 
 	// Attempts under way, counted in all and per account under mu. When one ends, gen grows, cond
 	// is broadcast and ended gets a signal (for Run).
@@ -456,8 +457,11 @@ func standardSignature(secret, id, ts string, body []byte) string {
 // attempt makes one try at d and records the result with the next step. The body is the job's
 // status as stored: a job's final state never changes, so every attempt sends the same bytes.
 func (ws *webhookSender) attempt(ctx context.Context, d Delivery) {
+	var owner string
 	if ws.claim != nil {
-		ok, err := ws.claim(ctx, d.ID, ws.now())
+		var ok bool
+		var err error
+		owner, ok, err = ws.claim(ctx, d.ID, ws.now())
 		if err != nil {
 			ws.log.Error("webhook claim", "delivery", d.ID, "err", err)
 			ws.hold(d.ID)
@@ -486,7 +490,7 @@ func (ws *webhookSender) attempt(ctx context.Context, d Delivery) {
 	now := ws.now()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(body))
 	if err != nil {
-		ws.record(ctx, d, j, Attempt{At: now, Error: "invalid URL"}, nil)
+		ws.record(ctx, d, owner, j, Attempt{At: now, Error: "invalid URL"}, nil)
 		return
 	}
 	for name, v := range signatures(k, d.ID, now, body) {
@@ -499,7 +503,7 @@ func (ws *webhookSender) attempt(ctx context.Context, d Delivery) {
 		return // shutting down: the attempt is made again after the restart
 	}
 	if err != nil {
-		ws.record(ctx, d, j, Attempt{At: now, Error: describeSendError(err)}, nil)
+		ws.record(ctx, d, owner, j, Attempt{At: now, Error: describeSendError(err)}, nil)
 		return
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, webhookMaxRead))
@@ -508,7 +512,7 @@ func (ws *webhookSender) attempt(ctx context.Context, d Delivery) {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		a.Error = fmt.Sprintf("HTTP %d", resp.StatusCode)
 	}
-	ws.record(ctx, d, j, a, resp)
+	ws.record(ctx, d, owner, j, a, resp)
 }
 
 // describeSendError says why no response came, in words for the job's owner, without internals.
@@ -544,11 +548,14 @@ func (ws *webhookSender) hold(id string) {
 	ws.mu.Unlock()
 }
 
-// record stores attempt a at delivery d of job j and logs it: at WARN when it failed, whether
-// another attempt follows or not, for the operator to look at the receiver.
-func (ws *webhookSender) record(ctx context.Context, d Delivery, j Job, a Attempt, resp *http.Response) {
+// record stores attempt a at delivery d of job j, made under lease owner, and logs it: at WARN when
+// it failed, whether another attempt follows or not, for the operator to look at the receiver.
+func (ws *webhookSender) record(ctx context.Context, d Delivery, owner string, j Job, a Attempt, resp *http.Response) {
 	state, next := ws.nextStep(d, a, resp)
-	if err := ws.store.RecordAttempt(ctx, d.ID, a, state, next); err != nil {
+	if err := ws.store.RecordAttempt(ctx, d.ID, owner, a, state, next); errors.Is(err, ErrLeaseLost) {
+		ws.log.Warn("webhook attempt not recorded: its lease lapsed and another node has the delivery", j.logAttrs("delivery", d.ID)...)
+		return
+	} else if err != nil {
 		ws.log.Error("record webhook attempt", "delivery", d.ID, "err", err, "retry_in", unrecordedHold.String())
 		ws.hold(d.ID)
 		return
