@@ -1,8 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 )
@@ -93,4 +97,38 @@ func completedWithDelivery(t testing.TB, st *Store, k Key, id string, at time.Ti
 		t.Fatal(err)
 	}
 	return j
+}
+
+// TestLeaseLostRenderNotShutdown: a render stopped because its job's lease was lost (the keeper
+// cancelled it, or recording the fetched inputs found another node holding the job) is not logged
+// as a shutdown nor counted as a failed try.
+func TestLeaseLostRenderNotShutdown(t *testing.T) {
+	t.Parallel()
+	for name, lost := range map[string]struct {
+		cause    error // the render's context's
+		fetchErr error
+	}{
+		"keeper":         {cause: ErrLeaseLost},
+		"fetched inputs": {fetchErr: fmt.Errorf("record fetched inputs of job x: %w", ErrLeaseLost)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var logs syncBuffer
+			rd := &renderer{log: slog.New(slog.NewTextHandler(&logs, nil)), now: time.Now, progress: map[string]*jobProgress{}}
+			ctx, cancel := context.WithCancelCause(context.Background())
+			if lost.cause != nil {
+				cancel(lost.cause)
+			}
+			defer cancel(nil)
+			rd.fetch = func(ctx context.Context, j Job) (Job, error) { return j, cmp.Or(ctx.Err(), lost.fetchErr) }
+			j := Job{ID: "c0job", AudioDuration: 2, InputURLs: map[inputKind]string{inputAudio: "https://example.com/a.wav"}}
+			out := rd.render(ctx, j)
+			if out.Status != StatusPending || out.CountRetry {
+				t.Errorf("outcome %+v, want PENDING with no retry counted", out)
+			}
+			if l := logs.String(); strings.Contains(l, "shutdown") || strings.Contains(l, "render failed") {
+				t.Errorf("logged as:\n%s", l)
+			}
+		})
+	}
 }

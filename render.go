@@ -318,6 +318,12 @@ func (rd *renderer) render(killCtx context.Context, job Job) Outcome {
 	if err == nil {
 		return Outcome{Status: StatusCompleted, OutputToken: token}
 	}
+	if errors.Is(context.Cause(killCtx), ErrLeaseLost) || errors.Is(err, ErrLeaseLost) {
+		// Another node has the job (this one missed its renewals): neither the job's fault nor a
+		// shutdown, and the outcome is that node's to record. keepLease, or renderJob when recording
+		// this outcome is refused, logs the loss.
+		return Outcome{Status: StatusPending}
+	}
 	if killCtx.Err() != nil {
 		// Shutting down, whatever the render's error became: not the job's fault, no retry counted,
 		// and no failure to alert on.
