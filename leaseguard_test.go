@@ -3,10 +3,12 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -131,4 +133,43 @@ func TestLeaseLostRenderNotShutdown(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLeaseIdlePollReadsOnly, on each backend: a worker's claim when no lease lapsed makes one
+// claim's worth of ids (one write transaction, ClaimJob's), not a reclaim's lease and delivery ids
+// besides (a second); a lapsed lease is still reclaimed first.
+func TestLeaseIdlePollReadsOnly(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, open func(testing.TB) (*Store, Key)) {
+		ctx := context.Background()
+		st, k := open(t)
+		clk, a, b := twoNodes(t, st)
+		ids := &countedReads{}
+		b.rand, b.leases.rand = ids, ids
+		if _, err := b.claim(ctx); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("claim of an empty queue: %v", err)
+		}
+		if ids.n != 1 {
+			t.Errorf("an idle poll made %d ids, want 1 (the claim's lease)", ids.n)
+		}
+		j := storeJob(t, st, k, "", clk.Now())
+		must(a.claim(ctx))(t)
+		clk.Advance(2 * time.Minute) // a stopped renewing
+		if got, err := b.claim(ctx); err != nil || got.ID != j.ID || got.Retries != 1 {
+			t.Errorf("b's claim after a's lease lapsed: %+v %v, want %s reclaimed", got, err, j.ID)
+		}
+	})
+}
+
+// countedReads is crypto/rand counting its reads.
+type countedReads struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (c *countedReads) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	c.n++
+	c.mu.Unlock()
+	return rand.Read(p)
 }

@@ -89,13 +89,21 @@ func (l *lifecycle) logChange(j Job, from JobStatus) {
 	l.log.Info("job state changed", attrs...)
 }
 
-// claim hands the oldest PENDING job to a renderer: it is PROCESSING when claim returns it, or
-// ErrNotFound when no job waits.
+// claim hands a job whose lease lapsed, else the oldest PENDING job, to a renderer: it is
+// PROCESSING when claim returns it, or ErrNotFound when no job waits. Lapsed leases are looked for
+// with a read first: every worker polls at every wake-up, and on SQLite each write transaction
+// takes the database's one write lock.
 func (l *lifecycle) claim(ctx context.Context) (Job, error) {
 	if l.leases.duration > 0 {
-		j, err := l.reclaim(ctx)
-		if !errors.Is(err, ErrNotFound) {
-			return j, err
+		lapsed, err := l.store.HasLapsedLease(ctx, l.leases.now())
+		if err != nil {
+			return Job{}, err
+		}
+		if lapsed {
+			j, err := l.reclaim(ctx)
+			if !errors.Is(err, ErrNotFound) {
+				return j, err
+			}
 		}
 	}
 	lease, err := l.leases.next()

@@ -255,6 +255,17 @@ func (s *Store) ReclaimJob(ctx context.Context, t transition, now time.Time) (Jo
 	return j, err
 }
 
+// HasLapsedLease reports whether a PROCESSING job's lease lapsed before now: a plain read, so that
+// a worker looking for work takes a write transaction to reclaim one only when there is one.
+func (s *Store) HasLapsedLease(ctx context.Context, now time.Time) (bool, error) {
+	_, err := one(ctx, s.db, "lapsed lease", ErrNotFound, scanString,
+		`SELECT id FROM jobs WHERE status = 'PROCESSING' AND lease_until < ? LIMIT 1`, ms(now))
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // RenewLease moves the lease of owner on PROCESSING job id to until, and records progress (0-100)
 // unless the job got further before. It returns ErrLeaseLost when the job is not, or no longer,
 // PROCESSING under that lease.
