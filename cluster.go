@@ -34,6 +34,17 @@ func addClusterFlags(fs *flag.FlagSet, cfg *config) {
 	fs.StringVar(&cfg.Database, "database", "", "Postgres URL (postgres://user:password@host:5432/db) for jobs and keys, shared by every node; default: the SQLite file in -data")
 }
 
+// sweepGrace is how young an upload or output the start-up sweep leaves alone, with files of kind
+// filesKind: none when this node alone writes them; an hour when other nodes may be placing the
+// uploads of a job they have yet to commit, in a shared bucket or, with a shared queue, on disk
+// storage the nodes share (docs/scaling.md).
+func (c clusterConfig) sweepGrace(filesKind string) time.Duration {
+	if filesKind != "disk" || c.Database != "" {
+		return time.Hour
+	}
+	return 0
+}
+
 // checkClusterConfig validates the cluster's settings.
 func checkClusterConfig(cfg *config) error {
 	if cfg.Database != "" && !isPostgresURL(cfg.Database) {

@@ -339,9 +339,7 @@ func newServer(ctx context.Context, cfg config, log *slog.Logger, now func() tim
 	}
 	s.jobs = &lifecycle{store: st, dirs: dirs, files: s.files, now: now, hooks: s.hooks, log: log, rand: s.rand,
 		leases: leasing{node: node, duration: cmp.Or(cfg.Lease, defaultLease), now: now, rand: s.rand}}
-	if s.files.Kind() != "disk" {
-		s.jobs.sweepGrace = time.Hour
-	}
+	s.jobs.sweepGrace = cfg.sweepGrace(s.files.Kind())
 	if cfg.FilesRedirect {
 		if s.redirectOrigin, err = presignOrigin(ctx, s.files); err != nil {
 			st.Close()
