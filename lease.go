@@ -118,11 +118,11 @@ func (rd *renderer) keepLease(ctx context.Context, j Job) (leased context.Contex
 			cancelRenew()
 			switch {
 			case errors.Is(err, ErrLeaseLost):
-				rd.log.Warn("job's lease lost: another node has the job; render stopped", "job", j.ID)
+				rd.log.Warn("job's lease lost: another node has the job; render stopped", j.logAttrs()...)
 				cancel(ErrLeaseLost)
 				return
 			case err != nil:
-				rd.log.Warn("renew lease, will retry", "job", j.ID, "err", err)
+				rd.log.Warn("renew lease, will retry", j.logAttrs("err", err)...)
 			default:
 				ls.count("renewal")
 			}

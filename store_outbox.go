@@ -24,12 +24,19 @@ type Delivery struct {
 	ID            string
 	JobID         string
 	KeyID         string
+	TraceID       string // its job's (Job.TraceID), for its log lines
 	URL           string
 	State         DeliveryState
 	Attempts      int
 	NextAttemptAt time.Time // zero when none is planned
 	CreatedAt     time.Time
 	History       []Attempt
+}
+
+// logAttrs are the attributes that tie a log line to delivery d, then more: its job's (Job.logAttrs)
+// and its id.
+func (d Delivery) logAttrs(more ...any) []any {
+	return Job{ID: d.JobID, TraceID: d.TraceID}.logAttrs(append([]any{"delivery", d.ID}, more...)...)
 }
 
 // Attempt is one try at a delivery.
@@ -39,12 +46,12 @@ type Attempt struct {
 	Error      string // "" on a 2xx
 }
 
-const deliveryColumns = `d.id, d.job_id, j.key_id, d.url, d.state, d.attempts, d.next_attempt_at, d.created_at`
+const deliveryColumns = `d.id, d.job_id, j.key_id, j.trace_id, d.url, d.state, d.attempts, d.next_attempt_at, d.created_at`
 
 func scanDelivery(row scanner) (Delivery, error) {
 	var d Delivery
 	var next, created sql.NullInt64
-	err := row.Scan(&d.ID, &d.JobID, &d.KeyID, &d.URL, &d.State, &d.Attempts, &next, &created)
+	err := row.Scan(&d.ID, &d.JobID, &d.KeyID, &d.TraceID, &d.URL, &d.State, &d.Attempts, &next, &created)
 	d.NextAttemptAt, d.CreatedAt = fromMS(next), fromMS(created)
 	return d, err
 }

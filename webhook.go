@@ -463,7 +463,7 @@ func (ws *webhookSender) attempt(ctx context.Context, d Delivery) {
 		var err error
 		owner, ok, err = ws.claim(ctx, d.ID, ws.now())
 		if err != nil {
-			ws.log.Error("webhook claim", "delivery", d.ID, "err", err)
+			ws.log.Error("webhook claim", d.logAttrs("err", err)...)
 			ws.hold(d.ID)
 		}
 		if !ok {
@@ -472,19 +472,19 @@ func (ws *webhookSender) attempt(ctx context.Context, d Delivery) {
 	}
 	k, err := ws.store.KeyByID(ctx, d.KeyID)
 	if err != nil {
-		ws.log.Error("webhook key", "delivery", d.ID, "err", err)
+		ws.log.Error("webhook key", d.logAttrs("err", err)...)
 		ws.hold(d.ID)
 		return
 	}
 	j, err := ws.store.JobByID(ctx, d.JobID)
 	if err != nil {
-		ws.log.Error("webhook job", "delivery", d.ID, "err", err)
+		ws.log.Error("webhook job", d.logAttrs("err", err)...)
 		ws.hold(d.ID)
 		return
 	}
 	body, err := json.Marshal(statusOf(j, ws.publicURL, nil))
 	if err != nil {
-		ws.log.Error("webhook body", "delivery", d.ID, "err", err)
+		ws.log.Error("webhook body", d.logAttrs("err", err)...)
 		return
 	}
 	now := ws.now()
@@ -556,7 +556,7 @@ func (ws *webhookSender) record(ctx context.Context, d Delivery, owner string, j
 		ws.log.Warn("webhook attempt not recorded: its lease lapsed and another node has the delivery", j.logAttrs("delivery", d.ID)...)
 		return
 	} else if err != nil {
-		ws.log.Error("record webhook attempt", "delivery", d.ID, "err", err, "retry_in", unrecordedHold.String())
+		ws.log.Error("record webhook attempt", d.logAttrs("err", err, "retry_in", unrecordedHold.String())...)
 		ws.hold(d.ID)
 		return
 	}
