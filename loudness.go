@@ -105,13 +105,8 @@ func measureArgs(job Job, audio, loudness, peak string) []string {
 // channels a job's audio is encoded with (its AAC_CUTOFF_FROM_BITRATE): 18 kHz in stereo, 22 kHz
 // in mono.
 func aacBandwidth(job Job) int {
-	f := strings.Split(job.AudioCodec, "/")
-	channels := 2
-	if len(f) > 2 && f[2] == "1" {
-		channels = 1
-	}
 	perChannel, _ := strconv.Atoi(strings.TrimSuffix(audioRate, "k"))
-	perChannel = perChannel * 1000 / channels
+	perChannel = perChannel * 1000 / parseCodecTag(job.AudioCodec).encodedChannels()
 	return min(max(perChannel/5, perChannel*15/32-5500), 3000+perChannel/4, 12000+perChannel/16, 22000)
 }
 

@@ -66,38 +66,18 @@ const (
 	setupShare = 2
 )
 
-// audioCodecTag records what the render needs to know about the audio: "codec/profile/channels/rate",
-// the codec followed by damagedMark for audio that must be encoded whatever its codec.
-func audioCodecTag(info audioInfo) string {
-	codec := info.Codec
-	if info.Damaged {
-		codec += damagedMark
-	}
-	return fmt.Sprintf("%s/%s/%d/%d", codec, info.Profile, info.Channels, info.SampleRate)
-}
-
-// damagedMark follows the codec in the codec tag of audio some of whose frames did not decode and
-// which is kept as it was uploaded (audioInfo.Damaged): a copy would carry the damage into the
-// video, an encode takes only what decodes.
-const damagedMark = "+damaged"
-
 // audioArgs returns the ffmpeg output options for the audio of a job whose codec tag is tag: a copy
 // when the audio already plays everywhere (AAC-LC, stereo or mono, at most 48 kHz; at exactly 48
 // kHz for a platform size, which the platforms' upload rules ask for), decodes cleanly (no
 // damagedMark) and keeps its level (no loudness), else AAC, at the level the render measured.
 func audioArgs(tag string, o Options) []string {
-	f := strings.Split(tag, "/")
-	for len(f) < 4 {
-		f = append(f, "")
-	}
-	channels, _ := strconv.Atoi(f[2])
-	rate, _ := strconv.Atoi(f[3])
-	resample := rate > 48000 || o.platform() && rate != 48000
-	if f[0] == "aac" && f[1] == "LC" && channels <= 2 && !resample && o.Loudness == 0 {
+	ct := parseCodecTag(tag)
+	resample := ct.rate > 48000 || o.platform() && ct.rate != 48000
+	if ct.codec == "aac" && ct.profile == "LC" && ct.channels <= 2 && !resample && o.Loudness == 0 {
 		return []string{"-c:a", "copy"}
 	}
 	args := []string{"-c:a", "aac", "-aac_coder", aacCoder, "-b:a", audioRate}
-	if channels > 2 {
+	if ct.channels > 2 {
 		args = append(args, "-ac", "2")
 	}
 	if resample {

@@ -52,11 +52,7 @@ const (
 // seconds (renderEstimates).
 func jobEncodeCosts(job Job, picture float64) encodeCosts {
 	_, rate := encodedFormat(job)
-	channels := 1
-	if f := strings.Split(job.AudioCodec, "/"); len(f) >= 3 {
-		channels, _ = strconv.Atoi(f[2])
-	}
-	channels = min(max(channels, 1), 2) // more are downmixed to stereo (audioArgs)
+	channels := parseCodecTag(job.AudioCodec).encodedChannels()
 	return encodeCosts{Start: startCost, Decode: decodeCost,
 		Encode: encodeCostPerChannel * float64(channels) * float64(rate) / 48000, Picture: picture}
 }
@@ -107,8 +103,7 @@ func segmentArgs(job Job, audio, out string, s aac.Segment) []string {
 // encodedFormat returns the filters that give a job's audio the channels, rate and level audioArgs
 // asks for with -ac, -ar and -af, and the sample rate the audio is encoded at.
 func encodedFormat(job Job) (filters []string, rate int) {
-	f := strings.Split(job.AudioCodec, "/")
-	rate, _ = strconv.Atoi(f[len(f)-1])
+	rate = parseCodecTag(job.AudioCodec).rate
 	args := audioArgs(job.AudioCodec, job.Options)
 	for i := 0; i+1 < len(args); i++ {
 		switch args[i] {
