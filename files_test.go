@@ -43,6 +43,8 @@ func testS3Settings(t testing.TB) s3Settings {
 	}
 }
 
+// randomTestHex is 16 random hex digits, to keep apart the names (buckets, prefixes, sockets) of
+// tests run side by side.
 func randomTestHex(t testing.TB) string {
 	t.Helper()
 	h, err := randomHex(rand.Reader, 8)

@@ -55,6 +55,8 @@ func forEachStore(t *testing.T, fn func(t *testing.T, open func(testing.TB) (*St
 	}
 }
 
+// openSQLiteTestStore opens a store on a fresh SQLite file, every migration applied, closed when the
+// test ends.
 func openSQLiteTestStore(t testing.TB) *Store {
 	t.Helper()
 	st, err := OpenStore(context.Background(), filepath.Join(t.TempDir(), "vidgen.db"), time.Now)

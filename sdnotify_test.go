@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"io"
 	"log/slog"
@@ -42,7 +41,7 @@ func readNotify(t testing.TB, conn *net.UnixConn, wait time.Duration) string {
 // socket ('@' name, as systemd gives), byte for byte; with no socket, notify does nothing.
 func TestSdNotifySocketKinds(t *testing.T) {
 	t.Parallel()
-	for _, name := range []string{filepath.Join(t.TempDir(), "notify"), "@vidgen-test-" + strings.ReplaceAll(t.Name(), "/", "-") + "-" + randomSuffix(t)} {
+	for _, name := range []string{filepath.Join(t.TempDir(), "notify"), "@vidgen-test-" + strings.ReplaceAll(t.Name(), "/", "-") + "-" + randomTestHex(t)} {
 		conn := listenNotify(t, name)
 		if err := (notifier{socket: name}).notify("READY=1\nSTATUS=listening"); err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -57,16 +56,6 @@ func TestSdNotifySocketKinds(t *testing.T) {
 	if err := (notifier{socket: filepath.Join(t.TempDir(), "none")}).notify("READY=1"); err == nil {
 		t.Error("a socket nobody listens on: no error")
 	}
-}
-
-// randomSuffix keeps abstract socket names of tests run side by side apart.
-func randomSuffix(t testing.TB) string {
-	t.Helper()
-	s, err := randomHex(rand.Reader, 6)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 // TestWatchdogEvery: WATCHDOG_USEC halved, for this process only, and nothing when unset or bad.

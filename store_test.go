@@ -18,11 +18,7 @@ import (
 // testStore opens a store on a fresh SQLite file with every migration, and one account.
 func testStore(t testing.TB) (*Store, Key) {
 	t.Helper()
-	st, err := OpenStore(context.Background(), filepath.Join(t.TempDir(), "vidgen.db"), time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openSQLiteTestStore(t)
 	return st, storeKey(t, st, "alice")
 }
 
