@@ -37,6 +37,10 @@ type lifecycle struct {
 	// leases, when its duration is set, makes each claim a lease of this node (lease.go); zero,
 	// claims are not leased and recover takes back every PROCESSING job.
 	leases leasing
+	// orphansLeft is set when recover could not sweep the files no job needs (the bucket did not
+	// answer): the hourly sweep tries again until it succeeds. Only recover and then sweepLoop
+	// touch it, one after the other.
+	orphansLeft bool
 }
 
 // finish moves job id from state from as o says (keyID, when set, must own it) and returns the job
@@ -175,22 +179,32 @@ func (l *lifecycle) recover(ctx context.Context) error {
 	if err := l.dirs.emptyTmp(); err != nil {
 		return err
 	}
+	// A bucket that does not answer must not keep the service down: its orphans wait for the
+	// hourly sweep (sweepLoop).
+	if err := l.sweepOrphans(ctx, l.sweepGrace); err != nil {
+		l.log.Warn("sweep files no job needs; will try again within the hour", "err", err)
+		l.orphansLeft = true
+	}
+	return nil
+}
+
+// sweepOrphans deletes the files no job needs, older than grace: the uploads of every job not
+// active (inputs of ended jobs, and orphans of a crash between upload and commit) and the outputs of
+// every token no job has (a crash between publishing a render's files and recording the job's end
+// leaves them, and the job renders again under a new token).
+func (l *lifecycle) sweepOrphans(ctx context.Context, grace time.Duration) error {
 	active, err := l.store.ActiveJobIDs(ctx)
 	if err != nil {
 		return err
 	}
-	// The uploads of every job not active: inputs of ended jobs, and orphans of a crash between
-	// upload and commit.
-	if err := sweepFiles(ctx, l.files, "inputs/", l.sweepGrace, l.now(), func(id string) bool { return active[id] }); err != nil {
+	if err := sweepFiles(ctx, l.files, "inputs/", grace, l.now(), func(id string) bool { return active[id] }); err != nil {
 		return err
 	}
 	tokens, err := l.store.OutputTokens(ctx)
 	if err != nil {
 		return err
 	}
-	// The outputs of every token no job has: a crash between publishing a render's files and
-	// recording the job's end leaves them, and the job renders again under a new token.
-	return sweepFiles(ctx, l.files, "outputs/", l.sweepGrace, l.now(), func(token string) bool { return tokens[token] })
+	return sweepFiles(ctx, l.files, "outputs/", grace, l.now(), func(token string) bool { return tokens[token] })
 }
 
 // expire deletes the outputs of jobs that finished before cutoff, so their links answer 410, and the

@@ -26,6 +26,8 @@ var migratedTables = []struct{ name, columns, order string }{
 	{"idempotency_keys", "key_id, idem_key, fingerprint, job_id, status_code, response, created_at, claim_owner", "created_at, key_id, idem_key"},
 	{"webhook_deliveries", "id, job_id, url, state, attempts, next_attempt_at, created_at, updated_at, lease_owner", "rowid"},
 	{"webhook_attempts", "id, delivery_id, at, status_code, error", "id"},
+	// The database's id moves with it: the bucket's owner marker names it.
+	{"installation", "one, id", "one"},
 }
 
 // runMigrateStore implements `vidgen migrate-store`.

@@ -6,6 +6,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -62,6 +63,12 @@ var migrations = []string{
 	// owner), so a node starting up releases only its dead process's claims, not the uploads other
 	// nodes are receiving, and a request whose claim was released cannot answer over another's.
 	`ALTER TABLE idempotency_keys ADD COLUMN claim_owner TEXT;`,
+	// 12: the database's id (InstallID), which a bucket prefix's owner marker names, so a second
+	// vidgen with a database of its own cannot sweep away the first one's files. One row at most.
+	`CREATE TABLE IF NOT EXISTS installation (
+	    one INTEGER PRIMARY KEY CHECK (one = 1),
+	    id  TEXT NOT NULL
+	 );`,
 }
 
 // migrationLeases (10) makes each claim a lease, so several nodes can share one queue: the worker
@@ -337,6 +344,23 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	return nil
+}
+
+// InstallID returns the database's id, made from rnd the first time it is asked for. Every node on
+// one database reads the same id; two databases never share one.
+func (s *Store) InstallID(ctx context.Context, rnd io.Reader) (string, error) {
+	id, err := randomHex(rnd, 16)
+	if err != nil {
+		return "", err
+	}
+	// ON CONFLICT DO NOTHING: two nodes asking at once both read the one id that was stored first.
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO installation (one, id) VALUES (1, ?) ON CONFLICT DO NOTHING`, id); err != nil {
+		return "", fmt.Errorf("install id: %w", err)
+	}
+	if err := s.db.QueryRowContext(ctx, `SELECT id FROM installation WHERE one = 1`).Scan(&id); err != nil {
+		return "", fmt.Errorf("install id: %w", err)
+	}
+	return id, nil
 }
 
 // IntegrityCheck runs PRAGMA integrity_check and returns its verdict ("ok" when sound).
