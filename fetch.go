@@ -189,6 +189,8 @@ func (s *server) fetched(job Job, kind inputKind) bool {
 // fetchInput fetches job's input kind (the n-th of all fetches) to a temporary file, with an
 // upload's size limit enforced while it streams.
 func (s *server) fetchInput(ctx context.Context, job Job, kind inputKind, n, all int) (*upload, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, job.InputURLs[kind], nil)
 	if err != nil {
 		return nil, errorf(kindInvalid, "not a URL that can be fetched")
@@ -208,25 +210,50 @@ func (s *server) fetchInput(ctx context.Context, job Job, kind inputKind, n, all
 	}
 	body := &fetchBody{r: resp.Body, size: resp.ContentLength, progress: func(frac float64) {
 		s.renderer.stepDone(job.ID, (float64(n)+frac)/float64(all))
-	}}
+	}, now: s.now, start: s.now(), grace: s.fetchGrace, minRate: s.fetchMinRate, cut: cancel}
 	u, err := s.saveUpload(body, string(kind))
 	if body.err != nil {
+		if errors.Is(context.Cause(ctx), errFetchTooSlow) {
+			body.err = errFetchTooSlow
+		}
 		return u, fetchError(body.err)
 	}
 	return u, err
 }
 
+// errFetchTooSlow is a fetched body that fell behind the minimum average rate.
+var errFetchTooSlow = errors.New("the server sent the file too slowly")
+
 // fetchBody is a fetched input's body, which reports its progress (when its size is known) and
-// keeps its own read error apart from the disk's.
+// keeps its own read error apart from the disk's. Once grace has passed since start it must keep
+// arriving at minRate bytes a second on average, as an upload must: a server that trickles would
+// otherwise hold a render worker, which its owner cannot cancel, for the whole inputFetchTimeout.
+// A read still waiting when the next byte is due is cut (cut is called with errFetchTooSlow).
 type fetchBody struct {
 	r        io.Reader
 	size     int64
 	read     int64
 	progress func(frac float64)
 	err      error
+
+	now     func() time.Time
+	start   time.Time
+	grace   time.Duration
+	minRate float64 // bytes a second; 0 for no minimum
+	cut     context.CancelCauseFunc
 }
 
 func (b *fetchBody) Read(p []byte) (int, error) {
+	if b.minRate > 0 {
+		due := b.start.Add(b.grace + time.Duration(float64(b.read+1)/b.minRate*float64(time.Second)))
+		wait := due.Sub(b.now())
+		if wait <= 0 {
+			b.err = errFetchTooSlow
+			return 0, b.err
+		}
+		t := time.AfterFunc(wait, func() { b.cut(errFetchTooSlow) })
+		defer t.Stop()
+	}
 	n, err := b.r.Read(p)
 	b.read += int64(n)
 	if b.size > 0 {
@@ -248,6 +275,9 @@ func fetchError(err error) error {
 	var refused *redirectRefused
 	var ne net.Error
 	switch {
+	case errors.Is(err, errFetchTooSlow):
+		return &Error{Kind: kindInvalid, Msg: fmt.Sprintf("the server sent the file too slowly: after the first %d s it must average at least %d KB/s",
+			int(uploadGrace.Seconds()), uploadMinRate>>10), Err: err}
 	case errors.As(err, &ne) && ne.Timeout():
 		return &Error{Kind: kindInvalid, Msg: fmt.Sprintf("it timed out: the server must answer within %d s and send the whole file within %d minutes",
 			int(webhookTimeout.Seconds()), int(inputFetchTimeout.Minutes())), Err: err}

@@ -250,7 +250,9 @@ type server struct {
 	goDecodes             decodeGate    // pictures decoded in vidgen's own memory, one at a time
 	pictures              *memoryGate   // decoding pictures, in uploads and renders, by their memory
 	uploadGrace           time.Duration
-	uploadMinRate         float64              // bytes a second, after uploadGrace
+	uploadMinRate         float64 // bytes a second, after uploadGrace
+	fetchGrace            time.Duration
+	fetchMinRate          float64              // bytes a second an input by URL must average after fetchGrace
 	redeliverLimit        *limitPolicy[string] // per account
 	ratePolicyHeader      string
 	diskFree              func(path string) (int64, error)
@@ -326,6 +328,8 @@ func newServer(ctx context.Context, cfg config, log *slog.Logger, now func() tim
 	s.goDecodes = newDecodeGate()
 	s.pictures = newMemoryGate(memoryBudget())
 	s.uploadGrace, s.uploadMinRate = uploadGrace, uploadMinRate
+	// Inputs by URL are held to an upload's pace.
+	s.fetchGrace, s.fetchMinRate = uploadGrace, uploadMinRate
 	s.ratePolicyHeader = ratePolicy(s.apiLimit, s.submitLimit)
 	s.hooks = newWebhookSender(st, log, now, cfg.PublicURL, cfg.WebhookAllowPrivate, cfg.WebhookPorts, nil)
 	node, err := loadNodeID(dirs, s.rand)
