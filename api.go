@@ -195,7 +195,7 @@ func (s *server) handleHealth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if b, ok := s.files.(*s3Files); ok {
-		if err := b.check(r.Context()); err != nil {
+		if err := b.health.do(r.Context()); err != nil {
 			s.log.Error("health check failed", "err", err)
 			s.writeError(w, r, errorf(kindUnavailable, "The service cannot reach its bucket; try again in a moment"))
 			return

@@ -63,6 +63,26 @@ type s3Files struct {
 	uploader *manager.Uploader
 	bucket   string
 	prefix   string
+	// opTimeout bounds each call to the bucket (s3OpTimeout), plus a file's size at minRate bytes a
+	// second for a call that moves one: a bucket that hangs (a stopped server, a link that drops
+	// every packet) fails the request or the render instead of holding it for ever.
+	opTimeout time.Duration
+	minRate   float64
+	// health is the bucket's check as /health asks it, cached for a few seconds.
+	health *cachedCheck
+}
+
+// s3OpTimeout and s3MinRate are opTimeout and minRate: a bucket answers a small call within
+// seconds, and a bucket's link (a datacenter's) moves far more than 1 MB/s, so a 50 MB upload is
+// given 80 s.
+const (
+	s3OpTimeout = 30 * time.Second
+	s3MinRate   = 1 << 20
+)
+
+// bounded is ctx with the deadline of a call to the bucket that moves size bytes (0 for none).
+func (f *s3Files) bounded(ctx context.Context, size int64) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, f.opTimeout+time.Duration(float64(max(size, 0))/f.minRate*float64(time.Second)))
 }
 
 // s3PartSize is the part of a multipart upload: an 8 MB part is read from its file as it is sent.
@@ -71,6 +91,18 @@ const s3PartSize = 8 << 20
 // newS3Files connects to the bucket st names and checks that it answers, so a wrong endpoint,
 // bucket or key stops serve at start rather than failing every upload.
 func newS3Files(ctx context.Context, st s3Settings) (*s3Files, error) {
+	f, err := newS3Client(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.check(ctx); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// newS3Client is the bucket st names, unchecked.
+func newS3Client(ctx context.Context, st s3Settings) (*s3Files, error) {
 	var opts []func(*awsconfig.LoadOptions) error
 	if st.Region != "" {
 		opts = append(opts, awsconfig.WithRegion(st.Region))
@@ -96,10 +128,9 @@ func newS3Files(ctx context.Context, st s3Settings) (*s3Files, error) {
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
 	f := &s3Files{client: client, presign: s3.NewPresignClient(client), bucket: st.Bucket, prefix: st.Prefix,
-		uploader: manager.NewUploader(client, func(u *manager.Uploader) { u.PartSize, u.Concurrency = s3PartSize, 2 })}
-	if err := f.check(ctx); err != nil {
-		return nil, err
-	}
+		uploader:  manager.NewUploader(client, func(u *manager.Uploader) { u.PartSize, u.Concurrency = s3PartSize, 2 }),
+		opTimeout: s3OpTimeout, minRate: s3MinRate}
+	f.health = newCachedCheck(f.check, s3HealthTTL, time.Now)
 	return f, nil
 }
 
@@ -151,12 +182,18 @@ func (f *s3Files) Put(ctx context.Context, key string, r io.Reader, size int64) 
 	in := &s3.PutObjectInput{Bucket: &f.bucket, Key: f.object(key), Body: r}
 	if size >= 0 {
 		in.ContentLength = aws.Int64(size)
+	} else {
+		size = 100 * s3PartSize // not used by the service, which always knows the size
 	}
+	ctx, cancel := f.bounded(ctx, size)
+	defer cancel()
 	_, err := f.uploader.Upload(ctx, in)
 	return err
 }
 
 func (f *s3Files) Stat(ctx context.Context, key string) (int64, error) {
+	ctx, cancel := f.bounded(ctx, 0)
+	defer cancel()
 	out, err := f.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &f.bucket, Key: f.object(key)})
 	if err != nil {
 		return 0, notFound("stat", key, err)
@@ -165,7 +202,9 @@ func (f *s3Files) Stat(ctx context.Context, key string) (int64, error) {
 }
 
 func (f *s3Files) Open(ctx context.Context, key string) (fileReader, error) {
-	out, err := f.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &f.bucket, Key: f.object(key)})
+	hctx, cancel := f.bounded(ctx, 0)
+	defer cancel()
+	out, err := f.client.HeadObject(hctx, &s3.HeadObjectInput{Bucket: &f.bucket, Key: f.object(key)})
 	if err != nil {
 		return nil, notFound("open", key, err)
 	}
@@ -174,11 +213,17 @@ func (f *s3Files) Open(ctx context.Context, key string) (fileReader, error) {
 
 // Local fetches the object into dir, under the key's base name.
 func (f *s3Files) Local(ctx context.Context, key, dir string) (string, error) {
+	// The size is known once the GET answers: the deadline then grows to fit it.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	deadline := time.AfterFunc(f.opTimeout, cancel)
+	defer deadline.Stop()
 	out, err := f.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &f.bucket, Key: f.object(key)})
 	if err != nil {
 		return "", notFound("fetch", key, err)
 	}
 	defer out.Body.Close()
+	deadline.Reset(f.opTimeout + time.Duration(float64(aws.ToInt64(out.ContentLength))/f.minRate*float64(time.Second)))
 	p := filepath.Join(dir, path.Base(key))
 	file, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -199,6 +244,8 @@ func (f *s3Files) Delete(ctx context.Context, key string) error {
 	if _, err := f.Stat(ctx, key); err != nil {
 		return err
 	}
+	ctx, cancel := f.bounded(ctx, 0)
+	defer cancel()
 	_, err := f.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &f.bucket, Key: f.object(key)})
 	return err
 }
@@ -207,7 +254,9 @@ func (f *s3Files) List(ctx context.Context, prefix string) ([]fileEntry, error) 
 	var out []fileEntry
 	pages := s3.NewListObjectsV2Paginator(f.client, &s3.ListObjectsV2Input{Bucket: &f.bucket, Prefix: f.object(prefix)})
 	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
+		pctx, cancel := f.bounded(ctx, 0)
+		page, err := pages.NextPage(pctx)
+		cancel()
 		if err != nil {
 			return nil, err
 		}
@@ -270,11 +319,19 @@ func (r *s3Reader) Read(p []byte) (int, error) {
 		if r.etag != "" {
 			in.IfMatch = &r.etag
 		}
-		out, err := r.f.client.GetObject(r.ctx, in)
+		// The wait for the answer is bounded; its body is read at the pace of the client it is for.
+		ctx, cancel := context.WithCancel(r.ctx)
+		deadline := time.AfterFunc(r.f.opTimeout, cancel)
+		out, err := r.f.client.GetObject(ctx, in)
+		if !deadline.Stop() && err == nil {
+			out.Body.Close()
+			err = context.DeadlineExceeded
+		}
 		if err != nil {
+			cancel()
 			return 0, notFound("read", r.key, err)
 		}
-		r.body = out.Body
+		r.body = cancelOnClose{out.Body, cancel}
 	}
 	n, err := r.body.Read(p)
 	r.off += int64(n)
@@ -285,6 +342,17 @@ func (r *s3Reader) Read(p []byte) (int, error) {
 		err = nil // the next Read opens the next window
 	}
 	return n, err
+}
+
+// cancelOnClose is a body whose request's context is released when it is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c cancelOnClose) Close() error {
+	defer c.cancel()
+	return c.ReadCloser.Close()
 }
 
 func (r *s3Reader) Seek(offset int64, whence int) (int64, error) {

@@ -88,8 +88,11 @@ func TestFilesS3Service(t *testing.T) {
 		t.Errorf("an expired video: %d, want 410", resp.StatusCode)
 	}
 
-	// A bucket that stops answering makes /health 503, so a load balancer takes the node out.
-	e.srv.files.(*s3Files).bucket = "gone-" + randomTestHex(t)
+	// A bucket that stops answering makes /health 503, so a load balancer takes the node out, once
+	// the last answer it keeps has aged (s3HealthTTL).
+	b := e.srv.files.(*s3Files)
+	b.bucket = "gone-" + randomTestHex(t)
+	b.health.now = func() time.Time { return time.Now().Add(s3HealthTTL) }
 	if resp, b := e.do(t, "GET", "/health", "", nil); resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), "cannot reach its bucket") {
 		t.Errorf("health with the bucket gone: %d %s", resp.StatusCode, b)
 	}
