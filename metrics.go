@@ -122,15 +122,28 @@ func (m *metrics) jobEnded(j Job) {
 	}
 }
 
-// renderEnded records a render attempt of claimed that ended with out after took. A shutdown's
-// requeue (PENDING without a retry counted) is nobody's failure and is not counted.
-func (m *metrics) renderEnded(claimed Job, out Outcome, took time.Duration) {
+// renderRun is what a render attempt did, for its log line and the metrics.
+type renderRun struct {
+	job Job // the job as rendered: what its inputs by URL turned out to be, once fetched
+	// fetched says whether inputs were fetched by URL, which took fetch; fetchFailed that the
+	// fetch ended the attempt, before any ffmpeg ran.
+	fetched     bool
+	fetch       time.Duration
+	fetchFailed bool
+	took        time.Duration // the render after the fetch
+}
+
+// renderEnded records a render attempt that ended with out. A shutdown's requeue (PENDING without
+// a retry counted) is nobody's failure and is not counted, nor is an attempt whose fetch of its
+// inputs by URL failed: no ffmpeg ran. The durations are the render's, after any fetch.
+func (m *metrics) renderEnded(run renderRun, out Outcome) {
 	switch {
 	case out.Status == StatusCompleted:
-		m.renderSeconds.Observe(took.Seconds())
-		if took > 0 && claimed.AudioDuration > 0 {
-			m.realtime.Observe(claimed.AudioDuration / took.Seconds())
+		m.renderSeconds.Observe(run.took.Seconds())
+		if run.took > 0 && run.job.AudioDuration > 0 {
+			m.realtime.Observe(run.job.AudioDuration / run.took.Seconds())
 		}
+	case run.fetchFailed:
 	case out.Status == StatusFailed:
 		m.ffmpegFailures.WithLabelValues("bad_input").Inc()
 	case out.CountRetry:

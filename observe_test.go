@@ -245,11 +245,11 @@ func TestMetrics(t *testing.T) {
 func TestRenderMetrics(t *testing.T) {
 	t.Parallel()
 	m := newMetrics(nil, time.Now)
-	claimed := Job{AudioDuration: 60}
-	m.renderEnded(claimed, Outcome{Status: StatusCompleted}, 2*time.Second)
-	m.renderEnded(claimed, Outcome{Status: StatusFailed, ErrorMessage: "audio: cannot be decoded"}, time.Second)
-	m.renderEnded(claimed, Outcome{Status: StatusPending, CountRetry: true}, time.Second)
-	m.renderEnded(claimed, Outcome{Status: StatusPending}, time.Second) // shutdown: not a failure
+	run := renderRun{job: Job{AudioDuration: 60}, took: time.Second}
+	m.renderEnded(renderRun{job: run.job, took: 2 * time.Second}, Outcome{Status: StatusCompleted})
+	m.renderEnded(run, Outcome{Status: StatusFailed, ErrorMessage: "audio: cannot be decoded"})
+	m.renderEnded(run, Outcome{Status: StatusPending, CountRetry: true})
+	m.renderEnded(run, Outcome{Status: StatusPending}) // shutdown: not a failure
 	m.webhookAttempt("pending")
 	m.webhookAttempt("failed")
 	w := httptest.NewRecorder()

@@ -113,7 +113,7 @@ type renderer struct {
 	// many segments its audio is cut.
 	costs func(job Job, picture float64) encodeCosts
 	// observe, when set, is told how each render attempt ended and how long it took (metrics).
-	observe func(claimed Job, out Outcome, took time.Duration)
+	observe func(run renderRun, out Outcome)
 	// fetch, when set, fetches a claimed job's inputs given by URL before its render and returns
 	// the job as it is to be rendered (fetch.go).
 	fetch func(ctx context.Context, job Job) (Job, error)
@@ -217,10 +217,9 @@ func (rd *renderer) renderJob(killCtx context.Context, job Job) {
 		rd.mu.Unlock()
 	}()
 
-	start := time.Now()
 	// The lease is renewed until the outcome is recorded: recording may be retried for a minute.
 	leased, stopLease := rd.keepLease(killCtx, job)
-	out := rd.render(leased, job)
+	out, run := rd.render(leased, job)
 	if errors.Is(context.Cause(leased), ErrLeaseLost) {
 		stopLease()
 		return // the job is another worker's now; its outcome is theirs to record
@@ -237,9 +236,14 @@ func (rd *renderer) renderJob(killCtx context.Context, job Job) {
 		return
 	}
 	// The outcome is the job's state as stored: a retry past the last one is FAILED, not PENDING.
-	rd.log.Info("render ended", job.logAttrs("outcome", stored.Status, "seconds", time.Since(start).Seconds(), "audio_s", job.AudioDuration)...)
+	// The job as fetched: a job's audio by URL is known only then.
+	attrs := run.job.logAttrs("outcome", stored.Status, "seconds", run.took.Seconds(), "audio_s", run.job.AudioDuration)
+	if run.fetched {
+		attrs = append(attrs, "fetch_s", run.fetch.Seconds())
+	}
+	rd.log.Info("render ended", attrs...)
 	if rd.observe != nil {
-		rd.observe(job, out, time.Since(start))
+		rd.observe(run, out)
 	}
 }
 
@@ -276,17 +280,29 @@ func (rd *renderer) finish(killCtx context.Context, job Job, out Outcome) (Job, 
 	return Job{}, err
 }
 
-// render produces the job's video and poster in outputs/ and says how it went.
-func (rd *renderer) render(killCtx context.Context, job Job) Outcome {
-	timeout := renderTimeout
-	if rd.timeout != nil {
-		timeout = rd.timeout
-	}
+// render produces the job's video and poster in outputs/ and says how it went, and what it did.
+func (rd *renderer) render(killCtx context.Context, job Job) (Outcome, renderRun) {
 	// The inputs given by URL come first, in a time of their own: the render's is sized by the
 	// audio, which is not known before.
 	var err error
+	var run renderRun
 	if rd.fetch != nil && len(job.InputURLs) > 0 {
+		start := time.Now()
 		job, err = rd.fetch(killCtx, job)
+		run.fetched, run.fetch, run.fetchFailed = true, time.Since(start), err != nil
+	}
+	start := time.Now()
+	out := rd.renderFetched(killCtx, job, err)
+	run.job, run.took = job, time.Since(start)
+	return out, run
+}
+
+// renderFetched is render once the job's inputs by URL were fetched, which failed with err when
+// not nil.
+func (rd *renderer) renderFetched(killCtx context.Context, job Job, err error) Outcome {
+	timeout := renderTimeout
+	if rd.timeout != nil {
+		timeout = rd.timeout
 	}
 	limit := timeout(workSeconds(job))
 	ctx, cancel := context.WithTimeout(killCtx, limit)
