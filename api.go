@@ -465,7 +465,9 @@ func (s *server) handleVideo(w http.ResponseWriter, r *http.Request) {
 	if kind == "jpg" {
 		ctype = "image/jpeg"
 	}
-	if s.cfg.FilesRedirect {
+	// A HEAD is answered here, from the object's size: a presigned URL is signed for GET alone, and
+	// S3 answers a HEAD on it 403.
+	if s.cfg.FilesRedirect && r.Method != http.MethodHead {
 		s.redirectOutput(w, r, outputKey(token, kind), ctype)
 		return
 	}
