@@ -275,6 +275,8 @@ func fetchError(err error) error {
 	var refused *redirectRefused
 	var ne net.Error
 	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return &Error{Kind: kindInvalid, Msg: "the server closed the connection before sending the whole file", Err: err}
 	case errors.Is(err, errFetchTooSlow):
 		return &Error{Kind: kindInvalid, Msg: fmt.Sprintf("the server sent the file too slowly: after the first %d s it must average at least %d KB/s",
 			int(uploadGrace.Seconds()), uploadMinRate>>10), Err: err}

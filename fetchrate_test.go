@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -47,5 +48,24 @@ func TestInputURLTooSlow(t *testing.T) {
 		if msg, _ := st["errorMessage"].(string); !strings.HasPrefix(msg, want) {
 			t.Errorf("%s: errorMessage %q, want it to start %q", path, msg, want)
 		}
+	}
+}
+
+// TestInputURLTruncated: a server that declares 1000 bytes more than it sends, then closes, ends
+// the job FAILED saying the file was cut short, not that the server was unreachable.
+func TestInputURLTruncated(t *testing.T) {
+	t.Parallel()
+	fe := newFetchEnv(t, nil, map[string]http.HandlerFunc{
+		"/short.jpg": func(w http.ResponseWriter, r *http.Request) {
+			b := readFile(t, fixture(t, "img.jpg"))
+			w.Header().Set("Content-Length", strconv.Itoa(len(b)+1000))
+			w.Write(b)
+		},
+	})
+	key, id := fe.submitURLs(t, map[string]string{"audio": fixture(t, "tone.wav")}, map[string]string{"imageUrl": fe.url("/short.jpg")})
+	st := fe.wait(t, key, id, StatusFailed)
+	want := "Could not use imageUrl " + fe.url("/short.jpg") + ": the server closed the connection before sending the whole file"
+	if msg, _ := st["errorMessage"].(string); msg != want {
+		t.Errorf("errorMessage %q, want %q", msg, want)
 	}
 }
