@@ -414,7 +414,15 @@ func checkFilesConfig(cfg *config, env func(string) string) error {
 	}
 	if e := cfg.S3.Endpoint; e != "" {
 		u, err := url.Parse(e)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" {
+		if err == nil && u.User != nil {
+			// Without them: an error is logged, and the credentials belong in the environment.
+			return badSetting("s3-endpoint", "%q must not contain credentials; use VIDGEN_S3_ACCESS_KEY_ID and VIDGEN_S3_SECRET_ACCESS_KEY",
+				u.Redacted())
+		}
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+			if _, after, ok := strings.Cut(e, "@"); ok {
+				e = "…@" + after // what may be credentials, in a URL that does not parse
+			}
 			return badSetting("s3-endpoint", "%q is not an http:// or https:// URL like http://127.0.0.1:7070", e)
 		}
 	}
