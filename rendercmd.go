@@ -103,6 +103,9 @@ func parseRenderFlags(args []string, stderr io.Writer) (renderConfig, error) {
 			return c, usage(fmt.Errorf("render: %s is missing\n%s", f.flag, renderUsage))
 		}
 	}
+	if err := checkRenderOutputs(c); err != nil {
+		return c, usage(err)
+	}
 	if !oneOfNames(c.progress, "auto", "bar", "lines", "none") {
 		return c, usage(fmt.Errorf("render: -progress %q: use auto, bar, lines or none", c.progress))
 	}
@@ -161,13 +164,14 @@ func runRender(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return renderExit(ctx, err)
 	}
-	if c.poster != "" {
-		if err := copyPoster(dirs.output(token, "jpg"), c.poster); err != nil {
-			return &exitError{exitRenderFail, fmt.Errorf("render: poster: %w", err)}
-		}
-	}
 	if err := moveFile(dirs.output(token, "mp4"), c.out); err != nil {
 		return &exitError{exitRenderFail, fmt.Errorf("render: %w", err)}
+	}
+	// After the video: a poster that cannot be written does not lose the render.
+	if c.poster != "" {
+		if err := copyPoster(dirs.output(token, "jpg"), c.poster); err != nil {
+			return &exitError{exitRenderFail, fmt.Errorf("render: wrote %s, but not the poster: %w", c.out, err)}
+		}
 	}
 	var size int64
 	if fi, err := os.Stat(c.out); err == nil {
