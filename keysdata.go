@@ -93,7 +93,10 @@ func unitDataDir(path string) (string, error) {
 	for _, f := range envFiles {
 		optional := strings.HasPrefix(f, "-")
 		err := readEnvFile(strings.TrimPrefix(f, "-"), vars)
-		if err != nil && !(optional && errors.Is(err, fs.ErrNotExist)) {
+		// An optional file this user may not read (root's, mode 0600, as deploy.md installs it) is
+		// passed over as a missing one is: the unit's own Environment= still names the directory,
+		// and a command run as the service's user must reach it.
+		if err != nil && !(optional && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission))) {
 			return "", err
 		}
 	}

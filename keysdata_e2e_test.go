@@ -41,6 +41,19 @@ func sharedBinary(t testing.TB) (bin, base string) {
 	return bin, base
 }
 
+// serviceDataDir makes a data directory under base that serviceUser owns.
+func serviceDataDir(t testing.TB, base string) string {
+	t.Helper()
+	data := filepath.Join(base, "var-lib-vidgen")
+	if err := os.Mkdir(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(data, serviceUser, serviceUser); err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
 // asService runs cmd as serviceUser.
 func asService(cmd *exec.Cmd) *exec.Cmd {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: serviceUser, Gid: serviceUser}}
@@ -54,13 +67,7 @@ func asService(cmd *exec.Cmd) *exec.Cmd {
 func TestE2EKeysAsRootForServiceUser(t *testing.T) {
 	t.Parallel()
 	bin, base := sharedBinary(t)
-	data := filepath.Join(base, "var-lib-vidgen")
-	if err := os.Mkdir(data, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(data, serviceUser, serviceUser); err != nil {
-		t.Fatal(err)
-	}
+	data := serviceDataDir(t, base)
 	unit := filepath.Join(base, "vidgen.service")
 	if err := os.WriteFile(unit, []byte("[Service]\nUser=nobody\nEnvironment=VIDGEN_DATA="+data+"\n"), 0o644); err != nil {
 		t.Fatal(err)
