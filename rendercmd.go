@@ -157,8 +157,13 @@ func runRender(ctx context.Context, args []string, stderr io.Writer) error {
 		audioCores: runtime.NumCPU(), progress: map[string]*jobProgress{job.ID: {started: time.Now()}}}
 	done := make(chan struct{})
 	shown := make(chan struct{})
-	go func() { showProgress(stderr, c.progress, rd, job.ID, done); close(shown) }()
+	var rendered bool // written before done is closed, read after
+	go func() {
+		showProgress(stderr, c.progress, rd, job.ID, done, func() bool { return rendered })
+		close(shown)
+	}()
 	token, err := rd.renderFiles(ctx, job)
+	rendered = err == nil
 	close(done)
 	<-shown
 	if err != nil {
@@ -268,8 +273,9 @@ func copyPoster(src, dst string) error {
 }
 
 // showProgress reports the render's progress on w until done: a bar redrawn in place on a
-// terminal, a line at every tenth elsewhere (a log, a pipe), nothing for "none".
-func showProgress(w io.Writer, mode string, rd *renderer, id string, done <-chan struct{}) {
+// terminal, a line at every tenth elsewhere (a log, a pipe), nothing for "none". Once done, it
+// shows 100% only when rendered says the video was made.
+func showProgress(w io.Writer, mode string, rd *renderer, id string, done <-chan struct{}, rendered func() bool) {
 	if mode == "auto" {
 		mode = "lines"
 		if isTerminal(w) {
@@ -287,6 +293,13 @@ func showProgress(w io.Writer, mode string, rd *renderer, id string, done <-chan
 		pct, eta := rd.Progress(id)
 		select {
 		case <-done:
+			if !rendered() {
+				// Interrupted or failed: what was reached is the last word, never a 100%.
+				if mode == "bar" {
+					fmt.Fprintln(w)
+				}
+				return
+			}
 			pct, eta = 100, nil
 		default:
 		}
