@@ -67,6 +67,7 @@ before(async () => {
   ff('-f', 'lavfi', '-i', 'testsrc2=s=640x360', '-frames:v', '1', join(work, 'picture.jpg'));
   ff('-f', 'lavfi', '-i', 'sine=f=440:d=4', '-ac', '2', '-c:a', 'libmp3lame', '-b:a', '128k', join(work, 'voice.mp3'));
   const dataDir = join(work, 'data');
+  mkdirSync(dataDir, { mode: 0o700 }); // vidgen keys never creates a data directory
   apiKey = JSON.parse(execFileSync(vidgen, ['keys', 'create', '-data', dataDir, '-name', 'e2e', '-json'])).apiKey;
   server = await startVidgen(dataDir);
   base = server.base;
@@ -161,6 +162,34 @@ test('options chosen on the page reach the job: a square video on a colour', asy
   const played = await playsIn(page);
   assert.ok(played.currentTime >= 0.5 && played.error === null, JSON.stringify(played));
   assert.deepEqual([played.width, played.height], [1080, 1080]);
+  assert.deepEqual(browserErrors, [], 'the browser reported errors (CSP violations included)');
+});
+
+test('a submission retried after a network error keeps its Idempotency-Key until the form changes', async () => {
+  const page = await context.newPage();
+  await page.goto(base + '/');
+  const keys = [];
+  await page.route('**/api/jobs', async (route) => {
+    if (route.request().method() !== 'POST') return route.continue();
+    keys.push(await route.request().headerValue('idempotency-key'));
+    // The first two never reach the server, as a connection lost on the way.
+    return keys.length <= 2 ? route.abort('failed') : route.continue();
+  });
+  await page.setInputFiles('#image', join(work, 'picture.jpg'));
+  await page.setInputFiles('#audio', join(work, 'voice.mp3'));
+  for (let i = 1; i <= 2; i++) {
+    await page.click('#submit');
+    await page.waitForFunction(() => /network error/.test(document.querySelector('#error').textContent));
+    await page.evaluate(() => { document.querySelector('#error').textContent = ''; });
+  }
+  // The two failures this test made on purpose (the request's, and the console's report of it).
+  for (let i = browserErrors.length - 1; i >= 0; i--) if (/ERR_FAILED/.test(browserErrors[i])) browserErrors.splice(i, 1);
+  await page.selectOption('#size', 'square');
+  await page.click('#submit');
+  await page.waitForSelector('#state[data-status="COMPLETED"]', { timeout: 90000 });
+  assert.equal(keys.length, 3, JSON.stringify(keys));
+  assert.equal(keys[1], keys[0], 'a retry of the same form sends the same key');
+  assert.notEqual(keys[2], keys[1], 'a changed form sends a new key');
   assert.deepEqual(browserErrors, [], 'the browser reported errors (CSP violations included)');
 });
 
