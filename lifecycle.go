@@ -207,6 +207,22 @@ func (l *lifecycle) sweepOrphans(ctx context.Context, grace time.Duration) error
 	return sweepFiles(ctx, l.files, "outputs/", grace, l.now(), func(token string) bool { return tokens[token] })
 }
 
+// sweepLeftOrphans runs again the sweep recover could not finish (orphansLeft), while the service
+// runs: with an hour's grace, since uploads are then being placed. Once one succeeds, it does
+// nothing.
+func (l *lifecycle) sweepLeftOrphans(ctx context.Context) {
+	if !l.orphansLeft {
+		return
+	}
+	if err := l.sweepOrphans(ctx, max(l.sweepGrace, time.Hour)); err != nil {
+		if ctx.Err() == nil {
+			l.log.Warn("sweep files no job needs; will try again within the hour", "err", err)
+		}
+		return
+	}
+	l.orphansLeft = false
+}
+
 // expire deletes the outputs of jobs that finished before cutoff, so their links answer 410, and the
 // webhook history of those jobs. It returns how many files it deleted. Jobs an earlier expiry of
 // this run already went through are not read again.

@@ -433,16 +433,8 @@ func (s *server) ensureDefaultKey(ctx context.Context, stderr io.Writer) error {
 // start recovers from a previous run and starts the renderer, the webhook sender and the sweeper.
 // The returned function stops them, renders last (see stop).
 func (s *server) start(ctx context.Context) (stop func(context.Context), err error) {
-	// A bucket may be shared by mistake with another vidgen; the disk's files are in the data
-	// directory, which its lock keeps to one server.
-	if s.files.Kind() != "disk" {
-		id, err := s.store.InstallID(ctx, s.rand)
-		if err != nil {
-			return nil, err
-		}
-		if err := claimFiles(ctx, s.files, id, s.cfg.Files); err != nil {
-			return nil, err
-		}
+	if err := s.claimSharedFiles(ctx); err != nil {
+		return nil, err
 	}
 	if err := s.jobs.recover(ctx); err != nil {
 		return nil, fmt.Errorf("recover jobs: %w", err)
@@ -479,16 +471,7 @@ func (s *server) sweepLoop(ctx context.Context) {
 		if _, err := s.store.PruneIdempotencyKeys(ctx, s.now().Add(-idempotencyTTL)); err != nil && ctx.Err() == nil {
 			s.log.Error("prune idempotency keys", "err", err)
 		}
-		if s.jobs.orphansLeft {
-			// The service is taking uploads now: an hour's grace spares those being placed.
-			if err := s.jobs.sweepOrphans(ctx, max(s.jobs.sweepGrace, time.Hour)); err != nil {
-				if ctx.Err() == nil {
-					s.log.Warn("sweep files no job needs; will try again within the hour", "err", err)
-				}
-			} else {
-				s.jobs.orphansLeft = false
-			}
-		}
+		s.jobs.sweepLeftOrphans(ctx)
 		if err := s.store.Checkpoint(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("checkpoint", "err", err)
 		}

@@ -40,3 +40,17 @@ func claimFiles(ctx context.Context, files fileStore, id, where string) error {
 	}
 	return nil
 }
+
+// claimSharedFiles makes the server's files its database's (claimFiles) when they are in a bucket,
+// which may be shared by mistake with another vidgen; the disk's files are in the data directory,
+// which its lock keeps to one server.
+func (s *server) claimSharedFiles(ctx context.Context) error {
+	if s.files.Kind() == "disk" {
+		return nil
+	}
+	id, err := s.store.InstallID(ctx, s.rand)
+	if err != nil {
+		return err
+	}
+	return claimFiles(ctx, s.files, id, s.cfg.Files)
+}
