@@ -124,7 +124,7 @@ func TestLeaseLostRenderNotShutdown(t *testing.T) {
 			defer cancel(nil)
 			rd.fetch = func(ctx context.Context, j Job) (Job, error) { return j, cmp.Or(ctx.Err(), lost.fetchErr) }
 			j := Job{ID: "c0job", AudioDuration: 2, InputURLs: map[inputKind]string{inputAudio: "https://example.com/a.wav"}}
-			out := rd.render(ctx, j)
+			out, _ := rd.render(ctx, j)
 			if out.Status != StatusPending || out.CountRetry {
 				t.Errorf("outcome %+v, want PENDING with no retry counted", out)
 			}
