@@ -12,7 +12,9 @@ import (
 
 // dataDir is the data directory, the one place that knows its layout:
 //
-//	vidgen.db, vidgen.lock     the database and the lock a running serve holds
+//	vidgen.db, vidgen.lock     the database (SQLite only: none with -database) and the lock a
+//	                           running serve holds
+//	node-id                    the name this node claims jobs under (loadNodeID)
 //	inputs/JOBID.image|.audio|.captions  a job's uploads, until the job ends
 //	outputs/TOKEN.mp4|.jpg     a finished job's video and poster
 //	tmp/upload-*               an upload being received (uploadScratch); heif-convert's
@@ -35,6 +37,7 @@ const (
 )
 
 func (d dataDir) db() string      { return filepath.Join(d.root, "vidgen.db") }
+func (d dataDir) nodeID() string  { return filepath.Join(d.root, "node-id") }
 func (d dataDir) tmp() string     { return filepath.Join(d.root, "tmp") }
 func (d dataDir) inputs() string  { return filepath.Join(d.root, "inputs") }
 func (d dataDir) outputs() string { return filepath.Join(d.root, "outputs") }
@@ -85,10 +88,15 @@ func (d dataDir) check(db os.FileInfo) error {
 // outputExts are the files a finished job publishes under its token.
 var outputExts = []string{"mp4", "jpg"}
 
-// openDataDir makes path absolute and creates the directory's layout. The directory holds webhook
+// openDataDir is openDataDirFor a service whose store is the directory's SQLite file.
+func openDataDir(path string) (dataDir, error) { return openDataDirFor(path, "") }
+
+// openDataDirFor makes path absolute and creates the directory's layout, with the SQLite database
+// file only when database (the Postgres URL of -database) is "": an empty vidgen.db beside a
+// Postgres store is one a keys command would take for the service's. The directory holds webhook
 // secrets and users' uploads, so it is private to the service's user (0700, the database 0600),
 // and tightened if an earlier version or an operator left it looser.
-func openDataDir(path string) (dataDir, error) {
+func openDataDirFor(path, database string) (dataDir, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return dataDir{}, fmt.Errorf("data directory: %w", err)
@@ -104,6 +112,9 @@ func openDataDir(path string) (dataDir, error) {
 		if err := tighten(dir, 0o700); err != nil {
 			return dataDir{}, err
 		}
+	}
+	if database != "" {
+		return d, nil
 	}
 	// SQLite gives the -wal and -shm files the database file's mode, so creating that one 0600
 	// before SQLite first opens it covers all three.

@@ -58,7 +58,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, env f
 		if !isPostgresURL(*database) {
 			return fmt.Errorf("keys %s: -database (%s) is not a postgres:// URL", sub, envName("database"))
 		}
-		st, err = waitForSchema(func() (*Store, error) { return OpenPostgresStoreAsIs(ctx, *database, now) }, keysWaitForServe)
+		st, err = openKeysPostgres(ctx, *database, now)
 	} else {
 		st, err = openKeysDataStore(ctx, sub, args, *dataFlag, env, stderr, now, become)
 	}
@@ -205,6 +205,12 @@ func waitForSchema(open func() (*Store, error), wait time.Duration) (*Store, err
 	}
 }
 
+// openKeysPostgres opens the Postgres database at url for a keys command, as it is: only a serve
+// creates or migrates it, so a starting one is waited for (see waitForSchema).
+func openKeysPostgres(ctx context.Context, url string, now func() time.Time) (*Store, error) {
+	return waitForSchema(func() (*Store, error) { return OpenPostgresStoreAsIs(ctx, url, now) }, keysWaitForServe)
+}
+
 // openKeysDataStore opens the SQLite database of the data directory the keys command sub (run with
 // args) is meant for: -data (dataFlag), else the service's, found by keysDataDir; as root, it first
 // becomes the directory's owner, so that every file it writes stays the service's.
@@ -217,12 +223,34 @@ func openKeysDataStore(ctx context.Context, sub string, args []string, dataFlag 
 	if dataFlag == "" && from != "VIDGEN_DATA" {
 		fmt.Fprintf(stderr, "vidgen keys: data directory %s (from %s)\n", dataPath, from)
 	}
-	// Only create may start a database (before the first serve, as a script does), in a directory
-	// that exists: a list or a deactivation pointed at a mistyped -data must not answer from a new,
-	// empty database.
-	if db := (dataDir{root: dataPath}).db(); sub != "create" {
-		if _, err := os.Stat(db); errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("keys %s: no vidgen database at %s; pass the -data (or VIDGEN_DATA) that vidgen serve uses", sub, db)
+	// The service of this directory may keep its keys in Postgres: its unit says so, or its
+	// directory has a node id (a serve ran there) and no vidgen.db (which serve makes only for SQLite).
+	pgURL, unit, err := unitDatabase(dataPath, env)
+	if err != nil {
+		return nil, fmt.Errorf("keys %s: %w", sub, err)
+	}
+	usesPostgres := fmt.Sprintf("the service on %s keeps its keys in Postgres, not in this directory: pass -database (or %s) with the URL vidgen serve uses",
+		dataPath, envName("database"))
+	if pgURL != "" {
+		if from != "the unit "+unit {
+			return nil, fmt.Errorf("keys %s: %s (%s sets it)", sub, usesPostgres, unit)
+		}
+		if !isPostgresURL(pgURL) {
+			return nil, fmt.Errorf("keys %s: %s in %s is not a postgres:// URL", sub, envName("database"), unit)
+		}
+		fmt.Fprintf(stderr, "vidgen keys: database %s (from the unit %s)\n", redactURL(pgURL), unit)
+		return openKeysPostgres(ctx, pgURL, now)
+	}
+	dirs := dataDir{root: dataPath}
+	if _, err := os.Stat(dirs.db()); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(dirs.nodeID()); err == nil {
+			return nil, fmt.Errorf("keys %s: %s", sub, usesPostgres)
+		}
+		// Only create may start a database (before the first serve, as a script does), in a
+		// directory that exists: a list or a deactivation pointed at a mistyped -data must not
+		// answer from a new, empty database.
+		if sub != "create" {
+			return nil, fmt.Errorf("keys %s: no vidgen database at %s; pass the -data (or VIDGEN_DATA) that vidgen serve uses", sub, dirs.db())
 		}
 	}
 	// The command as typed, with the directory it found, for a message that says how to run it.

@@ -43,7 +43,7 @@ func keysDataDir(flagValue string, env func(string) string) (dir, from string, e
 		paths = []string{named}
 	}
 	for _, p := range paths {
-		dir, err := unitDataDir(p)
+		dir, _, err := unitEnv(p)
 		if errors.Is(err, fs.ErrNotExist) && named == "" {
 			continue
 		}
@@ -59,19 +59,46 @@ func keysDataDir(flagValue string, env func(string) string) (dir, from string, e
 		"no installed vidgen.service to read it from (looked for %s; VIDGEN_UNIT names another)", strings.Join(unitPaths, ", "))
 }
 
-// unitDataDir reads the data directory out of the unit file at path and its drop-ins: VIDGEN_DATA as
-// the service's environment has it, else /var/lib/ and its StateDirectory; "" when it sets neither.
-func unitDataDir(path string) (string, error) {
+// unitDatabase is the Postgres URL the installed unit gives the serve of the data directory dir
+// (VIDGEN_DATABASE_URL in its environment), and the unit's path: "" when no unit is installed, when
+// it serves another directory or keeps its store in the directory's SQLite file. A keys command
+// that wrote to vidgen.db there would write to a file the service never reads: one migrate-store
+// left behind, or an empty one.
+func unitDatabase(dir string, env func(string) string) (url, unit string, err error) {
+	paths := unitPaths
+	if named := env("VIDGEN_UNIT"); named != "" {
+		paths = []string{named}
+	}
+	for _, p := range paths {
+		unitDir, vars, err := unitEnv(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return "", "", fmt.Errorf("read the database from %s: %w", p, err)
+		}
+		if unitDir == "" || filepath.Clean(unitDir) != filepath.Clean(dir) {
+			return "", "", nil
+		}
+		return vars[envName("database")], p, nil
+	}
+	return "", "", nil
+}
+
+// unitEnv reads the unit file at path and its drop-ins: the service's environment as systemd gives
+// it, and the data directory, VIDGEN_DATA of that environment, else /var/lib/ and its
+// StateDirectory; "" when it sets neither.
+func unitEnv(path string) (dir string, vars map[string]string, err error) {
 	files := []string{path}
 	dropIns, _ := filepath.Glob(path + ".d/*.conf") // sorted, as systemd applies them
 	files = append(files, dropIns...)
-	vars := map[string]string{}
+	vars = map[string]string{}
 	var envFiles []string
 	state := ""
 	for i, f := range files {
 		entries, err := unitServiceEntries(f)
 		if err != nil && (i == 0 || !errors.Is(err, fs.ErrNotExist)) {
-			return "", err
+			return "", nil, err
 		}
 		for _, e := range entries {
 			switch e.key {
@@ -97,16 +124,16 @@ func unitDataDir(path string) (string, error) {
 		// passed over as a missing one is: the unit's own Environment= still names the directory,
 		// and a command run as the service's user must reach it.
 		if err != nil && !(optional && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission))) {
-			return "", err
+			return "", nil, err
 		}
 	}
 	if v := vars["VIDGEN_DATA"]; v != "" {
-		return v, nil
+		return v, vars, nil
 	}
 	if state != "" {
-		return filepath.Join("/var/lib", state), nil
+		return filepath.Join("/var/lib", state), vars, nil
 	}
-	return "", nil
+	return "", vars, nil
 }
 
 type unitEntry struct{ key, value string }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -134,7 +133,7 @@ func (rd *renderer) keepLease(ctx context.Context, j Job) (leased context.Contex
 // loadNodeID returns this node's id, kept in the data directory's node-id file (made at the first
 // start): the same across restarts, so a restarted node knows its dead process's leases.
 func loadNodeID(d dataDir, r io.Reader) (string, error) {
-	path := filepath.Join(d.root, "node-id")
+	path := d.nodeID()
 	b, err := os.ReadFile(path)
 	if id := strings.TrimSpace(string(b)); err == nil && id != "" && !strings.Contains(id, "/") {
 		return id, nil

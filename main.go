@@ -299,7 +299,7 @@ func openData(ctx context.Context, path string, now func() time.Time) (dataDir, 
 
 // newServer opens the data directory and wires the parts together; nothing runs until start.
 func newServer(ctx context.Context, cfg config, log *slog.Logger, now func() time.Time) (*server, error) {
-	dirs, err := openDataDir(cfg.DataDir)
+	dirs, err := openDataDirFor(cfg.DataDir, cfg.Database)
 	if err != nil {
 		return nil, err
 	}
@@ -512,7 +512,7 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 		return err
 	}
 	// The lock comes before the database is opened: only the serve that runs may migrate it.
-	dirs, err := openDataDir(cfg.DataDir)
+	dirs, err := openDataDirFor(cfg.DataDir, cfg.Database)
 	if err != nil {
 		return err
 	}
