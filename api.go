@@ -168,42 +168,6 @@ func (s *server) authenticate(next http.Handler) http.Handler {
 
 func keyFrom(r *http.Request) Key { return r.Context().Value(keyCtxKey{}).(Key) }
 
-// healthy reports why the service cannot keep the jobs it takes, or nil: its data directory is not
-// the one it opened, or its database does not answer (systemd's watchdog asks it too).
-func (s *server) healthy(ctx context.Context) error {
-	if err := s.dirs.check(s.dbFile); err != nil {
-		return err
-	}
-	_, err := s.store.CountKeys(ctx)
-	return err
-}
-
-// handleHealth answers 200 {"status":"ok","store":…,"files":…} while the service can keep the jobs
-// it takes, naming the database it reached ("sqlite" or "postgres") and where its files are ("disk"
-// or "s3"), and 503 when its data directory is gone, its SQLite file was replaced under it, its
-// Postgres server or its bucket does not answer, so that a monitor or a load balancer sees what
-// every submission would otherwise find out later.
-func (s *server) handleHealth(w http.ResponseWriter, r *http.Request) {
-	if err := s.dirs.check(s.dbFile); err != nil {
-		s.log.Error("health check failed", "err", err)
-		s.writeError(w, r, errorf(kindUnavailable, "The service cannot use its data directory; its operator must restart it"))
-		return
-	}
-	if err := s.store.Ping(r.Context()); err != nil {
-		s.log.Error("health check failed", "err", err)
-		s.writeError(w, r, errorf(kindUnavailable, "The service cannot reach its database; its operator must check it"))
-		return
-	}
-	if b, ok := s.files.(*s3Files); ok {
-		if err := b.health.do(r.Context()); err != nil {
-			s.log.Error("health check failed", "err", err)
-			s.writeError(w, r, errorf(kindUnavailable, "The service cannot reach its bucket; try again in a moment"))
-			return
-		}
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "store": s.store.Backend(), "files": s.files.Kind()})
-}
-
 // jobIDParam returns the route's :jobId, or ErrNotFound when it cannot be a job id, so malformed ids
 // never reach the database.
 func jobIDParam(r *http.Request) (string, error) {

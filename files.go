@@ -23,6 +23,10 @@ import (
 type fileStore interface {
 	// Kind names the backend, as /health reports it: "disk" or "s3".
 	Kind() string
+	// Check reports whether the files can be reached, for /health: always on disk (the data
+	// directory's own check covers it); on S3, whether the bucket answers, asked at most every
+	// s3HealthTTL, since /health takes anonymous requests and each call may be billed.
+	Check(ctx context.Context) error
 	// Place makes the local file at path, complete and closed, the file under key, durably (it
 	// survives a power cut once Place returns), and the local file is gone afterwards. On disk it is
 	// a rename: no byte is copied.
@@ -66,6 +70,8 @@ var errNoPresign = errors.New("this file backend has no presigned URLs")
 type diskFiles struct{ dirs dataDir }
 
 func (diskFiles) Kind() string { return "disk" }
+
+func (diskFiles) Check(context.Context) error { return nil }
 
 func (d diskFiles) path(key string) string {
 	return filepath.Join(d.dirs.root, filepath.FromSlash(key))

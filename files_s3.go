@@ -146,6 +146,8 @@ func (f *s3Files) check(ctx context.Context) error {
 
 func (*s3Files) Kind() string { return "s3" }
 
+func (f *s3Files) Check(ctx context.Context) error { return f.health.do(ctx) }
+
 func (f *s3Files) object(key string) *string { return aws.String(f.prefix + key) }
 
 // notFound turns S3's answer for a missing object into fs.ErrNotExist (a missing bucket stays what

@@ -54,10 +54,10 @@ func watchdogEvery(env func(string) string, pid int) time.Duration {
 	return time.Duration(usec) * time.Microsecond / 2
 }
 
-// keepAlive sends WATCHDOG=1 every interval, until ctx is done, as long as healthy finds the
-// service able to serve. When it is not (its data directory gone or replaced, its database not
-// answering), it says nothing, and systemd restarts the service once WatchdogSec passes: the
-// restart that /api/health's 503 asks of an operator.
+// keepAlive sends WATCHDOG=1 every interval, until ctx is done, as long as healthy finds no fault
+// a restart would fix (server.healthy: its data directory gone or replaced). When it finds one, it
+// says nothing, and systemd restarts the service once WatchdogSec passes: the restart that
+// /health's 503 asks of an operator.
 func (n notifier) keepAlive(ctx context.Context, every time.Duration, healthy func(context.Context) error, log *slog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()

@@ -250,7 +250,7 @@ func (s *Store) schemaTx(ctx context.Context, fn func(txn) error) error {
 
 // Ping reports whether the database answers. A SQLite file always does (see dataDir.check).
 func (s *Store) Ping(ctx context.Context) error {
-	if s.db.d == sqliteDialect {
+	if !s.db.d.server {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -337,10 +337,10 @@ func nullString(s string) sql.NullString { return sql.NullString{String: s, Vali
 // Checkpoint copies SQLite's WAL into the database and truncates it to zero bytes; it gives up
 // quietly on frames a reader still needs (they go at the next one). Postgres needs none.
 func (s *Store) Checkpoint(ctx context.Context) error {
-	if s.db.d != sqliteDialect {
+	if s.db.d.checkpoint == "" {
 		return nil
 	}
-	if _, err := s.db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+	if _, err := s.db.ExecContext(ctx, s.db.d.checkpoint); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	return nil

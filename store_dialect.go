@@ -43,6 +43,12 @@ type dialect struct {
 	skipLocked string
 	// uniqueViolation reports whether err is the database refusing a row for a UNIQUE index.
 	uniqueViolation func(error) bool
+	// server: the database is a server reached over connections, which may stop answering
+	// (Postgres), so Ping asks it; not a file this process opened (SQLite), which always answers.
+	server bool
+	// checkpoint folds the write-ahead log into the database and empties it (Store.Checkpoint);
+	// "" where the database does that itself (Postgres).
+	checkpoint string
 }
 
 var sqliteDialect = &dialect{
@@ -50,6 +56,7 @@ var sqliteDialect = &dialect{
 	schema:           schemaSQL,
 	migrations:       migrations,
 	schemaTableQuery: `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`,
+	checkpoint:       `PRAGMA wal_checkpoint(TRUNCATE)`,
 	uniqueViolation: func(err error) bool {
 		var se *sqlite.Error
 		return errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
@@ -66,6 +73,7 @@ var postgresDialect = &dialect{
 	lockSchema: `SELECT pg_advisory_xact_lock(7162738)`,
 	forUpdate:  ` FOR UPDATE`,
 	skipLocked: ` FOR UPDATE SKIP LOCKED`,
+	server:     true,
 	uniqueViolation: func(err error) bool {
 		var pe *pgconn.PgError
 		return errors.As(err, &pe) && pe.Code == "23505" // unique_violation
