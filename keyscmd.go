@@ -225,10 +225,7 @@ func openKeysDataStore(ctx context.Context, sub string, args []string, dataFlag 
 	}
 	// The service of this directory may keep its keys in Postgres: its unit says so, or its
 	// directory has a node id (a serve ran there) and no vidgen.db (which serve makes only for SQLite).
-	pgURL, unit, err := unitDatabase(dataPath, env)
-	if err != nil {
-		return nil, fmt.Errorf("keys %s: %w", sub, err)
-	}
+	pgURL, unit := unitDatabase(dataPath, env)
 	usesPostgres := fmt.Sprintf("the service on %s keeps its keys in Postgres, not in this directory: pass -database (or %s) with the URL vidgen serve uses",
 		dataPath, envName("database"))
 	if pgURL != "" {

@@ -63,8 +63,10 @@ func keysDataDir(flagValue string, env func(string) string) (dir, from string, e
 // (VIDGEN_DATABASE_URL in its environment), and the unit's path: "" when no unit is installed, when
 // it serves another directory or keeps its store in the directory's SQLite file. A keys command
 // that wrote to vidgen.db there would write to a file the service never reads: one migrate-store
-// left behind, or an empty one.
-func unitDatabase(dir string, env func(string) string) (url, unit string, err error) {
+// left behind, or an empty one. A unit this user may not read counts as none: -data names the
+// directory then, as it did before units named databases, and the node's own traces (see
+// openKeysDataStore) still tell a Postgres service's directory.
+func unitDatabase(dir string, env func(string) string) (url, unit string) {
 	paths := unitPaths
 	if named := env("VIDGEN_UNIT"); named != "" {
 		paths = []string{named}
@@ -74,15 +76,12 @@ func unitDatabase(dir string, env func(string) string) (url, unit string, err er
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		if err != nil {
-			return "", "", fmt.Errorf("read the database from %s: %w", p, err)
+		if err != nil || unitDir == "" || filepath.Clean(unitDir) != filepath.Clean(dir) {
+			return "", ""
 		}
-		if unitDir == "" || filepath.Clean(unitDir) != filepath.Clean(dir) {
-			return "", "", nil
-		}
-		return vars[envName("database")], p, nil
+		return vars[envName("database")], p
 	}
-	return "", "", nil
+	return "", ""
 }
 
 // unitEnv reads the unit file at path and its drop-ins: the service's environment as systemd gives

@@ -104,3 +104,24 @@ func TestKeysRefuseDataDirOfPostgresService(t *testing.T) {
 		t.Errorf("keys create made %s (%v)", filepath.Join(pgDir, "vidgen.db"), err)
 	}
 }
+
+// TestKeysDataWithUnreadableUnit: a keys command given -data works on that directory even when the
+// installed unit cannot be read (here its EnvironmentFile is a directory): the unit is consulted
+// only to tell a Postgres service's directory, and a unit it cannot read tells nothing.
+func TestKeysDataWithUnreadableUnit(t *testing.T) {
+	t.Parallel()
+	dir, _ := staleKeysDir(t, "")
+	unit := filepath.Join(t.TempDir(), "vidgen.service")
+	text := "[Service]\nEnvironment=VIDGEN_DATA=" + dir + "\nEnvironmentFile=" + t.TempDir() + "\n"
+	if err := os.WriteFile(unit, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := func(k string) string { return map[string]string{"VIDGEN_UNIT": unit}[k] }
+	var out, errOut bytes.Buffer
+	if err := runKeys(context.Background(), []string{"list", "-data", dir}, &out, &errOut, env, rand.Reader, time.Now, switchToOwner); err != nil {
+		t.Fatalf("keys list -data %s beside an unreadable unit: %v\n%s", dir, err, errOut.String())
+	}
+	if !strings.Contains(out.String(), "stale") {
+		t.Errorf("keys list -data %s listed\n%s\nwant the directory's key stale", dir, out.String())
+	}
+}
