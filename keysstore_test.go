@@ -125,3 +125,32 @@ func TestKeysDataWithUnreadableUnit(t *testing.T) {
 		t.Errorf("keys list -data %s listed\n%s\nwant the directory's key stale", dir, out.String())
 	}
 }
+
+// TestPostgresFirstKeyMessage: on Postgres the first start's "make more with" command names the
+// database by its variable, never the URL (whose password the journal would keep), and runs as
+// printed with that variable set.
+func TestPostgresFirstKeyMessage(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "data")
+	cfg := testConfig(dir)
+	cfg.Database = postgresTestURL(t)
+	s, err := newServer(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.store.Close()
+	var msg bytes.Buffer
+	if err := s.ensureDefaultKey(context.Background(), &msg); err != nil {
+		t.Fatal(err)
+	}
+	want := `vidgen keys create -name NAME -database "$VIDGEN_DATABASE_URL"`
+	if !strings.Contains(msg.String(), "Make more with `"+want+"`") || strings.Contains(msg.String(), cfg.Database) {
+		t.Fatalf("first key message: %q", msg.String())
+	}
+	env := func(k string) string { return map[string]string{"VIDGEN_DATABASE_URL": cfg.Database}[k] }
+	var out bytes.Buffer
+	args := []string{"keys", "create", "-name", "second", "-database", env("VIDGEN_DATABASE_URL")}
+	if err := run(context.Background(), args, env, &out, &out); err != nil {
+		t.Errorf("%s, as printed: %v\n%s", want, err, out.String())
+	}
+}

@@ -425,8 +425,13 @@ func (s *server) ensureDefaultKey(ctx context.Context, stderr io.Writer) error {
 		return err
 	}
 	// The directory in full: a keys command run elsewhere, without the unit, finds no other way to it.
+	more := shellJoin([]string{"vidgen", "keys", "create", "-name", "NAME", "-data", s.cfg.DataDir})
+	if s.cfg.Database != "" {
+		// The keys are in Postgres; its URL holds a password, which the journal must not keep.
+		more = `vidgen keys create -name NAME -database "$VIDGEN_DATABASE_URL"`
+	}
 	fmt.Fprintf(stderr, "\nCreated the first API key (shown only this once; vidgen keeps only its hash):\n\n  X-API-Key:      %s\n  webhook secret: %s\n\nMake more with `%s`.\n\n",
-		apiKey, k.WebhookSecret, shellJoin([]string{"vidgen", "keys", "create", "-name", "NAME", "-data", s.cfg.DataDir}))
+		apiKey, k.WebhookSecret, more)
 	return nil
 }
 
