@@ -77,11 +77,15 @@ test-postgres: check-tools
 ## test-backends: what test-postgres and test-s3 run, and the tests of several real vidgen processes on
 ## one Postgres and one bucket (TestE2ENodes*, TestE2ERenderOnlyNode, which need both), under one
 ## throwaway PostgreSQL and one versitygw: the two scripts nested. CI runs this one in their place.
+## Then deploy/check-scaling.sh on a fresh pair: every command of docs/scaling.md, two nodes behind
+## the real nginx (installed with apt-get when missing), a job through it to one node and its video from
+## the other (18 s).
 NODE_TESTS = TestE2ENodes|TestE2ERenderOnlyNode
 test-backends: check-tools
-	@command -v curl >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq curl >/dev/null; }
+	@{ command -v curl && command -v jq && command -v nginx; } >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq curl jq nginx >/dev/null; }
 	GO=$(GO) bash scripts/postgres-test.sh bash scripts/s3-test.sh $(GO) test -race -count=1 -tags e2e -parallel $(TEST_PARALLEL) \
 		-run '$(STORE_TESTS)|TestFiles|TestE2EFiles|$(NODE_TESTS)' -timeout 15m .
+	GO=$(GO) bash scripts/postgres-test.sh bash scripts/s3-test.sh bash deploy/check-scaling.sh
 
 ## e2e: the slow tests: kill -9 cycles of the real binary, SIGTERM, the Node.js receiver, slowloris,
 ## a descriptor flood, and every case of the tables of renders (make test renders one in sixteen); then
