@@ -186,7 +186,12 @@ nginx() {
       -e 's#^(\tserver_name video.example.com;)$#\1\n\tadd_header X-Upstream $upstream_addr always;#' > "$tmp/site.conf"
   grep -q "listen 127.0.0.1:$proxy ssl" "$tmp/site.conf" && grep -q 'add_header X-Upstream' "$tmp/site.conf" ||
     { echo "the nginx block of docs/scaling.md changed: update deploy/check-scaling.sh"; return 1; }
-  printf 'error_log stderr;\nevents {}\nhttp {\n  access_log off;\n  include %s/site.conf;\n}\n' "$tmp" > "$tmp/nginx.conf"
+  # As TestE2EProxyUploads runs it: as root its workers run as root too, to reach the 0700 scratch
+  # folder, and its temporary files go there, so that it runs as any user.
+  { [ "$(id -u)" != 0 ] || echo 'user root root;'
+    printf 'error_log stderr;\nevents {}\nhttp {\n  access_log off;\n'
+    for t in client_body proxy fastcgi uwsgi scgi; do echo "  ${t}_temp_path $tmp/nginx-$t;"; done
+    printf '  include %s/site.conf;\n}\n' "$tmp"; } > "$tmp/nginx.conf"
   command nginx -t -q -c "$tmp/nginx.conf" -g "pid $tmp/nginx.pid;"
 }
 
