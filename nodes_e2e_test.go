@@ -109,12 +109,12 @@ func TestE2ERenderOnlyNode(t *testing.T) {
 	}
 }
 
-// Multi-node run's size: the 60 jobs from 12 keys take minutes on a loaded 2-core machine
-// with three nodes rendering side by side; 24 short jobs (2.5 s of tone) from 8 keys run in about a
-// minute and still give every node several jobs in flight when it is stopped.
+// Multi-node run's size: the 60 jobs from 12 keys, short ones (2.5 s of tone), so three
+// nodes rendering side by side finish in well under a minute on a loaded 2-core machine and every
+// node has several jobs in flight when it is stopped.
 const (
-	nodesKeys       = 8
-	nodesJobsPerKey = 3
+	nodesKeys       = 12
+	nodesJobsPerKey = 5
 )
 
 // TestE2ENodesShareOneQueue: three vidgen processes on one Postgres and one bucket, each with its
