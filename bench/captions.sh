@@ -128,8 +128,6 @@ for _ in $(seq 100); do
 done
 curl -fsS "$base/health" >/dev/null || die "server did not come up"
 
-json_field() { sed -n "s/.*\"$1\":\"\\([^\"]*\\)\".*/\\1/p"; }
-
 # vidgen_run OUT [-F ARGS...]: submits a job, polls until it ends, downloads the video to OUT and
 # prints the seconds from submit to COMPLETED (the job's updatedAt, as bench/render.sh measures),
 # the peak memory in MB of vidgen and its children during the job, and their CPU seconds.
@@ -142,14 +140,7 @@ vidgen_run() {
 	resp=$(curl -sS -H "X-API-Key: $api_key" "$@" "$base/api/jobs")
 	id=$(printf '%s' "$resp" | json_field jobId)
 	[[ -n $id ]] || die "submit failed: $resp"
-	while :; do
-		body=$(curl -sS -H "X-API-Key: $api_key" "$base/api/status/$id")
-		case $body in
-		*'"status":"COMPLETED"'*) break ;;
-		*'"status":"FAILED"'* | *'"status":"CANCELLED"'*) die "job $id: $body" ;;
-		esac
-		sleep 0.5
-	done
+	body=$(await_job "$base" "$api_key" "$id")
 	peak_stop
 	printf '%s %s %s' "$(sub "$(date -d "$(printf '%s' "$body" | json_field updatedAt)" +%s.%N)" "$t0")" "$peak_mb" \
 		"$(sub "$(children_cpu "$server_pid")" "$cpu0")"

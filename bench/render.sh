@@ -154,8 +154,6 @@ fi
 serve "$tmp/vidgen" "$tmp/data"
 new_url=$base new_key=$api_key
 
-json_field() { sed -n "s/.*\"$1\":\"\\([^\"]*\\)\".*/\\1/p"; }
-
 # vidgen_run IMAGE AUDIO OUT [FIELD=VALUE...]: submits a job (with those option fields), polls until it
 # ends, downloads the video to OUT and prints the seconds from submit to COMPLETED: from just before
 # the upload (this script's clock) to the job's updatedAt when it reads COMPLETED (the server's clock:
@@ -171,15 +169,7 @@ vidgen_run() {
 	resp=$(curl -sS -H "X-API-Key: $api_key" -F "image=@$image" -F "audio=@$audio" "${fields[@]}" "$base/api/jobs")
 	id=$(printf '%s' "$resp" | json_field jobId)
 	[[ -n $id ]] || die "submit failed: $resp"
-	while :; do
-		# One process per poll (no parsing subshells), so polling steals little CPU from the render.
-		body=$(curl -sS -H "X-API-Key: $api_key" "$base/api/status/$id")
-		case $body in
-		*'"status":"COMPLETED"'*) break ;;
-		*'"status":"FAILED"'* | *'"status":"CANCELLED"'*) die "job $id: $body" ;;
-		esac
-		sleep 0.5
-	done
+	body=$(await_job "$base" "$api_key" "$id")
 	sub "$(date -d "$(printf '%s' "$body" | json_field updatedAt)" +%s.%N)" "$t0"
 	curl -fsS -o "$out" "$(printf '%s' "$body" | json_field outputVideo)"
 }
