@@ -169,6 +169,20 @@ func cueTag(name string) (rune, bool) {
 // isCueTag says whether r is one of cueTags' characters, or another noncharacter of their block.
 func isCueTag(r rune) bool { return r >= '\uFDD0' && r <= '\uFDEF' }
 
+// untagged is s without the characters of cueTags' block: text a file or a client wrote holds no
+// tag, whatever characters it sends, so it can never draw as italics, bold or underline.
+func untagged(s string) string {
+	if !strings.ContainsFunc(s, isCueTag) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if isCueTag(r) {
+			return -1
+		}
+		return r
+	}, s)
+}
+
 // cueText joins a cue's lines, keeping italics, bold and underline (as cueTags) and dropping every
 // other tag. The text between tags is decoded apart from them, WebVTT's character references line by
 // line, so no reference becomes a tag, and no line holds a control character (cleanLine) or a
@@ -186,12 +200,7 @@ func cueText(lines []string, vtt bool) string {
 			if vtt {
 				l = html.UnescapeString(l)
 			}
-			b.WriteString(strings.Map(func(r rune) rune {
-				if isCueTag(r) {
-					return -1
-				}
-				return r
-			}, cleanLine(l)))
+			b.WriteString(untagged(cleanLine(l)))
 		}
 	}
 	at := 0

@@ -34,7 +34,7 @@ func CheckTitle(text string) error {
 	if n := utf8.RuneCountInString(text); n > MaxTitleRunes {
 		return &Error{Reason: fmt.Sprintf("a title of %d characters; the most is %d", n, MaxTitleRunes)}
 	}
-	if len(bytes.TrimSpace([]byte(cleanLine(text)))) == 0 {
+	if len(bytes.TrimSpace([]byte(untagged(cleanLine(text))))) == 0 {
 		return &Error{Reason: "the title has no text to draw"}
 	}
 	if reason := checkMarks(text); reason != "" {
@@ -48,7 +48,8 @@ func CheckTitle(text string) error {
 }
 
 // titleLines are the style and the Dialogue line of title t in a script: a style of its own, so
-// its size, colour, place and margins are its own.
+// its size, colour, place and margins are its own. A title has no markup: the characters that
+// stand for a caption's tags are dropped from it, as from the text between a caption's tags.
 func titleLines(t Title, b Box) (style, dialogue string) {
 	align := 2 // bottom centre, as the captions
 	if t.Top {
@@ -60,6 +61,6 @@ func titleLines(t Title, b Box) (style, dialogue string) {
 	}
 	style = fmt.Sprintf("Style: Title,%s,%d,%s,%s,&H00000000,&H80000000,-1,0,0,0,100,100,0,0,1,%.1f,%.1f,%d,%d,%d,%d,1\n",
 		fontName, t.FontSize, colour, colour, float64(t.FontSize)/14, float64(t.FontSize)/30, align, b.MarginH, b.MarginH, t.MarginV)
-	dialogue = "Dialogue: 1,0:00:00.00," + assTime(t.End) + ",Title,,0,0,0,," + assEscape.Replace(cleanLine(t.Text)) + "\n"
+	dialogue = "Dialogue: 1,0:00:00.00," + assTime(t.End) + ",Title,,0,0,0,," + assEscape.Replace(untagged(cleanLine(t.Text))) + "\n"
 	return style, dialogue
 }

@@ -12,7 +12,7 @@ import (
 // its own.
 func TestTitleScript(t *testing.T) {
 	b := Box{W: 1080, H: 1080, FontSize: 59, MarginV: 86, MarginH: 64}
-	title := Title{Text: "Show {\\b1}\\N\nnext", Top: true, FontSize: 65, MarginV: 54, Colour: "FFD700", End: 3 * time.Second}
+	title := Title{Text: "Show {\\b1}\\N\n\ufdd4next", Top: true, FontSize: 65, MarginV: 54, Colour: "FFD700", End: 3 * time.Second}
 	s := string(Script(nil, b, title))
 	for _, want := range []string{
 		"Style: Title,DejaVu Sans,65,&H0000D7FF,&H0000D7FF,&H00000000,&H80000000,-1,0,0,0,100,100,0,0,1,4.6,2.2,8,64,64,54,1\n",
@@ -39,6 +39,7 @@ func TestCheckTitle(t *testing.T) {
 		"e" + strings.Repeat("\u0301", 9): "more than 8 combining marks",
 		strings.Repeat("中", 41):           "a title that weighs 1025, the most is 1000",
 		" \x01 ":                          "the title has no text to draw",
+		"\ufdd4 \ufdd5":                   "the title has no text to draw",
 	} {
 		err := CheckTitle(text)
 		var ce *Error
