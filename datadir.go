@@ -186,9 +186,10 @@ var errDataDirInUse = errors.New("another vidgen serve is using the data directo
 // kernel drops the lock when the process dies, even by kill -9. Serve takes it before it opens the
 // database, so that only the serve that will run migrates it. Keys commands hold a shared lock
 // while they open the database (see share), usually for milliseconds, longer when they migrate a
-// large one: lock waits for them (up to a minute), and fails at once when a serve holds it.
+// large one: lock waits for them (up to a minute), and fails after heldGrace when a serve holds it.
 func (d dataDir) lock() (unlock func(), err error) {
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+	start := time.Now()
+	for deadline := start.Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
 		unlock, err = d.flock(syscall.LOCK_EX)
 		if !errors.Is(err, errDataDirInUse) {
 			return unlock, err
@@ -196,6 +197,9 @@ func (d dataDir) lock() (unlock func(), err error) {
 		// A shared lock is to be had only when no serve holds the directory: keys commands do.
 		shared, serr := d.flock(syscall.LOCK_SH)
 		if serr != nil {
+			if time.Since(start) < heldGrace {
+				continue
+			}
 			return nil, err
 		}
 		shared()
@@ -205,10 +209,23 @@ func (d dataDir) lock() (unlock func(), err error) {
 	}
 }
 
-// share takes a shared lock on the directory, or fails at once with errDataDirInUse when a serve
-// holds it. Keys commands take it to create or migrate the database when no serve runs; several of
-// them may hold it together (SQLite serialises their migrations).
-func (d dataDir) share() (unlock func(), err error) { return d.flock(syscall.LOCK_SH) }
+// heldGrace is how long an exclusive lock on the directory must last before lock or share take it
+// for a serve's. A lock outlives its holder's release for as long as a process it was starting
+// (ffmpeg, another command) is between fork and exec with a copy of the lock's descriptor: a
+// vidgen that had just stopped would otherwise read as one still running.
+const heldGrace = time.Second
+
+// share takes a shared lock on the directory, or fails with errDataDirInUse when a serve holds it
+// (for heldGrace). Keys commands take it to create or migrate the database when no serve runs;
+// several of them may hold it together (SQLite serialises their migrations).
+func (d dataDir) share() (unlock func(), err error) {
+	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
+		unlock, err = d.flock(syscall.LOCK_SH)
+		if !errors.Is(err, errDataDirInUse) || time.Since(start) >= heldGrace {
+			return unlock, err
+		}
+	}
+}
 
 func (d dataDir) flock(how int) (unlock func(), err error) {
 	f, err := os.OpenFile(filepath.Join(d.root, "vidgen.lock"), os.O_CREATE|os.O_RDWR, 0o600)

@@ -168,6 +168,26 @@ func TestDataDirLock(t *testing.T) {
 	unlock()
 }
 
+// TestDataDirLockJustReleased: a serve's lock that lingers for a moment after it was released (a
+// process being started held a copy of its descriptor between fork and exec) does not read as a
+// serve still running, to another serve or to a keys command.
+func TestDataDirLockJustReleased(t *testing.T) {
+	t.Parallel()
+	dirs := must(openDataDir(t.TempDir()))(t)
+	for _, take := range []func() (func(), error){dirs.lock, dirs.share} {
+		held := must(dirs.lock())(t)
+		go func() {
+			time.Sleep(200 * time.Millisecond)
+			held()
+		}()
+		unlock, err := take()
+		if err != nil {
+			t.Fatalf("the lock released 200 ms later: %v", err)
+		}
+		unlock()
+	}
+}
+
 // TestShareAndMethodHeaders: the share page cannot be framed and sends no Referer with its token;
 // a 405 lists only the methods the route answers.
 func TestShareAndMethodHeaders(t *testing.T) {
