@@ -196,8 +196,10 @@ func (ws *webhookSender) dial(ctx context.Context, network, addr string) (net.Co
 	return nil, lastErr
 }
 
+// resolve is host's addresses: itself when it is an address, written with a final dot or not (as
+// checkURL reads it, and browsers do), otherwise what ws.lookup gives.
 func (ws *webhookSender) resolve(ctx context.Context, host string) ([]netip.Addr, error) {
-	if ip, err := netip.ParseAddr(host); err == nil {
+	if ip, err := netip.ParseAddr(strings.TrimSuffix(host, ".")); err == nil {
 		return []netip.Addr{ip}, nil
 	}
 	return ws.lookup(ctx, host)

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -1151,5 +1152,25 @@ func TestBlockedAddrs(t *testing.T) {
 	}
 	if !isBlockedAddr(netip.Addr{}) {
 		t.Error("the zero address is not blocked")
+	}
+}
+
+// TestResolveAddressWithFinalDot: a host written as an address with a final dot ("1.0.0.0.") is
+// that address when the sender dials, as it is when the URL is checked, never a name for DNS to
+// answer with another address.
+func TestResolveAddressWithFinalDot(t *testing.T) {
+	t.Parallel()
+	ws := newWebhookSender(nil, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now, "", false, []string{"443"}, nil)
+	ws.lookup = func(context.Context, string) ([]netip.Addr, error) {
+		return []netip.Addr{netip.MustParseAddr("10.1.2.3")}, nil
+	}
+	for host, want := range map[string]string{"1.0.0.0.": "1.0.0.0", "10.0.0.1.": "10.0.0.1", "example.com.": "10.1.2.3"} {
+		got, err := ws.resolve(t.Context(), host)
+		if err != nil || len(got) != 1 || got[0].String() != want {
+			t.Errorf("resolve(%q) = %v, %v; want %s", host, got, err, want)
+		}
+	}
+	if err := ws.CheckURL(t.Context(), "https://1.0.0.0./hook"); err != nil {
+		t.Errorf("https://1.0.0.0./hook refused: %v", err)
 	}
 }
