@@ -197,17 +197,18 @@ func (s *server) handleStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 type listItem struct {
-	ID              string    `json:"id"`
-	Status          JobStatus `json:"status"`
-	OutputVideo     *string   `json:"outputVideo"`
-	OutputShareLink *string   `json:"outputShareLink"`
-	OutputThumbnail *string   `json:"outputThumbnail"`
-	ErrorMessage    *string   `json:"errorMessage"`
-	Retries         int       `json:"retries"`
-	CreatedAt       string    `json:"createdAt"`
-	UpdatedAt       string    `json:"updatedAt"`
-	WebhookURL      *string   `json:"webhookUrl"`
-	Options         Options   `json:"options"` // as in the status body
+	ID              string       `json:"id"`
+	Status          JobStatus    `json:"status"`
+	OutputVideo     *string      `json:"outputVideo"`
+	OutputShareLink *string      `json:"outputShareLink"`
+	OutputThumbnail *string      `json:"outputThumbnail"`
+	ErrorMessage    *string      `json:"errorMessage"`
+	Retries         int          `json:"retries"`
+	CreatedAt       string       `json:"createdAt"`
+	UpdatedAt       string       `json:"updatedAt"`
+	WebhookURL      *string      `json:"webhookUrl"`
+	Options         Options      `json:"options"` // as in the status body
+	Outputs         []sizeOutput `json:"outputs"` // as in the status body
 }
 
 type pagination struct {
@@ -286,7 +287,7 @@ func (s *server) handleList(w http.ResponseWriter, r *http.Request) {
 		it := listItem{ID: j.ID, Status: j.Status, ErrorMessage: strPtr(j.ErrorMessage), Retries: j.Retries,
 			CreatedAt: apiTime(j.CreatedAt), UpdatedAt: apiTime(j.UpdatedAt), WebhookURL: strPtr(j.WebhookURL), Options: j.Options}
 		out := outputURLs(j, s.cfg.PublicURL)
-		it.OutputVideo, it.OutputShareLink, it.OutputThumbnail = out.video, out.share, out.thumbnail
+		it.OutputVideo, it.OutputShareLink, it.OutputThumbnail, it.Outputs = out.video, out.share, out.thumbnail, out.sizes
 		items = append(items, it)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"jobs": items, "pagination": page})
@@ -412,10 +413,15 @@ func (s *server) cacheOutput(w http.ResponseWriter, j Job) {
 	w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(max(0, int(age/time.Second))))
 }
 
-// handleVideo serves /v/TOKEN.mp4 (the video, with ranges) and /v/TOKEN.jpg (its poster).
+// handleVideo serves /v/TOKEN.mp4 (the video, with ranges) and /v/TOKEN.jpg (its poster), and
+// /v/TOKEN.SIZE.mp4 and .jpg for each further size of a job that made several.
 func (s *server) handleVideo(w http.ResponseWriter, r *http.Request) {
 	name := httprouter.ParamsFromContext(r.Context()).ByName("file")
 	token, kind, _ := strings.Cut(name, ".")
+	size, kind, sized := strings.Cut(kind, ".")
+	if !sized {
+		size, kind = "", size
+	}
 	if !slices.Contains(outputExts, kind) {
 		s.writeError(w, r, ErrNotFound)
 		return
@@ -424,6 +430,14 @@ func (s *server) handleVideo(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	if sized {
+		// Only a further size has a name of its own: the first is the token's.
+		if i := slices.Index(j.Options.Sizes, size); i < 1 {
+			s.writeError(w, r, ErrNotFound)
+			return
+		}
+		token += "." + size
 	}
 	ctype := "video/mp4"
 	if kind == "jpg" {
@@ -569,6 +583,7 @@ func sharePage(j Job, base string) map[string]any {
 		"Video":    *out.video,
 		"Page":     *out.share,
 		"Poster":   *out.thumbnail,
+		"More":     out.sizes[1:], // the further sizes, to download
 		"Title":    "Video " + j.ID,
 		"Duration": int(j.AudioDuration + 0.5),
 		// og:video:secure_url promises HTTPS: only when the video is served over it.

@@ -18,10 +18,11 @@ import (
 // the job's fault, so it is requeued without counting a retry.
 var errDiskFilling = errors.New("free disk space fell under -min-free during the render")
 
-// checkBudget refuses a render whose estimated output would leave less than minFree bytes free.
-// clip is the clip the video repeats (a captioned still's lasts the whole video) and audio the
-// audio as it goes into the output (the upload when it is copied, the encoded file otherwise).
-func (rd *renderer) checkBudget(job Job, clip *h264.StillClip, audio string) error {
+// checkBudget refuses a render whose estimated outputs would leave less than minFree bytes free.
+// clips are the clips the videos repeat, one a size (a captioned still's lasts the whole video),
+// and audio the audio as it goes into each output (the upload when it is copied, the encoded file
+// otherwise).
+func (rd *renderer) checkBudget(job Job, audio string, clips ...*h264.StillClip) error {
 	if rd.minFree <= 0 {
 		return nil
 	}
@@ -29,22 +30,26 @@ func (rd *renderer) checkBudget(job Job, clip *h264.StillClip, audio string) err
 	if err != nil {
 		return err
 	}
-	return rd.checkFree(job, estimateOutputSize(clip.Size(), float64(len(clip.Frames))/float64(clip.FPS), job.AudioDuration, bits), videoNeeds)
+	var need int64
+	for _, clip := range clips {
+		need += estimateOutputSize(clip.Size(), float64(len(clip.Frames))/float64(clip.FPS), job.AudioDuration, bits)
+	}
+	return rd.checkFree(job, need, videoNeeds)
 }
 
 // checkEncodeBudget refuses, before it starts, a render whose encoded audio alone would leave less
-// than minFree free: the encode's file, its segments too when there are (segmented), and the copy in
-// the video. Without it, a disk too small for the job filled during the encode, the render went
-// back in the queue for want of room, and the next attempt filled it again, for ever. The picture's
-// share is checkBudget's, once the clip's size is known.
-func (rd *renderer) checkEncodeBudget(job Job, segmented bool) error {
+// than minFree free: the encode's file, its segments too when there are (segmented), and the copy
+// in each of the job's videos (videos). Without it, a disk too small for the job filled during the
+// encode, the render went back in the queue for want of room, and the next attempt filled it
+// again, for ever. The pictures' share is checkBudget's, once the clips' sizes are known.
+func (rd *renderer) checkEncodeBudget(job Job, segmented bool, videos int) error {
 	if rd.minFree <= 0 {
 		return nil
 	}
 	audio := int64(job.AudioDuration * encodedBitsPerSecond / 8)
-	copies := int64(2)
+	copies := 1 + int64(videos)
 	if segmented {
-		copies = 3
+		copies++
 	}
 	return rd.checkFree(job, audio*copies, "The job needs about %d MB of disk for its audio")
 }

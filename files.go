@@ -190,18 +190,20 @@ func removeInputs(ctx context.Context, files fileStore, jobID string) error {
 	return errors.Join(errs...)
 }
 
-// removeOutputs deletes a job's published files and returns how many it deleted; a file already
-// gone is not an error.
-func removeOutputs(ctx context.Context, files fileStore, token string) (int, error) {
+// removeOutputs deletes a job's published files, those of every one of its sizes (Options.sizes(),
+// none for a job of one size), and returns how many it deleted; a file already gone is not an error.
+func removeOutputs(ctx context.Context, files fileStore, token string, sizes ...string) (int, error) {
 	n := 0
 	var errs []error
-	for _, ext := range outputExts {
-		switch err := files.Delete(ctx, outputKey(token, ext)); {
-		case err == nil:
-			n++
-		case !errors.Is(err, fs.ErrNotExist):
-			// Without the path or key, which holds the output's token, as good as its link.
-			errs = append(errs, fmt.Errorf("remove %s output: %w", ext, withoutName(err)))
+	for _, name := range outputNames(token, sizes) {
+		for _, ext := range outputExts {
+			switch err := files.Delete(ctx, outputKey(name, ext)); {
+			case err == nil:
+				n++
+			case !errors.Is(err, fs.ErrNotExist):
+				// Without the path or key, which holds the output's token, as good as its link.
+				errs = append(errs, fmt.Errorf("remove %s output: %w", ext, withoutName(err)))
+			}
 		}
 	}
 	return n, errors.Join(errs...)

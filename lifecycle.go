@@ -241,7 +241,7 @@ func (l *lifecycle) expire(ctx context.Context, cutoff time.Time) (int, error) {
 	}
 	n := 0
 	for _, o := range expired {
-		k, err := removeOutputs(ctx, l.files, o.Token)
+		k, err := removeOutputs(ctx, l.files, o.Token, o.Options.sizes()...)
 		n += k
 		if err != nil {
 			l.log.Error("delete expired output, will retry for a day", Job{ID: o.JobID, TraceID: o.TraceID}.logAttrs("err", err)...)

@@ -29,10 +29,10 @@ const movingPixelRate = 100e6
 const movingWork = 4
 
 // workSeconds is the audio length a job's render time is measured against: the audio's, or
-// movingWork times it for a moving picture.
+// movingWork times it for a moving picture, once a size (each size's is encoded in full).
 func workSeconds(job Job) float64 {
 	if job.Options.moving() {
-		return job.AudioDuration * movingWork
+		return job.AudioDuration * movingWork * float64(len(job.Options.sizes()))
 	}
 	return job.AudioDuration
 }

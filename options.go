@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"strings"
 )
@@ -12,8 +13,12 @@ import (
 // submission that gives none of them gets defaultOptions, whose video is the one vidgen has always
 // made: the image at its own size, still. The zero value renders like defaultOptions.
 type Options struct {
-	// Size is "original" (the image's own size) or a platform size (platformSizes).
+	// Size is "original" (the image's own size) or a platform size (platformSizes): the first
+	// video's, when the job makes several.
 	Size string `json:"size"`
+	// Sizes are the sizes of a job that makes one video per size (the sizes field), in the order
+	// asked, Size the first; nil for a job of one size, as every job was before.
+	Sizes []string `json:"sizes,omitempty"`
 	// Background fills a platform size around the image: "blur" (a blurred, darkened, enlarged copy
 	// of the image) or a colour "#RRGGBB".
 	Background string `json:"background"`
@@ -71,6 +76,7 @@ var optionFields = []struct {
 	Usage string
 }{
 	{"size", 64, "original, landscape, portrait, square or x"},
+	{"sizes", 256, "several sizes, one video each: a comma-separated list or a JSON array of 1 to 5 sizes"},
 	{"background", 64, "blur or a colour #RRGGBB, around the image in a platform size"},
 	{"waveform", 64, "none, bars or line"},
 	{"waveformColor", 64, "the waveform's colour #RRGGBB"},
@@ -132,6 +138,9 @@ func parseOptions(fields map[string]string, captions bool) (Options, error) {
 		if o.ProgressBar, ok = parseProgressBar(strings.TrimSpace(v)); !ok {
 			return Options{}, optionError("progressBar", v, "true, false or a colour #RRGGBB")
 		}
+	}
+	if err := parseSizes(fields, &o); err != nil {
+		return Options{}, err
 	}
 	if v, ok := fields["loudness"]; ok {
 		if o.Loudness, ok = parseLoudness(strings.TrimSpace(v)); !ok {
@@ -204,10 +213,10 @@ func (o Options) fps() int {
 // encodeOptions is how a job's options are stored: JSON, "" for defaultOptions, so every job made
 // before options existed reads back as what it was.
 func encodeOptions(o Options) string {
-	if o == defaultOptions {
+	if o.equal(defaultOptions) {
 		return ""
 	}
-	b, _ := json.Marshal(o) // a struct of strings and a bool: cannot fail
+	b, _ := json.Marshal(o) // a struct of strings, numbers and a bool: cannot fail
 	return string(b)
 }
 
@@ -222,3 +231,6 @@ func decodeOptions(s string) (Options, error) {
 	}
 	return o, nil
 }
+
+// equal reports whether o and p are the same options.
+func (o Options) equal(p Options) bool { return reflect.DeepEqual(o, p) }

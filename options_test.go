@@ -38,7 +38,7 @@ func TestParseOptions(t *testing.T) {
 	for _, c := range cases {
 		got, err := parseOptions(c.fields, false)
 		if c.err == nil {
-			if err != nil || got != c.want {
+			if err != nil || !got.equal(c.want) {
 				t.Errorf("%v: %+v %v, want %+v", c.fields, got, err, c.want)
 			}
 			continue
@@ -204,7 +204,7 @@ func TestCaptionsSurviveRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if j.Status == StatusCompleted && j.Retries == 1 && j.Options == o {
+		if j.Status == StatusCompleted && j.Retries == 1 && j.Options.equal(o) {
 			return nil
 		}
 		if j.Status.Final() {

@@ -15,6 +15,7 @@ type jobProgress struct {
 	started time.Time
 
 	from, to  int
+	band      [2]int // the span of the bar the steps' spans are parts of; {0, 0} for all of it
 	stepStart time.Time
 	est       float64 // seconds the step is expected to take
 }
@@ -47,10 +48,14 @@ func (rd *renderer) Progress(id string) (int, *int) {
 	return p.pct, &eta
 }
 
-// startStep gives the next step of job id the span [from, to) of the bar and its expected seconds.
+// startStep gives the next step of job id the span [from, to) of the bar (of its band, when it has
+// one) and its expected seconds.
 func (rd *renderer) startStep(id string, from, to int, est float64) {
 	rd.mu.Lock()
 	if p := rd.progress[id]; p != nil {
+		if b := p.band; b[1] > 0 {
+			from, to = b[0]+from*(b[1]-b[0])/100, b[0]+to*(b[1]-b[0])/100
+		}
 		p.pct = max(p.pct, p.timeBased(rd.now()), min(from, 99))
 		p.from, p.to, p.stepStart, p.est = from, to, rd.now(), est
 	}
@@ -79,4 +84,14 @@ func renderEstimates(job Job, imagePath string) (clip, mux float64) {
 		speed = 1000
 	}
 	return clip, 0.2 + job.AudioDuration/speed
+}
+
+// progressBand makes the span [from, to) of job id's bar the whole of the steps that start next,
+// which is how the renders of a job's sizes, one after another, share it.
+func (rd *renderer) progressBand(id string, from, to int) {
+	rd.mu.Lock()
+	if p := rd.progress[id]; p != nil {
+		p.band = [2]int{from, to}
+	}
+	rd.mu.Unlock()
 }

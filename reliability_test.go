@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -409,14 +408,7 @@ func TestInputsGoneAndOutputExpires(t *testing.T) {
 
 	// The service's own first sweep runs as it starts: it must be done before the clock moves, or
 	// it would delete the files this test counts.
-	eventually(t, 10*time.Second, func() error {
-		e.srv.jobs.expiring.Lock()
-		defer e.srv.jobs.expiring.Unlock()
-		if e.srv.jobs.expiredBefore.IsZero() {
-			return errors.New("the service's first sweep did not run")
-		}
-		return nil
-	})
+	e.waitFirstSweep(t)
 	clk.Advance(e.srv.cfg.Retention + time.Minute)
 	for _, u := range []string{video, share, poster} {
 		resp, err := http.Get(u)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -17,7 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"vidgen/internal/aac"
 	"vidgen/internal/ffmpeg"
 	"vidgen/internal/h264"
 )
@@ -346,7 +344,8 @@ func (rd *renderer) renderFetched(killCtx context.Context, job Job, err error) O
 	return Outcome{Status: StatusPending, CountRetry: true}
 }
 
-// renderFiles runs both steps and publishes the output under a new token, which it returns.
+// renderFiles runs both steps and publishes the outputs, one video and poster per size, under a new
+// token, which it returns.
 func (rd *renderer) renderFiles(ctx context.Context, job Job) (string, error) {
 	token, err := randomHex(rd.rand, 16)
 	if err != nil {
@@ -380,107 +379,27 @@ func (rd *renderer) renderFiles(ctx context.Context, job Job) (string, error) {
 			return "", fmt.Errorf("fetch input: %w", err)
 		}
 	}
-	clip, poster, video := filepath.Join(tmp, "clip.mp4"), filepath.Join(tmp, "poster.jpg"), filepath.Join(tmp, "video.mp4")
 	if job.Options.Loudness != 0 {
 		if job.Options.level, err = rd.measureLevel(ctx, job, audio, tmp); err != nil {
 			return "", err
 		}
 	}
-
-	if job.Options.everyFrame() {
-		if err := rd.renderMoving(ctx, job, image, audio, tmp, poster, video); err != nil {
-			return "", err
-		}
-	} else if err := rd.renderStill(ctx, job, image, audio, tmp, clip, poster, video); err != nil {
+	outs, err := sizeRenders(job, tmp)
+	if err != nil {
+		return "", err
+	}
+	if err := rd.renderSizes(ctx, job, image, audio, tmp, outs); err != nil {
 		return "", err
 	}
 	// A URL never serves a half-written file: each is whole under its key or not there.
-	for src, key := range map[string]string{video: outputKey(token, "mp4"), poster: outputKey(token, "jpg")} {
-		if err := rd.files.Place(ctx, key, src); err != nil {
-			return "", fmt.Errorf("publish output: %w", err)
+	for i, name := range outputNames(token, job.Options.Sizes) {
+		for src, key := range map[string]string{outs[i].video: outputKey(name, "mp4"), outs[i].poster: outputKey(name, "jpg")} {
+			if err := rd.files.Place(ctx, key, src); err != nil {
+				return "", fmt.Errorf("publish output: %w", err)
+			}
 		}
 	}
 	return token, nil
-}
-
-// renderSideBySide makes the clip and poster from image and encodes audio at once, one ffmpeg
-// each (the picture step is one core's work, and so is the AAC encoder; the audio is encoded in as
-// many segments as pay, one ffmpeg each, see segments.go), then writes the video from the two by copy: on two
-// cores the job costs about the audio encode alone. The first failure stops the other steps; a
-// failure of the input at fault is the one returned. Intermediate files go in tmp. clipEst and
-// muxEst are the expected seconds of the picture step and of the audio's (renderEstimates).
-func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio, tmp, poster, video string, clipEst, muxEst float64) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	rd.startStep(job.ID, setupShare, 95, max(clipEst, muxEst))
-	encoded := filepath.Join(tmp, "audio.aac")
-	var segs []aac.Segment
-	_, rate := encodedFormat(job)
-	costs := jobEncodeCosts
-	if rd.costs != nil {
-		costs = rd.costs
-	}
-	if n := audioSegments(job.AudioDuration, costs(job, clipEst), rd.freeCores()); n > 1 && rate > 0 {
-		segs = aac.Plan(job.AudioDuration, rate, n)
-	}
-	if err := rd.checkEncodeBudget(job, len(segs) > 0); err != nil {
-		return err
-	}
-	steps := 1 + max(len(segs), 1) // the picture, and the audio in one or more parts
-	errs := make(chan error, steps)
-	step := func(f func() error) {
-		err := f()
-		if err != nil {
-			cancel()
-		}
-		errs <- err
-	}
-	run := func(duration float64, args []string) {
-		step(func() error {
-			if err := rd.ffmpegRun(ctx, job.ID, duration, args...); err != nil {
-				return rd.stepFailed(ctx, err, job, inputAudio, audio, args)
-			}
-			return nil
-		})
-	}
-	var clip *h264.StillClip
-	go step(func() (err error) {
-		clip, err = rd.makeClip(ctx, job, image, poster)
-		return err
-	})
-	parts := make([]string, len(segs))
-	for k, sg := range segs {
-		parts[k] = filepath.Join(tmp, fmt.Sprintf("audio-%d.aac", k))
-		progress := 0.0 // the segments are about as long as each other: the first one's speaks for all
-		if k == 0 {
-			progress = float64(sg.End) / float64(rate)
-		}
-		go run(progress, segmentArgs(job, audio, parts[k], sg))
-	}
-	if segs == nil {
-		go run(job.AudioDuration, audioEncodeArgs(job, audio, encoded))
-	}
-	var first error
-	for range steps {
-		err := <-errs
-		var rf *renderFailure
-		if first == nil || errors.As(err, &rf) && rf.final {
-			first = cmp.Or(err, first)
-		}
-	}
-	if first != nil {
-		return first
-	}
-	if segs != nil {
-		if err := joinSegments(encoded, parts, segs); err != nil {
-			return rd.writeFailed(err)
-		}
-	}
-	if err := rd.checkBudget(job, clip, encoded); err != nil {
-		return err
-	}
-	rd.startStep(job.ID, 95, 100, 0.05)
-	return rd.writeFailed(writeStillVideo(video, clip, encoded, job.AudioDuration))
 }
 
 // freeCores is this render's share of the machine's cores: the renders running at once share them.

@@ -169,13 +169,18 @@ func runRender(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return renderExit(ctx, err)
 	}
-	if err := moveFile(dirs.output(token, "mp4"), c.out); err != nil {
-		return &exitError{exitRenderFail, fmt.Errorf("render: %w", err)}
-	}
-	// After the video: a poster that cannot be written does not lose the render.
-	if c.poster != "" {
-		if err := copyPoster(dirs.output(token, "jpg"), c.poster); err != nil {
-			return &exitError{exitRenderFail, fmt.Errorf("render: wrote %s, but not the poster: %w", c.out, err)}
+	// A further size goes beside -o (and -poster) with its name before the extension: OUT.SIZE.mp4.
+	sizes := job.Options.sizes()
+	for i, name := range outputNames(token, job.Options.Sizes) {
+		out, poster := sizedPath(c.out, sizes, i), sizedPath(c.poster, sizes, i)
+		if err := moveFile(dirs.output(name, "mp4"), out); err != nil {
+			return &exitError{exitRenderFail, fmt.Errorf("render: %w", err)}
+		}
+		// After the video: a poster that cannot be written does not lose the render.
+		if c.poster != "" {
+			if err := copyPoster(dirs.output(name, "jpg"), poster); err != nil {
+				return &exitError{exitRenderFail, fmt.Errorf("render: wrote %s, but not the poster: %w", out, err)}
+			}
 		}
 	}
 	var size int64

@@ -99,12 +99,18 @@ func maxError(ref, got []float32, lo, hi int) float64 {
 // calls for each encode it runs of audio alone (the output is ADTS): one a segment.
 func countingFFmpeg(t testing.TB, dir string) (wrapper, calls string) {
 	t.Helper()
+	return countingFFmpegOf(t, dir, "-f adts")
+}
+
+// countingFFmpegOf is countingFFmpeg for the runs whose arguments, joined by spaces, hold args.
+func countingFFmpegOf(t testing.TB, dir, args string) (wrapper, calls string) {
+	t.Helper()
 	real, err := exec.LookPath("ffmpeg")
 	if err != nil {
 		t.Fatal(err)
 	}
-	calls, wrapper = filepath.Join(dir, "adts-calls"), filepath.Join(dir, "ffmpeg")
-	script := fmt.Sprintf("#!/bin/sh\ncase \"$*\" in *\"-f adts\"*) echo >> %q;; esac\nexec %q \"$@\"\n", calls, real)
+	calls, wrapper = filepath.Join(dir, "calls"), filepath.Join(dir, "ffmpeg")
+	script := fmt.Sprintf("#!/bin/sh\ncase \"$*\" in *%q*) echo >> %q;; esac\nexec %q \"$@\"\n", args, calls, real)
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -26,19 +26,39 @@ type statusBody struct {
 	UpdatedAt       string    `json:"updatedAt"`
 	Options         Options   `json:"options"`  // what the submission asked for, defaults filled in
 	Warnings        []string  `json:"warnings"` // jobWarnings: never null, [] when there are none
+	// Outputs are the job's videos, one per size in the order asked; never null, [] until it is
+	// COMPLETED. The first is OutputVideo and OutputThumbnail.
+	Outputs []sizeOutput `json:"outputs"`
+}
+
+// sizeOutput is one size's video and poster, by URL.
+type sizeOutput struct {
+	Size      string `json:"size"`
+	Video     string `json:"video"`
+	Thumbnail string `json:"thumbnail"`
 }
 
 // jobOutputs are a finished job's public URLs: the video, its share page and its poster (a JPEG of
-// the video's picture, the video's size).
-type jobOutputs struct{ video, share, thumbnail *string }
+// the video's picture, the video's size), those of its first size, and every size's (never nil).
+type jobOutputs struct {
+	video, share, thumbnail *string
+	sizes                   []sizeOutput
+}
 
-// outputURLs are a COMPLETED job's outputs under the public base URL; all nil otherwise.
+// outputURLs are a COMPLETED job's outputs under the public base URL; all nil (and no sizes)
+// otherwise.
 func outputURLs(j Job, base string) jobOutputs {
 	if j.Status != StatusCompleted || j.OutputToken == "" {
-		return jobOutputs{}
+		return jobOutputs{sizes: []sizeOutput{}}
 	}
-	v := base + "/v/" + j.OutputToken
-	return jobOutputs{strPtr(v + ".mp4"), strPtr(base + "/s/" + j.OutputToken), strPtr(v + ".jpg")}
+	sizes := j.Options.sizes()
+	out := jobOutputs{sizes: make([]sizeOutput, len(sizes))}
+	for i, name := range outputNames(j.OutputToken, j.Options.Sizes) {
+		v := base + "/v/" + name
+		out.sizes[i] = sizeOutput{Size: sizes[i], Video: v + ".mp4", Thumbnail: v + ".jpg"}
+	}
+	out.video, out.share, out.thumbnail = &out.sizes[0].Video, strPtr(base+"/s/"+j.OutputToken), &out.sizes[0].Thumbnail
+	return out
 }
 
 // liveProgress reports a running job's progress in percent and its expected seconds to go (nil when
@@ -53,7 +73,7 @@ func statusOf(j Job, base string, live liveProgress) statusBody {
 	b := statusBody{JobID: j.ID, Status: j.Status, ErrorMessage: strPtr(j.ErrorMessage),
 		CreatedAt: apiTime(j.CreatedAt), UpdatedAt: apiTime(j.UpdatedAt), Options: j.Options, Warnings: jobWarnings(j)}
 	out := outputURLs(j, base)
-	b.OutputVideo, b.OutputShareLink, b.OutputThumbnail = out.video, out.share, out.thumbnail
+	b.OutputVideo, b.OutputShareLink, b.OutputThumbnail, b.Outputs = out.video, out.share, out.thumbnail, out.sizes
 	switch {
 	case j.Status == StatusCompleted:
 		b.Progress = 100

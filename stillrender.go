@@ -14,27 +14,32 @@ import (
 // why. That is correct and slower: a 1080p JPEG over 60 s of MP3 took 9.3-11.9 s instead of
 // 0.9-1.4 s on a loaded 2-core machine (bench/render.sh), well inside the render's timeout.
 
-// renderStill makes a still picture's video (captioned or not) at video and its poster at poster
-// from image and audio, working in tmp (clip is where the copy path writes the clip): by
-// renderSideBySide when the audio must be encoded, by renderCopied when it is copied. When the clip
+// renderStill makes a still picture's videos (captioned or not) and posters, one of each per size
+// of outs, from image and audio, working in tmp: by renderSideBySide when the audio must be encoded
+// (once, for every size), by renderCopied, a size after another, when it is copied. When the clip
 // step's x264 stream is one the clip writer (or, captioned, h264.Splice) refuses
 // (h264.ErrUnsupported), it logs why and renders by renderMoving instead.
 // Any other error (a disk, a kill, a bad input) is returned as it came.
-func (rd *renderer) renderStill(ctx context.Context, job Job, image, audio, tmp, clip, poster, video string) error {
+func (rd *renderer) renderStill(ctx context.Context, image, audio, tmp string, outs []sizeRender) error {
+	job := audioJob(outs)
 	clipEst, muxEst := renderEstimates(job, image)
 	var err error
 	if a := audioArgs(job.AudioCodec, job.Options); a[1] != "copy" {
-		// The audio must be encoded: that and the picture step run side by side, then a copy mux.
-		err = rd.renderSideBySide(ctx, job, image, audio, tmp, poster, video, clipEst, muxEst)
+		// The audio must be encoded: that and the picture steps run side by side, then copy muxes.
+		err = rd.renderSideBySide(ctx, job, image, audio, tmp, outs, clipEst*float64(len(outs)), muxEst)
 	} else {
-		err = rd.renderCopied(ctx, job, image, audio, clip, poster, video, clipEst, muxEst)
+		err = rd.eachSize(job.ID, outs, func(o sizeRender) error {
+			return rd.renderCopied(ctx, o.job, image, audio, o.clip, o.poster, o.video, clipEst, muxEst)
+		})
 	}
 	if !errors.Is(err, h264.ErrUnsupported) || ctx.Err() != nil {
 		return err
 	}
 	rd.log.Warn("the still clip writer cannot extend x264's stream, encoding every frame instead (slower)",
 		job.logAttrs("err", err)...)
-	return rd.renderMoving(ctx, job, image, audio, tmp, poster, video)
+	return rd.eachSize(job.ID, outs, func(o sizeRender) error {
+		return rd.renderMoving(ctx, o.job, image, audio, o.dir, o.poster, o.video)
+	})
 }
 
 // renderCopied makes the video of a job whose audio is copied: the clip from image (and the poster),
@@ -47,7 +52,7 @@ func (rd *renderer) renderCopied(ctx context.Context, job Job, image, audio, cli
 	if err != nil {
 		return err
 	}
-	if err := rd.checkBudget(job, c, audio); err != nil {
+	if err := rd.checkBudget(job, audio, c); err != nil {
 		return err
 	}
 	if err := writeClipFile(clip, c); err != nil {

@@ -339,20 +339,28 @@ func (s *Store) ActiveJobIDs(ctx context.Context) (map[string]bool, error) {
 	return idSet(collect(ctx, s.db, "active jobs", scanString, `SELECT id FROM jobs WHERE status IN ('PENDING','PROCESSING')`))
 }
 
-// expiredOutput is a job whose output has expired, and that output's token.
-type expiredOutput struct{ JobID, Token, TraceID string }
+// expiredOutput is a job whose output has expired, that output's token, and the job's options,
+// which say what sizes the output has.
+type expiredOutput struct {
+	JobID, Token, TraceID string
+	Options               Options
+}
 
 // ExpiredOutputs returns the outputs of jobs that finished in [since, cutoff).
 func (s *Store) ExpiredOutputs(ctx context.Context, since, cutoff time.Time) ([]expiredOutput, error) {
 	return collect(ctx, s.db, "expired outputs", func(row scanner) (expiredOutput, error) {
 		var o expiredOutput
-		err := row.Scan(&o.JobID, &o.Token, &o.TraceID)
+		var opts string
+		err := row.Scan(&o.JobID, &o.Token, &o.TraceID, &opts)
+		if err == nil {
+			o.Options, err = decodeOptions(opts)
+		}
 		return o, err
 	}, expiredOutputsQuery, ms(since), ms(cutoff))
 }
 
 // expiredOutputsQuery reads a window of finished jobs through the jobs_finished index.
-const expiredOutputsQuery = `SELECT id, output_token, trace_id FROM jobs
+const expiredOutputsQuery = `SELECT id, output_token, trace_id, options FROM jobs
 	WHERE status = 'COMPLETED' AND finished_at >= ? AND finished_at < ? AND output_token IS NOT NULL`
 
 // OutputTokens returns the output token of every job that has one.

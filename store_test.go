@@ -345,10 +345,10 @@ func TestJobOptionsStored(t *testing.T) {
 			if err := st.db.QueryRow(`SELECT options FROM jobs WHERE id = ?`, id).Scan(&stored); err != nil {
 				t.Fatal(err)
 			}
-			if (o == defaultOptions) != (stored == "") {
+			if o.equal(defaultOptions) != (stored == "") {
 				t.Errorf("options %+v stored as %q", o, stored)
 			}
-			if got, err := st.JobByID(ctx, id); err != nil || got.Options != o {
+			if got, err := st.JobByID(ctx, id); err != nil || !got.Options.equal(o) {
 				t.Errorf("created with %+v, read %+v (%v)", o, got.Options, err)
 			}
 		}
@@ -402,7 +402,7 @@ func TestMigrateFromFirstRelease(t *testing.T) {
 	if err != nil || pending.Status != StatusPending || pending.WebhookURL != "https://example.com/h" || pending.AudioDuration != 2.5 {
 		t.Errorf("pending job after migration: %+v %v", pending, err)
 	}
-	if pending.Options != defaultOptions {
+	if !pending.Options.equal(defaultOptions) {
 		t.Errorf("a job from before options renders with %+v, want the defaults", pending.Options)
 	}
 	done, err := st.JobByToken(ctx, "tok")

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"vidgen/internal/aac"
+	"vidgen/internal/h264"
+)
+
+// A job of several sizes (the sizes field) is rendered as one: its audio is decoded, measured and
+// encoded once, its picture made once per size beside that encode, and each size's video written
+// from its picture and the shared audio by copy. A moving picture's encode is one per size, each
+// with its own audio: those sizes share only the loudness measurement.
+
+// sizeRender is the render of one size of a job: the job as a job of that one size, and where its
+// scratch, clip, poster and video go.
+type sizeRender struct {
+	job                      Job
+	dir, clip, poster, video string
+}
+
+// sizeRenders are the renders of each of job's sizes, in order, working in tmp: in tmp itself for a
+// job of one size, as ever, in a folder each for several.
+func sizeRenders(job Job, tmp string) ([]sizeRender, error) {
+	sizes := job.Options.sizes()
+	outs := make([]sizeRender, len(sizes))
+	for i, size := range sizes {
+		dir := tmp
+		if len(sizes) > 1 {
+			dir = filepath.Join(tmp, "size-"+size)
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				return nil, fmt.Errorf("render dir: %w", err)
+			}
+		}
+		j := job
+		j.Options = job.Options.sized(size)
+		outs[i] = sizeRender{job: j, dir: dir, clip: filepath.Join(dir, "clip.mp4"),
+			poster: filepath.Join(dir, "poster.jpg"), video: filepath.Join(dir, "video.mp4")}
+	}
+	return outs, nil
+}
+
+// audioJob is the job whose options decide how the audio all of outs share is encoded: the first
+// platform size's, whose rule (48 kHz) suits the image's own size too.
+func audioJob(outs []sizeRender) Job {
+	for _, o := range outs {
+		if o.job.Options.platform() {
+			return o.job
+		}
+	}
+	return outs[0].job
+}
+
+// renderSizes makes every size's video and poster (outs) from image and audio, working in tmp.
+func (rd *renderer) renderSizes(ctx context.Context, job Job, image, audio, tmp string, outs []sizeRender) error {
+	if job.Options.everyFrame() {
+		return rd.eachSize(job.ID, outs, func(o sizeRender) error {
+			return rd.renderMoving(ctx, o.job, image, audio, o.dir, o.poster, o.video)
+		})
+	}
+	return rd.renderStill(ctx, image, audio, tmp, outs)
+}
+
+// eachSize renders the sizes of outs one after another by render, each in its share of the
+// progress bar, so the bar goes from 0 to 100 once across them all.
+func (rd *renderer) eachSize(id string, outs []sizeRender, render func(sizeRender) error) error {
+	defer rd.progressBand(id, 0, 100)
+	for i, o := range outs {
+		rd.progressBand(id, 100*i/len(outs), 100*(i+1)/len(outs))
+		if err := render(o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// renderSideBySide makes the clip and poster of each size of outs from image, one after another,
+// and encodes audio at once, one ffmpeg each (the picture step is one core's work, and so is the
+// AAC encoder; the audio is encoded in as many segments as pay, one ffmpeg each, see segments.go),
+// then writes each size's video from its clip and the one encoded audio by copy: on two cores the
+// job costs about the audio encode alone. job is audioJob(outs), whose options decide the audio's
+// encode. The first failure stops the other steps; a failure of the input at fault is the one
+// returned. Intermediate files go in tmp. clipEst and muxEst are the expected seconds of the
+// picture steps, all of them, and of the audio's (renderEstimates).
+func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio, tmp string, outs []sizeRender, clipEst, muxEst float64) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	rd.startStep(job.ID, setupShare, 95, max(clipEst, muxEst))
+	encoded := filepath.Join(tmp, "audio.aac")
+	var segs []aac.Segment
+	_, rate := encodedFormat(job)
+	costs := jobEncodeCosts
+	if rd.costs != nil {
+		costs = rd.costs
+	}
+	if n := audioSegments(job.AudioDuration, costs(job, clipEst), rd.freeCores()); n > 1 && rate > 0 {
+		segs = aac.Plan(job.AudioDuration, rate, n)
+	}
+	if err := rd.checkEncodeBudget(job, len(segs) > 0, len(outs)); err != nil {
+		return err
+	}
+	steps := 1 + max(len(segs), 1) // the picture, and the audio in one or more parts
+	errs := make(chan error, steps)
+	step := func(f func() error) {
+		err := f()
+		if err != nil {
+			cancel()
+		}
+		errs <- err
+	}
+	run := func(duration float64, args []string) {
+		step(func() error {
+			if err := rd.ffmpegRun(ctx, job.ID, duration, args...); err != nil {
+				return rd.stepFailed(ctx, err, job, inputAudio, audio, args)
+			}
+			return nil
+		})
+	}
+	clips := make([]*h264.StillClip, len(outs))
+	go step(func() (err error) {
+		for i, o := range outs {
+			if clips[i], err = rd.makeClip(ctx, o.job, image, o.poster); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	parts := make([]string, len(segs))
+	for k, sg := range segs {
+		parts[k] = filepath.Join(tmp, fmt.Sprintf("audio-%d.aac", k))
+		progress := 0.0 // the segments are about as long as each other: the first one's speaks for all
+		if k == 0 {
+			progress = float64(sg.End) / float64(rate)
+		}
+		go run(progress, segmentArgs(job, audio, parts[k], sg))
+	}
+	if segs == nil {
+		go run(job.AudioDuration, audioEncodeArgs(job, audio, encoded))
+	}
+	var first error
+	for range steps {
+		err := <-errs
+		var rf *renderFailure
+		if first == nil || errors.As(err, &rf) && rf.final {
+			first = cmp.Or(err, first)
+		}
+	}
+	if first != nil {
+		return first
+	}
+	if segs != nil {
+		if err := joinSegments(encoded, parts, segs); err != nil {
+			return rd.writeFailed(err)
+		}
+	}
+	if err := rd.checkBudget(job, encoded, clips...); err != nil {
+		return err
+	}
+	rd.startStep(job.ID, 95, 100, 0.05*float64(len(outs)))
+	for i, o := range outs {
+		if err := writeStillVideo(o.video, clips[i], encoded, job.AudioDuration); err != nil {
+			return rd.writeFailed(err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,395 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// sizesMessage is the 400's message for a sizes field of value v that is refused.
+func sizesMessage(v string) string {
+	return fmt.Sprintf("sizes %q", v) + ` is not allowed: use 1 to 5 different sizes of original, landscape, portrait, square, x, ` +
+		`comma-separated (landscape,portrait) or as a JSON array (["landscape","portrait"])`
+}
+
+// TestSizesParse: the sizes field takes a comma-separated list or a JSON array of 1 to 5 sizes, in
+// any case and with spaces around the names; Size is the first, and a list of one is stored as a
+// job of one size. An empty list, a name that is no size, a size twice, six names, or sizes beside
+// size are refused with a message that names the field and what it takes.
+func TestSizesParse(t *testing.T) {
+	t.Parallel()
+	both := "size and sizes were both given: give size for one video, or sizes for one video in each of several sizes"
+	for _, c := range []struct {
+		fields    map[string]string
+		size      string
+		sizes     []string
+		wantError string
+	}{
+		{fields: map[string]string{"sizes": "landscape,portrait,square"}, size: "landscape", sizes: []string{"landscape", "portrait", "square"}},
+		{fields: map[string]string{"sizes": `["square","landscape"]`}, size: "square", sizes: []string{"square", "landscape"}},
+		{fields: map[string]string{"sizes": " Portrait , X ,ORIGINAL "}, size: "portrait", sizes: []string{"portrait", "x", "original"}},
+		{fields: map[string]string{"sizes": ` [ "Landscape" , "x" ] `}, size: "landscape", sizes: []string{"landscape", "x"}},
+		{fields: map[string]string{"sizes": "original,landscape,portrait,square,x"}, size: "original", sizes: []string{"original", "landscape", "portrait", "square", "x"}},
+		{fields: map[string]string{"sizes": "square"}, size: "square"},
+		{fields: map[string]string{"sizes": `["portrait"]`}, size: "portrait"},
+		{fields: map[string]string{"sizes": ""}, wantError: sizesMessage("")},
+		{fields: map[string]string{"sizes": " "}, wantError: sizesMessage(" ")},
+		{fields: map[string]string{"sizes": "[]"}, wantError: sizesMessage("[]")},
+		{fields: map[string]string{"sizes": "landscape,"}, wantError: sizesMessage("landscape,")},
+		{fields: map[string]string{"sizes": "landscape,wide"}, wantError: sizesMessage("landscape,wide")},
+		{fields: map[string]string{"sizes": `["landscape",3]`}, wantError: sizesMessage(`["landscape",3]`)},
+		{fields: map[string]string{"sizes": `["landscape"`}, wantError: sizesMessage(`["landscape"`)},
+		{fields: map[string]string{"sizes": "square,Square"}, wantError: sizesMessage("square,Square")},
+		{fields: map[string]string{"sizes": "original,landscape,portrait,square,x,landscape"}, wantError: sizesMessage("original,landscape,portrait,square,x,landscape")},
+		{fields: map[string]string{"size": "square", "sizes": "landscape,portrait"}, wantError: both},
+		{fields: map[string]string{"size": "square", "sizes": "square"}, wantError: both},
+	} {
+		o, err := parseOptions(c.fields, false)
+		if c.wantError != "" {
+			var e *Error
+			if !errors.As(err, &e) || e.Kind != kindInvalid || e.Msg != c.wantError {
+				t.Errorf("%v: %v, want a kindInvalid error %q", c.fields, err, c.wantError)
+			}
+			continue
+		}
+		if err != nil || o.Size != c.size || !reflect.DeepEqual(o.Sizes, c.sizes) {
+			t.Errorf("%v: size %q sizes %q (%v), want %q %q", c.fields, o.Size, o.Sizes, err, c.size, c.sizes)
+		}
+		// Stored and read back as it was; a job of one size as one that gave size.
+		if back, err := decodeOptions(encodeOptions(o)); err != nil || !back.equal(o) {
+			t.Errorf("%v: stored %q, read back %+v (%v)", c.fields, encodeOptions(o), back, err)
+		}
+		if one := (c.sizes == nil); one != !strings.Contains(encodeOptions(o), `"sizes"`) {
+			t.Errorf("%v: stored as %q", c.fields, encodeOptions(o))
+		}
+	}
+	// A job stored before sizes existed is a job of its one size.
+	old, err := decodeOptions(`{"size":"square","background":"blur","waveform":"none","waveformColor":"#FFFFFF","captions":false}`)
+	if err != nil || old.Sizes != nil || !reflect.DeepEqual(old.sizes(), []string{"square"}) {
+		t.Errorf("an old job's options: %+v %v", old, err)
+	}
+}
+
+// TestSizesRefusedByAPI: the API answers a sizes field it refuses with a 400 and the message the
+// parser gives, word for word.
+func TestSizesRefusedByAPI(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	for fields, want := range map[string]map[string]string{
+		sizesMessage("landscape,landscape"): {"sizes": "landscape,landscape"},
+		"size and sizes were both given: give size for one video, or sizes for one video in each of several sizes": {"size": "x", "sizes": "square"},
+	} {
+		body, ctype := multipartBody(t, map[string]string{"image": fixture(t, "img.png"), "audio": fixture(t, "tone.wav")}, want)
+		resp, b := e.do(t, "POST", "/api/jobs", e.key, body, "Content-Type", ctype)
+		if msg := errorBody(t, resp, b, http.StatusBadRequest); msg != fields {
+			t.Errorf("%v: %q, want %q", want, msg, fields)
+		}
+	}
+}
+
+// streamSeconds are the durations ffprobe gives the video and the audio stream of the file at path.
+func streamSeconds(t testing.TB, path string) (video, audio float64) {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=codec_type,duration", "-of", "json", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", path, err)
+	}
+	var res struct {
+		Streams []struct {
+			CodecType string `json:"codec_type"`
+			Duration  string `json:"duration"`
+		}
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range res.Streams {
+		d, _ := strconv.ParseFloat(s.Duration, 64)
+		switch s.CodecType {
+		case "video":
+			video = d
+		case "audio":
+			audio = d
+		}
+	}
+	return video, audio
+}
+
+// statusOutputs are the outputs array of a status or webhook body.
+func statusOutputs(t testing.TB, body map[string]any) []sizeOutput {
+	t.Helper()
+	b, err := json.Marshal(body["outputs"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var outs []sizeOutput
+	if err := json.Unmarshal(b, &outs); err != nil || outs == nil {
+		t.Fatalf("outputs %s: %v", b, err)
+	}
+	return outs
+}
+
+// getStatus is the status code of a GET of url.
+func getStatus(t testing.TB, method, url string) int {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestSizesEndToEnd: one job with sizes=landscape,portrait,square, through the API, makes three
+// videos and posters under one token, each of its exact size, H.264 + AAC, its streams within a
+// frame of the audio; the status body and the webhook list them in the order asked, the first
+// being outputVideo and outputThumbnail; a size the job lacks is 404; the audio is encoded once
+// for the three, as for a job of one size; the orphan sweep keeps every size's files, and expiry
+// deletes them all.
+func TestSizesEndToEnd(t *testing.T) {
+	t.Parallel()
+	recv := newHookReceiver(t, nil)
+	clk := &fakeClock{t: time.Now()}
+	wrapper, encodes := countingFFmpegOf(t, t.TempDir(), "-c:a aac")
+	cfg := hookConfig(t.TempDir(), recv)
+	cfg.FFmpeg = wrapper
+	e := newTestEnv(t, cfg, hookTrust(recv), func(s *server) { s.now = clk.Now })
+	audio := fixture(t, "tone.mp3") // MP3: the audio is encoded
+	code, body := e.submit(t, e.key, fixture(t, "img.jpg"), audio,
+		map[string]string{"sizes": "landscape,portrait,square", "webhookUrl": recv.url()})
+	if code != http.StatusCreated {
+		t.Fatalf("submit: %d %v", code, body)
+	}
+	id := body["jobId"].(string)
+	if st := e.status(t, e.key, id); st["status"] != string(StatusCompleted) {
+		if outs := statusOutputs(t, st); len(outs) != 0 {
+			t.Errorf("outputs of a job not COMPLETED: %v, want []", outs)
+		}
+	}
+	st := e.wait(t, e.key, id, StatusCompleted)
+	if n := countLines(t, encodes); n != 1 {
+		t.Errorf("3 sizes: %d AAC encodes, want 1", n)
+	}
+	outs := statusOutputs(t, st)
+	want := []struct {
+		size string
+		w, h int
+	}{{"landscape", 1920, 1080}, {"portrait", 1080, 1920}, {"square", 1080, 1080}}
+	if len(outs) != len(want) {
+		t.Fatalf("outputs %v, want %d", outs, len(want))
+	}
+	if st["outputVideo"] != outs[0].Video || st["outputThumbnail"] != outs[0].Thumbnail {
+		t.Errorf("outputVideo %v, outputThumbnail %v: want the first output's, %+v", st["outputVideo"], st["outputThumbnail"], outs[0])
+	}
+	opts := st["options"].(map[string]any)
+	if opts["size"] != "landscape" || !reflect.DeepEqual(opts["sizes"], []any{"landscape", "portrait", "square"}) {
+		t.Errorf("options %v", opts)
+	}
+	token := strings.TrimSuffix(filepath.Base(st["outputVideo"].(string)), ".mp4")
+	// The MP3's container says a little more than the sound it holds (the encoder's padding): the
+	// sound is tone.wav's, made from the same 2.5 s of sine.
+	audioSeconds := mediaDuration(t, fixture(t, "tone.wav"))
+	for i, w := range want {
+		o := outs[i]
+		wantVideo := e.srv.cfg.PublicURL + "/v/" + token + "." + w.size + ".mp4"
+		if i == 0 {
+			wantVideo = e.srv.cfg.PublicURL + "/v/" + token + ".mp4"
+		}
+		if o.Size != w.size || o.Video != wantVideo || o.Thumbnail != strings.TrimSuffix(wantVideo, ".mp4")+".jpg" {
+			t.Errorf("output %d: %+v, want %s at %s", i, o, w.size, wantVideo)
+		}
+		video, _ := download(t, o.Video)
+		p := checkVideo(t, video, audio)
+		if p.Width != w.w || p.Height != w.h {
+			t.Errorf("%s: %dx%d, want %dx%d", w.size, p.Width, p.Height, w.w, w.h)
+		}
+		vs, as := streamSeconds(t, writeFixture(t, w.size+".mp4", video))
+		if frame := 1.0 / 30; vs < audioSeconds-frame || vs > audioSeconds+frame || as < audioSeconds-frame || as > audioSeconds+frame {
+			t.Errorf("%s: video %.3f s, audio %.3f s; want both within a frame of the input's %.3f s", w.size, vs, as, audioSeconds)
+		}
+		checkPoster(t, o.Thumbnail, w.w, w.h)
+		req, _ := http.NewRequest("GET", o.Video, nil)
+		req.Header.Set("Range", "bytes=0-9")
+		if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusPartialContent || resp.Header.Get("Cache-Control") == "" {
+			t.Errorf("%s: a range: %v %v", w.size, resp, err)
+		} else {
+			resp.Body.Close()
+		}
+		if c := getStatus(t, "HEAD", o.Video); c != http.StatusOK {
+			t.Errorf("%s: HEAD %d", w.size, c)
+		}
+	}
+	for _, name := range []string{token + ".x.mp4", token + ".x.jpg", token + ".landscape.mp4", token + ".portrait.webm"} {
+		if c := getStatus(t, "GET", e.srv.cfg.PublicURL+"/v/"+name); c != http.StatusNotFound {
+			t.Errorf("%s: %d, want 404", name, c)
+		}
+	}
+
+	// The share page shows the first video and links the others.
+	page, _ := download(t, st["outputShareLink"].(string))
+	for i, o := range outs {
+		if !strings.Contains(string(page), `href="`+o.Video+`"`) || i == 0 && !strings.Contains(string(page), `<video src="`+o.Video+`"`) {
+			t.Errorf("the share page lacks %s:\n%s", o.Video, page)
+		}
+	}
+
+	// The webhook carries the same outputs.
+	var hook map[string]any
+	if err := json.Unmarshal(recv.waitFor(t, 1)[0].Body, &hook); err != nil {
+		t.Fatal(err)
+	}
+	if got := statusOutputs(t, hook); !reflect.DeepEqual(got, outs) {
+		t.Errorf("webhook outputs %+v, want the status body's %+v", got, outs)
+	}
+	// The job list too.
+	resp, b := e.do(t, "GET", "/api/jobs", e.key, nil)
+	list := decodeJSON(t, resp, b)["jobs"].([]any)
+	if got := statusOutputs(t, list[0].(map[string]any)); !reflect.DeepEqual(got, outs) {
+		t.Errorf("job list outputs %+v, want the status body's %+v", got, outs)
+	}
+
+	// A job of one size encodes its audio once too, and lists its one output.
+	code, body = e.submit(t, e.key, fixture(t, "img.jpg"), audio, map[string]string{"size": "square"})
+	if code != http.StatusCreated {
+		t.Fatalf("submit: %d %v", code, body)
+	}
+	one := e.wait(t, e.key, body["jobId"].(string), StatusCompleted)
+	if n := countLines(t, encodes); n != 2 {
+		t.Errorf("1 size: %d AAC encodes, want 1", n-1)
+	}
+	if got := statusOutputs(t, one); len(got) != 1 || got[0].Size != "square" || got[0].Video != one["outputVideo"] || got[0].Thumbnail != one["outputThumbnail"] {
+		t.Errorf("a job of one size: outputs %+v, want its one video %v", got, one["outputVideo"])
+	}
+
+	// The orphan sweep keeps every size's files; expiry deletes them all.
+	outputs := filepath.Join(e.srv.cfg.DataDir, "outputs")
+	if err := e.srv.jobs.recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	files := dirFiles(t, outputs)
+	if len(files) != 8 { // 3 sizes and 1, a video and a poster each
+		t.Errorf("outputs after the orphan sweep: %v, want 8", files)
+	}
+	e.waitFirstSweep(t)
+	clk.Advance(e.srv.cfg.Retention + time.Minute)
+	if c := getStatus(t, "GET", outs[2].Video); c != http.StatusGone {
+		t.Errorf("an expired further size: %d, want 410", c)
+	}
+	if n, err := e.srv.jobs.expire(context.Background(), clk.Now().Add(-e.srv.cfg.Retention)); err != nil || n != 8 {
+		t.Errorf("expiry deleted %d files (%v), want 8", n, err)
+	}
+	if files := dirFiles(t, outputs); len(files) != 0 {
+		t.Errorf("outputs left after expiry: %v", files)
+	}
+}
+
+// TestSizesMoving: a moving picture (a waveform) in two sizes makes both videos, each of its size.
+func TestSizesMoving(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	audio := fixture(t, "tone.wav")
+	code, body := e.submit(t, e.key, fixture(t, "img.jpg"), audio, map[string]string{"sizes": `["square","x"]`, "waveform": "bars"})
+	if code != http.StatusCreated {
+		t.Fatalf("submit: %d %v", code, body)
+	}
+	st := e.wait(t, e.key, body["jobId"].(string), StatusCompleted)
+	outs := statusOutputs(t, st)
+	if len(outs) != 2 || outs[0].Size != "square" || outs[1].Size != "x" {
+		t.Fatalf("outputs %+v", outs)
+	}
+	for i, f := range []frameSize{{1080, 1080}, {1280, 720}} {
+		video, _ := download(t, outs[i].Video)
+		if p := checkVideo(t, video, audio); p.Width != f.W || p.Height != f.H {
+			t.Errorf("%s: %dx%d, want %dx%d", outs[i].Size, p.Width, p.Height, f.W, f.H)
+		}
+		checkPoster(t, outs[i].Thumbnail, f.W, f.H)
+	}
+}
+
+// TestSizesProgress: the renders of a job's sizes, one after another, share its progress bar: it
+// only goes up, each size's steps within its third, and ends under 100 until the job is recorded.
+func TestSizesProgress(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	rd := &renderer{now: func() time.Time { return now }, progress: map[string]*jobProgress{"j": {started: now}}}
+	outs := make([]sizeRender, 3)
+	last, seen := 0, []int{}
+	err := rd.eachSize("j", outs, func(sizeRender) error {
+		for _, step := range [][2]int{{setupShare, 95}, {95, 100}} {
+			rd.startStep("j", step[0], step[1], 1)
+			for _, f := range []float64{0, 0.5, 1} {
+				now = now.Add(300 * time.Millisecond)
+				rd.stepDone("j", f)
+				p, _ := rd.Progress("j")
+				if p < last {
+					t.Errorf("progress went back from %d to %d", last, p)
+				}
+				last = p
+				seen = append(seen, p)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last != 99 || seen[0] > 33 || seen[len(seen)/3-1] > 33 || seen[len(seen)/3] < 33 {
+		t.Errorf("progress %v: want it within each third in turn, ending at 99", seen)
+	}
+	if b := rd.progress["j"].band; b != [2]int{0, 100} {
+		t.Errorf("band after the sizes: %v, want the whole bar", b)
+	}
+}
+
+// TestSizesRenderCommand: vidgen render -sizes writes the first size at -o and -poster and each
+// further size beside them, its name before the extension.
+func TestSizesRenderCommand(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	out, poster := filepath.Join(dir, "out.mp4"), filepath.Join(dir, "poster.jpg")
+	err := runRender(context.Background(), []string{"-image", fixture(t, "img.jpg"), "-audio", fixture(t, "tone.wav"),
+		"-sizes", "square,x", "-o", out, "-poster", poster, "-progress", "none"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, f := range map[string]frameSize{out: {1080, 1080}, filepath.Join(dir, "out.x.mp4"): {1280, 720}} {
+		if p := ffprobe(t, path); p.Width != f.W || p.Height != f.H {
+			t.Errorf("%s: %dx%d, want %dx%d", path, p.Width, p.Height, f.W, f.H)
+		}
+	}
+	for _, p := range []string{poster, filepath.Join(dir, "poster.x.jpg")} {
+		if _, err := os.Stat(p); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// waitFirstSweep waits for the expiry sweep the service runs as it starts, which a test that moves
+// the clock must let end first, or it would delete the files the test counts.
+func (e *testEnv) waitFirstSweep(t testing.TB) {
+	t.Helper()
+	eventually(t, 10*time.Second, func() error {
+		e.srv.jobs.expiring.Lock()
+		defer e.srv.jobs.expiring.Unlock()
+		if e.srv.jobs.expiredBefore.IsZero() {
+			return errors.New("the service's first sweep did not run")
+		}
+		return nil
+	})
+}
