@@ -79,14 +79,15 @@ func (rd *renderer) eachSize(id string, outs []sizeRender, render func(sizeRende
 	return nil
 }
 
-// renderSideBySide makes the clip and poster of each size of outs from image, one after another,
-// and encodes audio at once, one ffmpeg each (the picture step is one core's work, and so is the
-// AAC encoder; the audio is encoded in as many segments as pay, one ffmpeg each, see segments.go),
-// then writes each size's video from its clip and the one encoded audio by copy: on two cores the
-// job costs about the audio encode alone. job is audioJob(outs), whose options decide the audio's
-// encode. The first failure stops the other steps; a failure of the input at fault is the one
-// returned. Intermediate files go in tmp. clipEst and muxEst are the expected seconds of the
-// picture steps, all of them, and of the audio's (renderEstimates).
+// renderSideBySide makes the clip and poster of each size of outs from image and encodes audio at
+// once, one ffmpeg each (a picture step is one core's work, and so is the AAC encoder; the audio is
+// encoded in as many segments as pay, one ffmpeg each, see segments.go), then writes each size's
+// video from its clip and the one encoded audio by copy: on two cores the job costs about the audio
+// encode alone. The picture steps of several sizes run side by side too: one after another, three
+// 1080p steps outlasted the encode of a minute of speech. job is audioJob(outs), whose options
+// decide the audio's encode. The first failure stops the other steps; a failure of the input at
+// fault is the one returned. Intermediate files go in tmp. clipEst and muxEst are the expected
+// seconds of one picture step and of the audio's (renderEstimates).
 func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio, tmp string, outs []sizeRender, clipEst, muxEst float64) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -98,13 +99,15 @@ func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio,
 	if rd.costs != nil {
 		costs = rd.costs
 	}
-	if n := audioSegments(job.AudioDuration, costs(job, clipEst), rd.freeCores()); n > 1 && rate > 0 {
+	c := costs(job, clipEst)
+	c.Pictures = len(outs)
+	if n := audioSegments(job.AudioDuration, c, rd.freeCores()); n > 1 && rate > 0 {
 		segs = aac.Plan(job.AudioDuration, rate, n)
 	}
 	if err := rd.checkEncodeBudget(job, len(segs) > 0, len(outs)); err != nil {
 		return err
 	}
-	steps := 1 + max(len(segs), 1) // the picture, and the audio in one or more parts
+	steps := len(outs) + max(len(segs), 1) // the pictures, and the audio in one or more parts
 	errs := make(chan error, steps)
 	step := func(f func() error) {
 		err := f()
@@ -122,14 +125,12 @@ func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio,
 		})
 	}
 	clips := make([]*h264.StillClip, len(outs))
-	go step(func() (err error) {
-		for i, o := range outs {
-			if clips[i], err = rd.makeClip(ctx, o.job, image, o.poster); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	for i, o := range outs {
+		go step(func() (err error) {
+			clips[i], err = rd.makeClip(ctx, o.job, image, o.poster)
+			return err
+		})
+	}
 	parts := make([]string, len(segs))
 	for k, sg := range segs {
 		parts[k] = filepath.Join(tmp, fmt.Sprintf("audio-%d.aac", k))

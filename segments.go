@@ -31,6 +31,9 @@ type encodeCosts struct {
 	Encode float64
 	// Picture is the picture step, which runs beside the audio's encodes on the same cores.
 	Picture float64
+	// Pictures is how many picture steps run side by side, one a size of the job (0 counts as 1):
+	// the longest process is one of them, the work all of them.
+	Pictures int
 }
 
 // Costs of one core of this 2-core machine (ffmpeg 5.1), measured with bench/render.sh's fixtures.
@@ -80,7 +83,7 @@ func audioSegments(seconds float64, c encodeCosts, cores int) int {
 // out over the cores.
 func renderSpan(seconds float64, c encodeCosts, cores, n int) float64 {
 	longest := max(c.Picture, c.Start+c.Decode*seconds+c.Encode*seconds/float64(n))
-	work := c.Picture + float64(n)*c.Start + c.Decode*seconds*float64(n+1)/2 + c.Encode*seconds
+	work := c.Picture*float64(max(1, c.Pictures)) + float64(n)*c.Start + c.Decode*seconds*float64(n+1)/2 + c.Encode*seconds
 	return max(longest, work/float64(cores))
 }
 

@@ -299,26 +299,56 @@ func TestSizesEndToEnd(t *testing.T) {
 	}
 }
 
-// TestSizesMoving: a moving picture (a waveform) in two sizes makes both videos, each of its size.
+// TestSizesMoving: a moving picture (a waveform) in two sizes makes both videos, each of its size,
+// and so does a captioned still (its clips made side by side, one a size).
 func TestSizesMoving(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, nil)
-	audio := fixture(t, "tone.wav")
-	code, body := e.submit(t, e.key, fixture(t, "img.jpg"), audio, map[string]string{"sizes": `["square","x"]`, "waveform": "bars"})
-	if code != http.StatusCreated {
-		t.Fatalf("submit: %d %v", code, body)
-	}
-	st := e.wait(t, e.key, body["jobId"].(string), StatusCompleted)
-	outs := statusOutputs(t, st)
-	if len(outs) != 2 || outs[0].Size != "square" || outs[1].Size != "x" {
-		t.Fatalf("outputs %+v", outs)
-	}
-	for i, f := range []frameSize{{1080, 1080}, {1280, 720}} {
-		video, _ := download(t, outs[i].Video)
-		if p := checkVideo(t, video, audio); p.Width != f.W || p.Height != f.H {
-			t.Errorf("%s: %dx%d, want %dx%d", outs[i].Size, p.Width, p.Height, f.W, f.H)
+	srt := writeFixture(t, "sizes.srt", []byte("1\n00:00:00,500 --> 00:00:02,000\nBoth sizes\n"))
+	for _, c := range []struct {
+		name, audio, captions string
+		fields                map[string]string
+	}{
+		{"waveform", "tone.wav", "", map[string]string{"sizes": `["square","x"]`, "waveform": "bars"}},
+		{"captioned still", "tone.mp3", srt, map[string]string{"sizes": "square,x"}},
+	} {
+		audio := fixture(t, c.audio)
+		files := map[string]string{"image": fixture(t, "img.jpg"), "audio": audio}
+		if c.captions != "" {
+			files["captions"] = c.captions
 		}
-		checkPoster(t, outs[i].Thumbnail, f.W, f.H)
+		body, ctype := multipartBody(t, files, c.fields)
+		resp, b := e.do(t, "POST", "/api/jobs", e.key, body, "Content-Type", ctype)
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("%s: submit: %d %s", c.name, resp.StatusCode, b)
+		}
+		st := e.wait(t, e.key, decodeJSON(t, resp, b)["jobId"].(string), StatusCompleted)
+		outs := statusOutputs(t, st)
+		if len(outs) != 2 || outs[0].Size != "square" || outs[1].Size != "x" {
+			t.Fatalf("%s: outputs %+v", c.name, outs)
+		}
+		for i, f := range []frameSize{{1080, 1080}, {1280, 720}} {
+			video, _ := download(t, outs[i].Video)
+			if p := checkVideo(t, video, audio); p.Width != f.W || p.Height != f.H {
+				t.Errorf("%s, %s: %dx%d, want %dx%d", c.name, outs[i].Size, p.Width, p.Height, f.W, f.H)
+			}
+			checkPoster(t, outs[i].Thumbnail, f.W, f.H)
+		}
+	}
+}
+
+// TestSizesSegmentPlan: the audio's segments are planned with every size's picture step beside
+// them. A minute of speech on two cores is cut in two beside one picture step; beside three, which
+// keep the second core busy, it stays whole.
+func TestSizesSegmentPlan(t *testing.T) {
+	t.Parallel()
+	job := Job{AudioCodec: "mp3//1/44100", AudioDuration: 60}
+	for pictures, want := range map[int]int{0: 2, 1: 2, 3: 1} {
+		c := jobEncodeCosts(job, 0.45)
+		c.Pictures = pictures
+		if n := audioSegments(job.AudioDuration, c, 2); n != want {
+			t.Errorf("%d picture steps: %d segments, want %d", pictures, n, want)
+		}
 	}
 }
 

@@ -26,7 +26,7 @@ func (rd *renderer) renderStill(ctx context.Context, image, audio, tmp string, o
 	var err error
 	if a := audioArgs(job.AudioCodec, job.Options); a[1] != "copy" {
 		// The audio must be encoded: that and the picture steps run side by side, then copy muxes.
-		err = rd.renderSideBySide(ctx, job, image, audio, tmp, outs, clipEst*float64(len(outs)), muxEst)
+		err = rd.renderSideBySide(ctx, job, image, audio, tmp, outs, clipEst, muxEst)
 	} else {
 		err = rd.eachSize(job.ID, outs, func(o sizeRender) error {
 			return rd.renderCopied(ctx, o.job, image, audio, o.clip, o.poster, o.video, clipEst, muxEst)
