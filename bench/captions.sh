@@ -42,9 +42,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# say, die, now, sub, div, median
+# say, die, now, sub, div, median, ff
 source "$here/lib.sh"
-ff() { "$FFMPEG" -nostdin -hide_banner -v error -y "$@"; }
 
 # --- peak memory ---------------------------------------------------------------------------------
 
