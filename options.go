@@ -76,7 +76,7 @@ var optionFields = []struct {
 	Usage string
 }{
 	{"size", 64, "original, landscape, portrait, square or x"},
-	{"sizes", 256, "several sizes, one video each: a comma-separated list or a JSON array of 1 to 5 sizes"},
+	{"sizes", 256, "1 to 5 sizes, comma-separated or a JSON array, one video each (after the first: OUT.SIZE.mp4 beside -o)"},
 	{"background", 64, "blur or a colour #RRGGBB, around the image in a platform size"},
 	{"waveform", 64, "none, bars or line"},
 	{"waveformColor", 64, "the waveform's colour #RRGGBB"},

@@ -423,3 +423,46 @@ func (e *testEnv) waitFirstSweep(t testing.TB) {
 		return nil
 	})
 }
+
+// TestFilesS3Sizes: on a bucket with -files-redirect, each size of a job is published under its
+// key and a further size's URL is a 302 to its own presigned URL; expiry's removeOutputs deletes
+// every size's objects, after which each URL is 410.
+func TestFilesS3Sizes(t *testing.T) {
+	t.Parallel()
+	e, _ := s3TestEnv(t, true)
+	code, body := e.submit(t, e.key, fixture(t, "img.jpg"), fixture(t, "tone.mp3"), map[string]string{"sizes": "x,square"})
+	if code != http.StatusCreated {
+		t.Fatalf("submit: %d %v", code, body)
+	}
+	st := e.wait(t, e.key, body["jobId"].(string), StatusCompleted)
+	outs := statusOutputs(t, st)
+	if len(outs) != 2 {
+		t.Fatalf("outputs %+v", outs)
+	}
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for i, f := range []frameSize{{1280, 720}, {1080, 1080}} {
+		resp, err := noFollow.Get(outs[i].Video)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		key := outputKey(strings.TrimSuffix(filepath.Base(outs[i].Video), ".mp4"), "mp4")
+		if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || !strings.Contains(loc, key+"?") {
+			t.Errorf("%s: %d to %q", outs[i].Size, resp.StatusCode, loc)
+		}
+		video, _ := download(t, outs[i].Video) // followed
+		if p := checkVideo(t, video, fixture(t, "tone.mp3")); p.Width != f.W || p.Height != f.H {
+			t.Errorf("%s: %dx%d, want %dx%d", outs[i].Size, p.Width, p.Height, f.W, f.H)
+		}
+		checkPoster(t, outs[i].Thumbnail, f.W, f.H)
+	}
+	token := strings.TrimSuffix(filepath.Base(outs[0].Video), ".mp4")
+	if n, err := removeOutputs(context.Background(), e.srv.files, token, "x", "square"); n != 4 || err != nil {
+		t.Errorf("removeOutputs: %d, %v; want 4 objects deleted", n, err)
+	}
+	for _, o := range outs {
+		if c := getStatus(t, "GET", o.Video); c != http.StatusGone {
+			t.Errorf("%s after its removal: %d, want 410", o.Video, c)
+		}
+	}
+}

@@ -12,10 +12,11 @@ func TestEveryOptionAtOnce(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, hangConfig(t, 1))
 	srt := writeFixture(t, "c.srt", []byte("1\n00:00:00,000 --> 00:00:01,000\nHi\n"))
-	fields := map[string]string{"size": "square", "background": "#102030", "waveform": "bars", "waveformColor": "#FFB000",
+	// sizes rather than size: the two exclude each other, and sizes makes the longer part.
+	fields := map[string]string{"sizes": "square,portrait,landscape,x,original", "background": "#102030", "waveform": "bars", "waveformColor": "#FFB000",
 		"loudness": "-16", "title": "Show", "titlePosition": "bottom", "titleSize": "large", "titleColor": "yellow", "progressBar": "#FF0000"}
-	if len(fields) != len(optionFields) {
-		t.Fatalf("the test gives %d option fields, the API has %d", len(fields), len(optionFields))
+	if len(fields) != len(optionFields)-1 {
+		t.Fatalf("the test gives %d option fields, the API has %d (size and sizes are one choice)", len(fields), len(optionFields))
 	}
 	body, ctype := multipartBody(t, map[string]string{"image": fixture(t, "img.png"), "audio": fixture(t, "tone.wav"), "captions": srt}, fields)
 	resp, b := e.do(t, "POST", "/api/jobs", e.key, body, "Content-Type", ctype)
