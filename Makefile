@@ -70,7 +70,7 @@ test-s3: check-tools
 ## tests (with TestE2EPostgresKill9Reclaim: two real processes, one killed mid-render), against a throwaway PostgreSQL that scripts/postgres-test.sh starts on a free loopback port
 ## and stops after (it installs the postgresql package when initdb is missing). A test added to the
 ## contract suite (forEachStore) joins STORE_TESTS.
-STORE_TESTS = Postgres|TestInstallID|Lease|TestIdempotencyClaimOwners|TestDeliveryClaims|TestMigrateStore|TestTransition|TestClaimOrder|TestOneActiveJobIndex|TestListJobsKeyset|TestJobOptionsStored|TestPruneDeliveries|TestStoreBackendName|TestConcurrentClaims|TestCancelRacesClaim
+STORE_TESTS = Postgres|TestInstallID|TestSizesExpiredOutputs|Lease|TestIdempotencyClaimOwners|TestDeliveryClaims|TestMigrateStore|TestTransition|TestClaimOrder|TestOneActiveJobIndex|TestListJobsKeyset|TestJobOptionsStored|TestPruneDeliveries|TestStoreBackendName|TestConcurrentClaims|TestCancelRacesClaim
 test-postgres: check-tools
 	bash scripts/postgres-test.sh $(GO) test -race -count=1 -tags e2e -parallel $(TEST_PARALLEL) -run '$(STORE_TESTS)' -timeout 10m .
 

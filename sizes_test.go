@@ -466,3 +466,44 @@ func TestFilesS3Sizes(t *testing.T) {
 		}
 	}
 }
+
+// TestSizesExpiredOutputs: the store gives expiry each expired job's options, from which it
+// deletes every size's files: a job in several sizes reads back its sizes, a job stored without
+// them (as every job before sizes) its one size.
+func TestSizesExpiredOutputs(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, open func(testing.TB) (*Store, Key)) {
+		ctx := context.Background()
+		st, k := open(t)
+		sized := defaultOptions.sized("landscape")
+		sized.Sizes = []string{"landscape", "portrait", "square"}
+		want := map[string][]string{}
+		for i, o := range []Options{sized, defaultOptions} {
+			key := k
+			if i > 0 {
+				key = storeKey(t, st, "b")
+			}
+			j := storeJob(t, st, key, "", time.Now())
+			if _, err := st.db.ExecContext(ctx, `UPDATE jobs SET options = ? WHERE id = ?`, encodeOptions(o), j.ID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.ClaimJob(ctx, claiming()); err != nil {
+				t.Fatal(err)
+			}
+			token := fmt.Sprintf("%032x", i+1)
+			if _, err := st.Transition(ctx, transition{JobID: j.ID, From: StatusProcessing, Next: toward(Outcome{Status: StatusCompleted, OutputToken: token})}); err != nil {
+				t.Fatal(err)
+			}
+			want[token] = o.sizes()
+		}
+		expired, err := st.ExpiredOutputs(ctx, time.Time{}, time.Now().Add(time.Hour))
+		if err != nil || len(expired) != 2 {
+			t.Fatalf("expired %+v (%v), want 2", expired, err)
+		}
+		for _, e := range expired {
+			if got := e.Options.sizes(); !reflect.DeepEqual(got, want[e.Token]) {
+				t.Errorf("job %s (token %s): sizes %q, want %q", e.JobID, e.Token, got, want[e.Token])
+			}
+		}
+	})
+}
