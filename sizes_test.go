@@ -308,9 +308,14 @@ func TestSizesMoving(t *testing.T) {
 	for _, c := range []struct {
 		name, audio, captions string
 		fields                map[string]string
+		sizes                 []string
+		want                  []frameSize // each size's frame
 	}{
-		{"waveform", "tone.wav", "", map[string]string{"sizes": `["square","x"]`, "waveform": "bars"}},
-		{"captioned still", "tone.mp3", srt, map[string]string{"sizes": "square,x"}},
+		// The image's own size keeps the moving render cheap: every frame is encoded.
+		{"waveform", "tone.wav", "", map[string]string{"sizes": `["x","original"]`, "waveform": "bars"},
+			[]string{"x", "original"}, []frameSize{{1280, 720}, {320, 240}}},
+		{"captioned still", "tone.mp3", srt, map[string]string{"sizes": "x,square"},
+			[]string{"x", "square"}, []frameSize{{1280, 720}, {1080, 1080}}},
 	} {
 		audio := fixture(t, c.audio)
 		files := map[string]string{"image": fixture(t, "img.jpg"), "audio": audio}
@@ -324,10 +329,10 @@ func TestSizesMoving(t *testing.T) {
 		}
 		st := e.wait(t, e.key, decodeJSON(t, resp, b)["jobId"].(string), StatusCompleted)
 		outs := statusOutputs(t, st)
-		if len(outs) != 2 || outs[0].Size != "square" || outs[1].Size != "x" {
+		if len(outs) != 2 || outs[0].Size != c.sizes[0] || outs[1].Size != c.sizes[1] {
 			t.Fatalf("%s: outputs %+v", c.name, outs)
 		}
-		for i, f := range []frameSize{{1080, 1080}, {1280, 720}} {
+		for i, f := range c.want {
 			video, _ := download(t, outs[i].Video)
 			if p := checkVideo(t, video, audio); p.Width != f.W || p.Height != f.H {
 				t.Errorf("%s, %s: %dx%d, want %dx%d", c.name, outs[i].Size, p.Width, p.Height, f.W, f.H)
