@@ -23,13 +23,15 @@ var platformLimits = map[string]platformLimit{
 	"x": {140, "The video lasts %s: X takes at most 2 minutes 20 seconds (140 s) from accounts without Premium"},
 }
 
-// jobWarnings are what a job's status says the user should know before posting its video: for now,
-// that it is longer than the platforms of its size take. Never nil, so the status body always has
-// the array.
+// jobWarnings are what a job's status says the user should know before posting its videos: for
+// now, that they are longer than the platforms of a size take, one warning a size in its order.
+// Never nil, so the status body always has the array.
 func jobWarnings(j Job) []string {
 	w := []string{}
-	if l, ok := platformLimits[j.Options.Size]; ok && j.AudioDuration > l.seconds {
-		w = append(w, fmt.Sprintf(l.warning, fmtOver(j.AudioDuration)))
+	for _, size := range j.Options.sizes() {
+		if l, ok := platformLimits[size]; ok && j.AudioDuration > l.seconds {
+			w = append(w, fmt.Sprintf(l.warning, fmtOver(j.AudioDuration)))
+		}
 	}
 	return w
 }

@@ -512,3 +512,15 @@ func TestSizesExpiredOutputs(t *testing.T) {
 		}
 	})
 }
+
+// TestSizesWarnings: a job in several sizes warns of every size's platform limit its length
+// passes, in the order of its sizes, not of its first size's alone.
+func TestSizesWarnings(t *testing.T) {
+	t.Parallel()
+	o := defaultOptions.sized("landscape")
+	o.Sizes = []string{"landscape", "x", "square", "portrait"}
+	w := jobWarnings(Job{AudioDuration: 200, Options: o})
+	if len(w) != 2 || !strings.Contains(w[0], "X takes") || !strings.Contains(w[1], "Shorts") {
+		t.Errorf("warnings of 200 s in %v: %q, want X's then portrait's", o.Sizes, w)
+	}
+}
