@@ -47,10 +47,15 @@ type Options struct {
 }
 
 // LogValue logs the options as attributes of their own (options.size, options.waveform…), which a
-// log query can select on, not as one JSON string.
+// log query can select on, not as one JSON string; options.sizes ("landscape,portrait") only for a
+// job of several sizes.
 func (o Options) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("size", o.Size), slog.String("background", o.Background),
-		slog.String("waveform", o.Waveform), slog.String("waveform_color", o.WaveformColor), slog.Bool("captions", o.Captions))
+	attrs := []slog.Attr{slog.String("size", o.Size), slog.String("background", o.Background),
+		slog.String("waveform", o.Waveform), slog.String("waveform_color", o.WaveformColor), slog.Bool("captions", o.Captions)}
+	if len(o.Sizes) > 0 {
+		attrs = append(attrs, slog.String("sizes", strings.Join(o.Sizes, ",")))
+	}
+	return slog.GroupValue(attrs...)
 }
 
 const sizeOriginal = "original"

@@ -524,3 +524,16 @@ func TestSizesWarnings(t *testing.T) {
 		t.Errorf("warnings of 200 s in %v: %q, want X's then portrait's", o.Sizes, w)
 	}
 }
+
+// TestSizesLogged: the log's options name a job's sizes, and a job of one size logs as before.
+func TestSizesLogged(t *testing.T) {
+	t.Parallel()
+	o := defaultOptions.sized("square")
+	if got := o.LogValue().String(); strings.Contains(got, "sizes") {
+		t.Errorf("one size logs %s", got)
+	}
+	o.Sizes = []string{"square", "x"}
+	if got := o.LogValue().String(); !strings.Contains(got, "sizes=square,x") {
+		t.Errorf("two sizes log %s, want sizes=square,x", got)
+	}
+}
