@@ -89,8 +89,6 @@ func (rd *renderer) eachSize(id string, outs []sizeRender, render func(sizeRende
 // fault is the one returned. Intermediate files go in tmp. clipEst and muxEst are the expected
 // seconds of one picture step and of the audio's (renderEstimates).
 func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio, tmp string, outs []sizeRender, clipEst, muxEst float64) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	rd.startStep(job.ID, setupShare, 95, max(clipEst, muxEst))
 	encoded := filepath.Join(tmp, "audio.aac")
 	var segs []aac.Segment
@@ -107,29 +105,15 @@ func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio,
 	if err := rd.checkEncodeBudget(job, len(segs) > 0, len(outs)); err != nil {
 		return err
 	}
-	steps := len(outs) + max(len(segs), 1) // the pictures, and the audio in one or more parts
-	errs := make(chan error, steps)
-	step := func(f func() error) {
-		err := f()
-		if err != nil {
-			cancel()
-		}
-		errs <- err
-	}
-	run := func(duration float64, args []string) {
-		step(func() error {
+	clips := make([]*h264.StillClip, len(outs))
+	steps := rd.clipSteps(image, outs, clips) // and the audio in one or more parts:
+	run := func(duration float64, args []string) func(context.Context) error {
+		return func(ctx context.Context) error {
 			if err := rd.ffmpegRun(ctx, job.ID, duration, args...); err != nil {
 				return rd.stepFailed(ctx, err, job, inputAudio, audio, args)
 			}
 			return nil
-		})
-	}
-	clips := make([]*h264.StillClip, len(outs))
-	for i, o := range outs {
-		go step(func() (err error) {
-			clips[i], err = rd.makeClip(ctx, o.job, image, o.poster)
-			return err
-		})
+		}
 	}
 	parts := make([]string, len(segs))
 	for k, sg := range segs {
@@ -138,21 +122,13 @@ func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio,
 		if k == 0 {
 			progress = float64(sg.End) / float64(rate)
 		}
-		go run(progress, segmentArgs(job, audio, parts[k], sg))
+		steps = append(steps, run(progress, segmentArgs(job, audio, parts[k], sg)))
 	}
 	if segs == nil {
-		go run(job.AudioDuration, audioEncodeArgs(job, audio, encoded))
+		steps = append(steps, run(job.AudioDuration, audioEncodeArgs(job, audio, encoded)))
 	}
-	var first error
-	for range steps {
-		err := <-errs
-		var rf *renderFailure
-		if first == nil || errors.As(err, &rf) && rf.final {
-			first = cmp.Or(err, first)
-		}
-	}
-	if first != nil {
-		return first
+	if err := sideBySide(ctx, steps); err != nil {
+		return err
 	}
 	if segs != nil {
 		if err := joinSegments(encoded, parts, segs); err != nil {
@@ -169,4 +145,44 @@ func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio,
 		}
 	}
 	return nil
+}
+
+// clipSteps are the picture steps of outs, one a size, for sideBySide: each makes its size's clip,
+// into clips, and its poster.
+func (rd *renderer) clipSteps(image string, outs []sizeRender, clips []*h264.StillClip) []func(context.Context) error {
+	steps := make([]func(context.Context) error, len(outs))
+	for i, o := range outs {
+		steps[i] = func(ctx context.Context) (err error) {
+			clips[i], err = rd.makeClip(ctx, o.job, image, o.poster)
+			return err
+		}
+	}
+	return steps
+}
+
+// sideBySide runs steps at once, each in a goroutine of its own, and returns when all have: the
+// first failure cancels the others' context, and the error returned is the first failure, or a
+// final one (a failure of the input at fault) when there is one.
+func sideBySide(ctx context.Context, steps []func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, len(steps))
+	for _, f := range steps {
+		go func() {
+			err := f(ctx)
+			if err != nil {
+				cancel()
+			}
+			errs <- err
+		}()
+	}
+	var first error
+	for range steps {
+		err := <-errs
+		var rf *renderFailure
+		if first == nil || errors.As(err, &rf) && rf.final {
+			first = cmp.Or(err, first)
+		}
+	}
+	return first
 }

@@ -6,15 +6,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"vidgen/internal/h264"
 )
 
 // sizesMessage is the 400's message for a sizes field of value v that is refused.
@@ -299,12 +303,19 @@ func TestSizesEndToEnd(t *testing.T) {
 	}
 }
 
-// TestSizesMoving: a moving picture (a waveform) in two sizes makes both videos, each of its size,
-// and so does a captioned still (its clips made side by side, one a size).
-func TestSizesMoving(t *testing.T) {
+// TestSizesRenderPaths: each way a job's video is rendered makes every size's video, each of its
+// size: a moving picture (a waveform), a size after another; a captioned still, its clips made side
+// by side; a still whose audio is copied (AAC-LC at 48 kHz), its clips side by side, then a copy mux
+// a size.
+func TestSizesRenderPaths(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, nil)
 	srt := writeFixture(t, "sizes.srt", []byte("1\n00:00:00,500 --> 00:00:02,000\nBoth sizes\n"))
+	aac48 := filepath.Join(t.TempDir(), "tone48.m4a")
+	if out, err := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "sine=f=440:d=2.5:sample_rate=48000",
+		"-ac", "2", "-c:a", "aac", "-b:a", "128k", aac48).CombinedOutput(); err != nil {
+		t.Fatalf("make the AAC: %v\n%s", err, out)
+	}
 	for _, c := range []struct {
 		name, audio, captions string
 		fields                map[string]string
@@ -316,8 +327,13 @@ func TestSizesMoving(t *testing.T) {
 			[]string{"x", "original"}, []frameSize{{1280, 720}, {320, 240}}},
 		{"captioned still", "tone.mp3", srt, map[string]string{"sizes": "x,square"},
 			[]string{"x", "square"}, []frameSize{{1280, 720}, {1080, 1080}}},
+		{"copied audio", aac48, "", map[string]string{"sizes": "x,square"},
+			[]string{"x", "square"}, []frameSize{{1280, 720}, {1080, 1080}}},
 	} {
-		audio := fixture(t, c.audio)
+		audio := c.audio
+		if !filepath.IsAbs(audio) {
+			audio = fixture(t, audio)
+		}
 		files := map[string]string{"image": fixture(t, "img.jpg"), "audio": audio}
 		if c.captions != "" {
 			files["captions"] = c.captions
@@ -535,5 +551,34 @@ func TestSizesLogged(t *testing.T) {
 	o.Sizes = []string{"square", "x"}
 	if got := o.LogValue().String(); !strings.Contains(got, "sizes=square,x") {
 		t.Errorf("two sizes log %s, want sizes=square,x", got)
+	}
+}
+
+// TestSizesDiskBudget: the disk budget counts every size's video: room for two videos lets a job
+// of one or two sizes start and refuses one of three, before a file is written; so does the encode's
+// budget, which counts the encoded audio once and its copy in each video.
+func TestSizesDiskBudget(t *testing.T) {
+	t.Parallel()
+	const minFree = 1 << 30
+	var free int64
+	rd := &renderer{minFree: minFree, diskFree: func(string) (int64, error) { return free, nil },
+		dirs: dataDir{root: t.TempDir()}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	job := Job{ID: "j", AudioDuration: 60}
+	clip := &h264.StillClip{Frames: [][]byte{make([]byte, 1<<20)}, FPS: 10}
+	audio := writeFixture(t, "audio.aac", make([]byte, 60*192000/8))
+	video := estimateOutputSize(clip.Size(), 0.1, 60, 192000)
+	free = minFree + 2*video + 1
+	for n, fits := range map[int]bool{1: true, 2: true, 3: false} {
+		clips := slices.Repeat([]*h264.StillClip{clip}, n)
+		if err := rd.checkBudget(job, audio, clips...); (err == nil) != fits {
+			t.Errorf("%d sizes, room for 2 videos: %v", n, err)
+		}
+	}
+	audioBytes := int64(60 * encodedBitsPerSecond / 8)
+	free = minFree + 3*audioBytes + 1 // the encode and two videos' copies
+	for n, fits := range map[int]bool{1: true, 2: true, 3: false} {
+		if err := rd.checkEncodeBudget(job, false, n); (err == nil) != fits {
+			t.Errorf("%d sizes, room for 3 copies of the audio: %v", n, err)
+		}
 	}
 }

@@ -16,7 +16,7 @@ import (
 
 // renderStill makes a still picture's videos (captioned or not) and posters, one of each per size
 // of outs, from image and audio, working in tmp: by renderSideBySide when the audio must be encoded
-// (once, for every size), by renderCopied, a size after another, when it is copied. When the clip
+// (once, for every size), by renderCopied when it is copied. When the clip
 // step's x264 stream is one the clip writer (or, captioned, h264.Splice) refuses
 // (h264.ErrUnsupported), it logs why and renders by renderMoving instead.
 // Any other error (a disk, a kill, a bad input) is returned as it came.
@@ -28,9 +28,7 @@ func (rd *renderer) renderStill(ctx context.Context, image, audio, tmp string, o
 		// The audio must be encoded: that and the picture steps run side by side, then copy muxes.
 		err = rd.renderSideBySide(ctx, job, image, audio, tmp, outs, clipEst, muxEst)
 	} else {
-		err = rd.eachSize(job.ID, outs, func(o sizeRender) error {
-			return rd.renderCopied(ctx, o.job, image, audio, o.clip, o.poster, o.video, clipEst, muxEst)
-		})
+		err = rd.renderCopied(ctx, job, image, audio, outs, clipEst, muxEst)
 	}
 	if !errors.Is(err, h264.ErrUnsupported) || ctx.Err() != nil {
 		return err
@@ -42,26 +40,30 @@ func (rd *renderer) renderStill(ctx context.Context, image, audio, tmp string, o
 	})
 }
 
-// renderCopied makes the video of a job whose audio is copied: the clip from image (and the poster),
-// written to clip, then repeated by ffmpeg under the audio. clipEst and muxEst are the two steps'
-// expected seconds (renderEstimates).
-func (rd *renderer) renderCopied(ctx context.Context, job Job, image, audio, clip, poster, video string, clipEst, muxEst float64) error {
-	clipEnd := min(setupShare+int(float64(100-setupShare)*clipEst/(clipEst+muxEst)), 90)
+// renderCopied makes the videos of a job whose audio is copied: the clip (and the poster) of each
+// size of outs from image, side by side, then each clip written to its file and repeated by ffmpeg
+// under the audio, one size after another. The disk budget counts every video before the first is
+// written. job is audioJob(outs); clipEst and muxEst are one picture step's and one mux's expected
+// seconds (renderEstimates).
+func (rd *renderer) renderCopied(ctx context.Context, job Job, image, audio string, outs []sizeRender, clipEst, muxEst float64) error {
+	clipEnd := min(setupShare+int(float64(100-setupShare)*clipEst/(clipEst+muxEst*float64(len(outs)))), 90)
 	rd.startStep(job.ID, setupShare, clipEnd, clipEst)
-	c, err := rd.makeClip(ctx, job, image, poster)
-	if err != nil {
+	clips := make([]*h264.StillClip, len(outs))
+	if err := sideBySide(ctx, rd.clipSteps(image, outs, clips)); err != nil {
 		return err
 	}
-	if err := rd.checkBudget(job, audio, c); err != nil {
+	if err := rd.checkBudget(job, audio, clips...); err != nil {
 		return err
 	}
-	if err := writeClipFile(clip, c); err != nil {
-		return err
-	}
-	rd.startStep(job.ID, clipEnd, 100, muxEst)
-	args := muxArgs(job, audio, clip, video)
-	if err := rd.runWatched(ctx, job.ID, job.AudioDuration, args); err != nil {
-		return rd.stepFailed(ctx, err, job, inputAudio, audio, args)
+	for i, o := range outs {
+		if err := writeClipFile(o.clip, clips[i]); err != nil {
+			return err
+		}
+		rd.startStep(job.ID, clipEnd+(100-clipEnd)*i/len(outs), clipEnd+(100-clipEnd)*(i+1)/len(outs), muxEst)
+		args := muxArgs(o.job, audio, o.clip, o.video)
+		if err := rd.runWatched(ctx, job.ID, job.AudioDuration, args); err != nil {
+			return rd.stepFailed(ctx, err, o.job, inputAudio, audio, args)
+		}
 	}
 	return nil
 }
