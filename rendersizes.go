@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"vidgen/internal/aac"
 	"vidgen/internal/h264"
@@ -161,28 +162,30 @@ func (rd *renderer) clipSteps(image string, outs []sizeRender, clips []*h264.Sti
 }
 
 // sideBySide runs steps at once, each in a goroutine of its own, and returns when all have: the
-// first failure cancels the others' context, and the error returned is the first failure, or a
-// final one (a failure of the input at fault) when there is one.
+// first failure cancels the others' context, and the error returned is that first failure (not
+// what its cancellation made of another step's), or a final one (a failure of the input at fault)
+// when there is one.
 func sideBySide(ctx context.Context, steps []func(context.Context) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var once sync.Once
+	var first error
 	errs := make(chan error, len(steps))
 	for _, f := range steps {
 		go func() {
 			err := f(ctx)
 			if err != nil {
-				cancel()
+				once.Do(func() { first = err; cancel() })
 			}
 			errs <- err
 		}()
 	}
-	var first error
+	var final error
 	for range steps {
-		err := <-errs
 		var rf *renderFailure
-		if first == nil || errors.As(err, &rf) && rf.final {
-			first = cmp.Or(err, first)
+		if err := <-errs; errors.As(err, &rf) && rf.final {
+			final = cmp.Or(final, err)
 		}
 	}
-	return first
+	return cmp.Or(final, first)
 }

@@ -582,3 +582,27 @@ func TestSizesDiskBudget(t *testing.T) {
 		}
 	}
 }
+
+// TestSizesSideBySide: of steps run side by side, the failure returned is the one that stopped the
+// others, not the error its cancellation made of a step that ended later, and a final failure (the
+// input's fault) is returned whichever step had it.
+func TestSizesSideBySide(t *testing.T) {
+	t.Parallel()
+	cause := errors.New("the clip writer cannot extend this stream")
+	failing := func(context.Context) error { return cause }
+	// A step that, once stopped, reports its stop at once: it could reach the errors first.
+	stopped := func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
+	for range 50 {
+		if err := sideBySide(context.Background(), []func(context.Context) error{stopped, stopped, failing}); err != cause {
+			t.Fatalf("returned %v, want the failure that stopped the steps", err)
+		}
+	}
+	final := &renderFailure{final: true, err: errors.New("bad image"), msg: "bad image"}
+	finalAfter := func(ctx context.Context) error { <-ctx.Done(); return final }
+	if err := sideBySide(context.Background(), []func(context.Context) error{finalAfter, failing}); err != final {
+		t.Errorf("returned %v, want the final failure", err)
+	}
+	if err := sideBySide(context.Background(), []func(context.Context) error{func(context.Context) error { return nil }}); err != nil {
+		t.Errorf("steps that pass: %v", err)
+	}
+}
