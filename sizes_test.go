@@ -606,3 +606,36 @@ func TestSizesSideBySide(t *testing.T) {
 		t.Errorf("steps that pass: %v", err)
 	}
 }
+
+// TestSizesMigrateFiles: migrate-files copies every size's video and poster of a job, under the
+// same keys, as it copies the first's.
+func TestSizesMigrateFiles(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var stores [2]diskFiles
+	for i := range stores {
+		dirs, err := openDataDir(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		stores[i] = diskFiles{dirs}
+	}
+	token := strings.Repeat("ab", 16)
+	var keys []string
+	for _, name := range outputNames(token, []string{"landscape", "portrait", "x"}) {
+		for _, ext := range outputExts {
+			keys = append(keys, outputKey(name, ext))
+			if err := stores[0].Put(ctx, outputKey(name, ext), strings.NewReader(name+ext), -1); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if copied, kept, _, err := copyFiles(ctx, stores[0], stores[1]); copied != 6 || kept != 0 || err != nil {
+		t.Fatalf("copied %d, kept %d (%v), want 6 files", copied, kept, err)
+	}
+	for _, k := range keys {
+		if n, err := stores[1].Stat(ctx, k); err != nil || n == 0 {
+			t.Errorf("%s after the copy: %d bytes, %v", k, n, err)
+		}
+	}
+}
