@@ -255,7 +255,8 @@ func TestOpenAPIResponses(t *testing.T) {
 	resp, b = c.do(t, "GET", "/favicon.ico", "", nil)
 	want(resp, b, 204)
 	good := map[string]string{"image": fixture(t, "img.jpg"), "audio": fixture(t, "tone.m4a")}
-	body, ctype := submission(good, map[string]string{"webhookUrl": recv.url()})
+	// In two sizes, so the outputs array, options.sizes and a further size's URL meet the spec too.
+	body, ctype := submission(good, map[string]string{"webhookUrl": recv.url(), "sizes": "x,square"})
 	resp, b = c.do(t, "POST", "/api/jobs", "", body, "Content-Type", ctype)
 	want(resp, b, 401)
 	noAudio, ctype2 := submission(map[string]string{"image": fixture(t, "img.jpg")}, nil)
@@ -297,6 +298,8 @@ func TestOpenAPIResponses(t *testing.T) {
 	st := e.status(t, e.key, id)
 	token := strings.TrimSuffix(path.Base(st["outputVideo"].(string)), ".mp4")
 	resp, b = c.do(t, "GET", "/v/"+token+".mp4", "", nil)
+	want(resp, b, 200)
+	resp, b = c.do(t, "GET", "/v/"+token+".square.jpg", "", nil)
 	want(resp, b, 200)
 	resp, b = c.do(t, "GET", "/v/"+token+".mp4", "", nil, "Range", "bytes=0-99")
 	want(resp, b, 206)
