@@ -126,6 +126,6 @@ func progressBarHeight(f frameSize) int { return max(2, f.H/135&^1) }
 // t/duration of the width.
 func progressBarGraph(o Options, f frameSize, fps int, duration float64, in, out string) string {
 	h := progressBarHeight(f)
-	return fmt.Sprintf("color=c=0x%s:s=%dx%d:r=%d:d=%.3f[pbar];%s[pbar]overlay=x=(t/%.3f-1)*w:y=%d:eval=frame:format=yuv420%s;",
+	return fmt.Sprintf("color=c=0x%s:s=%dx%d:r=%d:d=%.3f[pbar];%s[pbar]overlay=x=(t/%.3f-1)*w:y=%d:eval=frame:shortest=1:format=yuv420%s;",
 		o.ProgressBar[1:], f.W, h, fps, duration+1, in, max(duration, 0.001), f.H-h, out)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -73,6 +74,11 @@ func TestTitleAndProgressBar(t *testing.T) {
 		}
 		if n := bright(titled, side, 0, band); n < 2000 {
 			t.Errorf("the title's band has %d bright pixels, want the title's text", n)
+		}
+		// The bar's colour source outlasts the audio, so that it covers the last frame: the video
+		// still ends with the audio.
+		if v, a := streamSeconds(t, out); math.Abs(v-duration) > 1.0/30 || math.Abs(a-duration) > 1.0/30 {
+			t.Errorf("video %.3f s and audio %.3f s, want both within a frame of the audio's %.3f s", v, a, duration)
 		}
 		barRow := side - progressBarHeight(frameSize{side, side})/2 // the middle of the bar
 		var last int
