@@ -432,12 +432,15 @@ func (s *server) handleVideo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if sized {
-		// Only a further size has a name of its own: the first is the token's.
-		if i := slices.Index(j.Options.Sizes, size); i < 1 {
+		// Each size has its name, the first too (a client may build every URL from options.sizes);
+		// the first's file is the token's.
+		switch i := slices.Index(j.Options.sizes(), size); {
+		case i < 0:
 			s.writeError(w, r, ErrNotFound)
 			return
+		case i > 0:
+			token += "." + size
 		}
-		token += "." + size
 	}
 	ctype := "video/mp4"
 	if kind == "jpg" {

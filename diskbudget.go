@@ -58,8 +58,10 @@ func (rd *renderer) checkEncodeBudget(job Job, segmented bool, videos int) error
 const encodedBitsPerSecond = 192000
 
 // checkMovingBudget is checkBudget for a moving picture of size f: still is its lossless frame,
-// audio the upload.
-func (rd *renderer) checkMovingBudget(job Job, still, audio string, f frameSize) error {
+// audio the upload. later are the sizes the job renders after this one, each encoded in full: they
+// are counted now, as this size's video scaled to theirs (an image-sized one as this size), so a
+// disk too small for the job refuses it before the first encode rather than after it.
+func (rd *renderer) checkMovingBudget(job Job, still, audio string, f frameSize, later []string) error {
 	if rd.minFree <= 0 {
 		return nil
 	}
@@ -73,7 +75,20 @@ func (rd *renderer) checkMovingBudget(job Job, still, audio string, f frameSize)
 			return err
 		}
 	}
-	return rd.checkFree(job, estimateMovingSize(si.Size(), f, job.Options, job.AudioDuration, bits), videoNeeds)
+	one := estimateMovingSize(si.Size(), f, job.Options, job.AudioDuration, bits)
+	need := one
+	for _, size := range later {
+		g, ok := platformSizes[size]
+		if !ok {
+			g = f
+		}
+		need += int64(float64(one) * float64(g.W*g.H) / float64(f.W*f.H))
+	}
+	what := videoNeeds
+	if len(later) > 0 {
+		what = "The job's videos would take about %d MB"
+	}
+	return rd.checkFree(job, need, what)
 }
 
 // audioBits is the bitrate of the audio file at path, over the job's duration.

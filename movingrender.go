@@ -29,12 +29,14 @@ const movingPixelRate = 100e6
 const movingWork = 4
 
 // workSeconds is the audio length a job's render time is measured against: the audio's, or
-// movingWork times it for a moving picture, once a size (each size's is encoded in full).
+// movingWork times it for a moving picture, once a size (each size's is encoded in full; a still's
+// too, when the clip writer cannot extend x264's stream and every frame is encoded instead).
 func workSeconds(job Job) float64 {
+	n := float64(len(job.Options.sizes()))
 	if job.Options.moving() {
-		return job.AudioDuration * movingWork * float64(len(job.Options.sizes()))
+		return job.AudioDuration * movingWork * n
 	}
-	return job.AudioDuration
+	return job.AudioDuration * n
 }
 
 // movingEstimate is the expected seconds of a moving picture's encode at frame size f.
@@ -43,7 +45,8 @@ func movingEstimate(job Job, f frameSize) float64 {
 }
 
 // renderMoving makes a moving picture's video and poster from image and audio, working in tmp.
-func (rd *renderer) renderMoving(ctx context.Context, job Job, image, audio, tmp, poster, video string) error {
+// later are the sizes the job renders after this one (checkMovingBudget).
+func (rd *renderer) renderMoving(ctx context.Context, job Job, image, audio, tmp, poster, video string, later []string) error {
 	still := filepath.Join(tmp, "still.mkv")
 	clipEst, _ := renderEstimates(job, image)
 	f, known := platformSizes[job.Options.Size]
@@ -80,7 +83,7 @@ func (rd *renderer) renderMoving(ctx context.Context, job Job, image, audio, tmp
 			return err
 		}
 	}
-	if err := rd.checkMovingBudget(job, still, audio, f); err != nil {
+	if err := rd.checkMovingBudget(job, still, audio, f, later); err != nil {
 		return err
 	}
 	rd.startStep(job.ID, split, 100, movingEstimate(job, f))

@@ -170,7 +170,9 @@ func runRender(ctx context.Context, args []string, stderr io.Writer) error {
 		return renderExit(ctx, err)
 	}
 	// A further size goes beside -o (and -poster) with its name before the extension: OUT.SIZE.mp4.
+	// Each file written is named, so a user finds the further sizes too.
 	sizes := job.Options.sizes()
+	took := time.Since(start).Seconds()
 	for i, name := range outputNames(token, job.Options.Sizes) {
 		out, poster := sizedPath(c.out, sizes, i), sizedPath(c.poster, sizes, i)
 		if err := moveFile(dirs.output(name, "mp4"), out); err != nil {
@@ -182,12 +184,12 @@ func runRender(ctx context.Context, args []string, stderr io.Writer) error {
 				return &exitError{exitRenderFail, fmt.Errorf("render: wrote %s, but not the poster: %w", out, err)}
 			}
 		}
+		var size int64
+		if fi, err := os.Stat(out); err == nil {
+			size = fi.Size()
+		}
+		fmt.Fprintf(stderr, "vidgen: wrote %s (%.1f MB, %s) in %.1f s\n", out, float64(size)/1e6, fmtDuration(job.AudioDuration), took)
 	}
-	var size int64
-	if fi, err := os.Stat(c.out); err == nil {
-		size = fi.Size()
-	}
-	fmt.Fprintf(stderr, "vidgen: wrote %s (%.1f MB, %s) in %.1f s\n", c.out, float64(size)/1e6, fmtDuration(job.AudioDuration), time.Since(start).Seconds())
 	for _, w := range jobWarnings(job) {
 		fmt.Fprintf(stderr, "vidgen: warning: %s\n", w)
 	}

@@ -23,6 +23,7 @@ import (
 type sizeRender struct {
 	job                      Job
 	dir, clip, poster, video string
+	later                    []string // the sizes rendered after this one
 }
 
 // sizeRenders are the renders of each of job's sizes, in order, working in tmp: in tmp itself for a
@@ -41,7 +42,7 @@ func sizeRenders(job Job, tmp string) ([]sizeRender, error) {
 		j := job
 		j.Options = job.Options.sized(size)
 		outs[i] = sizeRender{job: j, dir: dir, clip: filepath.Join(dir, "clip.mp4"),
-			poster: filepath.Join(dir, "poster.jpg"), video: filepath.Join(dir, "video.mp4")}
+			poster: filepath.Join(dir, "poster.jpg"), video: filepath.Join(dir, "video.mp4"), later: sizes[i+1:]}
 	}
 	return outs, nil
 }
@@ -61,7 +62,7 @@ func audioJob(outs []sizeRender) Job {
 func (rd *renderer) renderSizes(ctx context.Context, job Job, image, audio, tmp string, outs []sizeRender) error {
 	if job.Options.everyFrame() {
 		return rd.eachSize(job.ID, outs, func(o sizeRender) error {
-			return rd.renderMoving(ctx, o.job, image, audio, o.dir, o.poster, o.video)
+			return rd.renderMoving(ctx, o.job, image, audio, o.dir, o.poster, o.video, o.later)
 		})
 	}
 	return rd.renderStill(ctx, image, audio, tmp, outs)

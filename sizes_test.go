@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -239,10 +240,15 @@ func TestSizesEndToEnd(t *testing.T) {
 			t.Errorf("%s: HEAD %d", w.size, c)
 		}
 	}
-	for _, name := range []string{token + ".x.mp4", token + ".x.jpg", token + ".landscape.mp4", token + ".portrait.webm"} {
+	for _, name := range []string{token + ".x.mp4", token + ".x.jpg", token + ".portrait.webm", token + "..mp4"} {
 		if c := getStatus(t, "GET", e.srv.cfg.PublicURL+"/v/"+name); c != http.StatusNotFound {
 			t.Errorf("%s: %d, want 404", name, c)
 		}
+	}
+	// Every size by its name, the first too: a client may build each URL from options.sizes.
+	first, _ := download(t, outs[0].Video)
+	if byName, _ := download(t, e.srv.cfg.PublicURL+"/v/"+token+".landscape.mp4"); !bytes.Equal(byName, first) {
+		t.Errorf("/v/TOKEN.landscape.mp4 is not the first size's video (%d bytes, want %d)", len(byName), len(first))
 	}
 
 	// The share page shows the first video and links the others.
@@ -414,10 +420,17 @@ func TestSizesRenderCommand(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	out, poster := filepath.Join(dir, "out.mp4"), filepath.Join(dir, "poster.jpg")
+	var stderr bytes.Buffer
 	err := runRender(context.Background(), []string{"-image", fixture(t, "img.jpg"), "-audio", fixture(t, "tone.wav"),
-		"-sizes", "square,x", "-o", out, "-poster", poster, "-progress", "none"}, io.Discard)
+		"-sizes", "square,x", "-o", out, "-poster", poster, "-progress", "none"}, &stderr)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Each file is named where the user reads it.
+	for _, p := range []string{out, filepath.Join(dir, "out.x.mp4")} {
+		if !strings.Contains(stderr.String(), "vidgen: wrote "+p+" (") {
+			t.Errorf("the command does not say it wrote %s:\n%s", p, stderr.String())
+		}
 	}
 	for path, f := range map[string]frameSize{out: {1080, 1080}, filepath.Join(dir, "out.x.mp4"): {1280, 720}} {
 		if p := ffprobe(t, path); p.Width != f.W || p.Height != f.H {
@@ -581,6 +594,26 @@ func TestSizesDiskBudget(t *testing.T) {
 			t.Errorf("%d sizes, room for 3 copies of the audio: %v", n, err)
 		}
 	}
+	// A moving picture encodes each size in full, one after another: the first size's check counts
+	// the later ones too, scaled to their frames, before any is encoded.
+	still := writeFixture(t, "still.mkv", make([]byte, 4<<20))
+	wave := Job{ID: "j", AudioDuration: 60, AudioCodec: "mp3", Options: Options{Size: "landscape", Waveform: "bars"}}
+	landscape := platformSizes["landscape"]
+	one := estimateMovingSize(4<<20, landscape, wave.Options, 60, encodedBitsPerSecond)
+	free = minFree + one*11/4 // room for 2.75 landscape videos
+	for _, c := range []struct {
+		later []string
+		fits  bool
+	}{{nil, true}, {[]string{"portrait"}, true}, {[]string{"portrait", "square"}, true}, {[]string{"portrait", "landscape"}, false}} {
+		err := rd.checkMovingBudget(wave, still, audio, landscape, c.later)
+		if (err == nil) != c.fits {
+			t.Errorf("landscape then %v, room for 2.75 landscape videos: %v", c.later, err)
+		}
+		var rf *renderFailure
+		if !c.fits && (!errors.As(err, &rf) || !rf.final || !strings.HasPrefix(rf.msg, "The job's videos would take about")) {
+			t.Errorf("refusal %v, want a final failure naming the job's videos' size", err)
+		}
+	}
 }
 
 // TestSizesSideBySide: of steps run side by side, the failure returned is the one that stopped the
@@ -636,6 +669,25 @@ func TestSizesMigrateFiles(t *testing.T) {
 	for _, k := range keys {
 		if n, err := stores[1].Stat(ctx, k); err != nil || n == 0 {
 			t.Errorf("%s after the copy: %d bytes, %v", k, n, err)
+		}
+	}
+}
+
+// TestSizesWorkSeconds: a job's render time grows with its sizes, still or moving: a still job
+// whose clip writer refuses x264's stream encodes every frame of every size, one after another.
+func TestSizesWorkSeconds(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		o    Options
+		want float64
+	}{
+		{Options{Size: "landscape"}, 60},
+		{Options{Size: "landscape", Sizes: []string{"landscape", "portrait", "square"}}, 180},
+		{Options{Size: "square", Waveform: "bars"}, 60 * movingWork},
+		{Options{Size: "x", Sizes: []string{"x", "square"}, Waveform: "bars"}, 2 * 60 * movingWork},
+	} {
+		if got := workSeconds(Job{AudioDuration: 60, Options: c.o}); got != c.want {
+			t.Errorf("%+v: %v s, want %v", c.o, got, c.want)
 		}
 	}
 }
