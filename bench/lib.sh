@@ -27,8 +27,25 @@ await_job() {
 	printf '%s' "$body"
 }
 
+# scratch: sets tmp to a new scratch directory and server_pids to none; on exit the servers in
+# server_pids are stopped and the directory removed.
+scratch() {
+	tmp=$(mktemp -d "${TMPDIR:-/tmp}/vidgen-bench.XXXXXX")
+	server_pids=()
+	trap scratch_cleanup EXIT
+	trap 'exit 130' INT TERM
+}
+scratch_cleanup() {
+	local p
+	for p in "${server_pids[@]}"; do
+		kill "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+	rm -rf "$tmp"
+}
+
 # The helpers below read FFMPEG and FFPROBE (the binaries), tmp (the bench's scratch directory) and
-# server_pids (the servers to stop on exit), which the script sets before it calls them.
+# server_pids (the servers to stop on exit): the script sets the first two, scratch the others.
 
 # ff ARGS...: ffmpeg, quiet, overwriting.
 ff() { "$FFMPEG" -nostdin -hide_banner -v error -y "$@"; }
@@ -51,13 +68,16 @@ else
 			-ac 1 -c:a libmp3lame -b:a 128k "$2"
 	}
 fi
-# serve BIN DATA: starts BIN serving DATA on a free loopback port with an API key; sets base and
-# api_key to reach it.
+
+# serve BIN DATA: starts BIN serving DATA on a free loopback port with an API key, one render worker
+# and no rate limits, using $FFMPEG and $FFPROBE; sets base and api_key to reach it and adds its
+# process to server_pids (the caller's cleanup stops them).
 serve() {
 	local bin=$1 data=$2 key_json port= p
-	mkdir -m 0700 "$data" # vidgen keys never creates the data directory
+	# vidgen keys never creates the data directory: the service's user owns it (docs/deploy.md).
+	mkdir -p -m 0700 "$data"
 	key_json=$("$bin" keys create -name bench -json -data "$data")
-	api_key=$(printf '%s' "$key_json" | sed -n 's/.*"apiKey":"\([^"]*\)".*/\1/p')
+	api_key=$(printf '%s' "$key_json" | json_field apiKey)
 	[[ -n $api_key ]] || die "no API key in: $key_json"
 	for _ in $(seq 20); do
 		p=$((20000 + RANDOM % 20000))
@@ -79,13 +99,13 @@ serve() {
 # vidgen_run IMAGE AUDIO OUT [FIELD=VALUE...]: submits a job (with those option fields), polls until it
 # ends, downloads the video to OUT (its status body to OUT.status) and prints the seconds from submit
 # to COMPLETED: from just before the upload (this script's clock) to the job's updatedAt when it reads
-# COMPLETED (the server's clock:
-# the same machine's). The end comes from the job, not from the poll that saw it, so the script can
-# poll slowly: a poll costs ~25 ms of CPU (curl, this shell, the request), and polling every 50 ms,
-# as it once did, took a third of a core from the render on a 2-core machine, at a higher priority
-# than the render's (see renderNice), and added ~0.5 s to the 60 s case.
+# COMPLETED (the server's clock: the same machine's). The end comes from the job, not from the poll
+# that saw it, so the script can poll slowly: a poll costs ~25 ms of CPU (curl, this shell, the
+# request), and polling every 50 ms, as it once did, took a third of a core from the render on a
+# 2-core machine, at a higher priority than the render's (see renderNice), and added ~0.5 s to the
+# 60 s case.
 vidgen_run() {
-	local image=$1 audio=$2 out=$3 t0 resp id st body fields=()
+	local image=$1 audio=$2 out=$3 t0 resp id body f fields=()
 	shift 3
 	for f in "$@"; do fields+=(-F "$f"); done
 	t0=$(now)

@@ -39,20 +39,9 @@ NICE=${BENCH_NICE:-10}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(git -C "$here" rev-parse --show-toplevel 2>/dev/null || dirname "$here")
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/vidgen-bench.XXXXXX")
-server_pids=()
-cleanup() {
-	for p in "${server_pids[@]}"; do
-		kill "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# say, die, now, sub, div, median, ff, speech, serve, vidgen_run
+# say, die, now, sub, div, median, ff, speech, scratch, serve, vidgen_run
 source "$here/lib.sh"
+scratch
 
 # time_cmd CMD...: runs CMD quietly and prints its wall time in seconds.
 time_cmd() {
