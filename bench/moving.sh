@@ -12,8 +12,8 @@
 # Every vidgen output is checked with ffprobe and its captions by decoding frames around two cue
 # edges (a frame before a cue and one during it must differ in the caption's rows).
 #
-#   bench/captions.sh                 everything (the 600 s user commands take ~5-15 minutes each)
-#   BENCH_QUICK=1 bench/captions.sh   skip the 600 s user commands
+#   bench/moving.sh                  everything (the 600 s user commands take ~5-15 minutes each)
+#   BENCH_QUICK=1 bench/moving.sh    skip the 600 s user commands
 #   BENCH_RUNS=N                      vidgen runs per job, median reported (default 3)
 #   BENCH_SECONDS="60 600"            the audio lengths
 #   BENCH_SIZES="original portrait"   the sizes
