@@ -11,6 +11,11 @@ median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int(
 # json_field NAME: the string field NAME of the JSON object on standard input.
 json_field() { sed -n "s/.*\"$1\":\"\\([^\"]*\\)\".*/\\1/p"; }
 
+# completed_in T0 BODY: the seconds from T0 (this script's clock, read just before the upload) to
+# the updatedAt of BODY, the status body of a COMPLETED job (the server's clock: the same
+# machine's).
+completed_in() { sub "$(date -d "$(printf '%s' "$2" | json_field updatedAt)" +%s.%N)" "$1"; }
+
 # await_job BASE KEY ID: polls job ID on the server at BASE until it is COMPLETED and prints its
 # status body; a job that failed or was cancelled ends the bench. One process a poll (no parsing
 # subshells), so polling steals little CPU from the render.
@@ -96,14 +101,12 @@ serve() {
 	curl -fsS "$base/health" >/dev/null || die "server did not come up"
 }
 
-# vidgen_run IMAGE AUDIO OUT [FIELD=VALUE...]: submits a job (with those option fields), polls until it
-# ends, downloads the video to OUT (its status body to OUT.status) and prints the seconds from submit
-# to COMPLETED: from just before the upload (this script's clock) to the job's updatedAt when it reads
-# COMPLETED (the server's clock: the same machine's). The end comes from the job, not from the poll
-# that saw it, so the script can poll slowly: a poll costs ~25 ms of CPU (curl, this shell, the
-# request), and polling every 50 ms, as it once did, took a third of a core from the render on a
-# 2-core machine, at a higher priority than the render's (see renderNice), and added ~0.5 s to the
-# 60 s case.
+# vidgen_run IMAGE AUDIO OUT [FIELD=VALUE...]: submits a job (with those option fields), polls until
+# it ends, downloads the video to OUT (its status body to OUT.status) and prints the seconds from
+# submit to COMPLETED (completed_in). The end comes from the job, not from the poll that saw it, so
+# the script can poll slowly: a poll costs ~25 ms of CPU (curl, this shell, the request), and
+# polling every 50 ms, as it once did, took a third of a core from the render on a 2-core machine,
+# at a higher priority than the render's (see renderNice), and added ~0.5 s to the 60 s case.
 vidgen_run() {
 	local image=$1 audio=$2 out=$3 t0 resp id body f fields=()
 	shift 3
@@ -113,7 +116,7 @@ vidgen_run() {
 	id=$(printf '%s' "$resp" | json_field jobId)
 	[[ -n $id ]] || die "submit failed: $resp"
 	body=$(await_job "$base" "$api_key" "$id")
-	sub "$(date -d "$(printf '%s' "$body" | json_field updatedAt)" +%s.%N)" "$t0"
+	completed_in "$t0" "$body"
 	printf '%s' "$body" >"$out.status"
 	curl -fsS -o "$out" "$(printf '%s' "$body" | json_field outputVideo)"
 }
