@@ -30,7 +30,8 @@
 #   BENCH_QUICK=1 bench/moving.sh   skip the 600 s user commands
 #   BENCH_RUNS=N                    vidgen runs per job, median reported (default 3)
 #   BENCH_SECONDS="60 600"          the audio lengths
-#   BENCH_SIZES="original portrait" the sizes of the still, captioned and waveform jobs
+#   BENCH_SIZES="original portrait" the sizes of the still, captioned and waveform jobs (empty: none,
+#                                   only the three sizes)
 #   BENCH_ROOT=DIR                  build vidgen from DIR (default: this checkout)
 #   VIDGEN=BIN                      run BIN, built already, instead
 #   FFMPEG=... FFPROBE=...          other binaries (default: from PATH)
@@ -43,7 +44,7 @@ FFPROBE=${FFPROBE:-ffprobe}
 RUNS=${BENCH_RUNS:-3}
 QUICK=${BENCH_QUICK:-0}
 read -ra SECONDS_LIST <<<"${BENCH_SECONDS:-60 600}"
-read -ra SIZES <<<"${BENCH_SIZES:-original portrait}"
+read -ra SIZES <<<"${BENCH_SIZES-original portrait}"
 THREE=landscape,portrait,square
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -150,6 +151,8 @@ measure_job() {
 	if [[ $* == *sizes=* ]] && ! curl -fsS -H "X-API-Key: $api_key" "$base/api/status/$id" | jq -e 'has("outputs")' >/dev/null; then
 		# 409 when the job has ended already.
 		curl -sS -o /dev/null -X DELETE -H "X-API-Key: $api_key" "$base/api/jobs/$id"
+		# Wait for its ffmpeg to stop: the next job's CPU time would count it.
+		while [[ -n $(cat "/proc/$server_pid/task/"*/children 2>/dev/null) ]]; do sleep 0.2; done
 		peak_stop
 		printf 'ignored'
 		return
@@ -160,7 +163,6 @@ measure_job() {
 	printf '%s %s %s' "$(completed_in "$t0" "$body")" \
 		"$(sub "$(cpu_of "$server_pid")" "$cpu0")" "$peak_mib"
 }
-
 
 # user_run ARGS...: runs ffmpeg ARGS (the user's command) and prints its seconds, its CPU seconds
 # and its peak memory in MiB.
@@ -390,6 +392,8 @@ printf '%s\n' "${results[@]}"
 for k in "${skipped[@]}"; do printf 'SKIP  %s\n' "$k"; done
 if ((${#failed[@]})); then
 	printf 'MISS  every output checked: %s\n' "${failed[*]}"
+elif ((videos == 0)); then
+	printf 'SKIP  every output checked: no video made\n'
 else
 	printf 'PASS  every output checked (%d videos: codec, width x height, duration within one frame, cue edges)\n' "$videos"
 fi
