@@ -28,6 +28,8 @@
 #
 #   bench/moving.sh                 everything (the 600 s user commands take ~5-15 minutes each)
 #   BENCH_QUICK=1 bench/moving.sh   skip the 600 s user commands
+#   BENCH_USERS=0                   skip every user command (BENCH_SIZES= BENCH_SECONDS=60
+#                                   BENCH_USERS=0: three sizes against one, alone, in under a minute)
 #   BENCH_RUNS=N                    vidgen runs per job, median reported (default 3)
 #   BENCH_SECONDS="60 600"          the audio lengths
 #   BENCH_SIZES="original portrait" the sizes of the still, captioned and waveform jobs (empty: none,
@@ -43,6 +45,7 @@ FFMPEG=${FFMPEG:-ffmpeg}
 FFPROBE=${FFPROBE:-ffprobe}
 RUNS=${BENCH_RUNS:-3}
 QUICK=${BENCH_QUICK:-0}
+USERS=${BENCH_USERS:-1}
 read -ra SECONDS_LIST <<<"${BENCH_SECONDS:-60 600}"
 read -ra SIZES <<<"${BENCH_SIZES-original portrait}"
 THREE=landscape,portrait,square
@@ -295,8 +298,9 @@ medians() {
 skipped=()
 for s in "${SECONDS_LIST[@]}"; do
 	a=${audio_s[$s]}
-	users=1
-	if [[ $QUICK == 1 && $s == 600 ]]; then users=0; fi
+	users=1 no_users="BENCH_USERS=0: no user commands"
+	if [[ $USERS == 0 ]]; then users=0; fi
+	if [[ $QUICK == 1 && $s == 600 ]]; then users=0 no_users="BENCH_QUICK: no 600 s user commands"; fi
 	for size in "${SIZES[@]}"; do
 		c="${s}s $size"
 		wh=$(dims "$size") w=${wh%x*} h=${wh#*x}
@@ -337,7 +341,7 @@ for s in "${SECONDS_LIST[@]}"; do
 			read -r uw uu _ <<<"$u"
 			target "$c: waveform >= 4x faster than the user's command" "$(div "$uu" "$wu")" "$(div "$uw" "$ww")" 'r >= 4'
 		else
-			results+=("SKIP  $c: waveform >= 4x faster than the user's command (BENCH_QUICK: no 600 s user commands)")
+			results+=("SKIP  $c: waveform >= 4x faster than the user's command ($no_users)")
 		fi
 		target "$c: captioned within 1.5x of the still job" "$(div "$cu" "$su")" "$(div "$cw" "$sw")" 'r <= 1.5'
 	done
