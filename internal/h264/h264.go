@@ -3,12 +3,13 @@
 // depends on, and writes P-frames in which every macroblock is skipped (P_Skip), each of which a
 // decoder turns into an exact copy of the frame before (NewStillClip). It also splices a few
 // encoded pictures (keyframes, or P-frames that each refer to the one before) into a video that
-// shows each for a run of frames, skipped frames filling each run (Splice). It follows ITU-T
-// H.264 (2016).
+// shows each for a run of frames, skipped frames filling each run (Splice), and splices a narrow
+// band's video into a still picture's rows (SpliceBand). It follows ITU-T H.264 (2016).
 //
 // It accepts the progressive streams x264 writes (CAVLC or CABAC, picture order count type 0 or
-// 2, weighted prediction or not, any chroma format and bit depth x264 offers; for Splice, one
-// reference frame and no B-frames) and refuses any other with an error wrapping ErrUnsupported.
+// 2, weighted prediction or not, any chroma format and bit depth x264 offers; for Splice and
+// SpliceBand, no B-frames, and for Splice one reference frame; SpliceBand's band without weighted
+// prediction) and refuses any other with an error wrapping ErrUnsupported.
 // It works on bytes in memory: it knows no container, file or job.
 package h264
 

@@ -53,7 +53,7 @@ func TestSplice(t *testing.T) {
 			if len(want) != len(c.runs) {
 				t.Fatalf("the encoder's stream has %d pictures, want %d", len(want), len(c.runs))
 			}
-			got := decodedFrames(t, annexB(clip))
+			got := decodedFrames(t, clip.AnnexB())
 			var keys []int
 			at := 0
 			for i, run := range c.runs {
@@ -78,7 +78,7 @@ func TestSplice(t *testing.T) {
 			if fmt.Sprint(clip.Keyframes) != fmt.Sprint(keys) {
 				t.Errorf("keyframes %v, want %v", clip.Keyframes, keys)
 			}
-			if probed := probedKeyframes(t, annexB(clip)); fmt.Sprint(probed) != fmt.Sprint(keys) {
+			if probed := probedKeyframes(t, clip.AnnexB()); fmt.Sprint(probed) != fmt.Sprint(keys) {
 				t.Errorf("ffprobe's keyframes %v, want %v", probed, keys)
 			}
 		})

@@ -18,7 +18,8 @@ import (
 var ErrUnsupported = errors.New("unsupported H.264 stream")
 
 // StillClip is a still picture's clip: an encoder's parameter sets and keyframe, and the skipped
-// frames that repeat it; or, made by Splice, pictures that follow one another, each repeated so.
+// frames that repeat it; or, made by Splice, pictures that follow one another, each repeated so;
+// or, made by SpliceBand, a band's frames in a still picture's rows.
 type StillClip struct {
 	SPS            *SPS
 	SPSNAL, PPSNAL []byte // the parameter sets' NAL units, for a container's decoder configuration

@@ -1,8 +1,6 @@
 package h264
 
 import (
-	"bytes"
-	"encoding/binary"
 	"errors"
 	"os"
 	"os/exec"
@@ -32,20 +30,6 @@ func x264Frames(t testing.TB, size string, n int, extra ...string) []byte {
 	b, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
-	}
-	return b
-}
-
-// annexB is clip c as an Annex B byte stream: its parameter sets, then its frames' NAL units.
-func annexB(c *StillClip) []byte {
-	start := []byte{0, 0, 0, 1}
-	b := append(append(append(bytes.Clone(start), c.SPSNAL...), start...), c.PPSNAL...)
-	for _, f := range c.Frames {
-		for len(f) >= 4 {
-			n := binary.BigEndian.Uint32(f)
-			b = append(append(b, start...), f[4:4+n]...)
-			f = f[4+n:]
-		}
 	}
 	return b
 }
@@ -89,7 +73,7 @@ func TestStillClip(t *testing.T) {
 				t.Errorf("SPS: %dx%d, chroma format %d; want %dx%d, %d", s.Width, s.Height, s.ChromaFormat, c.width, c.height, c.chroma)
 			}
 			keyframe := decodedFrames(t, stream, "-frames:v", "1")
-			hashes := decodedFrames(t, annexB(clip))
+			hashes := decodedFrames(t, clip.AnnexB())
 			if len(hashes) != frames || len(clip.Frames) != frames {
 				t.Fatalf("%d frames decoded of %d, want %d", len(hashes), len(clip.Frames), frames)
 			}
