@@ -114,6 +114,7 @@ type config struct {
 	Retention           time.Duration
 	MinFree             int64
 	ChildMemory         int64 // address space each ffmpeg/ffprobe child may map, 0 for no limit
+	SpliceWaveforms     bool  // encode only a waveform's band where the picture allows (waveformsplice.go)
 	opsConfig
 	filesConfig
 	clusterConfig
@@ -148,6 +149,7 @@ func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (
 	fs.DurationVar(&cfg.Retention, "retention", 30*24*time.Hour, "how long outputs are kept, 0 for ever")
 	fs.Int64Var(&cfg.MinFree, "min-free", 1<<30, "bytes of free disk below which submissions get 507")
 	fs.Int64Var(&cfg.ChildMemory, "child-memory", defaultChildMemory, fmt.Sprintf("bytes of address space each ffmpeg/ffprobe process may map, 0 for no limit, else at least %d (%d GiB)", int64(minChildMemory), minChildMemory>>30))
+	fs.BoolVar(&cfg.SpliceWaveforms, "splice-waveforms", true, "encode only a waveform's band where the picture allows, false to encode every frame")
 	addOpsFlags(fs, &cfg)
 	addFilesFlags(fs, &cfg)
 	addClusterFlags(fs, &cfg)
@@ -352,7 +354,7 @@ func newServer(ctx context.Context, cfg config, log *slog.Logger, now func() tim
 	}
 	s.renderer = &renderer{
 		jobs: s.jobs, dirs: dirs, files: s.files, log: log, now: now, rand: s.rand, tools: s.tools, workers: cfg.Workers, pictures: s.pictures,
-		diskFree: diskFree, minFree: cfg.MinFree, audioCores: runtime.NumCPU(),
+		diskFree: diskFree, minFree: cfg.MinFree, audioCores: runtime.NumCPU(), spliceWaveforms: cfg.SpliceWaveforms,
 		wake: make(chan struct{}, 1), progress: map[string]*jobProgress{},
 	}
 	s.inputClient = newInputClient(s.hooks)

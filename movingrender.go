@@ -48,22 +48,12 @@ func movingEstimate(job Job, f frameSize) float64 {
 // later are the sizes the job renders after this one (checkMovingBudget).
 func (rd *renderer) renderMoving(ctx context.Context, job Job, image, audio, tmp, poster, video string, later []string) error {
 	still := filepath.Join(tmp, "still.mkv")
-	clipEst, _ := renderEstimates(job, image)
-	f, known := platformSizes[job.Options.Size]
-	guess := f
-	if !known {
-		guess = frameSize{1280, 720} // a typical photo's, until step 1 tells
-	}
-	split := min(setupShare+int(float64(100-setupShare)*clipEst/(clipEst+movingEstimate(job, guess))), 90)
-	rd.startStep(job.ID, setupShare, split, clipEst)
-	if err := rd.pictureStep(ctx, job, image, stillArgs(job, image, still, poster)); err != nil {
+	f, split, err := rd.stillStep(ctx, job, image, still, poster, func(f frameSize) float64 { return movingEstimate(job, f) })
+	if err != nil {
 		return err
 	}
-	if !known {
-		var err error
-		if f, err = jpegSize(poster); err != nil {
-			return err
-		}
+	if spliced, err := rd.spliceWaveform(ctx, job, still, audio, tmp, video, f, split, later); spliced || err != nil {
+		return err
 	}
 	var ass, fonts string
 	if job.Options.Captions || job.Options.Title != "" {
@@ -78,7 +68,6 @@ func (rd *renderer) renderMoving(ctx context.Context, job Job, image, audio, tmp
 		if err := writeASS(ass, cues, f, job); err != nil {
 			return err
 		}
-		var err error
 		if fonts, err = writeCaptionFont(tmp); err != nil {
 			return err
 		}
@@ -92,6 +81,27 @@ func (rd *renderer) renderMoving(ctx context.Context, job Job, image, audio, tmp
 		return rd.stepFailed(ctx, err, job, inputAudio, audio, args)
 	}
 	return nil
+}
+
+// stillStep is a moving picture's first step: the still (stillArgs) and the poster from image.
+// Its part of the progress bar ends at split, sized by est, the second step's expected seconds at
+// a frame size. It returns the frame's size.
+func (rd *renderer) stillStep(ctx context.Context, job Job, image, still, poster string, est func(frameSize) float64) (f frameSize, split int, err error) {
+	clipEst, _ := renderEstimates(job, image)
+	f, known := platformSizes[job.Options.Size]
+	guess := f
+	if !known {
+		guess = frameSize{1280, 720} // a typical photo's, until step 1 tells
+	}
+	split = min(setupShare+int(float64(100-setupShare)*clipEst/(clipEst+est(guess))), 90)
+	rd.startStep(job.ID, setupShare, split, clipEst)
+	if err := rd.pictureStep(ctx, job, image, stillArgs(job, image, still, poster)); err != nil {
+		return f, split, err
+	}
+	if !known {
+		f, err = jpegSize(poster)
+	}
+	return f, split, err
 }
 
 // jpegSize is the width and height of the JPEG at path.

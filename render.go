@@ -99,6 +99,8 @@ type renderer struct {
 	workers int
 	// pictures admits the step that decodes a job's picture, shared with the uploads' checks.
 	pictures *memoryGate
+	// spliceWaveforms splices waveform-only jobs where the picture allows (waveformsplice.go).
+	spliceWaveforms bool
 	// timeout is how long a render of audio lasting audioSeconds may take before it is killed.
 	timeout func(audioSeconds float64) time.Duration
 	// diskFree reports the free bytes under a path; renders keep at least minFree (0: no floor).

@@ -56,6 +56,7 @@ type renderConfig struct {
 	out, poster            string
 	fields                 map[string]string // the API's option fields that were given
 	progress               string            // auto, bar, lines or none
+	spliceWaveforms        bool              // -splice-waveforms: see renderer.spliceWaveforms
 	maxDuration            time.Duration
 	tools                  ffmpeg.Tools
 }
@@ -71,6 +72,7 @@ func parseRenderFlags(args []string, stderr io.Writer) (renderConfig, error) {
 	fs.StringVar(&c.out, "o", "", "the MP4 to write (replaced if it exists)")
 	fs.StringVar(&c.poster, "poster", "", "also write the poster JPEG here, optional")
 	fs.StringVar(&c.progress, "progress", "auto", "auto (a bar on a terminal, else lines), bar, lines or none")
+	fs.BoolVar(&c.spliceWaveforms, "splice-waveforms", true, "encode only a waveform's band where the picture allows, false to encode every frame")
 	fs.DurationVar(&c.maxDuration, "max-duration", time.Hour, "longest audio accepted, 0 for no limit")
 	fs.StringVar(&c.tools.FFmpeg, "ffmpeg", "ffmpeg", "path of ffmpeg")
 	fs.StringVar(&c.tools.FFprobe, "ffprobe", "ffprobe", "path of ffprobe")
@@ -154,7 +156,7 @@ func runRender(ctx context.Context, args []string, stderr io.Writer) error {
 		return renderExit(ctx, err)
 	}
 	rd := &renderer{dirs: dirs, files: s.files, log: log, now: time.Now, rand: rand.Reader, tools: c.tools, pictures: s.pictures, diskFree: diskFree,
-		audioCores: runtime.NumCPU(), progress: map[string]*jobProgress{job.ID: {started: time.Now()}}}
+		spliceWaveforms: c.spliceWaveforms, audioCores: runtime.NumCPU(), progress: map[string]*jobProgress{job.ID: {started: time.Now()}}}
 	done := make(chan struct{})
 	shown := make(chan struct{})
 	var rendered bool // written before done is closed, read after

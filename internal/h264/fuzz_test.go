@@ -52,3 +52,49 @@ func FuzzStillClip(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSpliceBand feeds arbitrary picture and band streams to SpliceBand, seeded with a real pair
+// (a 64x48 picture one slice per macroblock row, its band rows 16 to 48, 6 frames): it never
+// panics nor runs away, refuses with ErrUnsupported only, and a clip it makes has the frames asked
+// for, the first a keyframe, each frame its NAL units each after its length, none of them empty.
+func FuzzSpliceBand(f *testing.F) {
+	still, err := os.ReadFile("testdata/band-still.h264")
+	if err != nil {
+		f.Fatal(err)
+	}
+	band, err := os.ReadFile("testdata/band.h264")
+	if err != nil {
+		f.Fatal(err)
+	}
+	if _, err := SpliceBand(still, band, 1, 8, 25); err != nil {
+		f.Fatalf("the seed pair: %v", err)
+	}
+	f.Add(still, band)
+	f.Add(still, band[:len(band)/2])
+	f.Add(band, still)
+	f.Add(still, still)
+	f.Fuzz(func(t *testing.T, still, band []byte) {
+		const frames = 8
+		c, err := SpliceBand(still, band, 1, frames, 25)
+		if err != nil {
+			if !errors.Is(err, ErrUnsupported) {
+				t.Fatalf("error %v, want ErrUnsupported", err)
+			}
+			return
+		}
+		if len(c.Frames) != frames || len(c.Keyframes) == 0 || c.Keyframes[0] != 0 {
+			t.Fatalf("%d frames, keyframes %v", len(c.Frames), c.Keyframes)
+		}
+		for i, fr := range c.Frames {
+			if len(fr) == 0 {
+				t.Fatalf("frame %d is empty", i)
+			}
+			for len(fr) > 0 {
+				if len(fr) < 5 || int(binary.BigEndian.Uint32(fr)) > len(fr)-4 || binary.BigEndian.Uint32(fr) == 0 {
+					t.Fatalf("frame %d: not NAL units each after its length: % x", i, fr)
+				}
+				fr = fr[4+binary.BigEndian.Uint32(fr):]
+			}
+		}
+	})
+}
