@@ -1,8 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -283,4 +288,88 @@ func bandPSNR(t testing.TB, a, b string, f frameSize) float64 {
 	}
 	t.Logf("band PSNR, worst frame: %.2f dB", worst)
 	return worst
+}
+
+// TestWorstPSNR: the least PSNR of any plane of any frame in the psnr filter's stats, where it is,
+// and the frames counted; identical frames are +Inf, and a value that is no number never passes.
+func TestWorstPSNR(t *testing.T) {
+	t.Parallel()
+	line := func(n int, y, u, v string) string {
+		return fmt.Sprintf("n:%d mse_avg:0.00 mse_y:0.00 mse_u:0.00 mse_v:0.00 psnr_avg:inf psnr_y:%s psnr_u:%s psnr_v:%s \n", n, y, u, v)
+	}
+	for _, c := range []struct {
+		stats        string
+		worst        float64
+		frame, count int
+	}{
+		{"", math.Inf(1), 0, 0},
+		{line(1, "inf", "inf", "inf") + line(2, "inf", "inf", "inf"), math.Inf(1), 0, 2},
+		{line(1, "inf", "inf", "inf") + line(2, "102.71", "inf", "inf") + line(3, "inf", "78.20", "inf"), 78.2, 2, 3},
+		{line(1, "inf", "inf", "inf") + line(2, "nan", "inf", "inf"), math.Inf(-1), 1, 2},
+	} {
+		worst, frame, n := worstPSNR([]byte(c.stats))
+		if worst != c.worst || frame != c.frame || n != c.count {
+			t.Errorf("%q: %v dB at frame %d of %d, want %v at %d of %d", c.stats, worst, frame, n, c.worst, c.frame, c.count)
+		}
+	}
+}
+
+// TestE2EWaveformSpliceDrift: over a photo whose band's first rows drift by a code value (x264's
+// motion vectors leave the band there), the job still splices rather than paying for the band and
+// the full encode; and a damaged audio file met while the band is encoded ends the job with the
+// audio's message, not a retry for a passing reason.
+func TestE2EWaveformSpliceDrift(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	photo, audio := filepath.Join(dir, "photo.jpg"), filepath.Join(dir, "tone.m4a")
+	for _, args := range [][]string{
+		{"-f", "lavfi", "-i", "testsrc2=s=640x480", "-frames:v", "1", "-q:v", "3", photo},
+		{"-f", "lavfi", "-i", "sine=f=300:d=3", "-c:a", "aac", audio},
+	} {
+		if out, err := exec.Command("ffmpeg", append([]string{"-v", "error", "-y"}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	render := func(t *testing.T, out string, extra ...string) error {
+		args := append([]string{"-image", photo, "-audio", audio, "-size", "x", "-waveform", "line", "-o", out, "-progress", "none"}, extra...)
+		return runRender(t.Context(), args, io.Discard)
+	}
+	spliced, full := filepath.Join(dir, "spliced.mp4"), filepath.Join(dir, "full.mp4")
+	if err := errors.Join(render(t, spliced), render(t, full, "-splice-waveforms=false")); err != nil {
+		t.Fatal(err)
+	}
+	a, b := must(os.ReadFile(spliced))(t), must(os.ReadFile(full))(t)
+	if bytes.Equal(a, b) {
+		t.Error("the spliced job's video is the full encode's: it fell back over a drift of a code value")
+	}
+	if psnr := bandPSNR(t, spliced, full, platformSizes["x"]); psnr < spliceBandPSNR {
+		t.Errorf("the spliced band's worst frame is %.1f dB from the full encode's, want at least %.0f", psnr, spliceBandPSNR)
+	}
+
+	// An ffmpeg that fails the audio's encode as a damaged file does.
+	real, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := filepath.Join(dir, "ffmpeg")
+	script := fmt.Sprintf("#!/bin/sh\nfor a do case $a in *audio.aac) echo 'Error while decoding stream #0:0: Invalid data found when processing input' >&2; exit 1;; esac; done\nexec %q \"$@\"\n", real)
+	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	err = render(t, filepath.Join(dir, "damaged.mp4"), "-ffmpeg", fake)
+	if err == nil || !strings.Contains(err.Error(), audioFailure) {
+		t.Errorf("a damaged audio file: %v, want %q", err, audioFailure)
+	}
+}
+
+// TestSpliceLongAudio: a waveform over more than maxSpliceSeconds of audio is not spliced (the
+// splicer would hold its band's stream in memory), before anything runs.
+func TestSpliceLongAudio(t *testing.T) {
+	t.Parallel()
+	rd := &renderer{spliceWaveforms: true, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	job := Job{ID: "j", AudioDuration: maxSpliceSeconds + 2, Options: Options{Size: "landscape", Waveform: "bars"}}
+	// No still, no tools: anything past the length check would fail.
+	if spliced, err := rd.spliceWaveform(t.Context(), job, "", "", t.TempDir(), "", platformSizes["landscape"], 10, nil); spliced || err != nil {
+		t.Errorf("spliced %v, %v; want the full encode", spliced, err)
+	}
 }
