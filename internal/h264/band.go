@@ -364,7 +364,10 @@ func SpliceBand(still, band []byte, bandRow uint, frames, fps int) (*StillClip, 
 					continue
 				}
 				h.nal, h.idrPicID, h.noOutput, h.longTerm = first.nal, first.idrPicID, first.noOutput, first.longTerm
-				if h.deblock == 0 {
+				// A row filters its top edge with its own slice's flags: the row just below the
+				// band must not filter into it (the picture's encoder never saw the band there);
+				// every other row keeps the picture's loop filter across its slice edges.
+				if uint(r) == bandRow+bandRows && h.deblock == 0 {
 					h.deblock = 2
 				}
 				frame = appendLengthPrefixed(frame, h.write(s.sps, s.pps, 0))

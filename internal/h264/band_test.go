@@ -1,6 +1,7 @@
 package h264
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"os/exec"
@@ -134,4 +135,99 @@ func TestSpliceBandRefuses(t *testing.T) {
 			t.Errorf("%s: %v, want ErrUnsupported", name, err)
 		}
 	}
+}
+
+// firstFrame decodes the first frame of the Annex B stream with ffmpeg as raw 4:2:0 samples.
+func firstFrame(t testing.TB, stream []byte) []byte {
+	t.Helper()
+	cmd := exec.Command("ffmpeg", "-v", "error", "-xerror", "-err_detect", "explode", "-f", "h264", "-i", "pipe:",
+		"-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-")
+	cmd.Stdin = bytes.NewReader(stream)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	return out
+}
+
+// differingRows is the luma rows where two w×h 4:2:0 frames differ, a chroma row counting for
+// both luma rows it covers.
+func differingRows(t testing.TB, a, b []byte, w, h int) []int {
+	t.Helper()
+	cw, ch := (w+1)/2, (h+1)/2
+	if len(a) != w*h+2*cw*ch || len(b) != len(a) {
+		t.Fatalf("frames of %d and %d bytes, want %d", len(a), len(b), w*h+2*cw*ch)
+	}
+	differs := make([]bool, h)
+	for y := range h {
+		differs[y] = !bytes.Equal(a[y*w:(y+1)*w], b[y*w:(y+1)*w])
+	}
+	for plane := range 2 {
+		off := w*h + plane*cw*ch
+		for y := range ch {
+			if !bytes.Equal(a[off+y*cw:off+(y+1)*cw], b[off+y*cw:off+(y+1)*cw]) {
+				differs[2*y] = true
+				differs[min(2*y+1, h-1)] = true
+			}
+		}
+	}
+	var rows []int
+	for y, d := range differs {
+		if d {
+			rows = append(rows, y)
+		}
+	}
+	return rows
+}
+
+// TestSpliceBandDeblocksPicture checks that a spliced keyframe's picture rows are the picture's
+// own decode, loop filter included: x264 filtered the picture across its rows' slice edges, so
+// every row keeps that but the edges that now border the band, which neither encoder saw. Only
+// the luma rows next to those two edges may differ: the three above the band's top edge (which
+// the band, filtering nothing across its own top, leaves unfiltered) and the first few (at most
+// half) of the row below the band, which must not filter across its top edge into the band.
+func TestSpliceBandDeblocksPicture(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name, picture string
+		top, rows     int
+	}{
+		{"bars", "testsrc2=r=25", 96, 48},
+		{"soft", "gradients=r=25:seed=1", 64, 32},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			const w, h = 320, 240
+			still, band := spliceInputs(t, c.picture, "cline", w, h, c.top, c.rows, 40)
+			clip, err := SpliceBand(still, band, uint(c.top/16), 2, 25)
+			if err != nil {
+				t.Fatal(err)
+			}
+			end := c.top + c.rows
+			spliced, picture := firstFrame(t, clip.AnnexB()), firstFrame(t, still)
+			var got []int
+			for _, y := range differingRows(t, spliced, picture, w, h) {
+				if y < c.top-3 || y >= end+8 {
+					t.Errorf("luma row %d (macroblock row %d) differs from the picture's own decode", y, y/16)
+				}
+				if y < c.top || y >= end {
+					got = append(got, y)
+				}
+			}
+			most := 0
+			for _, y := range got {
+				for x := range w {
+					most = max(most, abs(int(spliced[y*w+x])-int(picture[y*w+x])))
+				}
+			}
+			t.Logf("picture rows that differ (band %d to %d): %v, luma by at most %d", c.top, end, got, most)
+		})
+	}
+}
+
+func abs(v int) int {
+	if v < 0 {
+		return -v
+	}
+	return v
 }
