@@ -231,7 +231,6 @@ type parsedStream struct {
 	pps      *picParams
 	spsNAL   []byte
 	ppsNAL   []byte
-	widthMbs uint
 	pictures [][][]byte
 }
 
@@ -276,12 +275,18 @@ func parseStream(stream []byte) (*parsedStream, error) {
 // bandRow macroblock rows into the picture of still, every row outside the band the picture's in
 // every frame. still is x264's Annex B stream of one picture of the whole frame, one slice per
 // macroblock row; band is x264's stream of the band alone, as wide as the frame, its pictures I
-// or P, without weighted prediction or B-frames, made with the same settings (so its picture
-// parameter set is still's but for the initial QP). Each of band's keyframes is a keyframe of the
-// clip (in Keyframes): the picture's rows around the band's keyframe; every other frame is the
-// band's picture between all-skip slices. The clip has frames frames (at least 1): band's first
-// ones, then all-skip frames that repeat the last. A pair of streams it cannot splice so is an
-// error that wraps ErrUnsupported.
+// or P, without weighted prediction or B-frames, made with the same settings. The clip's frames
+// are written with still's parameter sets, so band's must be still's in every field that shapes
+// how a slice decodes: its picture parameter set bit for bit but for pic_init_qp (SpliceBand
+// rewrites each slice's QP delta against still's), its sequence parameter set bit for bit but
+// for the constraint flags and level, the sizes of frame_num and of the picture order count and
+// its type (SpliceBand rewrites those fields of each slice header), the height, the cropping (the
+// cropped widths must be equal) and the video usability information. Each of band's keyframes is
+// a keyframe of the clip (in Keyframes): the picture's rows around the band's keyframe; every
+// other frame is the band's picture between all-skip slices. The clip has frames frames (at least
+// 1): band's first ones, then all-skip frames that repeat the last. A pair of streams it cannot
+// splice so (parameter sets that differ otherwise, among others) is an error that wraps
+// ErrUnsupported.
 //
 // The band's rows decode as in band's own stream only while its motion vectors stay inside it:
 // one that points outside read band's edge, extended, in its own stream and reads the picture's
@@ -296,15 +301,12 @@ func SpliceBand(still, band []byte, bandRow uint, frames, fps int) (*StillClip, 
 	if err != nil {
 		return nil, fmt.Errorf("band: %w", err)
 	}
-	if !bytes.Equal(s.ppsNAL, b.ppsNAL) && (s.pps.cabac != b.pps.cabac || s.pps.deblockingControl != b.pps.deblockingControl) {
-		return nil, fmt.Errorf("%w: the picture's and the band's parameter sets differ", ErrUnsupported)
-	}
-	w := uint(0)
-	if s.sps.Width > 0 {
-		w = (s.sps.Width + 15) / 16
-	}
-	if b.sps.Width != s.sps.Width || s.sps.picSizeInMbs%w != 0 || b.sps.picSizeInMbs%w != 0 {
+	w := s.sps.widthMbs
+	if b.sps.Width != s.sps.Width || b.sps.widthMbs != w {
 		return nil, fmt.Errorf("%w: the band is not as wide as the picture", ErrUnsupported)
+	}
+	if s.sps.layout != b.sps.layout || s.pps.layout != b.pps.layout {
+		return nil, fmt.Errorf("%w: the picture's and the band's parameter sets differ", ErrUnsupported)
 	}
 	rows, bandRows := s.sps.picSizeInMbs/w, b.sps.picSizeInMbs/w
 	if bandRow+bandRows > rows {

@@ -13,8 +13,9 @@ import (
 // spliceInputs encodes, as the waveform render does, a waveform of a few seconds of sound (mode
 // "line" or "cline") drawn over picture (a lavfi source) at size w×h: the picture's first frame
 // as one I slice per macroblock row, and the band (rows top to top+rows) alone, keyframes every
-// keyint frames. It returns the two Annex B streams.
-func spliceInputs(t testing.TB, picture, mode string, w, h, top, rows, keyint int, extra ...string) (still, band []byte) {
+// keyint frames, both with x264's settings params (":name=value…") and ffmpeg's output options
+// extra on top of the render's. It returns the two Annex B streams.
+func spliceInputs(t testing.TB, picture, mode string, w, h, top, rows, keyint int, params string, extra ...string) (still, band []byte) {
 	t.Helper()
 	const margin = 4 // the waveform is drawn this far inside the band's rows, as in a render
 	dir := t.TempDir()
@@ -23,7 +24,7 @@ func spliceInputs(t testing.TB, picture, mode string, w, h, top, rows, keyint in
 		"scale=" + strconv.Itoa(w) + ":" + strconv.Itoa(rows-2*margin) + ",format=yuva420p[wf];" +
 		"[p][wf]overlay=x=0:y=" + strconv.Itoa(top+margin) + ":shortest=1:format=yuv420,split[a][b];[b]crop=" +
 		strconv.Itoa(w) + ":" + strconv.Itoa(rows) + ":0:" + strconv.Itoa(top) + "[band]"
-	x := "me=dia:subme=1:ref=1:weightp=0"
+	x := "me=dia:subme=1:ref=1:weightp=0" + params
 	args := []string{"-v", "error", "-nostdin", "-f", "lavfi", "-i", picture + ":s=" + strconv.Itoa(w) + "x" + strconv.Itoa(h),
 		"-f", "lavfi", "-i", "aevalsrc=sin(2*PI*(200+300*t)*t)*abs(sin(3*t)):d=4", "-filter_complex", graph,
 		"-map", "[a]", "-frames:v", "1", "-c:v", "libx264", "-preset", "veryfast", "-crf", "19", "-bf", "0",
@@ -67,7 +68,7 @@ func TestSpliceBand(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			still, band := spliceInputs(t, c.picture, c.mode, c.w, c.h, c.top, c.rows, 40, c.extra...)
+			still, band := spliceInputs(t, c.picture, c.mode, c.w, c.h, c.top, c.rows, 40, "", c.extra...)
 			bandFrames := decodedFrames(t, band)
 			const extraFrames = 5
 			clip, err := SpliceBand(still, band, uint(c.top/16), len(bandFrames)+extraFrames, 25)
@@ -122,7 +123,7 @@ func TestSpliceBand(t *testing.T) {
 // slice per macroblock row, a band of another width, and a band that does not fit the picture.
 func TestSpliceBandRefuses(t *testing.T) {
 	t.Parallel()
-	still, band := spliceInputs(t, "testsrc2=r=25", "cline", 320, 240, 160, 48, 40)
+	still, band := spliceInputs(t, "testsrc2=r=25", "cline", 320, 240, 160, 48, 40, "")
 	whole := x264(t, "320x240", "-preset", "veryfast")
 	narrow := x264(t, "160x48", "-preset", "veryfast", "-bf", "0")
 	for name, f := range map[string]func() error{
@@ -134,6 +135,48 @@ func TestSpliceBandRefuses(t *testing.T) {
 		if err := f(); !errors.Is(err, ErrUnsupported) {
 			t.Errorf("%s: %v, want ErrUnsupported", name, err)
 		}
+	}
+}
+
+// TestSpliceBandRefusesOtherParameterSets checks that SpliceBand refuses, with ErrUnsupported,
+// a picture and a band whose parameter sets differ in a field that shapes how a slice decodes,
+// since the clip is written with the picture's: each case encodes one of the two with another
+// x264 setting or ffmpeg option, and the two encoded alike are spliced (but with weighted
+// prediction, which the band may not use). Without the check each pair was spliced into a wrong
+// stream. The picture's level differs from the band's in every pair (x264 sets it by frame size),
+// and does not count.
+func TestSpliceBandRefusesOtherParameterSets(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name, params string
+		extra        []string
+		picture      bool // the picture is the one encoded otherwise, not the band
+	}{
+		{"no 8x8 transform", ":8x8dct=0", nil, false},
+		{"JVT scaling lists", ":cqm=jvt", nil, false},
+		{"chroma QP offset", ":chroma-qp-offset=2", nil, false},
+		{"constrained intra prediction", ":constrained-intra=1", nil, false},
+		{"weighted prediction in the picture's", ":weightp=2", nil, true},
+		{"two reference frames", ":ref=2", nil, false},
+		{"Main profile", "", []string{"-profile:v", "main"}, false},
+		{"4:4:4", "", []string{"-pix_fmt", "yuv444p"}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			still, band := spliceInputs(t, "testsrc2=r=25", "cline", 320, 240, 160, 48, 40, "")
+			otherStill, otherBand := spliceInputs(t, "testsrc2=r=25", "cline", 320, 240, 160, 48, 40, c.params, c.extra...)
+			if _, err := SpliceBand(otherStill, otherBand, 10, 10, 25); err != nil && !c.picture {
+				t.Fatalf("the pair encoded alike: %v", err)
+			}
+			if c.picture {
+				still = otherStill
+			} else {
+				band = otherBand
+			}
+			if _, err := SpliceBand(still, band, 10, 10, 25); !errors.Is(err, ErrUnsupported) {
+				t.Errorf("%v, want ErrUnsupported", err)
+			}
+		})
 	}
 }
 
@@ -198,7 +241,7 @@ func TestSpliceBandDeblocksPicture(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			const w, h = 320, 240
-			still, band := spliceInputs(t, c.picture, "cline", w, h, c.top, c.rows, 40)
+			still, band := spliceInputs(t, c.picture, "cline", w, h, c.top, c.rows, 40, "")
 			clip, err := SpliceBand(still, band, uint(c.top/16), 2, 25)
 			if err != nil {
 				t.Fatal(err)

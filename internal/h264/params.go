@@ -22,7 +22,13 @@ type SPS struct {
 	pocType         uint
 	log2MaxPocLsb   uint
 	maxNumRefFrames uint
+	widthMbs        uint
 	picSizeInMbs    uint
+	// layout is the set's bits that shape how a slice decodes, other than those a slice header's
+	// writer takes from it (frame_num's and the picture order count's) and the picture's height:
+	// the profile, the chroma format, bit depths and scaling lists, the reference frames, the
+	// width in macroblocks and the frame coding flags (see bitRanges).
+	layout string
 }
 
 // Colour is an H.264 stream's colour description (H.264 E.2.1), as an MP4 colr box holds it.
@@ -40,6 +46,9 @@ type picParams struct {
 	picInitQP         int
 	deblockingControl bool
 	redundantPicCnt   bool
+	// layout is all the set's bits but pic_init_qp's, which a slice header's writer answers for
+	// (slice_qp_delta); see bitRanges.
+	layout string
 }
 
 // ParseSPS reads the sequence parameter set whose RBSP is b (the NAL unit's payload after its
@@ -50,7 +59,8 @@ func ParseSPS(b []byte) (*SPS, error) {
 	r := rbspReader{b: b}
 	profile := r.u(8)
 	r.u(16) // constraint flags, level
-	r.ue()  // seq_parameter_set_id
+	idAt := r.pos
+	r.ue() // seq_parameter_set_id
 	p := &SPS{ChromaFormat: 1, BitDepthLuma: 8, BitDepthChroma: 8}
 	switch profile {
 	case 100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135:
@@ -82,6 +92,7 @@ func ParseSPS(b []byte) (*SPS, error) {
 	if p.separateColour {
 		p.chromaArrayType = 0
 	}
+	frameNumAt := r.pos
 	p.log2MaxFrameNum = r.ue() + 4
 	p.pocType = r.ue()
 	switch p.pocType {
@@ -91,14 +102,20 @@ func ParseSPS(b []byte) (*SPS, error) {
 	default:
 		return nil, fmt.Errorf("%w: picture order count type %d", ErrUnsupported, p.pocType)
 	}
+	refsAt := r.pos
 	p.maxNumRefFrames = r.ue()
 	r.u(1) // gaps_in_frame_num_value_allowed_flag
-	widthMbs, heightMbs := r.ue()+1, r.ue()+1
+	p.widthMbs = r.ue() + 1
+	heightAt := r.pos
+	heightMbs := r.ue() + 1
+	widthMbs := p.widthMbs
 	p.picSizeInMbs = widthMbs * heightMbs
+	frameAt := r.pos
 	if r.u(1) == 0 { // frame_mbs_only_flag
 		return nil, fmt.Errorf("%w: interlaced", ErrUnsupported)
 	}
 	r.u(1) // direct_8x8_inference_flag
+	p.layout = bitRanges(b, 0, 8, idAt, frameNumAt, refsAt, heightAt, frameAt, r.pos)
 	var crop [4]uint
 	if r.u(1) == 1 { // frame_cropping_flag
 		crop = [4]uint{r.ue(), r.ue(), r.ue(), r.ue()}
@@ -191,7 +208,9 @@ func parsePPS(b []byte) (*picParams, error) {
 	r.ue() // num_ref_idx_l1_default_active_minus1
 	p.weightedPred = r.u(1) == 1
 	r.u(2) // weighted_bipred_idc
+	qpAt := r.pos
 	p.picInitQP = 26 + r.se()
+	p.layout = bitRanges(b, 0, qpAt, r.pos, uint(len(b))*8)
 	r.se() // pic_init_qs_minus26
 	r.se() // chroma_qp_index_offset
 	p.deblockingControl = r.u(1) == 1

@@ -3,6 +3,7 @@ package h264
 import (
 	"bytes"
 	"cmp"
+	"encoding/binary"
 	"errors"
 )
 
@@ -115,4 +116,17 @@ func (w *rbspWriter) se(v int) {
 	} else {
 		w.ue(uint(-2 * v))
 	}
+}
+
+// bitRanges is the bits of b from ranges[0] to ranges[1], from ranges[2] to ranges[3] and so on
+// (bit offsets, the last end at most len(b)*8), packed, then their count: two RBSPs parsed alike
+// have equal bitRanges exactly when those fields are equal.
+func bitRanges(b []byte, ranges ...uint) string {
+	var w rbspWriter
+	for i := 0; i+1 < len(ranges); i += 2 {
+		for pos := ranges[i]; pos < min(ranges[i+1], uint(len(b))*8); pos++ {
+			w.u(uint(b[pos/8]>>(7-pos%8))&1, 1)
+		}
+	}
+	return string(binary.AppendUvarint(w.b, uint64(w.n)))
 }

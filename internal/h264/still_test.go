@@ -102,9 +102,9 @@ func TestParseSPS(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := *sps
-	got.Colour = nil
+	got.Colour, got.layout = nil, ""
 	want := SPS{High: true, ChromaFormat: 1, BitDepthLuma: 8, BitDepthChroma: 8, Width: 96, Height: 64, SARWidth: 2, SARHeight: 3,
-		chromaArrayType: 1, log2MaxFrameNum: got.log2MaxFrameNum, pocType: 2, maxNumRefFrames: 1, picSizeInMbs: 6 * 4}
+		chromaArrayType: 1, log2MaxFrameNum: got.log2MaxFrameNum, pocType: 2, maxNumRefFrames: 1, widthMbs: 6, picSizeInMbs: 6 * 4}
 	if got != want {
 		t.Errorf("SPS %+v, want %+v", got, want)
 	}
