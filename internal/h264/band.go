@@ -12,7 +12,8 @@ import (
 // band's keyframe slice moved down into its rows; every other frame is the band's slice, moved
 // down, between slices whose macroblocks are all skipped. The band's slices do not filter across
 // their edges (disable_deblocking_filter_idc 2), so the band decodes as in its own stream, where
-// those edges are the picture's.
+// those edges are the picture's; nor does the picture's row just below the band across its top.
+// The other picture rows keep the picture's loop filter across their edges.
 
 // sliceHeader is what SpliceBand reads from and writes to a slice header (H.264 7.3.3).
 type sliceHeader struct {
