@@ -111,24 +111,15 @@ func (rd *renderer) jobCues(ctx context.Context, job Job) ([]captions.Cue, error
 }
 
 // makeCaptionClip is makeClip for a captioned still: one frame a shot encoded by x264, its cues
-// drawn by libass, and spliced into the whole video's frames by h264.Splice; and the poster. At a
-// platform size one ffmpeg makes the picture from image, the poster and the shots; at the
-// picture's own size, whose frame size the captions' layout needs, the picture and the poster come
-// first (the moving picture's first step). A stream Splice refuses is an error that wraps
-// h264.ErrUnsupported.
+// drawn by libass, and spliced into the whole video's frames by h264.Splice; and the poster. One
+// ffmpeg makes the picture from image, the poster and the shots, the captions laid out for the
+// frame's size: a platform size's, or at the picture's own size the one pictureGraph gives the
+// image's header size (originalFrame). Should the poster come out another size, or the header not
+// read, the picture and the poster are made first (the moving picture's first step) and the shots
+// drawn over that. A stream Splice refuses is an error that wraps h264.ErrUnsupported.
 func (rd *renderer) makeCaptionClip(ctx context.Context, job Job, image, poster string) (*h264.StillClip, error) {
 	tmp := filepath.Dir(poster)
 	still, stream := filepath.Join(tmp, "still.mkv"), filepath.Join(tmp, "shots.h264")
-	f, platform := platformSizes[job.Options.Size]
-	if !platform {
-		if err := rd.pictureStep(ctx, job, image, stillArgs(job, image, still, poster)); err != nil {
-			return nil, err
-		}
-		var err error
-		if f, err = jpegSize(poster); err != nil {
-			return nil, err
-		}
-	}
 	cues, err := rd.jobCues(ctx, job)
 	if err != nil {
 		return nil, err
@@ -136,23 +127,48 @@ func (rd *renderer) makeCaptionClip(ctx context.Context, job Job, image, poster 
 	fps := job.Options.fps()
 	shots := captionShots(cues, stillVideoFrames(job.AudioDuration, fps), fps, clipFrameCount(job))
 	ass := filepath.Join(tmp, "shots.ass")
-	if err := writeASS(ass, shotCues(cues, shots, fps), f, job); err != nil {
-		return nil, err
-	}
 	fonts, err := writeCaptionFont(tmp)
 	if err != nil {
 		return nil, err
 	}
-	if platform {
-		err = rd.pictureStep(ctx, job, image, captionClipArgs(job, image, ass, fonts, stream, poster, shots))
-	} else {
-		args := captionClipArgs(job, still, ass, fonts, stream, "", shots)
-		if err = rd.ffmpegRun(ctx, job.ID, 0, args...); err != nil {
-			err = rd.stepFailed(ctx, err, job, inputImage, image, args)
+	f, platform := platformSizes[job.Options.Size]
+	known := platform
+	if !known {
+		f, known = originalFrame(image, job.ImageType)
+	}
+	if known {
+		if err := writeASS(ass, shotCues(cues, shots, fps), f, job); err != nil {
+			return nil, err
+		}
+		if err := rd.pictureStep(ctx, job, image, captionClipArgs(job, image, ass, fonts, stream, poster, shots)); err != nil {
+			return nil, err
+		}
+		if !platform {
+			got, err := jpegSize(poster)
+			if err != nil {
+				return nil, err
+			}
+			if got != f {
+				rd.log.Warn("the picture came out another size than its header gave, drawing the captions again",
+					job.logAttrs("want", fmt.Sprintf("%dx%d", f.W, f.H), "got", fmt.Sprintf("%dx%d", got.W, got.H))...)
+				known = false
+			}
 		}
 	}
-	if err != nil {
-		return nil, err
+	if !known {
+		if err := rd.pictureStep(ctx, job, image, stillArgs(job, image, still, poster)); err != nil {
+			return nil, err
+		}
+		if f, err = jpegSize(poster); err != nil {
+			return nil, err
+		}
+		if err := writeASS(ass, shotCues(cues, shots, fps), f, job); err != nil {
+			return nil, err
+		}
+		args := captionClipArgs(job, still, ass, fonts, stream, "", shots)
+		if err = rd.ffmpegRun(ctx, job.ID, 0, args...); err != nil {
+			return nil, rd.stepFailed(ctx, err, job, inputImage, image, args)
+		}
 	}
 	b, err := os.ReadFile(stream)
 	if err != nil {
@@ -168,6 +184,19 @@ func (rd *renderer) makeCaptionClip(ctx context.Context, job Job, image, poster 
 		return nil, fmt.Errorf("caption clip: %w", err)
 	}
 	return c, nil
+}
+
+// originalFrame is the frame size pictureGraph makes of the image at path, of type typ, at its own
+// size: its header's width and height, shrunk to fit maxSide, each even, at least 2. ok is false
+// when the header does not read.
+func originalFrame(path, typ string) (f frameSize, ok bool) {
+	w, h, _, err := imageSize(path, typ)
+	if err != nil || w <= 0 || h <= 0 {
+		return frameSize{}, false
+	}
+	scale := min(1, float64(maxSide)/float64(max(w, h)))
+	even := func(n int) int { return max(2, 2*int(float64(n)*scale/2)) }
+	return frameSize{even(w), even(h)}, true
 }
 
 // captionClipArgs are ffmpeg's arguments for the shots of a captioned still: the picture once a

@@ -2,13 +2,16 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"vidgen/internal/captions"
+	"vidgen/internal/media"
 )
 
 // TestCaptionShots checks how a captioned still's frames are cut into shots: where a cue starts or
@@ -58,8 +61,8 @@ func TestCaptionShots(t *testing.T) {
 }
 
 // TestCaptionStill renders captioned stills on both still paths (the audio encoded, and copied) at
-// the picture's own size, where the picture is made first, and at a platform size, where one
-// ffmpeg makes it with the shots; and the same jobs by encoding every frame (the fallback, forced
+// the picture's own size and at a platform size, where one ffmpeg makes the picture with the shots
+// (no lossless still first: originalFrame gives the frame's size); and the same jobs by encoding every frame (the fallback, forced
 // as TestStillClipFallback forces it, which the log names). The fast video has the output every
 // render has; the caption rows of each frame differ from the uncaptioned picture exactly on the
 // frames the cues cover (the first frame at or after a cue's start to the last before its end);
@@ -72,7 +75,15 @@ func TestCaptionStill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fast := newTestEnv(t, nil)
+	fastCfg := testConfig(t.TempDir())
+	var stillRuns string
+	fastCfg.FFmpeg, stillRuns = countingFFmpegOf(t, t.TempDir(), "-c:v ffv1")
+	fast := newTestEnv(t, &fastCfg)
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(stillRuns); err == nil && len(b) > 0 {
+			t.Errorf("the captioned stills made the lossless still %d times, want none: one ffmpeg makes picture and shots", len(b))
+		}
+	})
 	cfg := testConfig(t.TempDir())
 	cfg.FFmpeg = refusedClipFFmpeg(t, t.TempDir())
 	full := newTestEnv(t, &cfg)
@@ -152,4 +163,27 @@ func rgbFrames(t testing.TB, path string, w, h int) [][]byte {
 		frames = append(frames, out[:size])
 	}
 	return frames
+}
+
+// TestOriginalFrame: the frame size pictureGraph makes of an image at its own size, from its
+// header: even, at least 2, shrunk to fit maxSide; a header that does not read gives none.
+func TestOriginalFrame(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, c := range []struct {
+		w, h int
+		want frameSize
+	}{{1001, 777, frameSize{1000, 776}}, {4000, 3000, frameSize{1920, 1440}}, {777, 4001, frameSize{372, 1920}}, {3, 3, frameSize{2, 2}}} {
+		path := filepath.Join(dir, fmt.Sprintf("%dx%d.png", c.w, c.h))
+		if out, err := exec.Command("ffmpeg", "-v", "error", "-f", "lavfi", "-i", fmt.Sprintf("color=c=red:s=%dx%d", c.w, c.h),
+			"-frames:v", "1", path).CombinedOutput(); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		if got, ok := originalFrame(path, media.PNG); !ok || got != c.want {
+			t.Errorf("%dx%d: %v %v, want %v", c.w, c.h, got, ok, c.want)
+		}
+	}
+	if _, ok := originalFrame(writeFixture(t, "junk.png", []byte("not a png")), media.PNG); ok {
+		t.Error("a header that does not read gave a frame size")
+	}
 }
