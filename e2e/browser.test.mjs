@@ -141,7 +141,7 @@ test('a job submitted through the page plays on the page and on its share link',
   assert.deepEqual(browserErrors, [], 'the browser reported errors (CSP violations included)');
 });
 
-test('options chosen on the page reach the job: a square video on a colour, and a portrait one', async () => {
+test('options chosen on the page reach the job: a square video on a colour with a waveform, and a portrait one', async () => {
   const page = await context.newPage();
   await page.goto(base + '/');
   assert.equal(await page.evaluate(() => localStorage.getItem('vidgen.apiKey')), apiKey, 'the key saved by the first test');
@@ -151,6 +151,9 @@ test('options chosen on the page reach the job: a square video on a colour, and 
   assert.equal(await page.isVisible('#background-colour'), true, 'a colour picker once a colour is chosen');
   await page.fill('#background-colour', '#102030');
   await page.check('#more-sizes input[value="portrait"]');
+  // A waveform over a flat colour: its band is encoded alone and spliced into the picture, which
+  // the browser must play as it plays any video.
+  await page.selectOption('#waveform', 'bars');
   await page.setInputFiles('#image', join(work, 'picture.jpg'));
   await page.setInputFiles('#audio', join(work, 'voice.mp3'));
   await page.click('#submit');
@@ -159,8 +162,10 @@ test('options chosen on the page reach the job: a square video on a colour, and 
   const jobId = (await page.textContent('#job-id')).trim();
   const st = await page.evaluate(async ([id, key]) => (await fetch('/api/status/' + id, { headers: { 'X-API-Key': key } })).json(), [jobId, apiKey]);
   assert.deepEqual({ size: st.options.size, background: st.options.background, waveform: st.options.waveform },
-    { size: 'square', background: '#102030', waveform: 'none' });
+    { size: 'square', background: '#102030', waveform: 'bars' });
   assert.deepEqual(st.options.sizes, ['square', 'portrait']);
+  const spliced = server.log().split('\n').filter((l) => l.includes(jobId) && l.includes("the waveform's band was spliced"));
+  assert.equal(spliced.length, 2, 'want both sizes spliced:\n' + server.log());
   assert.deepEqual(await page.$$eval('#more-downloads a', (as) => as.map((a) => [a.textContent, a.href])), [['portrait', st.outputs[1].video]]);
   const played = await playsIn(page);
   assert.ok(played.currentTime >= 0.5 && played.error === null, JSON.stringify(played));
