@@ -197,18 +197,16 @@ func (s *server) handleStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 type listItem struct {
-	ID              string       `json:"id"`
-	Status          JobStatus    `json:"status"`
-	OutputVideo     *string      `json:"outputVideo"`
-	OutputShareLink *string      `json:"outputShareLink"`
-	OutputThumbnail *string      `json:"outputThumbnail"`
-	ErrorMessage    *string      `json:"errorMessage"`
-	Retries         int          `json:"retries"`
-	CreatedAt       string       `json:"createdAt"`
-	UpdatedAt       string       `json:"updatedAt"`
-	WebhookURL      *string      `json:"webhookUrl"`
-	Options         Options      `json:"options"` // as in the status body
-	Outputs         []sizeOutput `json:"outputs"` // as in the status body
+	ID     string    `json:"id"`
+	Status JobStatus `json:"status"`
+	jobLinks
+	ErrorMessage *string      `json:"errorMessage"`
+	Retries      int          `json:"retries"`
+	CreatedAt    string       `json:"createdAt"`
+	UpdatedAt    string       `json:"updatedAt"`
+	WebhookURL   *string      `json:"webhookUrl"`
+	Options      Options      `json:"options"` // as in the status body
+	Outputs      []sizeOutput `json:"outputs"` // as in the status body
 }
 
 type pagination struct {
@@ -287,7 +285,7 @@ func (s *server) handleList(w http.ResponseWriter, r *http.Request) {
 		it := listItem{ID: j.ID, Status: j.Status, ErrorMessage: strPtr(j.ErrorMessage), Retries: j.Retries,
 			CreatedAt: apiTime(j.CreatedAt), UpdatedAt: apiTime(j.UpdatedAt), WebhookURL: strPtr(j.WebhookURL), Options: j.Options}
 		out := outputURLs(j, s.cfg.PublicURL)
-		it.OutputVideo, it.OutputShareLink, it.OutputThumbnail, it.Outputs = out.video, out.share, out.thumbnail, out.sizes
+		it.jobLinks, it.Outputs = out.jobLinks, out.sizes
 		items = append(items, it)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"jobs": items, "pagination": page})
@@ -583,13 +581,13 @@ func (s *server) handleShare(w http.ResponseWriter, r *http.Request) {
 func sharePage(j Job, base string) map[string]any {
 	out := outputURLs(j, base)
 	return map[string]any{
-		"Video":    *out.video,
-		"Page":     *out.share,
-		"Poster":   *out.thumbnail,
+		"Video":    *out.OutputVideo,
+		"Page":     *out.OutputShareLink,
+		"Poster":   *out.OutputThumbnail,
 		"More":     out.sizes[1:], // the further sizes, to download
 		"Title":    "Video " + j.ID,
 		"Duration": int(j.AudioDuration + 0.5),
 		// og:video:secure_url promises HTTPS: only when the video is served over it.
-		"Secure": strings.HasPrefix(*out.video, "https://"),
+		"Secure": strings.HasPrefix(*out.OutputVideo, "https://"),
 	}
 }

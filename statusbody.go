@@ -14,20 +14,18 @@ func strPtr(s string) *string {
 
 // statusBody is the body of GET /api/status/:jobId and of every webhook.
 type statusBody struct {
-	JobID           string    `json:"jobId"`
-	Status          JobStatus `json:"status"`
-	Progress        int       `json:"progress"`
-	EtaSeconds      *int      `json:"etaSeconds"`
-	OutputVideo     *string   `json:"outputVideo"`
-	OutputShareLink *string   `json:"outputShareLink"`
-	OutputThumbnail *string   `json:"outputThumbnail"`
-	ErrorMessage    *string   `json:"errorMessage"`
-	CreatedAt       string    `json:"createdAt"`
-	UpdatedAt       string    `json:"updatedAt"`
-	Options         Options   `json:"options"`  // what the submission asked for, defaults filled in
-	Warnings        []string  `json:"warnings"` // jobWarnings: never null, [] when there are none
+	JobID      string    `json:"jobId"`
+	Status     JobStatus `json:"status"`
+	Progress   int       `json:"progress"`
+	EtaSeconds *int      `json:"etaSeconds"`
+	jobLinks
+	ErrorMessage *string  `json:"errorMessage"`
+	CreatedAt    string   `json:"createdAt"`
+	UpdatedAt    string   `json:"updatedAt"`
+	Options      Options  `json:"options"`  // what the submission asked for, defaults filled in
+	Warnings     []string `json:"warnings"` // jobWarnings: never null, [] when there are none
 	// Outputs are the job's videos, one per size in the order asked; never null, [] until it is
-	// COMPLETED. The first is OutputVideo and OutputThumbnail.
+	// COMPLETED. The first is jobLinks' OutputVideo and OutputThumbnail.
 	Outputs []sizeOutput `json:"outputs"`
 }
 
@@ -38,11 +36,19 @@ type sizeOutput struct {
 	Thumbnail string `json:"thumbnail"`
 }
 
-// jobOutputs are a finished job's public URLs: the video, its share page and its poster (a JPEG of
-// the video's picture, the video's size), those of its first size, and every size's (never nil).
+// jobLinks are a finished job's public URLs of its first size, as the status body, the webhook
+// and the job list give them: the video, its share page and its poster (a JPEG of the video's
+// picture, the video's size); all nil until it is COMPLETED.
+type jobLinks struct {
+	OutputVideo     *string `json:"outputVideo"`
+	OutputShareLink *string `json:"outputShareLink"`
+	OutputThumbnail *string `json:"outputThumbnail"`
+}
+
+// jobOutputs are a job's links and every size's video and poster (never nil).
 type jobOutputs struct {
-	video, share, thumbnail *string
-	sizes                   []sizeOutput
+	jobLinks
+	sizes []sizeOutput
 }
 
 // outputURLs are a COMPLETED job's outputs under the public base URL; all nil (and no sizes)
@@ -57,7 +63,7 @@ func outputURLs(j Job, base string) jobOutputs {
 		v := base + "/v/" + name
 		out.sizes[i] = sizeOutput{Size: sizes[i], Video: v + ".mp4", Thumbnail: v + ".jpg"}
 	}
-	out.video, out.share, out.thumbnail = &out.sizes[0].Video, strPtr(base+"/s/"+j.OutputToken), &out.sizes[0].Thumbnail
+	out.jobLinks = jobLinks{&out.sizes[0].Video, strPtr(base + "/s/" + j.OutputToken), &out.sizes[0].Thumbnail}
 	return out
 }
 
@@ -73,7 +79,7 @@ func statusOf(j Job, base string, live liveProgress) statusBody {
 	b := statusBody{JobID: j.ID, Status: j.Status, ErrorMessage: strPtr(j.ErrorMessage),
 		CreatedAt: apiTime(j.CreatedAt), UpdatedAt: apiTime(j.UpdatedAt), Options: j.Options, Warnings: jobWarnings(j)}
 	out := outputURLs(j, base)
-	b.OutputVideo, b.OutputShareLink, b.OutputThumbnail, b.Outputs = out.video, out.share, out.thumbnail, out.sizes
+	b.jobLinks, b.Outputs = out.jobLinks, out.sizes
 	switch {
 	case j.Status == StatusCompleted:
 		b.Progress = 100
