@@ -16,6 +16,16 @@ json_field() { sed -n "s/.*\"$1\":\"\\([^\"]*\\)\".*/\\1/p"; }
 # machine's).
 completed_in() { sub "$(date -d "$(printf '%s' "$2" | json_field updatedAt)" +%s.%N)" "$1"; }
 
+# created_to_end FILE: the seconds from createdAt to updatedAt of the status body in FILE, a
+# COMPLETED job: the job without its upload and the upload's checks, which happen before the job
+# exists.
+created_to_end() {
+	local body
+	body=$(<"$1")
+	sub "$(date -d "$(printf '%s' "$body" | json_field updatedAt)" +%s.%N)" \
+		"$(date -d "$(printf '%s' "$body" | json_field createdAt)" +%s.%N)"
+}
+
 # await_job BASE KEY ID: polls job ID on the server at BASE until it is COMPLETED and prints its
 # status body; a job that failed or was cancelled ends the bench. One process a poll (no parsing
 # subshells), so polling steals little CPU from the render.
