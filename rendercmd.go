@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -57,6 +56,7 @@ type renderConfig struct {
 	fields                 map[string]string // the API's option fields that were given
 	progress               string            // auto, bar, lines or none
 	spliceWaveforms        bool              // -splice-waveforms: see renderer.spliceWaveforms
+	verbose                bool              // -v: the renderer's INFO lines too, not only WARN and ERROR
 	maxDuration            time.Duration
 	tools                  ffmpeg.Tools
 }
@@ -72,6 +72,7 @@ func parseRenderFlags(args []string, stderr io.Writer) (renderConfig, error) {
 	fs.StringVar(&c.out, "o", "", "the MP4 to write (replaced if it exists)")
 	fs.StringVar(&c.poster, "poster", "", "also write the poster JPEG here, optional")
 	fs.StringVar(&c.progress, "progress", "auto", "auto (a bar on a terminal, else lines), bar, lines or none")
+	fs.BoolVar(&c.verbose, "v", false, "also say what the render did (a waveform spliced or why not, the loudness measured), besides its warnings")
 	fs.BoolVar(&c.spliceWaveforms, "splice-waveforms", true, "encode only a waveform's band where the picture allows, false to encode every frame")
 	fs.DurationVar(&c.maxDuration, "max-duration", time.Hour, "longest audio accepted, 0 for no limit")
 	fs.StringVar(&c.tools.FFmpeg, "ffmpeg", "ffmpeg", "path of ffmpeg")
@@ -148,7 +149,10 @@ func runRender(ctx context.Context, args []string, stderr io.Writer) error {
 			return &exitError{exitRenderFail, fmt.Errorf("render: %w", err)}
 		}
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// The renderer's warnings (a fallback to the full encode and why) are the user's to read, as
+	// the server's are its operator's; the progress display shares the same stream.
+	out := &renderStderr{w: stderr}
+	log := newRenderLog(out, c.verbose)
 	s := &server{cfg: config{MaxDuration: c.maxDuration}, log: log, now: time.Now, rand: rand.Reader, dirs: dirs, files: diskFiles{dirs}, tools: c.tools,
 		validations: make(chan struct{}, 1), goDecodes: newDecodeGate(), pictures: newMemoryGate(memoryBudget())}
 	job, err := checkRenderInputs(ctx, s, c)
@@ -161,7 +165,7 @@ func runRender(ctx context.Context, args []string, stderr io.Writer) error {
 	shown := make(chan struct{})
 	var rendered bool // written before done is closed, read after
 	go func() {
-		showProgress(stderr, c.progress, rd, job.ID, done, func() bool { return rendered })
+		showProgress(out, c.progress, rd, job.ID, done, func() bool { return rendered })
 		close(shown)
 	}()
 	token, err := rd.renderFiles(ctx, job)
@@ -281,13 +285,13 @@ func copyPoster(src, dst string) error {
 	return err
 }
 
-// showProgress reports the render's progress on w until done: a bar redrawn in place on a
+// showProgress reports the render's progress on out until done: a bar redrawn in place on a
 // terminal, a line at every tenth elsewhere (a log, a pipe), nothing for "none". Once done, it
 // shows 100% only when rendered says the video was made.
-func showProgress(w io.Writer, mode string, rd *renderer, id string, done <-chan struct{}, rendered func() bool) {
+func showProgress(out *renderStderr, mode string, rd *renderer, id string, done <-chan struct{}, rendered func() bool) {
 	if mode == "auto" {
 		mode = "lines"
-		if isTerminal(w) {
+		if isTerminal(out.w) {
 			mode = "bar"
 		}
 	}
@@ -304,9 +308,7 @@ func showProgress(w io.Writer, mode string, rd *renderer, id string, done <-chan
 		case <-done:
 			if !rendered() {
 				// Interrupted or failed: what was reached is the last word, never a 100%.
-				if mode == "bar" {
-					fmt.Fprintln(w)
-				}
+				out.EndBar()
 				return
 			}
 			pct, eta = 100, nil
@@ -314,15 +316,13 @@ func showProgress(w io.Writer, mode string, rd *renderer, id string, done <-chan
 		}
 		switch {
 		case mode == "bar":
-			fmt.Fprintf(w, "\r%s", progressBar(pct, eta, 30))
+			out.Bar(progressBar(pct, eta, 30))
 		case pct/10 > last/10 || last < 0:
-			fmt.Fprintf(w, "progress %d%%\n", pct)
+			out.Line(fmt.Sprintf("progress %d%%", pct))
 		}
 		last = pct
 		if pct == 100 {
-			if mode == "bar" {
-				fmt.Fprintln(w)
-			}
+			out.EndBar()
 			return
 		}
 		select {

@@ -17,7 +17,7 @@ func TestShowProgressInterrupted(t *testing.T) {
 			done := make(chan struct{})
 			close(done)
 			var w bytes.Buffer
-			showProgress(&w, mode, rd, "j", done, func() bool { return rendered })
+			showProgress(&renderStderr{w: &w}, mode, rd, "j", done, func() bool { return rendered })
 			if got := strings.Contains(w.String(), "100%"); got != rendered {
 				t.Errorf("%s, rendered %v: %q; want 100%% shown only for a video made", mode, rendered, w.String())
 			}
