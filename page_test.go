@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -98,6 +99,74 @@ func TestShareSecureURL(t *testing.T) {
 		}
 		if got := strings.Contains(b.String(), `og:video:secure_url" content="`+base+`/v/tok.mp4"`); got != secure {
 			t.Errorf("%s: secure_url given %v, want %v", base, got, secure)
+		}
+	}
+}
+
+// TestPageOffersEveryField: the try-it page has a control for every field a submission takes, tied
+// to a label, and its script sends the field by its name; a select of names offers exactly the
+// values the API takes, in its order. A field the API gains without a control on the page fails here.
+func TestPageOffersEveryField(t *testing.T) {
+	t.Parallel()
+	page := string(indexHTML)
+	script := regexp.MustCompile(`(?s)<script>(.*?)</script>`).FindStringSubmatch(page)[1]
+	// controls are the control that sets each field, by id, and for a select of the API's own
+	// names those names (the others map the page's choices to values, as a colour picker does).
+	controls := map[string]struct {
+		id     string
+		values []string
+	}{
+		"image": {"image", nil}, "imageUrl": {"image-url", nil}, "audio": {"audio", nil}, "audioUrl": {"audio-url", nil},
+		"captions": {"captions", nil}, "captionsUrl": {"captions-url", nil}, "webhookUrl": {"webhook", nil},
+		"size": {"size", sizeNames}, "sizes": {"more-sizes", nil}, "background": {"background", nil},
+		"waveform": {"waveform", waveformNames}, "waveformColor": {"waveform-colour", nil}, "loudness": {"loudness", nil},
+		"title": {"title", nil}, "titlePosition": {"title-position", titlePositions}, "titleSize": {"title-size", titleSizes},
+		"titleColor": {"title-colour", titleColourNames()}, "progressBar": {"progress-bar", nil},
+	}
+	fields := []string{"image", "audio", "captions"}
+	for name := range textFields {
+		fields = append(fields, name)
+	}
+	slices.Sort(fields)
+	if len(fields) != len(controls) {
+		t.Errorf("the API takes %d fields, the test knows the page's controls of %d: %v", len(fields), len(controls), fields)
+	}
+	// The script sends a field with form.append('name', …), or an input as its file or its URL with
+	// sendInput(form, 'name', 'nameUrl').
+	sent := map[string]bool{}
+	for _, m := range regexp.MustCompile(`form\.append\('(\w+)'|sendInput\(form, '(\w+)', '(\w+)'\)`).FindAllStringSubmatch(script, -1) {
+		for _, name := range m[1:] {
+			sent[name] = true
+		}
+	}
+	for _, field := range fields {
+		c, ok := controls[field]
+		if !ok {
+			t.Errorf("the page has no control for the field %s", field)
+			continue
+		}
+		tag := regexp.MustCompile(`<[a-z]+ [^>]*id="` + c.id + `"[^>]*>`).FindString(page)
+		switch {
+		case tag == "":
+			t.Errorf("%s: the page has no control id=%q", field, c.id)
+			continue
+		case !strings.Contains(page, `<label for="`+c.id+`">`) && !strings.Contains(tag, `aria-label="`):
+			t.Errorf("%s: the control %s has no label", field, tag)
+		}
+		if !sent[field] {
+			t.Errorf("the page's script never sends the field %s", field)
+		}
+		if c.values == nil {
+			continue
+		}
+		var offered []string
+		if m := regexp.MustCompile(`(?s)<select id="` + c.id + `"[^>]*>(.*?)</select>`).FindStringSubmatch(page); m != nil {
+			for _, o := range regexp.MustCompile(`<option value="([^"]*)"`).FindAllStringSubmatch(m[1], -1) {
+				offered = append(offered, o[1])
+			}
+		}
+		if !slices.Equal(offered, c.values) {
+			t.Errorf("%s: the select %s offers %v, the API takes %v", field, c.id, offered, c.values)
 		}
 	}
 }

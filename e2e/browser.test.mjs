@@ -1,6 +1,6 @@
 // Browser test: a real vidgen and Debian's Chromium (headless, driven by playwright-core). It submits
 // a job through the page at /, waits for COMPLETED, checks the <video> on the page and on the share
-// link really plays, and saves screenshots to docs/ for the README; then a job with options chosen on
+// link really plays, and saves screenshots to docs/ for the README; then jobs with options chosen on
 // the page; then the page on a phone-sized viewport (390 px): no sideways scroll, controls a finger can
 // hit, and a wrong key reported as refused. Run it with `make e2e`.
 import { test, before, after } from 'node:test';
@@ -170,6 +170,55 @@ test('options chosen on the page reach the job: a square video on a colour with 
   const played = await playsIn(page);
   assert.ok(played.currentTime >= 0.5 && played.error === null, JSON.stringify(played));
   assert.deepEqual([played.width, played.height], [1080, 1080]);
+  assert.deepEqual(browserErrors, [], 'the browser reported errors (CSP violations included)');
+});
+
+// partsOf lists a multipart body's parts, by name: a file part as its file name, a text part as its
+// value.
+function partsOf(body) {
+  const parts = {};
+  for (const m of body.toString('latin1').matchAll(/name="([^"]+)"(?:; filename="([^"]*)")?\r\n(?:[^\r\n]+\r\n)*\r\n/g)) {
+    parts[m[1]] = m[2] !== undefined ? m[2] : body.toString('latin1').slice(m.index + m[0].length).split('\r\n--')[0];
+  }
+  return parts;
+}
+
+test("the title's size and colour chosen on the page reach the job, options left as they are are not sent, captions go by URL", async () => {
+  const page = await context.newPage();
+  await page.goto(base + '/');
+  const sent = [];
+  let stop = false;
+  await page.route('**/api/jobs', async (route) => {
+    if (route.request().method() !== 'POST') return route.continue();
+    sent.push(partsOf(route.request().postDataBuffer()));
+    // The second submission stops here: the server would fetch its captions URL, and a test reaches no network.
+    if (stop) return route.fulfill({ status: 400, contentType: 'application/json', body: '{"error":"Stopped by the test"}' });
+    return route.continue();
+  });
+  await page.setInputFiles('#image', join(work, 'picture.jpg'));
+  await page.setInputFiles('#audio', join(work, 'voice.mp3'));
+  await page.fill('#title', 'Episode 12');
+  await page.selectOption('#title-size', 'large');
+  await page.selectOption('#title-colour', 'yellow');
+  await page.click('#submit');
+
+  await page.waitForSelector('#state[data-status="COMPLETED"]', { timeout: 90000 });
+  assert.deepEqual(sent[0], { image: 'picture.jpg', audio: 'voice.mp3', title: 'Episode 12', titlePosition: 'top', titleSize: 'large', titleColor: 'yellow' },
+    'the request carries the title as chosen and no option left at its default');
+  const jobId = (await page.textContent('#job-id')).trim();
+  const st = await page.evaluate(async ([id, key]) => (await fetch('/api/status/' + id, { headers: { 'X-API-Key': key } })).json(), [jobId, apiKey]);
+  assert.deepEqual([st.options.title, st.options.titleSize, st.options.titleColor], ['Episode 12', 'large', 'yellow']);
+
+  // Back to the defaults, and captions by URL: neither titleSize nor titleColor is sent.
+  stop = true;
+  await page.selectOption('#title-size', 'medium');
+  await page.selectOption('#title-colour', 'white');
+  await page.fill('#captions-url', 'https://captions.example/episode-12.srt');
+  await page.click('#submit');
+  await page.waitForFunction(() => /Stopped by the test/.test(document.querySelector('#error').textContent));
+  assert.deepEqual(sent[1], { image: 'picture.jpg', audio: 'voice.mp3', title: 'Episode 12', titlePosition: 'top', captionsUrl: 'https://captions.example/episode-12.srt' });
+  // The refusal this test made on purpose, as the console reports it.
+  for (let i = browserErrors.length - 1; i >= 0; i--) if (/status of 400/.test(browserErrors[i])) browserErrors.splice(i, 1);
   assert.deepEqual(browserErrors, [], 'the browser reported errors (CSP violations included)');
 });
 
