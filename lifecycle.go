@@ -266,6 +266,10 @@ type Outcome struct {
 	OutputToken  string    // COMPLETED: names the output
 	ErrorMessage string    // FAILED: for the user
 	CountRetry   bool      // PENDING: the attempt counts against MaxAttempts (false for a shutdown)
+	// Cause is, for PENDING, why the render failed, in the user's words (passingCause): the
+	// message of a job this attempt leaves FAILED names it. "" is an interruption: a crash, a
+	// restart, a lapsed lease, a shutdown.
+	Cause string
 }
 
 // MaxAttempts is how many times a job is rendered before a passing failure becomes FAILED.
@@ -279,7 +283,7 @@ func nextAfter(j Job, o Outcome) (Job, error) {
 		j.Status = StatusProcessing
 	case StatusPending:
 		var msg string
-		j.Status, j.Retries, msg = requeue(j.Retries, o.CountRetry)
+		j.Status, j.Retries, msg = requeue(j.Retries, o.CountRetry, o.Cause)
 		if j.Status == StatusFailed {
 			j.ErrorMessage = msg
 		}
@@ -296,15 +300,26 @@ func nextAfter(j Job, o Outcome) (Job, error) {
 // requeue decides where a job that has had retries counted goes when its render is to run again:
 // PENDING, with one more retry counted when count says the attempt was the job's (a crash, a
 // passing failure; not a shutdown). Once that makes MaxAttempts it is FAILED instead, with the
-// message its owner reads, and its retries stay at MaxAttempts-1: the retries after the first try.
-func requeue(retries int, count bool) (JobStatus, int, string) {
+// message its owner reads (exhausted, naming the last attempt's cause), and its retries stay at
+// MaxAttempts-1: the retries after the first try.
+func requeue(retries int, count bool, cause string) (JobStatus, int, string) {
 	if count {
 		retries++
 	}
 	if retries >= MaxAttempts {
-		return StatusFailed, MaxAttempts - 1, fmt.Sprintf("Rendering failed %d times for a passing reason (the renderer was interrupted); please submit the job again", MaxAttempts)
+		return StatusFailed, MaxAttempts - 1, exhausted(cause)
 	}
 	return StatusPending, retries, ""
+}
+
+// exhausted is the message of a job whose last render failed for cause after MaxAttempts: the
+// cause the renderer saw, since one that repeats (the server short of memory, a render too slow
+// for its time limit) tells its owner more than "passing" does; "" is an interruption.
+func exhausted(cause string) string {
+	if cause == "" {
+		return fmt.Sprintf("Rendering failed %d times for a passing reason (the renderer was interrupted); please submit the job again", MaxAttempts)
+	}
+	return fmt.Sprintf("Rendering failed %d times (the last time, %s); please submit the job again", MaxAttempts, cause)
 }
 
 // owesWebhook reports whether the job j, as it will be stored, is owed a webhook delivery: it has a

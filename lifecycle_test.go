@@ -8,10 +8,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"vidgen/internal/ffmpeg"
 )
 
 // waitStored polls job id in the store until it is want, within renderDeadline, and returns it. It
@@ -133,7 +137,9 @@ func TestRecoveryEndsJobWithWebhook(t *testing.T) {
 
 // TestRetryPolicy walks nextAfter through every outcome from every retry count, without a
 // database: a claim changes the state alone; a passing failure or a crash counts a retry and FAILS the job on its MaxAttempts-th
-// with the message its owner reads; a shutdown counts nothing; an end keeps what the job had.
+// with the message its owner reads, which names the last attempt's cause when the renderer knew it
+// and says "interrupted" only for an interruption; a shutdown counts nothing; an end keeps what the
+// job had.
 func TestRetryPolicy(t *testing.T) {
 	t.Parallel()
 	const exhausted = "Rendering failed 3 times for a passing reason (the renderer was interrupted); please submit the job again"
@@ -158,6 +164,12 @@ func TestRetryPolicy(t *testing.T) {
 		{"third crash fails", 2, hook, crash, StatusFailed, MaxAttempts - 1, exhausted, "", true, false},
 		{"third crash fails, no webhook", 2, "", crash, StatusFailed, MaxAttempts - 1, exhausted, "", false, false},
 		{"a count past the cap fails", 5, "", crash, StatusFailed, MaxAttempts - 1, exhausted, "", false, false},
+		{"a timeout on the third attempt is named", 2, hook, Outcome{Status: StatusPending, CountRetry: true, Cause: "the render took longer than the 0:02:00 allowed for it"},
+			StatusFailed, MaxAttempts - 1, "Rendering failed 3 times (the last time, the render took longer than the 0:02:00 allowed for it); please submit the job again", "", true, false},
+		{"a kill on the third attempt is named", 2, "", Outcome{Status: StatusPending, CountRetry: true, Cause: "the renderer was killed, most likely because the server ran out of memory"},
+			StatusFailed, MaxAttempts - 1, "Rendering failed 3 times (the last time, the renderer was killed, most likely because the server ran out of memory); please submit the job again", "", false, false},
+		{"a cause before the last attempt is not yet a message", 1, hook, Outcome{Status: StatusPending, CountRetry: true, Cause: "the renderer crashed"},
+			StatusPending, 2, "", "", false, false},
 		{"shutdown counts nothing", 0, hook, shutdown, StatusPending, 0, "", "", false, false},
 		{"shutdown after two crashes", 2, hook, shutdown, StatusPending, 2, "", "", false, false},
 		{"a stored count at the cap fails even on shutdown", 3, "", shutdown, StatusFailed, MaxAttempts - 1, exhausted, "", false, false},
@@ -185,6 +197,52 @@ func TestRetryPolicy(t *testing.T) {
 		}
 		if got.ID != j.ID || got.KeyID != j.KeyID || got.WebhookURL != j.WebhookURL {
 			t.Errorf("%s: the decision changed who the job is: %+v", c.name, got)
+		}
+	}
+}
+
+// TestPassingCause: the cause a failed attempt records, which the job's message names should it be
+// the last attempt, says what the server met (its time limit, its memory, its disk, a crash)
+// without its insides: no path, no ffmpeg log, whatever the error carries.
+func TestPassingCause(t *testing.T) {
+	t.Parallel()
+	exit := func(script string) error { // a real *exec.ExitError of sh running script
+		err := exec.Command("sh", "-c", script).Run()
+		if err == nil {
+			t.Fatalf("sh -c %q succeeded", script)
+		}
+		return err
+	}
+	const log = "[out#0/mp4 @ 0x55] Error writing trailer of /var/lib/vidgen/tmp/render-c01/out.mp4: No space left on device"
+	ff := func(r ffmpeg.Reason, err error) error {
+		return &renderFailure{err: fmt.Errorf("image step: %w", &ffmpeg.Error{Tool: "ffmpeg", Reason: r, Err: err, Log: []byte(log)})}
+	}
+	killed, crashed := exit("kill -KILL $$"), exit("kill -SEGV $$")
+	cases := []struct {
+		name     string
+		err      error
+		timedOut time.Duration
+		want     string
+	}{
+		{"out of time", ff(ffmpeg.Stopped, context.DeadlineExceeded), 150 * time.Second, "the render took longer than the 0:02:30 allowed for it"},
+		{"out of time, whatever the tool said", ff(ffmpeg.Killed, killed), time.Minute, "the render took longer than the 0:01:00 allowed for it"},
+		{"killed from outside", ff(ffmpeg.Killed, killed), 0, "the renderer was killed, most likely because the server ran out of memory"},
+		{"out of -child-memory", ff(ffmpeg.OutOfMemory, exit("exit 1")), 0, "the renderer ran out of the memory the server's -child-memory setting allows"},
+		{"not started", ff(ffmpeg.NotStarted, exec.ErrNotFound), 0, "the server could not start the renderer"},
+		{"crashed", ff(ffmpeg.Failed, crashed), 0, "the renderer crashed"},
+		{"disk full in ffmpeg", ff(ffmpeg.Failed, errors.Join(exit("exit 1"), syscall.ENOSPC)), 0, "the server's disk was full"},
+		{"disk full writing a file", &os.PathError{Op: "write", Path: "/var/lib/vidgen/tmp/x", Err: syscall.ENOSPC}, 0, "the server's disk was full"},
+		{"disk filling", fmt.Errorf("render: %w", errDiskFilling), 0, "the server's disk was filling up"},
+		{"an error exit the files are not blamed for", ff(ffmpeg.Failed, exit("exit 1")), 0, "an error on the server, not in your files"},
+		{"anything else", errors.New("upload /outputs/x.mp4: connection reset"), 0, "an error on the server, not in your files"},
+	}
+	for _, c := range cases {
+		got := passingCause(c.err, c.timedOut)
+		if got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+		if msg := exhausted(got); strings.ContainsAny(msg, "/@#") || strings.Contains(msg, "ffmpeg") || !strings.Contains(msg, "submit the job again") {
+			t.Errorf("%s: the job's message %q shows the server's insides or no advice", c.name, msg)
 		}
 	}
 }

@@ -333,7 +333,8 @@ func (rd *renderer) renderFetched(killCtx context.Context, job Job, err error) O
 	}
 	if errors.Is(err, errDiskFilling) {
 		rd.log.Warn("render stopped: disk filling, will retry", job.logAttrs()...)
-		return Outcome{Status: StatusPending} // the disk's fault, not the job's: no retry counted
+		// The disk's fault, not the job's: no retry counted.
+		return Outcome{Status: StatusPending, Cause: passingCause(err, 0)}
 	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) && job.AudioDuration >= longAudio.Seconds() {
 		// A long job that runs out of time will run out again: three tries would hold a worker for
@@ -342,8 +343,12 @@ func (rd *renderer) renderFetched(killCtx context.Context, job Job, err error) O
 		return Outcome{Status: StatusFailed, ErrorMessage: fmt.Sprintf(
 			"Rendering took longer than the %s allowed for audio of this length; try a shorter or simpler audio file", fmtDuration(limit.Seconds()))}
 	}
+	var timedOut time.Duration
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		timedOut = limit
+	}
 	rd.log.Warn("render failed, will retry", job.logAttrs("err", err)...)
-	return Outcome{Status: StatusPending, CountRetry: true}
+	return Outcome{Status: StatusPending, CountRetry: true, Cause: passingCause(err, timedOut)}
 }
 
 // renderFiles runs both steps and publishes the outputs, one video and poster per size, under a new

@@ -1032,7 +1032,7 @@ func TestShutdownDoesNotWaitForTheDatabase(t *testing.T) {
 }
 
 // TestRenderTimeout: a render that outlives its timeout is killed with its process group, retried,
-// and the job fails after the last attempt with a message for the user.
+// and the job fails after the last attempt with a message for the user that names the time limit.
 func TestRenderTimeout(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -1046,8 +1046,9 @@ func TestRenderTimeout(t *testing.T) {
 	}
 	id := e.mustSubmit(t, e.key, fixture(t, "img.jpg"), fixture(t, "tone.wav"))
 	st := e.wait(t, e.key, id, StatusFailed)
-	if msg, _ := st["errorMessage"].(string); msg == "" || strings.Contains(msg, "ffmpeg") || strings.Contains(msg, "/") {
-		t.Errorf("errorMessage %q", msg)
+	if msg, _ := st["errorMessage"].(string); !strings.Contains(msg, "(the last time, the render took longer than the 0:00:01 allowed for it)") ||
+		strings.Contains(msg, "ffmpeg") || strings.Contains(msg, "/") {
+		t.Errorf("errorMessage %q, want the time limit named", msg)
 	}
 	checkGone(t, endedPids(t, dir, true))
 	if files := dirFiles(t, filepath.Join(cfg.DataDir, "tmp")); len(files) != 0 {

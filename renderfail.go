@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strings"
 	"syscall"
+	"time"
 
 	"vidgen/internal/ffmpeg"
 )
@@ -37,6 +38,33 @@ const (
 	// inputsDamaged: a file checked at upload that no longer reads as it did.
 	inputsDamaged = "The uploaded files of this job were damaged on the server before it could be rendered; please submit the job again"
 )
+
+// passingCause is why a render that is tried again failed, for the job's message should it be its
+// last attempt (exhausted): the time limit, when the render ran out of its time (timedOut, 0 when
+// it did not), else what err says of the server. It names nothing of the server's insides (paths,
+// ffmpeg's log); a cause it cannot tell is the server's error, not the files'.
+func passingCause(err error, timedOut time.Duration) string {
+	var fe *ffmpeg.Error
+	isFFmpeg := errors.As(err, &fe)
+	var ee *exec.ExitError
+	switch {
+	case timedOut > 0:
+		return "the render took longer than the " + fmtDuration(timedOut.Seconds()) + " allowed for it"
+	case errors.Is(err, syscall.ENOSPC):
+		return "the server's disk was full"
+	case errors.Is(err, errDiskFilling):
+		return "the server's disk was filling up"
+	case isFFmpeg && fe.Reason == ffmpeg.Killed:
+		return "the renderer was killed, most likely because the server ran out of memory"
+	case isFFmpeg && fe.Reason == ffmpeg.OutOfMemory:
+		return "the renderer ran out of the memory the server's -child-memory setting allows"
+	case isFFmpeg && fe.Reason == ffmpeg.NotStarted:
+		return "the server could not start the renderer"
+	case errors.As(err, &ee) && !ee.Exited():
+		return "the renderer crashed"
+	}
+	return "an error on the server, not in your files"
+}
 
 // stepFailed turns a failed ffmpeg run of a render step (args) that reads the job's part (its image
 // or its audio) from path into a renderFailure:
