@@ -59,32 +59,44 @@ func TestOpenAPIPatternsECMAScript(t *testing.T) {
 			}
 		}
 	}
-	// The options' patterns match what the service accepts, in JavaScript as in Go.
-	samples := map[string]bool{"blur": true, "BLUR": true, "Blur": true, "#0a0B0c": true, "#FFFFFF": true, "blurry": false, "#12345": false, "red": false}
+	// The colour options' patterns match what the service accepts, in JavaScript as in Go.
+	options := map[string]string{}
+	samples := map[string]map[string]bool{}
+	for field, accepts := range colourOptions {
+		m := regexp.MustCompile(`\n {16}` + field + `:\s+type: string\s+pattern: ("[^"]*")`).FindSubmatch(openapiYAML)
+		if m == nil {
+			t.Fatalf("no pattern for the %s option in openapi.yaml", field)
+		}
+		options[field], _ = strconv.Unquote(string(m[1]))
+		re := regexp.MustCompile(options[field])
+		samples[field] = map[string]bool{}
+		for _, v := range colourSamples {
+			_, want := accepts(v)
+			samples[field][v] = want
+			if re.MatchString(v) != want {
+				t.Errorf("in Go the %s pattern %q decides %q unlike the service (%v)", field, options[field], v, want)
+			}
+		}
+	}
+	if !samples["background"]["Blur"] || samples["background"]["blurry"] || !samples["titleColor"]["#0a0B0c"] || samples["titleColor"]["crimson"] {
+		t.Fatalf("the samples are wrong: the service says %v", samples)
+	}
 	node, err := exec.LookPath("node")
 	if err != nil {
 		t.Logf("node is not installed: the patterns were checked against Go's constructs only")
 		return
 	}
-	background := regexp.MustCompile(`background:\s+type: string\s+pattern: ("[^"]*")`).FindSubmatch(openapiYAML)
-	if background == nil {
-		t.Fatal("no pattern for the background option in openapi.yaml")
-	}
-	bg, _ := strconv.Unquote(string(background[1]))
-	for v, want := range samples {
-		if got := acceptsBackground(v); got != want {
-			t.Fatalf("the sample %q is wrong: the service says %v", v, got)
-		}
-	}
-	in, _ := json.Marshal(map[string]any{"patterns": patterns, "background": bg, "samples": samples})
+	in, _ := json.Marshal(map[string]any{"patterns": patterns, "options": options, "samples": samples})
 	script := `
-const {patterns, background, samples} = JSON.parse(require('fs').readFileSync(0, 'utf8'));
+const {patterns, options, samples} = JSON.parse(require('fs').readFileSync(0, 'utf8'));
 const out = {failed: [], wrong: []};
 for (const p of patterns) { try { new RegExp(p, 'u'); } catch (e) { out.failed.push(p + ': ' + e.message); } }
-try {
-  const re = new RegExp(background, 'u');
-  for (const [v, want] of Object.entries(samples)) { if (re.test(v) !== want) out.wrong.push(v); }
-} catch (e) { out.wrong.push(...Object.keys(samples)); }
+for (const [field, p] of Object.entries(options)) {
+  try {
+    const re = new RegExp(p, 'u');
+    for (const [v, want] of Object.entries(samples[field])) { if (re.test(v) !== want) out.wrong.push(field + ' ' + JSON.stringify(v)); }
+  } catch (e) { out.wrong.push(field); }
+}
 console.log(JSON.stringify(out));`
 	cmd := exec.Command(node, "-e", script)
 	cmd.Stdin = strings.NewReader(string(in))
@@ -100,18 +112,22 @@ console.log(JSON.stringify(out));`
 		t.Errorf("JavaScript rejects the pattern %s", f)
 	}
 	for _, v := range out.Wrong {
-		t.Errorf("in JavaScript the background pattern %q decides %q unlike the service (%v)", bg, v, samples[v])
+		t.Errorf("in JavaScript the pattern of %s decides unlike the service", v)
 	}
 	if len(patterns) < 10 {
 		t.Errorf("only %d patterns found", len(patterns))
 	}
 }
 
-// acceptsBackground is the service's own verdict on a background value.
-func acceptsBackground(v string) bool {
-	_, ok := blurOrColour(v)
-	return ok
-}
+// colourOptions are the service's own verdicts on each colour option's value, and colourSamples
+// values to ask them about: the spellings of blur, of #RRGGBB and of the names, and near misses.
+var (
+	colourOptions = map[string]func(string) (string, bool){
+		"background": blurOrColour, "waveformColor": parseColour, "titleColor": parseTitleColour, "progressBar": parseProgressBar,
+	}
+	colourSamples = []string{"blur", "BLUR", "Blur", "blurry", "#0a0B0c", "#FFFFFF", "#12345", "#1234567", "123456", "#GGGGGG",
+		"red", "Yellow", "GREEN", "bLuE", "crimson", "redd", "true", "Off", "no", "white#FFFFFF"}
+)
 
 // sniffedNames is how openapi.yaml and docs/api.md name each type internal/media recognises, image or
 // audio; a constant added there without an entry here fails TestOpenAPIFormats.

@@ -328,7 +328,8 @@ func TestOpenAPIResponses(t *testing.T) {
 	opts := hang.newKey(t, "options")
 	withOptions, ctype4 := submission(map[string]string{"image": fixture(t, "img.jpg"), "audio": fixture(t, "tone.m4a"),
 		"captions": writeFixture(t, "c.srt", []byte("1\n00:00:00,000 --> 00:00:01,000\nHi\n"))},
-		map[string]string{"size": "portrait", "background": "#102030", "waveform": "bars", "waveformColor": "#ffb000"})
+		map[string]string{"size": "portrait", "background": "#102030", "waveform": "bars", "waveformColor": "#ffb000",
+			"title": "Show", "titleColor": "#ff8800", "progressBar": "Green"})
 	resp, b = hc.do(t, "POST", "/api/jobs", opts, withOptions, "Content-Type", ctype4)
 	want(resp, b, 201)
 	resp, b = hc.do(t, "GET", "/api/status/"+decodeJSON(t, resp, b)["jobId"].(string), opts, nil)

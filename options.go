@@ -20,7 +20,7 @@ type Options struct {
 	// asked, Size the first; nil for a job of one size, as every job was before.
 	Sizes []string `json:"sizes,omitempty"`
 	// Background fills a platform size around the image: "blur" (a blurred, darkened, enlarged copy
-	// of the image) or a colour "#RRGGBB".
+	// of the image) or a colour "#RRGGBB" (a name of namedColours is stored as its #RRGGBB).
 	Background string `json:"background"`
 	// Waveform is "none", "bars" (the audio's spectrum) or "line" (its waveform), drawn across the
 	// lower part of the frame in WaveformColor ("#RRGGBB").
@@ -32,8 +32,8 @@ type Options struct {
 	// its level as it is.
 	Loudness float64 `json:"loudness,omitempty"`
 	// Title is a line of text drawn over the whole video, "" for none, at TitlePosition ("top" or
-	// "bottom") in TitleSize ("small", "medium", "large") and TitleColor (a name of titleColours);
-	// those are "" without a title.
+	// "bottom") in TitleSize ("small", "medium", "large") and TitleColor (a name of namedColours,
+	// as titles always had, or "#RRGGBB"); those are "" without a title.
 	Title         string `json:"title,omitempty"`
 	TitlePosition string `json:"titlePosition,omitempty"`
 	TitleSize     string `json:"titleSize,omitempty"`
@@ -82,15 +82,15 @@ var optionFields = []struct {
 }{
 	{"size", 64, "original, landscape, portrait, square or x"},
 	{"sizes", 256, "1 to 5 sizes, comma-separated or a JSON array, one video each (after the first: OUT.SIZE.mp4 beside -o)"},
-	{"background", 64, "blur or a colour #RRGGBB, around the image in a platform size"},
+	{"background", 64, "blur or a colour (#RRGGBB or a name), around the image in a platform size"},
 	{"waveform", 64, "none, bars or line"},
-	{"waveformColor", 64, "the waveform's colour #RRGGBB"},
+	{"waveformColor", 64, "the waveform's colour: #RRGGBB or " + colourNames(" or ")},
 	{"loudness", 64, "off, or a target in LUFS from -31 to -5 (-16, -14)"},
 	{"title", 1024, "a line of text drawn over the whole video"},
 	{"titlePosition", 64, "top or bottom"},
 	{"titleSize", 64, "small, medium or large"},
-	{"titleColor", 64, "white, black, yellow, orange, red, pink, blue or green"},
-	{"progressBar", 64, "true, false or a colour #RRGGBB: a bar that fills as the audio plays"},
+	{"titleColor", 64, "the title's colour: #RRGGBB or " + colourNames(" or ")},
+	{"progressBar", 64, "true, false or a colour (#RRGGBB or a name): a bar that fills as the audio plays"},
 }
 
 // optionNames lists the option fields' names, for messages.
@@ -111,9 +111,10 @@ var (
 var defaultOptions = Options{Size: sizeOriginal, Background: "blur", Waveform: "none", WaveformColor: "#FFFFFF"}
 
 // parseOptions reads the option fields of a submission (fields maps a form field's name to its
-// value; others are ignored) over defaultOptions. Names are matched without regard to case and
-// colours are given back in upper case. A value it does not know is a kindInvalid error naming the
-// field and the values allowed.
+// value; others are ignored) over defaultOptions. Names are matched without regard to case, and a
+// colour (#RRGGBB or a name) is given back as "#RRGGBB" in upper case, but for a title's named
+// colour, which keeps its name. A value it does not know is a kindInvalid error naming the field and
+// the values allowed.
 func parseOptions(fields map[string]string, captions bool) (Options, error) {
 	o := defaultOptions
 	o.Captions = captions
@@ -124,9 +125,9 @@ func parseOptions(fields map[string]string, captions bool) (Options, error) {
 		allowed string
 	}{
 		{"size", &o.Size, oneOf(sizeNames), strings.Join(sizeNames, ", ")},
-		{"background", &o.Background, blurOrColour, "blur or a colour #RRGGBB"},
+		{"background", &o.Background, blurOrColour, "blur or " + colourAllowed},
 		{"waveform", &o.Waveform, oneOf(waveformNames), strings.Join(waveformNames, ", ")},
-		{"waveformColor", &o.WaveformColor, parseColour, "a colour #RRGGBB"},
+		{"waveformColor", &o.WaveformColor, parseColour, colourAllowed},
 	} {
 		v, ok := fields[f.name]
 		if !ok {
@@ -141,7 +142,7 @@ func parseOptions(fields map[string]string, captions bool) (Options, error) {
 	}
 	if v, ok := fields["progressBar"]; ok {
 		if o.ProgressBar, ok = parseProgressBar(strings.TrimSpace(v)); !ok {
-			return Options{}, optionError("progressBar", v, "true, false or a colour #RRGGBB")
+			return Options{}, optionError("progressBar", v, "true, false or "+colourAllowed)
 		}
 	}
 	if err := parseSizes(fields, &o); err != nil {
@@ -178,12 +179,66 @@ func optionError(field, value, allowed string) error {
 	return errorf(kindInvalid, "%s %q is not allowed: use %s", field, quotable(value), allowed)
 }
 
-// parseColour accepts "#RRGGBB" (hex digits in either case) and returns it in upper case.
+// namedColours are the colours every colour option takes by name as well as by "#RRGGBB", in the
+// order messages list them: the title's colours, chosen to read well over a photo with the
+// captions' dark outline.
+var namedColours = []struct{ name, rgb string }{
+	{"white", "FFFFFF"}, {"black", "000000"}, {"yellow", "FFD700"}, {"orange", "FF8C00"},
+	{"red", "E53935"}, {"pink", "FF4FA0"}, {"blue", "1E88E5"}, {"green", "43A047"},
+}
+
+// colourAllowed says what a colour option takes, for messages.
+var colourAllowed = "a colour #RRGGBB or one of " + colourNames(", ")
+
+// colourNameList is the names of namedColours, in their order.
+func colourNameList() []string {
+	names := make([]string, len(namedColours))
+	for i, c := range namedColours {
+		names[i] = c.name
+	}
+	return names
+}
+
+// colourNames lists the names of namedColours, the last after last (", " or " or ").
+func colourNames(last string) string {
+	names := colourNameList()
+	n := len(names) - 1
+	return strings.Join(names[:n], ", ") + last + names[n]
+}
+
+// namedColour returns the index in namedColours of the name v, in any case, or -1.
+func namedColour(v string) int {
+	return slices.IndexFunc(namedColours, func(c struct{ name, rgb string }) bool { return strings.EqualFold(c.name, v) })
+}
+
+// parseColour accepts a colour, "#RRGGBB" (hex digits in either case) or a name of namedColours (in
+// any case), and returns it as "#RRGGBB" in upper case: the spelling background, waveformColor and
+// progressBar have always been stored and echoed in.
 func parseColour(v string) (string, bool) {
+	if i := namedColour(v); i >= 0 {
+		return "#" + namedColours[i].rgb, true
+	}
 	if len(v) != 7 || v[0] != '#' || strings.Trim(strings.ToLower(v[1:]), "0123456789abcdef") != "" {
 		return "", false
 	}
 	return strings.ToUpper(v), true
+}
+
+// parseTitleColour accepts what parseColour does, and keeps a name as a name (in lower case): a
+// title's colour has always been stored and echoed by its name.
+func parseTitleColour(v string) (string, bool) {
+	if i := namedColour(v); i >= 0 {
+		return namedColours[i].name, true
+	}
+	return parseColour(v)
+}
+
+// colourRGB is a stored colour, a name of namedColours or "#RRGGBB", as "RRGGBB".
+func colourRGB(c string) string {
+	if i := namedColour(c); i >= 0 {
+		return namedColours[i].rgb
+	}
+	return strings.TrimPrefix(c, "#")
 }
 
 // platform reports whether the video has a platform size rather than the image's own.

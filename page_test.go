@@ -121,7 +121,7 @@ func TestPageOffersEveryField(t *testing.T) {
 		"size": {"size", sizeNames}, "sizes": {"more-sizes", nil}, "background": {"background", nil},
 		"waveform": {"waveform", waveformNames}, "waveformColor": {"waveform-colour", nil}, "loudness": {"loudness", nil},
 		"title": {"title", nil}, "titlePosition": {"title-position", titlePositions}, "titleSize": {"title-size", titleSizes},
-		"titleColor": {"title-colour", titleColourNames()}, "progressBar": {"progress-bar", nil},
+		"titleColor": {"title-colour", colourNameList()}, "progressBar": {"progress-bar", nil},
 	}
 	fields := []string{"image", "audio", "captions"}
 	for name := range textFields {

@@ -101,7 +101,7 @@ func TestE2ERenderCommandRefuses(t *testing.T) {
 		{"image is audio", audio, audio, nil, exitBadInput, 415, ""},
 		{"audio is image", img, img, nil, exitBadInput, 415, ""},
 		{"unknown size", img, audio, map[string]string{"size": "huge"}, exitBadInput, 400, ""},
-		{"bad colour", img, audio, map[string]string{"waveformColor": "red"}, exitBadInput, 400, ""},
+		{"bad colour", img, audio, map[string]string{"waveformColor": "crimson"}, exitBadInput, 400, ""},
 		{"missing file", "nope.png", audio, nil, exitBadInput, 0, "-image nope.png: no such file or directory"},
 		{"missing -audio", img, "", nil, exitUsage, 0, "-audio is missing"},
 	} {

@@ -13,13 +13,6 @@ import (
 // bottom edge that fills as the audio plays): both are drawn on the moving picture's frames, the
 // title by libass in the captions' script and font (internal/captions), the bar by ffmpeg's overlay.
 
-// titleColours are the colours a title may have, by name, in the order messages list them: a short
-// list that reads well over a photo with the captions' dark outline.
-var titleColours = []struct{ name, rgb string }{
-	{"white", "FFFFFF"}, {"black", "000000"}, {"yellow", "FFD700"}, {"orange", "FF8C00"},
-	{"red", "E53935"}, {"pink", "FF4FA0"}, {"blue", "1E88E5"}, {"green", "43A047"},
-}
-
 var (
 	titlePositions = []string{"top", "bottom"}
 	titleSizes     = []string{"small", "medium", "large"}
@@ -29,32 +22,27 @@ var (
 // and 97 px in a 1080 px side (the captions' is 59).
 var titleSizeShare = map[string]int{"small": 40, "medium": 60, "large": 90}
 
-func titleColourNames() []string {
-	names := make([]string, len(titleColours))
-	for i, c := range titleColours {
-		names[i] = c.name
-	}
-	return names
-}
-
 // parseTitle reads the title fields into o: the text, checked as captions are (captions.CheckTitle),
-// and its position, size and colour, which default to top, medium and white and are kept only with
-// a title. A value it does not know is a kindInvalid error.
+// and its position, size and colour (parseTitleColour), which default to top, medium and white and
+// are kept only with a title. A value it does not know is a kindInvalid error.
 func parseTitle(fields map[string]string, o *Options) error {
 	pos, size, colour := "top", "medium", "white"
 	for _, f := range []struct {
-		name  string
-		dst   *string
-		names []string
+		name    string
+		dst     *string
+		parse   func(string) (string, bool)
+		allowed string
 	}{
-		{"titlePosition", &pos, titlePositions}, {"titleSize", &size, titleSizes}, {"titleColor", &colour, titleColourNames()},
+		{"titlePosition", &pos, oneOf(titlePositions), strings.Join(titlePositions, ", ")},
+		{"titleSize", &size, oneOf(titleSizes), strings.Join(titleSizes, ", ")},
+		{"titleColor", &colour, parseTitleColour, colourAllowed},
 	} {
 		v, ok := fields[f.name]
 		if !ok {
 			continue
 		}
-		if *f.dst, ok = oneOf(f.names)(strings.TrimSpace(v)); !ok {
-			return optionError(f.name, v, strings.Join(f.names, ", "))
+		if *f.dst, ok = f.parse(strings.TrimSpace(v)); !ok {
+			return optionError(f.name, v, f.allowed)
 		}
 	}
 	text := strings.TrimSpace(fields["title"])
@@ -86,14 +74,9 @@ func parseProgressBar(v string) (string, bool) {
 // top or the bottom edge, wrapped within the captions' side margins, in titleFontSize.
 func titleLayout(f frameSize, job Job) captions.Title {
 	o := job.Options
-	t := captions.Title{Text: o.Title, Top: o.TitlePosition != "bottom", FontSize: titleFontSize(f, o),
-		MarginV: titleMarginV(f, o), End: time.Duration((job.AudioDuration + 1) * float64(time.Second))}
-	for _, c := range titleColours {
-		if c.name == o.TitleColor {
-			t.Colour = c.rgb
-		}
-	}
-	return t
+	return captions.Title{Text: o.Title, Top: o.TitlePosition != "bottom", FontSize: titleFontSize(f, o),
+		MarginV: titleMarginV(f, o), End: time.Duration((job.AudioDuration + 1) * float64(time.Second)),
+		Colour: colourRGB(o.TitleColor)}
 }
 
 // titleFontSize is the title's font height in a frame of size f (titleSizeShare).

@@ -122,7 +122,7 @@ func TestTitleRefused(t *testing.T) {
 		{map[string]string{"title": "\x01\x02"}, []string{"title: the title has no text to draw"}},
 		{map[string]string{"title": "x", "titlePosition": "middle"}, []string{"titlePosition", "top, bottom"}},
 		{map[string]string{"title": "x", "titleSize": "huge"}, []string{"titleSize", "small, medium, large"}},
-		{map[string]string{"title": "x", "titleColor": "#FF0000"}, []string{"titleColor", "white, black, yellow"}},
+		{map[string]string{"title": "x", "titleColor": "crimson"}, []string{"titleColor", "#RRGGBB or one of white, black, yellow"}},
 		{map[string]string{"progressBar": "maybe"}, []string{"progressBar", "true, false or a colour #RRGGBB"}},
 	} {
 		body, ctype := multipartBody(t, map[string]string{"image": fixture(t, "img.png"), "audio": fixture(t, "tone.wav")}, c.fields)
