@@ -6,12 +6,14 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"compress/flate"
 	"compress/zlib"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"image/png"
 	"io"
 	"os"
 
@@ -95,6 +97,10 @@ func salvagePNG(path string) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUndecodable, err)
 	}
+	plte, trns, err := pngColourChunks(l.IHDR, l.PLTE, l.TRNS)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUndecodable, err)
+	}
 	var raw int64
 	for _, r := range runs {
 		raw += r.size * r.count
@@ -113,7 +119,7 @@ func salvagePNG(path string) error {
 	inflated := flate.NewReader(zr)
 	defer inflated.Close()
 	rows := &pngRowReader{r: inflated, runs: runs}
-	if err := replaceWithPNG(path, l.IHDR, l.PLTE, l.TRNS, rows, raw); err != nil {
+	if err := replaceWithPNG(path, l.IHDR, plte, trns, rows, raw); err != nil {
 		if w.Err() != nil {
 			return w.Err() // the upload could not be read: the server's trouble, not the file's
 		}
@@ -136,6 +142,57 @@ func (r *idatReader) Read(p []byte) (int, error) {
 		}
 	}
 	return r.w.Read(p)
+}
+
+// pngColourChunks returns the palette and transparency (nil when dropped) a salvaged PNG of header
+// ihdr is written with: the file's own when a strict decoder (Go's image/png) reads them with that
+// header, else without the transparency, the palette or both, whichever first reads. A damaged
+// file may keep chunks its colour type forbids (a palette in a grey picture, transparency of the
+// wrong length); a decoder refuses the picture for them, so the salvage leaves out what it can do
+// without and refuses a paletted picture whose palette is missing or unreadable.
+func pngColourChunks(ihdr, plte, trns []byte) ([]byte, []byte, error) {
+	err := pngHeaderDecodes(ihdr, plte, trns)
+	if err == nil {
+		return plte, trns, nil
+	}
+	for _, c := range [][2][]byte{{plte, nil}, {nil, trns}, {nil, nil}} {
+		if pngHeaderDecodes(ihdr, c[0], c[1]) == nil {
+			return c[0], c[1], nil
+		}
+	}
+	return nil, nil, err
+}
+
+// pngHeaderDecodes decodes, with Go's image/png, a one-pixel picture of ihdr's colour type, bit
+// depth and interlace with palette plte and transparency trns (nil: none), so a salvaged file is
+// written only with colour chunks a strict decoder reads.
+func pngHeaderDecodes(ihdr, plte, trns []byte) error {
+	var b bytes.Buffer
+	b.WriteString("\x89PNG\r\n\x1a\n")
+	one := bytes.Clone(ihdr)
+	binary.BigEndian.PutUint32(one[0:], 1)
+	binary.BigEndian.PutUint32(one[4:], 1)
+	writePNGChunk(&b, "IHDR", one)
+	if plte != nil {
+		writePNGChunk(&b, "PLTE", plte)
+	}
+	if trns != nil {
+		writePNGChunk(&b, "tRNS", trns)
+	}
+	runs, err := pngRows(one)
+	if err != nil {
+		return err
+	}
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	for _, r := range runs {
+		zw.Write(make([]byte, r.size*r.count)) // filter type 0 and index 0: the palette's first colour
+	}
+	zw.Close()
+	writePNGChunk(&b, "IDAT", z.Bytes())
+	writePNGChunk(&b, "IEND", nil)
+	_, err = png.Decode(&b)
+	return err
 }
 
 // replaceWithPNG replaces the file at path, durably, with a PNG of header ihdr, palette plte and
