@@ -48,12 +48,22 @@ type Options struct {
 
 // LogValue logs the options as attributes of their own (options.size, options.waveform…), which a
 // log query can select on, not as one JSON string; options.sizes ("landscape,portrait") only for a
-// job of several sizes.
+// job of several sizes, and the options a job may leave off (loudness, the title and its position,
+// size and colour, progress_bar) only when it set them.
 func (o Options) LogValue() slog.Value {
 	attrs := []slog.Attr{slog.String("size", o.Size), slog.String("background", o.Background),
 		slog.String("waveform", o.Waveform), slog.String("waveform_color", o.WaveformColor), slog.Bool("captions", o.Captions)}
 	if len(o.Sizes) > 0 {
 		attrs = append(attrs, slog.String("sizes", strings.Join(o.Sizes, ",")))
+	}
+	if o.Loudness != 0 {
+		attrs = append(attrs, slog.Float64("loudness", o.Loudness))
+	}
+	for _, a := range []struct{ key, v string }{{"title", o.Title}, {"title_position", o.TitlePosition},
+		{"title_size", o.TitleSize}, {"title_color", o.TitleColor}, {"progress_bar", o.ProgressBar}} {
+		if a.v != "" {
+			attrs = append(attrs, slog.String(a.key, a.v))
+		}
 	}
 	return slog.GroupValue(attrs...)
 }
