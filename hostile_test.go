@@ -527,7 +527,7 @@ func TestEncodeBudgetFirst(t *testing.T) {
 	copyFile(t, fixture(t, "tone.mp3"), dirs.input(job.ID, inputAudio))
 	// 300 s at 192 kbit/s is 7.2 MB: twice over (14.4 MB) would fit the 18 MB to spare, three times
 	// (21.6 MB: the segments, their join and the video's copy) does not.
-	_, err = rd.renderFiles(t.Context(), job)
+	_, _, err = rd.renderFiles(t.Context(), job)
 	var f *renderFailure
 	if !errors.As(err, &f) || !f.final || !strings.Contains(f.msg, "needs about 21 MB of disk for its audio") {
 		t.Fatalf("render: %v, want a final failure for the disk before any ffmpeg", err)

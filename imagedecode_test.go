@@ -374,7 +374,7 @@ func TestPicturesShareMemory(t *testing.T) {
 	}
 	rendered := make(chan error, 1)
 	go func() {
-		_, err := e.srv.renderer.renderFiles(t.Context(), job)
+		_, _, err := e.srv.renderer.renderFiles(t.Context(), job)
 		rendered <- err
 	}()
 	eventually(t, 10*time.Second, func() error {

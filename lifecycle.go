@@ -270,6 +270,9 @@ type Outcome struct {
 	// message of a job this attempt leaves FAILED names it. "" is an interruption: a crash, a
 	// restart, a lapsed lease, a shutdown.
 	Cause string
+	// LoudnessReached, COMPLETED: the loudness the audio was brought to when short of the target
+	// (Job.LoudnessReached), else 0.
+	LoudnessReached float64
 }
 
 // MaxAttempts is how many times a job is rendered before a passing failure becomes FAILED.
@@ -288,7 +291,7 @@ func nextAfter(j Job, o Outcome) (Job, error) {
 			j.ErrorMessage = msg
 		}
 	case StatusCompleted:
-		j.Status, j.OutputToken = StatusCompleted, o.OutputToken
+		j.Status, j.OutputToken, j.LoudnessReached = StatusCompleted, o.OutputToken, o.LoudnessReached
 	case StatusFailed, StatusCancelled:
 		j.Status, j.ErrorMessage = o.Status, o.ErrorMessage
 	default:

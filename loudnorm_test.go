@@ -33,10 +33,10 @@ func ebur128Summary(t testing.TB, path string) (loudness, peak float64) {
 
 // TestLoudnessTarget renders quiet and loud sound with the loudness option, over the API, and
 // measures the video's audio with ffmpeg's ebur128: within 0.5 LU of the target and under the true
-// peak ceiling. The quiet speech needs 20 dB more, and past -14 LUFS its peaks would pass the
-// ceiling (the limiter holds them); the loud music needs less; in segments (split over four cores)
-// every segment must get the same gain; the moving picture encodes its audio in the same run as
-// the picture.
+// peak ceiling. The quiet speech needs 20 dB more, and from -14 LUFS its peaks would come within
+// the dB of the ceiling the AAC encode may take (the limiter holds them); the loud music needs
+// less; in segments (split over four cores) every segment must get the same gain; the moving
+// picture encodes its audio in the same run as the picture.
 func TestLoudnessTarget(t *testing.T) {
 	t.Parallel()
 	whole := newTestEnv(t, nil, func(s *server) { s.renderer.audioCores = 1 })
@@ -55,7 +55,7 @@ func TestLoudnessTarget(t *testing.T) {
 		{"quiet speech", whole, loudnessSignals["speech"], "-8dB", map[string]string{"loudness": "-16"}, false},
 		{"quiet speech, peaks limited", whole, loudnessSignals["speech"], "-8dB", map[string]string{"loudness": "-11"}, true},
 		{"loud music", whole, loudnessSignals["music"], "6dB", map[string]string{"loudness": "-14"}, false},
-		{"quiet speech in segments", segmented, loudnessSignals["speech"], "-8dB", map[string]string{"loudness": "-14"}, false},
+		{"quiet speech in segments", segmented, loudnessSignals["speech"], "-8dB", map[string]string{"loudness": "-14"}, true},
 		{"loud music in segments", segmented, loudnessSignals["music"], "6dB", map[string]string{"loudness": "-16"}, false},
 		{"loud music, moving", whole, loudnessSignals["music"], "3dB", map[string]string{"loudness": "-23", "waveform": "bars"}, false},
 	}, 3) { // the fast suite renders the first, the fourth and the seventh (see sampled)
@@ -131,7 +131,9 @@ func TestLoudnessLevel(t *testing.T) {
 		want                   audioLevel
 	}{
 		{-30, -20, -16, audioLevel{gain: 14}},
-		{-30, -10, -16, audioLevel{gain: 14, limit: true}},
+		{-30, -10, -16, audioLevel{gain: 14, limit: limiterStart}},
+		{-30, -17, -16, audioLevel{gain: 14}},                      // -3 dBTP: a dB and a half under the ceiling
+		{-30, -16, -16, audioLevel{gain: 14, limit: limiterStart}}, // -2 dBTP: the encode could lift it past
 		{-8, -0.1, -14, audioLevel{gain: -6}},
 		{-70, -90, -16, audioLevel{}},
 		{math.Inf(-1), math.Inf(-1), -16, audioLevel{}},
@@ -140,8 +142,18 @@ func TestLoudnessLevel(t *testing.T) {
 			t.Errorf("levelFor(%v, %v, %v) = %+v, want %+v", c.loudness, c.peak, c.target, got, c.want)
 		}
 	}
-	if f := (audioLevel{}).filters(); f != nil {
+	if f := (audioLevel{}).filters(48000); f != nil {
 		t.Errorf("no level, filters %v", f)
+	}
+	// The limiter runs at four times the rate, so it holds the peaks between the samples too.
+	if f := strings.Join((audioLevel{gain: 3, limit: -2.5}).filters(44100), ","); !strings.Contains(f, "aresample=176400,alimiter=limit=0.7499:") || !strings.HasSuffix(f, ",aresample=44100") {
+		t.Errorf("limited level, filters %s", f)
+	}
+	// A job records the loudness reached only when it is further from the target than promised.
+	for _, c := range [][3]float64{{-14, -14.4, 0}, {-14, -13.6, 0}, {-5, -10.64, -10.6}, {-16, -16.6, -16.6}, {0, -20, 0}} {
+		if got := loudnessShort(c[0], c[1]); got != c[2] {
+			t.Errorf("loudnessShort(%v, %v) = %v, want %v", c[0], c[1], got, c[2])
+		}
 	}
 	// The fast path: AAC-LC that plays everywhere is copied unless a loudness is asked for.
 	tag := "aac/LC/2/44100"

@@ -22,7 +22,7 @@ import (
 var migratedTables = []struct{ name, columns, order string }{
 	{"api_keys", "id, name, key_hash, prefix, webhook_secret, prev_webhook_secret, prev_secret_until, active, created_at", "created_at, id"},
 	{"jobs", "id, key_id, status, image_type, audio_type, audio_codec, audio_duration, webhook_url, output_token, error_message, " +
-		"retries, created_at, updated_at, finished_at, options, input_urls, trace_id, lease_owner, lease_until, progress", "created_at, id"},
+		"retries, created_at, updated_at, finished_at, options, input_urls, trace_id, lease_owner, lease_until, progress, loudness_reached", "created_at, id"},
 	{"idempotency_keys", "key_id, idem_key, fingerprint, job_id, status_code, response, created_at, claim_owner", "created_at, key_id, idem_key"},
 	{"webhook_deliveries", "id, job_id, url, state, attempts, next_attempt_at, created_at, updated_at, lease_owner", "rowid"},
 	{"webhook_attempts", "id, delivery_id, at, status_code, error", "id"},

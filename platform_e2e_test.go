@@ -145,7 +145,7 @@ func TestE2EMovingOutputSize(t *testing.T) {
 		copyFile(t, audio, e.srv.dirs.input(id, inputAudio))
 		os.WriteFile(e.srv.dirs.input(id, inputCaptions), []byte(srt), 0o600)
 		job := Job{ID: id, ImageType: media.JPEG, AudioType: media.WAV, AudioCodec: "pcm_s16le//1/44100", AudioDuration: 4, Options: c.o}
-		token, err := e.srv.renderer.renderFiles(t.Context(), job)
+		token, _, err := e.srv.renderer.renderFiles(t.Context(), job)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}

@@ -23,15 +23,19 @@ var platformLimits = map[string]platformLimit{
 	"x": {140, "The video lasts %s: X takes at most 2 minutes 20 seconds (140 s) from accounts without Premium"},
 }
 
-// jobWarnings are what a job's status says the user should know before posting its videos: for
-// now, that they are longer than the platforms of a size take, one warning a size in its order.
-// Never nil, so the status body always has the array.
+// jobWarnings are what a job's status says the user should know before posting its videos: that
+// they are longer than the platforms of a size take, one warning a size in its order, then that
+// their sound is quieter than the loudness asked (loudnessWarning). Never nil, so the status body
+// always has the array.
 func jobWarnings(j Job) []string {
 	w := []string{}
 	for _, size := range j.Options.sizes() {
 		if l, ok := platformLimits[size]; ok && j.AudioDuration > l.seconds {
 			w = append(w, fmt.Sprintf(l.warning, fmtOver(j.AudioDuration)))
 		}
+	}
+	if lw, ok := loudnessWarning(j); ok {
+		w = append(w, lw)
 	}
 	return w
 }

@@ -81,7 +81,11 @@ func audioArgs(tag string, o Options) []string {
 	if resample {
 		args = append(args, "-ar", "48000")
 	}
-	if f := o.level.filters(); f != nil {
+	rate := ct.rate
+	if resample {
+		rate = 48000
+	}
+	if f := o.level.filters(rate); f != nil {
 		args = append(args, "-af", strings.Join(f, ","))
 	}
 	return args
@@ -308,11 +312,12 @@ func (rd *renderer) renderFetched(killCtx context.Context, job Job, err error) O
 	ctx, cancel := context.WithTimeout(killCtx, limit)
 	defer cancel()
 	var token string
+	var reached float64
 	if err == nil {
-		token, err = rd.renderFiles(ctx, job)
+		token, reached, err = rd.renderFiles(ctx, job)
 	}
 	if err == nil {
-		return Outcome{Status: StatusCompleted, OutputToken: token}
+		return Outcome{Status: StatusCompleted, OutputToken: token, LoudnessReached: loudnessShort(job.Options.Loudness, reached)}
 	}
 	if errors.Is(context.Cause(killCtx), ErrLeaseLost) || errors.Is(err, ErrLeaseLost) {
 		// Another node has the job (this one missed its renewals): neither the job's fault nor a
@@ -352,15 +357,16 @@ func (rd *renderer) renderFetched(killCtx context.Context, job Job, err error) O
 }
 
 // renderFiles runs both steps and publishes the outputs, one video and poster per size, under a new
-// token, which it returns.
-func (rd *renderer) renderFiles(ctx context.Context, job Job) (string, error) {
+// token, which it returns with the loudness (LUFS) the audio was brought to, 0 without the
+// loudness option.
+func (rd *renderer) renderFiles(ctx context.Context, job Job) (string, float64, error) {
 	token, err := randomHex(rd.rand, 16)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	tmp, err := rd.dirs.renderScratch(job.ID)
 	if err != nil {
-		return "", fmt.Errorf("render dir: %w", err)
+		return "", 0, fmt.Errorf("render dir: %w", err)
 	}
 	defer os.RemoveAll(tmp)
 	// ffmpeg reads the uploads from local files: the data directory's own, or copies fetched into
@@ -379,34 +385,35 @@ func (rd *renderer) renderFiles(ctx context.Context, job Job) (string, error) {
 		if errors.Is(err, fs.ErrNotExist) {
 			// The upload was accepted and then lost on the server (deleted, or a restore that missed
 			// it): the service's fault, which no retry mends, and never the user's file.
-			return "", &renderFailure{final: true, err: fmt.Errorf("input missing: %w", err),
+			return "", 0, &renderFailure{final: true, err: fmt.Errorf("input missing: %w", err),
 				msg: "The uploaded files of this job were lost on the server before it could be rendered; please submit the job again"}
 		}
 		if err != nil {
-			return "", fmt.Errorf("fetch input: %w", err)
+			return "", 0, fmt.Errorf("fetch input: %w", err)
 		}
 	}
+	var reached float64
 	if job.Options.Loudness != 0 {
-		if job.Options.level, err = rd.measureLevel(ctx, job, audio, tmp); err != nil {
-			return "", err
+		if job.Options.level, reached, err = rd.measureLevel(ctx, job, audio, tmp); err != nil {
+			return "", 0, err
 		}
 	}
 	outs, err := sizeRenders(job, tmp)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	if err := rd.renderSizes(ctx, job, image, audio, tmp, outs); err != nil {
-		return "", err
+		return "", 0, err
 	}
 	// A URL never serves a half-written file: each is whole under its key or not there.
 	for i, name := range outputNames(token, job.Options.Sizes) {
 		for src, key := range map[string]string{outs[i].video: outputKey(name, "mp4"), outs[i].poster: outputKey(name, "jpg")} {
 			if err := rd.files.Place(ctx, key, src); err != nil {
-				return "", fmt.Errorf("publish output: %w", err)
+				return "", 0, fmt.Errorf("publish output: %w", err)
 			}
 		}
 	}
-	return token, nil
+	return token, reached, nil
 }
 
 // freeCores is this render's share of the machine's cores: the renders running at once share them.

@@ -368,7 +368,7 @@ func renderPicture(t testing.TB, e *testEnv, path string) (int, int, []byte) {
 		t.Fatalf("prepareImage: %v", err)
 	}
 	job := Job{ID: id, ImageType: typ, AudioType: media.WAV, AudioCodec: "pcm_s16le//1/16000", AudioDuration: 0.6}
-	token, err := e.srv.renderer.renderFiles(t.Context(), job)
+	token, _, err := e.srv.renderer.renderFiles(t.Context(), job)
 	if err != nil {
 		t.Fatalf("render: %v", err)
 	}

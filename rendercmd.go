@@ -168,8 +168,9 @@ func runRender(ctx context.Context, args []string, stderr io.Writer) error {
 		showProgress(out, c.progress, rd, job.ID, done, func() bool { return rendered })
 		close(shown)
 	}()
-	token, err := rd.renderFiles(ctx, job)
+	token, reached, err := rd.renderFiles(ctx, job)
 	rendered = err == nil
+	job.LoudnessReached = loudnessShort(job.Options.Loudness, reached)
 	close(done)
 	<-shown
 	if err != nil {

@@ -69,6 +69,9 @@ var migrations = []string{
 	    one INTEGER PRIMARY KEY CHECK (one = 1),
 	    id  TEXT NOT NULL
 	 );`,
+	// 13: the loudness (LUFS) a completed job's audio reached when its render could not bring it
+	// to the target asked under the peak ceiling, which its status warns of; NULL when on target.
+	`ALTER TABLE jobs ADD COLUMN loudness_reached DOUBLE PRECISION;`,
 }
 
 // migrationLeases (10) makes each claim a lease, so several nodes can share one queue: the worker

@@ -53,6 +53,9 @@ type Job struct {
 	Lease Lease
 	// Progress is the furthest (0-100) a render of the job reported with a lease renewal.
 	Progress int
+	// LoudnessReached is the loudness (LUFS) a COMPLETED job's audio was brought to when its
+	// render could not reach Options.Loudness under the peak ceiling (loudnessShort); 0 otherwise.
+	LoudnessReached float64
 }
 
 // logAttrs are the attributes that tie a log line to job j, then more: its id and, when it was
@@ -82,7 +85,7 @@ func (j Job) Active() bool { return j.Status == StatusPending || j.Status == Sta
 
 const jobColumns = `id, key_id, status, image_type, audio_type, audio_codec, audio_duration,
 	coalesce(webhook_url, ''), coalesce(output_token, ''), coalesce(error_message, ''), retries, created_at, updated_at, finished_at, options,
-	input_urls, trace_id, coalesce(lease_owner, ''), lease_until, progress`
+	input_urls, trace_id, coalesce(lease_owner, ''), lease_until, progress, coalesce(loudness_reached, 0)`
 
 func scanJob(row scanner) (Job, error) {
 	var j Job
@@ -90,7 +93,7 @@ func scanJob(row scanner) (Job, error) {
 	var opts, urls string
 	err := row.Scan(&j.ID, &j.KeyID, &j.Status, &j.ImageType, &j.AudioType, &j.AudioCodec,
 		&j.AudioDuration, &j.WebhookURL, &j.OutputToken, &j.ErrorMessage, &j.Retries, &created, &updated, &finished, &opts,
-		&urls, &j.TraceID, &j.Lease.Owner, &leaseUntil, &j.Progress)
+		&urls, &j.TraceID, &j.Lease.Owner, &leaseUntil, &j.Progress, &j.LoudnessReached)
 	j.CreatedAt, j.UpdatedAt, j.FinishedAt = fromMS(created), fromMS(updated), fromMS(finished)
 	j.Lease.Until = fromMS(leaseUntil)
 	if err == nil {
@@ -313,10 +316,14 @@ func (s *Store) apply(ctx context.Context, tx txn, t transition) (Job, error) {
 	if j.Status != StatusProcessing {
 		j.Lease = Lease{} // only a job being rendered is leased
 	}
+	var reached sql.NullFloat64
+	if j.LoudnessReached != 0 {
+		reached = sql.NullFloat64{Float64: j.LoudnessReached, Valid: true}
+	}
 	_, err = tx.ExecContext(ctx, `UPDATE jobs SET status = ?, output_token = ?, error_message = ?, retries = ?,
-		updated_at = ?, finished_at = ?, lease_owner = ?, lease_until = ? WHERE id = ?`,
+		updated_at = ?, finished_at = ?, lease_owner = ?, lease_until = ?, loudness_reached = ? WHERE id = ?`,
 		j.Status, nullString(j.OutputToken), nullString(j.ErrorMessage), j.Retries, ms(now), finished,
-		nullString(j.Lease.Owner), nullMS(j.Lease.Until), j.ID)
+		nullString(j.Lease.Owner), nullMS(j.Lease.Until), reached, j.ID)
 	if err != nil {
 		return Job{}, fmt.Errorf("update job: %w", err)
 	}
