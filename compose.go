@@ -118,8 +118,9 @@ func waveformGraph(o Options, f frameSize, fps int) string {
 // movingArgs are ffmpeg's arguments for the second step of a moving picture: the still (stillArgs)
 // repeated for the audio's duration, the waveform and the captions (an ASS script at ass, its font
 // in fontsDir, "" for none: the captions and the title) and the progress bar drawn over it, every
-// frame encoded, muxed with the audio.
-func movingArgs(job Job, still, audio, ass, fontsDir, video string, f frameSize) []string {
+// frame encoded, muxed with the audio: audio's, or the audio of the MP4 at from (an earlier size's
+// video of the job, "" for none) by copy, the waveform drawn from audio either way.
+func movingArgs(job Job, still, audio, from, ass, fontsDir, video string, f frameSize) []string {
 	o := job.Options
 	fps := o.fps()
 	// The video ends within half a frame of the audio.
@@ -147,8 +148,13 @@ func movingArgs(job Job, still, audio, ass, fontsDir, video string, f frameSize)
 	// speed on 2 cores.
 	args := []string{"-threads", "1", "-f", "matroska", "-i", "file:" + still}
 	args = append(args, audioInput(job, audio)...)
+	sound, codec := "1:a:0", audioArgs(job.AudioCodec, o)
+	if from != "" {
+		args = append(args, copiedAudioInput(from)...)
+		sound, codec = "2:a:0", []string{"-c:a", "copy"}
+	}
 	args = append(args, "-filter_complex_threads", strconv.Itoa(encoderThreads()), "-filter_complex", graph,
-		"-map", "[v]", "-map", "1:a:0", "-r", strconv.Itoa(fps),
+		"-map", "[v]", "-map", sound, "-r", strconv.Itoa(fps),
 		// The still clip's settings (see clipPreset): the picture is the same, and only the band
 		// that moves costs more than a skipped block.
 		"-threads", strconv.Itoa(encoderThreads()), "-c:v", "libx264", "-preset", clipPreset, "-crf", clipCRF, "-x264-params", clipX264Params,
@@ -157,7 +163,7 @@ func movingArgs(job Job, still, audio, ass, fontsDir, video string, f frameSize)
 	if o.platform() {
 		args = append(args, platformVideoArgs...)
 	}
-	args = append(args, audioArgs(job.AudioCodec, o)...)
+	args = append(args, codec...)
 	return append(args, "-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", "file:"+video)
 }
 

@@ -44,15 +44,16 @@ func movingEstimate(job Job, f frameSize) float64 {
 	return 0.3 + job.AudioDuration*float64(f.W*f.H*job.Options.fps())/movingPixelRate
 }
 
-// renderMoving makes a moving picture's video and poster from image and audio, working in tmp.
-// later are the sizes the job renders after this one (checkMovingBudget).
-func (rd *renderer) renderMoving(ctx context.Context, job Job, image, audio, tmp, poster, video string, later []string) error {
-	still := filepath.Join(tmp, "still.mkv")
-	f, split, err := rd.stillStep(ctx, job, image, still, poster, func(f frameSize) float64 { return movingEstimate(job, f) })
+// renderMoving makes a moving picture's video and poster of one size, o, from image and audio,
+// working in o.dir. Its audio is o.audioFrom's, copied, when it has one.
+func (rd *renderer) renderMoving(ctx context.Context, o sizeRender, image, audio string) error {
+	job := o.job
+	still := filepath.Join(o.dir, "still.mkv")
+	f, split, err := rd.stillStep(ctx, job, image, still, o.poster, func(f frameSize) float64 { return movingEstimate(job, f) })
 	if err != nil {
 		return err
 	}
-	if spliced, err := rd.spliceWaveform(ctx, job, still, audio, tmp, video, f, split, later); spliced || err != nil {
+	if spliced, err := rd.spliceWaveform(ctx, o, still, audio, f, split); spliced || err != nil {
 		return err
 	}
 	var ass, fonts string
@@ -64,19 +65,19 @@ func (rd *renderer) renderMoving(ctx context.Context, job Job, image, audio, tmp
 				return err
 			}
 		}
-		ass = filepath.Join(tmp, "captions.ass")
+		ass = filepath.Join(o.dir, "captions.ass")
 		if err := writeASS(ass, cues, f, job); err != nil {
 			return err
 		}
-		if fonts, err = writeCaptionFont(tmp); err != nil {
+		if fonts, err = writeCaptionFont(o.dir); err != nil {
 			return err
 		}
 	}
-	if err := rd.checkMovingBudget(job, still, audio, f, later); err != nil {
+	if err := rd.checkMovingBudget(job, still, audio, f, o.later); err != nil {
 		return err
 	}
 	rd.startStep(job.ID, split, 100, movingEstimate(job, f))
-	args := movingArgs(job, still, audio, ass, fonts, video, f)
+	args := movingArgs(job, still, audio, o.audioFrom, ass, fonts, o.video, f)
 	if err := rd.runWatched(ctx, job.ID, job.AudioDuration, args); err != nil {
 		return rd.stepFailed(ctx, err, job, inputAudio, audio, args)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"vidgen/internal/aac"
@@ -15,8 +16,9 @@ import (
 
 // A job of several sizes (the sizes field) is rendered as one: its audio is decoded, measured and
 // encoded once, its picture made once per size beside that encode, and each size's video written
-// from its picture and the shared audio by copy. A moving picture's encode is one per size, each
-// with its own audio: those sizes share only the loudness measurement.
+// from its picture and the shared audio by copy. A moving picture's encode is one per size; its
+// audio is encoded once for each way the sizes need it (audioFrom): the image's own size may take
+// the upload's at its own rate where a platform size must have it at 48 kHz.
 
 // sizeRender is the render of one size of a job: the job as a job of that one size, and where its
 // scratch, clip, poster and video go.
@@ -24,6 +26,9 @@ type sizeRender struct {
 	job                      Job
 	dir, clip, poster, video string
 	later                    []string // the sizes rendered after this one
+	// audioFrom, when not "", is the video of an earlier size of the job whose audio this size's
+	// would encode the same way: a moving render copies that audio instead of encoding it again.
+	audioFrom string
 }
 
 // sizeRenders are the renders of each of job's sizes, in order, working in tmp: in tmp itself for a
@@ -43,8 +48,22 @@ func sizeRenders(job Job, tmp string) ([]sizeRender, error) {
 		j.Options = job.Options.sized(size)
 		outs[i] = sizeRender{job: j, dir: dir, clip: filepath.Join(dir, "clip.mp4"),
 			poster: filepath.Join(dir, "poster.jpg"), video: filepath.Join(dir, "video.mp4"), later: sizes[i+1:]}
+		if a := audioArgs(j.AudioCodec, j.Options); a[1] != "copy" {
+			for _, e := range outs[:i] {
+				if slices.Equal(audioArgs(e.job.AudioCodec, e.job.Options), a) {
+					outs[i].audioFrom = e.video
+					break
+				}
+			}
+		}
 	}
 	return outs, nil
+}
+
+// copiedAudioInput are ffmpeg's options that read a sizeRender's audioFrom, the MP4 whose audio a
+// later size copies: its encoder's priming and its end are the edit list's, which ffmpeg keeps.
+func copiedAudioInput(from string) []string {
+	return []string{"-threads", "1", "-f", "mp4", "-i", "file:" + from}
 }
 
 // audioJob is the job whose options decide how the audio all of outs share is encoded: the first
@@ -62,7 +81,7 @@ func audioJob(outs []sizeRender) Job {
 func (rd *renderer) renderSizes(ctx context.Context, job Job, image, audio, tmp string, outs []sizeRender) error {
 	if job.Options.everyFrame() {
 		return rd.eachSize(job.ID, outs, func(o sizeRender) error {
-			return rd.renderMoving(ctx, o.job, image, audio, o.dir, o.poster, o.video, o.later)
+			return rd.renderMoving(ctx, o, image, audio)
 		})
 	}
 	return rd.renderStill(ctx, image, audio, tmp, outs)

@@ -36,7 +36,7 @@ func (rd *renderer) renderStill(ctx context.Context, image, audio, tmp string, o
 	rd.log.Warn("the still clip writer cannot extend x264's stream, encoding every frame instead (slower)",
 		job.logAttrs("err", err)...)
 	return rd.eachSize(job.ID, outs, func(o sizeRender) error {
-		return rd.renderMoving(ctx, o.job, image, audio, o.dir, o.poster, o.video, o.later)
+		return rd.renderMoving(ctx, o, image, audio)
 	})
 }
 

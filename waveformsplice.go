@@ -110,13 +110,14 @@ var errBandDrift = errors.New("the spliced band differs from the band's own fram
 // MemoryMax would not allow; ten minutes take ~250 MB.
 const maxSpliceSeconds = 600
 
-// spliceWaveform makes the video of a job whose only moving part is its waveform by splicing
-// (see above) from still (stillStep's, of frame size f; its step's progress ended at split),
-// working in tmp, and reports whether it did. It does not (false, nil: the caller encodes every
-// frame from the same still) when the renderer does not splice waveforms, the job has other
-// moving parts or audio longer than maxSpliceSeconds, or the spliced stream is refused or its band drifts (logged at WARN with the
-// reason). later are the sizes the job renders after this one (checkMovingBudget).
-func (rd *renderer) spliceWaveform(ctx context.Context, job Job, still, audio, tmp, video string, f frameSize, split int, later []string) (bool, error) {
+// spliceWaveform makes the video of one size, o, of a job whose only moving part is its waveform
+// by splicing (see above) from still (stillStep's, of frame size f; its step's progress ended at
+// split) and audio (or o.audioFrom's, copied), working in o.dir, and reports whether it did. It
+// does not (false, nil: the caller encodes every frame from the same still) when the renderer does
+// not splice waveforms, the job has other moving parts or audio longer than maxSpliceSeconds, or
+// the spliced stream is refused or its band drifts (logged at WARN with the reason).
+func (rd *renderer) spliceWaveform(ctx context.Context, o sizeRender, still, audio string, f frameSize, split int) (bool, error) {
+	job, tmp := o.job, o.dir
 	if !rd.spliceWaveforms || !job.Options.spliceable() || job.AudioDuration > maxSpliceSeconds+1 {
 		return false, nil
 	}
@@ -129,10 +130,10 @@ func (rd *renderer) spliceWaveform(ctx context.Context, job Job, still, audio, t
 			job.logAttrs("smooth", fmt.Sprintf("%.3f", smooth), "limit", maxSmoothShare)...)
 		return false, nil
 	}
-	if err := rd.checkMovingBudget(job, still, audio, f, later); err != nil {
+	if err := rd.checkMovingBudget(job, still, audio, f, o.later); err != nil {
 		return false, err
 	}
-	// The audio is encoded beside the band, on its own core; a failure of either stops the other,
+	// The audio is encoded (or copied) beside the band, on its own core; a failure of either stops the other,
 	// and a failure of the input at fault (a damaged audio file) is the one the job ends with.
 	encoded := filepath.Join(tmp, "audio.aac")
 	fps := job.Options.fps()
@@ -148,8 +149,12 @@ func (rd *renderer) spliceWaveform(ctx context.Context, job Job, still, audio, t
 			return nil
 		}
 	}
+	sound := audioEncodeArgs(job, audio, encoded)
+	if o.audioFrom != "" {
+		sound = append(copiedAudioInput(o.audioFrom), "-map", "0:a:0", "-c:a", "copy", "-f", "adts", "file:"+encoded)
+	}
 	if err := sideBySide(ctx, []func(context.Context) error{
-		step(0, audioEncodeArgs(job, audio, encoded)),
+		step(0, sound),
 		step(job.AudioDuration, spliceArgs(job, still, audio, picture, band, f, frames)),
 	}); err != nil {
 		return false, err
@@ -167,7 +172,7 @@ func (rd *renderer) spliceWaveform(ctx context.Context, job Job, still, audio, t
 		return false, err
 	}
 	rd.startStep(job.ID, 95, 100, 0.05)
-	if err := rd.writeFailed(writeStillVideo(video, clip, encoded, job.AudioDuration)); err != nil {
+	if err := rd.writeFailed(writeStillVideo(o.video, clip, encoded, job.AudioDuration)); err != nil {
 		return false, err
 	}
 	rd.log.Info("the waveform's band was spliced into the picture", job.logAttrs("smooth", fmt.Sprintf("%.3f", smooth))...)

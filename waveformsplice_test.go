@@ -369,7 +369,7 @@ func TestSpliceLongAudio(t *testing.T) {
 	rd := &renderer{spliceWaveforms: true, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	job := Job{ID: "j", AudioDuration: maxSpliceSeconds + 2, Options: Options{Size: "landscape", Waveform: "bars"}}
 	// No still, no tools: anything past the length check would fail.
-	if spliced, err := rd.spliceWaveform(t.Context(), job, "", "", t.TempDir(), "", platformSizes["landscape"], 10, nil); spliced || err != nil {
+	if spliced, err := rd.spliceWaveform(t.Context(), sizeRender{job: job, dir: t.TempDir()}, "", "", platformSizes["landscape"], 10); spliced || err != nil {
 		t.Errorf("spliced %v, %v; want the full encode", spliced, err)
 	}
 }
