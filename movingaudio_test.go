@@ -58,6 +58,46 @@ func TestE2EMovingAudioEncodedOnce(t *testing.T) {
 	}
 }
 
+// TestMovingAudioOriginalCopied: a job of the image's own size and a platform size, over AAC-LC at
+// 44.1 kHz, copies the audio into the original's video, as a job of that size alone does, and
+// encodes it once, at 48 kHz, for the platform's: still or moving.
+func TestMovingAudioOriginalCopied(t *testing.T) {
+	t.Parallel()
+	wrapper, encodes := countingFFmpegOf(t, t.TempDir(), "-c:a aac")
+	cfg := testConfig(t.TempDir())
+	cfg.FFmpeg = wrapper
+	e := newTestEnv(t, &cfg)
+	audio := fixture(t, "tone.m4a")
+	in := probeAudioStream(t, audio)
+	if in.rate != 44100 || in.profile != "LC" {
+		t.Fatalf("tone.m4a: %+v, want AAC-LC at 44.1 kHz", in)
+	}
+	for i, fields := range []map[string]string{
+		{"sizes": "original,landscape"},
+		{"sizes": "x,original", "waveform": "bars"},
+	} {
+		code, body := e.submit(t, e.key, fixture(t, "img.jpg"), audio, fields)
+		if code != http.StatusCreated {
+			t.Fatalf("%v: submit: %d %v", fields, code, body)
+		}
+		outs := statusOutputs(t, e.wait(t, e.key, body["jobId"].(string), StatusCompleted))
+		if n := countLines(t, encodes); n != i+1 {
+			t.Errorf("%v: %d AAC encodes, want 1", fields, n-i)
+		}
+		for _, o := range outs {
+			video, _ := download(t, o.Video)
+			checkVideo(t, video, audio)
+			a := probeAudioStream(t, writeFixture(t, o.Size+".mp4", video))
+			switch {
+			case o.Size == "original" && a.packets != in.packets:
+				t.Errorf("%v: original's audio %+v, want the upload's copied %+v", fields, a, in)
+			case o.Size != "original" && (a.rate != 48000 || a.profile != "LC"):
+				t.Errorf("%v: %s's audio %+v, want AAC-LC at 48 kHz", fields, o.Size, a)
+			}
+		}
+	}
+}
+
 // audioStream is what a test compares of a file's first audio stream: its sample rate, AAC
 // profile, start, and the MD5 of its packets (the same when one was copied from the other).
 type audioStream struct {

@@ -15,7 +15,8 @@ import (
 )
 
 // A job of several sizes (the sizes field) is rendered as one: its audio is decoded, measured and
-// encoded once, its picture made once per size beside that encode, and each size's video written
+// encoded once (the image's own size copies AAC that a job of that size alone would copy, see
+// renderStill), its picture made once per size beside that encode, and each size's video written
 // from its picture and the shared audio by copy. A moving picture's encode is one per size; its
 // audio is encoded once for each way the sizes need it (audioFrom): the image's own size may take
 // the upload's at its own rate where a platform size must have it at 48 kHz.
@@ -90,9 +91,15 @@ func (rd *renderer) renderSizes(ctx context.Context, job Job, image, audio, tmp 
 // eachSize renders the sizes of outs one after another by render, each in its share of the
 // progress bar, so the bar goes from 0 to 100 once across them all.
 func (rd *renderer) eachSize(id string, outs []sizeRender, render func(sizeRender) error) error {
+	return eachBand(rd, id, outs, render)
+}
+
+// eachBand renders parts (the sizes of a job, or groups of them) one after another by render, each
+// in its share of job id's progress bar, so the bar goes from 0 to 100 once across them all.
+func eachBand[T any](rd *renderer, id string, parts []T, render func(T) error) error {
 	defer rd.progressBand(id, 0, 100)
-	for i, o := range outs {
-		rd.progressBand(id, 100*i/len(outs), 100*(i+1)/len(outs))
+	for i, o := range parts {
+		rd.progressBand(id, 100*i/len(parts), 100*(i+1)/len(parts))
 		if err := render(o); err != nil {
 			return err
 		}

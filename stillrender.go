@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"vidgen/internal/h264"
 )
@@ -15,27 +16,43 @@ import (
 // 0.9-1.4 s on a loaded 2-core machine (bench/render.sh), well inside the render's timeout.
 
 // renderStill makes a still picture's videos (captioned or not) and posters, one of each per size
-// of outs, from image and audio, working in tmp: by renderSideBySide when the audio must be encoded
-// (once, for every size), by renderCopied when it is copied. When the clip
-// step's x264 stream is one the clip writer (or, captioned, h264.Splice) refuses
-// (h264.ErrUnsupported), it logs why and renders by renderMoving instead.
+// of outs, from image and audio, working in tmp: by renderSideBySide for the sizes whose audio must
+// be encoded (once, for every one of them), by renderCopied for those whose audio is copied (the
+// image's own size may copy AAC that a platform size must have at 48 kHz), each in its share of the
+// progress bar. When the clip step's x264 stream is one the clip writer (or, captioned,
+// h264.Splice) refuses (h264.ErrUnsupported), it logs why and renders by renderMoving instead.
 // Any other error (a disk, a kill, a bad input) is returned as it came.
 func (rd *renderer) renderStill(ctx context.Context, image, audio, tmp string, outs []sizeRender) error {
-	job := audioJob(outs)
-	clipEst, muxEst := renderEstimates(job, image)
+	var encoded, copied []sizeRender
+	for _, o := range outs {
+		if audioArgs(o.job.AudioCodec, o.job.Options)[1] == "copy" {
+			copied = append(copied, o)
+		} else {
+			encoded = append(encoded, o)
+		}
+	}
+	parts := slices.DeleteFunc([][]sizeRender{encoded, copied}, func(p []sizeRender) bool { return len(p) == 0 })
+	render := func(part []sizeRender) error {
+		job := audioJob(part)
+		clipEst, muxEst := renderEstimates(job, image)
+		if audioArgs(job.AudioCodec, job.Options)[1] != "copy" {
+			// The audio must be encoded: that and the picture steps run side by side, then copy muxes.
+			return rd.renderSideBySide(ctx, job, image, audio, tmp, part, clipEst, muxEst)
+		}
+		return rd.renderCopied(ctx, job, image, audio, part, clipEst, muxEst)
+	}
 	var err error
-	if a := audioArgs(job.AudioCodec, job.Options); a[1] != "copy" {
-		// The audio must be encoded: that and the picture steps run side by side, then copy muxes.
-		err = rd.renderSideBySide(ctx, job, image, audio, tmp, outs, clipEst, muxEst)
+	if len(parts) == 1 {
+		err = render(parts[0])
 	} else {
-		err = rd.renderCopied(ctx, job, image, audio, outs, clipEst, muxEst)
+		err = eachBand(rd, outs[0].job.ID, parts, render)
 	}
 	if !errors.Is(err, h264.ErrUnsupported) || ctx.Err() != nil {
 		return err
 	}
 	rd.log.Warn("the still clip writer cannot extend x264's stream, encoding every frame instead (slower)",
-		job.logAttrs("err", err)...)
-	return rd.eachSize(job.ID, outs, func(o sizeRender) error {
+		outs[0].job.logAttrs("err", err)...)
+	return rd.eachSize(outs[0].job.ID, outs, func(o sizeRender) error {
 		return rd.renderMoving(ctx, o, image, audio)
 	})
 }
