@@ -49,6 +49,12 @@ func exitCode(err error) int {
 
 const renderUsage = "usage: vidgen render -image FILE -audio FILE [-captions FILE] [options] -o OUT.mp4"
 
+// renderSizesUsage is how -h tells where the files of several sizes go.
+const renderSizesUsage = `With -sizes a,b: -o OUT.mp4 gets a's video and OUT.b.mp4 b's, -poster P.jpg a's poster and P.b.jpg
+b's: a further size's name goes before the extension, whatever -o is named (-o q.square.mp4
+-sizes x,square writes x to q.square.mp4, square to q.square.square.mp4). Every file written must
+be a file of its own, not an input nor another file written: this is checked before rendering.`
+
 // renderConfig is what `vidgen render` was asked to do.
 type renderConfig struct {
 	image, audio, captions string
@@ -69,8 +75,8 @@ func parseRenderFlags(args []string, stderr io.Writer) (renderConfig, error) {
 	fs.StringVar(&c.image, "image", "", "the picture (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC or AVIF)")
 	fs.StringVar(&c.audio, "audio", "", "the sound ("+audioTypes+")")
 	fs.StringVar(&c.captions, "captions", "", "captions to burn in (SRT or WebVTT), optional")
-	fs.StringVar(&c.out, "o", "", "the MP4 to write (replaced if it exists)")
-	fs.StringVar(&c.poster, "poster", "", "also write the poster JPEG here, optional")
+	fs.StringVar(&c.out, "o", "", "the MP4 to write (replaced if it exists); with -sizes, the first size's")
+	fs.StringVar(&c.poster, "poster", "", "also write the poster JPEG here, optional; with -sizes, the first size's")
 	fs.StringVar(&c.progress, "progress", "auto", "auto (a bar on a terminal, else lines), bar, lines or none")
 	fs.BoolVar(&c.verbose, "v", false, "also say what the render did (a waveform spliced or why not, the loudness measured), besides its warnings")
 	fs.BoolVar(&c.spliceWaveforms, "splice-waveforms", true, "encode only a waveform's band where the picture allows, false to encode every frame")
@@ -83,8 +89,8 @@ func parseRenderFlags(args []string, stderr io.Writer) (renderConfig, error) {
 		fs.Func(f.Name, f.Usage+" (the API's "+f.Name+")", func(v string) error { c.fields[f.Name] = v; return nil })
 	}
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "%s\n\nExit codes: 0 done, %d usage, %d input refused, %d render failed, %d interrupted.\n\n",
-			renderUsage, exitUsage, exitBadInput, exitRenderFail, exitInterrupted)
+		fmt.Fprintf(fs.Output(), "%s\n\n%s\n\nExit codes: 0 done, %d usage or an output path refused, %d input refused, %d render failed, %d interrupted.\n\n",
+			renderUsage, renderSizesUsage, exitUsage, exitBadInput, exitRenderFail, exitInterrupted)
 		fs.PrintDefaults()
 	}
 	usage := func(err error) error { return &exitError{exitUsage, err} }
@@ -106,7 +112,7 @@ func parseRenderFlags(args []string, stderr io.Writer) (renderConfig, error) {
 			return c, usage(fmt.Errorf("render: %s is missing\n%s", f.flag, renderUsage))
 		}
 	}
-	if err := checkRenderOutputs(c); err != nil {
+	if err := checkRenderOutputs(c, renderDests(c, renderFlagSizes(c.fields))); err != nil {
 		return c, usage(err)
 	}
 	if !oneOfNames(c.progress, "auto", "bar", "lines", "none") {
@@ -176,26 +182,29 @@ func runRender(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return renderExit(ctx, err)
 	}
-	// A further size goes beside -o (and -poster) with its name before the extension: OUT.SIZE.mp4.
-	// Each file written is named, so a user finds the further sizes too.
-	sizes := job.Options.sizes()
+	// Every size is rendered: only now is a file moved into place, each size's video before its
+	// poster, so a poster that cannot be written does not lose the render. Each video written is
+	// named, so a user finds the further sizes too.
 	took := time.Since(start).Seconds()
-	for i, name := range outputNames(token, job.Options.Sizes) {
-		out, poster := sizedPath(c.out, sizes, i), sizedPath(c.poster, sizes, i)
-		if err := moveFile(dirs.output(name, "mp4"), out); err != nil {
-			return &exitError{exitRenderFail, fmt.Errorf("render: %w", err)}
+	names := outputNames(token, job.Options.Sizes)
+	var written []string
+	for _, d := range renderDests(c, job.Options.sizes()) {
+		if d.flag == "-poster" {
+			err = copyPoster(dirs.output(names[d.index], "jpg"), d.path)
+		} else {
+			err = moveFile(dirs.output(names[d.index], "mp4"), d.path)
 		}
-		// After the video: a poster that cannot be written does not lose the render.
-		if c.poster != "" {
-			if err := copyPoster(dirs.output(name, "jpg"), poster); err != nil {
-				return &exitError{exitRenderFail, fmt.Errorf("render: wrote %s, but not the poster: %w", out, err)}
+		if err != nil {
+			return &exitError{exitRenderFail, notWritten(d.path, err, written)}
+		}
+		written = append(written, d.path)
+		if d.flag == "-o" {
+			var size int64
+			if fi, err := os.Stat(d.path); err == nil {
+				size = fi.Size()
 			}
+			fmt.Fprintf(stderr, "vidgen: wrote %s (%.1f MB, %s) in %.1f s\n", d.path, float64(size)/1e6, fmtDuration(job.AudioDuration), took)
 		}
-		var size int64
-		if fi, err := os.Stat(out); err == nil {
-			size = fi.Size()
-		}
-		fmt.Fprintf(stderr, "vidgen: wrote %s (%.1f MB, %s) in %.1f s\n", out, float64(size)/1e6, fmtDuration(job.AudioDuration), took)
 	}
 	for _, w := range jobWarnings(job) {
 		fmt.Fprintf(stderr, "vidgen: warning: %s\n", w)
@@ -268,12 +277,15 @@ func renderExit(ctx context.Context, err error) error {
 	return &exitError{exitRenderFail, fmt.Errorf("render failed: %w", err)}
 }
 
-// moveFile moves src to dst, by a rename (the scratch directory is on dst's file system).
+// moveFile moves src to dst, by a rename (the scratch directory is on dst's file system), so dst
+// never holds part of a video.
 func moveFile(src, dst string) error {
-	if err := os.Rename(src, dst); err != nil {
-		return fmt.Errorf("write %s: %w", dst, err)
+	err := os.Rename(src, dst)
+	if fi, serr := os.Stat(dst); err != nil && serr == nil && fi.IsDir() {
+		// os.Rename says "file exists" of a directory in the way.
+		return errors.New("is a directory")
 	}
-	return nil
+	return err
 }
 
 // copyPoster writes a copy of the small file src at dst (the poster, which may go to another file
@@ -284,6 +296,25 @@ func copyPoster(src, dst string) error {
 		err = os.WriteFile(dst, b, 0o644)
 	}
 	return err
+}
+
+// notWritten is the error of a render whose file path could not be written (err, from moveFile or
+// copyPoster), after the files written: which are there and which one failed. It keeps of err only
+// its cause: the paths it names are in the scratch directory, which is gone when the user reads it.
+func notWritten(path string, err error, written []string) error {
+	var pe *os.PathError
+	var le *os.LinkError
+	switch {
+	case errors.As(err, &pe):
+		err = pe.Err
+	case errors.As(err, &le):
+		err = le.Err
+	}
+	done := "nothing was written"
+	if len(written) > 0 {
+		done = "written before it: " + strings.Join(written, ", ")
+	}
+	return fmt.Errorf("render: could not write %s: %v; %s", path, err, done)
 }
 
 // showProgress reports the render's progress on out until done: a bar redrawn in place on a

@@ -11,7 +11,8 @@ import (
 
 // TestRenderOutputPaths: vidgen render refuses, as a usage error (exit 2) and before rendering, an
 // -o or -poster that is an input (by name or by a hard link), a directory, "-", in a directory that
-// does not exist, or the other output; the input is left as it was and nothing is written.
+// does not exist, or another output (with -sizes, a further size's too); the input is left as it was
+// and nothing is written.
 func TestRenderOutputPaths(t *testing.T) {
 	dir := t.TempDir()
 	t.Chdir(dir) // "-o -" would write a file named "-" in the working directory
@@ -32,6 +33,9 @@ func TestRenderOutputPaths(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "out.mp4")
+	if err := os.Mkdir(filepath.Join(dir, "blk.x.mp4"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		name string
 		args []string
@@ -45,6 +49,8 @@ func TestRenderOutputPaths(t *testing.T) {
 		{"-poster in a missing directory", []string{"-o", out, "-poster", "/nonexistent/p.jpg"}, "does not exist"},
 		{"-poster the audio", []string{"-o", out, "-poster", audio}, "is the -audio file"},
 		{"-poster the video", []string{"-o", out, "-poster", out}, "is the -o file"},
+		{"-poster a further size's video", []string{"-sizes", "square,x", "-o", out, "-poster", filepath.Join(dir, "out.x.mp4")}, "is where -sizes writes the x video"},
+		{"a further size's video a directory", []string{"-sizes", "square,x", "-o", filepath.Join(dir, "blk.mp4")}, "blk.x.mp4, where -sizes writes the x video (-o with .x before its extension), is a directory"},
 	} {
 		var stderr bytes.Buffer
 		args := append([]string{"-image", img, "-audio", audio, "-progress", "none"}, c.args...)
@@ -56,7 +62,7 @@ func TestRenderOutputPaths(t *testing.T) {
 	if b, _ := os.ReadFile(img); !bytes.Equal(b, imgBytes) {
 		t.Error("the image was overwritten")
 	}
-	for _, p := range []string{"-", out} {
+	for _, p := range []string{"-", "out.mp4", "out.x.mp4", "blk.mp4"} {
 		if _, err := os.Stat(filepath.Join(dir, p)); err == nil {
 			t.Errorf("%s was written", p)
 		}
