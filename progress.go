@@ -18,6 +18,16 @@ type jobProgress struct {
 	band      [2]int // the span of the bar the steps' spans are parts of; {0, 0} for all of it
 	stepStart time.Time
 	est       float64 // seconds the step is expected to take
+	ceiling   int     // while a fast path may yet fall back, the bar stays below it (holdBar); 0: none
+}
+
+// limit is the most the bar may show now: 99 until the job is recorded, and below the ceiling
+// while there is one.
+func (p *jobProgress) limit() int {
+	if p.ceiling > 0 {
+		return min(p.ceiling-1, 99)
+	}
+	return 99
 }
 
 // timeBased is where the bar would be from the time spent in the current step alone: 63 % of the
@@ -39,7 +49,9 @@ func (rd *renderer) Progress(id string) (int, *int) {
 	if p == nil {
 		return 0, nil
 	}
-	p.pct = max(p.pct, min(p.timeBased(rd.now()), 99))
+	was := p.pct
+	p.pct = max(p.pct, min(p.timeBased(rd.now()), p.limit()))
+	rd.seen(id, p, was, false)
 	elapsed := rd.now().Sub(p.started).Seconds()
 	if p.pct < 3 || elapsed < 1 {
 		return p.pct, nil // too early for an estimate worth showing
@@ -49,15 +61,19 @@ func (rd *renderer) Progress(id string) (int, *int) {
 }
 
 // startStep gives the next step of job id the span [from, to) of the bar (of its band, when it has
-// one) and its expected seconds.
+// one) and its expected seconds. A step never starts behind the bar: one that the bar has passed
+// (work done again after a fallback) fills from where the bar is to its end, so it moves the bar
+// from its first second instead of leaving it still until its own progress catches up.
 func (rd *renderer) startStep(id string, from, to int, est float64) {
 	rd.mu.Lock()
 	if p := rd.progress[id]; p != nil {
 		if b := p.band; b[1] > 0 {
 			from, to = b[0]+from*(b[1]-b[0])/100, b[0]+to*(b[1]-b[0])/100
 		}
-		p.pct = max(p.pct, p.timeBased(rd.now()), min(from, 99))
-		p.from, p.to, p.stepStart, p.est = from, to, rd.now(), est
+		p.pct = max(p.pct, min(max(p.timeBased(rd.now()), from), p.limit()))
+		from = max(from, p.pct)
+		p.from, p.to, p.stepStart, p.est = from, max(to, from), rd.now(), est
+		rd.seen(id, p, -1, true)
 	}
 	rd.mu.Unlock()
 }
@@ -67,8 +83,53 @@ func (rd *renderer) stepDone(id string, frac float64) {
 	rd.mu.Lock()
 	defer rd.mu.Unlock()
 	if p := rd.progress[id]; p != nil {
-		pct := p.from + int(min(frac, 1)*float64(p.to-p.from))
-		p.pct = max(p.pct, min(pct, p.to-1, 99))
+		was, pct := p.pct, p.from+int(min(frac, 1)*float64(p.to-p.from))
+		p.pct = max(p.pct, min(pct, p.to-1, p.limit()))
+		rd.seen(id, p, was, false)
+	}
+}
+
+// holdBar keeps job id's bar below ceiling (of the whole bar) until holdBar(id, 0) lifts it: a
+// fast path that may yet be refused, running beside work that reports its progress (the audio's
+// encode beside the still clip's), then shows no more than the fast path's share of the job should
+// it fall back, and the slower encode it falls back to has the rest of the bar to fill.
+func (rd *renderer) holdBar(id string, ceiling int) {
+	rd.mu.Lock()
+	if p := rd.progress[id]; p != nil {
+		p.ceiling = ceiling
+	}
+	rd.mu.Unlock()
+}
+
+// fellBack tells job id's bar that the work of its current step is thrown away, a fast path
+// refused: the bar keeps what it showed, the step's time no longer moves it, and a ceiling is
+// lifted for the work that follows.
+func (rd *renderer) fellBack(id string) {
+	rd.mu.Lock()
+	if p := rd.progress[id]; p != nil {
+		was := p.pct
+		p.pct = max(p.pct, min(p.timeBased(rd.now()), p.limit()))
+		p.from, p.to, p.est, p.ceiling = p.pct, p.pct, 0, 0
+		rd.seen(id, p, was, false)
+	}
+	rd.mu.Unlock()
+}
+
+// barAt is where job id's bar is, 0 for a job not running.
+func (rd *renderer) barAt(id string) int {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	if p := rd.progress[id]; p != nil {
+		return p.pct
+	}
+	return 0
+}
+
+// seen tells rd.progressSeen, when set, of job id's bar p: as a step starts, or when it moved from
+// was. rd.mu is held.
+func (rd *renderer) seen(id string, p *jobProgress, was int, step bool) {
+	if rd.progressSeen != nil && (step || p.pct != was) {
+		rd.progressSeen(id, p.pct, step)
 	}
 }
 

@@ -126,6 +126,9 @@ type renderer struct {
 
 	mu       sync.Mutex
 	progress map[string]*jobProgress
+	// progressSeen, when set, is told each value a job's bar moves to, and with step true its value
+	// as a step starts (tests follow a bar with it). It is called with mu held.
+	progressSeen func(id string, pct int, step bool)
 
 	stopClaiming context.CancelFunc // stops taking new jobs
 	killRenders  context.CancelFunc // stops running ffmpeg processes

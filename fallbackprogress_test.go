@@ -1,0 +1,131 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// barValue is a value a job's progress bar took; step when it is the bar as a step started.
+type barValue struct {
+	pct  int
+	step bool
+}
+
+// followBars records, in order, every value each job's bar takes on the server's renderer
+// (renderer.progressSeen) and returns a function that reads job id's so far.
+func followBars(t testing.TB, s *server) func(id string) []barValue {
+	t.Helper()
+	var mu sync.Mutex
+	bars := map[string][]barValue{}
+	s.renderer.progressSeen = func(id string, pct int, step bool) {
+		mu.Lock()
+		bars[id] = append(bars[id], barValue{pct, step})
+		mu.Unlock()
+	}
+	return func(id string) []barValue {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]barValue(nil), bars[id]...)
+	}
+}
+
+// checkFallbackBar fails unless the bar never went back and its last step, the encode of every
+// frame a refused fast path fell back to, started at or below from and moved it to at least 95.
+func checkFallbackBar(t testing.TB, bar []barValue, from int) {
+	t.Helper()
+	last := -1
+	for i, v := range bar {
+		if i > 0 && v.pct < bar[i-1].pct {
+			t.Errorf("the bar went back from %d to %d: %v", bar[i-1].pct, v.pct, bar)
+		}
+		if v.step {
+			last = i
+		}
+	}
+	if last < 0 {
+		t.Fatalf("no step started: %v", bar)
+	}
+	start, end := bar[last].pct, bar[len(bar)-1].pct
+	if start > from || end < 95 {
+		t.Errorf("the encode after the fallback moved the bar from %d to %d, want from at most %d to at least 95: %v",
+			start, end, from, bar)
+	}
+	t.Logf("the fallback's encode moved the bar from %d to %d: %v", start, end, bar)
+}
+
+// TestWaveformFallbackProgress renders a waveform whose spliced band is refused (x264's picture
+// keyframe in one slice, which h264.SpliceBand refuses, see spliceFFmpeg) through the service,
+// following its progress bar: it never goes back, the full encode the job falls back to moves it
+// over most of its length instead of leaving it still near the end while the slowest step runs, and
+// the completed job reads 100.
+func TestWaveformFallbackProgress(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t.TempDir())
+	var runs string
+	cfg.FFmpeg, runs = spliceFFmpeg(t, t.TempDir(), true)
+	var bar func(string) []barValue
+	e := newTestEnv(t, &cfg, func(s *server) {
+		s.renderer.spliceWaveforms = true
+		bar = followBars(t, s)
+	})
+	picture := spliceTestPicture(t, t.TempDir(), "flat", frameSize{640, 360}, "png")
+	code, body := e.submit(t, e.key, picture, fixture(t, "long.wav"), map[string]string{"waveform": "bars"})
+	if code != 201 {
+		t.Fatalf("submit: %d %v", code, body)
+	}
+	id := body["jobId"].(string)
+	st := e.wait(t, e.key, id, StatusCompleted)
+	if p, _ := st["progress"].(float64); p != 100 {
+		t.Errorf("completed job's progress %v, want 100", st["progress"])
+	}
+	b, err := os.ReadFile(runs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "band.h264") || !strings.Contains(string(b), "-map [v]") {
+		t.Fatalf("want the band encoded, then every frame; ffmpeg ran:\n%s", b)
+	}
+	checkFallbackBar(t, bar(id), 50)
+}
+
+// TestBarAfterFallback: a step that starts behind the bar (work done again after a fallback) moves
+// it from where it is with ffmpeg's first positions; a ceiling (holdBar) keeps the bar below it
+// whatever the steps report, until the fast path's work is thrown away (fellBack), whose time then
+// moves the bar no more, and the work after it fills the rest.
+func TestBarAfterFallback(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	rd := &renderer{now: func() time.Time { return now }, progress: map[string]*jobProgress{}}
+	bar := func(id string) int { p, _ := rd.Progress(id); return p }
+
+	rd.progress["late"] = &jobProgress{started: now}
+	rd.startStep("late", setupShare, 95, 1)
+	rd.stepDone("late", 1)
+	rd.startStep("late", 10, 100, 5) // a span the bar has mostly passed
+	rd.stepDone("late", 0.5)
+	if p := bar("late"); p < 96 {
+		t.Errorf("a step started behind the bar, halfway: %d, want it moved from 94 (96 or more)", p)
+	}
+
+	rd.progress["held"] = &jobProgress{started: now}
+	rd.holdBar("held", 20)
+	rd.startStep("held", setupShare, 95, 1)
+	rd.stepDone("held", 1)
+	now = now.Add(time.Hour)
+	if p := bar("held"); p != 19 {
+		t.Errorf("held at 20, the step done and an hour gone: %d, want 19", p)
+	}
+	rd.fellBack("held")
+	now = now.Add(time.Hour)
+	if p := bar("held"); p != 19 {
+		t.Errorf("fallen back, an hour later: %d, want 19", p)
+	}
+	rd.startStep("held", 10, 100, 5)
+	rd.stepDone("held", 0.5)
+	if p := bar("held"); p < 55 || p > 60 {
+		t.Errorf("the step after the fallback, halfway: %d, want 55-60", p)
+	}
+}
