@@ -12,6 +12,7 @@ import (
 
 	"vidgen/internal/captions"
 	"vidgen/internal/h264"
+	"vidgen/internal/media"
 )
 
 // A captioned still changes only when a cue starts or ends. Its video is made as a still's is, its
@@ -187,12 +188,25 @@ func (rd *renderer) makeCaptionClip(ctx context.Context, job Job, image, poster 
 }
 
 // originalFrame is the frame size pictureGraph makes of the image at path, of type typ, at its own
-// size: its header's width and height, shrunk to fit maxSide, each even, at least 2. ok is false
-// when the header does not read.
+// size: its header's width and height, shrunk to fit maxSide, each even, at least 2, and swapped
+// when a JPEG's EXIF orientation turns it a quarter (5-8: a phone photo taken upright), as ffmpeg
+// turns it before the graph. ffmpeg turns no other type (a PNG's eXIf, a TIFF's or WebP's EXIF are
+// ignored; HEIC/AVIF and JPEGs stored as RGB reach it as PNGs already turned). ok is false when the
+// header does not read.
 func originalFrame(path, typ string) (f frameSize, ok bool) {
 	w, h, _, err := imageSize(path, typ)
 	if err != nil || w <= 0 || h <= 0 {
 		return frameSize{}, false
+	}
+	if typ == media.JPEG {
+		file, err := os.Open(path)
+		if err != nil {
+			return frameSize{}, false
+		}
+		defer file.Close()
+		if readJPEGOrientation(file) >= 5 {
+			w, h = h, w
+		}
 	}
 	scale := min(1, float64(maxSide)/float64(max(w, h)))
 	even := func(n int) int { return max(2, 2*int(float64(n)*scale/2)) }

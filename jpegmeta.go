@@ -182,23 +182,39 @@ func withoutMetadata(ctx context.Context, t ffmpeg.Tools, path string) (bool, er
 }
 
 // jpegOrientation returns the EXIF orientation (1-8) of the JPEG b, 1 when it has none.
-func jpegOrientation(b []byte) int {
-	for p := 2; p+4 <= len(b) && b[p] == 0xff; {
-		m := b[p+1]
-		if m == 0xda || m == 0xd9 {
-			break
+func jpegOrientation(b []byte) int { return readJPEGOrientation(bytes.NewReader(b)) }
+
+// readJPEGOrientation is jpegOrientation of the JPEG read from r, which it reads no further than
+// the header's segments back to back from the start of image: it stops at the first scan, a stray
+// byte or a bogus length, as browsers do, and holds one segment at a time (64 KB at most).
+func readJPEGOrientation(r io.Reader) int {
+	br := bufio.NewReaderSize(r, 4<<10)
+	if _, err := br.Discard(2); err != nil {
+		return 1
+	}
+	for {
+		var hdr [4]byte
+		if _, err := io.ReadFull(br, hdr[:]); err != nil || hdr[0] != 0xff || hdr[1] == 0xda || hdr[1] == 0xd9 {
+			return 1
 		}
-		n := int(binary.BigEndian.Uint16(b[p+2:]))
-		if n < 2 || p+2+n > len(b) {
-			break // a bogus length: libjpeg reads the segment as empty, and what follows as stray bytes
+		n := int(binary.BigEndian.Uint16(hdr[2:])) - 2
+		if n < 0 {
+			return 1 // a bogus length: libjpeg reads the segment as empty, and what follows as stray bytes
 		}
-		seg := b[p+4 : p+2+n]
-		if m == 0xe1 && bytes.HasPrefix(seg, []byte("Exif\x00\x00")) {
+		if hdr[1] != 0xe1 {
+			if _, err := br.Discard(n); err != nil {
+				return 1
+			}
+			continue
+		}
+		seg := make([]byte, n)
+		if _, err := io.ReadFull(br, seg); err != nil {
+			return 1
+		}
+		if bytes.HasPrefix(seg, []byte("Exif\x00\x00")) {
 			if o := media.EXIFOrientation(seg[6:]); o != 0 {
 				return o
 			}
 		}
-		p += 2 + n
 	}
-	return 1
 }
