@@ -383,7 +383,8 @@ func (s *server) handleRedeliver(w http.ResponseWriter, r *http.Request) {
 }
 
 // outputJob resolves an output token to its finished job: 404 for no such output, 410 once it has
-// passed the retention period.
+// passed the retention period, with the job still, so that a caller can tell a name the job had
+// (410) from one it never had (404).
 func (s *server) outputJob(r *http.Request, token string) (Job, error) {
 	if len(token) != 32 || strings.Trim(token, "0123456789abcdef") != "" {
 		return Job{}, ErrNotFound
@@ -393,7 +394,7 @@ func (s *server) outputJob(r *http.Request, token string) (Job, error) {
 		return Job{}, err
 	}
 	if s.cfg.Retention > 0 && s.now().Sub(j.FinishedAt) > s.cfg.Retention {
-		return Job{}, ErrExpired
+		return j, ErrExpired
 	}
 	return j, nil
 }
@@ -425,20 +426,23 @@ func (s *server) handleVideo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	j, err := s.outputJob(r, token)
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrExpired) {
 		s.writeError(w, r, err)
 		return
 	}
 	if sized {
 		// Each size has its name, the first too (a client may build every URL from options.sizes);
-		// the first's file is the token's.
+		// the first's file is the token's. A size the job never had is 404, expired or not.
 		switch i := slices.Index(j.Options.sizes(), size); {
 		case i < 0:
-			s.writeError(w, r, ErrNotFound)
-			return
+			err = ErrNotFound
 		case i > 0:
 			token += "." + size
 		}
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
 	}
 	ctype := "video/mp4"
 	if kind == "jpg" {

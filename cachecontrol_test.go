@@ -15,10 +15,7 @@ import (
 // after its links answer 410.
 func TestOutputCacheUntilExpiry(t *testing.T) {
 	t.Parallel()
-	clk := &fakeClock{t: time.Now()}
-	e := newTestEnv(t, nil, func(s *server) { s.now = clk.Now })
-	id := e.mustSubmit(t, e.key, fixture(t, "img.jpg"), fixture(t, "tone.wav"))
-	st := e.wait(t, e.key, id, StatusCompleted)
+	e, clk, st := completedOnClock(t)
 	video, share := st["outputVideo"].(string), st["outputShareLink"].(string)
 	poster := strings.TrimSuffix(video, ".mp4") + ".jpg"
 	j, err := e.srv.store.JobByToken(context.Background(), path.Base(share))
