@@ -36,7 +36,8 @@ type audioInfo struct {
 // probeAudio reads and decodes the audio at path, of sniffed type typ, with one ffprobe restricted
 // to that demuxer and to local files. Bad or unsupported audio is a kindInvalid or kindUnsupported
 // error naming the audio part. An ADTS file some of whose frames did not decode is cut down to the
-// frames that did, or marked Damaged when that cannot be done with certainty (mendADTS).
+// frames that did, or marked Damaged when that cannot be done with certainty (mendADTS); audio of
+// any other type whose decode reported an error is marked Damaged.
 //
 // The header's duration is a claim (an MP3 without a Xing header has it guessed from the first
 // frame's bitrate; a cut or damaged M4A keeps the whole file's), so the duration returned is what
@@ -110,7 +111,9 @@ func probeAudio(ctx context.Context, t ffmpeg.Tools, path, typ string) (audioInf
 		return audioInfo{}, badMedia("audio: the %s is truncated or damaged: only %.1f s of its %.1f s decode; upload the whole file",
 			typeName(typ), decoded, claimed)
 	}
-	if len(stderr.Bytes()) > 0 && typ == media.AAC {
+	switch {
+	case len(stderr.Bytes()) == 0:
+	case typ == media.AAC:
 		// Some frames did not decode: an ADTS stream, which the render may copy, keeps only those
 		// that did, or is encoded when that cannot be done with certainty.
 		copyable, err := mendADTS(path, scan.packets)
@@ -121,6 +124,11 @@ func probeAudio(ctx context.Context, t ffmpeg.Tools, path, typ string) (audioInf
 			return audioInfo{}, rewriteFailed(err, broken)
 		}
 		info.Damaged = !copyable
+	default:
+		// Some frames did not decode, or were cut short or lost in the container (an M4A or
+		// Matroska file whose recording stopped mid-frame). The frames of an M4A or Matroska file
+		// are not cut out of it: what the render may copy (AAC) is encoded, taking what decodes.
+		info.Damaged = true
 	}
 	info.Duration = decoded
 	return info, nil

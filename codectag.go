@@ -50,3 +50,6 @@ func (ct codecTag) encodedChannels() int {
 	}
 	return 2
 }
+
+// damaged reports whether the tag marks audio some of whose frames did not decode (damagedMark).
+func (ct codecTag) damaged() bool { return strings.HasSuffix(ct.codec, damagedMark) }

@@ -551,9 +551,15 @@ func clipLength(duration float64, fps int) string {
 // audioInput are ffmpeg's options that read a job's audio: its format, and one decoder thread. The
 // FLAC and ALAC decoders run a thread per core by default, each with buffers of its own: encoding 5 s
 // of FLAC took 900 MiB of address space with 32 cores (-cpucount), 280 MiB on one thread. Audio
-// decodes hundreds of times faster than it plays on one.
+// decodes hundreds of times faster than it plays on one. Damaged audio (damagedMark) renders what
+// decodes of it, as the upload counted it, however few of its frames that is: ffmpeg would give up
+// (exit 69) when more than 2/3 of its frames fail (-max_error_rate 1 turns that off).
 func audioInput(job Job, audio string) []string {
-	return []string{"-threads", "1", "-f", demuxer[job.AudioType], "-i", "file:" + audio}
+	args := []string{"-threads", "1"}
+	if parseCodecTag(job.AudioCodec).damaged() {
+		args = append(args, "-max_error_rate", "1")
+	}
+	return append(args, "-f", demuxer[job.AudioType], "-i", "file:"+audio)
 }
 
 // audioEncodeArgs are ffmpeg's arguments for encoding a job's audio alone into an ADTS stream at

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"vidgen/internal/ffmpeg"
+	"vidgen/internal/media"
+)
+
+// audioPacket is where one audio packet's bytes lie in a file, as ffprobe reports it.
+type audioPacket struct{ pos, size int }
+
+// audioPackets are the packets of the first audio stream of the file at path, in file order.
+func audioPackets(t testing.TB, path string) []audioPacket {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries", "packet=pos,size", "-of", "compact=p=0:nk=0", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", path, err)
+	}
+	var ps []audioPacket
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var p audioPacket
+		for _, kv := range strings.Split(l, "|") {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok {
+				continue
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatalf("ffprobe %s: %q", path, l)
+			}
+			switch k {
+			case "pos":
+				p.pos = n
+			case "size":
+				p.size = n
+			}
+		}
+		if p.size > 0 { // not a blank line
+			ps = append(ps, p)
+		}
+	}
+	if len(ps) < 10 {
+		t.Fatalf("ffprobe %s: %d audio packets", path, len(ps))
+	}
+	return ps
+}
+
+// audioHash is a hash of the bytes of every packet of the first audio stream of the file at path:
+// a copy of the stream into another container has the same, an encode another.
+func audioHash(t testing.TB, path string) string {
+	t.Helper()
+	out, err := exec.Command("ffmpeg", "-v", "quiet", "-i", path, "-map", "0:a:0", "-c", "copy", "-f", "hash", "-").Output()
+	if err != nil || len(out) == 0 {
+		t.Fatalf("hash of %s: %v", path, err)
+	}
+	return string(out)
+}
+
+// lastBox is the type and offset of the last top-level box of the ISO-BMFF file b.
+func lastBox(t testing.TB, b []byte) (typ string, at int) {
+	t.Helper()
+	for next := 0; next+8 <= len(b); {
+		n := int(binary.BigEndian.Uint32(b[next:]))
+		if n < 8 {
+			t.Fatalf("box of %d bytes at %d", n, next)
+		}
+		typ, at = string(b[next+4:next+8]), next
+		next += n
+	}
+	return typ, at
+}
+
+// damagedAAC makes a 3 s tone as AAC-LC in container ("m4a", with its index first as phones and
+// editors write it; "fragmented-m4a", in fragments as a recorder writes it; "mka"; "live-mka",
+// written as a live stream's recorder writes it, with neither length nor index) in dir, and
+// damages it as how says, each a class of real file whose damage lies in the frames, never in the
+// index:
+//
+//   - "clean": as made;
+//   - "flip": the middle frame's bytes inverted (ffmpeg: "Number of bands … exceeds limit");
+//   - "flip-most": three frames of every four inverted, more than the 2/3 that make ffmpeg give up
+//     on a file (exit 69) unless told otherwise;
+//   - "cut": the file ends halfway through its last frame, as a recording stopped there or a copy
+//     that broke off (ffmpeg: "Input buffer exhausted before END element", "partial file", "File
+//     ended prematurely"), within the 0.5 s a header's length may be off by;
+//   - "cut-2s": the file ends 2 s before the length its index states.
+//
+// The frames are found by their bytes: those of an M4A with its index first, where ffprobe reports
+// where each lies in the mdat, copied as they are into the container.
+func damagedAAC(t testing.TB, dir, container, how string) string {
+	t.Helper()
+	m4a := makeAudio(t, dir, "tone.m4a", "sine=f=440:d=3", "-c:a", "aac", "-movflags", "+faststart")
+	b := readFile(t, m4a)
+	packets := audioPackets(t, m4a)
+	if typ, at := lastBox(t, b); typ != "mdat" || packets[0].pos < at+8 {
+		t.Fatalf("the M4A ends with a %q box at %d, its first frame at %d: the frames (mdat) do not come last", typ, at, packets[0].pos)
+	}
+	src := slices.Clone(b)
+	frame := func(i int) []byte { return src[packets[i].pos : packets[i].pos+packets[i].size] }
+	middle, last, third := frame(len(packets)/2), frame(len(packets)-1), frame(len(packets)/3)
+	remux := map[string][]string{
+		"m4a":            nil,
+		"fragmented-m4a": {"-movflags", "frag_keyframe+empty_moov", "-frag_duration", "500000", "-f", "mp4"},
+		"mka":            {"-f", "matroska"},
+		"live-mka":       {"-f", "matroska", "-live", "1"},
+	}
+	args, ok := remux[container]
+	if !ok {
+		t.Fatalf("no container %q", container)
+	}
+	if args != nil {
+		out := filepath.Join(dir, "remuxed")
+		ffmpegMake(t, slices.Concat([]string{"-i", m4a, "-c", "copy"}, args, []string{out})...)
+		b = readFile(t, out)
+	}
+	at := func(frame []byte) int {
+		i := bytes.Index(b, frame)
+		if i < 0 || bytes.Index(b[i+1:], frame) >= 0 {
+			t.Fatalf("the %s holds a frame of the M4A %d times, want once", container, bytes.Count(b, frame))
+		}
+		return i
+	}
+	switch how {
+	case "clean":
+	case "flip":
+		i := at(middle)
+		flipBytes(b[i : i+len(middle)])
+	case "cut":
+		b = b[:at(last)+len(last)/2]
+	case "flip-most":
+		for k := range packets {
+			if k%4 != 0 {
+				i := at(frame(k))
+				flipBytes(b[i : i+packets[k].size])
+			}
+		}
+	case "cut-2s":
+		b = b[:at(third)+len(third)/2]
+	default:
+		t.Fatalf("no AAC damage %q", how)
+	}
+	return corpusFile(t, dir, "damaged-"+how+"-"+container, b)
+}
+
+// TestDamagedAAC: AAC-LC in an M4A or a Matroska file, which the render copies when it is whole,
+// is encoded instead when its frames do not all decode at upload (a flipped frame, a recording
+// cut off in its last frame), so the video's sound decodes cleanly to its end and lasts what
+// decoded; the job completes either way. A clean file is still copied, packet for packet. A file
+// cut seconds short of the length its index states is refused, as any such cut is.
+func TestDamagedAAC(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	// A server that encodes audio in 3 segments at once, as it does long audio on 3 cores.
+	inSegments := newTestEnv(t, nil, func(s *server) { splitAudio(s, 3) })
+	img := writeFixture(t, "picture.png", encodePNG(t, corpusPicture))
+	for _, c := range []struct {
+		container, how string
+		errors         bool // ffmpeg reports errors decoding it
+		copied         bool // the video holds the upload's own packets; else its audio is encoded
+		refused        bool // a 400 at upload
+		segments       bool // encoded in segments (segments.go)
+	}{
+		{"m4a", "clean", false, true, false, false},
+		{"m4a", "flip", true, false, false, false},
+		{"m4a", "cut", true, false, false, false},
+		{"m4a", "cut-2s", true, false, true, false},
+		{"m4a", "flip", true, false, false, true},
+		{"fragmented-m4a", "clean", false, true, false, false},
+		{"fragmented-m4a", "cut", true, false, false, false},
+		{"mka", "clean", false, true, false, false},
+		{"mka", "flip", true, false, false, false},
+		{"mka", "cut", true, false, false, false},
+		{"live-mka", "flip-most", true, false, false, false},
+		{"live-mka", "flip-most", true, false, false, true},
+	} {
+		name, env := c.container+"-"+c.how, e
+		if c.segments {
+			name, env = name+"-in-segments", inSegments
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			path := damagedAAC(t, t.TempDir(), c.container, c.how)
+			if msg := ffmpegErrors(t, path); (msg != "") != c.errors {
+				t.Fatalf("decoding the fixture reports %q; want errors: %v", msg, c.errors)
+			}
+			key := env.newKey(t, name)
+			if c.refused {
+				code, body := env.submit(t, key, img, path, nil)
+				if msg, _ := body["error"].(string); code != 400 || !strings.Contains(msg, "truncated or damaged") {
+					t.Errorf("submit: %d %v, want a 400 saying the audio is truncated", code, body)
+				}
+				return
+			}
+			st := env.wait(t, key, env.mustSubmit(t, key, img, path), StatusCompleted)
+			video, _ := download(t, st["outputVideo"].(string))
+			out := writeFixture(t, "out.mp4", video)
+			if p := ffprobe(t, out); p.VideoCodec != "h264" || p.AudioCodec != "aac" {
+				t.Errorf("streams: %+v, want h264 + aac", p)
+			}
+			if copied := audioHash(t, out) == audioHash(t, path); copied != c.copied {
+				t.Errorf("the audio was copied: %v, want %v", copied, c.copied)
+			}
+			if msg := ffmpegErrors(t, out); msg != "" {
+				t.Errorf("the video does not decode cleanly:\n%s", msg)
+			}
+			typ := media.M4A
+			if strings.HasSuffix(c.container, "mka") {
+				typ = media.Matroska
+			}
+			info, err := probeAudio(t.Context(), ffmpeg.Tools{FFmpeg: "ffmpeg", FFprobe: "ffprobe"}, path, typ)
+			if err != nil {
+				t.Fatalf("probeAudio: %v", err)
+			}
+			if got := decodedSeconds(t, out); math.Abs(got-info.Duration) > 0.05 {
+				t.Errorf("the video's sound lasts %.3f s, the probe counted %.3f s", got, info.Duration)
+			}
+		})
+	}
+}
