@@ -102,17 +102,23 @@ func waveformBand(f frameSize) (top, height int) {
 // level across the last frame's time in 72 bars, mirrored about the band's middle; "line" is its
 // waveform. Both are drawn at a fraction of the band's size and enlarged, which is cheaper and gives
 // bars and a line thick enough to read on a phone; the square root of the level makes speech
-// visible without loud music filling the band.
-func waveformGraph(o Options, f frameSize, fps int) string {
+// visible without loud music filling the band. Damaged audio is drawn timed by its samples, as
+// audioArgs encodes it.
+func waveformGraph(job Job, f frameSize, fps int) string {
+	o := job.Options
 	_, h := waveformBand(f)
 	mode, w, flags := "p2p", max(2, f.W/2), "bilinear"
 	if o.Waveform == "bars" {
 		mode, w, flags = "cline", 72, "neighbor"
 	}
 	// One scale both enlarges and converts to the frame's YUV: a second pass cost ~20% of the filters.
-	return fmt.Sprintf("[1:a]aformat=channel_layouts=mono,showwaves=s=%dx%d:mode=%s:rate=%d:colors=0x%s:draw=full:scale=sqrt,"+
+	in := "[1:a]"
+	if parseCodecTag(job.AudioCodec).damaged() {
+		in += gaplessAudio + ","
+	}
+	return fmt.Sprintf("%saformat=channel_layouts=mono,showwaves=s=%dx%d:mode=%s:rate=%d:colors=0x%s:draw=full:scale=sqrt,"+
 		"scale=%d:%d:flags=%s:out_color_matrix=bt709:out_range=tv,format=yuva420p[wf]",
-		w, max(2, h/2), mode, fps, o.WaveformColor[1:], f.W, h, flags)
+		in, w, max(2, h/2), mode, fps, o.WaveformColor[1:], f.W, h, flags)
 }
 
 // movingArgs are ffmpeg's arguments for the second step of a moving picture: the still (stillArgs)
@@ -129,7 +135,7 @@ func movingArgs(job Job, still, audio, from, ass, fontsDir, video string, f fram
 	last := "[still]"
 	if o.waveform() {
 		top, _ := waveformBand(f)
-		graph += waveformGraph(o, f, fps) + fmt.Sprintf(";%s[wf]overlay=x=0:y=%d:shortest=1:format=yuv420[wave];", last, top)
+		graph += waveformGraph(job, f, fps) + fmt.Sprintf(";%s[wf]overlay=x=0:y=%d:shortest=1:format=yuv420[wave];", last, top)
 		last = "[wave]"
 	}
 	if o.ProgressBar != "" {

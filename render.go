@@ -67,7 +67,8 @@ const (
 // audioArgs returns the ffmpeg output options for the audio of a job whose codec tag is tag: a copy
 // when the audio already plays everywhere (AAC-LC, stereo or mono, at most 48 kHz; at exactly 48
 // kHz for a platform size, which the platforms' upload rules ask for), decodes cleanly (no
-// damagedMark) and keeps its level (no loudness), else AAC, at the level the render measured.
+// damagedMark) and keeps its level (no loudness), else AAC, at the level the render measured,
+// damaged audio timed by its samples.
 func audioArgs(tag string, o Options) []string {
 	ct := parseCodecTag(tag)
 	resample := ct.rate > 48000 || o.platform() && ct.rate != 48000
@@ -85,11 +86,21 @@ func audioArgs(tag string, o Options) []string {
 	if resample {
 		rate = 48000
 	}
-	if f := o.level.filters(rate); f != nil {
+	f := o.level.filters(rate)
+	if ct.damaged() {
+		// The frames that did not decode leave gaps in the decoded sound's timestamps, which an
+		// encode straight into the MP4 would keep as gaps: the sound is what decodes, end to end,
+		// as the probe counted it and the video lasts.
+		f = append([]string{gaplessAudio}, f...)
+	}
+	if f != nil {
 		args = append(args, "-af", strings.Join(f, ","))
 	}
 	return args
 }
+
+// gaplessAudio is the filter that times decoded audio by its samples alone.
+const gaplessAudio = "asetpts=N/SR/TB"
 
 // renderer runs PENDING jobs, oldest first, at most workers at a time, each in its own goroutine.
 type renderer struct {

@@ -81,7 +81,7 @@ func spliceArgs(job Job, still, audio, picture, band string, f frameSize, frames
 	// overlay in every frame cost ~1 s of CPU a minute at 1080p.
 	graph := fmt.Sprintf("[0:v]split[full][p];[p]crop=%d:%d:0:%d,loop=loop=%d:size=1:start=0,setpts=N/%d/TB[still];",
 		f.W, brows, btop, frames-1, fps) +
-		waveformGraph(o, f, fps) + fmt.Sprintf(";[still][wf]overlay=x=0:y=%d:shortest=1:format=yuv420[band]", top-btop)
+		waveformGraph(job, f, fps) + fmt.Sprintf(";[still][wf]overlay=x=0:y=%d:shortest=1:format=yuv420[band]", top-btop)
 	threads := strconv.Itoa(encoderThreads())
 	x264 := func(threads, params string) []string {
 		a := []string{"-threads", threads, "-c:v", "libx264", "-preset", clipPreset, "-crf", clipCRF, "-bf", "0",
