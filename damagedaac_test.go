@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"image"
 	"os/exec"
 	"path/filepath"
@@ -63,6 +64,18 @@ func audioHash(t testing.TB, path string) string {
 		t.Fatalf("hash of %s: %v", path, err)
 	}
 	return string(out)
+}
+
+// probedSeconds is how long the audio file at path sounds, as the upload's probe counts it: what
+// decodes of it (ffmpeg alone gives up on a file most of whose frames fail).
+func probedSeconds(t testing.TB, path string) float64 {
+	t.Helper()
+	b := readFile(t, path)
+	info, err := probeAudio(t.Context(), ffmpeg.Tools{FFmpeg: "ffmpeg", FFprobe: "ffprobe"}, path, media.SniffAudio(b[:min(len(b), 512)]))
+	if err != nil {
+		t.Fatalf("probeAudio: %v", err)
+	}
+	return info.Duration
 }
 
 // lastBox is the type and offset of the last top-level box of the ISO-BMFF file b.
@@ -227,54 +240,59 @@ func TestDamagedAAC(t *testing.T) {
 			if copied := audioHash(t, out) == audioHash(t, path); copied != c.copied {
 				t.Errorf("the audio was copied: %v, want %v", copied, c.copied)
 			}
-			typ := media.M4A
-			if strings.HasSuffix(c.container, "mka") {
-				typ = media.Matroska
-			}
-			// The sound the upload holds is what its probe decodes: ffmpeg alone gives up on a file
-			// most of whose frames fail.
-			info, err := probeAudio(t.Context(), ffmpeg.Tools{FFmpeg: "ffmpeg", FFprobe: "ffprobe"}, path, typ)
-			if err != nil {
-				t.Fatalf("probeAudio: %v", err)
-			}
-			checkCorpusOutput(t, out, path, corpusCase{seconds: info.Duration})
+			checkCorpusOutput(t, out, path, corpusCase{seconds: probedSeconds(t, path)})
 		})
 	}
 }
 
 // TestDamagedAACWaveform: the waveform of damaged audio is drawn from the sound the video holds,
-// the frames that decode one after another, not from where they lay in the damaged file.
+// the frames that decode one after another, not from where they lay in the damaged file, whether
+// every frame is encoded or the waveform's band is spliced into the picture (waveformsplice.go).
 func TestDamagedAACWaveform(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t, nil)
 	// 2 s of a quiet tone, then 1 s of a loud one; 3 frames of every 4 of the quiet part do not
 	// decode, so the video's sound is 0.5 s of the quiet tone, then the loud one to 1.5 s.
 	path := damagedAACOf(t, t.TempDir(), "sine=f=440:d=3,volume='if(lt(t,2),0.01,1)':eval=frame", "live-mka", "flip-early")
+	// Dark noise: the white bars stand out, and the picture is not too smooth to splice.
 	dark := image.NewGray(image.Rect(0, 0, 320, 180))
+	for i := range dark.Pix {
+		dark.Pix[i] = uint8(uint32(i)*2654435761>>24) % 60
+	}
 	img := writeFixture(t, "dark.png", encodePNG(t, dark))
-	key := e.newKey(t, "waveform")
-	code, body := e.submit(t, key, img, path, map[string]string{"waveform": "bars"})
-	if code != 201 {
-		t.Fatalf("submit: %d %v", code, body)
-	}
-	st := e.wait(t, key, body["jobId"].(string), StatusCompleted)
-	video, _ := download(t, st["outputVideo"].(string))
-	out := writeFixture(t, "out.mp4", video)
-	// The bars are white over the dark picture, in the band at the bottom: short for the quiet
-	// tone, full for the loud one.
-	bright := func(at float64) int {
-		w, h, rgb := decodeFrameAt(t, out, at)
-		top, height := waveformBand(frameSize{W: w, H: h})
-		n := 0
-		for i := top * w * 3; i < (top+height)*w*3; i += 3 {
-			if rgb[i] > 200 && rgb[i+1] > 200 && rgb[i+2] > 200 {
-				n++
+	for _, splice := range []bool{false, true} {
+		t.Run(fmt.Sprintf("splice=%v", splice), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, nil, func(s *server) { s.renderer.spliceWaveforms = splice })
+			key := e.newKey(t, "waveform")
+			code, body := e.submit(t, key, img, path, map[string]string{"waveform": "bars"})
+			if code != 201 {
+				t.Fatalf("submit: %d %v", code, body)
 			}
-		}
-		return n
-	}
-	quiet, loud := bright(0.2), bright(1.2)
-	if loud < 4*quiet || loud == 0 {
-		t.Errorf("the waveform has %d white pixels at 0.2 s, in the quiet tone, and %d at 1.2 s, in the loud one: it is not drawn from the sound the video holds", quiet, loud)
+			id := body["jobId"].(string)
+			st := e.wait(t, key, id, StatusCompleted)
+			if spliced := strings.Contains(e.logs.String(), "band was spliced"); spliced != splice {
+				t.Errorf("the band was spliced: %v, want %v", spliced, splice)
+			}
+			video, _ := download(t, st["outputVideo"].(string))
+			out := writeFixture(t, "out.mp4", video)
+			// The bars are white over the dark picture, in the band at the bottom: short for the
+			// quiet tone, full for the loud one.
+			bright := func(at float64) int {
+				w, h, rgb := decodeFrameAt(t, out, at)
+				top, height := waveformBand(frameSize{W: w, H: h})
+				n := 0
+				for i := top * w * 3; i < (top+height)*w*3; i += 3 {
+					if rgb[i] > 200 && rgb[i+1] > 200 && rgb[i+2] > 200 {
+						n++
+					}
+				}
+				return n
+			}
+			quiet, loud := bright(0.2), bright(1.2)
+			if loud < 4*quiet || loud == 0 {
+				t.Errorf("the waveform has %d white pixels at 0.2 s, in the quiet tone, and %d at 1.2 s, in the loud one: it is not drawn from the sound the video holds", quiet, loud)
+			}
+			checkCorpusOutput(t, out, path, corpusCase{seconds: probedSeconds(t, path), picture: dark})
+		})
 	}
 }
