@@ -168,6 +168,12 @@ func TestCorpus(t *testing.T) {
 			b := readFile(t, makeAudio(t, dir, "src.aac", "sine=f=440:d=5", "-c:a", "aac", "-f", "adts"))
 			return corpusFile(t, dir, "zeros.aac", slices.Concat(b[:30000], make([]byte, 500), b[30000:]))
 		}},
+		// AAC in an M4A or Matroska file with a frame that does not decode (damagedAAC), which a
+		// copy would carry into the video: encoded.
+		{name: "m4a-aac-middle-frame-flipped", audio: damagedAACFile("m4a", "flip")},
+		{name: "m4a-aac-last-frame-cut", audio: damagedAACFile("m4a", "cut")},
+		{name: "fragmented-m4a-aac-last-frame-cut", audio: damagedAACFile("fragmented-m4a", "cut")},
+		{name: "mka-aac-last-frame-cut", audio: damagedAACFile("mka", "cut")},
 		// More audio types.
 		{name: "flac", audio: audioRecipe("tone.flac", "sine=f=440:d=2")},
 		{name: "aiff", audio: audioRecipe("tone.aiff", "sine=f=440:d=2")},

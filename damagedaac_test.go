@@ -170,7 +170,16 @@ func damagedAACOf(t testing.TB, dir, src, container, how string) string {
 	default:
 		t.Fatalf("no AAC damage %q", how)
 	}
-	return corpusFile(t, dir, "damaged-"+how+"-"+container, b)
+	ext := ".m4a"
+	if strings.HasSuffix(container, "mka") {
+		ext = ".mka"
+	}
+	return corpusFile(t, dir, "damaged-"+how+"-"+container+ext, b)
+}
+
+// damagedAACFile is damagedAAC as a corpus case's audio.
+func damagedAACFile(container, how string) func(testing.TB, string) string {
+	return func(t testing.TB, dir string) string { return damagedAAC(t, dir, container, how) }
 }
 
 // TestDamagedAAC: AAC-LC in an M4A or a Matroska file, which the render copies when it is whole,
