@@ -1,8 +1,9 @@
 // Browser test: a real vidgen and Debian's Chromium (headless, driven by playwright-core). It submits
 // a job through the page at /, waits for COMPLETED, checks the <video> on the page and on the share
 // link really plays, and saves screenshots to docs/ for the README; then jobs with options chosen on
-// the page; then the page on a phone-sized viewport (390 px): no sideways scroll, controls a finger can
-// hit, and a wrong key reported as refused. Run it with `make e2e`.
+// the page; then the page at desktop widths (every select wide enough for each of its choices) and on
+// a phone-sized viewport (390 px): no sideways scroll, controls a finger can hit, and a wrong key
+// reported as refused. Run it with `make e2e`.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
@@ -93,6 +94,31 @@ after(async () => {
   server?.proc.kill('SIGTERM');
   if (work) rmSync(work, { recursive: true, force: true });
 });
+
+// clippedSelects lists, for every visible <select> on the page and each of its choices, the ones the
+// select is too narrow to show in full once chosen. The width a choice needs is Chromium's own: that
+// of a copy of the select holding only that choice, at its natural width, beside the original (a
+// select's scrollWidth never exceeds its clientWidth, whatever it clips).
+async function clippedSelects(page) {
+  return page.evaluate(() => {
+    const clipped = [];
+    for (const s of document.querySelectorAll('select')) {
+      if (!s.getClientRects().length) continue;
+      const has = s.getBoundingClientRect().width;
+      for (const o of s.options) {
+        const copy = s.cloneNode(false);
+        copy.removeAttribute('id');
+        copy.append(o.cloneNode(true));
+        copy.style.cssText = 'position: absolute; visibility: hidden; flex: none; width: auto; min-width: 0; max-width: none';
+        s.parentElement.append(copy);
+        const needs = copy.getBoundingClientRect().width;
+        copy.remove();
+        if (needs > has + 0.5) clipped.push(`select#${s.id} "${o.textContent}" needs ${Math.ceil(needs)} px, has ${Math.floor(has)}`);
+      }
+    }
+    return clipped;
+  });
+}
 
 test('a job submitted through the page plays on the page and on its share link', async () => {
   const page = await context.newPage();
@@ -250,6 +276,21 @@ test('a submission retried after a network error keeps its Idempotency-Key until
   assert.deepEqual(browserErrors, [], 'the browser reported errors (CSP violations included)');
 });
 
+test('on a desktop (1000, 1280, 1440 px): every select shows each of its choices in full', async () => {
+  const page = await context.newPage();
+  await page.goto(base + '/');
+  // The colour pickers take their share of a row once shown.
+  await page.selectOption('#background', 'colour');
+  await page.selectOption('#waveform', 'bars');
+  await page.selectOption('#progress-bar', 'true');
+  for (const width of [1000, 1280, 1440]) {
+    await page.setViewportSize({ width, height: 1100 });
+    assert.deepEqual(await clippedSelects(page), [], `at ${width} px wide, selects too narrow for their text`);
+    assert.equal(await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth), 0, `the page scrolls sideways at ${width} px`);
+  }
+  assert.deepEqual(browserErrors, [], 'the browser reported errors (CSP violations included)');
+});
+
 test('on a phone (390 px): no sideways scroll, controls sized for touch, a wrong key is refused', async () => {
   const page = await context.newPage();
   await page.setViewportSize({ width: 390, height: 844 });
@@ -278,6 +319,7 @@ test('on a phone (390 px): no sideways scroll, controls sized for touch, a wrong
   assert.equal(layout.scrollWidth, layout.width, `the page scrolls sideways: ${layout.scrollWidth} px of content in ${layout.width}: ${layout.wide.join(', ')}`);
   assert.deepEqual(layout.wide, [], 'elements reach past the right edge');
   assert.deepEqual(layout.small, [], 'controls smaller than 44x44 px');
+  assert.deepEqual(await clippedSelects(page), [], 'selects too narrow for their text');
   await page.screenshot({ path: join(work, 'phone.png'), fullPage: true });
 
   await page.fill('#key', 'vg_' + 'x'.repeat(40));
