@@ -80,15 +80,11 @@ func passingCause(err error, timedOut time.Duration) string {
 //     its disk) and is tried again, so the job never blames a file that is not at fault.
 func (rd *renderer) stepFailed(ctx context.Context, err error, job Job, part inputKind, path string, args []string) error {
 	wrapped := fmt.Errorf("%s step: %w", part, err)
+	if rf := serverFailure(ctx, err, wrapped); rf != nil {
+		return rf
+	}
 	var fe *ffmpeg.Error
 	isFFmpeg := errors.As(err, &fe)
-	if isFFmpeg && fe.Reason == ffmpeg.OutOfMemory {
-		return &renderFailure{final: true, msg: childMemoryFailure, err: wrapped}
-	}
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || !ee.Exited() || ee.ExitCode() == 0 || errors.Is(err, syscall.ENOSPC) || ctx.Err() != nil {
-		return &renderFailure{err: wrapped}
-	}
 	if isFFmpeg && readFailed(fe.Log, inputIndex(args, path), path) {
 		return &renderFailure{final: true, msg: partFailure(part), err: wrapped}
 	}
@@ -96,6 +92,22 @@ func (rd *renderer) stepFailed(ctx context.Context, err error, job Job, part inp
 		return &renderFailure{final: true, msg: partFailure(part), err: fmt.Errorf("%w; checked again: %v", wrapped, cerr)}
 	}
 	return &renderFailure{err: wrapped}
+}
+
+// serverFailure is the renderFailure of a failed ffmpeg run, err (wrapped for the log), whose cause
+// is the server's whatever the run read, as stepFailed tells it: out of memory under -child-memory
+// (final), or killed, crashed, stopped, not started or short of disk (passing); nil when ffmpeg
+// exited with an error of its own, which only its log and its inputs can explain.
+func serverFailure(ctx context.Context, err, wrapped error) *renderFailure {
+	var fe *ffmpeg.Error
+	if errors.As(err, &fe) && fe.Reason == ffmpeg.OutOfMemory {
+		return &renderFailure{final: true, msg: childMemoryFailure, err: wrapped}
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || !ee.Exited() || ee.ExitCode() == 0 || errors.Is(err, syscall.ENOSPC) || ctx.Err() != nil {
+		return &renderFailure{err: wrapped}
+	}
+	return nil
 }
 
 // partFailure is the message of a job that failed for its part.

@@ -264,7 +264,8 @@ func smoothBlocks(luma []byte, w, y0, y1 int) (smooth, blocks int) {
 // within minBandPSNR (after the band's last frame, that frame): x264 may point a motion vector of
 // the band's first rows, which are still picture, outside it, where the spliced frame holds the
 // picture's rows and the band's own stream its edge; over most pictures that drifts by a code
-// value or two in those rows, which no one can see, and the check lets it pass.
+// value or two in those rows, which no one can see, and the check lets it pass. A stream the check
+// finds bad is errBandDrift; a check that fails for the server (serverFailure) is a renderFailure.
 func (rd *renderer) splice(ctx context.Context, job Job, picture, band string, f frameSize, frames int) (*h264.StillClip, error) {
 	p, err := os.ReadFile(picture)
 	if err != nil {
@@ -292,8 +293,10 @@ func (rd *renderer) splice(ctx context.Context, job Job, picture, band string, f
 			f.W, brows, btop, filterArg(stats)),
 		"-f", "null", "-"}
 	if err := rd.ffmpegRun(ctx, job.ID, 0, args...); err != nil {
-		if ctx.Err() != nil {
-			return nil, err
+		// Only an ffmpeg that exits with an error of its own says the stream is bad; one killed,
+		// crashed or out of memory says nothing of it, and the full encode would meet the same fate.
+		if rf := serverFailure(ctx, err, fmt.Errorf("splice check: %w", err)); rf != nil {
+			return nil, rf
 		}
 		return nil, fmt.Errorf("%w: decoding it: %w", errBandDrift, err)
 	}
