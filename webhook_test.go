@@ -1070,11 +1070,18 @@ func TestWebhookSSRFAtDial(t *testing.T) {
 	e.settle(t)
 	ds := e.deliveries(t, e.key, id)
 	refusal := "address refused: not a public address or port"
-	if len(ds) != 1 || len(ds[0].Attempts) != 1 || ds[0].Attempts[0].Error == nil || *ds[0].Attempts[0].Error != refusal || ds[0].Attempts[0].StatusCode != nil {
+	// On a loaded machine the sender's retry may come before the test looks: every attempt is
+	// refused the same way, each after a lookup of its own.
+	if len(ds) != 1 || len(ds[0].Attempts) == 0 {
 		t.Fatalf("rebinding delivery: %+v", ds)
 	}
-	if n := res.rebinds.Load(); n != 2 {
-		t.Errorf("rebind.example.com looked up %d times, want 2 (submit, dial)", n)
+	for _, a := range ds[0].Attempts {
+		if a.Error == nil || *a.Error != refusal || a.StatusCode != nil {
+			t.Fatalf("rebinding delivery: attempt %+v, want refused with %q", a, refusal)
+		}
+	}
+	if n, want := res.rebinds.Load(), int32(1+len(ds[0].Attempts)); n != want {
+		t.Errorf("rebind.example.com looked up %d times, want %d (submit, and each dial)", n, want)
 	}
 
 	// URLs that never passed the submit check (stored by an older version, say): the dial check
