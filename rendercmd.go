@@ -144,15 +144,19 @@ func runRender(ctx context.Context, args []string, stderr io.Writer) error {
 	if _, err := checkTools(ctx, config{FFmpeg: c.tools.FFmpeg, FFprobe: c.tools.FFprobe}); err != nil {
 		return &exitError{exitRenderFail, fmt.Errorf("render: %w", err)}
 	}
+	// The scratch directory is the render's own: a message names the directory the user gave.
+	noScratch := func(err error) error {
+		return &exitError{exitRenderFail, fmt.Errorf("render: could not work in %s, beside -o: %v", filepath.Dir(c.out), pathCause(err))}
+	}
 	scratch, err := os.MkdirTemp(filepath.Dir(c.out), ".vidgen-render-")
 	if err != nil {
-		return &exitError{exitRenderFail, fmt.Errorf("render: scratch directory beside -o: %w", err)}
+		return noScratch(err)
 	}
 	defer os.RemoveAll(scratch)
 	dirs := dataDir{root: scratch}
 	for _, d := range dirs.folders() {
 		if err := os.Mkdir(d, 0o700); err != nil {
-			return &exitError{exitRenderFail, fmt.Errorf("render: %w", err)}
+			return noScratch(err)
 		}
 	}
 	// The renderer's warnings (a fallback to the full encode and why) are the user's to read, as
@@ -302,19 +306,26 @@ func copyPoster(src, dst string) error {
 // copyPoster), after the files written: which are there and which one failed. It keeps of err only
 // its cause: the paths it names are in the scratch directory, which is gone when the user reads it.
 func notWritten(path string, err error, written []string) error {
-	var pe *os.PathError
-	var le *os.LinkError
-	switch {
-	case errors.As(err, &pe):
-		err = pe.Err
-	case errors.As(err, &le):
-		err = le.Err
-	}
 	done := "nothing was written"
 	if len(written) > 0 {
 		done = "written before it: " + strings.Join(written, ", ")
 	}
-	return fmt.Errorf("render: could not write %s: %v; %s", path, err, done)
+	return fmt.Errorf("render: could not write %s: %v; %s", path, pathCause(err), done)
+}
+
+// pathCause is err without the paths an *os.PathError or *os.LinkError names: those of files the
+// render made for itself (its scratch directory, a poster being written), which the user never
+// asked for and cannot find once it ends.
+func pathCause(err error) error {
+	var pe *os.PathError
+	var le *os.LinkError
+	switch {
+	case errors.As(err, &pe):
+		return pe.Err
+	case errors.As(err, &le):
+		return le.Err
+	}
+	return err
 }
 
 // showProgress reports the render's progress on out until done: a bar redrawn in place on a

@@ -69,7 +69,8 @@ func renderFlagSizes(fields map[string]string) []string {
 
 // checkRenderOutputs refuses, before anything is rendered, a file the render would write (dests:
 // each size's video and poster) that cannot take it: "-" (render writes files, not standard
-// output), a directory, a path in a directory that does not exist, or the same file as an input or
+// output), a directory, a path in a directory that does not exist or cannot be written (its
+// permissions, a read-only mount, an immutable directory), or the same file as an input or
 // as another file written, which the render would destroy or overwrite. Each is a one-line usage
 // error that names the path and says what to do.
 func checkRenderOutputs(c renderConfig, dests []renderDest) error {
@@ -83,6 +84,9 @@ func checkRenderOutputs(c renderConfig, dests []renderDest) error {
 			}
 			if fi, err := os.Stat(filepath.Dir(d.path)); err != nil || !fi.IsDir() {
 				return fmt.Errorf("render: %s: the directory %s does not exist; create it or write elsewhere", d.what(), filepath.Dir(d.path))
+			}
+			if err := checkWritable(filepath.Dir(d.path)); err != nil {
+				return fmt.Errorf("render: %s: the directory %s cannot be written (%v); make it writable or write elsewhere", d.what(), filepath.Dir(d.path), err)
 			}
 		}
 		fi, err := os.Stat(d.path)
@@ -134,4 +138,16 @@ func samePath(a, b string) bool {
 		return filepath.Clean(a) == filepath.Clean(b)
 	}
 	return aa == ba
+}
+
+// checkWritable says why a file cannot be made in dir, or nil: it makes one and removes it, which
+// asks the file system itself (a read-only mount or an immutable directory stops root too, which
+// permission bits do not). The cause has no path: the file tried is the render's own.
+func checkWritable(dir string) error {
+	f, err := os.CreateTemp(dir, ".vidgen-check-")
+	if err != nil {
+		return pathCause(err)
+	}
+	f.Close()
+	return pathCause(os.Remove(f.Name()))
 }

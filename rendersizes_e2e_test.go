@@ -113,20 +113,6 @@ func mkdirs(names ...string) func(t testing.TB, dir string) {
 	}
 }
 
-// dirListing is the sorted names in dir, hidden ones included.
-func dirListing(t testing.TB, dir string) []string {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	return names
-}
-
 // blockingFFmpeg writes in dir a stand-in ffmpeg that makes the directory block when first run
 // (vidgen render runs it after checking its outputs: it is in the way of a file written after the
 // render) and then runs the real one.
