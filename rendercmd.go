@@ -292,14 +292,43 @@ func moveFile(src, dst string) error {
 	return err
 }
 
-// copyPoster writes a copy of the small file src at dst (the poster, which may go to another file
-// system than -o's).
+// copyPoster writes a copy of the poster src at dst as the videos are written: into a new file in
+// dst's directory (the poster may go to another file system than -o's), synced, then renamed over
+// dst, so dst holds the poster it had or the whole new one, never part of one (a full disk, a kill
+// mid-write), and a file linked to the old poster keeps it. The new file gets src's permissions,
+// as ffmpeg gave the videos theirs.
 func copyPoster(src, dst string) error {
-	b, err := os.ReadFile(src)
-	if err == nil {
-		err = os.WriteFile(dst, b, 0o644)
+	in, err := os.Open(src)
+	if err != nil {
+		return err
 	}
-	return err
+	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".vidgen-poster-")
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(tmp, in)
+	if err == nil {
+		err = tmp.Chmod(fi.Mode().Perm())
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = moveFile(tmp.Name(), dst)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return syncDir(filepath.Dir(dst))
 }
 
 // notWritten is the error of a render whose file path could not be written (err, from moveFile or

@@ -118,12 +118,20 @@ func mkdirs(names ...string) func(t testing.TB, dir string) {
 // render) and then runs the real one.
 func blockingFFmpeg(t testing.TB, dir, block string) string {
 	t.Helper()
+	return wrappedFFmpeg(t, dir, fmt.Sprintf("mkdir -p %q", block))
+}
+
+// wrappedFFmpeg writes in dir a stand-in ffmpeg that runs the shell command first, then the real
+// ffmpeg, each time it runs: vidgen render runs it after checking its outputs, so first changes
+// what the render finds when it writes them.
+func wrappedFFmpeg(t testing.TB, dir, first string) string {
+	t.Helper()
 	real, err := exec.LookPath("ffmpeg")
 	if err != nil {
 		t.Fatal(err)
 	}
 	wrapper := filepath.Join(dir, "ffmpeg")
-	script := fmt.Sprintf("#!/bin/sh\nmkdir -p %q\nexec %q \"$@\"\n", block, real)
+	script := fmt.Sprintf("#!/bin/sh\n%s\nexec %q \"$@\"\n", first, real)
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
