@@ -35,6 +35,9 @@ const (
 	// childMemoryFailure is the operator's problem, not the files': the same render under the same
 	// limit would fail again.
 	childMemoryFailure = "The server ran out of memory for this render: its -child-memory setting is too low for this job (your files are not at fault). Ask the server's operator to raise it, then submit the job again."
+	// invalidRender is a render ffmpeg refused for the frame the job's options make of its picture:
+	// the server's fault, and the same every time.
+	invalidRender = "This picture could not be rendered with this job's options: the renderer refused the frame they make of it, and would every time (your files are not at fault). Submit the job again with another size or background, or tell the server's operator."
 	// inputsDamaged: a file checked at upload that no longer reads as it did.
 	inputsDamaged = "The uploaded files of this job were damaged on the server before it could be rendered; please submit the job again"
 )
@@ -76,8 +79,10 @@ func passingCause(err error, timedOut time.Duration) string {
 //   - an ffmpeg that exits with an error FAILS the job with the part's message only when the part is
 //     at fault: ffmpeg's log says it could not read or decode that input, or the part fails the
 //     upload's check again (a decode that stops at its first error, -xerror, says nothing more than
-//     the decoder's own words). Any other error is the server's (its filter graph, its encoders,
-//     its disk) and is tried again, so the job never blames a file that is not at fault.
+//     the decoder's own words). Else an ffmpeg that refused its own arguments (ffmpeg.Invalid: a
+//     frame size out of range) FAILS the job with invalidRender, since a retry runs the same
+//     arguments. Any other error is the server's (its encoders, its disk) and is tried again, so
+//     the job never blames a file that is not at fault.
 func (rd *renderer) stepFailed(ctx context.Context, err error, job Job, part inputKind, path string, args []string) error {
 	wrapped := fmt.Errorf("%s step: %w", part, err)
 	if rf := serverFailure(ctx, err, wrapped); rf != nil {
@@ -90,6 +95,9 @@ func (rd *renderer) stepFailed(ctx context.Context, err error, job Job, part inp
 	}
 	if cerr := rd.checkAgain(ctx, job, part, path); cerr != nil {
 		return &renderFailure{final: true, msg: partFailure(part), err: fmt.Errorf("%w; checked again: %v", wrapped, cerr)}
+	}
+	if isFFmpeg && fe.Reason == ffmpeg.Invalid {
+		return &renderFailure{final: true, msg: invalidRender, err: wrapped}
 	}
 	return &renderFailure{err: wrapped}
 }

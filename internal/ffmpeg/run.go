@@ -3,8 +3,8 @@
 // CPU priority, a process group of its own that is killed whole when the run's context ends, and
 // death with its parent. A failed run is an *Error that keeps the tail of the tool's stderr and says
 // why it failed (its Reason): it did not start, a signal from outside killed it, it ran out of
-// memory under the limit, its context stopped it, or it failed on its own (an error exit or a
-// crash). It knows nothing of jobs or users: callers turn an *Error into their own messages.
+// memory under the limit, its context stopped it, ffmpeg refused a render's own arguments, or it
+// failed on its own (an error exit or a crash). It knows nothing of jobs or users: callers turn an *Error into their own messages.
 package ffmpeg
 
 import (
@@ -51,6 +51,10 @@ const (
 	OutOfMemory
 	// Stopped is a tool killed because its context was cancelled or passed its deadline.
 	Stopped
+	// Invalid is a render that ffmpeg refused for its own arguments (InvalidLog): a filter asked
+	// for a picture size or an option value out of range. It depends on nothing but the arguments
+	// and their inputs, so the same render fails the same way every time.
+	Invalid
 )
 
 // Error is a failed run of Tool. Err is the cause (the *exec.ExitError, the start error, the
@@ -139,6 +143,20 @@ func OutOfMemoryLog(stderr []byte) bool {
 	return false
 }
 
+// InvalidLog reports whether ffmpeg's error output says a filter was set up with a picture size or
+// an option value it refuses ("Picture size 0x1080 is invalid", "Value 0.000000 for parameter
+// 'dstw' out of range"): a fault of the arguments, which ffmpeg goes on to report as "Invalid
+// argument" or, for the scaler, as "Cannot allocate memory".
+func InvalidLog(stderr []byte) bool {
+	for line := range bytes.Lines(stderr) {
+		if bytes.Contains(line, []byte("Picture size ")) && bytes.Contains(line, []byte(" is invalid")) ||
+			bytes.Contains(line, []byte("Value ")) && bytes.Contains(line, []byte(" out of range [")) {
+			return true
+		}
+	}
+	return false
+}
+
 // killed says whether err is a process's end by a signal from outside it (SIGKILL, SIGTERM). A
 // crash (SIGSEGV, SIGABRT) is not: a file can cause that, and it is the file's refusal.
 func killed(err error) bool {
@@ -154,7 +172,8 @@ func killed(err error) bool {
 // files; the whole group is killed when ctx ends, and when the caller's process dies. progress, when
 // not nil, is called with ffmpeg's position in its output, in seconds, as it goes.
 //
-// A failure is an *Error. Besides its Reason, Err holds syscall.ENOSPC when ffmpeg's log says the
+// A failure is an *Error. Besides its Reason (Invalid only here, where the arguments are the
+// caller's own), Err holds syscall.ENOSPC when ffmpeg's log says the
 // disk is full, and ErrOutputIncomplete when ffmpeg exited 0 without finishing its output.
 func (t Tools) Render(ctx context.Context, progress func(seconds float64), args ...string) error {
 	full := append([]string{"-nostdin", "-hide_banner", "-v", "error", "-y", "-protocol_whitelist", "file",
@@ -208,6 +227,8 @@ func (t Tools) Render(ctx context.Context, progress func(seconds float64), args 
 		errs = append(errs, syscall.ENOSPC)
 	case err == nil && (bytes.Contains(msgs, []byte("Error writing trailer")) || bytes.Contains(msgs, []byte("Error closing file"))):
 		errs = append(errs, ErrOutputIncomplete)
+	case err != nil && InvalidLog(msgs): // before memory: the scaler reports a size it refuses as ENOMEM
+		reason = Invalid
 	case err != nil && t.Memory > 0 && OutOfMemoryLog(msgs):
 		reason = OutOfMemory
 	case killed(err):
