@@ -21,6 +21,12 @@ var platformVideoArgs = []string{"-profile:v", "high", "-level:v", "4.0", "-maxr
 // a strong blur for the cost of a small one.
 const blurDiv = 16
 
+// coverSpan bounds the enlarged copy behind the picture to coverSpan times the frame's side
+// (15360×1080 in a landscape frame, 50 MB of RGB): a picture's aspect ratio may be that many times
+// the frame's (a 9:16 photo in a 16:9 frame is 3.2, a 3:10 one 5.9) before the copy is cut to it,
+// so the background of every photo and screenshot is made as it always was.
+const coverSpan = 8
+
 // pictureGraph is the filter graph from the image (input 0) to the job's picture, split into [v0]
 // and [p]: yuv420p in BT.709 at the video's size. At the original size that is the image fitted
 // to maxSide; at a platform size, the image fitted whole into the frame (enlarged when smaller) over
@@ -51,7 +57,12 @@ func frameFit(o Options) string {
 	if !ok {
 		return ""
 	}
-	fg := fmt.Sprintf("scale=%d:%d:force_original_aspect_ratio=decrease:force_divisible_by=2:flags=lanczos[pfg];", f.W, f.H)
+	// The picture fitted whole into the frame: what force_original_aspect_ratio=decrease with
+	// force_divisible_by=2 computes, but never under 2 pixels, so a picture far thinner than the
+	// frame (a 1×4000 strip in a landscape frame) becomes a thin strip, not a 0-pixel picture that
+	// fails the render.
+	fg := fmt.Sprintf("scale=w='max(2\\,2*trunc(min(%[1]d\\,round(%[2]d*iw/ih))/2))':"+
+		"h='max(2\\,2*trunc(min(%[2]d\\,round(%[1]d*ih/iw))/2))':flags=lanczos[pfg];", f.W, f.H)
 	over := "[pbg][pfg]overlay=x=(W-w)/2:y=(H-h)/2:format=rgb:shortest=1,"
 	if o.Background != "blur" && o.Background != "" {
 		// The colour's frame rate is the default 25, the image demuxers' own: the picture's frame
@@ -60,10 +71,14 @@ func frameFit(o Options) string {
 		return fmt.Sprintf("format=rgb24,%scolor=c=0x%s:s=%dx%d:d=1,format=rgb24[pbg];%s", fg, o.Background[1:], f.W, f.H, over)
 	}
 	// The background: the image enlarged to cover the frame, blurred and darkened to half its
-	// brightness so the picture in front stands out.
-	return fmt.Sprintf("format=rgb24,split[pfit][pcover];[pcover]scale=%d:%d:force_original_aspect_ratio=increase,crop=%d:%d,"+
-		"scale=%d:%d:flags=bilinear,gblur=sigma=3,scale=%d:%d:flags=bilinear,lutrgb=r=val/2:g=val/2:b=val/2[pbg];[pfit]%s%s",
-		f.W, f.H, f.W, f.H, f.W/blurDiv, f.H/blurDiv, f.W, f.H, fg, over)
+	// brightness so the picture in front stands out. Only the frame's shape at the picture's centre
+	// shows, so a picture whose aspect ratio is more than coverSpan times the frame's is first cut
+	// to that: enlarged whole, a 1×4000 strip would cover a landscape frame at 1920×1843200, which
+	// ffmpeg refuses (and could not hold).
+	return fmt.Sprintf("format=rgb24,split[pfit][pcover];[pcover]crop=w='min(iw\\,ih*%[1]d*%[2]d/%[3]d)':h='min(ih\\,iw*%[1]d*%[3]d/%[2]d)',"+
+		"scale=%[2]d:%[3]d:force_original_aspect_ratio=increase,crop=%[2]d:%[3]d,"+
+		"scale=%[4]d:%[5]d:flags=bilinear,gblur=sigma=3,scale=%[2]d:%[3]d:flags=bilinear,lutrgb=r=val/2:g=val/2:b=val/2[pbg];[pfit]%[6]s%[7]s",
+		coverSpan, f.W, f.H, f.W/blurDiv, f.H/blurDiv, fg, over)
 }
 
 // posterGraph turns the picture's [p] into the poster's [pj], full-range for the JPEG.
