@@ -126,13 +126,18 @@ func waveformGraph(job Job, f frameSize, fps int) string {
 	if o.Waveform == "bars" {
 		mode, w, flags = "cline", 72, "neighbor"
 	}
+	// showwaves' frames hold a whole number of samples per column, so they do not fall on the
+	// video's frames: its last one (bars over 4 s of 44.1 kHz at 25 fps: 25 samples a column, the
+	// last frame at 3.959 s) can start before the video's last (3.96 s), where the overlay, which
+	// ends with its shorter input, ended the video a frame short. The last frame is repeated for
+	// ever (tpad): the still, looped to the audio's length in frames, ends the video.
 	// One scale both enlarges and converts to the frame's YUV: a second pass cost ~20% of the filters.
 	in := "[1:a]"
 	if parseCodecTag(job.AudioCodec).damaged() {
 		in += gaplessAudio + ","
 	}
 	return fmt.Sprintf("%saformat=channel_layouts=mono,showwaves=s=%dx%d:mode=%s:rate=%d:colors=0x%s:draw=full:scale=sqrt,"+
-		"scale=%d:%d:flags=%s:out_color_matrix=bt709:out_range=tv,format=yuva420p[wf]",
+		"tpad=stop=-1:stop_mode=clone,scale=%d:%d:flags=%s:out_color_matrix=bt709:out_range=tv,format=yuva420p[wf]",
 		in, w, max(2, h/2), mode, fps, o.WaveformColor[1:], f.W, h, flags)
 }
 
