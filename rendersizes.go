@@ -127,7 +127,9 @@ func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio,
 	}
 	c := costs(job, clipEst)
 	c.Pictures = len(outs)
-	if n := audioSegments(job.AudioDuration, c, rd.freeCores()); n > 1 && rate > 0 {
+	// Audio under the limiter is encoded in one piece, as its level was checked (levelChecked):
+	// a segment's encode can put its peaks dBs higher than the whole file's, past the ceiling.
+	if n := audioSegments(job.AudioDuration, c, rd.freeCores()); n > 1 && rate > 0 && job.Options.level.limit == 0 {
 		segs = aac.Plan(job.AudioDuration, rate, n)
 	}
 	if err := rd.checkEncodeBudget(job, len(segs) > 0, len(outs)); err != nil {
