@@ -230,14 +230,15 @@ func loudnessShort(target, reached float64) float64 {
 }
 
 // loudnessWarning is what a job's status says when its render could not bring the audio to the
-// loudness asked without passing the peak ceiling (its LoudnessReached), and what to do about it.
+// loudness asked without passing the peak ceiling (its LoudnessReached), and what to do about it:
+// a whole target at or under the level reached (-8.4 reached: ask for -9), which is in reach.
 func loudnessWarning(j Job) (string, bool) {
 	if j.Options.Loudness == 0 || j.LoudnessReached == 0 {
 		return "", false
 	}
 	return fmt.Sprintf("loudness: reached %.1f LUFS, not %g: louder would pass the %.1f dBTP peak ceiling; "+
 		"ask for %.0f or quieter, or use audio with more dynamic range", j.LoudnessReached, j.Options.Loudness,
-		truePeakCeiling, math.Round(j.LoudnessReached)), true
+		truePeakCeiling, math.Floor(j.LoudnessReached)), true
 }
 
 // measure runs measureArgs for a job's audio and returns the integrated loudness (LUFS) and the

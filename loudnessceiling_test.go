@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -110,4 +111,21 @@ func loudnessWarned(warnings any) (float64, error) {
 		}
 	}
 	return reached, nil
+}
+
+// TestLoudnessWarningAdvice: the target a warning suggests is one the render reached, a whole
+// number at or under the level reached, never a louder one.
+func TestLoudnessWarningAdvice(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		reached float64
+		advice  string
+	}{{-8.4, "ask for -9 or quieter"}, {-10.9, "ask for -11 or quieter"}, {-12, "ask for -12 or quieter"}} {
+		j := Job{LoudnessReached: c.reached}
+		j.Options.Loudness = -5
+		msg, ok := loudnessWarning(j)
+		if !ok || !strings.Contains(msg, c.advice) {
+			t.Errorf("reached %.1f: %q, want it to say %q", c.reached, msg, c.advice)
+		}
+	}
 }
