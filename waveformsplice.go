@@ -183,18 +183,14 @@ func (rd *renderer) spliceWaveform(ctx context.Context, o sizeRender, still, aud
 
 // spliceSteps are the expected seconds of a splice attempt's steps at frame size f, the band's
 // encode and the check of the spliced stream, and where on the bar each ends, the attempt starting
-// at split. The attempt takes the part of the rest of the bar that it costs beside the full encode
-// a refused splice falls back to (about a third of it: at 1080p over 20 s of audio, 3.0-4.5 s for
-// the band and 1.5 s for the check against 10-21 s for the full encode, on a loaded machine), so
-// that after a fallback the full encode, the slowest step of such a job, still moves the bar over
-// most of its length; a spliced job's bar jumps from there to its end as its video is written.
+// at split and sharing the bar up to 95 by their costs. A splice the gate let through is usually
+// kept, so its bar and its etaSeconds are made for that: after the rare refused one, the full
+// encode moves the bar from where it is to the end (startStep), slowly but never still.
 func spliceSteps(job Job, f frameSize, split int) (band, check float64, bandEnd, checkEnd int) {
 	_, brows := bandRows(f)
 	band = movingEstimate(job, frameSize{f.W, brows})
 	check = 0.1 + job.AudioDuration*float64(f.W*f.H*job.Options.fps())/spliceCheckPixelRate
-	all := band + check + movingEstimate(job, f)
-	rest := float64(100 - split)
-	return band, check, split + int(rest*band/all), split + int(rest*(band+check)/all)
+	return band, check, split + int(float64(95-split)*band/(band+check)), 95
 }
 
 // spliceCheckPixelRate is how many pixels of the spliced frames a second the check decodes, beside
