@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -36,6 +38,21 @@ func TestRenderOutputPaths(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "blk.x.mp4"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// A pipe stands for every file that is not a regular one (as root, /dev/null was replaced).
+	fifo := filepath.Join(dir, "pipe.jpg")
+	for _, p := range []string{fifo, filepath.Join(dir, "pipe.square.x.jpg")} {
+		if err := syscall.Mkfifo(p, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kept := filepath.Join(dir, "kept.mp4")
+	if err := os.WriteFile(kept, []byte("kept"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	symlink := filepath.Join(dir, "latest.mp4")
+	if err := os.Symlink(kept, symlink); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		name string
 		args []string
@@ -50,6 +67,9 @@ func TestRenderOutputPaths(t *testing.T) {
 		{"-poster the audio", []string{"-o", out, "-poster", audio}, "is the -audio file"},
 		{"-poster the video", []string{"-o", out, "-poster", out}, "is the -o file"},
 		{"-poster a further size's video", []string{"-sizes", "square,x", "-o", out, "-poster", filepath.Join(dir, "out.x.mp4")}, "is where -sizes writes the x video"},
+		{"-poster a pipe", []string{"-o", out, "-poster", fifo}, "is not a regular file"},
+		{"-o a symbolic link", []string{"-o", symlink}, "is a symbolic link"},
+		{"a further size's poster a pipe", []string{"-sizes", "square,x", "-o", out, "-poster", filepath.Join(dir, "pipe.square.jpg")}, "x poster (-poster with .x before its extension), is not a regular file"},
 		{"a further size's video a directory", []string{"-sizes", "square,x", "-o", filepath.Join(dir, "blk.mp4")}, "blk.x.mp4, where -sizes writes the x video (-o with .x before its extension), is a directory"},
 	} {
 		var stderr bytes.Buffer
@@ -61,6 +81,12 @@ func TestRenderOutputPaths(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(img); !bytes.Equal(b, imgBytes) {
 		t.Error("the image was overwritten")
+	}
+	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&fs.ModeNamedPipe == 0 {
+		t.Errorf("the pipe was replaced: %v %v", fi, err)
+	}
+	if fi, err := os.Lstat(symlink); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		t.Errorf("the link was replaced: %v %v", fi, err)
 	}
 	for _, p := range []string{"-", "out.mp4", "out.x.mp4", "blk.mp4"} {
 		if _, err := os.Stat(filepath.Join(dir, p)); err == nil {
