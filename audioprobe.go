@@ -108,7 +108,9 @@ func probeAudio(ctx context.Context, t ffmpeg.Tools, path, typ string) (audioInf
 		claimed, exact = s, true
 	}
 	if (exact || len(stderr.Bytes()) > 0) && claimed > decoded+0.5 {
-		return audioInfo{}, badMedia("audio: the %s is truncated or damaged: only %.1f s of its %.1f s decode; upload the whole file",
+		// Cut short or damaged throughout, the file cannot tell: frames that do not decode count
+		// as missing either way.
+		return audioInfo{}, badMedia("audio: the %s is truncated or damaged: only %.1f s of its %.1f s decode; upload the whole file, or export it again",
 			typeName(typ), decoded, claimed)
 	}
 	switch {

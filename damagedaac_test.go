@@ -235,8 +235,8 @@ func TestDamagedAAC(t *testing.T) {
 			key := env.newKey(t, name)
 			if c.refused {
 				code, body := env.submit(t, key, img, path, nil)
-				if msg, _ := body["error"].(string); code != 400 || !strings.Contains(msg, "truncated or damaged") {
-					t.Errorf("submit: %d %v, want a 400 saying the audio is truncated", code, body)
+				if msg, _ := body["error"].(string); code != 400 || !strings.Contains(msg, "truncated or damaged") || !strings.Contains(msg, "export it again") {
+					t.Errorf("submit: %d %v, want a 400 saying the audio is truncated or damaged, to upload it whole or export it again", code, body)
 				}
 				return
 			}
