@@ -59,8 +59,9 @@ const encodedBitsPerSecond = 192000
 
 // checkMovingBudget is checkBudget for a moving picture of size f: still is its lossless frame,
 // audio the upload. later are the sizes the job renders after this one, each encoded in full: they
-// are counted now, as this size's video scaled to theirs (an image-sized one as this size), so a
-// disk too small for the job refuses it before the first encode rather than after it.
+// are counted now, each with this size's lossless frame scaled to its area (an image-sized one as
+// this size), so a disk too small for the job refuses it before the first encode rather than
+// after it.
 func (rd *renderer) checkMovingBudget(job Job, still, audio string, f frameSize, later []string) error {
 	if rd.minFree <= 0 {
 		return nil
@@ -82,7 +83,11 @@ func (rd *renderer) checkMovingBudget(job Job, still, audio string, f frameSize,
 		if !ok {
 			g = f
 		}
-		need += int64(float64(one) * float64(g.W*g.H) / float64(f.W*f.H))
+		// The picture's frame scales with the area, up to the larger of its raw size there and
+		// this size's frame (a tiny picture's few bytes are mostly its container's); the audio,
+		// the same in every size, does not (scaling all of it made a 1x1 picture's job 145 GB).
+		still := min(int64(float64(si.Size())*float64(g.W*g.H)/float64(f.W*f.H)), max(int64(g.W*g.H*3/2), si.Size()))
+		need += estimateMovingSize(still, g, job.Options, job.AudioDuration, bits)
 	}
 	what := videoNeeds
 	if len(later) > 0 {

@@ -614,6 +614,13 @@ func TestSizesDiskBudget(t *testing.T) {
 			t.Errorf("refusal %v, want a final failure naming the job's videos' size", err)
 		}
 	}
+	// A tiny picture at its own size first: the later sizes' pictures scale with their area, the
+	// audio, the same in each, does not (a 1x1 picture's job once needed 145 GB).
+	tiny := writeFixture(t, "tiny.mkv", make([]byte, 100))
+	free = minFree + 5*one
+	if err := rd.checkMovingBudget(wave, tiny, audio, frameSize{2, 2}, []string{"landscape", "portrait", "square", "x"}); err != nil {
+		t.Errorf("a 2x2 picture, then four platform sizes, with room for 5 landscape videos: %v", err)
+	}
 }
 
 // TestSizesSideBySide: of steps run side by side, the failure returned is the one that stopped the
