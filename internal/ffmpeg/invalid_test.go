@@ -2,7 +2,9 @@ package ffmpeg
 
 import (
 	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 )
 
@@ -39,5 +41,20 @@ func TestRenderInvalid(t *testing.T) {
 		if got := InvalidLog([]byte(log)); got != want {
 			t.Errorf("InvalidLog(%q) = %v, want %v", log, got, want)
 		}
+	}
+}
+
+// TestKilledAfterInvalidLog: an ffmpeg killed by a signal is Killed, even when its log already
+// held a line that reads as a refused frame size: the signal, not the arguments, ended it.
+func TestKilledAfterInvalidLog(t *testing.T) {
+	t.Parallel()
+	fake := filepath.Join(t.TempDir(), "ffmpeg")
+	script := "#!/bin/sh\necho '[IMGUTILS @ 0x1] Picture size 1920x1843200 is invalid' >&2\nkill -9 $$\n"
+	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	err := Tools{FFmpeg: fake}.Render(t.Context(), nil, "-f", "null", "-")
+	if e := (*Error)(nil); !errors.As(err, &e) || e.Reason != Killed {
+		t.Errorf("%v, want reason Killed", err)
 	}
 }

@@ -227,12 +227,12 @@ func (t Tools) Render(ctx context.Context, progress func(seconds float64), args 
 		errs = append(errs, syscall.ENOSPC)
 	case err == nil && (bytes.Contains(msgs, []byte("Error writing trailer")) || bytes.Contains(msgs, []byte("Error closing file"))):
 		errs = append(errs, ErrOutputIncomplete)
+	case killed(err): // a signal ended it, whatever its log said before
+		reason = Killed
 	case err != nil && InvalidLog(msgs): // before memory: the scaler reports a size it refuses as ENOMEM
 		reason = Invalid
 	case err != nil && t.Memory > 0 && OutOfMemoryLog(msgs):
 		reason = OutOfMemory
-	case killed(err):
-		reason = Killed
 	}
 	if len(errs) == 0 {
 		return nil
