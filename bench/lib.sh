@@ -1,5 +1,6 @@
 # bench/lib.sh: the helpers every bench script shares; sourced, never run.
 # shellcheck shell=bash
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/free-port.sh"
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "bench: $*"; exit 1; }
@@ -88,17 +89,13 @@ fi
 # and no rate limits, using $FFMPEG and $FFPROBE; sets base and api_key to reach it and adds its
 # process to server_pids (the caller's cleanup stops them).
 serve() {
-	local bin=$1 data=$2 key_json port= p
+	local bin=$1 data=$2 key_json port
 	# vidgen keys never creates the data directory: the service's user owns it (docs/deploy.md).
 	mkdir -p -m 0700 "$data"
 	key_json=$("$bin" keys create -name bench -json -data "$data")
 	api_key=$(printf '%s' "$key_json" | json_field apiKey)
 	[[ -n $api_key ]] || die "no API key in: $key_json"
-	for _ in $(seq 20); do
-		p=$((20000 + RANDOM % 20000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
-	done
-	[[ -n $port ]] || die "no free port"
+	port=$(free_port)
 	base=http://127.0.0.1:$port
 	"$bin" serve -data "$data" -addr "127.0.0.1:$port" -metrics-addr off -public-url "$base" \
 		-rate-api 0 -rate-submit 0 -workers 1 -ffmpeg "$FFMPEG" -ffprobe "$FFPROBE" 2>"$data.log" &

@@ -11,7 +11,7 @@
 # in ~/.cache/vidgen.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source deploy/lib.sh
+source scripts/free-port.sh
 GO=${GO:-go}
 tmp=$(mktemp -d)
 pid=

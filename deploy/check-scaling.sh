@@ -17,7 +17,7 @@
 # then stopped, and the video is downloaded through nginx from the other.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source deploy/lib.sh
+source scripts/free-port.sh
 GO=${GO:-go}
 : "${VIDGEN_TEST_POSTGRES:?run under scripts/postgres-test.sh}" "${VIDGEN_TEST_S3:?run under scripts/s3-test.sh}"
 command -v nginx >/dev/null 2>&1 || { echo "check-scaling: needs nginx (apt-get install -y nginx)"; exit 1; }

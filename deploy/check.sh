@@ -13,7 +13,7 @@
 #   script does not run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source deploy/lib.sh
+source scripts/free-port.sh
 GO=${GO:-go}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

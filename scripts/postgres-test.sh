@@ -7,6 +7,7 @@
 # postgres user (runuser, no sudo needed); anyone else owns their own.
 set -euo pipefail
 
+. "$(dirname "${BASH_SOURCE[0]}")/free-port.sh"
 find_pgbin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
 
 PGBIN=$(find_pgbin)
@@ -41,11 +42,11 @@ trap 'exit 130' INT TERM
 as_owner "$PGBIN/initdb" -D "$D/data" -U postgres -A trust -E UTF8 --no-locale --no-sync >"$D/initdb.log" 2>&1 ||
   { cat "$D/initdb.log" >&2; exit 1; }
 
-# A free port: the server is started on a random one and, should another process hold it, on the
+# A free port: the server is started on one and, should another process take it first, on the
 # next try's. max_connections leaves room for a parallel test run, each test on its own database.
 started=
 for _ in 1 2 3 4 5 6 7 8 9 10; do
-  PORT=$((20000 + RANDOM % 40000))
+  PORT=$(free_port)
   if as_owner "$PGBIN/pg_ctl" -D "$D/data" -l "$D/log" -w -t 30 \
     -o "-k $D -p $PORT -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null; then
     started=1

@@ -35,8 +35,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM # so that the EXIT trap stops the server on a signal too
 
-# A random high port: versitygw exits when the port is taken, and the start is tried on another.
-free_port() { echo $((20000 + RANDOM % 30000)); }
+# versitygw exits when its port is taken after all, and the start is tried on another.
+. "$(dirname "${BASH_SOURCE[0]}")/free-port.sh"
 
 access=vidgen-test
 secret=vidgen-test-secret-$RANDOM$RANDOM
