@@ -291,6 +291,83 @@ func TestPostgresMigrationsAtOnce(t *testing.T) {
 	}
 }
 
+// TestPostgresSchemaDeadlockRetried: a node upgrading the schema deadlocks with a transaction
+// that writes jobs and then wants the schema lock; Postgres ends the upgrade's transaction, which
+// is run again once the other is through, so the node starts instead of failing. A database
+// already at this binary's schema is opened without taking any lock at all.
+func TestPostgresSchemaDeadlockRetried(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	u := postgresTestURL(t)
+	must(openPostgres(ctx, u, time.Now, postgresMigrations[:len(postgresMigrations)-1], true))(t).Close()
+
+	other := must(sql.Open("pgx", u))(t)
+	defer other.Close()
+	tx := must(other.BeginTx(ctx, nil))(t)
+	defer tx.Rollback()
+	// The upgrade must be the one Postgres ends: the other transaction checks for deadlocks
+	// only long after the upgrade has (1 s, the server's default).
+	for _, q := range []string{`SET LOCAL deadlock_timeout = '60s'`, `LOCK TABLE jobs IN ROW EXCLUSIVE MODE`} {
+		if _, err := tx.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opened := make(chan error, 1)
+	go func() {
+		st, err := OpenPostgresStore(ctx, u, time.Now)
+		if err == nil {
+			st.Close()
+		}
+		opened <- err
+	}()
+	eventually(t, time.Minute, func() error { // the upgrade holds the schema lock and waits for jobs
+		var waiting int
+		if err := other.QueryRow(`SELECT count(*) FROM pg_locks WHERE relation = 'jobs'::regclass AND NOT granted`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting == 0 {
+			return errors.New("the upgrade does not wait for the jobs table yet")
+		}
+		return nil
+	})
+	// Granted only once Postgres has ended the upgrade's transaction, which held it.
+	if _, err := tx.Exec(postgresDialect.lockSchema); err != nil {
+		t.Fatalf("the other transaction was ended instead of the upgrade: %v", err)
+	}
+	select {
+	case err := <-opened:
+		t.Fatalf("the upgrade ended while the other transaction holds the schema lock: %v", err)
+	default:
+	}
+	tx.Rollback()
+	if err := <-opened; err != nil {
+		t.Fatalf("the node did not start: %v", err)
+	}
+	asIs := must(OpenPostgresStoreAsIs(ctx, u, time.Now))(t)
+	v, err := asIs.schemaVersion(ctx)
+	asIs.Close()
+	if err != nil || v != len(postgresMigrations) {
+		t.Errorf("schema version %d (%v), want %d", v, err, len(postgresMigrations))
+	}
+
+	// At this binary's schema, a node starts while another transaction holds the schema lock
+	// and writes jobs: it waits for neither.
+	tx = must(other.BeginTx(ctx, nil))(t)
+	defer tx.Rollback()
+	for _, q := range []string{postgresDialect.lockSchema, `LOCK TABLE jobs IN ROW EXCLUSIVE MODE`} {
+		if _, err := tx.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	openCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	st, err := OpenPostgresStore(openCtx, u, time.Now)
+	if err != nil {
+		t.Fatalf("a node at the current schema waited for a lock: %v", err)
+	}
+	st.Close()
+}
+
 // TestPostgresQueryPlans is TestQueryPlans on Postgres: every frequent query can search an index
 // rather than a whole table. The planner rightly scans a table of a few rows, so it is told to
 // avoid scans (enable_seqscan off), which it still makes when no index serves the query.

@@ -1,5 +1,6 @@
--- schema.sql is applied at every open. Each statement is idempotent; changes to existing tables are
--- numbered migrations in store.go, never edits here.
+-- schema.sql is applied to a database that is new or behind this binary, before its migrations.
+-- Each statement is idempotent; changes to existing tables are numbered migrations in store.go,
+-- never edits here.
 
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version    INTEGER PRIMARY KEY,

@@ -1,5 +1,6 @@
--- schema_postgres.sql is schema.sql for Postgres, applied at every open. It was written with every
--- migration up to 6 in it; later changes are numbered migrations in store.go, never edits here.
+-- schema_postgres.sql is schema.sql for Postgres, applied to a database that is new or behind this
+-- binary. It was written with every migration up to 6 in it; later changes are numbered migrations
+-- in store.go, never edits here.
 -- Times are unix milliseconds (BIGINT), as on SQLite, so both stores read and write the same values.
 
 CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -176,6 +176,11 @@ func (s *Store) init(ctx context.Context, migs []string, migrate bool) error {
 		}
 		return nil
 	}
+	if v > 0 && v == len(migs) {
+		// Nothing to change, so nothing is locked: applying the schema's IF NOT EXISTS indexes
+		// again would take a share lock on jobs and the outbox while the other nodes write them.
+		return nil
+	}
 	if err := s.schemaTx(ctx, func(tx txn) error {
 		_, err := tx.ExecContext(ctx, s.db.d.schema)
 		return err
@@ -239,16 +244,29 @@ func (s *Store) tx(ctx context.Context, fn func(txn) error) error {
 	return tx.Commit()
 }
 
+// schemaTxAttempts bounds how often a schema change the database ended to break a deadlock is
+// tried again; each time another transaction of the cycle went on, so a second try nearly always
+// gets through.
+const schemaTxAttempts = 5
+
 // schemaTx runs fn, a change of the schema, in a transaction that holds the dialect's schema lock.
+// A node upgrading the schema locks tables that the other nodes, still at work, write in another
+// order; when Postgres picks its transaction as a deadlock's victim, fn runs again from the start
+// instead of the node failing to start.
 func (s *Store) schemaTx(ctx context.Context, fn func(txn) error) error {
-	return s.tx(ctx, func(tx txn) error {
-		if s.db.d.lockSchema != "" {
-			if _, err := tx.ExecContext(ctx, s.db.d.lockSchema); err != nil {
-				return err
+	for attempt := 1; ; attempt++ {
+		err := s.tx(ctx, func(tx txn) error {
+			if s.db.d.lockSchema != "" {
+				if _, err := tx.ExecContext(ctx, s.db.d.lockSchema); err != nil {
+					return err
+				}
 			}
+			return fn(tx)
+		})
+		if err == nil || attempt == schemaTxAttempts || s.db.d.deadlock == nil || !s.db.d.deadlock(err) {
+			return err
 		}
-		return fn(tx)
-	})
+	}
 }
 
 // Ping reports whether the database answers. A SQLite file always does (see dataDir.check).

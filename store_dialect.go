@@ -23,7 +23,7 @@ var schemaPostgresSQL string
 // once, in the SQL both understand, with ? for their arguments; the dialect fills in the rest.
 type dialect struct {
 	name   string // "sqlite" or "postgres", as /health names the store
-	schema string // applied at every open; idempotent
+	schema string // applied to a database that is new or behind this binary; idempotent
 	// migrations are numbered alike on every dialect, so a version means the same schema on each.
 	migrations []string
 	// numbered: arguments are $1, $2 … (Postgres) rather than ? (SQLite).
@@ -43,6 +43,9 @@ type dialect struct {
 	skipLocked string
 	// uniqueViolation reports whether err is the database refusing a row for a UNIQUE index.
 	uniqueViolation func(error) bool
+	// deadlock reports whether err is the database ending a transaction to break a deadlock,
+	// which may then be run again; nil where one writer at a time cannot deadlock (SQLite).
+	deadlock func(error) bool
 	// server: the database is a server reached over connections, which may stop answering
 	// (Postgres), so Ping asks it; not a file this process opened (SQLite), which always answers.
 	server bool
@@ -77,6 +80,10 @@ var postgresDialect = &dialect{
 	uniqueViolation: func(err error) bool {
 		var pe *pgconn.PgError
 		return errors.As(err, &pe) && pe.Code == "23505" // unique_violation
+	},
+	deadlock: func(err error) bool {
+		var pe *pgconn.PgError
+		return errors.As(err, &pe) && pe.Code == "40P01" // deadlock_detected
 	},
 }
 
