@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -119,12 +118,7 @@ func TestDockerImageSteps(t *testing.T) {
 	}
 
 	// docker run -p 127.0.0.1:PORT:8080 -e …: the port of this machine's choosing, no metrics listener.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := "127.0.0.1:" + freeLoopbackPort(t)
 	env = append(env, "VIDGEN_ADDR="+addr, "VIDGEN_METRICS_ADDR=off")
 	var key cliKey
 	if err := json.Unmarshal(inRoot(t, root, user, workdir, env, time.Minute, "vidgen", "keys", "create", "-name", "check", "-json"), &key); err != nil {

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	mathrand "math/rand/v2"
 	"mime/multipart"
 	"net"
 	"net/http"
@@ -228,15 +229,29 @@ func proxyCertificate(t testing.TB, dir string) (certFile, keyFile string, pool 
 	return certFile, keyFile, pool
 }
 
-// freeLoopbackPort is a loopback port nothing listens on now.
+// freeLoopbackPort is a loopback port nothing listens on now, for a server another process starts
+// on it. It is taken below the kernel's ephemeral range (as scripts/free-port.sh does): a port
+// from inside it, such as Listen on port 0 gives, may become the local end of any outgoing
+// connection before that server binds it.
 func freeLoopbackPort(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	lo := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 12000 {
+				lo = n
+			}
+		}
 	}
-	defer ln.Close()
-	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	for range 100 {
+		port := strconv.Itoa(10000 + mathrand.IntN(lo-10000))
+		if ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", port)); err == nil {
+			ln.Close()
+			return port
+		}
+	}
+	t.Fatal("no free loopback port below the ephemeral range")
+	return ""
 }
 
 // edit applies each old → new replacement to a configuration from deploy/, failing when one finds
