@@ -89,26 +89,24 @@ func checkRenderOutputs(c renderConfig, dests []renderDest) error {
 				return fmt.Errorf("render: %s: the directory %s cannot be written (%v); make it writable or write elsewhere", d.what(), filepath.Dir(d.path), err)
 			}
 		}
-		// A file is written beside its path and renamed over it, which would replace a link, a
-		// device (/dev/null, as root) or a pipe with a regular file: those are refused.
-		if li, err := os.Lstat(d.path); err == nil && li.Mode()&fs.ModeSymlink != 0 {
-			return fmt.Errorf("render: %s is a symbolic link; write to the file it points to, or remove the link", d.what())
-		}
-		fi, err := os.Stat(d.path)
+		fi, err := os.Lstat(d.path)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return fmt.Errorf("render: %s: %w", strings.TrimSuffix(d.what(), ","), err)
 		}
-		if !fi.IsDir() && !fi.Mode().IsRegular() {
-			return fmt.Errorf("render: %s is not a regular file (a device, a pipe or a socket); write to a file", d.what())
-		}
-		if fi.IsDir() {
-			if d.index > 0 {
-				return fmt.Errorf("render: %s is a directory; move it away or choose another %s", d.what(), d.flag)
-			}
+		// A file is written beside its path and renamed over it, which would replace a link, a
+		// device (/dev/null, as root) or a pipe with a regular file: those are refused.
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			return fmt.Errorf("render: %s is a symbolic link; write to the file it points to, or remove the link", d.what())
+		case fi.IsDir() && d.index > 0:
+			return fmt.Errorf("render: %s is a directory; move it away or choose another %s", d.what(), d.flag)
+		case fi.IsDir():
 			return fmt.Errorf("render: %s is a directory; name the file to write in it, like %s", d.what(), filepath.Join(d.path, "out."+map[string]string{"-o": "mp4", "-poster": "jpg"}[d.flag]))
+		case !fi.Mode().IsRegular():
+			return fmt.Errorf("render: %s is not a regular file (a device, a pipe or a socket); write to a file", d.what())
 		}
 		for _, in := range inputs {
 			if in.path == "" {
