@@ -76,8 +76,7 @@ func (rd *renderer) checkMovingBudget(job Job, still, audio string, f frameSize,
 			return err
 		}
 	}
-	one := estimateMovingSize(si.Size(), f, job.Options, job.AudioDuration, bits)
-	need := one
+	need := estimateMovingSize(si.Size(), f, job.Options, job.AudioDuration, bits)
 	for _, size := range later {
 		g, ok := platformSizes[size]
 		if !ok {
@@ -86,8 +85,8 @@ func (rd *renderer) checkMovingBudget(job Job, still, audio string, f frameSize,
 		// The picture's frame scales with the area, up to the larger of its raw size there and
 		// this size's frame (a tiny picture's few bytes are mostly its container's); the audio,
 		// the same in every size, does not (scaling all of it made a 1x1 picture's job 145 GB).
-		still := min(int64(float64(si.Size())*float64(g.W*g.H)/float64(f.W*f.H)), max(int64(g.W*g.H*3/2), si.Size()))
-		need += estimateMovingSize(still, g, job.Options, job.AudioDuration, bits)
+		frame := min(int64(float64(si.Size())*float64(g.W*g.H)/float64(f.W*f.H)), max(int64(g.W*g.H*3/2), si.Size()))
+		need += estimateMovingSize(frame, g, job.Options, job.AudioDuration, bits)
 	}
 	what := videoNeeds
 	if len(later) > 0 {
