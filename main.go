@@ -514,6 +514,7 @@ func (s *server) httpServer() *http.Server {
 
 func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 	log := newLogger(cfg.LogFormat, stderr)
+	noHugePagesForChildren()
 	ffv, err := checkTools(ctx, cfg)
 	if err != nil {
 		return err

@@ -141,6 +141,7 @@ func runRender(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	start := time.Now()
+	noHugePagesForChildren()
 	if _, err := checkTools(ctx, config{FFmpeg: c.tools.FFmpeg, FFprobe: c.tools.FFprobe}); err != nil {
 		return &exitError{exitRenderFail, fmt.Errorf("render: %w", err)}
 	}
