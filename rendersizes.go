@@ -130,7 +130,7 @@ func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio,
 	// Audio under the limiter is encoded in one piece, as its level was checked (levelChecked):
 	// a segment's encode can put its peaks dBs higher than the whole file's, past the ceiling.
 	if n := audioSegments(job.AudioDuration, c, rd.freeCores()); n > 1 && rate > 0 && job.Options.level.limit == 0 {
-		segs = aac.Plan(job.AudioDuration, rate, n)
+		segs = aac.PlanWeighted(job.AudioDuration, rate, segmentWeights(n, c))
 	}
 	if err := rd.checkEncodeBudget(job, len(segs) > 0, len(outs)); err != nil {
 		return err

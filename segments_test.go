@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -55,7 +56,7 @@ func TestSegmentedAudioJoin(t *testing.T) {
 	if g, o := snr(ref, got, 0, len(ref)), snr(ref, one, 0, len(ref)); g < o-1 {
 		t.Errorf("joined track: SNR %.1f dB against the source, one encode %.1f dB", g, o)
 	}
-	for k, s := range aac.Plan(seconds, 48000, segments)[1:] {
+	for k, s := range aac.PlanWeighted(seconds, 48000, segmentWeights(segments, splitCosts))[1:] {
 		cut := int(s.Start/aac.FrameSamples+int64(s.Keep-aac.Lag)) * aac.FrameSamples * 2 // interleaved stereo
 		lo, hi := cut-4*aac.FrameSamples, cut+4*aac.FrameSamples
 		g, o := maxError(ref, got, lo, hi), maxError(ref, one, lo, hi)
@@ -68,11 +69,14 @@ func TestSegmentedAudioJoin(t *testing.T) {
 	}
 }
 
+// splitCosts are the costs of a render that is all encode.
+var splitCosts = encodeCosts{Encode: 1}
+
 // splitAudio makes s encode any audio it encodes in n segments, as on n cores with an encode
 // that costs more than all else.
 func splitAudio(s *server, n int) {
 	s.renderer.audioCores = n
-	s.renderer.costs = func(Job, float64) encodeCosts { return encodeCosts{Encode: 1} }
+	s.renderer.costs = func(Job, float64) encodeCosts { return splitCosts }
 }
 
 // snr is the signal-to-noise ratio in dB of got against ref over samples [lo, hi).
@@ -151,12 +155,14 @@ func TestAudioSegments(t *testing.T) {
 		{"speech", speech, 5, [3]int{1, 1, 1}},
 		{"speech", speech, 15, [3]int{1, 1, 1}},
 		{"speech", speech, 60, [3]int{1, 2, 3}},
-		{"speech", speech, 90, [3]int{1, 2, 6}},
+		// Shares weighted by what each segment decodes: five take as long as the picture step.
+		{"speech", speech, 90, [3]int{1, 2, 5}},
 		{"speech", speech, 600, [3]int{1, 2, 8}},
 		{"music", music, 5, [3]int{1, 1, 1}},
 		{"music", music, 15, [3]int{1, 1, 2}},
 		{"music", music, 60, [3]int{1, 2, 6}},
-		{"music", music, 90, [3]int{1, 2, 8}},
+		// The eighth segment's start and decode cost more than it takes off the others.
+		{"music", music, 90, [3]int{1, 2, 7}},
 		{"music", music, 600, [3]int{1, 2, 8}},
 		// The picture step of a large picture outlasts a short encode: the encode stays whole.
 		{"music beside a slow picture", slowPicture, 60, [3]int{1, 1, 1}},
@@ -180,6 +186,38 @@ func TestAudioSegments(t *testing.T) {
 						s, cores, n, last, audioSegments(s, costs, max(cores-1, 1)))
 				}
 				last = n
+			}
+		}
+	}
+}
+
+// TestSegmentWeights: the segments' shares make their work (the decode up to the end of the share
+// and the encode of it) the same, so that they end together: a minute of mono speech at 44.1 kHz
+// in two is cut at ~31.6 s, not in the middle; an encode that costs all (nothing to decode) is
+// cut evenly.
+func TestSegmentWeights(t *testing.T) {
+	t.Parallel()
+	const seconds, rate = 60.0, 44100
+	speech := jobEncodeCosts(Job{AudioCodec: "mp3//1/44100"}, 0.2)
+	for _, c := range []encodeCosts{speech, splitCosts} {
+		for _, n := range []int{2, 3, 8} {
+			segs := aac.PlanWeighted(seconds, rate, segmentWeights(n, c))
+			var works []float64
+			var from float64
+			for k := range segs {
+				to := seconds
+				if k < n-1 {
+					to = float64(segs[k+1].Start/aac.FrameSamples+int64(segs[k+1].Keep-aac.Lag)) * aac.FrameSamples / rate
+				}
+				works = append(works, c.Start+c.Decode*to+c.Encode*(to-from))
+				from = to
+			}
+			frame := (c.Encode + c.Decode) * aac.FrameSamples / rate
+			if spread := slices.Max(works) - slices.Min(works); spread > 2*frame {
+				t.Errorf("%+v in %d: the segments' work %.4f s, %.4f s apart (more than 2 frames')", c, n, works, spread)
+			}
+			if cut := float64(segs[1].Start/aac.FrameSamples+int64(segs[1].Keep-aac.Lag)) * aac.FrameSamples / rate; n == 2 && c == speech && (cut < 31.4 || cut > 31.8) {
+				t.Errorf("speech in 2: cut at %.2f s, want ~31.6", cut)
 			}
 		}
 	}

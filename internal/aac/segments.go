@@ -46,6 +46,30 @@ func Plan(seconds float64, rate, n int) []Segment {
 	for k := 1; k < n; k++ {
 		cuts[k] = frames * int64(k) / int64(n)
 	}
+	return planCuts(cuts)
+}
+
+// PlanWeighted is Plan with shares in proportion to weights, one a segment (at least one; each
+// finite and ≥ 0, not all 0): segment k's share is within a frame of weights[k]/sum(weights) of
+// the audio's frames.
+func PlanWeighted(seconds float64, rate int, weights []float64) []Segment {
+	frames := int64(seconds * float64(rate) / FrameSamples)
+	var sum float64
+	for _, w := range weights {
+		sum += w
+	}
+	cuts := make([]int64, len(weights)+1)
+	var before float64 // the weights of the shares before cut k
+	for k := 1; k < len(weights); k++ {
+		before += weights[k-1]
+		cuts[k] = min(max(int64(float64(frames)*before/sum), cuts[k-1]), frames)
+	}
+	return planCuts(cuts)
+}
+
+// planCuts makes the segments whose shares start at cuts[k], in frames, the last to the end.
+func planCuts(cuts []int64) []Segment {
+	n := len(cuts) - 1
 	segs := make([]Segment, n)
 	for k := range segs {
 		first := max(cuts[k]-Overlap, 0) // the first frame encoded

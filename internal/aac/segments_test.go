@@ -9,14 +9,19 @@ import (
 	"testing"
 )
 
-// checkPlan fails t unless segs is a plan of audio lasting seconds at rate in n segments: each
-// starts and ends at a frame boundary; the segments' kept frames follow each other without a gap or
-// an overlap from the first frame of the sound to its end; each share holds about a nth of the
-// frames; and each segment encodes Overlap frames on each side of its share (fewer before it only
-// where the sound starts).
-func checkPlan(t testing.TB, seconds float64, rate, n int, segs []Segment) {
+// checkPlan fails t unless segs is a plan of audio lasting seconds at rate in one segment a weight:
+// each starts and ends at a frame boundary; the segments' kept frames follow each other without a
+// gap or an overlap from the first frame of the sound to its end; share k holds within a frame of
+// weights[k]/sum(weights) of the frames; and each segment encodes Overlap frames on each side of
+// its share (fewer before it only where the sound starts).
+func checkPlan(t testing.TB, seconds float64, rate int, weights []float64, segs []Segment) {
 	t.Helper()
 	frames := int64(seconds * float64(rate) / FrameSamples)
+	n := len(weights)
+	var sum float64
+	for _, w := range weights {
+		sum += w
+	}
 	if len(segs) != n {
 		t.Fatalf("%d segments, want %d", len(segs), n)
 	}
@@ -50,8 +55,8 @@ func checkPlan(t testing.TB, seconds float64, rate, n int, segs []Segment) {
 				t.Fatalf("segment %d encodes %d frames after its share", k, after)
 			}
 		}
-		if size := to - from; size < frames/int64(n) || size > frames/int64(n)+1 {
-			t.Fatalf("segment %d: a share of %d frames of %d in %d segments", k, size, frames, n)
+		if size, want := to-from, float64(frames)*weights[k]/sum; math.Abs(float64(size)-want) > 1+1e-6 {
+			t.Fatalf("segment %d: a share of %d frames of %d, want %.2f (weights %v)", k, size, frames, want, weights)
 		}
 		next = to
 	}
@@ -70,7 +75,7 @@ func TestPlan(t *testing.T) {
 	} {
 		segs := Plan(c.seconds, c.rate, c.n)
 		t.Logf("%+v: %+v", c, segs)
-		checkPlan(t, c.seconds, c.rate, c.n, segs)
+		checkPlan(t, c.seconds, c.rate, equal(c.n), segs)
 	}
 	// Ten minutes at 48 kHz in two: the cut falls at frame 14062 of 28125, each side encodes 4
 	// frames across it, and the encoder's frame for the cut's sound is 3 frames after the frame of
@@ -92,7 +97,70 @@ func FuzzPlan(f *testing.F) {
 		if math.IsNaN(seconds) || seconds < 0 || seconds > 1e6 || rate < 1 || rate > 384000 || n < 1 || n > 64 {
 			t.Skip("outside Plan's contract or the product's range")
 		}
-		checkPlan(t, seconds, rate, n, Plan(seconds, rate, n))
+		checkPlan(t, seconds, rate, equal(n), Plan(seconds, rate, n))
+	})
+}
+
+// equal is n weights of 1.
+func equal(n int) []float64 {
+	w := make([]float64, n)
+	for i := range w {
+		w[i] = 1
+	}
+	return w
+}
+
+// TestPlanWeighted checks plans whose shares are in proportion to weights: shares falling by a
+// ratio (as the segments of an encode that decodes the audio up to each cut get), equal ones,
+// zeros, and more segments than frames.
+func TestPlanWeighted(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		seconds float64
+		rate    int
+		weights []float64
+	}{
+		{60, 44100, []float64{1, 0.9}}, {600, 48000, []float64{1, 0.9, 0.81, 0.73, 0.66, 0.59, 0.53, 0.48}},
+		{61, 22050, equal(3)}, {0.2, 48000, []float64{5, 1, 1, 1}}, {3600, 8000, []float64{2}},
+		{10, 48000, []float64{1, 0, 1}}, {0.05, 44100, []float64{1, 2, 3, 4, 5}}, {0, 48000, []float64{1, 1}},
+	} {
+		segs := PlanWeighted(c.seconds, c.rate, c.weights)
+		t.Logf("%+v: %+v", c, segs)
+		checkPlan(t, c.seconds, c.rate, c.weights, segs)
+	}
+	// A minute at 44.1 kHz (2583 frames) in shares of 1 and 0.9: the cut at frame 1359 of 2583,
+	// where an even plan cuts at 1291.
+	segs := PlanWeighted(60, 44100, []float64{1, 0.9})
+	if cut := segs[1].Start/FrameSamples + int64(segs[1].Keep-Lag); cut != 1359 {
+		t.Errorf("cut at frame %d, want 1359: %+v", cut, segs)
+	}
+	// Equal weights cut within a frame of Plan's cuts.
+	for _, n := range []int{2, 3, 7} {
+		even, weighted := Plan(600, 48000, n), PlanWeighted(600, 48000, equal(n))
+		for k := range even {
+			if d := even[k].Start - weighted[k].Start; d < -FrameSamples || d > FrameSamples {
+				t.Errorf("%d equal weights: segment %d starts at %d, Plan's at %d", n, k, weighted[k].Start, even[k].Start)
+			}
+		}
+	}
+}
+
+// FuzzPlanWeighted checks checkPlan's invariants over any length, rate and count of segments whose
+// weights fall by any ratio from 1 to 0.01 a segment.
+func FuzzPlanWeighted(f *testing.F) {
+	f.Add(60.0, 44100, 2, 0.9)
+	f.Add(600.0, 48000, 8, 0.5)
+	f.Add(0.2, 48000, 4, 1.0)
+	f.Fuzz(func(t *testing.T, seconds float64, rate, n int, ratio float64) {
+		if math.IsNaN(seconds) || seconds < 0 || seconds > 1e6 || rate < 1 || rate > 384000 || n < 1 || n > 64 ||
+			!(ratio >= 0.01 && ratio <= 1) {
+			t.Skip("outside PlanWeighted's contract or the product's range")
+		}
+		weights := make([]float64, n)
+		for k := range weights {
+			weights[k] = math.Pow(ratio, float64(k))
+		}
+		checkPlan(t, seconds, rate, weights, PlanWeighted(seconds, rate, weights))
 	})
 }
 
