@@ -141,7 +141,7 @@ func (rd *renderer) makeCaptionClip(ctx context.Context, job Job, image, poster 
 		if err := writeASS(ass, shotCues(cues, shots, fps), f, job); err != nil {
 			return nil, err
 		}
-		if err := rd.pictureStep(ctx, job, image, captionClipArgs(job, image, ass, fonts, stream, poster, shots)); err != nil {
+		if err := rd.pictureStep(ctx, job, image, captionClipArgs(job, image, ass, fonts, stream, poster, shots), nil); err != nil {
 			return nil, err
 		}
 		if !platform {
@@ -157,7 +157,7 @@ func (rd *renderer) makeCaptionClip(ctx context.Context, job Job, image, poster 
 		}
 	}
 	if !known {
-		if err := rd.pictureStep(ctx, job, image, stillArgs(job, image, still, poster)); err != nil {
+		if err := rd.pictureStep(ctx, job, image, stillArgs(job, image, still, poster), nil); err != nil {
 			return nil, err
 		}
 		if f, err = jpegSize(poster); err != nil {

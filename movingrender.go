@@ -96,7 +96,7 @@ func (rd *renderer) stillStep(ctx context.Context, job Job, image, still, poster
 	}
 	split = min(setupShare+int(float64(100-setupShare)*clipEst/(clipEst+est(guess))), 90)
 	rd.startStep(job.ID, setupShare, split, clipEst)
-	if err := rd.pictureStep(ctx, job, image, stillArgs(job, image, still, poster)); err != nil {
+	if err := rd.pictureStep(ctx, job, image, stillArgs(job, image, still, poster), nil); err != nil {
 		return f, split, err
 	}
 	if !known {

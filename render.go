@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -461,14 +462,15 @@ func (rd *renderer) runWatched(ctx context.Context, jobID string, duration float
 }
 
 // makeClip is step 1: the clip from image, and the poster at poster. ffmpeg makes the poster and
-// x264 the clip's keyframe (in a file beside the poster); newStillClip the rest of the clip. A
-// captioned still's clip is the whole video's (makeCaptionClip).
-func (rd *renderer) makeClip(ctx context.Context, job Job, image, poster string) (*h264.StillClip, error) {
+// x264 the clip's keyframe (in a file beside the poster); newStillClip the rest of the clip. The
+// same ffmpeg encodes ride when it is not nil. A captioned still's clip is the whole video's
+// (makeCaptionClip), whose steps no audio rides.
+func (rd *renderer) makeClip(ctx context.Context, job Job, image, poster string, ride *audioRide) (*h264.StillClip, error) {
 	if job.Options.Captions {
 		return rd.makeCaptionClip(ctx, job, image, poster)
 	}
 	stream := filepath.Join(filepath.Dir(poster), "clip.h264")
-	if err := rd.pictureStep(ctx, job, image, clipArgs(job, image, stream, poster)); err != nil {
+	if err := rd.pictureStep(ctx, job, image, clipArgs(job, image, stream, poster), ride); err != nil {
 		return nil, err
 	}
 	b, err := os.ReadFile(stream)
@@ -480,17 +482,32 @@ func (rd *renderer) makeClip(ctx context.Context, job Job, image, poster string)
 }
 
 // pictureStep runs ffmpeg with args, the render's step that decodes the job's image, once the
-// memory it takes fits beside the other pictures being decoded.
-func (rd *renderer) pictureStep(ctx context.Context, job Job, image string, args []string) error {
+// memory it takes fits beside the other pictures being decoded; with ride, when not nil, added to
+// them, and its progress reported. A failure is the image's when stepFailed says so, else the
+// audio's when it says that of the audio, else the image step's that tells of the server.
+func (rd *renderer) pictureStep(ctx context.Context, job Job, image string, args []string, ride *audioRide) error {
 	release, err := rd.pictures.acquire(ctx, pictureCost(image, job.ImageType))
 	if err != nil {
 		return &renderFailure{err: fmt.Errorf("image: waiting for memory: %w", err)}
 	}
 	defer release()
-	if err := rd.ffmpegRun(ctx, job.ID, 0, args...); err != nil {
-		return rd.stepFailed(ctx, err, job, inputImage, image, args)
+	var progress float64
+	if ride != nil {
+		args, progress = append(slices.Clip(args), ride.args...), ride.duration
 	}
-	return nil
+	err = rd.ffmpegRun(ctx, job.ID, progress, args...)
+	if err == nil {
+		return nil
+	}
+	failed := rd.stepFailed(ctx, err, job, inputImage, image, args)
+	var rf *renderFailure
+	if ride == nil || errors.As(failed, &rf) && rf.final {
+		return failed
+	}
+	if audio := rd.stepFailed(ctx, err, job, inputAudio, ride.audio, args); errors.As(audio, &rf) && rf.final {
+		return audio
+	}
+	return failed
 }
 
 // clipFrameCount is the number of frames of a job's clip: clipFrames/clipFPS seconds at its frame rate.

@@ -109,7 +109,8 @@ func eachBand[T any](rd *renderer, id string, parts []T, render func(T) error) e
 
 // renderSideBySide makes the clip and poster of each size of outs from image and encodes audio at
 // once, one ffmpeg each (a picture step is one core's work, and so is the AAC encoder; the audio is
-// encoded in as many segments as pay, one ffmpeg each, see segments.go), then writes each size's
+// encoded in as many segments as pay, one ffmpeg each, see segments.go, the first in the picture
+// step's own when the job has one size and no captions: audioRide), then writes each size's
 // video from its clip and the one encoded audio by copy: on two cores the job costs about the audio
 // encode alone. The picture steps of several sizes run side by side too: one after another, three
 // 1080p steps outlasted the encode of a minute of speech. job is audioJob(outs), whose options
@@ -125,18 +126,29 @@ func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio,
 	if rd.costs != nil {
 		costs = rd.costs
 	}
-	c := costs(job, clipEst)
+	c := costs(job, pictureWork(image))
 	c.Pictures = len(outs)
+	// The first segment rides in the picture step (audioRide) when there is one picture step, not
+	// a captioned one (its step makes a frame a change of cues), and the audio decoded cleanly.
+	c.Ride = len(outs) == 1 && !job.Options.Captions && !parseCodecTag(job.AudioCodec).damaged()
 	// Audio under the limiter is encoded in one piece, as its level was checked (levelChecked):
 	// a segment's encode can put its peaks dBs higher than the whole file's, past the ceiling.
 	if n := audioSegments(job.AudioDuration, c, rd.freeCores()); n > 1 && rate > 0 && job.Options.level.limit == 0 {
-		segs = aac.PlanWeighted(job.AudioDuration, rate, segmentWeights(n, c))
+		segs = aac.PlanWeighted(job.AudioDuration, rate, segmentShares(job.AudioDuration, c, n))
 	}
 	if err := rd.checkEncodeBudget(job, len(segs) > 0, len(outs)); err != nil {
 		return err
 	}
+	parts := make([]string, len(segs))
+	for k := range segs {
+		parts[k] = filepath.Join(tmp, fmt.Sprintf("audio-%d.aac", k))
+	}
+	var ride *audioRide
+	if c.rides(len(segs)) {
+		ride = newAudioRide(job, audio, parts[0], segs[0], rate)
+	}
 	clips := make([]*h264.StillClip, len(outs))
-	steps := rd.clipSteps(image, outs, clips) // and the audio in one or more parts:
+	steps := rd.clipSteps(image, outs, clips, ride) // and the audio in one or more parts:
 	run := func(duration float64, args []string) func(context.Context) error {
 		return func(ctx context.Context) error {
 			if err := rd.ffmpegRun(ctx, job.ID, duration, args...); err != nil {
@@ -145,10 +157,11 @@ func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio,
 			return nil
 		}
 	}
-	parts := make([]string, len(segs))
 	for k, sg := range segs {
-		parts[k] = filepath.Join(tmp, fmt.Sprintf("audio-%d.aac", k))
-		progress := 0.0 // the segments are about as long as each other: the first one's speaks for all
+		if k == 0 && ride != nil {
+			continue
+		}
+		progress := 0.0 // the segments take about as long as each other: the first one's speaks for all
 		if k == 0 {
 			progress = float64(sg.End) / float64(rate)
 		}
@@ -178,12 +191,16 @@ func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio,
 }
 
 // clipSteps are the picture steps of outs, one a size, for sideBySide: each makes its size's clip,
-// into clips, and its poster.
-func (rd *renderer) clipSteps(image string, outs []sizeRender, clips []*h264.StillClip) []func(context.Context) error {
+// into clips, and its poster; the first also encodes ride, when not nil.
+func (rd *renderer) clipSteps(image string, outs []sizeRender, clips []*h264.StillClip, ride *audioRide) []func(context.Context) error {
 	steps := make([]func(context.Context) error, len(outs))
 	for i, o := range outs {
+		r := ride
+		if i > 0 {
+			r = nil
+		}
 		steps[i] = func(ctx context.Context) (err error) {
-			clips[i], err = rd.makeClip(ctx, o.job, image, o.poster)
+			clips[i], err = rd.makeClip(ctx, o.job, image, o.poster, r)
 			return err
 		}
 	}

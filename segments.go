@@ -30,11 +30,16 @@ type encodeCosts struct {
 	Decode float64
 	// Encode is encoding a second of the audio to AAC.
 	Encode float64
-	// Picture is the picture step, which runs beside the audio's encodes on the same cores.
+	// Picture is the picture step's work past its start: alone, the step costs Start+Picture,
+	// beside the audio's encodes on the same cores.
 	Picture float64
 	// Pictures is how many picture steps run side by side, one a size of the job (0 counts as 1):
 	// the longest process is one of them, the work all of them.
 	Pictures int
+	// Ride says that the one picture step runs the first segment's encode in its own ffmpeg when
+	// the audio is cut in two or more (audioRide): a start fewer, with the first segment's share
+	// smaller by the picture's work.
+	Ride bool
 }
 
 // Costs of one core of this 2-core machine (ffmpeg 5.1), measured with bench/render.sh's fixtures.
@@ -50,10 +55,28 @@ const (
 	// encodeCostPerChannel is twoloop on a second of one channel at 48 kHz: 60 s of mono speech at
 	// 44.1 kHz took 0.80-0.91 s of CPU, 60 s of stereo music 1.65-1.68 s.
 	encodeCostPerChannel = 0.0152
+	// pictureCostBase is a still's picture step past its start for a 1080p frame: x264's keyframe
+	// and the 10 frames it looks ahead at, the colour conversions, the poster, and the page faults
+	// of x264's ~170 MB of frames. Alone beside two segments, the whole step took 0.17-0.23 s of
+	// CPU, 0.045 s of it ffmpeg's start; in the first segment's ffmpeg (audioRide), 0.20-0.23 s
+	// more than that segment's encode, which is what the first segment's share is cut by.
+	pictureCostBase = 0.22
+	// pictureCostPerByte is the image's decode, by its file's size (as renderEstimates grows the
+	// step's part of the progress bar): a 20 MB photo decodes in about a second more.
+	pictureCostPerByte = 1 / 20e6
 )
 
+// pictureWork is the expected work of the picture step of image, past its start (Picture).
+func pictureWork(image string) float64 {
+	fi, err := os.Stat(image)
+	if err != nil {
+		return pictureCostBase
+	}
+	return pictureCostBase + float64(fi.Size())*pictureCostPerByte
+}
+
 // jobEncodeCosts are the costs of job's render whose picture step is expected to take picture
-// seconds (renderEstimates).
+// seconds of work past its start (pictureWork).
 func jobEncodeCosts(job Job, picture float64) encodeCosts {
 	_, rate := encodedFormat(job)
 	channels := parseCodecTag(job.AudioCodec).encodedChannels()
@@ -79,56 +102,113 @@ func audioSegments(seconds float64, c encodeCosts, cores int) int {
 }
 
 // renderSpan is the expected wall time of a still picture's render whose audio lasting seconds is
-// encoded in n segments (segmentWeights) on cores cores: the longer of the longest process (the
-// picture step or a segment) and all the work shared out over the cores.
+// encoded in n segments (segmentShares) on cores cores: the longer of the longest process (the
+// picture step or a segment, the first with the picture step in it when it rides) and all the work
+// shared out over the cores.
 func renderSpan(seconds float64, c encodeCosts, cores, n int) float64 {
-	longest, work := c.Picture, c.Picture*float64(max(1, c.Pictures))
-	weights := segmentWeights(n, c)
-	var sum, end float64
-	for _, w := range weights {
-		sum += w
+	longest, work := c.Start+c.Picture, (c.Start+c.Picture)*float64(max(1, c.Pictures))
+	rider := 0.0 // the picture's work in the first segment's ffmpeg
+	if c.rides(n) {
+		longest, work, rider = 0, 0, c.Picture
 	}
-	for _, w := range weights {
-		share := seconds * w / sum
+	var end float64
+	for k, share := range segmentShares(seconds, c, n) {
 		end += share
 		segment := c.Start + c.Decode*end + c.Encode*share
+		if k == 0 {
+			segment += rider
+		}
 		longest = max(longest, segment)
 		work += segment
 	}
 	return max(longest, work/float64(cores))
 }
 
-// segmentWeights are the shares of the audio's n segments (aac.PlanWeighted) that make their
-// encodes cost the same: a segment decodes the audio from its beginning to the end of its share,
-// so each share is the one before it times Encode/(Encode+Decode). A minute of mono speech at 44.1
-// kHz in two is cut at 31.6 s; cut in the middle, the second segment had ~0.045 s more CPU to
-// spend, alone on the cores at the end.
-func segmentWeights(n int, c encodeCosts) []float64 {
-	r := 1.0
-	if c.Encode > 0 {
-		r = c.Encode / (c.Encode + c.Decode)
+// rides reports whether the picture step runs the first of n segments' encode (Ride).
+func (c encodeCosts) rides(n int) bool { return c.Ride && n > 1 }
+
+// segmentShares are the seconds of audio each of n segments encodes (aac.PlanWeighted cuts by
+// them), chosen so that every segment's ffmpeg costs the same. A segment decodes the audio from
+// its beginning to the end of its share, so each share is smaller than the one before; the first
+// is smaller by the picture's work too when the picture step runs it (rides). A minute of mono
+// speech at 44.1 kHz is cut at 31.6 s, at 24.1 s when it rides a 1080p picture step; cut in the
+// middle, the second segment had ~0.045 s more CPU to spend, alone on the cores at the end.
+func segmentShares(seconds float64, c encodeCosts, n int) []float64 {
+	shares := make([]float64, n)
+	unit := c.Encode + c.Decode // a second of a share, its decode included
+	if n == 1 || unit <= 0 {
+		for k := range shares {
+			shares[k] = seconds / float64(n)
+		}
+		return shares
 	}
-	w := make([]float64, n)
-	for k := range w {
-		w[k] = math.Pow(r, float64(k))
+	// Every segment's work past its start is the same w; with r = Encode/unit, p the picture's
+	// work in units and a = w/unit, the ends of the shares are end_0 = a - p and end_k = a +
+	// r*end_(k-1), so end_(n-1) = a*(1 + r + ... + r^(n-1)) - p*r^(n-1), which is seconds.
+	r, p := c.Encode/unit, 0.0
+	if c.rides(n) {
+		p = c.Picture / unit
 	}
-	return w
+	var geometric float64 // 1 + r + ... + r^(n-1)
+	for k := range n {
+		geometric += math.Pow(r, float64(k))
+	}
+	a := (seconds + p*math.Pow(r, float64(n-1))) / geometric
+	if a <= p {
+		// The picture's work outweighs a whole share: the first segment gets none and the others
+		// share the audio as they would without it.
+		shares[0] = 0
+		copy(shares[1:], segmentShares(seconds, encodeCosts{Encode: c.Encode, Decode: c.Decode}, n-1))
+		return shares
+	}
+	end := a - p
+	shares[0] = end
+	for k := 1; k < n; k++ {
+		next := a + r*end
+		shares[k] = next - end
+		end = next
+	}
+	return shares
 }
 
 // segmentArgs are ffmpeg's arguments for encoding segment s of a job's audio to an ADTS stream at
 // out. The cut is made on the decoded sound after it is resampled and downmixed as audioArgs
 // would, so it falls at the same sample in every segment.
 func segmentArgs(job Job, audio, out string, s aac.Segment) []string {
+	return append(audioInput(job, audio), segmentOutput(job, 0, out, s)...)
+}
+
+// segmentOutput are the output options of segmentArgs for an ffmpeg whose input number input is
+// the audio.
+func segmentOutput(job Job, input int, out string, s aac.Segment) []string {
 	chain, _ := encodedFormat(job)
 	trim := fmt.Sprintf("atrim=start_sample=%d", s.Start)
 	if s.End > 0 {
 		trim += fmt.Sprintf(":end_sample=%d", s.End)
 	}
 	chain = append(chain, trim, "asetpts=N/SR/TB")
-	return append(audioInput(job, audio), "-map", "0:a:0",
+	return []string{"-map", fmt.Sprintf("%d:a:0", input),
 		"-af", strings.Join(chain, ","),
 		"-c:a", "aac", "-aac_coder", aacCoder, "-b:a", audioRate,
-		"-map_metadata", "-1", "-f", "adts", "file:"+out)
+		"-map_metadata", "-1", "-f", "adts", "file:" + out}
+}
+
+// audioRide is a segment's encode that a picture step's ffmpeg runs beside the picture, the audio
+// its second input: a render of a still and two segments starts two ffmpegs, not three. Measured
+// on 60 s of speech over a 1080p JPEG, interleaved (10 runs each): 0.63-0.68 s where three took
+// 0.66-0.80 s (medians 0.665 and 0.70), the picture's outputs and the segment byte for byte the
+// same. Only clean audio rides: the picture step stops at its first decoding error (-xerror),
+// where a segment of damaged audio decodes past its bad frames.
+type audioRide struct {
+	audio    string   // the job's audio
+	args     []string // its input and the segment's output, for after the picture's
+	duration float64  // the seconds of sound the segment encodes: its part of the progress
+}
+
+// newAudioRide is the ride of segment s of job's audio (sampled at rate), encoded to out.
+func newAudioRide(job Job, audio, out string, s aac.Segment, rate int) *audioRide {
+	return &audioRide{audio: audio, args: append(audioInput(job, audio), segmentOutput(job, 1, out, s)...),
+		duration: float64(s.End) / float64(rate)}
 }
 
 // encodedFormat returns the filters that give a job's audio the channels, rate and level audioArgs

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,9 +20,26 @@ import (
 // boundaries. The joined track has exactly the samples one encode of the whole has, and around
 // each join it is as close to the source as that one encode is: no gap, no repeated frame, no
 // click. The source has a burst of noise every quarter second, so the encoder switches to short
-// windows at and beside the joins.
+// windows at and beside the joins. A job of one size encodes the first segment in its picture
+// step's ffmpeg (audioRide); one of two sizes has two picture steps, beside all three segments.
 func TestSegmentedAudioJoin(t *testing.T) {
 	t.Parallel()
+	for _, c := range []struct {
+		name   string
+		fields map[string]string
+		rides  int // the runs that encode a segment and a picture
+	}{
+		{"riding the picture step", nil, 1},
+		{"beside two picture steps", map[string]string{"sizes": "original,square"}, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			testSegmentedAudioJoin(t, c.fields, c.rides)
+		})
+	}
+}
+
+func testSegmentedAudioJoin(t *testing.T, fields map[string]string, rides int) {
 	const seconds, segments = 6.0, 3
 	dir := t.TempDir()
 	src := filepath.Join(dir, "music.wav")
@@ -36,12 +54,18 @@ func TestSegmentedAudioJoin(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.FFmpeg = wrapper
 	e := newTestEnv(t, &cfg, func(s *server) { splitAudio(s, segments) })
-	id := e.mustSubmit(t, e.key, fixture(t, "img.png"), src)
-	st := e.wait(t, e.key, id, StatusCompleted)
+	code, body := e.submit(t, e.key, fixture(t, "img.png"), src, fields)
+	if code != http.StatusCreated {
+		t.Fatalf("submit: %d %v", code, body)
+	}
+	st := e.wait(t, e.key, body["jobId"].(string), StatusCompleted)
 	video, _ := download(t, st["outputVideo"].(string))
 	checkVideo(t, video, src)
 	if n := countLines(t, calls); n != segments {
 		t.Fatalf("%d segment encodes, want %d", n, segments)
+	}
+	if n := countLines(t, calls+".rides"); n != rides {
+		t.Fatalf("%d segments encoded by a picture step, want %d", n, rides)
 	}
 
 	whole := filepath.Join(dir, "whole.m4a")
@@ -56,7 +80,7 @@ func TestSegmentedAudioJoin(t *testing.T) {
 	if g, o := snr(ref, got, 0, len(ref)), snr(ref, one, 0, len(ref)); g < o-1 {
 		t.Errorf("joined track: SNR %.1f dB against the source, one encode %.1f dB", g, o)
 	}
-	for k, s := range aac.PlanWeighted(seconds, 48000, segmentWeights(segments, splitCosts))[1:] {
+	for k, s := range aac.PlanWeighted(seconds, 48000, segmentShares(seconds, splitCosts, segments))[1:] {
 		cut := int(s.Start/aac.FrameSamples+int64(s.Keep-aac.Lag)) * aac.FrameSamples * 2 // interleaved stereo
 		lo, hi := cut-4*aac.FrameSamples, cut+4*aac.FrameSamples
 		g, o := maxError(ref, got, lo, hi), maxError(ref, one, lo, hi)
@@ -100,7 +124,8 @@ func maxError(ref, got []float32, lo, hi int) float64 {
 }
 
 // countingFFmpeg writes in dir a stand-in ffmpeg that runs the real one and adds a line to the file
-// calls for each encode it runs of audio alone (the output is ADTS): one a segment.
+// calls for each encode it runs to ADTS, one a segment, and to calls.rides for each of those that
+// encodes a picture too (audioRide).
 func countingFFmpeg(t testing.TB, dir string) (wrapper, calls string) {
 	t.Helper()
 	return countingFFmpegOf(t, dir, "-f adts")
@@ -114,7 +139,9 @@ func countingFFmpegOf(t testing.TB, dir, args string) (wrapper, calls string) {
 		t.Fatal(err)
 	}
 	calls, wrapper = filepath.Join(dir, "calls"), filepath.Join(dir, "ffmpeg")
-	script := fmt.Sprintf("#!/bin/sh\ncase \"$*\" in *%q*) echo >> %q;; esac\nexec %q \"$@\"\n", args, calls, real)
+	// A run that has the args and encodes a picture too is also counted in calls.rides.
+	script := fmt.Sprintf("#!/bin/sh\ncase \"$*\" in *%q*) echo >> %q\n  case \"$*\" in *libx264*) echo >> %q;; esac;; esac\nexec %q \"$@\"\n",
+		args, calls, calls+".rides", real)
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -141,11 +168,14 @@ func countLines(t testing.TB, path string) int {
 // minute of speech, whose encode takes about a second: both cores of two; beyond that, as many as
 // bring the encode under the picture step, and every core for long audio, up to maxSegments.
 func TestAudioSegments(t *testing.T) {
-	speech := encodeCosts{Start: 0.07, Decode: 0.0015, Encode: 0.014, Picture: 0.45}
+	speech := encodeCosts{Start: 0.07, Decode: 0.0015, Encode: 0.014, Picture: 0.38}
 	music := speech
 	music.Encode = 0.028
 	slowPicture := music
-	slowPicture.Picture = 2
+	slowPicture.Picture = 1.93
+	// A 1080p picture step that encodes the first segment (audioRide): a start fewer.
+	riding := speech
+	riding.Picture, riding.Ride = 0.22, true
 	for _, c := range []struct {
 		name    string
 		costs   encodeCosts
@@ -164,6 +194,9 @@ func TestAudioSegments(t *testing.T) {
 		// The eighth segment's start and decode cost more than it takes off the others.
 		{"music", music, 90, [3]int{1, 2, 7}},
 		{"music", music, 600, [3]int{1, 2, 8}},
+		{"speech riding the picture step", riding, 5, [3]int{1, 1, 1}},
+		{"speech riding the picture step", riding, 15, [3]int{1, 2, 3}},
+		{"speech riding the picture step", riding, 60, [3]int{1, 2, 7}},
 		// The picture step of a large picture outlasts a short encode: the encode stays whole.
 		{"music beside a slow picture", slowPicture, 60, [3]int{1, 1, 1}},
 		// Costs that are all encode: every core, at most maxSegments.
@@ -191,17 +224,33 @@ func TestAudioSegments(t *testing.T) {
 	}
 }
 
-// TestSegmentWeights: the segments' shares make their work (the decode up to the end of the share
-// and the encode of it) the same, so that they end together: a minute of mono speech at 44.1 kHz
-// in two is cut at ~31.6 s, not in the middle; an encode that costs all (nothing to decode) is
-// cut evenly.
-func TestSegmentWeights(t *testing.T) {
+// TestSegmentShares: the segments' shares make their work (the decode up to the end of the share
+// and the encode of it, the picture's too in the first when it rides) the same, so that they end
+// together. A minute of mono speech at 44.1 kHz in two is cut at ~31.6 s, not in the middle, and at
+// ~24.1 s when the first segment rides in a 1080p picture step; an encode that costs all (nothing
+// to decode) is cut evenly; a picture step that outweighs a share leaves its segment none.
+func TestSegmentShares(t *testing.T) {
 	t.Parallel()
 	const seconds, rate = 60.0, 44100
-	speech := jobEncodeCosts(Job{AudioCodec: "mp3//1/44100"}, 0.2)
-	for _, c := range []encodeCosts{speech, splitCosts} {
+	speech := jobEncodeCosts(Job{AudioCodec: "mp3//1/44100"}, pictureCostBase)
+	riding := speech
+	riding.Ride = true
+	slow := riding
+	slow.Picture = 10
+	for _, c := range []struct {
+		name  string
+		costs encodeCosts
+		cut   float64 // where the first of two segments ends, 0: not checked
+	}{
+		{"speech", speech, 31.6}, {"speech riding", riding, 24.1}, {"all encode", splitCosts, 30},
+		{"beside a slow picture", slow, 0},
+	} {
 		for _, n := range []int{2, 3, 8} {
-			segs := aac.PlanWeighted(seconds, rate, segmentWeights(n, c))
+			shares := segmentShares(seconds, c.costs, n)
+			if sum := sumOf(shares); math.Abs(sum-seconds) > 1e-9 || slices.Min(shares) < 0 {
+				t.Fatalf("%s in %d: shares %.2f, want none below 0 and %v s in all", c.name, n, shares, seconds)
+			}
+			segs := aac.PlanWeighted(seconds, rate, shares)
 			var works []float64
 			var from float64
 			for k := range segs {
@@ -209,18 +258,41 @@ func TestSegmentWeights(t *testing.T) {
 				if k < n-1 {
 					to = float64(segs[k+1].Start/aac.FrameSamples+int64(segs[k+1].Keep-aac.Lag)) * aac.FrameSamples / rate
 				}
-				works = append(works, c.Start+c.Decode*to+c.Encode*(to-from))
+				work := c.costs.Start + c.costs.Decode*to + c.costs.Encode*(to-from)
+				if k == 0 && c.costs.rides(n) {
+					work += c.costs.Picture
+				}
+				works = append(works, work)
 				from = to
 			}
-			frame := (c.Encode + c.Decode) * aac.FrameSamples / rate
-			if spread := slices.Max(works) - slices.Min(works); spread > 2*frame {
-				t.Errorf("%+v in %d: the segments' work %.4f s, %.4f s apart (more than 2 frames')", c, n, works, spread)
+			if shares[0] == 0 {
+				// The picture step outweighs a share: the first segment encodes none of the audio
+				// and the others share it as they would without a picture.
+				if !c.costs.rides(n) || !slices.Equal(shares[1:], segmentShares(seconds, speech, n-1)) || works[0] < slices.Max(works[1:]) {
+					t.Errorf("%s in %d: shares %.2f, work %.4f; want none for the first only when the picture outweighs a share", c.name, n, shares, works)
+				}
+				works = works[1:]
+			} else if c.costs.Picture > 5 {
+				t.Errorf("%s in %d: shares %.2f, want none for the first beside a picture step of %v s", c.name, n, shares, c.costs.Picture)
 			}
-			if cut := float64(segs[1].Start/aac.FrameSamples+int64(segs[1].Keep-aac.Lag)) * aac.FrameSamples / rate; n == 2 && c == speech && (cut < 31.4 || cut > 31.8) {
-				t.Errorf("speech in 2: cut at %.2f s, want ~31.6", cut)
+			frame := (c.costs.Encode + c.costs.Decode) * aac.FrameSamples / rate
+			if spread := slices.Max(works) - slices.Min(works); spread > 3*frame {
+				t.Errorf("%s in %d: the segments' work %.4f s, %.4f s apart (more than 3 frames')", c.name, n, works, spread)
+			}
+			if cut := float64(segs[1].Start/aac.FrameSamples+int64(segs[1].Keep-aac.Lag)) * aac.FrameSamples / rate; n == 2 && math.Abs(cut-c.cut) > 0.1 {
+				t.Errorf("%s in 2: cut at %.2f s, want ~%.1f", c.name, cut, c.cut)
 			}
 		}
 	}
+}
+
+// sumOf is the sum of v.
+func sumOf(v []float64) float64 {
+	var s float64
+	for _, x := range v {
+		s += x
+	}
+	return s
 }
 
 // TestJobEncodeCosts: an encode costs in proportion to the channels and the sample rate it

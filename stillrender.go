@@ -66,7 +66,7 @@ func (rd *renderer) renderCopied(ctx context.Context, job Job, image, audio stri
 	clipEnd := min(setupShare+int(float64(100-setupShare)*clipEst/(clipEst+muxEst*float64(len(outs)))), 90)
 	rd.startStep(job.ID, setupShare, clipEnd, clipEst)
 	clips := make([]*h264.StillClip, len(outs))
-	if err := sideBySide(ctx, rd.clipSteps(image, outs, clips)); err != nil {
+	if err := sideBySide(ctx, rd.clipSteps(image, outs, clips, nil)); err != nil {
 		return err
 	}
 	if err := rd.checkBudget(job, audio, clips...); err != nil {
