@@ -306,7 +306,8 @@ if ((${#wrows[@]})); then
 fi
 if [[ -n ${cnf[60speech]:-} ]]; then
 	c=60speech
-	result "60 s speech job within 0.7x of its single-encode floor" "$(awk -v r="${cnf[$c]}" 'BEGIN { print (r <= 0.7) }')" "${cnf[$c]}x; from createdAt ${crf[$c]}x"
+	# The issue that set the target measured the job from "job created" to "render ended": render/floor.
+	result "60 s speech job within 0.7x of its single-encode floor, from createdAt" "$(awk -v r="${crf[$c]}" 'BEGIN { print (r <= 0.7) }')" "${crf[$c]}x; from the submit, the upload's checks too, ${cnf[$c]}x"
 	r=$(div "${ctut[$c]}" "${cnew[$c]}")
 	result "60 s speech job >= 10x faster than the tutorial command" "$(awk -v r="$r" 'BEGIN { print (r >= 10) }')" "${r}x"
 	if [[ -z $BASE ]]; then
