@@ -482,32 +482,50 @@ func (rd *renderer) makeClip(ctx context.Context, job Job, image, poster string,
 }
 
 // pictureStep runs ffmpeg with args, the render's step that decodes the job's image, once the
-// memory it takes fits beside the other pictures being decoded; with ride, when not nil, added to
-// them, and its progress reported. A failure is the image's when stepFailed says so, else the
-// audio's when it says that of the audio, else the image step's that tells of the server.
+// memory it takes fits beside the other pictures being decoded; with ride's encode too when ride is
+// not nil. A failure is the image's when stepFailed says so, else the audio's when it says that of
+// the audio; else, when that ffmpeg stopped with an error of its own, the picture and the segment
+// run again apart, as without the ride: -xerror, there for the picture, stops it at any decoding
+// error of the audio too, which a segment of its own decodes past.
 func (rd *renderer) pictureStep(ctx context.Context, job Job, image string, args []string, ride *audioRide) error {
 	release, err := rd.pictures.acquire(ctx, pictureCost(image, job.ImageType))
 	if err != nil {
 		return &renderFailure{err: fmt.Errorf("image: waiting for memory: %w", err)}
 	}
 	defer release()
-	var progress float64
+	picture := args
 	if ride != nil {
-		args, progress = append(slices.Clip(args), ride.args...), ride.duration
+		args = append(slices.Clip(args), ride.args...)
 	}
-	err = rd.ffmpegRun(ctx, job.ID, progress, args...)
+	err = rd.ffmpegRun(ctx, job.ID, 0, args...)
 	if err == nil {
 		return nil
 	}
 	failed := rd.stepFailed(ctx, err, job, inputImage, image, args)
-	var rf *renderFailure
-	if ride == nil || errors.As(failed, &rf) && rf.final {
+	if ride == nil || isFinal(failed) {
 		return failed
 	}
-	if audio := rd.stepFailed(ctx, err, job, inputAudio, ride.audio, args); errors.As(audio, &rf) && rf.final {
+	if audio := rd.stepFailed(ctx, err, job, inputAudio, ride.audio, args); isFinal(audio) {
 		return audio
 	}
-	return failed
+	if serverFailure(ctx, err, err) != nil {
+		return failed // killed, crashed, stopped or short of disk: the attempt is tried again as it is
+	}
+	rd.log.Warn("the picture step that encoded the first audio segment failed, neither file at fault: running them apart",
+		job.logAttrs("err", err)...)
+	if err := rd.ffmpegRun(ctx, job.ID, 0, picture...); err != nil {
+		return rd.stepFailed(ctx, err, job, inputImage, image, picture)
+	}
+	if err := rd.ffmpegRun(ctx, job.ID, 0, ride.apart...); err != nil {
+		return rd.stepFailed(ctx, err, job, inputAudio, ride.audio, ride.apart)
+	}
+	return nil
+}
+
+// isFinal reports whether err is a renderFailure that trying again cannot help.
+func isFinal(err error) bool {
+	var rf *renderFailure
+	return errors.As(err, &rf) && rf.final
 }
 
 // clipFrameCount is the number of frames of a job's clip: clipFrames/clipFPS seconds at its frame rate.

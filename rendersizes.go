@@ -128,13 +128,18 @@ func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio,
 	}
 	c := costs(job, pictureWork(image))
 	c.Pictures = len(outs)
-	// The first segment rides in the picture step (audioRide) when there is one picture step, not
-	// a captioned one (its step makes a frame a change of cues), and the audio decoded cleanly.
-	c.Ride = len(outs) == 1 && !job.Options.Captions && !parseCodecTag(job.AudioCodec).damaged()
+	// The first segment may ride in the picture step (audioRide, plan) when one picture step runs
+	// beside the encode, not a captioned one (its step makes a frame a change of cues), with audio
+	// that decoded cleanly and a picture whose step its file's size predicts.
+	c.Ride = len(outs) == 1 && !job.Options.Captions && !parseCodecTag(job.AudioCodec).damaged() &&
+		ridePicture(image, job.ImageType)
+	rides := false
 	// Audio under the limiter is encoded in one piece, as its level was checked (levelChecked):
 	// a segment's encode can put its peaks dBs higher than the whole file's, past the ceiling.
 	if n := audioSegments(job.AudioDuration, c, rd.freeCores()); n > 1 && rate > 0 && job.Options.level.limit == 0 {
-		segs = aac.PlanWeighted(job.AudioDuration, rate, segmentShares(job.AudioDuration, c, n))
+		var shares []float64
+		shares, rides = c.plan(job.AudioDuration, n)
+		segs = aac.PlanWeighted(job.AudioDuration, rate, shares)
 	}
 	if err := rd.checkEncodeBudget(job, len(segs) > 0, len(outs)); err != nil {
 		return err
@@ -144,8 +149,8 @@ func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio,
 		parts[k] = filepath.Join(tmp, fmt.Sprintf("audio-%d.aac", k))
 	}
 	var ride *audioRide
-	if c.rides(len(segs)) {
-		ride = newAudioRide(job, audio, parts[0], segs[0], rate)
+	if rides {
+		ride = newAudioRide(job, audio, parts[0], segs[0])
 	}
 	clips := make([]*h264.StillClip, len(outs))
 	steps := rd.clipSteps(image, outs, clips, ride) // and the audio in one or more parts:
@@ -161,9 +166,11 @@ func (rd *renderer) renderSideBySide(ctx context.Context, job Job, image, audio,
 		if k == 0 && ride != nil {
 			continue
 		}
-		progress := 0.0 // the segments take about as long as each other: the first one's speaks for all
-		if k == 0 {
-			progress = float64(sg.End) / float64(rate)
+		// The segments take about as long as each other: the first in an ffmpeg of its own speaks
+		// for all (a riding one's position is the picture's too at first).
+		progress := 0.0
+		if k == 0 || k == 1 && ride != nil {
+			progress = segmentSeconds(sg, rate, job.AudioDuration)
 		}
 		steps = append(steps, run(progress, segmentArgs(job, audio, parts[k], sg)))
 	}

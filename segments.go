@@ -26,7 +26,7 @@ type encodeCosts struct {
 	// Start is one ffmpeg's start-up and exit, paid again by every segment.
 	Start float64
 	// Decode is decoding a second of the audio. Each segment decodes the audio from its beginning
-	// (the cut is made on the decoded sound), so segment k of n decodes (k+1)/n of it.
+	// (the cut is made on the decoded sound) to the end of its share.
 	Decode float64
 	// Encode is encoding a second of the audio to AAC.
 	Encode float64
@@ -36,11 +36,17 @@ type encodeCosts struct {
 	// Pictures is how many picture steps run side by side, one a size of the job (0 counts as 1):
 	// the longest process is one of them, the work all of them.
 	Pictures int
-	// Ride says that the one picture step runs the first segment's encode in its own ffmpeg when
-	// the audio is cut in two or more (audioRide): a start fewer, with the first segment's share
-	// smaller by the picture's work.
+	// Ride says that the one picture step may run the first segment's encode in its own ffmpeg
+	// when the audio is cut in two or more (audioRide, plan): a start fewer, with the first
+	// segment's share smaller by the picture's work.
 	Ride bool
 }
+
+// maxRide bounds the expected work of a picture step that runs a segment (plan): the step holds
+// the memory its picture was admitted with (renderer.pictures, which the uploads' checks wait on
+// too) until its ffmpeg exits, and one start saved is worth nothing to long audio. A minute of
+// speech's rider takes ~0.7 s, of stereo music ~1.2 s.
+const maxRide = 2.0
 
 // Costs of one core of this 2-core machine (ffmpeg 5.1), measured with bench/render.sh's fixtures.
 // What an encode costs scales with the channels and the sample rate it encodes; the other steps
@@ -59,12 +65,26 @@ const (
 	// and the 10 frames it looks ahead at, the colour conversions, the poster, and the page faults
 	// of x264's ~170 MB of frames. Alone beside two segments, the whole step took 0.17-0.23 s of
 	// CPU, 0.045 s of it ffmpeg's start; in the first segment's ffmpeg (audioRide), 0.20-0.23 s
-	// more than that segment's encode, which is what the first segment's share is cut by.
+	// more than that segment's encode, which is what the first segment's share is cut by. A step
+	// alone is thus expected to take 0.29 s, long by a little, which keeps a clip of a few seconds
+	// in one segment.
 	pictureCostBase = 0.22
 	// pictureCostPerByte is the image's decode, by its file's size (as renderEstimates grows the
 	// step's part of the progress bar): a 20 MB photo decodes in about a second more.
 	pictureCostPerByte = 1 / 20e6
 )
+
+// maxRidePixels bounds the pictures whose step may run a segment (ridePicture).
+const maxRidePixels = 24_000_000
+
+// ridePicture reports whether the picture step of image, of type typ, may run a segment
+// (audioRide): pictureWork predicts the step by its file's size, which says little of a big
+// picture that compresses well (a 100-megapixel PNG of a few MB decodes for seconds, and the
+// segment would wait for it); a phone's photo rides.
+func ridePicture(image, typ string) bool {
+	w, h, _, err := imageSize(image, typ)
+	return err == nil && w > 0 && h > 0 && int64(w)*int64(h) <= maxRidePixels
+}
 
 // pictureWork is the expected work of the picture step of image, past its start (Picture).
 func pictureWork(image string) float64 {
@@ -102,17 +122,18 @@ func audioSegments(seconds float64, c encodeCosts, cores int) int {
 }
 
 // renderSpan is the expected wall time of a still picture's render whose audio lasting seconds is
-// encoded in n segments (segmentShares) on cores cores: the longer of the longest process (the
-// picture step or a segment, the first with the picture step in it when it rides) and all the work
-// shared out over the cores.
+// encoded in n segments (plan) on cores cores: the longer of the longest process (the picture step
+// or a segment, the first with the picture step in it when it rides) and all the work shared out
+// over the cores.
 func renderSpan(seconds float64, c encodeCosts, cores, n int) float64 {
 	longest, work := c.Start+c.Picture, (c.Start+c.Picture)*float64(max(1, c.Pictures))
+	shares, ride := c.plan(seconds, n)
 	rider := 0.0 // the picture's work in the first segment's ffmpeg
-	if c.rides(n) {
+	if ride {
 		longest, work, rider = 0, 0, c.Picture
 	}
 	var end float64
-	for k, share := range segmentShares(seconds, c, n) {
+	for k, share := range shares {
 		end += share
 		segment := c.Start + c.Decode*end + c.Encode*share
 		if k == 0 {
@@ -124,16 +145,28 @@ func renderSpan(seconds float64, c encodeCosts, cores, n int) float64 {
 	return max(longest, work/float64(cores))
 }
 
-// rides reports whether the picture step runs the first of n segments' encode (Ride).
-func (c encodeCosts) rides(n int) bool { return c.Ride && n > 1 }
+// plan is the seconds of audio each of n segments encodes (segmentShares) and whether the first
+// rides in the picture step (audioRide): it does when Ride allows it, the audio is cut, the
+// picture's work leaves the first segment a share, and that ffmpeg is expected to end within
+// maxRide. Else the shares are cut as beside a picture step of its own.
+func (c encodeCosts) plan(seconds float64, n int) (shares []float64, ride bool) {
+	if c.Ride && n > 1 {
+		shares = segmentShares(seconds, c, n, c.Picture)
+		if shares[0] > 0 && c.Start+c.Picture+(c.Encode+c.Decode)*shares[0] <= maxRide {
+			return shares, true
+		}
+	}
+	return segmentShares(seconds, c, n, 0), false
+}
 
 // segmentShares are the seconds of audio each of n segments encodes (aac.PlanWeighted cuts by
-// them), chosen so that every segment's ffmpeg costs the same. A segment decodes the audio from
-// its beginning to the end of its share, so each share is smaller than the one before; the first
-// is smaller by the picture's work too when the picture step runs it (rides). A minute of mono
-// speech at 44.1 kHz is cut at 31.6 s, at 24.1 s when it rides a 1080p picture step; cut in the
-// middle, the second segment had ~0.045 s more CPU to spend, alone on the cores at the end.
-func segmentShares(seconds float64, c encodeCosts, n int) []float64 {
+// them), chosen so that every segment's ffmpeg costs the same, the first with first seconds of
+// other work in it (the picture's, when it rides). A segment decodes the audio from its beginning
+// to the end of its share, so each share is smaller than the one before. A minute of mono speech
+// at 44.1 kHz is cut at 31.6 s, at 24.1 s when it rides a 1080p picture step; cut in the middle,
+// the second segment had ~0.045 s more CPU to spend, alone on the cores at the end. Should first
+// outweigh a whole share, the first segment gets none.
+func segmentShares(seconds float64, c encodeCosts, n int, first float64) []float64 {
 	shares := make([]float64, n)
 	unit := c.Encode + c.Decode // a second of a share, its decode included
 	if n == 1 || unit <= 0 {
@@ -142,23 +175,18 @@ func segmentShares(seconds float64, c encodeCosts, n int) []float64 {
 		}
 		return shares
 	}
-	// Every segment's work past its start is the same w; with r = Encode/unit, p the picture's
-	// work in units and a = w/unit, the ends of the shares are end_0 = a - p and end_k = a +
-	// r*end_(k-1), so end_(n-1) = a*(1 + r + ... + r^(n-1)) - p*r^(n-1), which is seconds.
-	r, p := c.Encode/unit, 0.0
-	if c.rides(n) {
-		p = c.Picture / unit
-	}
+	// Every segment's work past its start is the same w; with r = Encode/unit, p = first/unit and
+	// a = w/unit, the ends of the shares are end_0 = a - p and end_k = a + r*end_(k-1), so
+	// end_(n-1) = a*(1 + r + ... + r^(n-1)) - p*r^(n-1), which is seconds.
+	r, p := c.Encode/unit, first/unit
 	var geometric float64 // 1 + r + ... + r^(n-1)
 	for k := range n {
 		geometric += math.Pow(r, float64(k))
 	}
 	a := (seconds + p*math.Pow(r, float64(n-1))) / geometric
 	if a <= p {
-		// The picture's work outweighs a whole share: the first segment gets none and the others
-		// share the audio as they would without it.
 		shares[0] = 0
-		copy(shares[1:], segmentShares(seconds, encodeCosts{Encode: c.Encode, Decode: c.Decode}, n-1))
+		copy(shares[1:], segmentShares(seconds, c, n-1, 0))
 		return shares
 	}
 	end := a - p
@@ -197,18 +225,27 @@ func segmentOutput(job Job, input int, out string, s aac.Segment) []string {
 // its second input: a render of a still and two segments starts two ffmpegs, not three. Measured
 // on 60 s of speech over a 1080p JPEG, interleaved (10 runs each): 0.63-0.68 s where three took
 // 0.66-0.80 s (medians 0.665 and 0.70), the picture's outputs and the segment byte for byte the
-// same. Only clean audio rides: the picture step stops at its first decoding error (-xerror),
-// where a segment of damaged audio decodes past its bad frames.
+// same. Only audio that decoded cleanly at upload rides: the picture step stops at its first
+// decoding error (-xerror), where a segment of damaged audio decodes past its bad frames.
 type audioRide struct {
-	audio    string   // the job's audio
-	args     []string // its input and the segment's output, for after the picture's
-	duration float64  // the seconds of sound the segment encodes: its part of the progress
+	audio string   // the job's audio
+	args  []string // its input and the segment's output, for after the picture's
+	apart []string // the segment's encode in an ffmpeg of its own (segmentArgs)
 }
 
-// newAudioRide is the ride of segment s of job's audio (sampled at rate), encoded to out.
-func newAudioRide(job Job, audio, out string, s aac.Segment, rate int) *audioRide {
+// newAudioRide is the ride of segment s of job's audio, encoded to out.
+func newAudioRide(job Job, audio, out string, s aac.Segment) *audioRide {
 	return &audioRide{audio: audio, args: append(audioInput(job, audio), segmentOutput(job, 1, out, s)...),
-		duration: float64(s.End) / float64(rate)}
+		apart: segmentArgs(job, audio, out, s)}
+}
+
+// segmentSeconds is how much sound segment s of audio lasting seconds at rate encodes, its
+// margins included.
+func segmentSeconds(s aac.Segment, rate int, seconds float64) float64 {
+	if s.End > 0 {
+		return float64(s.End-s.Start) / float64(rate)
+	}
+	return seconds - float64(s.Start)/float64(rate)
 }
 
 // encodedFormat returns the filters that give a job's audio the channels, rate and level audioArgs

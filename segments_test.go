@@ -80,7 +80,8 @@ func testSegmentedAudioJoin(t *testing.T, fields map[string]string, rides int) {
 	if g, o := snr(ref, got, 0, len(ref)), snr(ref, one, 0, len(ref)); g < o-1 {
 		t.Errorf("joined track: SNR %.1f dB against the source, one encode %.1f dB", g, o)
 	}
-	for k, s := range aac.PlanWeighted(seconds, 48000, segmentShares(seconds, splitCosts, segments))[1:] {
+	shares, _ := splitCosts.plan(seconds, segments)
+	for k, s := range aac.PlanWeighted(seconds, 48000, shares)[1:] {
 		cut := int(s.Start/aac.FrameSamples+int64(s.Keep-aac.Lag)) * aac.FrameSamples * 2 // interleaved stereo
 		lo, hi := cut-4*aac.FrameSamples, cut+4*aac.FrameSamples
 		g, o := maxError(ref, got, lo, hi), maxError(ref, one, lo, hi)
@@ -94,7 +95,7 @@ func testSegmentedAudioJoin(t *testing.T, fields map[string]string, rides int) {
 }
 
 // splitCosts are the costs of a render that is all encode.
-var splitCosts = encodeCosts{Encode: 1}
+var splitCosts = encodeCosts{Encode: 0.1}
 
 // splitAudio makes s encode any audio it encodes in n segments, as on n cores with an encode
 // that costs more than all else.
@@ -228,52 +229,49 @@ func TestAudioSegments(t *testing.T) {
 // and the encode of it, the picture's too in the first when it rides) the same, so that they end
 // together. A minute of mono speech at 44.1 kHz in two is cut at ~31.6 s, not in the middle, and at
 // ~24.1 s when the first segment rides in a 1080p picture step; an encode that costs all (nothing
-// to decode) is cut evenly; a picture step that outweighs a share leaves its segment none.
+// to decode) is cut evenly. No segment rides a picture step that outweighs its share, nor one that
+// would hold its picture's memory for longer than maxRide (ten minutes of speech).
 func TestSegmentShares(t *testing.T) {
 	t.Parallel()
-	const seconds, rate = 60.0, 44100
+	const rate = 44100
 	speech := jobEncodeCosts(Job{AudioCodec: "mp3//1/44100"}, pictureCostBase)
 	riding := speech
 	riding.Ride = true
 	slow := riding
 	slow.Picture = 10
 	for _, c := range []struct {
-		name  string
-		costs encodeCosts
-		cut   float64 // where the first of two segments ends, 0: not checked
+		name    string
+		costs   encodeCosts
+		seconds float64
+		rides   bool
+		cut     float64 // where the first of two segments ends
 	}{
-		{"speech", speech, 31.6}, {"speech riding", riding, 24.1}, {"all encode", splitCosts, 30},
-		{"beside a slow picture", slow, 0},
+		{"speech", speech, 60, false, 31.6}, {"speech riding", riding, 60, true, 24.1},
+		{"all encode", splitCosts, 60, false, 30}, {"beside a slow picture", slow, 60, false, 31.6},
+		{"ten minutes riding", riding, 600, false, 315.3},
 	} {
 		for _, n := range []int{2, 3, 8} {
-			shares := segmentShares(seconds, c.costs, n)
-			if sum := sumOf(shares); math.Abs(sum-seconds) > 1e-9 || slices.Min(shares) < 0 {
-				t.Fatalf("%s in %d: shares %.2f, want none below 0 and %v s in all", c.name, n, shares, seconds)
+			shares, rides := c.costs.plan(c.seconds, n)
+			if sum := sumOf(shares); math.Abs(sum-c.seconds) > 1e-9 || slices.Min(shares) <= 0 {
+				t.Fatalf("%s in %d: shares %.2f, want each above 0 and %v s in all", c.name, n, shares, c.seconds)
 			}
-			segs := aac.PlanWeighted(seconds, rate, shares)
+			if want := c.rides && n == 2; rides != want && n == 2 {
+				t.Errorf("%s in %d: rides %v, want %v", c.name, n, rides, want)
+			}
+			segs := aac.PlanWeighted(c.seconds, rate, shares)
 			var works []float64
 			var from float64
 			for k := range segs {
-				to := seconds
+				to := c.seconds
 				if k < n-1 {
 					to = float64(segs[k+1].Start/aac.FrameSamples+int64(segs[k+1].Keep-aac.Lag)) * aac.FrameSamples / rate
 				}
 				work := c.costs.Start + c.costs.Decode*to + c.costs.Encode*(to-from)
-				if k == 0 && c.costs.rides(n) {
+				if k == 0 && rides {
 					work += c.costs.Picture
 				}
 				works = append(works, work)
 				from = to
-			}
-			if shares[0] == 0 {
-				// The picture step outweighs a share: the first segment encodes none of the audio
-				// and the others share it as they would without a picture.
-				if !c.costs.rides(n) || !slices.Equal(shares[1:], segmentShares(seconds, speech, n-1)) || works[0] < slices.Max(works[1:]) {
-					t.Errorf("%s in %d: shares %.2f, work %.4f; want none for the first only when the picture outweighs a share", c.name, n, shares, works)
-				}
-				works = works[1:]
-			} else if c.costs.Picture > 5 {
-				t.Errorf("%s in %d: shares %.2f, want none for the first beside a picture step of %v s", c.name, n, shares, c.costs.Picture)
 			}
 			frame := (c.costs.Encode + c.costs.Decode) * aac.FrameSamples / rate
 			if spread := slices.Max(works) - slices.Min(works); spread > 3*frame {
@@ -283,6 +281,10 @@ func TestSegmentShares(t *testing.T) {
 				t.Errorf("%s in 2: cut at %.2f s, want ~%.1f", c.name, cut, c.cut)
 			}
 		}
+	}
+	// Work in the first segment that outweighs a share leaves it none.
+	if shares := segmentShares(60, speech, 3, 10); shares[0] != 0 || !slices.Equal(shares[1:], segmentShares(60, speech, 2, 0)) {
+		t.Errorf("10 s of work in the first of 3: shares %.2f, want none for it and the rest as in 2", shares)
 	}
 }
 
