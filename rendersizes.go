@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -235,8 +234,7 @@ func sideBySide(ctx context.Context, steps []func(context.Context) error) error 
 	}
 	var final error
 	for range steps {
-		var rf *renderFailure
-		if err := <-errs; errors.As(err, &rf) && rf.final {
+		if err := <-errs; isFinal(err) {
 			final = cmp.Or(final, err)
 		}
 	}
